@@ -1,0 +1,123 @@
+"""Snapshot what tests may leak on the host (mounts, cgroups, containerised
+processes, network namespaces, links) and describe the difference."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _mounts() -> set[str]:
+    points = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            points.add(line.split()[4])
+    return points
+
+
+def _cgroup_dirs() -> set[str]:
+    """Every cgroup directory whose name mentions tomato (ours are all named so)."""
+    found = set()
+    if not CGROUP_ROOT.is_dir():
+        return found
+    for top in CGROUP_ROOT.iterdir():
+        if not top.is_dir() or top.is_symlink():
+            continue
+        for dirpath, dirnames, _ in os.walk(top):
+            if dirpath.count("/") - str(top).count("/") > 6:
+                dirnames[:] = []
+                continue
+            for d in dirnames:
+                if "tomato" in d:
+                    found.add(os.path.join(dirpath, d))
+    return found
+
+
+def _foreign_pidns_processes() -> set[int]:
+    """Pids living in a pid namespace other than ours: container processes."""
+    ours = os.readlink("/proc/self/ns/pid")
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != ours:
+                pids.add(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def _netns() -> set[str]:
+    p = Path("/run/netns")
+    return {n.name for n in p.iterdir()} if p.is_dir() else set()
+
+
+def _links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+
+
+@dataclass
+class Snapshot:
+    mounts: set[str] = field(default_factory=set)
+    cgroups: set[str] = field(default_factory=set)
+    processes: set[int] = field(default_factory=set)
+    netns: set[str] = field(default_factory=set)
+    links: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return any((self.mounts, self.cgroups, self.processes, self.netns, self.links))
+
+    def describe(self) -> list[str]:
+        out = []
+        for name in ("mounts", "cgroups", "processes", "netns", "links"):
+            items = getattr(self, name)
+            if items:
+                out.append(f"{name}: {sorted(items)[:5]}")
+        return out
+
+
+def snapshot() -> Snapshot:
+    return Snapshot(_mounts(), _cgroup_dirs(), _foreign_pidns_processes(), _netns(), _links())
+
+
+def difference(before: Snapshot, after: Snapshot) -> Snapshot:
+    return Snapshot(
+        after.mounts - before.mounts,
+        after.cgroups - before.cgroups,
+        after.processes - before.processes,
+        after.netns - before.netns,
+        after.links - before.links,
+    )
+
+
+def cleanup(left: Snapshot) -> None:
+    """Best effort, so one leaking test does not fail every test after it."""
+    for pid in left.processes:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for point in sorted(left.mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    for cg in sorted(left.cgroups, key=len, reverse=True):
+        for _ in range(50):
+            try:
+                os.rmdir(cg)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                import time
+
+                time.sleep(0.02)
+    for ns in left.netns:
+        subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+    for link in left.links:
+        subprocess.run(["ip", "link", "delete", link], capture_output=True)
