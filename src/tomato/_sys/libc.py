@@ -1,0 +1,199 @@
+"""libc and raw syscalls through ctypes: the kernel primitives a runtime needs.
+
+Every wrapper raises ``OSError(errno, strerror, path)`` on failure, so
+callers see one error shape.  This module is on the runtime's start path:
+it imports only ctypes and os, and looks nothing up until first use.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+# x86_64 syscall numbers (the only architecture Tomato targets today).
+SYS_CLONE = 56
+SYS_PIVOT_ROOT = 155
+SYS_SETNS = 308
+SYS_OPENAT2 = 437
+SYS_PIDFD_OPEN = 434
+
+# clone(2) / unshare(2) / setns(2) flags
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# mount(2) flags
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+
+MNT_FORCE = 1
+MNT_DETACH = 2
+
+# prctl(2)
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+
+# openat2(2) resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+SIGCHLD = 17
+
+_libc: ctypes.CDLL | None = None
+_pylibc: ctypes.PyDLL | None = None
+
+
+def libc() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _pylib() -> ctypes.PyDLL:
+    """libc whose calls keep the GIL held (needed around clone)."""
+    global _pylibc
+    if _pylibc is None:
+        _pylibc = ctypes.PyDLL(None, use_errno=True)
+    return _pylibc
+
+
+def _check(ret: int, path: str | None = None) -> int:
+    if ret == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return ret
+
+
+def _b(s: str | bytes | None) -> bytes | None:
+    if s is None:
+        return None
+    return s.encode() if isinstance(s, str) else s
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    _check(libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+           target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(libc().umount2(_b(target), flags), target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    _check(libc().syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), new_root)
+
+
+def unshare(flags: int) -> None:
+    _check(libc().unshare(flags))
+
+
+def setns(fd: int, nstype: int = 0, path: str | None = None) -> None:
+    _check(libc().setns(fd, nstype), path)
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(libc().sethostname(raw, len(raw)))
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _check(libc().setdomainname(raw, len(raw)))
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return _check(libc().prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))
+
+
+def clone(flags: int) -> int:
+    """fork(2) with namespace flags: returns the child's pid, or 0 in the child.
+
+    A raw clone with no new stack behaves like fork.  CPython's own fork
+    bookkeeping (import lock, thread state, at-fork hooks) is run around it
+    so the child is a sound interpreter.  The caller must be single-threaded.
+    """
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    ret = _pylib().syscall(SYS_CLONE, ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)
+    if ret == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if ret == -1:
+        raise OSError(err, os.strerror(err))
+    return int(ret)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0, resolve)
+    return _check(libc().syscall(SYS_OPENAT2, dirfd, _b(path), ctypes.byref(how),
+                                 ctypes.sizeof(how)), path)
+
+
+def pidfd_open(pid: int) -> int:
+    return _check(libc().syscall(SYS_PIDFD_OPEN, pid, 0))
+
+
+NAMESPACE_FLAGS = {
+    "pid": CLONE_NEWPID,
+    "network": CLONE_NEWNET,
+    "mount": CLONE_NEWNS,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "user": CLONE_NEWUSER,
+    "cgroup": CLONE_NEWCGROUP,
+    "time": CLONE_NEWTIME,
+}
+
+#: OCI namespace type → the name of its link under /proc/PID/ns.
+NAMESPACE_PROC_NAMES = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "user": "user",
+    "cgroup": "cgroup",
+    "time": "time",
+}

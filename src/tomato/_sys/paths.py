@@ -1,0 +1,90 @@
+"""Resolving paths inside a root directory without ever leaving it.
+
+A container image is hostile input: a symlink at /proc inside the rootfs may
+point at the host's /.  ``resolve_in_root`` walks a path one component at a
+time, treating absolute symlinks as relative to the root and clamping ``..``
+at the root, exactly as the kernel would resolve it after pivot_root
+(the same idea as openat2's RESOLVE_IN_ROOT and Go's filepath-securejoin).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+_MAX_SYMLINKS = 255
+
+
+def resolve_in_root(root: str, path: str, strict: bool = False) -> str:
+    """Return the host path that ``path`` names inside ``root``.
+
+    Components that do not exist yet are appended lexically; the result is
+    always ``root`` or below it.  With ``strict``, a ``..`` that would climb
+    above the root (a relative symlink aimed outside it) raises EXDEV
+    instead of being clamped.
+    """
+    root = os.path.abspath(root)
+    pending = [c for c in path.split("/") if c]
+    pending.reverse()
+    current = ""  # resolved path relative to root, always normalised
+    links = 0
+    while pending:
+        part = pending.pop()
+        if part == ".":
+            continue
+        if part == "..":
+            if not current and strict:
+                raise OSError(errno.EXDEV, "path escapes the root", path)
+            current = os.path.dirname(current)
+            continue
+        candidate = f"{current}/{part}" if current else part
+        full = f"{root}/{candidate}"
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            current = candidate
+            continue
+        except NotADirectoryError:
+            current = candidate
+            continue
+        if not stat.S_ISLNK(st.st_mode):
+            current = candidate
+            continue
+        links += 1
+        if links > _MAX_SYMLINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+        target = os.readlink(full)
+        if target.startswith("/"):
+            current = ""
+        for c in reversed([c for c in target.split("/") if c]):
+            pending.append(c)
+    return f"{root}/{current}" if current else root
+
+
+def is_within(root: str, path: str) -> bool:
+    root = os.path.abspath(root).rstrip("/") or "/"
+    path = os.path.abspath(path)
+    return root == "/" or path == root or path.startswith(root + "/")
+
+
+def mkdir_all_in_root(root: str, path: str, mode: int = 0o755) -> str:
+    """Create ``path`` (and parents) inside ``root``; return its host path."""
+    host = resolve_in_root(root, path)
+    os.makedirs(host, mode=mode, exist_ok=True)
+    # A racing symlink swap after resolution would show up here.
+    if not is_within(root, os.path.realpath(host)):
+        raise OSError(errno.EXDEV, "path escapes the root", path)
+    return host
+
+
+def create_file_in_root(root: str, path: str, mode: int = 0o644) -> str:
+    """Make sure ``path`` exists inside ``root`` as a file (for file bind mounts)."""
+    host = resolve_in_root(root, path)
+    os.makedirs(os.path.dirname(host), exist_ok=True)
+    if not os.path.lexists(host):
+        fd = os.open(host, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        os.close(fd)
+    if not is_within(root, os.path.realpath(host)):
+        raise OSError(errno.EXDEV, "path escapes the root", path)
+    return host

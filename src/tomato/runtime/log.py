@@ -1,0 +1,46 @@
+"""The runtime's log: warnings and errors for the caller, as runc writes them.
+
+With ``--log FILE`` entries go to that file (``--log-format json`` writes
+one JSON object a line, the shape containerd's go-runc reads back on
+failure); otherwise warnings go to stderr.  The CLI owns the only instance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+
+class RuntimeLog:
+    def __init__(self, path: str = "", fmt: str = "text", debug: bool = False) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.debug_enabled = debug
+
+    def _write(self, level: str, msg: str) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if self.fmt == "json":
+            line = json.dumps({"level": level, "msg": msg, "time": stamp})
+        else:
+            line = f'time="{stamp}" level={level} msg="{msg}"'
+        if self.path:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+        elif level != "debug" or self.debug_enabled:
+            sys.stderr.write(f"tomato-runtime: {level}: {msg}\n")
+            sys.stderr.flush()
+
+    def warning(self, msg: str) -> None:
+        self._write("warning", msg)
+
+    def error(self, msg: str) -> None:
+        self._write("error", msg)
+
+    def debug(self, msg: str) -> None:
+        if self.debug_enabled:
+            self._write("debug", msg)

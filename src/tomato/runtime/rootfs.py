@@ -1,0 +1,274 @@
+"""Building the container's root filesystem inside its new mount namespace.
+
+Runs in the container's init process, in this order (as runc does):
+    1. make "/" a slave (or the spec's rootfsPropagation) so nothing leaks to the host
+    2. bind the rootfs onto itself, so it is a mount point pivot_root accepts
+    3. every spec mount, in order, each destination resolved inside the rootfs
+    4. /dev: default device nodes, /dev/fd, stdio links, ptmx; then linux.devices
+    5. pivot_root (or MS_MOVE + chroot under --no-pivot: the study note's chroot)
+    6. after the switch: sysctls, masked and read-only paths, read-only root
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Any
+
+from tomato._sys import libc as c
+from tomato._sys.paths import create_file_in_root, is_within, resolve_in_root
+from tomato.errors import InvalidArgument, NotFound
+from tomato.oci.spec import Device, Mount, Spec
+from tomato.runtime.mountopts import parse_options, propagation_flag
+
+#: The devices every container gets (runtime-spec "Default Devices").
+DEFAULT_DEVICES = (
+    Device("/dev/null", "c", 1, 3, 0o666, 0, 0),
+    Device("/dev/zero", "c", 1, 5, 0o666, 0, 0),
+    Device("/dev/full", "c", 1, 7, 0o666, 0, 0),
+    Device("/dev/random", "c", 1, 8, 0o666, 0, 0),
+    Device("/dev/urandom", "c", 1, 9, 0o666, 0, 0),
+    Device("/dev/tty", "c", 5, 0, 0o666, 0, 0),
+)
+
+DEV_LINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+)
+
+# statvfs f_flag bits that match MS_* and may be locked on a mount we bind.
+_LOCKABLE = c.MS_RDONLY | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC | c.MS_NOATIME | \
+    c.MS_NODIRATIME | c.MS_RELATIME
+
+
+def mount_destination(rootfs: str, mnt: Mount) -> str:
+    """The host path to mount on; refuses destinations that climb out of the rootfs."""
+    try:
+        host = resolve_in_root(rootfs, mnt.destination, strict=True)
+    except OSError as err:
+        raise InvalidArgument(
+            f"mount destination {mnt.destination} escapes the rootfs through a symlink"
+        ) from err
+    if mnt.type in ("proc", "sysfs"):
+        lexical = os.path.normpath(rootfs + "/" + mnt.destination)
+        if os.path.islink(lexical):
+            raise InvalidArgument(f"mount destination {mnt.destination} is a symlink; "
+                                  f"{mnt.type} must be mounted on a real directory")
+    return host
+
+
+def _remount(target: str, flags: int) -> None:
+    """Bind-remount with flags, keeping flags the kernel locked on the source."""
+    base = c.MS_BIND | c.MS_REMOUNT
+    try:
+        c.mount(None, target, None, base | flags)
+    except OSError as err:
+        if err.errno != errno.EPERM:
+            raise
+        locked = os.statvfs(target).f_flag & _LOCKABLE
+        c.mount(None, target, None, base | flags | locked)
+
+
+def _bind_mount(rootfs: str, bundle: str, mnt: Mount, flags: int) -> str:
+    source = mnt.source if mnt.source.startswith("/") else os.path.join(bundle, mnt.source)
+    if not os.path.exists(source):
+        raise NotFound(f"mount source {mnt.source} does not exist")
+    dest = mount_destination(rootfs, mnt)
+    if os.path.isdir(source):
+        os.makedirs(dest, exist_ok=True)
+    else:
+        create_file_in_root(rootfs, mnt.destination)
+    c.mount(source, dest, None, c.MS_BIND | (flags & c.MS_REC))
+    extra = flags & ~(c.MS_BIND | c.MS_REC | c.MS_REMOUNT)
+    if extra:
+        _remount(dest, extra)
+    return dest
+
+
+def _mount_cgroup(rootfs: str, mnt: Mount, flags: int, cgroup_dirs: list[tuple[str, str]],
+                  unified: bool, cgroupns: bool) -> str:
+    """/sys/fs/cgroup inside: the container's own cgroups, not the host's tree."""
+    dest = mount_destination(rootfs, mnt)
+    os.makedirs(dest, exist_ok=True)
+    if unified:
+        if cgroupns:
+            c.mount("cgroup2", dest, "cgroup2", flags & ~c.MS_BIND)
+        elif cgroup_dirs:
+            c.mount(cgroup_dirs[0][1], dest, None, c.MS_BIND | c.MS_REC)
+            if flags & c.MS_RDONLY:
+                _remount(dest, flags & _LOCKABLE)
+        return dest
+    # v1: a tmpfs holding one bind mount per hierarchy, read-only last.
+    c.mount("tmpfs", dest, "tmpfs", c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC, "mode=755")
+    for name, host_dir in cgroup_dirs:
+        sub = os.path.join(dest, name)
+        os.makedirs(sub, exist_ok=True)
+        c.mount(host_dir, sub, None, c.MS_BIND | c.MS_REC)
+        _remount(sub, (flags & _LOCKABLE) | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC)
+        if "," in name:  # co-mounted controllers: cpu -> cpu,cpuacct as runc links them
+            for part in name.split(","):
+                link = os.path.join(dest, part)
+                if not os.path.lexists(link):
+                    os.symlink(name, link)
+    if flags & c.MS_RDONLY:
+        c.mount(None, dest, None, c.MS_REMOUNT | c.MS_RDONLY | c.MS_NOSUID | c.MS_NODEV |
+                c.MS_NOEXEC, "mode=755")
+    return dest
+
+
+def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str, str]],
+              unified: bool, in_userns: bool) -> bool:
+    """Steps 1-4.  Returns whether /dev was set up by us (default devices made)."""
+    propagation = spec.linux.rootfs_propagation
+    root_flags = propagation_flag(propagation) if propagation else c.MS_SLAVE | c.MS_REC
+    c.mount(None, "/", None, root_flags | c.MS_REC)
+    c.mount(rootfs, rootfs, None, c.MS_BIND | c.MS_REC)
+    cgroupns = spec.linux.namespace("cgroup") is not None
+    dev_is_ours = False
+    for mnt in spec.mounts:
+        opts = parse_options(mnt.options)
+        try:
+            if mnt.type == "bind" or opts.is_bind:
+                dest = _bind_mount(rootfs, bundle, mnt, opts.flags)
+            elif mnt.type == "cgroup":
+                dest = _mount_cgroup(rootfs, mnt, opts.flags, cgroup_dirs, unified, cgroupns)
+            else:
+                dest = mount_destination(rootfs, mnt)
+                os.makedirs(dest, exist_ok=True)
+                flags = opts.flags & ~c.MS_REMOUNT
+                if mnt.type == "sysfs" and in_userns and spec.linux.namespace("network") is None:
+                    # sysfs needs a network namespace we own; bind the host's as runc does.
+                    c.mount("/sys", dest, None, c.MS_BIND | c.MS_REC)
+                    _remount(dest, flags & _LOCKABLE)
+                else:
+                    c.mount(mnt.source or mnt.type, dest, mnt.type, flags, opts.data or None)
+                if mnt.destination == "/dev":
+                    dev_is_ours = True
+            for prop in opts.propagation:
+                c.mount(None, dest, None, prop)
+        except OSError as err:
+            raise InvalidArgument(f"mount {mnt.destination} ({mnt.type or 'bind'}): "
+                                  f"{err.strerror}") from err
+    if dev_is_ours:
+        make_default_devices(rootfs, in_userns)
+    for dev in spec.linux.devices:
+        make_device(rootfs, dev, in_userns)
+    return dev_is_ours
+
+
+def make_device(rootfs: str, dev: Device, in_userns: bool) -> None:
+    host = resolve_in_root(rootfs, dev.path)
+    if not is_within(rootfs, host):
+        raise InvalidArgument(f"device path {dev.path} escapes the rootfs")
+    os.makedirs(os.path.dirname(host), exist_ok=True)
+    if os.path.lexists(host):
+        os.unlink(host)
+    mode = dev.file_mode if dev.file_mode is not None else 0o666
+    if in_userns:
+        # mknod is not allowed in a user namespace: bind the host's node instead.
+        fd = os.open(host, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o000)
+        os.close(fd)
+        c.mount(dev.path, host, None, c.MS_BIND)
+        return
+    kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev.type]
+    old = os.umask(0)
+    try:
+        os.mknod(host, kind | mode, os.makedev(dev.major, dev.minor))
+    finally:
+        os.umask(old)
+    os.chown(host, dev.uid or 0, dev.gid or 0)
+
+
+def make_default_devices(rootfs: str, in_userns: bool) -> None:
+    for dev in DEFAULT_DEVICES:
+        make_device(rootfs, dev, in_userns)
+    for target, link in DEV_LINKS:
+        host = resolve_in_root(rootfs, link)
+        if not os.path.lexists(host):
+            os.symlink(target, host)
+    ptmx = resolve_in_root(rootfs, "/dev/ptmx")
+    if os.path.lexists(ptmx):
+        os.unlink(ptmx)
+    os.symlink("pts/ptmx", ptmx)
+
+
+def pivot_into(rootfs: str) -> None:
+    """pivot_root(".", ".") then detach the old root stacked under the new one."""
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new_root)
+        c.pivot_root(".", ".")
+        os.fchdir(old_root)
+        c.mount(None, ".", None, c.MS_SLAVE | c.MS_REC)
+        c.umount2(".", c.MNT_DETACH)
+    finally:
+        os.close(old_root)
+        os.close(new_root)
+    os.chdir("/")
+
+
+def chroot_into(rootfs: str) -> None:
+    """--no-pivot: move the rootfs mount over "/" and chroot into it.
+
+    The host's mounts stay reachable to a privileged process that escapes the
+    chroot (``tomato chroot`` demonstrates it): this is why pivot_root is the default.
+    """
+    os.chdir(rootfs)
+    c.mount(rootfs, "/", None, c.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def apply_sysctls(sysctl: dict[str, str]) -> None:
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        if ".." in key.split("."):
+            raise InvalidArgument(f"invalid sysctl {key}")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as err:
+            raise InvalidArgument(f"sysctl {key}={value}: {err.strerror}") from err
+
+
+def mask_paths(paths: tuple[str, ...], mount_label: str = "") -> None:
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            c.mount("tmpfs", path, "tmpfs", c.MS_RDONLY, mount_label or None)
+        else:
+            c.mount("/dev/null", path, None, c.MS_BIND)
+
+
+def readonly_paths(paths: tuple[str, ...]) -> None:
+    for path in paths:
+        try:
+            c.mount(path, path, None, c.MS_BIND | c.MS_REC)
+        except FileNotFoundError:
+            continue
+        _remount(path, c.MS_RDONLY | c.MS_REC)
+
+
+def readonly_root() -> None:
+    _remount("/", c.MS_RDONLY)
+
+
+def cgroup_mount_dirs(cgroup_paths: dict[str, str], hierarchies: list[Any]) -> list[tuple[str, str]]:
+    """(name inside /sys/fs/cgroup, host directory) for each hierarchy we manage."""
+    out = []
+    for h in hierarchies:
+        if h.version == 2:
+            continue
+        for ctrl in sorted(h.controllers):
+            path = cgroup_paths.get(ctrl)
+            if path:
+                out.append((os.path.basename(h.mountpoint), path))
+                break
+    return out
