@@ -1,0 +1,286 @@
+"""An overlayfs snapshotter in containerd's shape.
+
+Snapshots are directories ``ROOT/snapshots/<id>/fs`` (+ ``work`` for active ones)
+with metadata in ``ROOT/metadata.db`` (sqlite, WAL, every write one
+``BEGIN IMMEDIATE`` transaction, so several tomato processes may share it).
+
+    committed   read-only, named (image layers are named by their chain ID), may be a parent
+    active      writable upper over a committed parent (a container's rootfs)
+    view        read-only stack of a committed parent
+
+``prepare``/``view`` return the mounts to perform; the snapshotter itself never
+mounts.  Image layers are unpacked into a *staging* directory (no parent needed,
+so layers of one image unpack in parallel) and committed by chain ID; if the
+chain ID already exists the staging copy is dropped and the existing one is
+shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tomato.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+
+COMMITTED, ACTIVE, VIEW = "committed", "active", "view"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    key     TEXT PRIMARY KEY,
+    id      TEXT NOT NULL UNIQUE,
+    kind    TEXT NOT NULL,
+    parent  TEXT REFERENCES snapshots(key),
+    created REAL NOT NULL,
+    labels  TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent);
+"""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One mount(2) to perform: ``mount -t TYPE -o OPTIONS SOURCE TARGET``."""
+
+    type: str
+    source: str
+    options: tuple[str, ...] = ()
+
+    def option(self, name: str) -> str | None:
+        """The value of ``name=value`` in options (``lowerdir``, ``upperdir``, ``workdir``)."""
+        prefix = name + "="
+        for opt in self.options:
+            if opt.startswith(prefix):
+                return opt[len(prefix):]
+        return None
+
+    @property
+    def lowerdirs(self) -> list[str]:
+        value = self.option("lowerdir")
+        return value.split(":") if value else []
+
+
+@dataclass(frozen=True)
+class Info:
+    key: str
+    id: str
+    kind: str
+    parent: str | None
+    created: float
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Staging:
+    """A directory to unpack one layer into before ``commit_staged``."""
+
+    id: str
+    path: Path
+
+
+class Snapshotter:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.dirs = self.root / "snapshots"
+        self.dirs.mkdir(parents=True, exist_ok=True)
+        self._db_path = self.root / "metadata.db"
+        with self._db() as db:
+            db.executescript(_SCHEMA)
+
+    # -- metadata -----------------------------------------------------------
+    @contextmanager
+    def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self._db_path, timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    @staticmethod
+    def _row(row: tuple) -> Info:  # type: ignore[type-arg]
+        return Info(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
+
+    def _get(self, db: sqlite3.Connection, key: str) -> Info:
+        row = db.execute("SELECT key,id,kind,parent,created,labels FROM snapshots WHERE key=?",
+                         (key,)).fetchone()
+        if row is None:
+            raise NotFound(f"snapshot {key} not found")
+        return self._row(row)
+
+    def _chain(self, db: sqlite3.Connection, key: str | None) -> list[Info]:
+        out = []
+        while key is not None:
+            info = self._get(db, key)
+            out.append(info)
+            key = info.parent
+        return out
+
+    def fs_path(self, info: Info) -> Path:
+        return self.dirs / info.id / "fs"
+
+    # -- queries ------------------------------------------------------------
+    def stat(self, key: str) -> Info:
+        with self._db() as db:
+            return self._get(db, key)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.stat(key)
+            return True
+        except NotFound:
+            return False
+
+    def list(self) -> list[Info]:
+        with self._db() as db:
+            rows = db.execute("SELECT key,id,kind,parent,created,labels FROM snapshots").fetchall()
+        return [self._row(r) for r in rows]
+
+    def usage(self, key: str) -> int:
+        """Bytes used by this snapshot's own directory (not its parents)."""
+        info = self.stat(key)
+        total = 0
+        seen: set[tuple[int, int]] = set()
+        for dirpath, dirnames, filenames in os.walk(self.fs_path(info)):
+            for name in dirnames + filenames:
+                st = os.lstat(os.path.join(dirpath, name))
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+        return total
+
+    def mounts(self, key: str) -> list[Mount]:
+        with self._db() as db:
+            chain = self._chain(db, key)
+        info = chain[0]
+        lowers = [str(self.fs_path(i)) for i in chain[1:]]
+        if info.kind == ACTIVE:
+            if not lowers:
+                return [Mount("bind", str(self.fs_path(info)), ("rbind", "rw"))]
+            return [Mount("overlay", "overlay", (
+                "lowerdir=" + ":".join(lowers),
+                "upperdir=" + str(self.fs_path(info)),
+                "workdir=" + str(self.dirs / info.id / "work"),
+            ))]
+        # view or committed: read-only stack of the whole chain
+        lowers = [str(self.fs_path(i)) for i in (chain if info.kind == COMMITTED else chain[1:])]
+        if len(lowers) == 1:
+            return [Mount("bind", lowers[0], ("rbind", "ro"))]
+        if not lowers:
+            raise InvalidArgument(f"view {key} has no parent to show")
+        return [Mount("overlay", "overlay", ("lowerdir=" + ":".join(lowers),))]
+
+    # -- changes ------------------------------------------------------------
+    def _new_dir(self, active: bool) -> tuple[str, Path]:
+        sid = secrets.token_hex(6)
+        path = self.dirs / sid
+        path.mkdir()
+        (path / "fs").mkdir(mode=0o755)
+        if active:
+            (path / "work").mkdir(mode=0o700)
+        return sid, path
+
+    def _create(self, kind: str, key: str, parent: str | None,
+                labels: dict[str, str] | None) -> list[Mount]:
+        sid, path = self._new_dir(kind == ACTIVE)
+        try:
+            with self._db(write=True) as db:
+                if parent is not None:
+                    p = self._get(db, parent)
+                    if p.kind != COMMITTED:
+                        raise InvalidArgument(f"parent {parent} is not a committed snapshot")
+                try:
+                    db.execute("INSERT INTO snapshots VALUES (?,?,?,?,?,?)",
+                               (key, sid, kind, parent, time.time(), json.dumps(labels or {})))
+                except sqlite3.IntegrityError as err:
+                    raise AlreadyExists(f"snapshot {key} already exists") from err
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        return self.mounts(key)
+
+    def prepare(self, key: str, parent: str | None = None,
+                labels: dict[str, str] | None = None) -> list[Mount]:
+        """A new writable snapshot over ``parent``; returns the mounts for its rootfs."""
+        return self._create(ACTIVE, key, parent, labels)
+
+    def view(self, key: str, parent: str, labels: dict[str, str] | None = None) -> list[Mount]:
+        """A read-only snapshot of ``parent``."""
+        return self._create(VIEW, key, parent, labels)
+
+    def commit(self, name: str, key: str, labels: dict[str, str] | None = None) -> Info:
+        """Turn active snapshot ``key`` into committed snapshot ``name`` (read-only from now)."""
+        with self._db(write=True) as db:
+            info = self._get(db, key)
+            if info.kind != ACTIVE:
+                raise InvalidArgument(f"snapshot {key} is not active")
+            if db.execute("SELECT 1 FROM snapshots WHERE key=?", (name,)).fetchone():
+                raise AlreadyExists(f"snapshot {name} already exists")
+            merged = {**info.labels, **(labels or {})}
+            db.execute("UPDATE snapshots SET key=?, kind=?, labels=? WHERE key=?",
+                       (name, COMMITTED, json.dumps(merged), key))
+        shutil.rmtree(self.dirs / info.id / "work", ignore_errors=True)
+        return self.stat(name)
+
+    def stage(self) -> Staging:
+        sid, path = self._new_dir(active=False)
+        return Staging(sid, path / "fs")
+
+    def discard(self, staging: Staging) -> None:
+        shutil.rmtree(staging.path.parent, ignore_errors=True)
+
+    def commit_staged(self, staging: Staging, name: str, parent: str | None,
+                      labels: dict[str, str] | None = None) -> Info:
+        """Commit an unpacked layer as ``name``; if it already exists, share that one."""
+        with self._db(write=True) as db:
+            row = db.execute("SELECT key,id,kind,parent,created,labels FROM snapshots "
+                             "WHERE key=?", (name,)).fetchone()
+            if row is None:
+                if parent is not None and self._get(db, parent).kind != COMMITTED:
+                    raise InvalidArgument(f"parent {parent} is not a committed snapshot")
+                db.execute("INSERT INTO snapshots VALUES (?,?,?,?,?,?)",
+                           (name, staging.id, COMMITTED, parent, time.time(),
+                            json.dumps(labels or {})))
+                return self._row((name, staging.id, COMMITTED, parent, time.time(),
+                                  json.dumps(labels or {})))
+        self.discard(staging)
+        return self._row(row)
+
+    def remove(self, key: str) -> None:
+        """Remove a snapshot that no other snapshot uses as parent (its mounts must be gone)."""
+        with self._db(write=True) as db:
+            info = self._get(db, key)
+            child = db.execute("SELECT key FROM snapshots WHERE parent=? LIMIT 1",
+                               (key,)).fetchone()
+            if child:
+                raise Conflict(f"snapshot {key} is the parent of {child[0]}")
+            db.execute("DELETE FROM snapshots WHERE key=?", (key,))
+        shutil.rmtree(self.dirs / info.id, ignore_errors=True)
+
+    def clean_orphans(self) -> list[str]:
+        """Delete snapshot dirs no record points at (crashed stagings). Run with no pull active."""
+        with self._db() as db:
+            ids = {r[0] for r in db.execute("SELECT id FROM snapshots")}
+        removed = []
+        for entry in os.scandir(self.dirs):
+            if entry.name not in ids:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.name)
+        return removed
+
+
+__all__ = ["Snapshotter", "Mount", "Info", "Staging", "COMMITTED", "ACTIVE", "VIEW"]

@@ -1,0 +1,338 @@
+"""Apply a layer tar into an empty snapshot directory, in overlayfs' format.
+
+Layer tars are hostile input.  Every entry is placed by walking its parent
+directories with ``openat(O_NOFOLLOW | O_DIRECTORY)`` from the snapshot's root
+fd, so a symlink or a ``..`` can never carry a write outside the directory:
+absolute names, ``..`` components, parents that are symlinks, hard links whose
+target is not inside the layer and device nodes outside ``/dev`` are refused.
+
+Whiteouts are converted as overlayfs expects them in a lowerdir:
+``.wh.NAME`` becomes a 0:0 character device ``NAME`` and ``.wh..wh..opq`` marks
+its directory with the ``trusted.overlay.opaque=y`` xattr.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import stat
+import tarfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from tomato.errors import InvalidArgument
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class HostileLayer(InvalidArgument):
+    """A layer entry tried to escape its directory or create what is not allowed."""
+
+
+@dataclass(frozen=True)
+class UnpackOptions:
+    #: where block and character devices may be created: "none", "dev" (only under /dev)
+    #: or "all".
+    devices: str = "dev"
+    #: chown entries to the uid/gid in the tar (root only).
+    same_owner: bool = True
+
+
+@dataclass(frozen=True)
+class UnpackStats:
+    entries: int
+    bytes_written: int
+
+
+def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for key, value in member.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            out[key[len("SCHILY.xattr."):]] = value.encode("utf-8", "surrogateescape")
+        elif key.startswith("LIBARCHIVE.xattr."):
+            name = key[len("LIBARCHIVE.xattr."):]
+            out[name] = base64.b64decode(value + "=" * (-len(value) % 4))
+    # overlayfs' own xattrs in a layer would let it redirect lookups or fake metadata:
+    # only the opaque marker may set them, and that comes from a whiteout entry.
+    return {k: v for k, v in out.items()
+            if k.split(".", 1)[0] in ("user", "security", "trusted", "system")
+            and not k.startswith("trusted.overlay.")}
+
+
+def split_path(name: str, what: str = "entry") -> list[str]:
+    """Components of a tar member name; refuse absolute names and ``..``."""
+    if name.startswith("/"):
+        raise HostileLayer(f"layer {what} {name!r} has an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise HostileLayer(f"layer {what} {name!r} has a '..' component")
+    for p in parts:
+        if "\0" in p:
+            raise HostileLayer(f"layer {what} {name!r} has a nul byte")
+    return parts
+
+
+class _Tree:
+    """Safe, fd-relative access to the snapshot directory; caches open directory fds."""
+
+    CACHE = 128
+
+    def __init__(self, root: str) -> None:
+        self.root_fd = os.open(root, _DIR_FLAGS)
+        self._cache: OrderedDict[tuple[str, ...], int] = OrderedDict()
+
+    def close(self) -> None:
+        self.drop_cache()
+        os.close(self.root_fd)
+
+    def drop_cache(self) -> None:
+        for fd in self._cache.values():
+            os.close(fd)
+        self._cache.clear()
+
+    def dir_fd(self, parts: list[str], name: str, create: bool = True) -> int:
+        """An fd of directory ``parts`` (borrowed; do not close), walked without symlinks."""
+        key = tuple(parts)
+        if not key:
+            return self.root_fd
+        fd = self._cache.get(key)
+        if fd is not None:
+            self._cache.move_to_end(key)
+            return fd
+        parent = self.dir_fd(parts[:-1], name, create)
+        comp = parts[-1]
+        try:
+            fd = os.open(comp, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise HostileLayer(f"layer entry {name!r} refers to a missing path") from None
+            # Docker creates missing parents of an entry with mode 0755.
+            os.mkdir(comp, 0o755, dir_fd=parent)
+            fd = os.open(comp, _DIR_FLAGS, dir_fd=parent)
+        except OSError as err:
+            if err.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise HostileLayer(
+                    f"layer entry {name!r} goes through {'/'.join(parts)!r}, "
+                    "which is not a directory (a symlink?)") from err
+            raise
+        self._cache[key] = fd
+        if len(self._cache) > self.CACHE:
+            _, old = self._cache.popitem(last=False)
+            os.close(old)
+        return fd
+
+    def remove(self, pfd: int, base: str) -> None:
+        """Remove whatever is at ``base`` in ``pfd`` (a later entry replaces an earlier one)."""
+        try:
+            st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self.drop_cache()
+            _rmtree_at(pfd, base)
+        else:
+            os.unlink(base, dir_fd=pfd)
+
+
+def _rmtree_at(pfd: int, name: str) -> None:
+    fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+    try:
+        for entry in os.scandir(fd):
+            if entry.is_dir(follow_symlinks=False):
+                _rmtree_at(fd, entry.name)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=pfd)
+
+
+class _Applier:
+    def __init__(self, root: str, options: UnpackOptions) -> None:
+        self.tree = _Tree(root)
+        self.opts = options
+        self.chown = options.same_owner and os.geteuid() == 0
+        self.dir_times: list[tuple[list[str], int]] = []
+        self.entries = 0
+        self.bytes = 0
+
+    def _meta(self, fd_or_name: Any, member: tarfile.TarInfo, pfd: int | None = None,
+              chmod: bool = True) -> None:
+        """Owner, then mode (chown clears setuid bits), then xattrs."""
+        if pfd is None:
+            if self.chown:
+                os.fchown(fd_or_name, member.uid, member.gid)
+            if chmod:
+                os.fchmod(fd_or_name, member.mode & 0o7777)
+            for k, v in _xattrs(member).items():
+                try:
+                    os.setxattr(fd_or_name, k, v)
+                except OSError as err:
+                    if err.errno != errno.EOPNOTSUPP:
+                        raise
+        else:
+            if self.chown:
+                os.chown(fd_or_name, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
+            if chmod:
+                os.chmod(fd_or_name, member.mode & 0o7777, dir_fd=pfd)
+
+    def apply(self, tf: tarfile.TarFile) -> None:
+        for member in tf:
+            self.entries += 1
+            self._entry(tf, member)
+        self._finish_dirs()
+
+    def _entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        parts = split_path(m.name)
+        if not parts:
+            if m.isdir():  # "./": the snapshot root's own metadata
+                self._meta(self.tree.root_fd, m)
+                self.dir_times.append(([], int(m.mtime * 1e9)))
+                return
+            raise HostileLayer(f"layer entry {m.name!r} names the root as a non-directory")
+        base = parts[-1]
+        pfd = self.tree.dir_fd(parts[:-1], m.name)
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(pfd, base, m)
+            return
+        existing = None
+        try:
+            existing = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        if m.isdir():
+            if existing is not None and not stat.S_ISDIR(existing.st_mode):
+                self.tree.remove(pfd, base)
+                existing = None
+            if existing is None:
+                os.mkdir(base, 0o700, dir_fd=pfd)
+            fd = os.open(base, _DIR_FLAGS, dir_fd=pfd)
+            try:
+                self._meta(fd, m)
+            finally:
+                os.close(fd)
+            self.dir_times.append((parts, int(m.mtime * 1e9)))
+            return
+        if existing is not None:
+            self.tree.remove(pfd, base)
+        mtime = int(m.mtime * 1e9)
+        if m.isreg():
+            fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
+            try:
+                src = tf.extractfile(m)
+                assert src is not None
+                left = m.size
+                while left > 0:
+                    block = src.read(min(left, 1 << 20))
+                    if not block:
+                        raise HostileLayer(f"layer entry {m.name!r} is truncated")
+                    view = memoryview(block)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    left -= len(block)
+                self.bytes += m.size
+                self._meta(fd, m)
+                os.utime(fd, ns=(mtime, mtime))
+            finally:
+                os.close(fd)
+            return
+        if m.issym():
+            os.symlink(m.linkname, base, dir_fd=pfd)
+            if self.chown:
+                os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+            os.utime(base, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
+            return
+        if m.islnk():
+            tparts = split_path(m.linkname, "hard link target")
+            if not tparts:
+                raise HostileLayer(f"layer hard link {m.name!r} points at the root")
+            tpfd = self.tree.dir_fd(tparts[:-1], m.linkname, create=False)
+            try:
+                st = os.stat(tparts[-1], dir_fd=tpfd, follow_symlinks=False)
+            except FileNotFoundError:
+                raise HostileLayer(
+                    f"layer hard link {m.name!r} -> {m.linkname!r}: target is not in the layer"
+                ) from None
+            if stat.S_ISDIR(st.st_mode):
+                raise HostileLayer(f"layer hard link {m.name!r} points at a directory")
+            os.link(tparts[-1], base, src_dir_fd=tpfd, dst_dir_fd=pfd, follow_symlinks=False)
+            return
+        if m.ischr() or m.isblk():
+            self._check_device(parts, m)
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            os.mknod(base, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+        elif m.isfifo():
+            os.mkfifo(base, 0o600, dir_fd=pfd)
+        else:
+            raise HostileLayer(f"layer entry {m.name!r} has unsupported type {m.type!r}")
+        self._meta(base, m, pfd)
+        os.utime(base, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
+
+    def _check_device(self, parts: list[str], m: tarfile.TarInfo) -> None:
+        policy = self.opts.devices
+        if policy == "all" or (policy == "dev" and parts[0] == "dev" and len(parts) > 1):
+            return
+        raise HostileLayer(f"layer entry {m.name!r} is a device node, not allowed there")
+
+    def _whiteout(self, pfd: int, base: str, m: tarfile.TarInfo) -> None:
+        if base == OPAQUE:
+            os.setxattr(pfd, OPAQUE_XATTR, b"y")
+            return
+        if base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
+            return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): no meaning here
+        name = base[len(WHITEOUT_PREFIX):]
+        if name in ("", ".", ".."):
+            raise HostileLayer(f"layer whiteout {m.name!r} names nothing")
+        self.tree.remove(pfd, name)
+        os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
+        if self.chown:
+            os.chown(name, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+
+    def _finish_dirs(self) -> None:
+        # Directory mtimes last: creating children would bump them.  Deepest first.
+        self.tree.drop_cache()
+        for parts, ns in sorted(self.dir_times, key=lambda t: -len(t[0])):
+            if not parts:
+                os.utime(self.tree.root_fd, ns=(ns, ns))
+                continue
+            pfd = self.tree.dir_fd(parts[:-1], "/".join(parts), create=False)
+            try:
+                os.utime(parts[-1], ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                pass  # removed by a later entry
+
+
+def apply_layer(stream: Any, target: str | os.PathLike[str],
+                options: UnpackOptions | None = None) -> UnpackStats:
+    """Extract the uncompressed tar ``stream`` into the directory ``target``.
+
+    ``target`` should be a fresh, empty directory that the caller discards on error:
+    a refused entry stops extraction with HostileLayer and leaves a partial tree there,
+    but never anything outside it.
+    """
+    applier = _Applier(os.fspath(target), options or UnpackOptions())
+    try:
+        try:
+            tf = tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20)
+        except tarfile.ReadError as err:
+            raise InvalidArgument(f"layer is not a tar archive: {err}") from err
+        try:
+            applier.apply(tf)
+        except tarfile.TarError as err:
+            raise InvalidArgument(f"layer tar is corrupt: {err}") from err
+        except EOFError as err:
+            raise InvalidArgument("layer tar is truncated") from err
+    finally:
+        applier.tree.close()
+    return UnpackStats(applier.entries, applier.bytes)
+
+
+__all__ = ["apply_layer", "UnpackOptions", "UnpackStats", "HostileLayer", "split_path",
+           "OPAQUE_XATTR"]

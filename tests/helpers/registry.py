@@ -1,0 +1,265 @@
+"""Image-test helpers: a real registry, images built by umoci/skopeo, and hand-made layer tars.
+
+``Registry`` runs Debian's ``docker-registry serve CONFIG`` on 127.0.0.1 with a free
+port and filesystem storage in a temp dir.  ``build_oci_image`` uses umoci (from
+Debian, a tool nobody here wrote) to turn a rootfs into an OCI layout, and
+``skopeo_push`` copies it to a registry.  ``make_tar``/``raw_push`` build hostile
+layers with Python's tarfile and push them with plain HTTP (so nothing of
+tomato's own is under test while making the fixtures).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ENVPATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def need(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        import pytest
+        pytest.skip(f"needs {', '.join(missing)} (apt-get install docker-registry skopeo umoci)")
+
+
+class Registry:
+    """A docker-registry process; use as a context manager."""
+
+    def __init__(self, workdir: Path, htpasswd: Path | None = None) -> None:
+        self.dir = workdir
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.htpasswd = htpasswd
+
+    def start(self) -> Registry:
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        auth = ""
+        if self.htpasswd:
+            auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {self.htpasswd}\n"
+        cfg = self.dir / "config.yml"
+        cfg.write_text(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.addr}\n{auth}")
+        self.log = open(self.dir / "registry.log", "wb")
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                c = http.client.HTTPConnection(self.addr, timeout=1)
+                c.request("GET", "/v2/")
+                c.getresponse().read()
+                c.close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"registry did not start: {(self.dir / 'registry.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        self.proc = None
+
+    def __enter__(self) -> Registry:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- raw HTTP pushes, independent of tomato's client ----------------------
+    def _req(self, method: str, path: str, body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+        c = http.client.HTTPConnection(self.addr, timeout=30)
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        return r
+
+    def put_blob(self, repo: str, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        r = self._req("POST", f"/v2/{repo}/blobs/uploads/")
+        assert r.status == 202, r.status
+        loc = r.getheader("Location") or ""
+        loc = loc.split(self.addr, 1)[-1]
+        sep = "&" if "?" in loc else "?"
+        r = self._req("PUT", f"{loc}{sep}digest={digest}", data,
+                      {"Content-Type": "application/octet-stream"})
+        assert r.status == 201, r.status
+        return digest
+
+    def put_manifest(self, repo: str, tag: str, data: bytes, media_type: str) -> str:
+        r = self._req("PUT", f"/v2/{repo}/manifests/{tag}", data, {"Content-Type": media_type})
+        assert r.status == 201, (r.status, r.reason)
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def raw_push(reg: Registry, repo: str, tag: str, layers: list[bytes],
+             diff_ids: list[str] | None = None, compressed: bool = True,
+             layer_sizes: list[int] | None = None) -> dict[str, object]:
+    """Push an image made of the given raw layer tars (gzipped here unless told not)."""
+    blobs = [gzip.compress(t, 1) if compressed else t for t in layers]
+    if diff_ids is None:
+        diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Env": [ENVPATH], "Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                         "history": [{"created_by": f"layer {i}"} for i in range(len(layers))]
+                         }).encode()
+    cdigest = reg.put_blob(repo, config)
+    descs = []
+    for i, b in enumerate(blobs):
+        d = reg.put_blob(repo, b)
+        size = layer_sizes[i] if layer_sizes else len(b)
+        mt = ("application/vnd.oci.image.layer.v1.tar+gzip" if compressed
+              else "application/vnd.oci.image.layer.v1.tar")
+        descs.append({"mediaType": mt, "digest": d, "size": size})
+    manifest = json.dumps({"schemaVersion": 2,
+                           "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": cdigest, "size": len(config)},
+                           "layers": descs}).encode()
+    mdigest = reg.put_manifest(repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json")
+    return {"manifest": mdigest, "config": cdigest, "layers": [d["digest"] for d in descs],
+            "diff_ids": diff_ids, "manifest_bytes": manifest}
+
+
+# -- layer tars -----------------------------------------------------------------
+@dataclass
+class Entry:
+    name: str
+    type: bytes = tarfile.REGTYPE
+    data: bytes = b""
+    linkname: str = ""
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    mtime: int = 1_600_000_000
+    devmajor: int = 0
+    devminor: int = 0
+    xattrs: dict[str, str] | None = None
+
+
+def make_tar(entries: list[Entry]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for e in entries:
+            ti = tarfile.TarInfo(e.name)
+            ti.type = e.type
+            ti.mode = e.mode
+            ti.uid, ti.gid = e.uid, e.gid
+            ti.mtime = e.mtime
+            ti.linkname = e.linkname
+            ti.devmajor, ti.devminor = e.devmajor, e.devminor
+            if e.xattrs:
+                ti.pax_headers = {f"SCHILY.xattr.{k}": v for k, v in e.xattrs.items()}
+            if e.type == tarfile.REGTYPE:
+                ti.size = len(e.data)
+                tf.addfile(ti, io.BytesIO(e.data))
+            else:
+                tf.addfile(ti)
+    return buf.getvalue()
+
+
+def d(name: str, mode: int = 0o755, **kw: object) -> Entry:
+    return Entry(name, tarfile.DIRTYPE, mode=mode, **kw)  # type: ignore[arg-type]
+
+
+def f(name: str, data: bytes = b"", mode: int = 0o644, **kw: object) -> Entry:
+    return Entry(name, tarfile.REGTYPE, data=data, mode=mode, **kw)  # type: ignore[arg-type]
+
+
+def sym(name: str, target: str) -> Entry:
+    return Entry(name, tarfile.SYMTYPE, linkname=target, mode=0o777)
+
+
+def hard(name: str, target: str) -> Entry:
+    return Entry(name, tarfile.LNKTYPE, linkname=target)
+
+
+def chr_dev(name: str, major: int, minor: int) -> Entry:
+    return Entry(name, tarfile.CHRTYPE, mode=0o666, devmajor=major, devminor=minor)
+
+
+# -- images built by umoci / skopeo ------------------------------------------------
+def umoci(*args: str) -> None:
+    subprocess.run(["umoci", *args], check=True, capture_output=True)
+
+
+def build_oci_image(layout: Path, tag: str, rootfs_dirs: list[Path]) -> None:
+    """An OCI layout whose image ``tag`` has one layer per rootfs dir (umoci insert)."""
+    if not (layout / "index.json").exists():
+        umoci("init", "--layout", str(layout))
+    umoci("new", "--image", f"{layout}:{tag}")
+    for root in rootfs_dirs:
+        umoci("insert", "--image", f"{layout}:{tag}", str(root), "/")
+    umoci("config", "--image", f"{layout}:{tag}", "--config.cmd", "sh", "--config.env", ENVPATH,
+          "--architecture", "amd64", "--os", "linux")
+
+
+def add_raw_layer(layout: Path, tag: str, tar_path: Path) -> None:
+    umoci("raw", "add-layer", "--image", f"{layout}:{tag}", str(tar_path))
+
+
+def skopeo_push(src: str, reg: Registry, dest: str) -> None:
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", src,
+                    f"docker://{reg.addr}/{dest}"], check=True, capture_output=True)
+
+
+def skopeo_digest(reg: Registry, ref: str) -> str:
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{reg.addr}/{ref}"],
+                         check=True, capture_output=True, text=True).stdout
+    return str(json.loads(out)["Digest"])
+
+
+def tree_listing(root: Path) -> dict[str, tuple[object, ...]]:
+    """path → (type, mode, uid, gid, link target or rdev, content hash) to compare trees."""
+    out: dict[str, tuple[object, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, root)
+            import stat as s
+            if s.S_ISLNK(st.st_mode):
+                out[rel] = ("l", os.readlink(p), st.st_uid, st.st_gid)
+            elif s.S_ISDIR(st.st_mode):
+                out[rel] = ("d", s.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+            elif s.S_ISREG(st.st_mode):
+                h = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+                out[rel] = ("f", s.S_IMODE(st.st_mode), st.st_uid, st.st_gid, h)
+            else:
+                out[rel] = ("o", st.st_mode, st.st_rdev)
+    return out
