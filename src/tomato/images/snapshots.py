@@ -91,15 +91,18 @@ class Snapshotter:
         self.dirs = self.root / "snapshots"
         self.dirs.mkdir(parents=True, exist_ok=True)
         self._db_path = self.root / "metadata.db"
-        with self._db() as db:
+        db = sqlite3.connect(self._db_path, timeout=60)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+        finally:
+            db.close()
 
     # -- metadata -----------------------------------------------------------
     @contextmanager
     def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self._db_path, timeout=60, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
