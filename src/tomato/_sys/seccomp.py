@@ -291,7 +291,9 @@ def compile(spec: SpecLike, warnings: list[str] | None = None) -> Filter:  # noq
             token = arch_token(name)
             rc = lib.seccomp_arch_add(ctx, token)
             if rc < 0 and -rc != errno.EEXIST:
-                _check(rc, f"seccomp_arch_add({name})")
+                # EDOM: an arch of the other endianness cannot share a filter with native.
+                raise InvalidArgument(f"seccomp architecture {name} cannot be used on this "
+                                      f"host: {os.strerror(-rc)}")
             if token not in arches:
                 arches.append(token)
         for call in spec.syscalls:
