@@ -1,8 +1,11 @@
 """Linux capabilities: names, parsing, and applying the five sets to this thread.
 
-Importing this module is cheap (no ctypes, no files read); libc is loaded on
-the first call that needs it.  Capability calls act on the *calling thread*
-only, which is why the runtime's container init must be single-threaded.
+Importing this module reads no files and calls nothing; libc is resolved on
+the first call that needs it.  ctypes itself is imported eagerly on purpose:
+an import deferred until after pivot_root or setuid to a user who cannot read
+the interpreter's stdlib would fail in the container init.  Capability calls
+act on the *calling thread* only, which is why the runtime's container init
+must be single-threaded.
 
 Call order in the container init, just before execve (runc's order)::
 
@@ -27,6 +30,7 @@ alone is enough: it drops the bounding set itself.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 from collections.abc import Iterable, Mapping
@@ -198,14 +202,10 @@ class CapSets:
 
 @cache
 def _libc() -> Any:
-    import ctypes
-
     return ctypes.CDLL(None, use_errno=True)
 
 
 def _prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    import ctypes
-
     libc = _libc()
     ul = ctypes.c_ulong
     rc = libc.prctl(ctypes.c_int(option), ul(arg2), ul(arg3), ul(arg4), ul(arg5))
@@ -217,8 +217,6 @@ def _prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int =
 
 @cache
 def _cap_structs() -> tuple[Any, Any]:
-    import ctypes
-
     class Header(ctypes.Structure):
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
@@ -231,8 +229,6 @@ def _cap_structs() -> tuple[Any, Any]:
 
 def capget() -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
     """(effective, permitted, inheritable) of the calling thread."""
-    import ctypes
-
     header_t, data_t = _cap_structs()
     header = header_t(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (data_t * 2)()
@@ -249,8 +245,6 @@ def capget() -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
 def capset(effective: Iterable[int], permitted: Iterable[int],
            inheritable: Iterable[int]) -> None:
     """capset(2), version 3 (two 32-bit words per set), on the calling thread."""
-    import ctypes
-
     header_t, data_t = _cap_structs()
     header = header_t(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (data_t * 2)()

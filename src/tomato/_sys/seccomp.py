@@ -1,7 +1,8 @@
 """Seccomp filters through libseccomp (libseccomp.so.2, Debian's libseccomp2), by ctypes.
 
 The library is loaded on the first call that needs it, so importing this
-module costs nothing.  libseccomp is the library runc and crun use: it knows
+module costs no dlopen (ctypes itself is imported eagerly: a lazy import
+after pivot_root could not find the stdlib).  libseccomp is the library runc and crun use: it knows
 every architecture's syscall table, multiplexed calls (socketcall, ipc) and
 how to turn rules into BPF.
 
@@ -24,6 +25,7 @@ does exactly this); with no_new_privs it loads it last, just before execve.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 from collections.abc import Sequence
@@ -117,8 +119,6 @@ class SpecLike(Protocol):
 
 @cache
 def _structs() -> Any:
-    import ctypes
-
     class ArgCmp(ctypes.Structure):
         _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
                     ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
@@ -132,8 +132,6 @@ def _structs() -> Any:
 
 @cache
 def _lib() -> Any:
-    import ctypes
-
     try:
         lib = ctypes.CDLL(LIBRARY, use_errno=True)
     except OSError as err:
