@@ -73,6 +73,7 @@ ATTR_CTL_NNP = 3
 ATTR_CTL_TSYNC = 4
 ATTR_CTL_LOG = 6
 ATTR_CTL_SSB = 7
+ATTR_API_SYSRAWRC = 9
 _FLAG_ATTRS = {
     "SECCOMP_FILTER_FLAG_TSYNC": ATTR_CTL_TSYNC,
     "SECCOMP_FILTER_FLAG_LOG": ATTR_CTL_LOG,
@@ -276,6 +277,8 @@ def compile(spec: SpecLike, warnings: list[str] | None = None) -> Filter:  # noq
     try:
         # The runtime sets no_new_privs itself, from process.noNewPrivileges.
         _check(lib.seccomp_attr_set(ctx, ATTR_CTL_NNP, 0), "seccomp_attr_set(CTL_NNP)")
+        # Have seccomp_load report the kernel's errno rather than ECANCELED (>= 2.5.0).
+        lib.seccomp_attr_set(ctx, ATTR_API_SYSRAWRC, 1)
         for flag in spec.flags:
             attr = _FLAG_ATTRS.get(flag)
             if attr is None:
