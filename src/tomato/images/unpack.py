@@ -162,6 +162,7 @@ class _Applier:
         self.dir_times: list[tuple[list[str], int]] = []
         self.entries = 0
         self.bytes = 0
+        self.padded: _Padded | None = None
 
     def _meta(self, fd_or_name: Any, member: tarfile.TarInfo, pfd: int | None = None,
               chmod: bool = True) -> None:
@@ -237,6 +238,8 @@ class _Applier:
                     while view:
                         view = view[os.write(fd, view):]
                     left -= len(block)
+                if self.padded is not None and m.offset_data + m.size > self.padded.real:
+                    raise HostileLayer(f"layer entry {m.name!r} is truncated")
                 self.bytes += m.size
                 self._meta(fd, m)
                 os.utime(fd, ns=(mtime, mtime))
@@ -309,6 +312,30 @@ class _Applier:
                 pass  # removed by a later entry
 
 
+class _Padded:
+    """Pads a tar stream that ends without its last block's padding or the end marker.
+
+    umoci 0.4.7 (Debian 12) writes such tars; Go's and GNU tar's readers cope, and so
+    must we.  A member whose data is cut short is still refused (its size is checked),
+    and the diffID is computed below this wrapper over the real bytes.
+    """
+
+    def __init__(self, src: Any) -> None:
+        self._src = src
+        self.real = 0
+        self._tail: bytes | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        if self._tail is None:
+            data = self._src.read(n)
+            if data:
+                self.real += len(data)
+                return data
+            self._tail = b"\0" * ((-self.real % 512) + 1024)
+        out, self._tail = self._tail[:n if n >= 0 else None], self._tail[n:] if n >= 0 else b""
+        return out
+
+
 def apply_layer(stream: Any, target: str | os.PathLike[str],
                 options: UnpackOptions | None = None) -> UnpackStats:
     """Extract the uncompressed tar ``stream`` into the directory ``target``.
@@ -318,9 +345,10 @@ def apply_layer(stream: Any, target: str | os.PathLike[str],
     but never anything outside it.
     """
     applier = _Applier(os.fspath(target), options or UnpackOptions())
+    applier.padded = padded = _Padded(stream)
     try:
         try:
-            tf = tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20)
+            tf = tarfile.open(fileobj=padded, mode="r|", bufsize=1 << 20)
         except tarfile.ReadError as err:
             raise InvalidArgument(f"layer is not a tar archive: {err}") from err
         try:

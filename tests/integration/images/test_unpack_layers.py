@@ -133,3 +133,22 @@ def test_corrupt_gzip_refused():
     blob[100:120] = b"\0" * 20
     with pytest.raises(CompressionError):
         DecompressReader(io.BytesIO(bytes(blob))).drain()
+
+
+def test_unpadded_tar_accepted_but_short_data_refused(workdir):
+    # umoci 0.4.7 writes tars without the last block's padding and the end marker.
+    tar = make_tar([d("a"), f("a/x", b"abc")])
+    import tarfile as t
+    headers = [m for m in t.open(fileobj=io.BytesIO(tar))]
+    assert headers[-1].name == "a/x"
+    end = headers[-1].offset_data + 3
+    apply(tar[:end], workdir / "ok")
+    assert (workdir / "ok/a/x").read_bytes() == b"abc"
+    with pytest.raises(Exception, match="truncated"):
+        apply(tar[: end - 1], workdir / "short")
+
+
+def test_empty_layers(workdir):
+    apply(b"\0" * 1024, workdir / "e1")
+    apply(b"", workdir / "e2")
+    assert os.listdir(workdir / "e1") == [] and os.listdir(workdir / "e2") == []

@@ -1,0 +1,249 @@
+"""Pull: registry → verified blobs in the content store → layers unpacked into snapshots.
+
+Each layer is streamed once: the download is teed into the content store's
+writer (sha256 + size checked at the end) and, in the same pass, decompressed
+and untarred into a fresh staging directory (its diffID checked at the end).
+Layers are independent directories in overlay format, so they download and
+unpack in parallel; they are committed by chain ID, in order, only once both
+checks pass.  A failed pull discards every staging directory and leaves no
+snapshot, blob or record that was not fully verified.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from tomato.errors import InvalidArgument
+
+from .compression import DecompressReader, TeeReader, layer_compression
+from .content import ContentStore, DigestMismatch
+from .manifest import (
+    ImageConfig,
+    Index,
+    Manifest,
+    Platform,
+    chain_ids,
+    parse_config,
+    parse_manifest,
+    select_manifest,
+)
+from .reference import Reference
+from .registry import RegistryClient
+from .snapshots import Snapshotter, Staging
+from .unpack import UnpackOptions, apply_layer
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: status is waiting, downloading, done, exists, retrying."""
+
+    layer: str
+    status: str
+    current: int = 0
+    total: int = 0
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class PulledImage:
+    reference: Reference | None
+    #: what the reference resolved to (index or manifest): Docker's RepoDigest
+    target_digest: str
+    target_media_type: str
+    #: the platform's image manifest
+    manifest_digest: str
+    #: the config blob's digest, which is the image ID
+    config_digest: str
+    chain_ids: tuple[str, ...]
+    #: compressed size of config + layers
+    size: int
+
+
+@dataclass(frozen=True)
+class Stores:
+    content: ContentStore
+    snapshots: Snapshotter
+
+
+def load_manifest(content: ContentStore, digest: str) -> Manifest:
+    m = parse_manifest(content.read(digest))
+    if not isinstance(m, Manifest):
+        raise InvalidArgument(f"{digest} is an index, not an image manifest")
+    return m
+
+
+def load_config(content: ContentStore, manifest: Manifest) -> ImageConfig:
+    cfg = parse_config(content.read(manifest.config.digest))
+    if len(cfg.diff_ids) != len(manifest.layers):
+        raise InvalidArgument(
+            f"image config lists {len(cfg.diff_ids)} layers but the manifest has "
+            f"{len(manifest.layers)}")
+    return cfg
+
+
+class _Pipeline:
+    """Fetches (if needed) and unpacks layers in parallel, commits them in order."""
+
+    def __init__(self, stores: Stores, manifest: Manifest, config: ImageConfig,
+                 open_remote: Callable[[str, int], Any] | None, progress: ProgressFn | None,
+                 options: UnpackOptions, workers: int) -> None:
+        self.s = stores
+        self.layers = manifest.layers
+        self.diff_ids = config.diff_ids
+        self.chains = chain_ids(config.diff_ids)
+        self.open_remote = open_remote
+        self.progress = progress or (lambda p: None)
+        self.options = options
+        self.workers = workers
+
+    def _layer(self, i: int) -> Staging | None:
+        desc, diff, chain = self.layers[i], self.diff_ids[i], self.chains[i]
+        layer_compression(desc.media_type)  # refuse non-layer artifacts early
+        content, snaps = self.s.content, self.s.snapshots
+        have_blob, have_snap = content.exists(desc.digest), snaps.exists(chain)
+        if have_blob and have_snap:
+            self.progress(Progress(desc.digest, "exists", desc.size, desc.size))
+            return None
+        writer = None
+        if have_blob:
+            src: Any = content.open(desc.digest)
+        else:
+            if self.open_remote is None:
+                raise InvalidArgument(f"layer {desc.digest} is missing from the content store")
+            writer = content.writer(desc.digest, desc.size)
+            done = [0]
+
+            def sink(block: bytes) -> None:
+                writer.write(block)
+                done[0] += len(block)
+                self.progress(Progress(desc.digest, "downloading", done[0], desc.size))
+
+            src = TeeReader(self.open_remote(desc.digest, desc.size), sink)
+        staging = None
+        try:
+            if have_snap:  # only the blob is missing (e.g. it was loaded uncompressed before)
+                while src.read(1 << 20):
+                    pass
+            else:
+                staging = snaps.stage()
+                reader = DecompressReader(src)
+                apply_layer(reader, staging.path, self.options)
+                reader.drain()
+                if reader.digest != diff:
+                    raise DigestMismatch(
+                        f"layer {desc.digest} unpacks to diffID {reader.digest}, "
+                        f"but the image config says {diff}")
+            if writer is not None:
+                writer.commit()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            if staging is not None:
+                snaps.discard(staging)
+            raise
+        finally:
+            if hasattr(src, "close"):
+                src.close()
+        self.progress(Progress(desc.digest, "done", desc.size, desc.size))
+        return staging
+
+    def run(self) -> None:
+        n = len(self.layers)
+        for d in self.layers:
+            self.progress(Progress(d.digest, "waiting", 0, d.size))
+        ready: dict[int, Staging | None] = {}
+        committed = 0
+        lock = threading.Lock()
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, n or 1)),
+                                thread_name_prefix="tomato-pull") as pool:
+            futures: dict[Future[Staging | None], int] = {
+                pool.submit(self._layer, i): i for i in range(n)}
+            pending = set(futures)
+            error: BaseException | None = None
+            while pending and error is None:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    exc = fut.exception()
+                    if exc is not None:
+                        error = error or exc
+                        continue
+                    ready[futures[fut]] = fut.result()
+                with lock:
+                    while error is None and committed in ready:
+                        staging = ready.pop(committed)
+                        if staging is not None:
+                            parent = self.chains[committed - 1] if committed else None
+                            try:
+                                self.s.snapshots.commit_staged(staging, self.chains[committed],
+                                                               parent)
+                            except BaseException as exc:
+                                self.s.snapshots.discard(staging)
+                                error = exc
+                                break
+                        committed += 1
+            if error is not None:
+                for fut in pending:
+                    fut.cancel()
+                wait(pending)
+                for fut in pending:
+                    if not fut.cancelled() and fut.exception() is None and fut.result():
+                        self.s.snapshots.discard(fut.result())  # type: ignore[arg-type]
+                for staging in ready.values():
+                    if staging is not None:
+                        self.s.snapshots.discard(staging)
+                raise error
+
+
+def pull(ref: Reference, client: RegistryClient, stores: Stores, *, platform: Platform,
+         progress: ProgressFn | None = None, options: UnpackOptions | None = None,
+         workers: int = 4) -> PulledImage:
+    repo = ref.path
+    top = client.get_manifest(repo, ref.reference)
+    parsed = parse_manifest(top.data, top.media_type)
+    stores.content.write(top.data, top.digest)
+    if isinstance(parsed, Index):
+        desc = select_manifest(parsed, platform)
+        fetched = client.get_manifest(repo, desc.digest)
+        manifest_any = parse_manifest(fetched.data, fetched.media_type)
+        if not isinstance(manifest_any, Manifest):
+            raise InvalidArgument(f"index entry {desc.digest} is not an image manifest")
+        stores.content.write(fetched.data, fetched.digest)
+        manifest, manifest_digest = manifest_any, fetched.digest
+    else:
+        manifest, manifest_digest = parsed, top.digest
+    if not stores.content.exists(manifest.config.digest):
+        data = client.get_blob_bytes(repo, manifest.config.digest, manifest.config.size)
+        stores.content.write(data, manifest.config.digest)
+    config = load_config(stores.content, manifest)
+
+    def open_remote(digest: str, size: int) -> Any:
+        stream = client.open_blob(repo, digest, size)
+        if progress:
+            stream.on_retry = lambda off, err: progress(Progress(digest, "retrying", off, size))
+        return stream
+
+    _Pipeline(stores, manifest, config, open_remote, progress, options or UnpackOptions(),
+              workers).run()
+    return PulledImage(ref, top.digest, parsed.media_type, manifest_digest,
+                       manifest.config.digest, tuple(chain_ids(config.diff_ids)),
+                       manifest.config.size + sum(d.size for d in manifest.layers))
+
+
+def unpack(manifest_digest: str, stores: Stores, *, progress: ProgressFn | None = None,
+           options: UnpackOptions | None = None, workers: int = 2) -> tuple[str, ...]:
+    """Unpack an image whose blobs are all in the content store (after load/import)."""
+    manifest = load_manifest(stores.content, manifest_digest)
+    config = load_config(stores.content, manifest)
+    _Pipeline(stores, manifest, config, None, progress, options or UnpackOptions(),
+              workers).run()
+    return tuple(chain_ids(config.diff_ids))
+
+
+__all__ = ["pull", "unpack", "PulledImage", "Progress", "Stores", "load_manifest",
+           "load_config"]
