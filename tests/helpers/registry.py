@@ -263,3 +263,159 @@ def tree_listing(root: Path) -> dict[str, tuple[object, ...]]:
             else:
                 out[rel] = ("o", st.st_mode, st.st_rdev)
     return out
+
+
+# -- a tiny fake registry for faults a real one never makes -------------------------
+class FakeRegistry:
+    """Serves fixed manifests and blobs on 127.0.0.1 with injectable faults.
+
+    manifests: {reference: (body, media_type, announced_digest or None)}
+    blobs:     {digest: body}
+    drop:      {digest: (after_bytes, times)}: close the connection after that many bytes,
+               for the first ``times`` requests of that blob
+    ranges:    honour Range requests
+    token:     require ``Bearer <token>`` from a token endpoint on the same server;
+               ``basic`` (user, password) then guards the token endpoint
+    """
+
+    def __init__(self, manifests: dict[str, tuple[bytes, str, str | None]],
+                 blobs: dict[str, bytes], drop: dict[str, tuple[int, int]] | None = None,
+                 ranges: bool = True, token: str | None = None,
+                 basic: tuple[str, str] | None = None) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        fake = self
+        self.manifests, self.blobs, self.drop = manifests, blobs, dict(drop or {})
+        self.ranges, self.token, self.basic = ranges, token, basic
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def _send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None,
+                      head: bool = False) -> None:
+                self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
+            def _authorized(self) -> bool:
+                if fake.token is None:
+                    return True
+                if self.headers.get("Authorization") == f"Bearer {fake.token}":
+                    return True
+                realm = f"http://{fake.addr}/token"
+                self._send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}', {
+                    "WWW-Authenticate": f'Bearer realm="{realm}",service="fake",'
+                                        f'scope="repository:x:pull"'})
+                return False
+
+            def do_HEAD(self) -> None:
+                self.do_GET(head=True)
+
+            def do_GET(self, head: bool = False) -> None:
+                import base64
+                fake.requests.append(("GET", self.path, dict(self.headers)))
+                path = self.path.split("?")[0]
+                if path == "/token":
+                    if fake.basic:
+                        want = "Basic " + base64.b64encode(
+                            f"{fake.basic[0]}:{fake.basic[1]}".encode()).decode()
+                        if self.headers.get("Authorization") != want:
+                            self._send(401)
+                            return
+                    self._send(200, json.dumps({"token": fake.token}).encode())
+                    return
+                if not self._authorized():
+                    return
+                if path == "/v2/":
+                    self._send(200, b"{}")
+                    return
+                parts = path.split("/")
+                if len(parts) >= 5 and parts[-2] == "manifests":
+                    ref = parts[-1]
+                    if ref not in fake.manifests:
+                        self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+                        return
+                    body, mt, digest = fake.manifests[ref]
+                    h = {"Content-Type": mt}
+                    if digest:
+                        h["Docker-Content-Digest"] = digest
+                    self._send(200, body, h, head)
+                    return
+                if len(parts) >= 5 and parts[-2] == "blobs":
+                    digest = parts[-1]
+                    if digest not in fake.blobs:
+                        self._send(404)
+                        return
+                    body = fake.blobs[digest]
+                    start = 0
+                    rng = self.headers.get("Range")
+                    if rng and fake.ranges:
+                        start = int(rng.split("=")[1].split("-")[0])
+                    code = 206 if start else 200
+                    data = body[start:]
+                    self.send_response(code)
+                    self.send_header("Content-Length", str(len(data)))
+                    if code == 206:
+                        self.send_header("Content-Range",
+                                         f"bytes {start}-{len(body) - 1}/{len(body)}")
+                    self.end_headers()
+                    if head:
+                        return
+                    after, times = fake.drop.get(digest, (0, 0))
+                    if times > 0:
+                        fake.drop[digest] = (after, times - 1)
+                        self.wfile.write(data[:after])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        import socket as s
+                        self.connection.shutdown(s.SHUT_RDWR)
+                        return
+                    self.wfile.write(data)
+                    return
+                self._send(404)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeRegistry:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def fake_image(layers: list[bytes], diff_ids: list[str] | None = None,
+               sizes: list[int] | None = None) -> tuple[dict, dict, str]:  # type: ignore[type-arg]
+    """(manifests, blobs, manifest digest) for FakeRegistry: gzipped layers, OCI manifest."""
+    blobs = {}
+    descs = []
+    for i, t in enumerate(layers):
+        b = gzip.compress(t, 1)
+        dg = "sha256:" + hashlib.sha256(b).hexdigest()
+        blobs[dg] = b
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                      "digest": dg, "size": sizes[i] if sizes else len(b)})
+    ids = diff_ids or ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                      "rootfs": {"type": "layers", "diff_ids": ids}}).encode()
+    cd = "sha256:" + hashlib.sha256(cfg).hexdigest()
+    blobs[cd] = cfg
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                 "digest": cd, "size": len(cfg)}, "layers": descs}).encode()
+    md = "sha256:" + hashlib.sha256(man).hexdigest()
+    mt = "application/vnd.oci.image.manifest.v1+json"
+    return {"latest": (man, mt, md), md: (man, mt, md)}, blobs, md
