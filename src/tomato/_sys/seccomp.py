@@ -30,7 +30,7 @@ import errno
 import os
 from collections.abc import Sequence
 from functools import cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tomato.errors import InvalidArgument, PermissionDenied, Unavailable
 
@@ -83,39 +83,39 @@ _FLAG_ATTRS = {
 _NR_SCMP_ERROR = -1
 
 
-class ArgLike(Protocol):
-    @property
-    def index(self) -> int: ...
-    @property
-    def value(self) -> int: ...
-    @property
-    def value_two(self) -> int: ...
-    @property
-    def op(self) -> str: ...
+if TYPE_CHECKING:
+    # Structural types only: creating Protocol classes at import costs milliseconds.
+    class ArgLike(Protocol):
+        @property
+        def index(self) -> int: ...
+        @property
+        def value(self) -> int: ...
+        @property
+        def value_two(self) -> int: ...
+        @property
+        def op(self) -> str: ...
 
+    class SyscallLike(Protocol):
+        @property
+        def names(self) -> Sequence[str]: ...
+        @property
+        def action(self) -> str: ...
+        @property
+        def errno_ret(self) -> int | None: ...
+        @property
+        def args(self) -> Sequence[ArgLike]: ...
 
-class SyscallLike(Protocol):
-    @property
-    def names(self) -> Sequence[str]: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def errno_ret(self) -> int | None: ...
-    @property
-    def args(self) -> Sequence[ArgLike]: ...
-
-
-class SpecLike(Protocol):
-    @property
-    def default_action(self) -> str: ...
-    @property
-    def default_errno_ret(self) -> int | None: ...
-    @property
-    def architectures(self) -> Sequence[str]: ...
-    @property
-    def flags(self) -> Sequence[str]: ...
-    @property
-    def syscalls(self) -> Sequence[SyscallLike]: ...
+    class SpecLike(Protocol):
+        @property
+        def default_action(self) -> str: ...
+        @property
+        def default_errno_ret(self) -> int | None: ...
+        @property
+        def architectures(self) -> Sequence[str]: ...
+        @property
+        def flags(self) -> Sequence[str]: ...
+        @property
+        def syscalls(self) -> Sequence[SyscallLike]: ...
 
 
 @cache
@@ -129,6 +129,13 @@ def _structs() -> Any:
                     ("micro", ctypes.c_uint)]
 
     return ArgCmp, Version
+
+
+@cache
+def _libc() -> Any:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
 
 
 @cache
@@ -259,6 +266,56 @@ class Filter:
         self.release()
 
 
+# seccomp(2) by number, for load_bpf with flags (prctl cannot pass flags).
+_SECCOMP_SYSCALL = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "s390x": 348,
+                    "ppc64le": 358, "i686": 354, "armv7l": 383}
+_SECCOMP_SET_MODE_FILTER = 1
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_LOAD_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
+               "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+
+
+def load_bpf(program: bytes, flags: Sequence[str] = ()) -> None:
+    """Install a BPF program from ``Filter.export_bpf`` without libseccomp.
+
+    Lets the runtime compile (and cache) a filter in the parent and have the
+    container init only hand the bytes to the kernel: no dlopen after
+    pivot_root and none of libseccomp's generation cost on the start path.
+    ``flags`` are the spec's SECCOMP_FILTER_FLAG_* names.
+    """
+    if not program or len(program) % 8 or len(program) // 8 > 0xFFFF:
+        raise InvalidArgument(f"not a seccomp BPF program ({len(program)} bytes)")
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    bits = 0
+    for flag in flags:
+        if flag not in _LOAD_FLAGS:
+            raise InvalidArgument(f"seccomp flag {flag} is not supported")
+        bits |= _LOAD_FLAGS[flag]
+    libc = _libc()
+    if bits:
+        nr = _SECCOMP_SYSCALL.get(os.uname().machine)
+        if nr is None:
+            raise Unavailable(f"seccomp flags are not supported on {os.uname().machine}")
+        rc = libc.syscall(ctypes.c_long(nr), ctypes.c_uint(_SECCOMP_SET_MODE_FILTER),
+                          ctypes.c_uint(bits), ctypes.byref(prog))
+    else:
+        ul = ctypes.c_ulong
+        rc = libc.prctl(ctypes.c_int(_PR_SET_SECCOMP), ul(_SECCOMP_MODE_FILTER),
+                        ctypes.byref(prog), ul(0), ul(0))
+    if rc != 0:
+        err = ctypes.get_errno()
+        if err in (errno.EACCES, errno.EPERM):
+            raise PermissionDenied("cannot load the seccomp filter: it needs no_new_privs "
+                                   "or CAP_SYS_ADMIN") from OSError(err, os.strerror(err))
+        raise OSError(err, f"seccomp(SET_MODE_FILTER): {os.strerror(err)}")
+
+
 def compile(spec: SpecLike, warnings: list[str] | None = None) -> Filter:  # noqa: A001
     """Build a libseccomp filter from a parsed spec (``tomato.oci.seccomp_spec``).
 
@@ -330,10 +387,10 @@ def compile(spec: SpecLike, warnings: list[str] | None = None) -> Filter:  # noq
 
 __all__ = [
     "Filter",
-    "SpecLike",
     "action_value",
     "arch_token",
     "compile",
+    "load_bpf",
     "native_arch",
     "resolve_syscall",
     "version",

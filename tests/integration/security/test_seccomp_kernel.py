@@ -284,3 +284,60 @@ def test_architecture_libseccomp_lacks_is_unavailable() -> None:
 def test_bad_action_value_is_refused_by_name() -> None:
     with pytest.raises(InvalidArgument, match="SCMP_ACT_BOGUS"):
         seccomp.action_value("SCMP_ACT_BOGUS")
+
+
+# ---- raw BPF programs (compile in the parent, load in the init) -----------------------------
+
+
+@pytest.mark.parametrize("flags", [[], ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG"]])
+def test_exported_program_loads_without_libseccomp(flags: list[str]) -> None:
+    with _filter(_allow_but({"names": ["getcwd"], "action": "SCMP_ACT_ERRNO",
+                             "errnoRet": 38})) as filt:
+        program = filt.export_bpf()
+
+    def child() -> list[object]:
+        before = _errno_of(os.getcwd)
+        seccomp.load_bpf(program, flags)
+        with open("/proc/self/status") as f:
+            mode = next(ln.split()[1] for ln in f if ln.startswith("Seccomp:"))
+        return [before, _errno_of(os.getcwd), mode]
+
+    assert run_in_child(child).ok() == [0, errno.ENOSYS, "2"]
+
+
+def test_exported_docker_default_program_behaves_like_the_filter() -> None:
+    with _filter(docker_default_seccomp()) as filt:
+        program = filt.export_bpf()
+
+    def child() -> dict[str, int]:
+        seccomp.load_bpf(program)
+        return _docker_default_probe()
+
+    got = run_in_child(child).ok()
+    assert got["unshare"] == -errno.EPERM and got["keyctl"] == -errno.EPERM
+    assert got["clone3"] == -errno.ENOSYS and got["sh"] == 0 and got["sh_output_ok"] == 1
+
+
+def test_load_bpf_needs_no_new_privs_without_cap_sys_admin() -> None:
+    with _filter(_allow_but({"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"})) as filt:
+        program = filt.export_bpf()
+
+    def child() -> str:
+        keep = caps.parse(["CAP_KILL"])
+        caps.apply(caps.CapSets(bounding=keep, effective=keep, permitted=keep))
+        try:
+            seccomp.load_bpf(program)
+        except PermissionDenied as err:
+            return str(err)
+        return "loaded"
+
+    assert "no_new_privs" in run_in_child(child).ok()
+
+
+def test_load_bpf_refuses_garbage() -> None:
+    with pytest.raises(InvalidArgument, match="not a seccomp BPF program"):
+        seccomp.load_bpf(b"1234567")
+    with pytest.raises(InvalidArgument, match="not a seccomp BPF program"):
+        seccomp.load_bpf(b"")
+    with pytest.raises(InvalidArgument, match="SECCOMP_FILTER_FLAG_BOGUS"):
+        seccomp.load_bpf(b"\x06\x00\x00\x00\x00\x00\xff\x7f", ["SECCOMP_FILTER_FLAG_BOGUS"])
