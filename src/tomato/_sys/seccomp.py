@@ -82,6 +82,15 @@ _FLAG_ATTRS = {
 
 _NR_SCMP_ERROR = -1
 
+#: Syscalls added to Linux after libseccomp 2.5.4's tables (6.5 onwards).  A
+#: profile naming one is not wrong, only newer than the library.
+NEWER_SYSCALLS = frozenset({
+    "cachestat", "fchmodat2", "map_shadow_stack", "futex_wake", "futex_wait",
+    "futex_requeue", "statmount", "listmount", "lsm_get_self_attr", "lsm_set_self_attr",
+    "lsm_list_modules", "mseal", "setxattrat", "getxattrat", "listxattrat",
+    "removexattrat", "open_tree_attr", "file_getattr", "file_setattr", "uretprobe",
+})
+
 
 if TYPE_CHECKING:
     # Structural types only: creating Protocol classes at import costs milliseconds.
@@ -320,8 +329,10 @@ def compile(spec: SpecLike, warnings: list[str] | None = None) -> Filter:  # noq
     """Build a libseccomp filter from a parsed spec (``tomato.oci.seccomp_spec``).
 
     Unknown syscall names: a name libseccomp resolves on none of the filter's
-    architectures is an InvalidArgument naming it; a name that exists only on
-    some of them is added for those (libseccomp skips the others).  Rules
+    architectures is an InvalidArgument naming it, unless it is a real syscall
+    newer than the installed libseccomp (NEWER_SYSCALLS): that rule is skipped
+    with a warning, as runc does; a name that exists only on some
+    architectures is added for those (libseccomp skips the others).  Rules
     whose action equals the default action are left out, as runc does.
     """
     lib = _lib()
@@ -367,6 +378,12 @@ def compile(spec: SpecLike, warnings: list[str] | None = None) -> Filter:  # noq
             for name in call.names:
                 nr = resolve_syscall(name)
                 if nr is None:
+                    if name in NEWER_SYSCALLS:
+                        # Real, but newer than this libseccomp: runc skips these too.
+                        if warnings is not None:
+                            warnings.append(f"syscall {name} is not known to libseccomp "
+                                            f"{'.'.join(map(str, version()))}; rule ignored")
+                        continue
                     if not any(resolve_syscall(name, a) is not None for a in arches):
                         raise InvalidArgument(f"unknown syscall {name!r} in seccomp profile")
                     if warnings is not None:
@@ -386,6 +403,7 @@ def compile(spec: SpecLike, warnings: list[str] | None = None) -> Filter:  # noq
 
 
 __all__ = [
+    "NEWER_SYSCALLS",
     "Filter",
     "action_value",
     "arch_token",

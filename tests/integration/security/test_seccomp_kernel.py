@@ -341,3 +341,16 @@ def test_load_bpf_refuses_garbage() -> None:
         seccomp.load_bpf(b"")
     with pytest.raises(InvalidArgument, match="SECCOMP_FILTER_FLAG_BOGUS"):
         seccomp.load_bpf(b"\x06\x00\x00\x00\x00\x00\xff\x7f", ["SECCOMP_FILTER_FLAG_BOGUS"])
+
+
+def test_real_syscall_newer_than_libseccomp_is_skipped_with_a_warning() -> None:
+    newer = sorted(n for n in seccomp.NEWER_SYSCALLS if seccomp.resolve_syscall(n) is None)
+    if not newer:
+        pytest.skip(f"libseccomp {seccomp.version()} knows every syscall in NEWER_SYSCALLS")
+    spec = seccomp_spec.parse(_allow_but({"names": [newer[0], "getcwd"],
+                                          "action": "SCMP_ACT_ERRNO"}))
+    assert spec is not None
+    warnings: list[str] = []
+    with seccomp.compile(spec, warnings) as filt:
+        assert _in_child_with(filt, lambda: _errno_of(os.getcwd)).ok() == errno.EPERM
+    assert len(warnings) == 1 and newer[0] in warnings[0]
