@@ -10,13 +10,21 @@ must be single-threaded.
 Call order in the container init, just before execve (runc's order)::
 
     sets = CapSets.from_oci(spec.process.capabilities, warnings)  # parse early, in the parent
+    filt = seccomp.compile(spec)    # before pivot_root (dlopen), or export_bpf in the parent
+    ... namespaces, rootfs, pivot_root, mounts ...
+    if seccomp and not noNewPrivileges:
+        filt.load()                 # without no_new_privs loading needs CAP_SYS_ADMIN: load
+                                    # it while we still have it (runc does the same)
     drop_bounding(sets)             # while still uid 0 with CAP_SETPCAP effective
     set_keep_caps(True)             # keep the permitted set across the uid change
     setgroups(...); setgid(gid); setuid(uid)      # (runtime's libc)
     set_keep_caps(False)
     warnings += apply(sets)         # (bounding again, a no-op) -> capset -> ambient
-    set_no_new_privs()              # if process.noNewPrivileges
-    seccomp_filter.load()           # last: after this only execve
+    lsm.apply_apparmor(profile) / lsm.apply_selinux(label)   # warnings when not enabled
+    if noNewPrivileges:
+        set_no_new_privs()
+    if seccomp and noNewPrivileges:
+        filt.load()                 # as late as possible: only execve after it
     execve(...)
 
 The bounding set is dropped before the uid change because PR_CAPBSET_DROP
