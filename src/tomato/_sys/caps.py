@@ -11,7 +11,8 @@ Call order in the container init, just before execve (runc's order)::
 
     sets = CapSets.from_oci(spec.process.capabilities, warnings)  # parse early, in the parent
     filt = seccomp.compile(spec)    # before pivot_root (dlopen), or export_bpf in the parent
-    ... namespaces, rootfs, pivot_root, mounts ...
+    ... namespaces, rootfs, pivot_root, mounts, masked/readonly paths ...
+    lsm.apply_apparmor(profile); lsm.apply_selinux(label)    # still root; warnings if disabled
     if seccomp and not noNewPrivileges:
         filt.load()                 # without no_new_privs loading needs CAP_SYS_ADMIN: load
                                     # it while we still have it (runc does the same)
@@ -20,7 +21,6 @@ Call order in the container init, just before execve (runc's order)::
     setgroups(...); setgid(gid); setuid(uid)      # (runtime's libc)
     set_keep_caps(False)
     warnings += apply(sets)         # (bounding again, a no-op) -> capset -> ambient
-    lsm.apply_apparmor(profile) / lsm.apply_selinux(label)   # warnings when not enabled
     if noNewPrivileges:
         set_no_new_privs()
     if seccomp and noNewPrivileges:

@@ -6,10 +6,10 @@ switches on exec.  Where the host has no such LSM enabled, the apply
 functions return a warning for the runtime to print instead of failing, so a
 config.json written for an AppArmor or SELinux host still runs here.
 
-Call them in the container init after capabilities are applied and before
-the seccomp filter is loaded (the filter may deny the writes).  They touch
-only /proc/thread-self, which must be the container's /proc at that point,
-or the host's before pivot_root: both show this thread.
+Call them in the container init as runc does: after the rootfs is ready and
+before the user change, capabilities and the seccomp filter (a filter or a
+dropped capability could deny the write).  They touch only
+/proc/thread-self, which after pivot_root must be the container's /proc.
 """
 
 from __future__ import annotations
