@@ -63,6 +63,11 @@ class PulledImage:
     chain_ids: tuple[str, ...]
     #: compressed size of config + layers
     size: int
+    #: bytes of regular-file content in the unpacked layers
+    unpacked_size: int = 0
+
+
+SIZE_LABEL = "tomato.size"
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class _Pipeline:
         self.options = options
         self.workers = workers
 
-    def _layer(self, i: int) -> Staging | None:
+    def _layer(self, i: int) -> tuple[Staging, int] | None:
         desc, diff, chain = self.layers[i], self.diff_ids[i], self.chains[i]
         layer_compression(desc.media_type)  # refuse non-layer artifacts early
         content, snaps = self.s.content, self.s.snapshots
@@ -133,7 +138,7 @@ class _Pipeline:
             else:
                 staging = snaps.stage()
                 reader = DecompressReader(src)
-                apply_layer(reader, staging.path, self.options)
+                stats = apply_layer(reader, staging.path, self.options)
                 reader.drain()
                 if reader.digest != diff:
                     raise DigestMismatch(
@@ -151,18 +156,18 @@ class _Pipeline:
             if hasattr(src, "close"):
                 src.close()
         self.progress(Progress(desc.digest, "done", desc.size, desc.size))
-        return staging
+        return None if staging is None else (staging, stats.bytes_written)
 
     def run(self) -> None:
         n = len(self.layers)
         for d in self.layers:
             self.progress(Progress(d.digest, "waiting", 0, d.size))
-        ready: dict[int, Staging | None] = {}
+        ready: dict[int, tuple[Staging, int] | None] = {}
         committed = 0
         lock = threading.Lock()
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, n or 1)),
                                 thread_name_prefix="tomato-pull") as pool:
-            futures: dict[Future[Staging | None], int] = {
+            futures: dict[Future[tuple[Staging, int] | None], int] = {
                 pool.submit(self._layer, i): i for i in range(n)}
             pending = set(futures)
             error: BaseException | None = None
@@ -176,12 +181,13 @@ class _Pipeline:
                     ready[futures[fut]] = fut.result()
                 with lock:
                     while error is None and committed in ready:
-                        staging = ready.pop(committed)
-                        if staging is not None:
+                        item = ready.pop(committed)
+                        if item is not None:
+                            staging, size = item
                             parent = self.chains[committed - 1] if committed else None
                             try:
                                 self.s.snapshots.commit_staged(staging, self.chains[committed],
-                                                               parent)
+                                                               parent, {SIZE_LABEL: str(size)})
                             except BaseException as exc:
                                 self.s.snapshots.discard(staging)
                                 error = exc
@@ -192,12 +198,19 @@ class _Pipeline:
                     fut.cancel()
                 wait(pending)
                 for fut in pending:
-                    if not fut.cancelled() and fut.exception() is None and fut.result():
-                        self.s.snapshots.discard(fut.result())  # type: ignore[arg-type]
-                for staging in ready.values():
-                    if staging is not None:
-                        self.s.snapshots.discard(staging)
+                    res = None if fut.cancelled() or fut.exception() else fut.result()
+                    if res is not None:
+                        self.s.snapshots.discard(res[0])
+                for item in ready.values():
+                    if item is not None:
+                        self.s.snapshots.discard(item[0])
                 raise error
+
+    def unpacked_size(self) -> int:
+        total = 0
+        for chain in self.chains:
+            total += int(self.s.snapshots.stat(chain).labels.get(SIZE_LABEL, "0"))
+        return total
 
 
 def pull(ref: Reference, client: RegistryClient, stores: Stores, *, platform: Platform,
@@ -228,21 +241,27 @@ def pull(ref: Reference, client: RegistryClient, stores: Stores, *, platform: Pl
             stream.on_retry = lambda off, err: progress(Progress(digest, "retrying", off, size))
         return stream
 
-    _Pipeline(stores, manifest, config, open_remote, progress, options or UnpackOptions(),
-              workers).run()
+    pipe = _Pipeline(stores, manifest, config, open_remote, progress,
+                     options or UnpackOptions(), workers)
+    pipe.run()
     return PulledImage(ref, top.digest, parsed.media_type, manifest_digest,
                        manifest.config.digest, tuple(chain_ids(config.diff_ids)),
-                       manifest.config.size + sum(d.size for d in manifest.layers))
+                       manifest.config.size + sum(d.size for d in manifest.layers),
+                       pipe.unpacked_size())
 
 
 def unpack(manifest_digest: str, stores: Stores, *, progress: ProgressFn | None = None,
-           options: UnpackOptions | None = None, workers: int = 2) -> tuple[str, ...]:
-    """Unpack an image whose blobs are all in the content store (after load/import)."""
+           options: UnpackOptions | None = None, workers: int = 2) -> tuple[tuple[str, ...], int]:
+    """Unpack an image whose blobs are all in the content store (after load/import).
+
+    Returns its chain IDs and unpacked size.
+    """
     manifest = load_manifest(stores.content, manifest_digest)
     config = load_config(stores.content, manifest)
-    _Pipeline(stores, manifest, config, None, progress, options or UnpackOptions(),
-              workers).run()
-    return tuple(chain_ids(config.diff_ids))
+    pipe = _Pipeline(stores, manifest, config, None, progress, options or UnpackOptions(),
+                     workers)
+    pipe.run()
+    return tuple(chain_ids(config.diff_ids)), pipe.unpacked_size()
 
 
 __all__ = ["pull", "unpack", "PulledImage", "Progress", "Stores", "load_manifest",

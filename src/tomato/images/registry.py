@@ -85,10 +85,10 @@ class RegistryClient:
         c = conns.get(key)
         if c is None:
             if scheme == "https":
-                c = http.client.HTTPSConnection(netloc, timeout=self.timeout,
+                c = http.client.HTTPSConnection(netloc, timeout=self.timeout, blocksize=1 << 20,
                                                 context=ssl.create_default_context())
             else:
-                c = http.client.HTTPConnection(netloc, timeout=self.timeout)
+                c = http.client.HTTPConnection(netloc, timeout=self.timeout, blocksize=1 << 20)
             conns[key] = c
         return c
 
