@@ -290,6 +290,10 @@ def apply(sets: CapSets, *, kernel_last_cap: int | None = None) -> list[str]:
     """
     top = last_cap() if kernel_last_cap is None else kernel_last_cap
     warnings: list[str] = []
+    if not sets.effective <= sets.permitted:
+        # The kernel would only say EPERM; name what is wrong before changing anything.
+        raise InvalidArgument("effective capabilities not in the permitted set: "
+                              + ", ".join(names(sets.effective - sets.permitted)))
     drop_bounding(sets, kernel_last_cap=top)
     try:
         capset(sets.effective, sets.permitted, sets.inheritable)

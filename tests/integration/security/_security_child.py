@@ -83,8 +83,14 @@ def run_in_child(fn: Callable[[], Any]) -> ChildResult:
     return ChildResult(code, sig, payload.get("value"), payload.get("error"))
 
 
-def exec_in_child(prepare: Callable[[], None], argv: Sequence[str]) -> ChildResult:
-    """fork; in the child run ``prepare()`` then execv ``argv`` with stdout to a pipe."""
+def exec_in_child(prepare: Callable[[], None], argv: Sequence[str],
+                  exec_fd: int | None = None) -> ChildResult:
+    """fork; in the child run ``prepare()`` then execv ``argv`` with stdout to a pipe.
+
+    With ``exec_fd`` the child runs that open file (fexecve) instead of
+    ``argv[0]``: the path was walked by root, so an unprivileged child needs
+    no search permission on its directories.
+    """
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
@@ -93,6 +99,8 @@ def exec_in_child(prepare: Callable[[], None], argv: Sequence[str]) -> ChildResu
             _child_setup()
             prepare()
             os.dup2(w, 1)
+            if exec_fd is not None:
+                os.execve(exec_fd, list(argv), dict(os.environ))
             os.execv(argv[0], list(argv))
         except BaseException:
             os.write(w, ("PREPARE-ERROR " + traceback.format_exc()).encode())

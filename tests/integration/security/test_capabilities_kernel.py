@@ -11,7 +11,7 @@ from pathlib import Path
 from _security_child import exec_in_child, own_status_caps, run_in_child, status_caps
 
 from tomato._sys import caps
-from tomato.errors import PermissionDenied
+from tomato.errors import InvalidArgument, PermissionDenied
 from tomato.oci.security_defaults import DOCKER_DEFAULT_CAPS
 
 UNPRIVILEGED = 1000
@@ -194,3 +194,20 @@ def test_last_cap_is_the_kernels() -> None:
     expected = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
     assert caps.last_cap() == expected
     assert caps.last_cap("/nonexistent/cap_last_cap") == caps.CAP_NUMBERS["CAP_BLOCK_SUSPEND"]
+
+
+def test_effective_outside_permitted_is_refused_before_any_change() -> None:
+    def child() -> list[object]:
+        before = own_status_caps()
+        bad = caps.CapSets(bounding=caps.parse(["CAP_KILL", "CAP_CHOWN"]),
+                           effective=caps.parse(["CAP_KILL", "CAP_CHOWN"]),
+                           permitted=caps.parse(["CAP_KILL"]))
+        try:
+            caps.apply(bad)
+        except InvalidArgument as err:
+            return [str(err), own_status_caps() == before]
+        return ["no error", False]
+
+    message, unchanged = run_in_child(child).ok()
+    assert "CAP_CHOWN" in message and "CAP_KILL" not in message
+    assert unchanged

@@ -15,7 +15,6 @@ UNPRIVILEGED = 1000
 
 def _setuid_id(workdir: Path) -> Path:
     # The test tmpfs is mounted without nosuid, so the setuid bit takes effect.
-    os.chmod(workdir, 0o755)
     binary = workdir / "id-suid"
     shutil.copy2("/usr/bin/id", binary)
     os.chown(binary, 0, 0)
@@ -32,12 +31,14 @@ def _become_user(no_new_privs: bool) -> None:
 
 
 def test_setuid_binary_gains_root_without_nnp_and_not_with_it(workdir: Path) -> None:
-    binary = str(_setuid_id(workdir))
-    plain = exec_in_child(lambda: _become_user(False), [binary, "-u"])
+    fd = os.open(_setuid_id(workdir), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        plain = exec_in_child(lambda: _become_user(False), ["id", "-u"], exec_fd=fd)
+        guarded = exec_in_child(lambda: _become_user(True), ["id", "-u"], exec_fd=fd)
+    finally:
+        os.close(fd)
     assert plain.exit_code == 0, plain.error or plain.output
     assert plain.output.decode().strip() == "0"  # the control: setuid works here
-
-    guarded = exec_in_child(lambda: _become_user(True), [binary, "-u"])
     assert guarded.exit_code == 0, guarded.error or guarded.output
     assert guarded.output.decode().strip() == str(UNPRIVILEGED)
 
