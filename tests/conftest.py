@@ -35,12 +35,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Containers whose creator exits (create, run -d) are orphaned as they would
+    # be under containerd's shim; make pytest their subreaper, as the shim is,
+    # so they are reaped here and never left as zombies of the machine's init.
+    if os.geteuid() == 0:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def reap_orphans() -> None:
+    """Collect exited orphans; only called between tests, when no subprocess runs."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 @pytest.fixture(scope="session")
 def storage() -> Iterator[Path]:
     """A tmpfs mounted for the whole session; everything tests write goes here."""
-    path = Path(tempfile.mkdtemp(prefix="tomato-test-"))
+    path = Path(tempfile.mkdtemp(prefix="tomato-test-", dir="/tmp"))
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g,mode=755", "tomato-test", str(path)],
                    check=True)
+    leaks.OWN_STORAGE = str(path)
     try:
         yield path
     finally:
@@ -89,8 +111,12 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     if os.geteuid() != 0 or "integration" not in str(request.node.fspath):
         yield
         return
+    # Session resources (the storage tmpfs) must exist before the first snapshot.
+    request.getfixturevalue("storage")
+    reap_orphans()
     before = leaks.snapshot()
     yield
+    reap_orphans()
     after = leaks.snapshot()
     left = leaks.difference(before, after)
     if left:

@@ -12,11 +12,21 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+#: The session's storage tmpfs.  Several test sessions may run at once on a
+#: development machine; mounts under another session's storage are its own.
+OWN_STORAGE = ""
+STORAGE_PREFIX = "/tmp/tomato-test-"
+
+
 def _mounts() -> set[str]:
     points = set()
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            points.add(line.split()[4])
+            point = line.split()[4]
+            if point.startswith(STORAGE_PREFIX) and not (
+                    OWN_STORAGE and point.startswith(OWN_STORAGE + "/")):
+                continue
+            points.add(point)
     return points
 
 
@@ -38,15 +48,39 @@ def _cgroup_dirs() -> set[str]:
     return found
 
 
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rindex(b")") + 2:].split()[1])
+    except (OSError, ValueError):
+        return 0
+
+
+def _descends_from_us(pid: int) -> bool:
+    me = os.getpid()
+    for _ in range(64):
+        pid = _parent(pid)
+        if pid == me:
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+
 def _foreign_pidns_processes() -> set[int]:
-    """Pids living in a pid namespace other than ours: container processes."""
+    """Our descendants living in another pid namespace: container processes.
+
+    The test session is the subreaper of the containers it starts, so an
+    orphaned container is still its descendant; other sessions' are not.
+    """
     ours = os.readlink("/proc/self/ns/pid")
     pids = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if os.readlink(f"/proc/{entry}/ns/pid") != ours:
+            if os.readlink(f"/proc/{entry}/ns/pid") != ours and _descends_from_us(int(entry)):
                 pids.add(int(entry))
         except OSError:
             continue

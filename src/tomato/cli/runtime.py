@@ -1,0 +1,506 @@
+"""tomato-runtime: an OCI runtime with runc's command line.
+
+Kept to the stdlib and Tomato's low layers: this is the hot path that
+containerd forks for every container.  Commands import what they need
+lazily so `state` does not pay for `create`'s modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from tomato.cli.flags import BOOL, MULTI, VALUE, Flag, Parsed, parse, usage
+from tomato.errors import InvalidArgument, TomatoError
+
+DEFAULT_ROOT = "/run/tomato-runtime"
+VERSION = "0.1.0"
+
+GLOBAL_FLAGS = (
+    Flag("root", VALUE, default=DEFAULT_ROOT, help="root directory for container state"),
+    Flag("log", VALUE, default="", help="log file (default: stderr)"),
+    Flag("log-format", VALUE, default="text", help="text or json"),
+    Flag("debug", BOOL, help="debug logging"),
+    Flag("systemd-cgroup", BOOL, help="use systemd cgroups (not supported)"),
+    Flag("rootless", VALUE, help="ignored: rootless mode is detected"),
+    Flag("criu", VALUE, help="ignored: checkpointing is not supported"),
+    Flag("help", BOOL, aliases=("h",)),
+    Flag("version", BOOL, aliases=("v",)),
+)
+
+CREATE_FLAGS = (
+    Flag("bundle", VALUE, aliases=("b",), default="."),
+    Flag("pid-file", VALUE, default=""),
+    Flag("console-socket", VALUE, default=""),
+    Flag("no-pivot", BOOL),
+    Flag("no-new-keyring", BOOL),
+    Flag("preserve-fds", VALUE, default="0"),
+)
+RUN_FLAGS = CREATE_FLAGS + (Flag("detach", BOOL, aliases=("d",)), Flag("keep", BOOL))
+EXEC_FLAGS = (
+    Flag("process", VALUE, aliases=("p",), default=""),
+    Flag("detach", BOOL, aliases=("d",)),
+    Flag("tty", BOOL, aliases=("t",)),
+    Flag("pid-file", VALUE, default=""),
+    Flag("console-socket", VALUE, default=""),
+    Flag("cwd", VALUE, default=""),
+    Flag("env", MULTI, aliases=("e",)),
+    Flag("user", VALUE, aliases=("u",), default=""),
+    Flag("cap", MULTI, aliases=("c",)),
+    Flag("additional-gids", MULTI, aliases=("g",)),
+    Flag("no-new-privs", BOOL),
+    Flag("preserve-fds", VALUE, default="0"),
+    Flag("process-label", VALUE, default=""),
+    Flag("apparmor", VALUE, default=""),
+    Flag("ignore-paused", BOOL),
+    Flag("cgroup", MULTI),
+)
+UPDATE_FLAGS = (
+    Flag("resources", VALUE, aliases=("r",), default=""),
+    Flag("blkio-weight", VALUE),
+    Flag("cpu-period", VALUE),
+    Flag("cpu-quota", VALUE),
+    Flag("cpu-burst", VALUE),
+    Flag("cpu-share", VALUE),
+    Flag("cpu-rt-period", VALUE),
+    Flag("cpu-rt-runtime", VALUE),
+    Flag("cpuset-cpus", VALUE),
+    Flag("cpuset-mems", VALUE),
+    Flag("memory", VALUE),
+    Flag("memory-reservation", VALUE),
+    Flag("memory-swap", VALUE),
+    Flag("pids-limit", VALUE),
+    Flag("l3-cache-schema", VALUE),
+    Flag("mem-bw-schema", VALUE),
+)
+
+
+class Context:
+    def __init__(self, g: Parsed) -> None:
+        from tomato.runtime.log import RuntimeLog
+        from tomato.runtime.statedir import StateDir
+
+        fmt = g.str("log-format", "text")
+        if fmt not in ("text", "json"):
+            raise InvalidArgument(f"invalid --log-format {fmt!r}: use text or json")
+        self.log = RuntimeLog(g.str("log"), fmt, g.bool("debug"))
+        self.states = StateDir(g.str("root", DEFAULT_ROOT))
+
+
+def _one_id(p: Parsed, cmd: str) -> str:
+    if len(p.args) < 1:
+        raise InvalidArgument(f'"{cmd}" requires a container id')
+    return p.args[0]
+
+
+def _int_flag(p: Parsed, name: str) -> int:
+    value = p.str(name, "0")
+    try:
+        n = int(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid --{name} {value!r}: not a number") from None
+    if n < 0:
+        raise InvalidArgument(f"invalid --{name} {value!r}: must not be negative")
+    return n
+
+
+def cmd_spec(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, (Flag("bundle", VALUE, aliases=("b",), default="."), Flag("rootless", BOOL)))
+    from tomato.oci.defaults import default_spec
+
+    path = os.path.join(p.str("bundle", "."), "config.json")
+    if os.path.exists(path):
+        raise TomatoError("file config.json exists: remove it first")
+    with open(path, "w") as f:
+        json.dump(default_spec(rootless=p.bool("rootless")), f, indent="\t")
+        f.write("\n")
+    return 0
+
+
+def _create_options(p: Parsed) -> object:
+    from tomato.runtime.create import CreateOptions
+
+    return CreateOptions(bundle=p.str("bundle", "."), pid_file=p.str("pid-file"),
+                         console_socket=p.str("console-socket"), no_pivot=p.bool("no-pivot"),
+                         preserve_fds=_int_flag(p, "preserve-fds"),
+                         no_new_keyring=p.bool("no-new-keyring"))
+
+
+def cmd_create(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, CREATE_FLAGS)
+    cid = _one_id(p, "create")
+    from tomato.runtime.create import create
+
+    create(ctx.states, cid, _create_options(p), ctx.log)  # type: ignore[arg-type]
+    return 0
+
+
+def cmd_start(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, ())
+    from tomato.runtime.lifecycle import start
+
+    start(ctx.states, _one_id(p, "start"), ctx.log)
+    return 0
+
+
+def _wait_status_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _forward_signals(pid: int) -> None:
+    import signal
+
+    def forward(sig: int, _frame: object) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                signal.SIGUSR2):
+        signal.signal(sig, forward)
+
+
+def _wait(pid: int, master: int | None) -> int:
+    if master is not None:
+        from tomato.runtime.console import proxy
+
+        return _wait_status_code(proxy(master, pid))
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return _wait_status_code(status)
+        except InterruptedError:
+            continue
+
+
+def cmd_run(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, RUN_FLAGS)
+    cid = _one_id(p, "run")
+    from tomato.runtime.create import create
+    from tomato.runtime.lifecycle import delete, start
+
+    detach = p.bool("detach")
+    opts = _create_options(p)
+    created = create(ctx.states, cid, opts, ctx.log,  # type: ignore[arg-type]
+                     keep_master=not detach)
+    pid = created.record.pid
+    try:
+        _forward_signals(pid)
+        start(ctx.states, cid, ctx.log)
+    except BaseException:
+        delete(ctx.states, cid, True, ctx.log)
+        raise
+    if detach:
+        return 0
+    code = _wait(pid, created.console_master)
+    if not p.bool("keep"):
+        delete(ctx.states, cid, True, ctx.log)
+    return code
+
+
+def cmd_state(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, ())
+    from tomato.runtime.lifecycle import state
+
+    print(json.dumps(state(ctx.states, _one_id(p, "state")), indent=2))
+    return 0
+
+
+def cmd_kill(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, (Flag("all", BOOL, aliases=("a",)),))
+    cid = _one_id(p, "kill")
+    from tomato.runtime.lifecycle import kill, parse_signal
+
+    sig = parse_signal(p.args[1] if len(p.args) > 1 else "SIGTERM")
+    kill(ctx.states, cid, sig, p.bool("all"))
+    return 0
+
+
+def cmd_delete(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, (Flag("force", BOOL, aliases=("f",)),))
+    from tomato.runtime.lifecycle import delete
+
+    delete(ctx.states, _one_id(p, "delete"), p.bool("force"), ctx.log)
+    return 0
+
+
+def cmd_list(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, (Flag("format", VALUE, aliases=("f",), default="table"),
+                     Flag("quiet", BOOL, aliases=("q",))))
+    from tomato.runtime.lifecycle import list_all
+
+    items = list_all(ctx.states)
+    fmt = p.str("format", "table")
+    if p.bool("quiet"):
+        for s in items:
+            print(s["id"])
+    elif fmt == "json":
+        print(json.dumps(items))
+    elif fmt == "table":
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        for s in items:
+            rows.append((s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"],
+                         s["owner"] or "root"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    else:
+        raise InvalidArgument(f"invalid --format {fmt!r}: use table or json")
+    return 0
+
+
+def cmd_exec(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, EXEC_FLAGS)
+    cid = _one_id(p, "exec")
+    from tomato.runtime.exec import ExecOptions, build_process, exec_process
+    from tomato.runtime.lifecycle import load
+
+    if p.str("process"):
+        try:
+            with open(p.str("process")) as f:
+                process = json.load(f)
+        except FileNotFoundError:
+            raise InvalidArgument(f"process file {p.str('process')} does not exist") from None
+        except ValueError as err:
+            raise InvalidArgument(f"process file {p.str('process')} is not valid JSON") from err
+    else:
+        if len(p.args) < 2:
+            raise InvalidArgument("exec needs a command (or --process FILE)")
+        rec, _ = load(ctx.states, cid)
+        base = dict(rec.config.get("process") or {})
+        process = build_process(base, p.args[1:], p.list("env"), p.str("cwd"), p.str("user"),
+                                p.list("cap"), p.bool("tty"),
+                                True if p.bool("no-new-privs") else None)
+        if p.list("additional-gids"):
+            process.setdefault("user", {})["additionalGids"] = [
+                int(g) for g in p.list("additional-gids")]
+        if p.str("apparmor"):
+            process["apparmorProfile"] = p.str("apparmor")
+        if p.str("process-label"):
+            process["selinuxLabel"] = p.str("process-label")
+    detach = p.bool("detach")
+    opts = ExecOptions(process=process, detach=detach, pid_file=p.str("pid-file"),
+                       console_socket=p.str("console-socket"),
+                       preserve_fds=_int_flag(p, "preserve-fds"))
+    result = exec_process(ctx.states, cid, opts, ctx.log, keep_master=not detach)
+    if detach:
+        return 0
+    _forward_signals(result.pid)
+    return _wait(result.pid, result.console_master)
+
+
+def cmd_ps(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, (Flag("format", VALUE, aliases=("f",), default="table"),))
+    cid = _one_id(p, "ps")
+    from tomato.runtime.lifecycle import pids
+
+    found = pids(ctx.states, cid)
+    if p.str("format") == "json":
+        print(json.dumps(found))
+        return 0
+    import subprocess
+
+    ps_args = p.args[1:] or ["-ef"]
+    out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    if not lines:
+        return 0
+    header = lines[0].split()
+    try:
+        col = header.index("PID")
+    except ValueError:
+        raise InvalidArgument("ps output has no PID column") from None
+    print(lines[0])
+    wanted = set(found)
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
+            print(line)
+    return 0
+
+
+def cmd_pause(ctx: Context, argv: list[str]) -> int:
+    from tomato.runtime.lifecycle import pause
+
+    pause(ctx.states, _one_id(parse(argv, ()), "pause"))
+    return 0
+
+
+def cmd_resume(ctx: Context, argv: list[str]) -> int:
+    from tomato.runtime.lifecycle import resume
+
+    resume(ctx.states, _one_id(parse(argv, ()), "resume"))
+    return 0
+
+
+def _update_resources(p: Parsed) -> dict:
+    if p.str("resources"):
+        src = p.str("resources")
+        try:
+            if src == "-":
+                data = json.load(sys.stdin)
+            else:
+                with open(src) as f:
+                    data = json.load(f)
+        except (OSError, ValueError) as err:
+            raise InvalidArgument(f"cannot read resources {src}: {err}") from err
+        if not isinstance(data, dict):
+            raise InvalidArgument(f"resources {src} must be a JSON object")
+        return data
+
+    def num(name: str) -> int | None:
+        raw = p.get(name)
+        if raw is None:
+            return None
+        text = str(raw)
+        if name.startswith("memory") and text == "-1":
+            return -1
+        try:
+            from tomato.runtime.units import parse_size
+
+            return parse_size(text) if name.startswith("memory") else int(text)
+        except ValueError:
+            raise InvalidArgument(f"invalid --{name} {text!r}") from None
+
+    res: dict = {}
+    cpu = {k: v for k, v in (("shares", num("cpu-share")), ("quota", num("cpu-quota")),
+                             ("period", num("cpu-period")), ("burst", num("cpu-burst")),
+                             ("realtimeRuntime", num("cpu-rt-runtime")),
+                             ("realtimePeriod", num("cpu-rt-period"))) if v is not None}
+    if p.get("cpuset-cpus") is not None:
+        cpu["cpus"] = p.str("cpuset-cpus")
+    if p.get("cpuset-mems") is not None:
+        cpu["mems"] = p.str("cpuset-mems")
+    if cpu:
+        res["cpu"] = cpu
+    mem = {k: v for k, v in (("limit", num("memory")), ("reservation", num("memory-reservation")),
+                             ("swap", num("memory-swap"))) if v is not None}
+    if mem:
+        res["memory"] = mem
+    if num("pids-limit") is not None:
+        res["pids"] = {"limit": num("pids-limit")}
+    if num("blkio-weight") is not None:
+        res["blockIO"] = {"weight": num("blkio-weight")}
+    return res
+
+
+def cmd_update(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, UPDATE_FLAGS)
+    cid = _one_id(p, "update")
+    from tomato.runtime.lifecycle import update
+
+    for w in update(ctx.states, cid, _update_resources(p)):
+        ctx.log.warning(w)
+    return 0
+
+
+def cmd_events(ctx: Context, argv: list[str]) -> int:
+    p = parse(argv, (Flag("stats", BOOL), Flag("interval", VALUE, default="5s")))
+    cid = _one_id(p, "events")
+    from tomato.runtime.lifecycle import stats
+    from tomato.runtime.units import parse_duration
+
+    def emit() -> None:
+        print(json.dumps({"type": "stats", "id": cid, "data": stats(ctx.states, cid)}),
+              flush=True)
+
+    if p.bool("stats"):
+        emit()
+        return 0
+    import time
+
+    interval = parse_duration(p.str("interval", "5s"))
+    while True:
+        try:
+            emit()
+        except TomatoError:
+            return 0  # the container stopped: the stream ends
+        time.sleep(interval)
+
+
+def cmd_features(ctx: Context, argv: list[str]) -> int:
+    from tomato.runtime.features import features
+
+    print(json.dumps(features(), indent=2))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Context, list[str]], int]] = {
+    "spec": cmd_spec, "create": cmd_create, "start": cmd_start, "run": cmd_run,
+    "state": cmd_state, "kill": cmd_kill, "delete": cmd_delete, "list": cmd_list,
+    "exec": cmd_exec, "ps": cmd_ps, "pause": cmd_pause, "resume": cmd_resume,
+    "update": cmd_update, "events": cmd_events, "features": cmd_features,
+}
+
+HELP = """usage: tomato-runtime [global options] command [command options] [arguments...]
+
+An OCI runtime with runc's command line.
+
+commands:
+   spec      create a new specification file (config.json)
+   create    create a container, its process blocked before execve
+   start     start the user process of a created container
+   run       create and start a container, waiting for it unless --detach
+   state     output the state of a container (OCI state JSON)
+   kill      send a signal to the container's init (or --all processes)
+   delete    delete a container and everything it held
+   list      list containers
+   exec      run a new process inside a container
+   ps        show the processes of a container
+   pause     freeze every process of a container
+   resume    thaw a paused container
+   update    change a container's resource limits
+   events    resource usage statistics (--stats for one sample)
+   features  show what this runtime supports
+
+global options:
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    log = None
+    try:
+        g = parse(argv, GLOBAL_FLAGS)
+        if g.bool("version"):
+            print(f"tomato-runtime version {VERSION}\nspec: 1.2.0")
+            return 0
+        if g.bool("help") or not g.args:
+            print(HELP + usage(GLOBAL_FLAGS))
+            return 0
+        if g.bool("systemd-cgroup"):
+            raise InvalidArgument("--systemd-cgroup is not supported: use cgroupfs paths")
+        ctx = Context(g)
+        log = ctx.log
+        name, rest = g.args[0], g.args[1:]
+        cmd = COMMANDS.get(name)
+        if cmd is None:
+            raise InvalidArgument(f"no such command: {name}")
+        if rest and rest[0] in ("-h", "--help"):
+            print(f"usage: tomato-runtime {name} [options] <container-id>")
+            return 0
+        return cmd(ctx, rest)
+    except TomatoError as err:
+        return _fail(str(err), log)
+    except OSError as err:
+        where = f" {err.filename}" if err.filename else ""
+        return _fail(f"{err.strerror or err}{where}", log)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(msg: str, log: object) -> int:
+    msg = msg.splitlines()[0] if msg else "unknown error"
+    if log is not None and getattr(log, "path", ""):
+        log.error(msg)  # type: ignore[attr-defined]
+    sys.stderr.write(f"tomato-runtime: {msg}\n")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

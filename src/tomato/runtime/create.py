@@ -1,0 +1,325 @@
+"""`create`: everything up to a container init blocked before execve.
+
+Every resource made here (state dir, exec fifo, cgroups, the init process)
+is registered on an ExitStack and rolled back in reverse order if any later
+step fails, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from tomato._sys import libc as c
+from tomato.errors import InvalidArgument, NotFound, TomatoError
+from tomato.oci.spec import IdMapping, Spec, parse_spec
+from tomato.oci.state import validate_id
+from tomato.runtime.channel import Channel, ChannelClosed
+from tomato.runtime.log import RuntimeLog
+from tomato.runtime.statedir import EXEC_FIFO, Record, StateDir, proc_start_time
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    bundle: str
+    pid_file: str = ""
+    console_socket: str = ""
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    no_new_keyring: bool = False
+
+
+@dataclass
+class Created:
+    """A created container; ``pid`` is the host pid of its init."""
+
+    record: Record
+    console_master: int | None = None
+
+
+def load_bundle(bundle: str) -> tuple[dict[str, Any], Spec]:
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = json.loads(f.read())
+    except FileNotFoundError:
+        raise NotFound(f"config.json not found in bundle {bundle}") from None
+    except ValueError as err:
+        raise InvalidArgument(f"config.json in {bundle} is not valid JSON: {err}") from err
+    return raw, parse_spec(raw)
+
+
+def now_rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def oci_state(rec: Record, status: str) -> dict[str, Any]:
+    return {
+        "ociVersion": rec.config.get("ociVersion", "1.2.0"),
+        "id": rec.id,
+        "status": status,
+        "pid": rec.pid if status not in ("stopped",) else 0,
+        "bundle": rec.bundle,
+        "rootfs": rec.rootfs,
+        "created": rec.created,
+        "owner": rec.owner,
+        "annotations": rec.annotations,
+    }
+
+
+def _write_mappings(pid: int, uid_maps: tuple[IdMapping, ...],
+                    gid_maps: tuple[IdMapping, ...]) -> None:
+    """Map the new user namespace (from outside, as its parent must)."""
+    def fmt(maps: tuple[IdMapping, ...]) -> str:
+        return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+
+    if os.geteuid() == 0:
+        for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+            try:
+                with open(f"/proc/{pid}/{name}", "w") as f:
+                    f.write(fmt(maps))
+            except OSError as err:
+                raise InvalidArgument(f"cannot write {name} {fmt(maps).strip()!r}: "
+                                      f"{err.strerror}") from err
+        return
+    from tomato.runtime import rootless
+
+    rootless.write_mappings(pid, uid_maps, gid_maps)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _time_offsets(spec: Spec) -> None:
+    """A new time namespace is made by the runtime itself and applies to its children."""
+    c.unshare(c.CLONE_NEWTIME)
+    lines = []
+    for clock, off in spec.linux.time_offsets.items():
+        name = {"monotonic": "monotonic", "boottime": "boottime"}.get(clock)
+        if name is None:
+            raise InvalidArgument(f"config.json: unknown time offset clock {clock!r}")
+        lines.append(f"{name} {int(off.get('secs', 0))} {int(off.get('nanosecs', 0))}\n")
+    if lines:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write("".join(lines))
+
+
+def create(states: StateDir, container_id: str, opts: CreateOptions,
+           log: RuntimeLog, keep_master: bool = False) -> Created:
+    validate_id(container_id)
+    bundle = os.path.abspath(opts.bundle)
+    if not os.path.isdir(bundle):
+        raise NotFound(f"bundle {opts.bundle} does not exist")
+    raw, spec = load_bundle(bundle)
+    if spec.process is None:
+        raise InvalidArgument("config.json: process is required to create a container")
+    if spec.linux.namespace("mount") is None:
+        raise InvalidArgument("config.json: a mount namespace is required")
+    rootfs = os.path.join(bundle, spec.root_path)
+    if not os.path.isdir(rootfs):
+        raise NotFound(f"rootfs {rootfs} does not exist")
+    rootfs = os.path.realpath(rootfs)
+    if spec.process.terminal and not opts.console_socket and not keep_master:
+        raise InvalidArgument("process.terminal is true: --console-socket is required")
+    if opts.console_socket and not spec.process.terminal:
+        raise InvalidArgument("--console-socket given but process.terminal is false")
+
+    # Parse everything other packages own before making anything.
+    warnings: list[str] = []
+    caps = None
+    if spec.process.capabilities is not None:
+        from tomato._sys import caps as capmod
+
+        caps = capmod.CapSets.from_oci(spec.process.capabilities, warnings)
+    seccomp_filter = None
+    if spec.linux.seccomp is not None:
+        from tomato._sys import seccomp as seccomp_mod
+        from tomato.oci import seccomp_spec
+
+        parsed = seccomp_spec.parse(spec.linux.seccomp)
+        if parsed is not None:
+            seccomp_filter = seccomp_mod.compile(parsed, warnings)
+    resources = None
+    use_cgroups = True
+    from tomato import cgroups
+
+    if not hasattr(cgroups, "new_manager"):  # TEMP-HACK until cgroups lands
+        use_cgroups = False
+    else:
+        resources = cgroups.Resources.from_oci(spec.linux.resources)
+    if os.geteuid() != 0:
+        use_cgroups = False
+        warnings.append("running rootless: cgroups are not set up")
+    for w in warnings:
+        log.warning(w)
+
+    user_ns = spec.linux.namespace("user")
+    new_userns = user_ns is not None and not user_ns.path
+    cgroupns = spec.linux.namespace("cgroup")
+    joined = [(ns.type, ns.path) for ns in spec.linux.namespaces if ns.path]
+    joined.sort(key=lambda kp: kp[0] != "user")  # the user namespace first
+    flags = 0
+    for ns in spec.linux.namespaces:
+        if not ns.path and ns.type not in ("cgroup", "time"):
+            flags |= c.NAMESPACE_FLAGS[ns.type]
+
+    with ExitStack() as undo:
+        states.reserve(container_id)
+        undo.callback(states.remove, container_id)
+        rec = Record(id=container_id, bundle=bundle, rootfs=rootfs, created=now_rfc3339(),
+                     creator_pid=os.getpid(), creator_start=proc_start_time(os.getpid()),
+                     annotations=spec.annotations, config=raw, owner="",
+                     no_pivot=opts.no_pivot)
+        states.save(rec)
+        fifo = os.path.join(states.path(container_id), EXEC_FIFO)
+        os.mkfifo(fifo, 0o622)
+
+        manager = None
+        cgroup_dirs: list[tuple[str, str]] = []
+        unified = False
+        if use_cgroups:
+            manager = cgroups.new_manager(spec.linux.cgroups_path, container_id)
+            manager.create()
+            undo.callback(manager.destroy)
+            manager.set(resources)
+            for w in getattr(manager, "warnings", []):
+                log.warning(w)
+            rec.cgroup = manager.to_dict()
+            unified = manager.version == 2
+            from tomato.runtime.rootfs import cgroup_mount_dirs
+
+            cgroup_dirs = (list(manager.paths.items())[:1] if unified
+                           else cgroup_mount_dirs(manager.paths, cgroups.hierarchies()))
+
+        console_sock = None
+        if opts.console_socket:
+            from tomato.runtime import console
+
+            try:
+                console_sock = console.connect(opts.console_socket)
+            except OSError as err:
+                raise InvalidArgument(f"cannot connect to console socket "
+                                      f"{opts.console_socket}: {err.strerror}") from err
+            undo.callback(console_sock.close)
+        elif spec.process.terminal:
+            import socket
+
+            console_sock, master_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            undo.callback(master_side.close)
+            undo.callback(console_sock.close)
+
+        for kind, path in joined:
+            if kind == "pid":
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    c.setns(fd, c.CLONE_NEWPID, path)
+                finally:
+                    os.close(fd)
+        tns = spec.linux.namespace("time")
+        if tns is not None and not tns.path:
+            _time_offsets(spec)
+        elif tns is not None:
+            fd = os.open(tns.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                c.setns(fd, c.CLONE_NEWTIME, tns.path)
+            finally:
+                os.close(fd)
+
+        parent_ch, child_ch = Channel.pair()
+        undo.callback(parent_ch.close)
+        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+        from tomato.runtime.init import InitContext, container_init
+        from tomato.runtime.process import preload
+
+        preload(spec.process, hooks=bool(spec.hooks))
+
+        ctx = InitContext(
+            spec=spec, rootfs=rootfs, bundle=bundle, channel=child_ch, fifo_fd=fifo_fd,
+            console_fd=console_sock.fileno() if console_sock else None,
+            preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot, new_userns=new_userns,
+            new_cgroupns=cgroupns is not None and not cgroupns.path, joined=joined,
+            cgroup_dirs=cgroup_dirs, cgroup_unified=unified, caps=caps, seccomp=seccomp_filter,
+        )
+        try:
+            pid = c.clone(flags)
+        except OSError as err:
+            os.close(fifo_fd)
+            child_ch.close()
+            raise TomatoError(f"cannot create namespaces: {err.strerror}") from err
+        if pid == 0:
+            parent_ch.close()
+            container_init(ctx)
+        os.close(fifo_fd)
+        child_ch.close()
+        undo.callback(_reap, pid)
+
+        if new_userns and user_ns is not None:
+            _write_mappings(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
+        if manager is not None:
+            manager.apply(pid)
+        from tomato.runtime.process import set_oom_score_adj
+
+        set_oom_score_adj(pid, spec.process.oom_score_adj, log.warning)
+        rec.pid = pid
+        rec.pid_start = proc_start_time(pid)
+        states.save(rec)
+
+        state = json.dumps(oci_state(rec, "creating"))
+        parent_ch.send("go", state=state)
+        _await_ready(parent_ch, spec, state, log)
+
+        master = None
+        if console_sock is not None and not opts.console_socket:
+            from tomato.runtime.console import recv_master
+
+            master = recv_master(master_side)
+        rec.status = "created"
+        states.save(rec)
+        if opts.pid_file:
+            _write_pid_file(opts.pid_file, pid)
+        undo.pop_all()
+    parent_ch.close()
+    if console_sock is not None:
+        console_sock.close()
+    return Created(rec, master)
+
+
+def _await_ready(ch: Channel, spec: Spec, state: str, log: RuntimeLog) -> None:
+    while True:
+        try:
+            msg = ch.recv()
+        except ChannelClosed:
+            raise TomatoError("container init exited before it was ready") from None
+        kind = msg.get("type")
+        if kind == "ready":
+            return
+        if kind == "warning":
+            log.warning(msg.get("msg", ""))
+        elif kind == "hooks":
+            from tomato.runtime.hooks import run_hooks
+
+            run_hooks("prestart", spec.hooks.get("prestart", ()), state)
+            run_hooks("createRuntime", spec.hooks.get("createRuntime", ()), state)
+            ch.send("hooks-done")
+        elif kind == "error":
+            raise TomatoError(msg.get("msg", "container init failed"))
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,213 @@
+"""`exec`: a new process inside a running container (the study note's nsenter).
+
+The runtime joins the container's pid (and time) namespace for its children
+only, then forks; the child makes itself non-dumpable *before* entering the
+container (so nothing inside can open its /proc/PID/exe — CVE-2019-5736),
+joins the remaining namespaces and the cgroups, chroots to the container's
+root, applies the same security settings as the container, and execs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from tomato._sys import libc as c
+from tomato.errors import Conflict, InvalidArgument, NotFound, TomatoError
+from tomato.oci.spec import Process, parse_process, parse_spec
+from tomato.oci.state import Status
+from tomato.runtime import process as proc_mod
+from tomato.runtime.lifecycle import load, manager_of
+from tomato.runtime.log import RuntimeLog
+from tomato.runtime.statedir import StateDir
+
+# Join order: user first (it grants the rights for the rest), mount last but one.
+_ORDER = ("user", "ipc", "uts", "network", "cgroup", "mount")
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    process: dict[str, Any]
+    detach: bool = False
+    pid_file: str = ""
+    console_socket: str = ""
+    preserve_fds: int = 0
+
+
+@dataclass
+class Execed:
+    pid: int
+    console_master: int | None = None
+
+
+def build_process(base: dict[str, Any], args: list[str], env: list[str], cwd: str,
+                  user: str, caps: list[str], tty: bool, no_new_privs: bool | None) -> dict:
+    """A process.json from the container's own process and exec's flags (runc's rules)."""
+    proc: dict[str, Any] = json.loads(json.dumps(base))
+    proc["args"] = args
+    proc["terminal"] = tty
+    proc["env"] = list(proc.get("env") or []) + env
+    if cwd:
+        proc["cwd"] = cwd
+    if user:
+        uid, _, gid = user.partition(":")
+        try:
+            proc["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+        except ValueError:
+            raise InvalidArgument(f"invalid --user {user!r}: want UID[:GID]") from None
+    if caps:
+        sets = proc.setdefault("capabilities", {})
+        for key in ("bounding", "effective", "permitted", "ambient"):
+            sets[key] = sorted(set(sets.get(key) or []) | set(caps))
+    if no_new_privs is not None:
+        proc["noNewPrivileges"] = no_new_privs
+    return proc
+
+
+def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
+                 log: RuntimeLog, keep_master: bool = False) -> Execed:
+    rec, status = load(states, container_id)
+    if status not in (Status.CREATED, Status.RUNNING):
+        raise Conflict(f"cannot exec in a {status.value} container {container_id}")
+    spec = parse_spec(rec.config)
+    proc = parse_process(opts.process, "process")
+    if proc.terminal and not opts.console_socket and not keep_master:
+        raise InvalidArgument("process.terminal is true: --console-socket is required")
+    warnings: list[str] = []
+    caps = None
+    if proc.capabilities is not None:
+        from tomato._sys import caps as capmod
+
+        caps = capmod.CapSets.from_oci(proc.capabilities, warnings)
+    seccomp_filter = None
+    if spec.linux.seccomp is not None:
+        from tomato._sys import seccomp as seccomp_mod
+        from tomato.oci import seccomp_spec
+
+        parsed = seccomp_spec.parse(spec.linux.seccomp)
+        if parsed is not None:
+            seccomp_filter = seccomp_mod.compile(parsed, warnings)
+    for w in warnings:
+        log.warning(w)
+
+    pid = rec.pid
+    kinds = {ns.type for ns in spec.linux.namespaces}
+    ns_fds: list[tuple[str, int]] = []
+    try:
+        for kind in _ORDER:
+            if kind in kinds:
+                ns_fds.append((kind, os.open(f"/proc/{pid}/ns/{c.NAMESPACE_PROC_NAMES[kind]}",
+                                             os.O_RDONLY | os.O_CLOEXEC)))
+        root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound(f"container {container_id} is not running") from None
+    # pid and time namespaces apply to our children: join them here, then fork.
+    for kind in ("pid", "time"):
+        if kind in kinds:
+            fd = os.open(f"/proc/{pid}/ns/{c.NAMESPACE_PROC_NAMES[kind]}",
+                         os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                c.setns(fd, c.NAMESPACE_FLAGS[kind])
+            finally:
+                os.close(fd)
+
+    console_sock = master_side = None
+    if opts.console_socket:
+        from tomato.runtime import console
+
+        console_sock = console.connect(opts.console_socket)
+    elif proc.terminal:
+        import socket
+
+        console_sock, master_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    proc_mod.preload(proc)
+    # A close-on-exec pipe: EOF means exec succeeded, data is the error.
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    child = os.fork()
+    if child == 0:
+        os.close(err_r)
+        os.close(go_w)
+        try:
+            _child(proc, ns_fds, root_fd, go_r, console_sock.fileno() if console_sock else None,
+                   opts.preserve_fds, caps, seccomp_filter)
+        except BaseException as err:  # noqa: BLE001
+            os.write(err_w, (str(err) or type(err).__name__).encode())
+        os._exit(126)
+    os.close(err_w)
+    os.close(go_r)
+    for _, fd in ns_fds:
+        os.close(fd)
+    os.close(root_fd)
+    mgr = manager_of(rec)
+    try:
+        if mgr is not None:
+            mgr.apply(child)
+    finally:
+        os.write(go_w, b"1")
+        os.close(go_w)
+    failure = b""
+    while True:
+        chunk = os.read(err_r, 4096)
+        if not chunk:
+            break
+        failure += chunk
+    os.close(err_r)
+    if failure:
+        os.waitpid(child, 0)
+        raise TomatoError(failure.decode(errors="replace"))
+    master = None
+    if master_side is not None:
+        from tomato.runtime.console import recv_master
+
+        master = recv_master(master_side)
+        master_side.close()
+    if console_sock is not None:
+        console_sock.close()
+    if opts.pid_file:
+        from tomato.runtime.create import _write_pid_file
+
+        _write_pid_file(opts.pid_file, child)
+    return Execed(child, master)
+
+
+def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int,
+           console_fd: int | None, preserve_fds: int, caps: Any, seccomp_filter: Any) -> None:
+    proc_mod.set_dumpable(False)
+    os.read(go_r, 1)  # wait until we are in the container's cgroups
+    os.close(go_r)
+    os.setsid()
+    for kind, fd in ns_fds:
+        c.setns(fd, c.NAMESPACE_FLAGS[kind])
+        os.close(fd)
+    os.fchdir(root_fd)
+    os.chroot(".")
+    os.close(root_fd)
+    os.chdir("/")
+    if proc.terminal:
+        from tomato.runtime import console
+
+        master, slave, name = console.open_pty(proc.console_size)
+        assert console_fd is not None
+        console.send_master(console_fd, master, name)
+        os.close(master)
+        console.make_controlling(slave)
+    if console_fd is not None:
+        os.close(console_fd)
+
+    def warn(msg: str) -> None:
+        sys.stderr.write(f"tomato-runtime: warning: {msg}\n")
+
+    proc_mod.apply_rlimits(proc, warn)
+    env = proc_mod.env_dict(proc.env)
+    if "HOME" not in env:
+        env["HOME"] = proc_mod.home_of(proc.user.uid)
+    executable = proc_mod.find_executable(proc.args[0], env)
+    proc_mod.apply_security(proc, caps, seccomp_filter, warn)
+    proc_mod.close_fds_on_exec(3 + preserve_fds)
+    if seccomp_filter is not None and proc.no_new_privileges:
+        seccomp_filter.load()
+    os.execve(executable, list(proc.args), env)

@@ -1,0 +1,180 @@
+"""The container's init: the child side of `create`, from clone to execve.
+
+The runtime process clones this child with the new namespaces already made
+(pid, mount, uts, ipc, net, user), then talks to it over a Channel:
+
+    runtime                              init (this module)
+    write uid/gid maps, join cgroups
+    "go" + state ─────────────────────▶  setsid, join namespaces by path,
+                                         become root of the user ns, cgroupns,
+                                         hostname, mounts
+                 ◀───────────────────── "hooks" (only if prestart/createRuntime exist)
+    run those hooks
+    "hooks-done" ─────────────────────▶  createContainer hooks, pivot_root,
+                                         sysctl, masks, console, rlimits, user,
+                                         capabilities, cwd, no_new_privs
+                 ◀───────────────────── "ready"
+    write state + pid file, exit         block reading the exec fifo ...
+    ... `start` writes one byte ───────▶ startContainer hooks, seccomp, execve
+
+Any failure is sent back as {"type": "error", "msg": ...} and the child exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from tomato._sys import libc as c
+from tomato.oci.spec import Spec
+from tomato.runtime import process as proc_mod
+from tomato.runtime import rootfs as rootfs_mod
+from tomato.runtime.channel import Channel
+
+
+@dataclass
+class InitContext:
+    spec: Spec
+    rootfs: str
+    bundle: str
+    channel: Channel
+    fifo_fd: int
+    console_fd: int | None = None
+    preserve_fds: int = 0
+    no_pivot: bool = False
+    new_userns: bool = False
+    new_cgroupns: bool = False
+    joined: list[tuple[str, str]] = field(default_factory=list)  # (type, path), user first
+    cgroup_dirs: list[tuple[str, str]] = field(default_factory=list)
+    cgroup_unified: bool = False
+    caps: Any = None
+    seccomp: Any = None
+
+
+def container_init(ctx: InitContext) -> NoReturn:
+    """Never returns: execs the container's process or exits non-zero."""
+    try:
+        _init(ctx)
+    except BaseException as err:  # noqa: BLE001 — everything must reach the runtime
+        try:
+            ctx.channel.send("error", msg=str(err) or type(err).__name__)
+        except OSError:
+            pass
+        os._exit(1)
+    os._exit(1)
+
+
+def _warn(ctx: InitContext, msg: str) -> None:
+    try:
+        ctx.channel.send("warning", msg=msg)
+    except OSError:
+        pass
+
+
+def _join_namespaces(ctx: InitContext) -> None:
+    for kind, path in ctx.joined:
+        if kind in ("pid", "time"):
+            continue  # joined by the runtime before clone: they apply to children
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as err:
+            raise OSError(err.errno, f"cannot open {kind} namespace: {err.strerror}",
+                          path) from err
+        try:
+            c.setns(fd, c.NAMESPACE_FLAGS[kind], path)
+        finally:
+            os.close(fd)
+
+
+def _init(ctx: InitContext) -> None:
+    spec = ctx.spec
+    proc = spec.process
+    assert proc is not None
+    go = ctx.channel.expect("go")
+    state_json: str = go["state"]
+    os.setsid()
+    _join_namespaces(ctx)
+    if ctx.new_userns:
+        # We hold every capability in the new user namespace; become its root.
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    in_userns = ctx.new_userns or any(k == "user" for k, _ in ctx.joined)
+    if ctx.new_cgroupns:
+        c.unshare(c.CLONE_NEWCGROUP)
+    if spec.hostname:
+        c.sethostname(spec.hostname)
+    if spec.domainname:
+        c.setdomainname(spec.domainname)
+
+    rootfs_mod.mount_all(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs, ctx.cgroup_unified,
+                         in_userns)
+    if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
+        ctx.channel.send("hooks")
+        ctx.channel.expect("hooks-done")
+    if spec.hooks.get("createContainer"):
+        from tomato.runtime.hooks import run_hooks
+
+        run_hooks("createContainer", spec.hooks["createContainer"], state_json)
+    # The working directory is created if the image lacks it, as runc does.
+    from tomato._sys.paths import mkdir_all_in_root
+
+    mkdir_all_in_root(ctx.rootfs, proc.cwd)
+
+    if ctx.no_pivot:
+        rootfs_mod.chroot_into(ctx.rootfs)
+    else:
+        rootfs_mod.pivot_into(ctx.rootfs)
+    if spec.linux.sysctl:
+        rootfs_mod.apply_sysctls(spec.linux.sysctl)
+    rootfs_mod.mask_paths(spec.linux.masked_paths, spec.linux.mount_label)
+    rootfs_mod.readonly_paths(spec.linux.readonly_paths)
+    if spec.root_readonly:
+        rootfs_mod.readonly_root()
+
+    if proc.terminal:
+        from tomato.runtime import console
+
+        master, slave, name = console.open_pty(proc.console_size)
+        assert ctx.console_fd is not None
+        console.send_master(ctx.console_fd, master, name)
+        os.close(master)
+        os.close(ctx.console_fd)
+        console.make_controlling(slave)
+    elif ctx.console_fd is not None:
+        os.close(ctx.console_fd)
+
+    def warn(msg: str) -> None:
+        _warn(ctx, msg)
+
+    proc_mod.apply_rlimits(proc, warn)
+    env = proc_mod.env_dict(proc.env)
+    if "HOME" not in env:
+        env["HOME"] = proc_mod.home_of(proc.user.uid)
+    executable = proc_mod.find_executable(proc.args[0], env)
+    proc_mod.apply_security(proc, ctx.caps, ctx.seccomp, warn)
+    proc_mod.close_fds_on_exec(3 + ctx.preserve_fds)
+
+    ctx.channel.send("ready")
+    # Block until `start` writes to the exec fifo (or the runtime, for `run`).
+    while True:
+        try:
+            data = os.read(ctx.fifo_fd, 1)
+            break
+        except InterruptedError:
+            continue
+    os.close(ctx.fifo_fd)
+    if not data:
+        os._exit(1)
+    if spec.hooks.get("startContainer"):
+        from tomato.runtime.hooks import run_hooks
+
+        run_hooks("startContainer", spec.hooks["startContainer"], state_json)
+    if ctx.seccomp is not None and proc.no_new_privileges:
+        ctx.seccomp.load()
+    try:
+        os.execve(executable, list(proc.args), env)
+    except OSError as err:
+        sys.stderr.write(f"tomato-runtime: exec {proc.args[0]}: {err.strerror}\n")
+        os._exit(127 if err.errno == 2 else 126)

@@ -1,0 +1,239 @@
+"""start, state, kill, delete, pause/resume and friends on existing containers.
+
+Each operation has one shape: load the record → compute the true status
+(from /proc, the exec fifo and the freezer, never from the record alone) →
+check the transition table → act → persist.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import time
+from typing import Any
+
+from tomato.errors import Conflict, NotFound, TomatoError
+from tomato.oci.spec import parse_spec
+from tomato.oci.state import Status, check_transition
+from tomato.runtime.create import oci_state
+from tomato.runtime.log import RuntimeLog
+from tomato.runtime.statedir import Record, StateDir, alive
+
+
+def manager_of(rec: Record) -> Any:
+    if not rec.cgroup:
+        return None
+    from tomato import cgroups
+
+    return cgroups.load_manager(rec.cgroup)
+
+
+def status_of(states: StateDir, rec: Record) -> Status:
+    if rec.status == "creating":
+        # Creation in progress only while the creating runtime still lives.
+        if alive(rec.creator_pid, rec.creator_start) and rec.creator_pid != os.getpid():
+            return Status.CREATING
+        return Status.STOPPED
+    if not alive(rec.pid, rec.pid_start):
+        return Status.STOPPED
+    if os.path.exists(states.fifo(rec.id)):
+        return Status.CREATED
+    mgr = manager_of(rec)
+    if mgr is not None and mgr.frozen():
+        return Status.PAUSED
+    return Status.RUNNING
+
+
+def load(states: StateDir, container_id: str) -> tuple[Record, Status]:
+    rec = states.load(container_id)
+    return rec, status_of(states, rec)
+
+
+def state(states: StateDir, container_id: str) -> dict[str, Any]:
+    rec, status = load(states, container_id)
+    return oci_state(rec, status.value)
+
+
+def start(states: StateDir, container_id: str, log: RuntimeLog) -> Record:
+    rec, status = load(states, container_id)
+    check_transition("start", container_id, status)
+    fifo = states.fifo(container_id)
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        if err.errno == errno.ENXIO:
+            raise Conflict(f"container {container_id} init is not waiting to start") from err
+        raise
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+    os.unlink(fifo)
+    rec.status = "running"
+    states.save(rec)
+    spec = parse_spec(rec.config)
+    if spec.hooks.get("poststart"):
+        from tomato.runtime.hooks import HookFailed, run_hooks
+
+        try:
+            run_hooks("poststart", spec.hooks["poststart"],
+                      json.dumps(oci_state(rec, "running")))
+        except HookFailed as err:
+            log.warning(str(err))
+    return rec
+
+
+def parse_signal(value: str) -> int:
+    value = value.strip()
+    if value.isdigit():
+        num = int(value)
+        if 0 < num < signal.NSIG:
+            return num
+        raise TomatoError(f"invalid signal {value}")
+    name = value.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise TomatoError(f"unknown signal {value!r}") from None
+
+
+def kill(states: StateDir, container_id: str, sig: int, all_processes: bool = False) -> None:
+    rec, status = load(states, container_id)
+    if status == Status.STOPPED:
+        raise Conflict(f"container {container_id} is not running")
+    check_transition("kill", container_id, status)
+    mgr = manager_of(rec)
+    if all_processes and mgr is not None:
+        mgr.kill_all(sig)
+        return
+    os.kill(rec.pid, sig)
+    if status == Status.PAUSED and mgr is not None and sig == signal.SIGKILL:
+        mgr.thaw()
+
+
+def _shares_pid_ns(rec: Record) -> bool:
+    ns = parse_spec(rec.config).linux.namespace("pid")
+    return ns is None or bool(ns.path)
+
+
+def _wait_gone(rec: Record, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while alive(rec.pid, rec.pid_start):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog) -> None:
+    try:
+        rec, status = load(states, container_id)
+    except NotFound:
+        if force:
+            return
+        raise
+    if status in (Status.RUNNING, Status.PAUSED, Status.CREATING) and not force:
+        raise Conflict(f"cannot delete container {container_id} that is not stopped: "
+                       f"{status.value}")
+    mgr = manager_of(rec)
+    if status != Status.STOPPED:
+        if mgr is not None and (_shares_pid_ns(rec) or status == Status.PAUSED):
+            mgr.kill_all(signal.SIGKILL)
+        if alive(rec.pid, rec.pid_start):
+            try:
+                os.kill(rec.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if mgr is not None and status == Status.PAUSED:
+            mgr.thaw()
+        if not _wait_gone(rec):
+            raise TomatoError(f"container {container_id} init (pid {rec.pid}) did not die")
+    elif mgr is not None and _shares_pid_ns(rec):
+        # The init is gone but, sharing the host pid namespace, its children may not be.
+        mgr.kill_all(signal.SIGKILL)
+    if rec.config:
+        spec = parse_spec(rec.config)
+        if spec.hooks.get("poststop"):
+            from tomato.runtime.hooks import HookFailed, run_hooks
+
+            try:
+                run_hooks("poststop", spec.hooks["poststop"],
+                          json.dumps(oci_state(rec, "stopped")))
+            except HookFailed as err:
+                log.warning(str(err))
+    if mgr is not None:
+        mgr.destroy()
+    states.remove(container_id)
+
+
+def pause(states: StateDir, container_id: str) -> None:
+    rec, status = load(states, container_id)
+    check_transition("pause", container_id, status)
+    mgr = manager_of(rec)
+    if mgr is None:
+        raise Conflict(f"container {container_id} has no cgroup to freeze")
+    mgr.freeze()
+
+
+def resume(states: StateDir, container_id: str) -> None:
+    rec, status = load(states, container_id)
+    check_transition("resume", container_id, status)
+    mgr = manager_of(rec)
+    if mgr is None:
+        raise Conflict(f"container {container_id} has no cgroup to thaw")
+    mgr.thaw()
+
+
+def pids(states: StateDir, container_id: str) -> list[int]:
+    rec, status = load(states, container_id)
+    mgr = manager_of(rec)
+    if mgr is None:
+        return [rec.pid] if status != Status.STOPPED else []
+    return sorted(mgr.pids())
+
+
+def update(states: StateDir, container_id: str, resources: dict[str, Any]) -> list[str]:
+    rec, status = load(states, container_id)
+    check_transition("update", container_id, status)
+    mgr = manager_of(rec)
+    if mgr is None:
+        raise Conflict(f"container {container_id} has no cgroups to update")
+    from tomato import cgroups
+
+    merged = dict((rec.config.get("linux") or {}).get("resources") or {})
+    for key, value in resources.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    res = cgroups.Resources.from_oci(resources)
+    mgr.set(res)
+    rec.config.setdefault("linux", {})["resources"] = merged
+    states.save(rec)
+    return list(getattr(mgr, "warnings", []))
+
+
+def stats(states: StateDir, container_id: str) -> dict[str, Any]:
+    rec, status = load(states, container_id)
+    if status == Status.STOPPED:
+        raise Conflict(f"container {container_id} is not running")
+    mgr = manager_of(rec)
+    if mgr is None:
+        raise Conflict(f"container {container_id} has no cgroups")
+    result: dict[str, Any] = mgr.stats()
+    return result
+
+
+def list_all(states: StateDir) -> list[dict[str, Any]]:
+    out = []
+    for cid in states.ids():
+        try:
+            rec, status = load(states, cid)
+        except NotFound:
+            continue
+        out.append(oci_state(rec, status.value))
+    return out

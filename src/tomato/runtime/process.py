@@ -1,0 +1,210 @@
+"""The last steps before execve, shared by a container's init and by `exec`.
+
+Order matters and follows runc:
+    rlimits → (seccomp, if no noNewPrivileges: loading it needs privilege)
+    → bounding set → keepcaps → setgroups/setgid/setuid → capabilities
+    → cwd (checked to be inside the root) → noNewPrivileges → LSM exec label
+    → close-on-exec for every fd past the preserved ones
+    → ... wait for start ... → (seccomp, if noNewPrivileges) → execve
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+from collections.abc import Callable
+from typing import Any
+
+from tomato._sys import libc as c
+from tomato.errors import InvalidArgument, NotFound, PermissionDenied
+from tomato.oci.spec import Process
+
+_RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
+
+
+def preload(proc: Process, hooks: bool = False) -> None:
+    """Import now every module the child will need after it leaves the host's root.
+
+    Once pivot_root or chroot has happened, the interpreter can no longer
+    find Tomato's (or the stdlib's) files, so a lazy import there fails.
+    """
+    import fcntl  # noqa: F401  (close_fds_on_exec)
+
+    if proc.capabilities is not None:
+        from tomato._sys import caps  # noqa: F401
+    if proc.apparmor_profile or proc.selinux_label:
+        from tomato._sys import lsm  # noqa: F401
+    if proc.terminal:
+        from tomato.runtime import console  # noqa: F401
+    if hooks:
+        from tomato.runtime import hooks as _hooks  # noqa: F401
+
+
+def apply_rlimits(proc: Process, warn: Callable[[str], None]) -> None:
+    """Set each rlimit; where we may not raise the hard limit, clamp to it and warn.
+
+    Root here lacks CAP_SYS_RESOURCE, so RLIMIT_NOFILE above the current hard
+    limit (20000) is refused by the kernel: a warning, not a failure.
+    """
+    for rl in proc.rlimits:
+        kind = _RLIMITS.get(rl.type)
+        if kind is None:
+            warn(f"rlimit {rl.type} is not known to this kernel; ignored")
+            continue
+        try:
+            resource.setrlimit(kind, (rl.soft, rl.hard))
+        except (ValueError, OSError):
+            _soft, hard = resource.getrlimit(kind)
+            new_hard = min(rl.hard, hard) if hard != resource.RLIM_INFINITY else rl.hard
+            new_soft = min(rl.soft, new_hard)
+            resource.setrlimit(kind, (new_soft, new_hard))
+            warn(f"rlimit {rl.type} {rl.soft}:{rl.hard} clamped to {new_soft}:{new_hard} "
+                 "(cannot raise the hard limit)")
+
+
+def set_oom_score_adj(pid: int, value: int | None, warn: Callable[[str], None]) -> None:
+    if value is None:
+        return
+    try:
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except PermissionError:
+        warn(f"oomScoreAdj {value} not permitted here (needs CAP_SYS_RESOURCE); left unchanged")
+    except OSError as err:
+        if err.errno in (errno.EPERM, errno.EACCES):
+            warn(f"oomScoreAdj {value} not permitted here; left unchanged")
+        else:
+            raise InvalidArgument(f"oomScoreAdj {value}: {err.strerror}") from err
+
+
+def setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
+
+
+def switch_user(proc: Process) -> None:
+    user = proc.user
+    if setgroups_allowed():
+        os.setgroups(list(user.additional_gids))
+    try:
+        os.setresgid(user.gid, user.gid, user.gid)
+        os.setresuid(user.uid, user.uid, user.uid)
+    except OSError as err:
+        raise PermissionDenied(f"cannot become uid {user.uid} gid {user.gid}: "
+                               f"{err.strerror} (is it mapped in the user namespace?)") from err
+
+
+def enter_cwd(cwd: str) -> None:
+    """chdir into cwd and make sure it is inside our root (CVE-2024-21626 class)."""
+    try:
+        os.chdir(cwd)
+    except OSError as err:
+        raise InvalidArgument(f"cannot change to working directory {cwd}: {err.strerror}") from err
+    try:
+        here = os.getcwd()
+    except OSError as err:
+        raise PermissionDenied(f"working directory {cwd} is outside the container root") from err
+    if not here.startswith("/"):  # the kernel reports "(unreachable)/..." outside the root
+        raise PermissionDenied(f"working directory {cwd} is outside the container root")
+
+
+def close_fds_on_exec(first: int, keep: tuple[int, ...] = ()) -> None:
+    """Every fd >= first gets FD_CLOEXEC, so nothing of ours leaks into the container."""
+    import fcntl
+
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd < first or fd in keep:
+            continue
+        try:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+            fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+        except OSError:
+            continue
+
+
+def env_dict(env: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def home_of(uid: int) -> str:
+    """HOME from the container's /etc/passwd (runc sets it when the spec does not)."""
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def find_executable(name: str, env: dict[str, str]) -> str:
+    """exec.LookPath as runc uses it, in the container's filesystem and PATH."""
+    if "/" in name:
+        if not os.path.exists(name):
+            raise NotFound(f'exec: "{name}": no such file or directory')
+        if os.path.isdir(name) or not os.access(name, os.X_OK):
+            raise PermissionDenied(f'exec: "{name}": permission denied')
+        return name
+    for d in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                     ).split(":"):
+        candidate = os.path.join(d or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise NotFound(f'exec: "{name}": executable file not found in $PATH')
+
+
+def set_no_new_privs() -> None:
+    c.prctl(c.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def set_dumpable(on: bool) -> None:
+    c.prctl(c.PR_SET_DUMPABLE, 1 if on else 0)
+
+
+def apply_security(proc: Process, caps: Any, seccomp_filter: Any,
+                   warn: Callable[[str], None]) -> None:
+    """Everything from the bounding set to no_new_privs (see the module docstring).
+
+    ``caps`` is a parsed ``tomato._sys.caps.CapSets`` (or None to leave
+    capabilities alone); ``seccomp_filter`` a compiled filter or None.  Both
+    are parsed in the runtime process, before anything is created, so bad
+    names fail early.  The filter is loaded here only without noNewPrivileges
+    (loading needs privilege then), otherwise just before execve.
+    """
+    if proc.user.umask is not None:
+        os.umask(proc.user.umask)
+    if seccomp_filter is not None and not proc.no_new_privileges:
+        seccomp_filter.load()
+    if caps is not None:
+        from tomato._sys import caps as capmod
+
+        capmod.drop_bounding(caps)
+        capmod.set_keep_caps(True)
+        switch_user(proc)
+        capmod.set_keep_caps(False)
+        # Like runc, an ambient capability the kernel will not raise (not in
+        # the inheritable set, as in runc's own default spec) is not an error.
+        capmod.apply(caps)
+    else:
+        switch_user(proc)
+    enter_cwd(proc.cwd)
+    if proc.no_new_privileges:
+        set_no_new_privs()
+    if proc.apparmor_profile or proc.selinux_label:
+        from tomato._sys import lsm
+
+        for msg in (lsm.apply_apparmor(proc.apparmor_profile),
+                    lsm.apply_selinux(proc.selinux_label)):
+            if msg:
+                warn(msg)
