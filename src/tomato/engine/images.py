@@ -1,0 +1,549 @@
+"""Image use cases shared by the CLI and (later) the API: pull, push, list, inspect, tag,
+rmi, prune, history, save, load, import, login/logout, system df, and the rootfs of a
+new container.
+
+Every function takes an ``EngineConfig`` and returns dataclasses; nothing prints.
+Records live in the engine store (``tomato.db``); blobs in ``ROOT/content``;
+layers in ``ROOT/snapshots``.  Slow work (network, unpacking) happens outside any
+transaction under a shared ``gc`` lock; removal and prune sweep under the
+exclusive one, so GC never deletes what an in-flight pull is about to record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tomato.errors import Conflict, InvalidArgument, NotFound
+from tomato.images import archive
+from tomato.images.auth import Credentials, CredentialStore
+from tomato.images.content import ContentStore
+from tomato.images.importer import import_tarball
+from tomato.images.manifest import Index, Manifest, Platform, host_platform, parse_manifest
+from tomato.images.pull import Progress, PulledImage, Stores, load_config, load_manifest
+from tomato.images.pull import pull as _pull
+from tomato.images.pull import unpack as _unpack
+from tomato.images.push import Pushed
+from tomato.images.push import push as _push
+from tomato.images.reference import Reference, is_image_id, parse
+from tomato.images.registry import RegistryClient, is_local
+from tomato.images.snapshots import COMMITTED, Mount, Snapshotter
+
+from .store import Store
+
+DEFAULT_ROOT = Path("/var/lib/tomato")
+
+
+def default_auth_file() -> Path:
+    env = os.environ.get("TOMATO_CONFIG")
+    base = Path(env) if env else Path.home() / ".tomato"
+    return base / "config.json"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    root: Path = DEFAULT_ROOT
+    auth_file: Path = field(default_factory=default_auth_file)
+    insecure_registries: tuple[str, ...] = ()
+    platform: Platform | None = None
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    id: str
+    repo_tags: tuple[str, ...]
+    repo_digests: tuple[str, ...]
+    manifest_digest: str
+    target_digest: str
+    chain_ids: tuple[str, ...]
+    size: int
+    created: str | None
+    added: float
+
+    @property
+    def top_layer(self) -> str | None:
+        """The chain ID a container's writable snapshot goes on top of."""
+        return self.chain_ids[-1] if self.chain_ids else None
+
+
+@dataclass(frozen=True)
+class ImageDetail:
+    summary: ImageSummary
+    config: dict[str, Any]
+    platform: Platform
+    diff_ids: tuple[str, ...]
+    history: tuple[dict[str, Any], ...]
+    manifest_media_type: str
+
+    def to_docker(self) -> dict[str, Any]:
+        s = self.summary
+        return {
+            "Id": s.id, "RepoTags": list(s.repo_tags), "RepoDigests": list(s.repo_digests),
+            "Created": s.created or "", "Size": s.size,
+            "Architecture": self.platform.architecture, "Os": self.platform.os,
+            **({"Variant": self.platform.variant} if self.platform.variant else {}),
+            "Config": self.config,
+            "RootFS": {"Type": "layers", "Layers": list(self.diff_ids)},
+            "Metadata": {"LastTagTime": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                      time.gmtime(s.added))},
+            "Descriptor": {"mediaType": self.manifest_media_type,
+                           "digest": s.manifest_digest},
+        }
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: str
+    created: str
+    created_by: str
+    size: int
+    comment: str
+    empty_layer: bool
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    untagged: tuple[str, ...]
+    deleted: tuple[str, ...]
+    reclaimed: int = 0
+
+
+@dataclass(frozen=True)
+class DfRow:
+    type: str
+    total: int
+    active: int
+    size: int
+    reclaimable: int
+
+
+class _Ctx:
+    def __init__(self, cfg: EngineConfig) -> None:
+        self.cfg = cfg
+        self.store = Store(cfg.root)
+        self.content = ContentStore(cfg.root / "content")
+        self.snapshots = Snapshotter(cfg.root / "snapshots")
+        self.stores = Stores(self.content, self.snapshots)
+
+
+# -- records ------------------------------------------------------------------------
+_COLS = "id, manifest_digest, target_digest, chain_ids, size, created, added"
+
+
+def _summary(db: sqlite3.Connection, row: tuple[Any, ...]) -> ImageSummary:
+    tags = tuple(r[0] for r in db.execute(
+        "SELECT name FROM tags WHERE image_id=? ORDER BY name", (row[0],)))
+    digests = tuple(r[0] for r in db.execute(
+        "SELECT name FROM repo_digests WHERE image_id=? ORDER BY name", (row[0],)))
+    fam = tuple(parse(t).familiar() for t in tags)
+    famd = tuple(parse(d).familiar() for d in digests)
+    return ImageSummary(row[0], fam, famd, row[1], row[2], tuple(json.loads(row[3])),
+                        row[4], row[5], row[6])
+
+
+def _find(db: sqlite3.Connection, name: str) -> ImageSummary:
+    """Resolve a name, a name@digest or a (short) image ID the way docker does."""
+    row = None
+    try:
+        ref: Reference | None = parse(name)
+    except InvalidArgument:
+        ref = None
+    if ref is not None and ref.digest:
+        hit = db.execute("SELECT image_id FROM repo_digests WHERE name=?",
+                         (f"{ref.repository}@{ref.digest}",)).fetchone()
+        if hit:
+            row = db.execute(f"SELECT {_COLS} FROM images WHERE id=?", hit).fetchone()
+    elif ref is not None:
+        hit = db.execute("SELECT image_id FROM tags WHERE name=?", (str(ref),)).fetchone()
+        if hit:
+            row = db.execute(f"SELECT {_COLS} FROM images WHERE id=?", hit).fetchone()
+    if row is None and is_image_id(name):
+        prefix = name if name.startswith("sha256:") else "sha256:" + name
+        rows = db.execute(f"SELECT {_COLS} FROM images WHERE id LIKE ?",
+                          (prefix + "%",)).fetchall()
+        if len(rows) > 1:
+            raise InvalidArgument(f"image id prefix {name} is ambiguous")
+        row = rows[0] if rows else None
+    if row is None:
+        raise NotFound(f"no such image: {name}")
+    return _summary(db, row)
+
+
+def _record(ctx: _Ctx, image: PulledImage | None, *, image_id: str, manifest_digest: str,
+            target_digest: str, chain_ids: tuple[str, ...], size: int,
+            names: list[Reference]) -> ImageSummary:
+    created = load_config(ctx.content, load_manifest(ctx.content, manifest_digest)).created
+    with ctx.store.write() as db:
+        db.execute(f"INSERT INTO images ({_COLS}) VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO "
+                   "UPDATE SET manifest_digest=excluded.manifest_digest, "
+                   "target_digest=excluded.target_digest, added=excluded.added",
+                   (image_id, manifest_digest, target_digest, json.dumps(chain_ids), size,
+                    created, time.time()))
+        for ref in names:
+            if ref.tag:
+                db.execute("INSERT OR REPLACE INTO tags VALUES (?,?)",
+                           (str(ref.with_tag(ref.tag)), image_id))
+        if image is not None and image.reference is not None:
+            db.execute("INSERT OR REPLACE INTO repo_digests VALUES (?,?)",
+                       (f"{image.reference.repository}@{target_digest}", image_id))
+        return _find(db, image_id)
+
+
+# -- registry access -------------------------------------------------------------------
+def _client(ctx: _Ctx, ref: Reference) -> RegistryClient:
+    insecure = ref.domain in ctx.cfg.insecure_registries
+    creds = CredentialStore(ctx.cfg.auth_file).get(ref.domain)
+    return RegistryClient(ref.domain, insecure=insecure, credentials=creds)
+
+
+def pull(cfg: EngineConfig, name: str, *, platform: Platform | None = None,
+         progress: Callable[[Progress], None] | None = None) -> ImageSummary:
+    ref = parse(name)
+    ctx = _Ctx(cfg)
+    client = _client(ctx, ref)
+    try:
+        with ctx.store.lock("gc", shared=True):
+            img = _pull(ref, client, ctx.stores,
+                        platform=platform or cfg.platform or host_platform(), progress=progress)
+            return _record(ctx, img, image_id=img.config_digest,
+                           manifest_digest=img.manifest_digest, target_digest=img.target_digest,
+                           chain_ids=img.chain_ids, size=img.unpacked_size,
+                           names=[ref] if ref.tag else [])
+    finally:
+        client.close()
+
+
+def push(cfg: EngineConfig, name: str, *,
+         progress: Callable[[Progress], None] | None = None) -> Pushed:
+    ref = parse(name)
+    ctx = _Ctx(cfg)
+    with ctx.store.read() as db:
+        img = _find(db, name)
+    target = img.target_digest if ctx.content.exists(img.target_digest) else img.manifest_digest
+    client = _client(ctx, ref)
+    try:
+        pushed = _push(ref, target, client, ctx.content, progress=progress)
+    finally:
+        client.close()
+    with ctx.store.write() as db:
+        db.execute("INSERT OR REPLACE INTO repo_digests VALUES (?,?)",
+                   (f"{ref.repository}@{pushed.digest}", img.id))
+    return pushed
+
+
+def login(cfg: EngineConfig, server: str, username: str, password: str) -> str:
+    """Check the credentials against the registry, then store them (0600). Returns the host."""
+    host = server.removeprefix("https://").removeprefix("http://").rstrip("/")
+    if host in ("index.docker.io/v1", "index.docker.io", "registry-1.docker.io"):
+        host = "docker.io"
+    creds = Credentials(username, password)
+    client = RegistryClient(host, insecure=host in cfg.insecure_registries, credentials=creds)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    CredentialStore(cfg.auth_file).put(host, creds)
+    return host
+
+
+def logout(cfg: EngineConfig, server: str) -> bool:
+    host = server.removeprefix("https://").removeprefix("http://").rstrip("/") or "docker.io"
+    return CredentialStore(cfg.auth_file).remove(host)
+
+
+# -- local queries ---------------------------------------------------------------------
+def list_images(cfg: EngineConfig, *, reference: str | None = None,
+                dangling: bool | None = None) -> list[ImageSummary]:
+    ctx = _Ctx(cfg)
+    with ctx.store.read() as db:
+        rows = db.execute(f"SELECT {_COLS} FROM images ORDER BY added DESC").fetchall()
+        out = [_summary(db, r) for r in rows]
+    if dangling is not None:
+        out = [i for i in out if (not i.repo_tags) == dangling]
+    if reference:
+        import fnmatch
+        out = [i for i in out
+               if any(fnmatch.fnmatch(t, reference) or fnmatch.fnmatch(t.rsplit(":", 1)[0],
+                                                                       reference)
+                      for t in i.repo_tags)]
+    return out
+
+
+def get_image(cfg: EngineConfig, name: str) -> ImageSummary:
+    ctx = _Ctx(cfg)
+    with ctx.store.read() as db:
+        return _find(db, name)
+
+
+def inspect(cfg: EngineConfig, name: str) -> ImageDetail:
+    ctx = _Ctx(cfg)
+    with ctx.store.read() as db:
+        img = _find(db, name)
+    manifest = load_manifest(ctx.content, img.manifest_digest)
+    config = load_config(ctx.content, manifest)
+    return ImageDetail(img, config.config, config.platform, config.diff_ids, config.history,
+                       manifest.media_type)
+
+
+def history(cfg: EngineConfig, name: str) -> list[HistoryEntry]:
+    ctx = _Ctx(cfg)
+    detail = inspect(cfg, name)
+    sizes = [int(ctx.snapshots.stat(c).labels.get("tomato.size", "0"))
+             if ctx.snapshots.exists(c) else 0 for c in detail.summary.chain_ids]
+    entries = []
+    layer = 0
+    hist = list(detail.history) or [{} for _ in detail.diff_ids]
+    for h in hist:
+        empty = bool(h.get("empty_layer"))
+        size = 0
+        if not empty and layer < len(sizes):
+            size = sizes[layer]
+            layer += 1
+        entries.append(HistoryEntry("<missing>", h.get("created", ""), h.get("created_by", ""),
+                                    size, h.get("comment", ""), empty))
+    entries.reverse()
+    if entries:
+        entries[0] = HistoryEntry(detail.summary.id, *[getattr(entries[0], f) for f in
+                                                       ("created", "created_by", "size",
+                                                        "comment", "empty_layer")])
+    return entries
+
+
+def tag(cfg: EngineConfig, source: str, target: str) -> None:
+    ref = parse(target)
+    if ref.digest:
+        raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
+    ctx = _Ctx(cfg)
+    with ctx.store.write() as db:
+        img = _find(db, source)
+        db.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (str(ref), img.id))
+
+
+# -- removal and GC -----------------------------------------------------------------------
+def _leases(db: sqlite3.Connection, image_id: str) -> list[str]:
+    return [r[0] for r in db.execute("SELECT holder FROM image_leases WHERE image_id=?",
+                                     (image_id,))]
+
+
+def remove(cfg: EngineConfig, name: str, *, force: bool = False) -> RemoveResult:
+    """``tomato rmi``: untag, and delete the image once no name and no holder is left."""
+    ctx = _Ctx(cfg)
+    with ctx.store.lock("gc"):
+        with ctx.store.write() as db:
+            img = _find(db, name)
+            untagged: list[str] = []
+            try:
+                ref: Reference | None = parse(name)
+            except InvalidArgument:
+                ref = None
+            by_name = ref is not None and not ref.digest and db.execute(
+                "SELECT 1 FROM tags WHERE name=?", (str(ref),)).fetchone() is not None
+            if by_name and ref is not None and len(img.repo_tags) > 1:
+                db.execute("DELETE FROM tags WHERE name=?", (str(ref),))
+                return RemoveResult((ref.familiar(),), ())
+            if not by_name and len(img.repo_tags) > 1 and not force:
+                raise Conflict(f"unable to delete {img.id[7:19]} (must be forced) - image is "
+                               "referenced in multiple repositories")
+            holders = _leases(db, img.id)
+            if holders and not force:
+                raise Conflict(f"unable to remove image {name} (must be forced) - image is being "
+                               f"used by container {holders[0][:12]}")
+            untagged = list(img.repo_tags) + list(img.repo_digests)
+            db.execute("DELETE FROM tags WHERE image_id=?", (img.id,))
+            db.execute("DELETE FROM repo_digests WHERE image_id=?", (img.id,))
+            if holders:
+                # forced with users: docker keeps the image, only its names go
+                return RemoveResult(tuple(untagged), ())
+            db.execute("DELETE FROM images WHERE id=?", (img.id,))
+        reclaimed = _sweep(ctx)
+    return RemoveResult(tuple(untagged), (img.id,), reclaimed)
+
+
+def _sweep(ctx: _Ctx) -> int:
+    """Delete blobs and committed snapshots no image refers to. Caller holds the gc lock."""
+    with ctx.store.read() as db:
+        rows = db.execute("SELECT manifest_digest, target_digest, chain_ids FROM images")
+        keep_blobs: set[str] = set()
+        keep_snaps: set[str] = set()
+        for manifest_digest, target_digest, chains in rows:
+            keep_snaps.update(json.loads(chains))
+            for top in {manifest_digest, target_digest}:
+                keep_blobs.add(top)
+                if not ctx.content.exists(top):
+                    continue
+                doc = parse_manifest(ctx.content.read(top))
+                if isinstance(doc, Index):
+                    continue  # the platform manifest is kept through manifest_digest
+                assert isinstance(doc, Manifest)
+                keep_blobs.update(d.digest for d in (doc.config, *doc.layers))
+    reclaimed = 0
+    for info in ctx.content.list():
+        if info.digest not in keep_blobs:
+            ctx.content.delete(info.digest)
+            reclaimed += info.size
+    snaps = [s for s in ctx.snapshots.list() if s.kind == COMMITTED and s.key not in keep_snaps]
+    depth: dict[str, int] = {}
+    all_snaps = {s.key: s for s in ctx.snapshots.list()}
+
+    def d(key: str) -> int:
+        if key not in depth:
+            p = all_snaps[key].parent
+            depth[key] = 0 if p is None else 1 + d(p)
+        return depth[key]
+
+    for s in sorted(snaps, key=lambda s: -d(s.key)):
+        try:
+            size = int(s.labels.get("tomato.size", "0"))
+            ctx.snapshots.remove(s.key)
+            reclaimed += size
+        except Conflict:
+            pass  # still a parent of a container's snapshot or a kept layer
+    ctx.snapshots.clean_orphans()
+    ctx.content.clean_ingest()
+    return reclaimed
+
+
+def prune(cfg: EngineConfig, *, all_images: bool = False) -> RemoveResult:
+    """``tomato image prune``: dangling images (or all unused with ``all_images``)."""
+    ctx = _Ctx(cfg)
+    deleted: list[str] = []
+    untagged: list[str] = []
+    with ctx.store.lock("gc"):
+        with ctx.store.write() as db:
+            for img in [_summary(db, r) for r in db.execute(f"SELECT {_COLS} FROM images")]:
+                if _leases(db, img.id) or (img.repo_tags and not all_images):
+                    continue
+                untagged += list(img.repo_tags) + list(img.repo_digests)
+                db.execute("DELETE FROM tags WHERE image_id=?", (img.id,))
+                db.execute("DELETE FROM repo_digests WHERE image_id=?", (img.id,))
+                db.execute("DELETE FROM images WHERE id=?", (img.id,))
+                deleted.append(img.id)
+        reclaimed = _sweep(ctx)
+    return RemoveResult(tuple(untagged), tuple(deleted), reclaimed)
+
+
+def disk_usage(cfg: EngineConfig) -> list[DfRow]:
+    """``tomato system df``: the Images row (containers, volumes, cache come with the engine)."""
+    ctx = _Ctx(cfg)
+    with ctx.store.read() as db:
+        images = [_summary(db, r) for r in db.execute(f"SELECT {_COLS} FROM images")]
+        leased = {r[0] for r in db.execute("SELECT DISTINCT image_id FROM image_leases")}
+    sizes = {s.key: int(s.labels.get("tomato.size", "0")) for s in ctx.snapshots.list()
+             if s.kind == COMMITTED}
+    used_layers = {c for i in images if i.id in leased for c in i.chain_ids}
+    all_layers = {c for i in images for c in i.chain_ids}
+    size = sum(sizes.get(c, 0) for c in all_layers)
+    reclaim = sum(sizes.get(c, 0) for c in all_layers - used_layers)
+    return [DfRow("Images", len(images), len(leased & {i.id for i in images}), size, reclaim)]
+
+
+# -- archives ------------------------------------------------------------------------------
+def save(cfg: EngineConfig, names: list[str], output: Path, fmt: str = "docker-archive") -> None:
+    ctx = _Ctx(cfg)
+    items = []
+    with ctx.store.read() as db:
+        for name in names:
+            img = _find(db, name)
+            full = tuple(r[0] for r in db.execute(
+                "SELECT name FROM tags WHERE image_id=? ORDER BY name", (img.id,)))
+            try:
+                ref = parse(name)
+                chosen = tuple(t for t in full if t == str(ref)) or full
+            except InvalidArgument:
+                chosen = full
+            items.append(archive.SaveItem(img.manifest_digest, chosen,
+                                          tuple(parse(t).familiar() for t in chosen)))
+    archive.save(ctx.content, items, output, fmt)
+
+
+def load(cfg: EngineConfig, source: Path) -> list[ImageSummary]:
+    ctx = _Ctx(cfg)
+    out = []
+    with ctx.store.lock("gc", shared=True):
+        for item in archive.load(ctx.content, source):
+            chains, size = _unpack(item.manifest_digest, ctx.stores)
+            manifest = load_manifest(ctx.content, item.manifest_digest)
+            names = []
+            for n in item.names:
+                try:
+                    names.append(parse(n))
+                except InvalidArgument:
+                    pass  # a bare OCI ref name like "latest" names no repository
+            out.append(_record(ctx, None, image_id=manifest.config.digest,
+                               manifest_digest=item.manifest_digest,
+                               target_digest=item.manifest_digest, chain_ids=chains, size=size,
+                               names=names))
+    return out
+
+
+def import_image(cfg: EngineConfig, source: Path | None, *, reference: str | None = None,
+                 config: dict[str, Any] | None = None, message: str = "",
+                 stream: Any = None) -> ImageSummary:
+    """``tomato import``: a rootfs tarball (path, or ``stream``) becomes an image."""
+    ctx = _Ctx(cfg)
+    ref = parse(reference) if reference else None
+    with ctx.store.lock("gc", shared=True):
+        if stream is None:
+            if source is None:
+                raise InvalidArgument("import needs a tarball")
+            try:
+                src = open(source, "rb")
+            except FileNotFoundError as err:
+                raise NotFound(f"no such file: {source}") from err
+        else:
+            src = stream
+        with src:
+            digest = import_tarball(ctx.content, src, platform=cfg.platform or host_platform(),
+                                    config=config, comment=message,
+                                    source=str(source or "-"))
+        chains, size = _unpack(digest, ctx.stores)
+        manifest = load_manifest(ctx.content, digest)
+        return _record(ctx, None, image_id=manifest.config.digest, manifest_digest=digest,
+                       target_digest=digest, chain_ids=chains, size=size,
+                       names=[ref] if ref else [])
+
+
+# -- container rootfs (for the engine) --------------------------------------------------------
+def prepare_rootfs(cfg: EngineConfig, image: str, key: str) -> list[Mount]:
+    """A writable snapshot ``key`` over ``image``'s layers; the image is leased to ``key``.
+
+    Returns the mounts: one overlay with lowerdir/upperdir/workdir options (or a bind
+    mount for an image with no layers).
+    """
+    ctx = _Ctx(cfg)
+    with ctx.store.write() as db:
+        img = _find(db, image)
+        db.execute("INSERT OR IGNORE INTO image_leases VALUES (?,?)", (img.id, key))
+    try:
+        return ctx.snapshots.prepare(key, img.top_layer, {"tomato.image": img.id})
+    except BaseException:
+        with ctx.store.write() as db:
+            db.execute("DELETE FROM image_leases WHERE holder=?", (key,))
+        raise
+
+
+def rootfs_mounts(cfg: EngineConfig, key: str) -> list[Mount]:
+    return _Ctx(cfg).snapshots.mounts(key)
+
+
+def release_rootfs(cfg: EngineConfig, key: str) -> None:
+    """Remove the container's snapshot (unmount it first) and its lease on the image."""
+    ctx = _Ctx(cfg)
+    try:
+        ctx.snapshots.remove(key)
+    except NotFound:
+        pass
+    with ctx.store.write() as db:
+        db.execute("DELETE FROM image_leases WHERE holder=?", (key,))
+
+
+__all__ = ["EngineConfig", "ImageSummary", "ImageDetail", "HistoryEntry", "RemoveResult",
+           "DfRow", "pull", "push", "login", "logout", "list_images", "get_image", "inspect",
+           "history", "tag", "remove", "prune", "disk_usage", "save", "load", "import_image",
+           "prepare_rootfs", "rootfs_mounts", "release_rootfs", "is_local"]

@@ -1,0 +1,138 @@
+"""The engine's metadata store: one sqlite database, ``ROOT/tomato.db``.
+
+Discipline, so any number of ``tomato`` processes can share it:
+
+- WAL mode (readers never block the writer) and a generous busy timeout.
+- Every change is one short ``BEGIN IMMEDIATE`` transaction taken through
+  ``Store.write()``; reads use ``Store.read()``.  No transaction spans network
+  I/O or unpacking: do the slow work first, then record it in one transaction.
+- Long operations that must not interleave with garbage collection take
+  ``Store.lock("gc", shared=True)`` (pull, load, import, build) while
+  ``image prune`` / GC take it exclusively.  These are flock(2) locks on
+  ``ROOT/locks/NAME.lock``: released by the kernel if the process dies.
+- The schema is versioned with ``PRAGMA user_version``; engine modules add
+  their tables by appending to ``MIGRATIONS`` (never edit a released step).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+from tomato.errors import InvalidArgument, Unavailable
+
+MIGRATIONS: list[str] = [
+    # 1: images and their names
+    """
+    CREATE TABLE images (
+        id              TEXT PRIMARY KEY,        -- config digest (the image ID)
+        manifest_digest TEXT NOT NULL,           -- the platform's image manifest
+        target_digest   TEXT NOT NULL,           -- what a name resolved to (index or manifest)
+        chain_ids       TEXT NOT NULL,           -- json list, bottom layer first
+        size            INTEGER NOT NULL,        -- unpacked bytes
+        created         TEXT,                    -- from the image config
+        added           REAL NOT NULL            -- when this engine got it
+    );
+    CREATE TABLE tags (
+        name     TEXT PRIMARY KEY,               -- docker.io/library/busybox:latest
+        image_id TEXT NOT NULL REFERENCES images(id)
+    );
+    CREATE INDEX tags_image ON tags(image_id);
+    CREATE TABLE repo_digests (
+        name     TEXT PRIMARY KEY,               -- docker.io/library/busybox@sha256:...
+        image_id TEXT NOT NULL REFERENCES images(id)
+    );
+    CREATE INDEX repo_digests_image ON repo_digests(image_id);
+    -- who uses an image (a container id, a build): rmi refuses while any holder exists
+    CREATE TABLE image_leases (
+        image_id TEXT NOT NULL,
+        holder   TEXT NOT NULL,
+        PRIMARY KEY (image_id, holder)
+    );
+    """,
+]
+
+_LOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class Store:
+    """Opens a short-lived connection per transaction (safe across threads and forks)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.path = self.root / "tomato.db"
+        self.lock_dir = self.root / "locks"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+            self.lock_dir.mkdir(exist_ok=True, mode=0o700)
+        except PermissionError as err:
+            raise Unavailable(f"cannot create the tomato root {self.root}: {err}") from err
+        self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def _migrate(self) -> None:
+        db = self._connect()
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                db.execute("ROLLBACK")
+                raise Unavailable(f"{self.path} was written by a newer tomato "
+                                  f"(schema {version})")
+            for i in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[i].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    @contextmanager
+    def _tx(self, begin: str) -> Iterator[sqlite3.Connection]:
+        db = self._connect()
+        try:
+            db.execute(begin)
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    def write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE: the write lock is taken up front)."""
+        return self._tx("BEGIN IMMEDIATE")
+
+    def read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A read transaction: a consistent snapshot of the database."""
+        return self._tx("BEGIN")
+
+    @contextmanager
+    def lock(self, name: str, shared: bool = False) -> Iterator[None]:
+        """An flock on ``locks/NAME.lock``, exclusive unless ``shared``."""
+        if not _LOCK_NAME.match(name):
+            raise InvalidArgument(f"bad lock name {name!r}")
+        fd = os.open(self.lock_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+__all__ = ["Store", "MIGRATIONS"]
