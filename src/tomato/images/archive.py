@@ -267,7 +267,10 @@ def _load_oci(content: ContentStore, root: Path) -> list[Loaded]:
 
     for desc in index.manifests:
         ann = dict(desc.annotations)
-        name = ann.get(CONTAINERD_NAME) or ann.get(REF_NAME) or ""
+        name = ann.get(CONTAINERD_NAME) or ""
+        ref_name = ann.get(REF_NAME) or ""
+        if not name and ("/" in ref_name or ":" in ref_name):
+            name = ref_name  # a full reference; a bare "latest" is only a tag in the layout
         walk(desc, [name] if name else [])
     return [Loaded(d, tuple(dict.fromkeys(n))) for d, n in out.items()]
 
