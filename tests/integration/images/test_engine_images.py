@@ -9,7 +9,7 @@ import tarfile
 import threading
 
 import pytest
-from helpers.registry import FakeRegistry, fake_image, make_tar, f, skopeo_digest, tree_listing
+from helpers.registry import FakeRegistry, f, fake_image, make_tar, skopeo_digest, tree_listing
 
 from tomato.engine import images as im
 from tomato.errors import Conflict, NotFound, PermissionDenied
