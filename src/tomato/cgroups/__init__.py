@@ -1,1 +1,106 @@
-"""cgroups package."""
+"""cgroups v1 and v2 behind one Manager interface.
+
+    mgr = new_manager(spec_linux.get("cgroupsPath", ""), container_id)
+    mgr.create(); mgr.set(Resources.from_oci(spec_linux.get("resources")))
+    mgr.apply(pid)                     # then: stats(), freeze()/thaw(), pids(),
+    state["cgroups"] = mgr.to_dict()   #       kill_all(sig), destroy()
+    mgr = load_manager(state["cgroups"])
+
+Path semantics follow runc's cgroupfs driver: an absolute ``cgroupsPath`` is
+relative to each hierarchy's root; a relative one, or an empty one (which
+becomes ``tomato/<container_id>``), is relative to the calling process's own
+cgroup in that hierarchy (/proc/self/cgroup).  Unified hosts get the v2
+backend; legacy and hybrid hosts get the v1 backend (which on a hybrid host
+also joins the cgroup2 hierarchy for ``unified`` keys and v2-only hugetlb).
+
+Things accepted but not applied (kernel memory limits, net_cls where it is not
+mounted...) are listed in ``manager.warnings``.  Stdlib only; the eBPF device
+code (ctypes) is imported only when a v2 manager sets device rules.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tomato.errors import InvalidArgument, NotFound, Unavailable
+
+from .base import Manager
+from .detect import Hierarchy, hierarchies, mode
+from .resources import DEFAULT_ALLOWED_DEVICES, Resources
+
+
+def _cgroup_for(h: Hierarchy, cgroups_path: str) -> str:
+    if cgroups_path.startswith("/"):
+        # Relative to the hierarchy's root: the mount point shows that root.
+        return os.path.normpath(h.mountpoint + "/" + cgroups_path.strip("/"))
+    return os.path.normpath(h.directory(h.own_path) + "/" + cgroups_path)
+
+
+def new_manager(cgroups_path: str, container_id: str,
+                found: list[Hierarchy] | None = None) -> Manager:
+    """A manager for this container (nothing is created until ``create()``)."""
+    if cgroups_path == "":
+        if not container_id or "/" in container_id:
+            raise InvalidArgument(f"container id {container_id!r} cannot name a cgroup")
+        cgroups_path = f"tomato/{container_id}"
+    if ".." in cgroups_path.split("/") or ":" in cgroups_path:
+        # "slice:prefix:name" is the systemd driver's syntax, which we do not have.
+        raise InvalidArgument(f"linux.cgroupsPath {cgroups_path!r}: must be a plain path")
+    if found is None:
+        found = hierarchies()
+    m = _mode(found)
+    if m == "none":
+        raise Unavailable("no cgroup hierarchy is mounted")
+    if m == "unified":
+        from .v2 import V2Manager
+
+        h = next(h for h in found if h.version == 2)
+        return V2Manager(_cgroup_for(h, cgroups_path), h.mountpoint, 0, cgroups_path,
+                         container_id)
+    from .v1 import V1Manager
+
+    paths: dict[str, str] = {}
+    unified = None
+    for h in found:
+        if h.version == 1:
+            d = _cgroup_for(h, cgroups_path)
+            for c in sorted(h.controllers):
+                paths.setdefault(c, d)
+        elif unified is None:
+            unified = _cgroup_for(h, cgroups_path)
+    return V1Manager(paths, unified, {}, cgroups_path, container_id)
+
+
+def _mode(found: list[Hierarchy]) -> str:
+    from .detect import mode_of
+
+    return mode_of(found)
+
+
+def load_manager(saved: dict) -> Manager:
+    """Reopen the cgroups recorded by ``Manager.to_dict()``."""
+    try:
+        version = saved["version"]
+        if version == 1:
+            from .v1 import V1Manager
+
+            return V1Manager.from_dict(saved)
+        if version == 2:
+            from .v2 import V2Manager
+
+            return V2Manager.from_dict(saved)
+    except (KeyError, TypeError) as err:
+        raise InvalidArgument(f"saved cgroup state is malformed: missing {err}") from err
+    raise NotFound(f"saved cgroup state has unknown version {saved.get('version')!r}")
+
+
+__all__ = [
+    "DEFAULT_ALLOWED_DEVICES",
+    "Hierarchy",
+    "Manager",
+    "Resources",
+    "hierarchies",
+    "load_manager",
+    "mode",
+    "new_manager",
+]

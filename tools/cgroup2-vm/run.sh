@@ -1,0 +1,157 @@
+#!/bin/sh
+# Run tomato's cgroup test-suite on a pure cgroup2 hierarchy inside a KVM guest.
+#
+#   tools/cgroup2-vm/run.sh [build|test]      (default: test; build only prepares the cache)
+#
+# The guest is Debian's own kernel (/boot/vmlinuz-<kver> of the host's
+# linux-image-amd64) booted by qemu-system-x86_64 -enable-kvm with a custom
+# initramfs that *is* the root filesystem: an mmdebstrap'd Debian (python3,
+# python3-pytest, busybox-static, stress) plus the few kernel modules 9p needs.
+# Its /init mounts cgroup2 at /sys/fs/cgroup (no systemd), mounts the project
+# read-only over 9p (virtfs), runs pytest on the cgroup tests and powers off.
+# The console (ttyS0) is captured in $CACHE/console.log; the pytest exit code
+# is this script's exit code.
+#
+# Environment:
+#   TOMATO_CGROUP2_VM_CACHE   cache directory (default /var/tmp/tomato-cgroup2-vm)
+#   TOMATO_CGROUP2_VM_MIRROR  mmdebstrap mirror (default: the host's apt sources)
+#   TOMATO_CGROUP2_VM_KVER    kernel version from /boot (default: newest vmlinuz-*-amd64)
+#   TOMATO_CGROUP2_VM_TESTS   pytest arguments (default: tests/integration/cgroups tests/unit/cgroups)
+#   TOMATO_CGROUP2_VM_CPU     qemu -cpu model (default host,-arch-capabilities: nested KVM
+#                             here cannot set MSR 0x10a that "host" alone would copy)
+#   TOMATO_CGROUP2_VM_TIMEOUT seconds before the guest is killed (default 600)
+set -eu
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+PROJECT=$(cd "$HERE/../.." && pwd)
+CACHE=${TOMATO_CGROUP2_VM_CACHE:-/var/tmp/tomato-cgroup2-vm}
+TESTS=${TOMATO_CGROUP2_VM_TESTS:-tests/integration/cgroups tests/unit/cgroups}
+TIMEOUT=${TOMATO_CGROUP2_VM_TIMEOUT:-600}
+PACKAGES=python3,python3-pytest,busybox-static,stress
+# Bump when the image recipe changes so cached images are rebuilt.
+RECIPE=3
+
+log() { echo "cgroup2-vm: $*" >&2; }
+die() { log "$*"; exit 2; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap into a directory, /dev/kvm)"
+
+need() {  # need COMMAND PACKAGE
+    command -v "$1" >/dev/null 2>&1 && return 0
+    log "installing $2"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >&2 || die "cannot install $2"
+}
+need mmdebstrap mmdebstrap
+need qemu-system-x86_64 qemu-system-x86
+need cpio cpio
+
+if [ -n "${TOMATO_CGROUP2_VM_KVER:-}" ]; then
+    KVER=$TOMATO_CGROUP2_VM_KVER
+else
+    if ! ls /boot/vmlinuz-*-amd64 >/dev/null 2>&1; then
+        log "installing linux-image-amd64"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-image-amd64 >&2 \
+            || die "cannot install linux-image-amd64"
+    fi
+    KVER=$(ls /boot/vmlinuz-*-amd64 | sed 's|/boot/vmlinuz-||' | sort -V | tail -n1)
+fi
+KERNEL=/boot/vmlinuz-$KVER
+MODDIR=/lib/modules/$KVER
+[ -r "$KERNEL" ] || die "no readable $KERNEL"
+[ -d "$MODDIR" ] || die "no $MODDIR (modules of the guest kernel)"
+
+. /etc/os-release
+SUITE=${VERSION_CODENAME:-bookworm}
+if [ -n "${TOMATO_CGROUP2_VM_MIRROR:-}" ]; then
+    MIRROR=$TOMATO_CGROUP2_VM_MIRROR
+elif [ -s /etc/apt/sources.list.d/debian.sources ]; then
+    MIRROR=/etc/apt/sources.list.d/debian.sources      # the mirror apt uses
+elif grep -qs '^deb ' /etc/apt/sources.list; then
+    MIRROR=/etc/apt/sources.list
+else
+    MIRROR=http://deb.debian.org/debian
+fi
+
+mkdir -p "$CACHE"
+KEY="recipe=$RECIPE suite=$SUITE kver=$KVER packages=$PACKAGES"
+IMAGE=$CACHE/initramfs.cpio
+
+# Kernel modules (and their dependencies, in load order) that 9p over virtio needs.
+modules_in_order() {
+    seen=" "
+    visit() {
+        case "$seen" in *" $1 "*) return;; esac
+        seen="$seen$1 "
+        for dep in $(modinfo -k "$KVER" -F depends "$1" 2>/dev/null | tr ',' ' '); do
+            visit "$dep"
+        done
+        f=$(modinfo -k "$KVER" -n "$1" 2>/dev/null) || return 0
+        case "$f" in /*) echo "$f";; esac   # "(builtin)" needs nothing
+    }
+    for m in virtio_pci virtio_net 9pnet_virtio 9p; do visit "$m"; done
+}
+
+build() {
+    if [ -f "$IMAGE" ] && [ "$(cat "$CACHE/key" 2>/dev/null)" = "$KEY" ]; then
+        log "cached image $IMAGE ($KEY)"
+        return 0
+    fi
+    need modinfo kmod
+    log "building the guest rootfs with mmdebstrap ($SUITE: $PACKAGES; from $MIRROR)"
+    root=$CACHE/rootfs.partial
+    rm -rf "$root" "$IMAGE.partial"
+    mmdebstrap --quiet --variant=essential --include="$PACKAGES" \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        "$SUITE" "$root" "$MIRROR" >&2
+    mkdir -p "$root/modules" "$root/project" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
+    : >"$root/modules/order"
+    for f in $(modules_in_order); do
+        name=$(basename "$f")
+        case "$name" in
+            *.ko.xz) xz -dc "$f" >"$root/modules/${name%.xz}"; name=${name%.xz};;
+            *.ko.zst) zstd -qdc "$f" >"$root/modules/${name%.zst}"; name=${name%.zst};;
+            *) cp "$f" "$root/modules/$name";;
+        esac
+        echo "$name" >>"$root/modules/order"
+    done
+    install -m 0755 "$HERE/init" "$root/init"
+    (cd "$root" && find . -xdev | cpio --quiet -o -H newc) >"$IMAGE.partial"
+    mv "$IMAGE.partial" "$IMAGE"
+    rm -rf "$root"
+    echo "$KEY" >"$CACHE/key"
+    log "image ready: $IMAGE ($(du -h "$IMAGE" | cut -f1))"
+}
+
+run() {
+    [ -w /dev/kvm ] || die "/dev/kvm is not usable"
+    console=$CACHE/console.log
+    : >"$console"
+    # The test arguments reach the guest on the kernel command line.
+    args=$(echo "$TESTS" | tr ' ' ',')
+    log "booting $KERNEL on cgroup2 (console: $console)"
+    set +e
+    timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 -enable-kvm -cpu ${TOMATO_CGROUP2_VM_CPU:-host,-arch-capabilities} \
+        -smp 2 -m 2048 -nographic -no-reboot \
+        -kernel "$KERNEL" -initrd "$IMAGE" \
+        -append "console=ttyS0 panic=-1 ${TOMATO_CGROUP2_VM_KARGS:-quiet loglevel=3} cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 tomato.tests=$args" \
+        -virtfs local,path="$PROJECT",mount_tag=project,security_model=none,readonly=on \
+        -serial "file:$console" -monitor none -display none -nic none
+    qrc=$?
+    set -e
+    # Show the guest's output (pytest's report) and take its exit code.
+    sed -n '/^=== tomato-cgroup2-vm begin/,/^=== tomato-cgroup2-vm end/p' "$console" | tr -d '\r'
+    rc=$(sed -n 's/^=== tomato-cgroup2-vm end rc=\([0-9]*\).*/\1/p' "$console" | tr -d '\r' | tail -n1)
+    if [ -z "$rc" ]; then
+        log "the guest did not report a result (qemu exit $qrc); last console lines:"
+        tail -n 40 "$console" | tr -d '\r' >&2
+        exit 3
+    fi
+    exit "$rc"
+}
+
+case "${1:-test}" in
+    build) build;;
+    test) build; run;;
+    *) die "usage: $0 [build|test]";;
+esac
