@@ -218,6 +218,10 @@ def cmd_images(args: argparse.Namespace, cfg: Any) -> int:
             raise InvalidArgument(f"invalid filter {k!r}")
     imgs = _images().list_images(cfg, reference=reference, dangling=dangling)
     rows = _image_rows(imgs, args.digests)
+    if reference:
+        import fnmatch
+        rows = [r for r in rows if fnmatch.fnmatch(r["Repository"], reference)
+                or fnmatch.fnmatch(f"{r['Repository']}:{r['Tag']}", reference)]
     short = (lambda i: i) if args.no_trunc else (lambda i: i.removeprefix("sha256:")[:12])
     if args.quiet:
         for i in dict.fromkeys(short(r["ID"]) for r in rows):
