@@ -9,14 +9,13 @@ stops at the first positional argument, as runc's does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from tomato.errors import InvalidArgument
+from tomato.records import factory, record
 
 BOOL, VALUE, MULTI = "bool", "value", "multi"
 
 
-@dataclass(frozen=True)
+@record
 class Flag:
     name: str
     kind: str = BOOL
@@ -25,10 +24,10 @@ class Flag:
     help: str = ""
 
 
-@dataclass
+@record(frozen=False)
 class Parsed:
-    values: dict[str, object] = field(default_factory=dict)
-    args: list[str] = field(default_factory=list)
+    values: dict[str, object] = factory(dict)
+    args: list[str] = factory(list)
 
     def get(self, name: str, default: object = None) -> object:
         return self.values.get(name, default)

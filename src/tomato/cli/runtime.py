@@ -188,18 +188,18 @@ def cmd_run(ctx: Context, argv: list[str]) -> int:
     opts = _create_options(p)
     created = create(ctx.states, cid, opts, ctx.log,  # type: ignore[arg-type]
                      keep_master=not detach)
-    pid = created.record.pid
+    rec = created.record
     try:
-        _forward_signals(pid)
-        start(ctx.states, cid, ctx.log)
+        _forward_signals(rec.pid)
+        start(ctx.states, cid, ctx.log, rec)
     except BaseException:
-        delete(ctx.states, cid, True, ctx.log)
+        delete(ctx.states, cid, True, ctx.log, rec)
         raise
     if detach:
         return 0
-    code = _wait(pid, created.console_master)
+    code = _wait(rec.pid, created.console_master)
     if not p.bool("keep"):
-        delete(ctx.states, cid, True, ctx.log)
+        delete(ctx.states, cid, True, ctx.log, rec)
     return code
 
 

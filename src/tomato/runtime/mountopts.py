@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tomato._sys import libc as c
+from tomato.records import record
 
 # option → (clear?, flag).  "clear" options switch a flag off (rw, suid, ...).
 _FLAGS = {
@@ -38,7 +37,7 @@ _PROPAGATION = {
 _IGNORED = {"defaults", "tmpcopyup", "idmap", "ridmap", "rro", "rrw", "private-only"}
 
 
-@dataclass(frozen=True)
+@record
 class MountOptions:
     flags: int
     propagation: tuple[int, ...]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
-from .rt import config, run_in, runtime, set_args, state, write_config
+from .rt import RUNTIME, config, run_in, runtime, set_args, state, write_config
 
 
 def test_run_is_pid_1_with_own_hostname(root: Path, bundle: Path) -> None:
@@ -132,17 +133,15 @@ def test_preserve_fds(root: Path, bundle: Path, workdir: Path) -> None:
     secret = workdir / "passed"
     secret.write_text("through fd 3\n")
     set_args(bundle, "sh", "-c", "cat <&3; ls /proc/self/fd | sort -n | tail -1")
-    fd = os.open(secret, os.O_RDONLY)
-    try:
-        os.dup2(fd, 3) if fd != 3 else None
-        proc = runtime(root, "run", "--preserve-fds", "1", "--bundle", str(bundle), "c1",
-                       pass_fds=(3,))
-    finally:
-        os.close(fd)
-        if fd != 3:
-            os.close(3)
+    # The shell opens fd 3 for the runtime, as containerd's socket activation would.
+    proc = subprocess.run(
+        ["sh", "-c", f'exec "$0" --root {root} run --preserve-fds 1 --bundle {bundle} c1 '
+                     f'3<{secret}', RUNTIME], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "through fd 3"
+    # Nothing beyond the preserved fd leaks in: ls's own directory fd is the highest.
+    assert int(lines[1]) <= 4
 
 
 def test_spec_writes_runc_default(workdir: Path, root: Path) -> None:
