@@ -1,0 +1,29 @@
+#!/bin/sh
+# Install what Tomato needs on a Debian/Ubuntu machine, as root, and the
+# project itself into .venv.  Idempotent: a second run only checks.
+#   TOMATO_APT_EXTRA="pkg ..."   more packages (the test suite adds its peers)
+set -eu
+cd "$(dirname "$0")/.."
+
+need_root() { [ "$(id -u)" = 0 ] || { echo "install.sh: run as root (sudo)" >&2; exit 1; }; }
+need_root
+
+PKGS="busybox-static python3 python3-venv libseccomp2 iproute2 util-linux ${TOMATO_APT_EXTRA:-}"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "install.sh: apt-get install$missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+# Byte-compile now: the runtime's start path must not pay for compiling
+# (and some environments set PYTHONDONTWRITEBYTECODE).
+.venv/bin/python -m compileall -q src >/dev/null
