@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-OCI_VERSION = "1.2.0"
+OCI_VERSION = "1.0.2"  # what Debian 12's runc writes; crun 1.8 refuses newer
 
 #: runc's default capability set (also Docker's minus a few; see security defaults).
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]

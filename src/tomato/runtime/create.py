@@ -294,8 +294,8 @@ def create(states: StateDir, container_id: str, opts: CreateOptions,
 
         if new_userns and user_ns is not None:
             _write_mappings(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
-        if manager is not None:
-            manager.apply(pid)
+        placing = _Placement(manager, pid)
+        undo.callback(placing.settle)
         from tomato.runtime.process import set_oom_score_adj
 
         set_oom_score_adj(pid, spec.process.oom_score_adj, log.warning)
@@ -305,7 +305,8 @@ def create(states: StateDir, container_id: str, opts: CreateOptions,
 
         state = json.dumps(oci_state(rec, "creating"))
         parent_ch.send("go", state=state)
-        _await_ready(parent_ch, spec, state, log)
+        _await_ready(parent_ch, spec, state, log, placing)
+        placing.wait()
 
         master = None
         if console_sock is not None and not opts.console_socket:
@@ -324,7 +325,43 @@ def create(states: StateDir, container_id: str, opts: CreateOptions,
     return Created(rec, master)
 
 
-def _await_ready(ch: Channel, spec: Spec, state: str, log: RuntimeLog) -> None:
+class _Placement:
+    """Moves the init into its cgroups on a thread (see init._enter_cgroupns)."""
+
+    def __init__(self, manager: Any, pid: int) -> None:
+        self.error: BaseException | None = None
+        self.done = None
+        if manager is None:
+            return
+        import _thread
+
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+
+        def run() -> None:
+            try:
+                manager.apply(pid)
+            except BaseException as err:  # noqa: BLE001 — re-raised by wait()
+                self.error = err
+            finally:
+                self.done.release()  # type: ignore[union-attr]
+
+        _thread.start_new_thread(run, ())
+
+    def settle(self) -> None:
+        """Wait for the thread without raising (used when rolling back)."""
+        if self.done is not None:
+            self.done.acquire()
+            self.done.release()
+
+    def wait(self) -> None:
+        self.settle()
+        if self.error is not None:
+            raise self.error
+
+
+def _await_ready(ch: Channel, spec: Spec, state: str, log: RuntimeLog,
+                 placing: _Placement) -> None:
     while True:
         try:
             msg = ch.recv()
@@ -333,6 +370,9 @@ def _await_ready(ch: Channel, spec: Spec, state: str, log: RuntimeLog) -> None:
         kind = msg.get("type")
         if kind == "ready":
             return
+        if kind == "cgroup?":
+            placing.wait()
+            ch.send("cgroup")
         if kind == "warning":
             log.warning(msg.get("msg", ""))
         elif kind == "hooks":

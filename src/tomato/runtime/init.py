@@ -4,10 +4,14 @@ The runtime process clones this child with the new namespaces already made
 (pid, mount, uts, ipc, net, user), then talks to it over a Channel:
 
     runtime                              init (this module)
-    write uid/gid maps, join cgroups
+    write uid/gid maps, start joining
+    the cgroups in a thread
     "go" + state ─────────────────────▶  setsid, join namespaces by path,
-                                         become root of the user ns, cgroupns,
+                                         become root of the user ns,
                                          hostname, mounts
+                 ◀───────────────────── "cgroup?"
+    join that thread
+    "cgroup" ─────────────────────────▶  unshare the cgroup namespace
                  ◀───────────────────── "hooks" (only if prestart/createRuntime exist)
     run those hooks
     "hooks-done" ─────────────────────▶  createContainer hooks, pivot_root,
@@ -92,6 +96,19 @@ def _join_namespaces(ctx: InitContext) -> None:
             os.close(fd)
 
 
+def _enter_cgroupns(ctx: InitContext) -> None:
+    """Wait until the runtime has put us in our cgroups, then unshare the cgroup ns.
+
+    Moving a process between v1 cgroups can stall for an RCU grace period
+    (~10-20 ms); the runtime does it in a thread while we build the rootfs,
+    and we only wait for it here, where it matters.
+    """
+    ctx.channel.send("cgroup?")
+    ctx.channel.expect("cgroup")
+    if ctx.new_cgroupns:
+        c.unshare(c.CLONE_NEWCGROUP)
+
+
 def _init(ctx: InitContext) -> None:
     spec = ctx.spec
     proc = spec.process
@@ -105,8 +122,8 @@ def _init(ctx: InitContext) -> None:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     in_userns = ctx.new_userns or any(k == "user" for k, _ in ctx.joined)
-    if ctx.new_cgroupns:
-        c.unshare(c.CLONE_NEWCGROUP)
+    if ctx.cgroup_unified:
+        _enter_cgroupns(ctx)  # a cgroup2 mount must be made inside the new cgroupns
     if spec.hostname:
         c.sethostname(spec.hostname)
     if spec.domainname:
@@ -114,6 +131,8 @@ def _init(ctx: InitContext) -> None:
 
     rootfs_mod.mount_all(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs, ctx.cgroup_unified,
                          in_userns)
+    if not ctx.cgroup_unified:
+        _enter_cgroupns(ctx)
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
         ctx.channel.send("hooks")
         ctx.channel.expect("hooks-done")
