@@ -43,7 +43,9 @@ def _cgroup_dirs() -> set[str]:
                 dirnames[:] = []
                 continue
             for d in dirnames:
-                if "tomato" in d:
+                # "tomato-test-*" parents belong to whichever session made them
+                # (the cgroup tests clean up their own); flag the rest.
+                if "tomato" in d and not d.startswith("tomato-test-"):
                     found.add(os.path.join(dirpath, d))
     return found
 

@@ -7,7 +7,7 @@ lazily so `state` does not pay for `create`'s modules.
 
 from __future__ import annotations
 
-import json
+from tomato import fastjson as json
 import os
 import sys
 from collections.abc import Callable
@@ -113,8 +113,10 @@ def cmd_spec(ctx: Context, argv: list[str]) -> int:
     path = os.path.join(p.str("bundle", "."), "config.json")
     if os.path.exists(path):
         raise TomatoError("file config.json exists: remove it first")
+    import json as stdjson
+
     with open(path, "w") as f:
-        json.dump(default_spec(rootless=p.bool("rootless")), f, indent="\t")
+        stdjson.dump(default_spec(rootless=p.bool("rootless")), f, indent="\t")
         f.write("\n")
     return 0
 
@@ -207,7 +209,7 @@ def cmd_state(ctx: Context, argv: list[str]) -> int:
     p = parse(argv, ())
     from tomato.runtime.lifecycle import state
 
-    print(json.dumps(state(ctx.states, _one_id(p, "state")), indent=2))
+    print(json.dumps_pretty(state(ctx.states, _one_id(p, "state"))))
     return 0
 
 
@@ -263,7 +265,7 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
     if p.str("process"):
         try:
             with open(p.str("process")) as f:
-                process = json.load(f)
+                process = json.loads(f.read())
         except FileNotFoundError:
             raise InvalidArgument(f"process file {p.str('process')} does not exist") from None
         except ValueError as err:
@@ -343,10 +345,10 @@ def _update_resources(p: Parsed) -> dict:
         src = p.str("resources")
         try:
             if src == "-":
-                data = json.load(sys.stdin)
+                data = json.loads(sys.stdin.read())
             else:
                 with open(src) as f:
-                    data = json.load(f)
+                    data = json.loads(f.read())
         except (OSError, ValueError) as err:
             raise InvalidArgument(f"cannot read resources {src}: {err}") from err
         if not isinstance(data, dict):
@@ -426,7 +428,7 @@ def cmd_events(ctx: Context, argv: list[str]) -> int:
 def cmd_features(ctx: Context, argv: list[str]) -> int:
     from tomato.runtime.features import features
 
-    print(json.dumps(features(), indent=2))
+    print(json.dumps_pretty(features()))
     return 0
 
 

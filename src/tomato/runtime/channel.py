@@ -7,7 +7,7 @@ the start path.  Either side seeing EOF knows the other one died.
 
 from __future__ import annotations
 
-import json
+from tomato import fastjson as json
 import os
 
 from tomato.errors import TomatoError

@@ -7,7 +7,7 @@ step fails, so bad input leaves nothing behind.
 
 from __future__ import annotations
 
-import json
+from tomato import fastjson as json
 import os
 import time
 from contextlib import ExitStack

@@ -8,7 +8,7 @@ check the transition table → act → persist.
 from __future__ import annotations
 
 import errno
-import json
+from tomato import fastjson as json
 import os
 import signal
 import time

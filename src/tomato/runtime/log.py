@@ -7,7 +7,7 @@ failure); otherwise warnings go to stderr.  The CLI owns the only instance.
 
 from __future__ import annotations
 
-import json
+from tomato import fastjson as json
 import os
 import sys
 import time

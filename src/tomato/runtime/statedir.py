@@ -8,7 +8,7 @@ the container.
 
 from __future__ import annotations
 
-import json
+from tomato import fastjson as json
 import os
 
 from tomato.records import as_dict, factory, record
