@@ -180,6 +180,72 @@ class DecompressReader:
             pass
 
 
+class Prefetch:
+    """Runs a DecompressReader in a thread so download, hashing and inflating (which drop
+    the GIL) overlap with tar extraction in the caller's thread.
+
+    ``read(n)`` may return fewer than ``n`` bytes (never zero before the end).  Errors
+    of the producer are raised in the consumer.  Always ``close()`` it.
+    """
+
+    def __init__(self, reader: DecompressReader, depth: int = 8) -> None:
+        import queue
+        import threading
+        self.reader = reader
+        self._q: queue.Queue[bytes | BaseException] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._block = b""
+        self._off = 0
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="tomato-inflate", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: bytes | BaseException) -> bool:
+        import queue
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while True:
+                block = self.reader._next()
+                if not self._put(block) or not block:
+                    return
+        except BaseException as err:  # handed to the consumer, re-raised there
+            self._put(err)
+
+    def read(self, n: int = -1) -> bytes:
+        if self._off >= len(self._block):
+            if self._done:
+                return b""
+            item = self._q.get()
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            if not item:
+                self._done = True
+                return b""
+            self._block, self._off = item, 0
+        if n is None or n < 0:
+            n = len(self._block)
+        out = self._block[self._off:self._off + n]
+        self._off += len(out)
+        return out
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class TeeReader:
     """Reads from ``src`` and hands every block to ``sink(block)`` too."""
 
@@ -194,5 +260,5 @@ class TeeReader:
         return data
 
 
-__all__ = ["DecompressReader", "TeeReader", "CompressionError", "layer_compression", "sniff",
-           "gzip_backend", "LAYER_MEDIA_TYPES"]
+__all__ = ["DecompressReader", "Prefetch", "TeeReader", "CompressionError", "layer_compression",
+           "sniff", "gzip_backend", "LAYER_MEDIA_TYPES"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from tomato.errors import InvalidArgument
 
-from .compression import DecompressReader, TeeReader, layer_compression
+from .compression import DecompressReader, Prefetch, TeeReader, layer_compression
 from .content import ContentStore, DigestMismatch
 from .manifest import (
     ImageConfig,
@@ -138,8 +138,12 @@ class _Pipeline:
             else:
                 staging = snaps.stage()
                 reader = DecompressReader(src)
-                stats = apply_layer(reader, staging.path, self.options)
-                reader.drain()
+                prefetch = Prefetch(reader)
+                try:
+                    stats = apply_layer(prefetch, staging.path, self.options)
+                    prefetch.drain()
+                finally:
+                    prefetch.close()
                 if reader.digest != diff:
                     raise DigestMismatch(
                         f"layer {desc.digest} unpacks to diffID {reader.digest}, "

@@ -162,7 +162,7 @@ class _Applier:
         self.dir_times: list[tuple[list[str], int]] = []
         self.entries = 0
         self.bytes = 0
-        self.padded: _Padded | None = None
+        self.padded: _Forward | None = None
 
     def _meta(self, fd_or_name: Any, member: tarfile.TarInfo, pfd: int | None = None,
               chmod: bool = True) -> None:
@@ -203,51 +203,35 @@ class _Applier:
         if base.startswith(WHITEOUT_PREFIX):
             self._whiteout(pfd, base, m)
             return
-        existing = None
-        try:
-            existing = os.stat(base, dir_fd=pfd, follow_symlinks=False)
-        except FileNotFoundError:
-            pass
+        mtime = int(m.mtime * 1e9)
         if m.isdir():
-            if existing is not None and not stat.S_ISDIR(existing.st_mode):
-                self.tree.remove(pfd, base)
-                existing = None
-            if existing is None:
+            try:
                 os.mkdir(base, 0o700, dir_fd=pfd)
+            except FileExistsError:
+                st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode):  # a later dir replaces an earlier non-dir
+                    self.tree.remove(pfd, base)
+                    os.mkdir(base, 0o700, dir_fd=pfd)
             fd = os.open(base, _DIR_FLAGS, dir_fd=pfd)
             try:
                 self._meta(fd, m)
             finally:
                 os.close(fd)
-            self.dir_times.append((parts, int(m.mtime * 1e9)))
+            self.dir_times.append((parts, mtime))
             return
-        if existing is not None:
-            self.tree.remove(pfd, base)
-        mtime = int(m.mtime * 1e9)
         if m.isreg():
-            fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
+            if m.issparse():
+                raise HostileLayer(f"layer entry {m.name!r} is a sparse file (unsupported)")
+            fd = self._replace(pfd, base, lambda: os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd))
             try:
-                src = tf.extractfile(m)
-                assert src is not None
-                left = m.size
-                while left > 0:
-                    block = src.read(min(left, 1 << 20))
-                    if not block:
-                        raise HostileLayer(f"layer entry {m.name!r} is truncated")
-                    view = memoryview(block)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    left -= len(block)
-                if self.padded is not None and m.offset_data + m.size > self.padded.real:
-                    raise HostileLayer(f"layer entry {m.name!r} is truncated")
-                self.bytes += m.size
+                self._copy_data(fd, m)
                 self._meta(fd, m)
                 os.utime(fd, ns=(mtime, mtime))
             finally:
                 os.close(fd)
             return
         if m.issym():
-            os.symlink(m.linkname, base, dir_fd=pfd)
+            self._replace(pfd, base, lambda: os.symlink(m.linkname, base, dir_fd=pfd))
             if self.chown:
                 os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
             os.utime(base, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
@@ -265,18 +249,49 @@ class _Applier:
                 ) from None
             if stat.S_ISDIR(st.st_mode):
                 raise HostileLayer(f"layer hard link {m.name!r} points at a directory")
-            os.link(tparts[-1], base, src_dir_fd=tpfd, dst_dir_fd=pfd, follow_symlinks=False)
+            if (tparts[:-1], tparts[-1]) == (parts[:-1], base):
+                return  # a link to itself: nothing to do
+            self._replace(pfd, base, lambda: os.link(tparts[-1], base, src_dir_fd=tpfd,
+                                                     dst_dir_fd=pfd, follow_symlinks=False))
             return
         if m.ischr() or m.isblk():
             self._check_device(parts, m)
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-            os.mknod(base, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+            dev = os.makedev(m.devmajor, m.devminor)
+            self._replace(pfd, base, lambda: os.mknod(base, kind | 0o600, dev, dir_fd=pfd))
         elif m.isfifo():
-            os.mkfifo(base, 0o600, dir_fd=pfd)
+            self._replace(pfd, base, lambda: os.mkfifo(base, 0o600, dir_fd=pfd))
         else:
             raise HostileLayer(f"layer entry {m.name!r} has unsupported type {m.type!r}")
         self._meta(base, m, pfd)
         os.utime(base, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
+
+    def _replace(self, pfd: int, base: str, create: Any) -> Any:
+        """Create an entry; if the name exists (an earlier entry), remove that and retry."""
+        try:
+            return create()
+        except FileExistsError:
+            self.tree.remove(pfd, base)
+            return create()
+
+    def _copy_data(self, fd: int, m: tarfile.TarInfo) -> None:
+        # tarfile leaves the stream at the member's data: read it straight from there
+        # (no per-file ExFileObject).
+        src = self.padded
+        assert src is not None
+        src.seek(m.offset_data)
+        left = m.size
+        while left > 0:
+            block = src.read(min(left, 1 << 20))
+            if not block:
+                raise HostileLayer(f"layer entry {m.name!r} is truncated")
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view):]
+            left -= len(block)
+        if m.offset_data + m.size > src.real:
+            raise HostileLayer(f"layer entry {m.name!r} is truncated")
+        self.bytes += m.size
 
     def _check_device(self, parts: list[str], m: tarfile.TarInfo) -> None:
         policy = self.opts.devices
@@ -312,28 +327,82 @@ class _Applier:
                 pass  # removed by a later entry
 
 
-class _Padded:
-    """Pads a tar stream that ends without its last block's padding or the end marker.
+class _Forward:
+    """A forward-only, seekable view of a tar stream for tarfile's random-access mode.
 
-    umoci 0.4.7 (Debian 12) writes such tars; Go's and GNU tar's readers cope, and so
-    must we.  A member whose data is cut short is still refused (its size is checked),
+    tarfile's own stream mode ("r|") copies its whole read-ahead buffer on every
+    header read (quadratic in the buffer size); here reads slice one chunk at a
+    time and ``seek`` only skips ahead.
+
+    It also pads a tar that ends without its last block's padding or the end marker:
+    umoci 0.4.7 (Debian 12) writes such tars and Go's and GNU tar's readers cope.  A
+    member whose data is cut short is still refused (``real`` counts the true bytes),
     and the diffID is computed below this wrapper over the real bytes.
     """
 
+    CHUNK = 1 << 20
+
     def __init__(self, src: Any) -> None:
         self._src = src
+        self._chunk = b""
+        self._off = 0
+        self._pos = 0
         self.real = 0
-        self._tail: bytes | None = None
+        self._eof = False
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        data = self._src.read(self.CHUNK)
+        if data:
+            self.real += len(data)
+        else:
+            self._eof = True
+            data = b"\0" * ((-self.real % 512) + 1024)
+        self._chunk, self._off = data, 0
+        return True
 
     def read(self, n: int = -1) -> bytes:
-        if self._tail is None:
-            data = self._src.read(n)
-            if data:
-                self.real += len(data)
-                return data
-            self._tail = b"\0" * ((-self.real % 512) + 1024)
-        out, self._tail = self._tail[:n if n >= 0 else None], self._tail[n:] if n >= 0 else b""
-        return out
+        if n is None or n < 0:
+            n = 1 << 62
+        parts = []
+        while n > 0:
+            avail = len(self._chunk) - self._off
+            if avail <= 0:
+                if not self._fill():
+                    break
+                continue
+            take = min(avail, n)
+            parts.append(self._chunk[self._off:self._off + take])
+            self._off += take
+            self._pos += take
+            n -= take
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence != 0 or pos < self._pos:
+            raise OSError(errno.ESPIPE, "layer stream can only skip forward")
+        left = pos - self._pos
+        while left > 0:
+            avail = len(self._chunk) - self._off
+            if avail <= 0:
+                if not self._fill():
+                    break
+                continue
+            take = min(avail, left)
+            self._off += take
+            self._pos += take
+            left -= take
+        return self._pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
 
 
 def apply_layer(stream: Any, target: str | os.PathLike[str],
@@ -345,10 +414,10 @@ def apply_layer(stream: Any, target: str | os.PathLike[str],
     but never anything outside it.
     """
     applier = _Applier(os.fspath(target), options or UnpackOptions())
-    applier.padded = padded = _Padded(stream)
+    applier.padded = padded = _Forward(stream)
     try:
         try:
-            tf = tarfile.open(fileobj=padded, mode="r|", bufsize=1 << 20)
+            tf = tarfile.open(fileobj=padded, mode="r:")
         except tarfile.ReadError as err:
             raise InvalidArgument(f"layer is not a tar archive: {err}") from err
         try:
