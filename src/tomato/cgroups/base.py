@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -245,7 +244,7 @@ class Manager:
     def exists(self) -> bool:
         return any(os.path.isdir(p) for p in self.paths.values())
 
-    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+    def kill_all(self, sig: int = 9) -> None:
         """Signal every process.  The cgroup is frozen meanwhile so a forking
         process cannot escape between listing and signalling (as runc does)."""
         if not self.exists():

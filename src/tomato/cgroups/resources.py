@@ -361,8 +361,9 @@ def _unified(d: Any) -> tuple[tuple[str, str], ...]:
     for k, v in d.items():
         _need(isinstance(k, str) and bool(_UNIFIED_KEY_RE.match(k)) and ".." not in k,
               "unified", "keys must be cgroup2 file names like memory.high", k)
-        _need(not k.startswith("cgroup.") or k in ("cgroup.freeze", "cgroup.type"),
-              f"unified.{k}", "cgroup core files are managed by the runtime", k)
+        _need(k not in ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control",
+                        "cgroup.kill", "cgroup.type"),
+              f"unified.{k}", "this cgroup core file is managed by the runtime", k)
         _need(isinstance(v, str), f"unified.{k}", "must be a string", v)
         out.append((k, v))
     return tuple(out)
