@@ -43,9 +43,10 @@ def _cgroup_dirs() -> set[str]:
                 dirnames[:] = []
                 continue
             for d in dirnames:
-                # "tomato-test-*" parents belong to whichever session made them
-                # (the cgroup tests clean up their own); flag the rest.
-                if "tomato" in d and not d.startswith("tomato-test-"):
+                # The runtime's default parent is "tomato"; other names
+                # ("tomato-test-*", ...) are parents other test sessions own
+                # while they run at the same time on a development machine.
+                if d == "tomato" or os.path.basename(dirpath) == "tomato":
                     found.add(os.path.join(dirpath, d))
     return found
 

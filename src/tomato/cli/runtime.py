@@ -19,7 +19,7 @@ DEFAULT_ROOT = "/run/tomato-runtime"
 VERSION = "0.1.0"
 
 GLOBAL_FLAGS = (
-    Flag("root", VALUE, default=DEFAULT_ROOT, help="root directory for container state"),
+    Flag("root", VALUE, help=f"root directory for container state (default {DEFAULT_ROOT})"),
     Flag("log", VALUE, default="", help="log file (default: stderr)"),
     Flag("log-format", VALUE, default="text", help="text or json"),
     Flag("debug", BOOL, help="debug logging"),
@@ -86,7 +86,15 @@ class Context:
         if fmt not in ("text", "json"):
             raise InvalidArgument(f"invalid --log-format {fmt!r}: use text or json")
         self.log = RuntimeLog(g.str("log"), fmt, g.bool("debug"))
-        self.states = StateDir(g.str("root", DEFAULT_ROOT))
+        root = g.str("root", "")
+        if not root:
+            if os.geteuid() == 0:
+                root = DEFAULT_ROOT
+            else:
+                from tomato.runtime.rootless import default_root
+
+                root = default_root()
+        self.states = StateDir(root)
 
 
 def _one_id(p: Parsed, cmd: str) -> str:

@@ -42,7 +42,7 @@ def manager_of(rec: Record) -> Any:
     return cgroups.load_manager(rec.cgroup)
 
 
-def status_of(states: StateDir, rec: Record) -> Status:
+def status_of(states: StateDir, rec: Record) -> str:
     if rec.status == "creating":
         # Creation in progress only while the creating runtime still lives.
         if alive(rec.creator_pid, rec.creator_start) and rec.creator_pid != os.getpid():
@@ -59,7 +59,7 @@ def status_of(states: StateDir, rec: Record) -> Status:
 
 
 def load(states: StateDir, container_id: str,
-         rec: Record | None = None) -> tuple[Record, Status]:
+         rec: Record | None = None) -> tuple[Record, str]:
     """The record (read from disk unless the caller holds it) and its true status."""
     if rec is None:
         rec = states.load(container_id)
@@ -68,7 +68,7 @@ def load(states: StateDir, container_id: str,
 
 def state(states: StateDir, container_id: str) -> dict[str, Any]:
     rec, status = load(states, container_id)
-    return oci_state(rec, status.value)
+    return oci_state(rec, status)
 
 
 def start(states: StateDir, container_id: str, log: RuntimeLog,
@@ -155,7 +155,7 @@ def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
         raise
     if status in (Status.RUNNING, Status.PAUSED, Status.CREATING) and not force:
         raise Conflict(f"cannot delete container {container_id} that is not stopped: "
-                       f"{status.value}")
+                       f"{status}")
     mgr = manager_of(rec)
     if status != Status.STOPPED:
         if mgr is not None and (_shares_pid_ns(rec) or status == Status.PAUSED):
@@ -252,5 +252,5 @@ def list_all(states: StateDir) -> list[dict[str, Any]]:
             rec, status = load(states, cid)
         except NotFound:
             continue
-        out.append(oci_state(rec, status.value))
+        out.append(oci_state(rec, status))
     return out
