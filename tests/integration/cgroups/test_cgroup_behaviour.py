@@ -192,3 +192,33 @@ def test_stats_shape(mgr, procs):
     assert {"limit", "usage", "max", "failcnt"} <= set(st["memory"]["usage"])
     assert st["pids"]["current"] == 1
     assert "blkio" in st
+
+
+def test_bpf_device_program_on_any_cgroup2_mount(parent_name, procs, workdir):
+    """The v2 device filter works on the host too: a hybrid host's cgroup2 mount
+    runs BPF device programs even though it holds no v1 controllers."""
+    from tomato.cgroups import devices_bpf, hierarchies
+    from tomato.cgroups.resources import DeviceRule
+
+    h = next((h for h in hierarchies() if h.version == 2), None)
+    if h is None:
+        pytest.skip("no cgroup2 hierarchy is mounted here")
+    parent = os.path.join(h.directory(h.own_path), parent_name)
+    d = os.path.join(parent, "bpf")
+    os.makedirs(d)
+    try:
+        null, zero = _nodes(workdir)
+        devices_bpf.install(d, (DeviceRule(False), DeviceRule(True, "c", 1, 5, "r")))
+        devices_bpf.install(d, (DeviceRule(False), DeviceRule(True, "c", 1, 5, "rw")))
+        assert len(devices_bpf.attached(d)) == 1  # the second replaced the first
+
+        class Dir:
+            def apply(self, pid):
+                with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+
+        assert _try_open(Dir(), procs, null, zero) == {null: 1, zero: "ok"}
+    finally:
+        procs.cleanup()
+        os.rmdir(d)
+        os.rmdir(parent)
