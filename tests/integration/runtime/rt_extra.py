@@ -1,0 +1,138 @@
+"""More helpers for the runtime's real-kernel tests (rt.py stays the lead's)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .rt import RUNTIME, config, runtime, state, write_config
+
+# Capability numbers (linux/capability.h) used by the tests' expectations.
+CAP = {"CAP_CHOWN": 0, "CAP_KILL": 5, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_ADMIN": 12,
+       "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21, "CAP_AUDIT_WRITE": 29}
+
+
+def edit(bundle: Path, fn: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Apply fn to config.json in place and write it back."""
+    cfg = config(bundle)
+    fn(cfg)
+    write_config(bundle, cfg)
+    return cfg
+
+
+def set_caps(cfg: dict[str, Any], names: list[str]) -> None:
+    cfg["process"]["capabilities"] = {k: list(names) for k in
+                                      ("bounding", "effective", "permitted", "ambient")}
+    cfg["process"]["capabilities"]["inheritable"] = list(names)
+
+
+def cap_mask(names: list[str]) -> int:
+    mask = 0
+    for n in names:
+        mask |= 1 << CAP[n]
+    return mask
+
+
+def status_line(text: str, key: str) -> str:
+    """The value of ``key:`` in a /proc/PID/status dump."""
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"{key} not in status output: {text!r}")
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 5.0, step: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if pred():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+
+
+def wait_stopped(root: Path, cid: str, timeout: float = 5.0) -> None:
+    assert wait_for(lambda: state(root, cid)["status"] == "stopped", timeout), \
+        f"{cid} did not stop"
+
+
+def run_detached(root: Path, bundle: Path, cid: str, *args: str) -> int:
+    """`run -d` a container with args; return its host pid."""
+    if args:
+        edit(bundle, lambda cfg: cfg["process"].__setitem__("args", list(args)))
+    runtime(root, "run", "-d", "--bundle", str(bundle), cid)
+    return int(state(root, cid)["pid"])
+
+
+def assert_nothing_left(root: Path) -> None:
+    """No container listed and no state directory under --root."""
+    assert runtime(root, "list", "-q").stdout == ""
+    assert not root.exists() or os.listdir(root) == [], os.listdir(root)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("tomato-runtime: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, proc.stderr)
+
+
+def ns_inode(pid: int | str, kind: str) -> str:
+    return os.readlink(f"/proc/{pid}/ns/{kind}")
+
+
+class ConsoleListener:
+    """A --console-socket: accepts the runtime's connection and receives the pty master."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(4)
+        self.sock.settimeout(10)
+
+    def receive(self) -> tuple[int, str]:
+        """(master fd, the name the runtime sent with it)."""
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.settimeout(10)
+            msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+        assert fds, "no fd received over the console socket"
+        return fds[0], msg.decode(errors="replace")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def read_until(fd: int, needle: bytes, timeout: float = 5.0) -> bytes:
+    """Read a pty master until needle appears (or EOF/timeout); returns all read."""
+    import select
+
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while needle not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: every slave closed
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def popen_runtime(root: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([RUNTIME, "--root", str(root), *args], text=True, **kwargs)
