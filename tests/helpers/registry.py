@@ -274,6 +274,7 @@ class FakeRegistry:
     drop:      {digest: (after_bytes, times)}: close the connection after that many bytes,
                for the first ``times`` requests of that blob
     ranges:    honour Range requests
+    redirect:  answer blob GETs with a 307 to ``localhost:PORT/storage/DIGEST``
     token:     require ``Bearer <token>`` from a token endpoint on the same server;
                ``basic`` (user, password) then guards the token endpoint
     """
@@ -281,13 +282,14 @@ class FakeRegistry:
     def __init__(self, manifests: dict[str, tuple[bytes, str, str | None]],
                  blobs: dict[str, bytes], drop: dict[str, tuple[int, int]] | None = None,
                  ranges: bool = True, token: str | None = None,
-                 basic: tuple[str, str] | None = None) -> None:
+                 basic: tuple[str, str] | None = None, redirect: bool = False) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         fake = self
         self.manifests, self.blobs, self.drop = manifests, blobs, dict(drop or {})
         self.ranges, self.token, self.basic = ranges, token, basic
+        self.redirect = redirect
         self.requests: list[tuple[str, str, dict[str, str]]] = []
 
         class Handler(BaseHTTPRequestHandler):
@@ -333,7 +335,7 @@ class FakeRegistry:
                             return
                     self._send(200, json.dumps({"token": fake.token}).encode())
                     return
-                if not self._authorized():
+                if not path.startswith("/storage/") and not self._authorized():
                     return
                 if path == "/v2/":
                     self._send(200, b"{}")
@@ -350,7 +352,14 @@ class FakeRegistry:
                         h["Docker-Content-Digest"] = digest
                     self._send(200, body, h, head)
                     return
-                if len(parts) >= 5 and parts[-2] == "blobs":
+                if len(parts) >= 5 and parts[-2] == "blobs" and fake.redirect:
+                    # blob storage elsewhere: same server, another host name, no auth
+                    port = fake.addr.rsplit(":", 1)[1]
+                    self._send(307, b"", {"Location": f"http://localhost:{port}/storage/"
+                                                      f"{parts[-1]}"}, head)
+                    return
+                if (len(parts) >= 5 and parts[-2] == "blobs") or \
+                        (len(parts) == 3 and parts[1] == "storage"):
                     digest = parts[-1]
                     if digest not in fake.blobs:
                         self._send(404)

@@ -195,3 +195,43 @@ def test_index_platform_selection(workdir):
         assert b.manifest_digest == other_md
         with pytest.raises(InvalidArgument, match="platform"):
             do_pull(reg.addr, "x:multi", workdir, platform=Platform("linux", "s390x"))
+
+
+def test_blob_redirect_drops_authorization(workdir):
+    manifests, blobs, md = fake_image([LAYER])
+    with FakeRegistry(manifests, blobs, token="tk", redirect=True) as reg:
+        img = do_pull(reg.addr, "x:latest", workdir)
+        storage = [h for _, p, h in reg.requests if p.startswith("/storage/")]
+    assert img.manifest_digest == md and len(storage) == 2  # config + layer
+    assert all("Authorization" not in h for h in storage)
+
+
+def test_zstd_layer(workdir, registry):
+    import zstandard
+    blob = zstandard.ZstdCompressor().compress(LAYER)
+    digest = registry.put_blob("zstd", blob)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(LAYER).hexdigest()]}}).encode()
+    cd = registry.put_blob("zstd", cfg)
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                 "digest": cd, "size": len(cfg)},
+                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+                                  "digest": digest, "size": len(blob)}]}).encode()
+    registry.put_manifest("zstd", "latest", man, "application/vnd.oci.image.manifest.v1+json")
+    img = do_pull(registry.addr, "zstd:latest", workdir)
+    (m,) = stores(workdir).snapshots.mounts(img.chain_ids[0])
+    assert open(os.path.join(m.source, "etc/hello"), "rb").read() == b"hi" * 50000
+
+
+def test_unknown_layer_media_type_refused(workdir):
+    manifests, blobs, md = fake_image([LAYER])
+    body, mt, _ = manifests["latest"]
+    doc = json.loads(body)
+    doc["layers"][0]["mediaType"] = "application/vnd.example.helm.chart"
+    body = json.dumps(doc).encode()
+    manifests["latest"] = (body, mt, None)
+    with FakeRegistry(manifests, blobs) as reg:
+        with pytest.raises(InvalidArgument, match="media type"):
+            do_pull(reg.addr, "x:latest", workdir)
+    assert_nothing_committed(workdir)
