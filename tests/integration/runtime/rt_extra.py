@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import time
@@ -15,6 +16,15 @@ from .rt import RUNTIME, config, runtime, state, write_config
 # Capability numbers (linux/capability.h) used by the tests' expectations.
 CAP = {"CAP_CHOWN": 0, "CAP_KILL": 5, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_ADMIN": 12,
        "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21, "CAP_AUDIT_WRITE": 29}
+
+
+#: Cgroups are named tomato/<id> whatever --root is, so ids must not collide
+#: with other test runs on this machine (every suite likes "c1").
+_SUFFIX = secrets.token_hex(3)
+
+
+def cid(name: str = "c1") -> str:
+    return f"{name}-{_SUFFIX}"
 
 
 def edit(bundle: Path, fn: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from .rt import run_in, runtime
-from .rt_extra import edit, run_detached
+from .rt_extra import cid, edit, run_detached
+
+C1 = cid("c1")
 
 
 def mountinfo(text: str) -> list[dict[str, Any]]:
@@ -43,7 +45,7 @@ def add_mounts(bundle: Path, *mounts: dict[str, Any], readonly: bool | None = No
 
 
 def test_default_mounts_in_order_with_their_flags(root: Path, bundle: Path) -> None:
-    info = mountinfo(run_in(root, bundle, "c1", "cat", "/proc/self/mountinfo").stdout)
+    info = mountinfo(run_in(root, bundle, C1, "cat", "/proc/self/mountinfo").stdout)
     points = [e["point"] for e in info]
     expected = ["/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
                 "/sys/fs/cgroup"]
@@ -66,7 +68,7 @@ def test_default_mounts_in_order_with_their_flags(root: Path, bundle: Path) -> N
 
 
 def test_proc_is_the_containers_and_sysfs_is_read_only(root: Path, bundle: Path) -> None:
-    proc = run_in(root, bundle, "c1", "sh", "-c",
+    proc = run_in(root, bundle, C1, "sh", "-c",
                   "cat /proc/1/cmdline | tr '\\0' ' '; echo; "
                   "mkdir /sys/kernel/tomato-probe 2>&1; { echo > /sys/kernel/uevent_helper; } 2>&1; "
                   "true", check=False)
@@ -86,7 +88,7 @@ def test_bind_mount_ro_and_rw(root: Path, bundle: Path, workdir: Path) -> None:
                 "options": ["bind", "ro"]},
                {"destination": "/data-rw", "type": "bind", "source": str(host),
                 "options": ["rbind", "rw"]})
-    proc = run_in(root, bundle, "c1", "sh", "-c",
+    proc = run_in(root, bundle, C1, "sh", "-c",
                   "cat /data-ro/f; { echo no > /data-ro/ro-new; } 2>&1; echo yes > /data-rw/rw-new; "
                   "grep -E ' /data-r[ow] ' /proc/self/mountinfo | awk '{print $5, $6}'",
                   check=False)
@@ -112,7 +114,7 @@ def test_bind_vs_rbind_submounts(root: Path, bundle: Path, workdir: Path) -> Non
                     "options": ["bind"]},
                    {"destination": "/recursive", "type": "bind", "source": str(host),
                     "options": ["rbind"]})
-        out = run_in(root, bundle, "c1", "sh", "-c",
+        out = run_in(root, bundle, C1, "sh", "-c",
                      "ls /plain/sub | wc -l; cat /recursive/sub/marker").stdout
         assert out.splitlines() == ["0", "submount"]
     finally:
@@ -130,7 +132,7 @@ def test_nosuid_nodev_noexec_on_a_bind(root: Path, bundle: Path, workdir: Path) 
                 "options": ["bind", "nosuid", "nodev", "noexec"]},
                {"destination": "/open", "type": "bind", "source": str(host),
                 "options": ["bind"]})
-    proc = run_in(root, bundle, "c1", "sh", "-c",
+    proc = run_in(root, bundle, C1, "sh", "-c",
                   "/open/hello; /locked/hello 2>&1; "
                   "grep -E ' /(locked|open) ' /proc/self/mountinfo | awk '{print $5, $6}'",
                   check=False)
@@ -145,7 +147,7 @@ def test_nosuid_nodev_noexec_on_a_bind(root: Path, bundle: Path, workdir: Path) 
 def test_tmpfs_size_and_mode(root: Path, bundle: Path) -> None:
     add_mounts(bundle, {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
                         "options": ["nosuid", "size=1m", "mode=1750"]})
-    out = run_in(root, bundle, "c1", "sh", "-c",
+    out = run_in(root, bundle, C1, "sh", "-c",
                  "df -k /scratch | tail -1 | awk '{print $2}'; stat -c %a /scratch; "
                  "grep ' /scratch ' /proc/self/mountinfo").stdout.splitlines()
     assert out[0] == "1024"
@@ -161,7 +163,7 @@ def test_mounts_are_made_in_spec_order(root: Path, bundle: Path) -> None:
                 "options": ["size=1m"]},
                {"destination": "/stack/inner", "type": "tmpfs", "source": "inner",
                 "options": ["size=2m"]})
-    out = run_in(root, bundle, "c1", "sh", "-c",
+    out = run_in(root, bundle, C1, "sh", "-c",
                  "grep -n ' /stack' /proc/self/mountinfo | awk '{print $5}'; "
                  "df -k /stack/inner | tail -1 | awk '{print $2}'").stdout.split()
     assert out[:2] == ["/stack", "/stack/inner"]
@@ -169,7 +171,7 @@ def test_mounts_are_made_in_spec_order(root: Path, bundle: Path) -> None:
 
 
 def test_mqueue_is_a_private_instance(root: Path, bundle: Path) -> None:
-    out = run_in(root, bundle, "c1", "sh", "-c",
+    out = run_in(root, bundle, C1, "sh", "-c",
                  "touch /dev/mqueue/q1 && ls /dev/mqueue").stdout
     assert out.split() == ["q1"]
 
@@ -180,15 +182,15 @@ def test_cgroup_mount_shows_the_containers_own_cgroup(root: Path, bundle: Path,
     if not cgroupns:
         edit(bundle, lambda cfg: cfg["linux"].__setitem__(
             "namespaces", [n for n in cfg["linux"]["namespaces"] if n["type"] != "cgroup"]))
-    pid = run_detached(root, bundle, "c1", "sleep", "60")
+    pid = run_detached(root, bundle, C1, "sleep", "60")
     try:
         host_path = next(line.split(":", 2)[2] for line in
                          Path(f"/proc/{pid}/cgroup").read_text().splitlines()
                          if line.split(":")[1] == "pids")
-        assert "tomato" in host_path or "c1" in host_path, host_path
+        assert "tomato" in host_path or C1 in host_path, host_path
         host_procs = Path(f"/sys/fs/cgroup/pids{host_path}/cgroup.procs").read_text().split()
         assert host_procs == [str(pid)]
-        out = runtime(root, "exec", "c1", "sh", "-c",
+        out = runtime(root, "exec", C1, "sh", "-c",
                       "cat /sys/fs/cgroup/pids/cgroup.procs; echo ---; "
                       "{ echo 5 > /sys/fs/cgroup/pids/pids.max; } 2>&1; true").stdout
         inside, rest = out.split("---\n")
@@ -197,7 +199,7 @@ def test_cgroup_mount_shows_the_containers_own_cgroup(root: Path, bundle: Path,
         assert "1" in procs and 2 <= len(procs) <= 4, procs
         assert "Read-only file system" in rest
     finally:
-        runtime(root, "delete", "--force", "c1")
+        runtime(root, "delete", "--force", C1)
 
 
 @pytest.mark.parametrize("propagation", ["rslave", "rprivate"])
@@ -212,14 +214,14 @@ def test_rootfs_propagation(root: Path, bundle: Path, propagation: str) -> None:
     try:
         subprocess.run(["mount", "--make-shared", str(mnt)], check=True)
         edit(bundle, lambda cfg: cfg["linux"].__setitem__("rootfsPropagation", propagation))
-        run_detached(root, bundle, "c1", "sleep", "60")
+        run_detached(root, bundle, C1, "sleep", "60")
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tomato-probe", str(probe)],
                        check=True)
         mounted_probe = True
-        out = runtime(root, "exec", "c1", "sh", "-c",
+        out = runtime(root, "exec", C1, "sh", "-c",
                       "grep -c ' /mnt/probe ' /proc/self/mountinfo; true").stdout.strip()
         assert out == ("1" if propagation == "rslave" else "0")
-        runtime(root, "delete", "--force", "c1")
+        runtime(root, "delete", "--force", C1)
     finally:
         if mounted_probe:
             subprocess.run(["umount", str(probe)], check=False)
@@ -229,7 +231,7 @@ def test_rootfs_propagation(root: Path, bundle: Path, propagation: str) -> None:
 @pytest.mark.parametrize("readonly", [True, False])
 def test_root_readonly(root: Path, bundle: Path, readonly: bool) -> None:
     edit(bundle, lambda cfg: cfg["root"].__setitem__("readonly", readonly))
-    proc = run_in(root, bundle, "c1", "sh", "-c", "touch /written 2>&1; true")
+    proc = run_in(root, bundle, C1, "sh", "-c", "touch /written 2>&1; true")
     if readonly:
         assert "Read-only file system" in proc.stdout
         assert not (bundle / "rootfs" / "written").exists()
@@ -239,7 +241,7 @@ def test_root_readonly(root: Path, bundle: Path, readonly: bool) -> None:
 
 
 def test_default_devices(root: Path, bundle: Path) -> None:
-    out = run_in(root, bundle, "c1", "sh", "-c",
+    out = run_in(root, bundle, C1, "sh", "-c",
                  "for d in null zero full random urandom tty pts/ptmx; do "
                  "stat -c '%n %F %t:%T %a' /dev/$d; done; "
                  "for l in ptmx fd stdin stdout stderr; do echo /dev/$l $(readlink /dev/$l); done; "
@@ -271,7 +273,7 @@ def test_linux_devices(root: Path, bundle: Path) -> None:
             {"path": "/dev/sub/myzero", "type": "c", "major": 1, "minor": 5},
         ]
     edit(bundle, fn)
-    out = run_in(root, bundle, "c1", "sh", "-c",
+    out = run_in(root, bundle, C1, "sh", "-c",
                  "stat -c '%F %t:%T %a %u:%g' /dev/mynull /dev/sub/myzero; "
                  # root here lacks CAP_DAC_OVERRIDE: the 0640 node owned by 1000 is closed to it
                  "{ echo x > /dev/mynull; } 2>&1; echo x > /dev/sub/myzero && echo write-ok; "
@@ -288,7 +290,7 @@ def test_masked_paths_are_empty(root: Path, bundle: Path) -> None:
     assert Path("/proc/keys").read_text() != ""  # the host's is not empty
     edit(bundle, lambda cfg: cfg["linux"]["maskedPaths"].extend(["/etc/passwd", "/home"]))
     (bundle / "rootfs" / "home" / "secret").write_text("x")
-    out = run_in(root, bundle, "c1", "sh", "-c",
+    out = run_in(root, bundle, C1, "sh", "-c",
                  "for f in /proc/keys /proc/timer_list /etc/passwd; do "
                  "echo $f $(wc -c < $f); done; ls -A /home | wc -l; "
                  "ls -A /sys/firmware | wc -l; touch /home/x 2>&1; true").stdout.splitlines()
@@ -301,7 +303,7 @@ def test_masked_paths_are_empty(root: Path, bundle: Path) -> None:
 def test_proc_kcore_is_masked(root: Path, bundle: Path) -> None:
     if not os.path.exists("/proc/kcore"):
         pytest.skip("this kernel has no /proc/kcore (CONFIG_PROC_KCORE off)")
-    out = run_in(root, bundle, "c1", "sh", "-c", "head -c 64 /proc/kcore | wc -c").stdout
+    out = run_in(root, bundle, C1, "sh", "-c", "head -c 64 /proc/kcore | wc -c").stdout
     assert out.strip() == "0"
 
 
@@ -310,7 +312,7 @@ def test_readonly_paths_are_unwritable(root: Path, bundle: Path) -> None:
         cfg["root"]["readonly"] = False
         cfg["linux"]["readonlyPaths"].append("/tmp")
     edit(bundle, fn)
-    out = run_in(root, bundle, "c1", "sh", "-c",
+    out = run_in(root, bundle, C1, "sh", "-c",
                  "{ echo 1 > /proc/sys/net/ipv4/ip_forward; } 2>&1; cat /proc/sys/net/ipv4/ip_forward; "
                  "touch /tmp/x 2>&1; touch /y && echo root-writable; true").stdout.splitlines()
     assert "Read-only file system" in out[0]
@@ -323,7 +325,7 @@ def test_proc_sysrq_trigger_is_read_only(root: Path, bundle: Path) -> None:
     if not os.path.exists("/proc/sysrq-trigger"):
         pytest.skip("this kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ off)")
     # Opening for writing is enough to prove it; nothing is written.
-    out = run_in(root, bundle, "c1", "sh", "-c", "{ : > /proc/sysrq-trigger; } 2>&1; true").stdout
+    out = run_in(root, bundle, C1, "sh", "-c", "{ : > /proc/sysrq-trigger; } 2>&1; true").stdout
     assert "Read-only file system" in out
 
 
@@ -335,7 +337,7 @@ def test_hostname_and_domainname(root: Path, bundle: Path) -> None:
         cfg["hostname"] = "box1"
         cfg["domainname"] = "tomato.test"
     edit(bundle, fn)
-    out = run_in(root, bundle, "c1", "sh", "-c",
+    out = run_in(root, bundle, C1, "sh", "-c",
                  "hostname; cat /proc/sys/kernel/domainname").stdout.split()
     assert out == ["box1", "tomato.test"]
     assert os.uname().nodename == host_name
@@ -351,7 +353,7 @@ def test_sysctl_in_new_namespaces(root: Path, bundle: Path) -> None:
         cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1",
                                   "kernel.shm_rmid_forced": flipped_shm}
     edit(bundle, fn)
-    out = run_in(root, bundle, "c1", "sh", "-c",
+    out = run_in(root, bundle, C1, "sh", "-c",
                  "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shm_rmid_forced").stdout
     assert out.split() == ["1", flipped_shm]
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host_fwd

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from .rt import run_in, runtime
-from .rt_extra import edit, ns_inode, run_detached, status_line
+from .rt_extra import cid, edit, ns_inode, run_detached, status_line
 
 ALL_KINDS = ("cgroup", "ipc", "mnt", "net", "pid", "uts", "user", "time")
-SPEC_NAME = {"mnt": "mount", "net": "network"}
+C1, A, B = cid("c1"), cid("a"), cid("b")
 
 
 def open_to_userns(bundle: Path) -> None:
@@ -42,7 +42,7 @@ def test_every_namespace_type_new(root: Path, bundle: Path) -> None:
     edit(bundle, fn)
     open_to_userns(bundle)
     script = "; ".join(f"echo {k} $(readlink /proc/self/ns/{k})" for k in ALL_KINDS)
-    out = run_in(root, bundle, "c1", "sh", "-c", script).stdout
+    out = run_in(root, bundle, C1, "sh", "-c", script).stdout
     inside = dict(line.split() for line in out.splitlines())
     assert set(inside) == set(ALL_KINDS)
     for kind in ALL_KINDS:
@@ -56,7 +56,7 @@ def test_namespaces_not_asked_for_are_the_hosts(root: Path, bundle: Path) -> Non
         cfg.pop("hostname", None)
     edit(bundle, fn)
     script = "; ".join(f"echo {k} $(readlink /proc/self/ns/{k})" for k in ALL_KINDS)
-    inside = dict(line.split() for line in run_in(root, bundle, "c1", "sh", "-c",
+    inside = dict(line.split() for line in run_in(root, bundle, C1, "sh", "-c",
                                                   script).stdout.splitlines())
     for kind in ALL_KINDS:
         same = inside[kind] == ns_inode("self", kind)
@@ -85,10 +85,10 @@ NS_SCRIPT = "; ".join(f"echo {k} $(readlink /proc/self/ns/{k})" for k in ALL_KIN
 
 def test_join_net_ipc_uts_by_path(root: Path, bundle: Path, workdir: Path) -> None:
     edit(bundle, lambda cfg: cfg.__setitem__("hostname", "alpha"))
-    a_pid = run_detached(root, bundle, "a", "sleep", "60")
+    a_pid = run_detached(root, bundle, A, "sleep", "60")
     try:
         b = _second_bundle(workdir, bundle, a_pid, ("network", "ipc", "uts"))
-        out = run_in(root, b, "b", "sh", "-c", "hostname; " + NS_SCRIPT).stdout.splitlines()
+        out = run_in(root, b, B, "sh", "-c", "hostname; " + NS_SCRIPT).stdout.splitlines()
         assert out[0] == "alpha"  # a's uts namespace
         inside = dict(line.split() for line in out[1:])
         for kind in ("net", "ipc", "uts"):
@@ -97,17 +97,17 @@ def test_join_net_ipc_uts_by_path(root: Path, bundle: Path, workdir: Path) -> No
             assert inside[kind] != ns_inode(a_pid, kind), kind
             assert inside[kind] != ns_inode("self", kind), kind
     finally:
-        runtime(root, "delete", "--force", "a")
+        runtime(root, "delete", "--force", A)
 
 
 @pytest.mark.xfail(reason="create.py: _Placement starts a thread after setns(CLONE_NEWPID); "
                           "the kernel refuses CLONE_THREAD then (can't start new thread)",
                    strict=True)
 def test_join_pid_namespace_by_path(root: Path, bundle: Path, workdir: Path) -> None:
-    a_pid = run_detached(root, bundle, "a", "sleep", "60")
+    a_pid = run_detached(root, bundle, A, "sleep", "60")
     try:
         b = _second_bundle(workdir, bundle, a_pid, ("pid",))
-        out = run_in(root, b, "b", "sh", "-c",
+        out = run_in(root, b, B, "sh", "-c",
                      "echo $$; grep -l sleep /proc/[0-9]*/cmdline | wc -l; " + NS_SCRIPT
                      ).stdout.splitlines()
         assert out[0] != "1"  # a's sleep is pid 1 of that namespace
@@ -115,7 +115,7 @@ def test_join_pid_namespace_by_path(root: Path, bundle: Path, workdir: Path) -> 
         inside = dict(line.split() for line in out[2:])
         assert inside["pid"] == ns_inode(a_pid, "pid")
     finally:
-        runtime(root, "delete", "--force", "a")
+        runtime(root, "delete", "--force", A)
 
 
 def test_join_a_missing_namespace_path_fails_cleanly(root: Path, bundle: Path) -> None:
@@ -124,7 +124,7 @@ def test_join_a_missing_namespace_path_fails_cleanly(root: Path, bundle: Path) -
                                       if n["type"] != "network"]
         cfg["linux"]["namespaces"].append({"type": "network", "path": "/proc/999999999/ns/net"})
     edit(bundle, fn)
-    proc = run_in(root, bundle, "c1", "true", check=False)
+    proc = run_in(root, bundle, C1, "true", check=False)
     assert proc.returncode == 1 and "/proc/999999999/ns/net" in proc.stderr
     assert runtime(root, "list", "-q").stdout == ""
 
@@ -145,22 +145,22 @@ def test_user_namespace_mapping(root: Path, bundle: Path, workdir: Path) -> None
             "sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; "
             "stat -c %u /bin/busybox; touch /shared/made; exec sleep 60"]
     edit(bundle, fn)
-    runtime(root, "run", "-d", "--bundle", str(bundle), "c1")
+    runtime(root, "run", "-d", "--bundle", str(bundle), C1)
     try:
-        pid = int(runtime(root, "state", "c1").stdout.split('"pid": ')[1].split(",")[0])
+        pid = int(runtime(root, "state", C1).stdout.split('"pid": ')[1].split(",")[0])
         status = Path(f"/proc/{pid}/status").read_text()
         # Nobody on the host: root inside is uid 100000 outside.
         assert status_line(status, "Uid").split() == ["100000"] * 4
         assert status_line(status, "Gid").split() == ["100000"] * 4
         assert os.stat(shared / "made").st_uid == 100000
     finally:
-        runtime(root, "delete", "--force", "c1")
+        runtime(root, "delete", "--force", C1)
 
 
 def test_user_namespace_seen_inside(root: Path, bundle: Path) -> None:
     edit(bundle, lambda cfg: add_userns(cfg, 200000, 70000))
     open_to_userns(bundle)
-    out = run_in(root, bundle, "c1", "sh", "-c",
+    out = run_in(root, bundle, C1, "sh", "-c",
                  "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; "
                  "stat -c %u /bin/busybox").stdout.splitlines()
     assert out[0] == "0" and out[1] == "0"
@@ -170,7 +170,7 @@ def test_user_namespace_seen_inside(root: Path, bundle: Path) -> None:
 
 
 def test_network_namespace_has_only_lo(root: Path, bundle: Path) -> None:
-    out = run_in(root, bundle, "c1", "sh", "-c",
+    out = run_in(root, bundle, C1, "sh", "-c",
                  "tail -n +3 /proc/net/dev | cut -d: -f1; echo ---; ls /sys/class/net").stdout
     devs, sysfs = out.split("---\n")
     assert devs.split() == ["lo"]
@@ -187,7 +187,7 @@ def test_time_namespace_boottime_offset(root: Path, bundle: Path) -> None:
         cfg["linux"]["timeOffsets"] = {"boottime": {"secs": offset, "nanosecs": 0}}
     edit(bundle, fn)
     before = float(Path("/proc/uptime").read_text().split()[0])
-    out = run_in(root, bundle, "c1", "cat", "/proc/uptime").stdout
+    out = run_in(root, bundle, C1, "cat", "/proc/uptime").stdout
     after = float(Path("/proc/uptime").read_text().split()[0])
     inside = float(out.split()[0])
     # /proc/uptime has 10 ms resolution
@@ -199,10 +199,10 @@ def test_cgroup_namespace(root: Path, bundle: Path, cgroupns: bool) -> None:
     if not cgroupns:
         edit(bundle, lambda cfg: cfg["linux"].__setitem__(
             "namespaces", [n for n in cfg["linux"]["namespaces"] if n["type"] != "cgroup"]))
-    out = run_in(root, bundle, "c1", "cat", "/proc/self/cgroup").stdout
+    out = run_in(root, bundle, C1, "cat", "/proc/self/cgroup").stdout
     paths = {line.split(":", 2)[1]: line.split(":", 2)[2] for line in out.splitlines()}
     assert paths["pids"] and paths["memory"]
     if cgroupns:
         assert paths["pids"] == "/" and paths["memory"] == "/"
     else:
-        assert paths["pids"] != "/" and "c1" in paths["pids"]
+        assert paths["pids"] != "/" and C1 in paths["pids"]
