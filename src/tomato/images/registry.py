@@ -368,7 +368,7 @@ class BlobStream:
                 time.sleep(self.client.retry_delay * self.retries)
 
     def read_all(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             chunk = self.read()
             if not chunk:

@@ -31,6 +31,7 @@ from pathlib import Path
 from tomato.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 
 COMMITTED, ACTIVE, VIEW = "committed", "active", "view"
+_List = list  # the class defines a list() method that shadows the builtin in annotations
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -62,7 +63,7 @@ class Mount:
         return None
 
     @property
-    def lowerdirs(self) -> list[str]:
+    def lowerdirs(self) -> _List[str]:
         value = self.option("lowerdir")
         return value.split(":") if value else []
 
@@ -125,7 +126,7 @@ class Snapshotter:
             raise NotFound(f"snapshot {key} not found")
         return self._row(row)
 
-    def _chain(self, db: sqlite3.Connection, key: str | None) -> list[Info]:
+    def _chain(self, db: sqlite3.Connection, key: str | None) -> _List[Info]:
         out = []
         while key is not None:
             info = self._get(db, key)
@@ -148,7 +149,7 @@ class Snapshotter:
         except NotFound:
             return False
 
-    def list(self) -> list[Info]:
+    def list(self) -> _List[Info]:
         with self._db() as db:
             rows = db.execute("SELECT key,id,kind,parent,created,labels FROM snapshots").fetchall()
         return [self._row(r) for r in rows]
@@ -166,7 +167,7 @@ class Snapshotter:
                     total += st.st_blocks * 512
         return total
 
-    def mounts(self, key: str) -> list[Mount]:
+    def mounts(self, key: str) -> _List[Mount]:
         with self._db() as db:
             chain = self._chain(db, key)
         info = chain[0]
@@ -198,7 +199,7 @@ class Snapshotter:
         return sid, path
 
     def _create(self, kind: str, key: str, parent: str | None,
-                labels: dict[str, str] | None) -> list[Mount]:
+                labels: dict[str, str] | None) -> _List[Mount]:
         sid, path = self._new_dir(kind == ACTIVE)
         try:
             with self._db(write=True) as db:
@@ -217,11 +218,11 @@ class Snapshotter:
         return self.mounts(key)
 
     def prepare(self, key: str, parent: str | None = None,
-                labels: dict[str, str] | None = None) -> list[Mount]:
+                labels: dict[str, str] | None = None) -> _List[Mount]:
         """A new writable snapshot over ``parent``; returns the mounts for its rootfs."""
         return self._create(ACTIVE, key, parent, labels)
 
-    def view(self, key: str, parent: str, labels: dict[str, str] | None = None) -> list[Mount]:
+    def view(self, key: str, parent: str, labels: dict[str, str] | None = None) -> _List[Mount]:
         """A read-only snapshot of ``parent``."""
         return self._create(VIEW, key, parent, labels)
 
@@ -274,7 +275,7 @@ class Snapshotter:
             db.execute("DELETE FROM snapshots WHERE key=?", (key,))
         shutil.rmtree(self.dirs / info.id, ignore_errors=True)
 
-    def clean_orphans(self) -> list[str]:
+    def clean_orphans(self) -> _List[str]:
         """Delete snapshot dirs no record points at (crashed stagings). Run with no pull active."""
         with self._db() as db:
             ids = {r[0] for r in db.execute("SELECT id FROM snapshots")}

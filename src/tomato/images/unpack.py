@@ -417,7 +417,7 @@ def apply_layer(stream: Any, target: str | os.PathLike[str],
     applier.padded = padded = _Forward(stream)
     try:
         try:
-            tf = tarfile.open(fileobj=padded, mode="r:")
+            tf = tarfile.open(fileobj=padded, mode="r:")  # type: ignore[call-overload]
         except tarfile.ReadError as err:
             raise InvalidArgument(f"layer is not a tar archive: {err}") from err
         try:
