@@ -517,15 +517,17 @@ def prepare_rootfs(cfg: EngineConfig, image: str, key: str) -> list[Mount]:
     mount for an image with no layers).
     """
     ctx = _Ctx(cfg)
-    with ctx.store.write() as db:
-        img = _find(db, image)
-        db.execute("INSERT OR IGNORE INTO image_leases VALUES (?,?)", (img.id, key))
-    try:
-        return ctx.snapshots.prepare(key, img.top_layer, {"tomato.image": img.id})
-    except BaseException:
+    # shared gc lock: a concurrent sweep must not take the new snapshot dir for an orphan
+    with ctx.store.lock("gc", shared=True):
         with ctx.store.write() as db:
-            db.execute("DELETE FROM image_leases WHERE holder=?", (key,))
-        raise
+            img = _find(db, image)
+            db.execute("INSERT OR IGNORE INTO image_leases VALUES (?,?)", (img.id, key))
+        try:
+            return ctx.snapshots.prepare(key, img.top_layer, {"tomato.image": img.id})
+        except BaseException:
+            with ctx.store.write() as db:
+                db.execute("DELETE FROM image_leases WHERE holder=?", (key,))
+            raise
 
 
 def rootfs_mounts(cfg: EngineConfig, key: str) -> list[Mount]:

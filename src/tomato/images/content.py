@@ -189,8 +189,12 @@ class ContentStore:
 
     def clean_ingest(self) -> None:
         """Remove temp files left by writers that died (only safe with no pull running)."""
+        import shutil
         for entry in os.scandir(self.ingest_dir):
-            os.unlink(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
 
 
 __all__ = ["ContentStore", "Writer", "BlobInfo", "DigestMismatch", "check_digest",
