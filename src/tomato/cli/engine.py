@@ -168,10 +168,15 @@ def cmd_pull(args: argparse.Namespace, cfg: Any) -> int:
     if not args.quiet and not ref.digest:
         print(f"{ref.tag}: Pulling from {ref.familiar_repository}", flush=True)
     plat = parse_platform(args.platform) if args.platform else None
+    try:
+        before = im.get_image(cfg, args.name).id
+    except NotFound:
+        before = None
     img = im.pull(cfg, args.name, platform=plat, progress=None if args.quiet else ProgressView())
     if not args.quiet:
         print(f"Digest: {img.target_digest}")
-        print(f"Status: Downloaded image for {ref.familiar()}")
+        status = "Image is up to date" if before == img.id else "Downloaded newer image"
+        print(f"Status: {status} for {ref.familiar()}")
     print(str(ref))
     return 0
 
@@ -190,7 +195,9 @@ def _image_rows(imgs: list[Any], digests: bool) -> list[dict[str, Any]]:
     rows = []
     now = time.time()
     for img in imgs:
-        names = [t.rsplit(":", 1) for t in img.repo_tags] or [["<none>", "<none>"]]
+        names = [t.rsplit(":", 1) for t in img.repo_tags] or \
+            [[d.split("@", 1)[0], "<none>"] for d in img.repo_digests[:1]] or \
+            [["<none>", "<none>"]]
         for repo, tag in names:
             digest = next((d.split("@", 1)[1] for d in img.repo_digests
                            if d.split("@", 1)[0] == repo), "<none>")
