@@ -595,6 +595,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tomato: {err}", file=sys.stderr)
         return FAIL_EXIT
+    except OSError as err:  # the disk, a file argument: still one line, not a traceback
+        if args.debug:
+            raise
+        print(f"tomato: {err.strerror or err}" + (f": {err.filename}" if err.filename else ""),
+              file=sys.stderr)
+        return FAIL_EXIT
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -187,7 +187,12 @@ class _Applier:
     def apply(self, tf: tarfile.TarFile) -> None:
         for member in tf:
             self.entries += 1
-            self._entry(tf, member)
+            try:
+                self._entry(tf, member)
+            except OSError as err:
+                # e.g. a name too long, a full disk: name the entry, keep the cause
+                raise InvalidArgument(
+                    f"cannot unpack layer entry {member.name!r}: {err.strerror or err}") from err
         self._finish_dirs()
 
     def _entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:

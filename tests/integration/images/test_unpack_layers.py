@@ -8,6 +8,7 @@ import stat
 import pytest
 from helpers.registry import Entry, chr_dev, d, f, hard, make_tar, sym
 
+from tomato.errors import InvalidArgument
 from tomato.images.compression import CompressionError, DecompressReader
 from tomato.images.unpack import HostileLayer, UnpackOptions, apply_layer
 
@@ -153,3 +154,8 @@ def test_empty_layers(workdir):
     apply(b"\0" * 1024, workdir / "e1")
     apply(b"", workdir / "e2")
     assert os.listdir(workdir / "e1") == [] and os.listdir(workdir / "e2") == []
+
+
+def test_os_errors_name_the_entry(workdir):
+    with pytest.raises(InvalidArgument, match="cannot unpack layer entry"):
+        apply(make_tar([f("x" * 300, b"1")]), workdir / "l")
