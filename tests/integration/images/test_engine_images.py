@@ -194,3 +194,15 @@ def test_login_logout_and_authenticated_pull(workdir):
         assert json.loads(c.auth_file.read_text())["auths"] == {}
         with pytest.raises(PermissionDenied):
             im.pull(c, f"{reg.addr}/x:latest")
+
+
+def test_oci_layout_save_is_read_by_skopeo(test_images, second_registry, workdir):
+    reg = test_images.registry
+    a = cfg(workdir / "a")
+    img = im.pull(a, f"{reg.addr}/layered:latest")
+    out = workdir / "layout"
+    im.save(a, [f"{reg.addr}/layered:latest"], out, "oci")
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{out}:latest",
+                    f"docker://{second_registry.addr}/via-skopeo:latest"], check=True,
+                   capture_output=True)
+    assert skopeo_digest(second_registry, "via-skopeo:latest") == img.manifest_digest
