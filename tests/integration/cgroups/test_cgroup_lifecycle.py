@@ -208,3 +208,13 @@ def test_memory_limit_below_usage(mgr, procs):
         mgr.set(Resources.from_oci({"memory": {"limit": 16 * MiB, "swap": 16 * MiB}}))
     assert _snapshot(mgr) == before
     assert p.poll() is None  # the kernel refused rather than killed
+
+
+def test_backend_matches_host_mode(mgr):
+    """v2 on a unified host (the KVM guest), v1 on legacy and hybrid ones."""
+    assert mgr.version == (2 if mode() == "unified" else 1)
+    if mgr.version == 2:
+        assert list(mgr.paths) == [""]
+        with open(os.path.join(os.path.dirname(mgr.paths[""]), "cgroup.subtree_control")) as f:
+            enabled = set(f.read().split())
+        assert {"cpu", "memory", "pids"} <= enabled
