@@ -146,9 +146,7 @@ class Containerd:
             '  level = "debug"\n'
             "[plugins]\n"
             '  [plugins."io.containerd.internal.v1.opt"]\n'
-            f'    path = "{self.base}/opt"\n'
-            '  [plugins."io.containerd.snapshotter.v1.overlayfs"]\n'
-            f'    root_path = "{self.base}/root/io.containerd.snapshotter.v1.overlayfs"\n')
+            f'    path = "{self.base}/opt"\n')
         self.log_path = self.base / "containerd.log"
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(["containerd", "--config", str(config)], stdout=self.log,
