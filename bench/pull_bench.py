@@ -43,7 +43,11 @@ def log(msg: str) -> None:
 
 
 def run(*cmd: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(list(cmd), check=True, capture_output=True, **kw)  # type: ignore
+    p = subprocess.run(list(cmd), capture_output=True, **kw)  # type: ignore[call-overload]
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): "
+                           f"{p.stderr.decode(errors='replace').strip()}")
+    return p  # type: ignore[no-any-return]
 
 
 def free_port() -> int:
