@@ -91,13 +91,18 @@ class DeviceRule:
         return (self.type == "a" and self.major is None and self.minor is None
                 and set(self.access) == set("rwm"))
 
-    def v1_line(self) -> str:
-        """The devices.allow / devices.deny line, e.g. ``c 1:3 rwm``."""
-        if self.type == "a":
-            return "a"
+    def v1_lines(self) -> list[str]:
+        """The devices.allow / devices.deny lines, e.g. ``["c 1:3 rwm"]``.
+
+        v1 reads any ``a`` line as "everything", so a partial ``a`` rule (say
+        ``a *:* m``) is written as the same rule for block and char devices."""
         major = "*" if self.major is None else str(self.major)
         minor = "*" if self.minor is None else str(self.minor)
-        return f"{self.type} {major}:{minor} {self.access}"
+        if self.type == "a":
+            if self.is_wildcard():
+                return ["a *:* rwm"]
+            return [f"{t} {major}:{minor} {self.access}" for t in "bc"]
+        return [f"{self.type} {major}:{minor} {self.access}"]
 
 
 @dataclass(frozen=True)
@@ -395,18 +400,19 @@ DEFAULT_ALLOWED_DEVICES: tuple[DeviceRule, ...] = (
     DeviceRule(True, "c", 1, 9, "rwm"),     # /dev/urandom
     DeviceRule(True, "c", 136, None, "rwm"),  # /dev/pts/*
     DeviceRule(True, "c", 5, 2, "rwm"),     # /dev/ptmx
-    DeviceRule(True, "c", 10, 200, "rwm"),  # /dev/net/tun
 )
 
 
 def effective_device_rules(rules: tuple[DeviceRule, ...]) -> tuple[bool, tuple[DeviceRule, ...]]:
     """Reduce an ordered rule list to (default_allow, exceptions).
 
-    Like runc's devices emulator: a fresh cgroup allows everything; a wildcard
-    rule (``a *:* rwm``) resets the default and forgets earlier exceptions;
-    later rules take precedence over earlier ones.
+    Like runc's devices emulator (libcontainer/cgroups/devices, buildEmulator:
+    "this defaults to a white-list"): everything is denied unless allowed; a
+    wildcard rule (``a *:* rwm``) resets the default and forgets earlier
+    exceptions; later rules take precedence over earlier ones.  A runtime
+    appends :data:`DEFAULT_ALLOWED_DEVICES` after the spec's rules, as runc does.
     """
-    default_allow = True
+    default_allow = False
     exceptions: list[DeviceRule] = []
     for r in rules:
         if r.is_wildcard():

@@ -349,11 +349,26 @@ class V1Manager(Manager):
             return
         default_allow, exceptions = effective_device_rules(res.devices)
         allow, deny = os.path.join(d, "devices.allow"), os.path.join(d, "devices.deny")
-        # Writing "a" resets the list to allow-all or deny-all; the exceptions
-        # follow in order, as runc's devices emulator ends up writing them.
-        w.append(Write(allow if default_allow else deny, "a", False))
+        target = []
         for r in exceptions:
-            w.append(Write(allow if r.allow else deny, r.v1_line(), False))
+            target += [(r.allow, line) for line in r.v1_lines()]
+        current = _try_read(os.path.join(d, "devices.list")).splitlines()
+        if not default_allow and current and "a *:* rwm" not in current:
+            # Already default-deny: move to the new list without a moment where
+            # the running container loses a device it keeps (runc's emulator
+            # computes such minimal transitions too).
+            keep = {line for ok, line in target if ok}
+            for line in current:
+                if line not in keep:
+                    w.append(Write(deny, line, False))
+            for ok, line in target:
+                if not ok or line not in current:
+                    w.append(Write(allow if ok else deny, line, False))
+            return
+        # Otherwise reset with "a" (allow-all or deny-all) and add the exceptions.
+        w.append(Write(allow if default_allow else deny, "a", False))
+        for ok, line in target:
+            w.append(Write(allow if ok else deny, line, False))
 
     def _plan_network(self, res: Resources, w: list[Write]) -> None:
         n = res.network

@@ -145,8 +145,18 @@ def test_device_rules_replace_earlier_ones(mgr, procs, workdir):
     null, zero = _nodes(workdir)
     mgr.set(Resources.from_oci({"devices": [{"allow": False, "access": "rwm"}]}))
     assert _try_open(mgr, procs, zero) == {zero: 1}
+    both = [{"allow": True, "type": "c", "major": 1, "minor": m, "access": "rwm"} for m in (3, 5)]
+    mgr.set(Resources.from_oci({"devices": [{"allow": False, "access": "rwm"}, *both]}))
+    assert _try_open(mgr, procs, null, zero) == {null: "ok", zero: "ok"}
+    # An update to a narrower list (v1: a minimal transition, no reset).
+    mgr.set(Resources.from_oci({"devices": [{"allow": False, "access": "rwm"}, both[1]]}))
+    assert _try_open(mgr, procs, null, zero) == {null: 1, zero: "ok"}
+
+
+def test_no_wildcard_means_allow_list(mgr, procs, workdir):
+    """Like runc, rules without a leading wildcard still deny everything else."""
+    null, zero = _nodes(workdir)
     mgr.set(Resources.from_oci({"devices": [
-        {"allow": False, "access": "rwm"},
         {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"}]}))
     assert _try_open(mgr, procs, null, zero) == {null: 1, zero: "ok"}
 

@@ -80,6 +80,18 @@ def test_v1_devices_plan(tmp_path):
                            ("devices.allow", "b *:* m")]
 
 
+def test_v1_devices_minimal_transition(tmp_path):
+    """From one allow-list to another without a deny-all moment in between."""
+    dev = fake(tmp_path / "devices" / "c", {"devices.allow": "", "devices.deny": "",
+                                             "devices.list": "c 1:3 rwm\nc 1:5 rwm"})
+    m = v1(tmp_path, devices=dev)
+    plan = m.plan(Resources.from_oci({"devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"}]}))
+    assert names(plan) == [("devices.deny", "c 1:3 rwm"), ("devices.allow", "c 1:9 rwm")]
+
+
 def test_v1_missing_controllers_warn(tmp_path):
     m = v1(tmp_path)
     m.plan(Resources.from_oci({"network": {"classID": 1}, "pids": {"limit": 5},

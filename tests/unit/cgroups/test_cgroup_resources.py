@@ -41,7 +41,9 @@ def test_full_spec():
     assert r.block_io.weight_device[0].weight == 500
     assert r.block_io.throttle_read_bps_device[0].rate == 1000
     assert r.devices[1] == DeviceRule(True, "c", 1, 3, "rw")
-    assert r.devices[1].v1_line() == "c 1:3 rw"
+    assert r.devices[1].v1_lines() == ["c 1:3 rw"]
+    assert DeviceRule(True, "a", None, None, "m").v1_lines() == ["b *:* m", "c *:* m"]
+    assert DeviceRule(False).v1_lines() == ["a *:* rwm"]
     assert r.network.priorities == (("eth0", 5),)
     assert r.hugepage_limits[0].page_size == "2MB"
     assert r.unified == (("memory.high", "100000000"),)
@@ -102,10 +104,12 @@ def test_effective_device_rules():
     deny_all = DeviceRule(False)
     allow_all = DeviceRule(True)
     null = DeviceRule(True, "c", 1, 3, "rwm")
-    assert effective_device_rules(()) == (True, ())
+    # runc's emulator: a white-list unless a wildcard allow says otherwise.
+    assert effective_device_rules(()) == (False, ())
+    assert effective_device_rules((null,)) == (False, (null,))
     assert effective_device_rules((deny_all, null)) == (False, (null,))
     # A later wildcard forgets what came before.
     assert effective_device_rules((deny_all, null, allow_all)) == (True, ())
     # A partial wildcard (no "m") is an exception, not a reset.
     partial = DeviceRule(False, "a", None, None, "rw")
-    assert effective_device_rules((partial,)) == (True, (partial,))
+    assert effective_device_rules((allow_all, partial)) == (True, (partial,))
