@@ -155,37 +155,16 @@ def cmd_start(ctx: Context, argv: list[str]) -> int:
     return 0
 
 
-def _wait_status_code(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.waitstatus_to_exitcode(status)
-
-
 def _forward_signals(pid: int) -> None:
-    import signal
+    from tomato.runtime.waiting import forward_signals
 
-    def forward(sig: int, _frame: object) -> None:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                signal.SIGUSR2):
-        signal.signal(sig, forward)
+    forward_signals(pid)
 
 
 def _wait(pid: int, master: int | None) -> int:
-    if master is not None:
-        from tomato.runtime.console import proxy
+    from tomato.runtime.waiting import wait_for
 
-        return _wait_status_code(proxy(master, pid))
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            return _wait_status_code(status)
-        except InterruptedError:
-            continue
+    return wait_for(pid, master)
 
 
 def cmd_run(ctx: Context, argv: list[str]) -> int:

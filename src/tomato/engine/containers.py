@@ -1,0 +1,222 @@
+"""Container records in the engine's sqlite store, and where each container lives.
+
+A record holds what the user asked for (the run options and the generated
+OCI spec) and the last state the engine wrote.  That state is a claim, not
+the truth: ``reconcile`` compares it with the kernel (the runtime's pid and
+its start time, the monitor's exit file) so that after any tomato process
+is killed, the next command shows what really happened.
+
+On disk, ``ROOT/containers/<id>/`` holds the bundle (config.json and the
+overlay mounted at rootfs/), the monitor's files and the json log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tomato.engine.store import Store
+from tomato.errors import AlreadyExists, InvalidArgument, NotFound
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id       TEXT PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    image    TEXT NOT NULL,           -- what the user typed
+    image_id TEXT NOT NULL,
+    created  REAL NOT NULL,
+    options  TEXT NOT NULL,           -- json: the run options
+    spec     TEXT NOT NULL,           -- json: the OCI config.json
+    state    TEXT NOT NULL            -- json: State
+);
+"""
+
+# Docker's status words.
+CREATED, RUNNING, PAUSED, RESTARTING, EXITED, DEAD, REMOVING = (
+    "created", "running", "paused", "restarting", "exited", "dead", "removing")
+
+_LEFT = ("admiring", "brave", "clever", "dazzling", "eager", "fervent", "gallant", "happy",
+         "jolly", "keen", "lucid", "modest", "nifty", "optimistic", "peaceful", "quirky",
+         "relaxed", "serene", "tender", "upbeat", "vibrant", "wizardly", "youthful", "zealous")
+_RIGHT = ("tomato", "basil", "pepper", "garlic", "oregano", "thyme", "fennel", "chive",
+          "sage", "mint", "parsley", "caper", "olive", "shallot", "leek", "radish")
+
+
+@dataclass
+class State:
+    status: str = CREATED
+    pid: int = 0
+    pid_start: int = 0
+    exit_code: int = 0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    oom_killed: bool = False
+    restart_count: int = 0
+    error: str = ""
+    monitor_pid: int = 0
+    monitor_start: int = 0
+    stop_requested: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> State:
+        raw = json.loads(text)
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    image: str
+    image_id: str
+    created: float
+    options: dict[str, Any]
+    spec: dict[str, Any]
+    state: State = field(default_factory=State)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+def random_name(taken: set[str]) -> str:
+    for _ in range(100):
+        name = f"{random.choice(_LEFT)}_{random.choice(_RIGHT)}"
+        if name not in taken:
+            return name
+    return f"{random.choice(_LEFT)}_{random.choice(_RIGHT)}{random.randint(0, 9999)}"
+
+
+def validate_name(name: str) -> str:
+    ok = name and (name[0].isalnum()) and all(ch.isalnum() or ch in "_.-" for ch in name)
+    if not ok:
+        raise InvalidArgument(f'invalid container name "{name}", only [a-zA-Z0-9][a-zA-Z0-9_.-] '
+                              "are allowed")
+    return name
+
+
+class Containers:
+    """The containers table plus each container's directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = Store(root)
+        self.dir = root / "containers"
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o711)
+        with self.store.write() as db:
+            db.execute(SCHEMA)
+
+    def path(self, cid: str) -> Path:
+        return self.dir / cid
+
+    def bundle(self, cid: str) -> Path:
+        return self.dir / cid / "bundle"
+
+    def log_path(self, cid: str) -> Path:
+        return self.dir / cid / f"{cid}-json.log"
+
+    @staticmethod
+    def _row(row: tuple[Any, ...]) -> Container:
+        return Container(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]),
+                         json.loads(row[6]), State.from_json(row[7]))
+
+    def add(self, c: Container) -> None:
+        with self.store.write() as db:
+            if c.name in {r[0] for r in db.execute("SELECT name FROM containers")}:
+                raise AlreadyExists(f'Conflict. The container name "/{c.name}" is already in '
+                                    "use")
+            db.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)",
+                       (c.id, c.name, c.image, c.image_id, c.created, json.dumps(c.options),
+                        json.dumps(c.spec), c.state.to_json()))
+
+    def names(self) -> set[str]:
+        with self.store.read() as db:
+            return {r[0] for r in db.execute("SELECT name FROM containers")}
+
+    def all(self) -> list[Container]:
+        with self.store.read() as db:
+            rows = db.execute("SELECT * FROM containers ORDER BY created DESC").fetchall()
+        return [self._row(r) for r in rows]
+
+    def get(self, ref: str) -> Container:
+        """By full id, name, or unique id prefix (docker's rules)."""
+        with self.store.read() as db:
+            return self._find(db, ref)
+
+    def _find(self, db: sqlite3.Connection, ref: str) -> Container:
+        name = ref[1:] if ref.startswith("/") else ref
+        row = db.execute("SELECT * FROM containers WHERE id=? OR name=?", (ref, name)).fetchone()
+        if row is None and ref and all(ch in "0123456789abcdef" for ch in ref):
+            rows = db.execute("SELECT * FROM containers WHERE id LIKE ?",
+                              (ref + "%",)).fetchall()
+            if len(rows) > 1:
+                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+            row = rows[0] if rows else None
+        if row is None:
+            raise NotFound(f"No such container: {ref}")
+        return self._row(row)
+
+    def set_state(self, cid: str, **changes: Any) -> State:
+        """Update some state fields in one transaction; returns the new state."""
+        with self.store.write() as db:
+            row = db.execute("SELECT state FROM containers WHERE id=?", (cid,)).fetchone()
+            if row is None:
+                raise NotFound(f"No such container: {cid}")
+            state = State.from_json(row[0])
+            for key, value in changes.items():
+                setattr(state, key, value)
+            db.execute("UPDATE containers SET state=? WHERE id=?", (state.to_json(), cid))
+        return state
+
+    def rename(self, cid: str, new_name: str) -> None:
+        validate_name(new_name)
+        with self.store.write() as db:
+            taken = db.execute("SELECT id FROM containers WHERE name=?", (new_name,)).fetchone()
+            if taken and taken[0] != cid:
+                raise AlreadyExists(f'Conflict. The container name "/{new_name}" is already '
+                                    "in use")
+            db.execute("UPDATE containers SET name=? WHERE id=?", (new_name, cid))
+
+    def update_options(self, cid: str, options: dict[str, Any], spec: dict[str, Any]) -> None:
+        with self.store.write() as db:
+            db.execute("UPDATE containers SET options=?, spec=? WHERE id=?",
+                       (json.dumps(options), json.dumps(spec), cid))
+
+    def delete(self, cid: str) -> None:
+        with self.store.write() as db:
+            db.execute("DELETE FROM containers WHERE id=?", (cid,))
+
+
+def now() -> float:
+    return time.time()
+
+
+def iso(ts: float) -> str:
+    if not ts:
+        return "0001-01-01T00:00:00Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e9):09d}Z"
+
+
+def process_alive(pid: int, start: int) -> bool:
+    from tomato.runtime.statedir import alive
+
+    return alive(pid, start)
+
+
+def ensure_dir(path: Path) -> Path:
+    os.makedirs(path, exist_ok=True, mode=0o711)
+    return path

@@ -1,0 +1,123 @@
+"""`inspect` for containers: the JSON shape docker's CLI and docker-py read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tomato.engine.containers import Container, Containers, iso
+from tomato.engine.images import EngineConfig
+from tomato.engine.options import RunOptions
+
+
+def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
+    records = Containers(cfg.root)
+    opts = RunOptions.from_dict(c.options)
+    st = c.state
+    proc = c.spec.get("process", {})
+    args = proc.get("args", [])
+    res = c.spec.get("linux", {}).get("resources", {})
+    cpu = res.get("cpu", {})
+    mem = res.get("memory", {})
+    mounts = []
+    for m in c.spec.get("mounts", []):
+        if m.get("type") == "bind" and m["destination"] not in ("/etc/hosts", "/etc/hostname",
+                                                                "/etc/resolv.conf"):
+            volume = "/volumes/" in m["source"] and m["source"].endswith("/_data")
+            mounts.append({
+                "Type": "volume" if volume else "bind",
+                **({"Name": m["source"].split("/")[-2]} if volume else {}),
+                "Source": m["source"], "Destination": m["destination"],
+                "Mode": "ro" if "ro" in m.get("options", []) else "",
+                "RW": "ro" not in m.get("options", []), "Propagation": "rprivate"})
+    rootfs = records.bundle(c.id) / "rootfs"
+    lower = upper = work = ""
+    try:
+        from tomato.engine.images import rootfs_mounts
+
+        overlay = rootfs_mounts(cfg, c.id)
+        if overlay and overlay[0].type == "overlay":
+            lower = ":".join(overlay[0].lowerdirs)
+            upper = overlay[0].option("upperdir") or ""
+            work = overlay[0].option("workdir") or ""
+    except Exception:  # noqa: BLE001 — inspect still answers for a half-removed container
+        pass
+    return {
+        "Id": c.id,
+        "Created": iso(c.created),
+        "Path": args[0] if args else "",
+        "Args": args[1:],
+        "State": {
+            "Status": st.status,
+            "Running": st.status in ("running", "paused", "restarting"),
+            "Paused": st.status == "paused",
+            "Restarting": st.status == "restarting",
+            "OOMKilled": st.oom_killed,
+            "Dead": st.status == "dead",
+            "Pid": st.pid,
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": iso(st.started_at),
+            "FinishedAt": iso(st.finished_at),
+        },
+        "Image": c.image_id,
+        "ResolvConfPath": str(records.path(c.id) / "resolv.conf"),
+        "HostnamePath": str(records.path(c.id) / "hostname"),
+        "HostsPath": str(records.path(c.id) / "hosts"),
+        "LogPath": str(records.log_path(c.id)),
+        "Name": "/" + c.name,
+        "RestartCount": st.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "HostConfig": {
+            "Binds": [v for v in opts.volumes if ":" in v] or None,
+            "NetworkMode": opts.network,
+            "RestartPolicy": {"Name": opts.restart, "MaximumRetryCount": opts.restart_max},
+            "AutoRemove": opts.auto_remove,
+            "Privileged": opts.privileged,
+            "ReadonlyRootfs": opts.read_only,
+            "CapAdd": opts.cap_add or None,
+            "CapDrop": opts.cap_drop or None,
+            "Memory": mem.get("limit", 0),
+            "MemorySwap": mem.get("swap", 0),
+            "MemoryReservation": mem.get("reservation", 0),
+            "NanoCpus": int(opts.cpus * 1e9),
+            "CpuShares": cpu.get("shares", 0),
+            "CpuQuota": cpu.get("quota", 0),
+            "CpuPeriod": cpu.get("period", 0),
+            "CpusetCpus": cpu.get("cpus", ""),
+            "PidsLimit": res.get("pids", {}).get("limit") or None,
+            "ShmSize": opts.shm_size,
+            "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in opts.tmpfs} or None,
+            "Init": opts.init or None,
+            "SecurityOpt": None,
+            "LogConfig": {"Type": "json-file", "Config": {}},
+        },
+        "GraphDriver": {"Name": "overlay2", "Data": {
+            "LowerDir": lower, "UpperDir": upper, "WorkDir": work, "MergedDir": str(rootfs)}},
+        "Mounts": mounts,
+        "Config": {
+            "Hostname": c.spec.get("hostname", ""),
+            "Domainname": c.spec.get("domainname", ""),
+            "User": opts.user,
+            "AttachStdin": opts.interactive and not opts.detach,
+            "AttachStdout": not opts.detach,
+            "AttachStderr": not opts.detach,
+            "Tty": opts.tty,
+            "OpenStdin": opts.interactive,
+            "StdinOnce": opts.interactive and not opts.detach,
+            "Env": proc.get("env", []),
+            "Cmd": opts.command or None,
+            "Image": c.image,
+            "Volumes": None,
+            "WorkingDir": proc.get("cwd", "/") if opts.workdir else "",
+            "Entrypoint": opts.entrypoint,
+            "Labels": opts.labels,
+            "StopSignal": c.spec.get("annotations", {}).get(
+                "org.opencontainers.image.stopSignal", "SIGTERM"),
+            **({"StopTimeout": opts.stop_timeout} if opts.stop_timeout is not None else {}),
+        },
+        "NetworkSettings": {"Networks": {opts.network: {}}, "Ports": {}, "IPAddress": ""},
+    }

@@ -1,0 +1,361 @@
+"""The per-container monitor (Tomato's conmon/shim): one small process per container.
+
+Started by `tomato start`/`run` as ``python -m tomato.engine.monitor ROOT ID``
+in a new session, it outlives the CLI.  It is the parent of the container's
+init (it calls the runtime in-process, which clones the init from here), so
+it alone can wait for the exit status.  It:
+
+- owns the container's stdio (pipes, or the pty master for -t) and writes
+  every byte to the json-file log, and to attached clients (attach.sock,
+  Docker's multiplexed frames; see frames.py);
+- records running (pid, start time) and exited (code, time, OOMKilled) in
+  the engine's store;
+- applies the restart policy, and removes a --rm container when it ends.
+
+It is single-threaded (the runtime forks from it) and imports only the
+runtime, the store and the stdlib.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tomato.engine import frames
+from tomato.engine.logs import LogWriter
+
+ATTACH_WAIT = 10.0  # seconds a foreground run may take to attach before we start anyway
+
+
+class Monitor:
+    def __init__(self, root: Path, cid: str) -> None:
+        self.root = root
+        self.cid = cid
+        self.dir = root / "containers" / cid
+        self.cfg: dict[str, Any] = json.loads((self.dir / "monitor.json").read_text())
+        self.clients: list[tuple[socket.socket, frames.FrameReader]] = []
+        self.stdin_w: int | None = None
+        self.master: int | None = None
+        self.outputs: dict[int, str] = {}
+        self.log = LogWriter(str(self.dir / f"{cid}-json.log"), self.cfg.get("log_max_size", 0),
+                             self.cfg.get("log_max_file", 1))
+        from tomato.engine.containers import Containers
+
+        self.records = Containers(root)
+        from tomato.runtime.log import RuntimeLog
+        from tomato.runtime.statedir import StateDir
+
+        self.states = StateDir(self.cfg["runtime_root"])
+        self.rtlog = RuntimeLog(str(self.dir / "runtime.log"), "json")
+
+    # -- the container ---------------------------------------------------------------
+    def _start_container(self) -> int:
+        """Create (blocked before execve) with our pipes as its stdio; returns the pid."""
+        from tomato.runtime.create import CreateOptions, create
+
+        tty = self.cfg.get("tty", False)
+        saved = [os.dup(fd) for fd in (0, 1, 2)]
+        ours: list[int] = []
+        try:
+            if tty:
+                null = os.open("/dev/null", os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                os.close(null)
+            else:
+                if self.cfg.get("stdin"):
+                    r, w = os.pipe()
+                    os.dup2(r, 0)
+                    os.close(r)
+                    self.stdin_w = w
+                    os.set_inheritable(w, False)
+                else:
+                    null = os.open("/dev/null", os.O_RDONLY)
+                    os.dup2(null, 0)
+                    os.close(null)
+                for fd, name in ((1, "stdout"), (2, "stderr")):
+                    r, w = os.pipe2(os.O_CLOEXEC)
+                    os.dup2(w, fd)
+                    os.close(w)
+                    self.outputs[r] = name
+                    ours.append(r)
+            created = create(self.states, self.cid,
+                             CreateOptions(bundle=self.cfg["bundle"]), self.rtlog,
+                             keep_master=tty)
+        except BaseException:
+            for r in ours:
+                os.close(r)
+            self.outputs.clear()
+            raise
+        finally:
+            for fd, copy in zip((0, 1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+        if created.console_master is not None:
+            self.master = created.console_master
+            self.outputs[self.master] = "stdout"
+        self.rec = created.record
+        return created.record.pid
+
+    def _oom_killed(self) -> bool:
+        cg = getattr(self, "rec", None)
+        if cg is None or not cg.cgroup:
+            return False
+        from tomato.runtime.lifecycle import manager_of
+
+        mgr = manager_of(cg)
+        mem = mgr.paths.get("memory") if mgr is not None else None
+        if not mem:
+            return False
+        for name in ("memory.oom_control", "memory.events"):
+            try:
+                with open(os.path.join(mem, name)) as f:
+                    for line in f:
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill" and int(value) > 0:
+                            return True
+            except OSError:
+                continue
+        return False
+
+    # -- clients -----------------------------------------------------------------------
+    def _broadcast(self, stream: int, data: bytes) -> None:
+        message = frames.frame(stream, data)
+        for client in list(self.clients):
+            try:
+                client[0].sendall(message)
+            except OSError:
+                self._drop(client)
+
+    def _drop(self, client: tuple[socket.socket, frames.FrameReader]) -> None:
+        if client in self.clients:
+            self.clients.remove(client)
+        client[0].close()
+
+    def _handle_client(self, client: tuple[socket.socket, frames.FrameReader],
+                       pid: int) -> None:
+        try:
+            data = client[0].recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(client)
+            return
+        for stream, payload in client[1].feed(data):
+            if stream == frames.STDIN:
+                target = self.master if self.master is not None else self.stdin_w
+                if target is not None:
+                    try:
+                        os.write(target, payload)
+                    except OSError:
+                        pass
+            elif stream == frames.CONTROL:
+                self._control(frames.decode_control(payload), pid)
+
+    def _control(self, msg: dict[str, Any], pid: int) -> None:
+        if "resize" in msg and self.master is not None:
+            from tomato.runtime.console import set_size
+
+            rows, cols = msg["resize"]
+            set_size(self.master, int(rows), int(cols))
+        if "signal" in msg:
+            try:
+                os.kill(pid, int(msg["signal"]))
+            except ProcessLookupError:
+                pass
+        if msg.get("close_stdin") and self.stdin_w is not None:
+            os.close(self.stdin_w)
+            self.stdin_w = None
+        if msg.get("start"):
+            self.start_now = True
+
+    # -- the loop ----------------------------------------------------------------------
+    def _pump(self, fd: int) -> bool:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            return False
+        name = self.outputs[fd]
+        self.log.write(name, data)
+        self._broadcast(frames.STDOUT if name == "stdout" else frames.STDERR, data)
+        return True
+
+    def run_once(self, listener: socket.socket, wake_r: int, first: bool) -> int:
+        """Start the container, serve it until it exits; return its exit code."""
+        pid = self._start_container()
+        attach = first and self.cfg.get("attach_wait")
+        if attach:  # the CLI attaches now; we start on its first connection
+            self._report({"pid": pid})
+        self.start_now = not attach
+        deadline = time.monotonic() + ATTACH_WAIT
+        while not self.start_now and time.monotonic() < deadline:
+            ready, _, _ = select.select([listener], [], [], 0.05)
+            if ready:
+                self._accept(listener)
+                self.start_now = True
+        from tomato.runtime.lifecycle import start
+
+        start(self.states, self.cid, self.rtlog, self.rec)
+        from tomato.runtime.statedir import proc_start_time
+
+        self.records.set_state(self.cid, status="running", pid=pid,
+                               pid_start=proc_start_time(pid), started_at=time.time(),
+                               exit_code=0, finished_at=0.0, oom_killed=False, error="")
+        if first and not attach:
+            self._report({"pid": pid})
+        status = None
+        while status is None:
+            watch = [listener, wake_r, *self.outputs, *(c[0] for c in self.clients)]
+            try:
+                ready, _, _ = select.select(watch, [], [], 1.0)
+            except InterruptedError:
+                ready = []
+            for fd in ready:
+                if fd is listener:
+                    self._accept(listener)
+                elif fd == wake_r:
+                    os.read(wake_r, 512)
+                elif isinstance(fd, int) and fd in self.outputs:
+                    if not self._pump(fd):
+                        del self.outputs[fd]
+                else:
+                    client = next((c for c in self.clients if c[0] is fd), None)
+                    if client is not None:
+                        self._handle_client(client, pid)
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                status = st
+        # Drain what the container wrote before it exited.
+        for fd in list(self.outputs):
+            while select.select([fd], [], [], 0)[0] and self._pump(fd):
+                pass
+            os.close(fd)
+        self.outputs.clear()
+        self.master = None
+        if self.stdin_w is not None:
+            os.close(self.stdin_w)
+            self.stdin_w = None
+        self.log.flush()
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code  # killed by signal N → 128+N
+        oom = self._oom_killed()
+        from tomato.runtime.lifecycle import delete
+
+        delete(self.states, self.cid, True, self.rtlog, self.rec)
+        self.records.set_state(self.cid, status="exited", exit_code=code,
+                               finished_at=time.time(), oom_killed=oom, pid=0, pid_start=0)
+        self._broadcast(frames.CONTROL, json.dumps({"exit": code}).encode())
+        return code
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        self.clients.append((conn, frames.FrameReader()))
+
+    def _report(self, msg: dict[str, Any]) -> None:
+        """Tell the CLI that started us (our stdout pipe), once."""
+        try:
+            os.write(1, (json.dumps(msg) + "\n").encode())
+        except OSError:
+            pass
+        null = os.open("/dev/null", os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+
+    def _should_restart(self, code: int, restarts: int) -> bool:
+        policy = self.cfg.get("restart", "no")
+        state = self.records.get(self.cid).state
+        if state.stop_requested:
+            return False
+        if policy in ("always", "unless-stopped"):
+            return True
+        if policy == "on-failure" and code != 0:
+            limit = self.cfg.get("restart_max", 0)
+            return limit == 0 or restarts < limit
+        return False
+
+    def serve(self) -> int:
+        sock_path = str(self.dir / "attach.sock")
+        try:
+            os.unlink(sock_path)
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        from tomato.engine.attach import short_path
+
+        short, dir_fd = short_path(Path(sock_path))
+        try:
+            listener.bind(short)
+        finally:
+            os.close(dir_fd)
+        os.chmod(sock_path, 0o600)
+        listener.listen(16)
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_IGN)
+        restarts = 0
+        delay = 0.1
+        code = 0
+        try:
+            first = True
+            while True:
+                try:
+                    code = self.run_once(listener, wake_r, first)
+                except Exception as err:  # noqa: BLE001 — recorded for `inspect`, told to the CLI
+                    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+                    self.records.set_state(self.cid, status="exited" if not first else "created",
+                                           error=msg, exit_code=128 if first else 0)
+                    if first:
+                        self._report({"error": msg})
+                    return 1
+                first = False
+                if not self._should_restart(code, restarts):
+                    break
+                restarts += 1
+                self.records.set_state(self.cid, status="restarting", restart_count=restarts)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        finally:
+            self.log.close()
+            for client in list(self.clients):
+                self._drop(client)
+            listener.close()
+            try:
+                os.unlink(sock_path)
+            except FileNotFoundError:
+                pass
+        if self.cfg.get("auto_remove"):
+            from tomato.engine import service
+
+            try:
+                service.remove_files(self.root, self.cid)
+            except Exception as err:  # noqa: BLE001
+                sys.stderr.write(f"monitor: --rm cleanup failed: {err}\n")
+        return 0
+
+
+def main(argv: list[str]) -> int:
+    root, cid = Path(argv[0]), argv[1]
+    from tomato.runtime.statedir import proc_start_time
+
+    monitor = Monitor(root, cid)
+    monitor.records.set_state(cid, monitor_pid=os.getpid(),
+                              monitor_start=proc_start_time(os.getpid()))
+    return monitor.serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

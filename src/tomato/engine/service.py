@@ -1,0 +1,490 @@
+"""Container use cases shared by the CLI and (later) the API: create, start,
+stop, kill, rm, ps, inspect, logs, wait, exec, pause, rename.
+
+Each takes the EngineConfig and returns data; nothing here prints.  Every
+operation that reads a container first reconciles its record with the
+kernel (see containers.py), so a crashed tomato process never leaves a lie.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from tomato.engine import images as image_service
+from tomato.engine.containers import (
+    CREATED,
+    EXITED,
+    PAUSED,
+    RESTARTING,
+    RUNNING,
+    Container,
+    Containers,
+    State,
+    ensure_dir,
+    new_id,
+    random_name,
+    validate_name,
+)
+from tomato.engine.images import EngineConfig
+from tomato.engine.options import RunOptions
+from tomato.errors import Conflict, InvalidArgument, NotFound, TomatoError
+
+CGROUP_PARENT = "tomato"
+
+
+def runtime_root(cfg: EngineConfig) -> Path:
+    return cfg.root / "runtime"
+
+
+def _records(cfg: EngineConfig) -> Containers:
+    return Containers(cfg.root)
+
+
+# -- create -------------------------------------------------------------------------
+def _volume_dir(cfg: EngineConfig, name: str) -> Path:
+    from tomato.engine import volumes
+
+    return volumes.ensure(cfg.root, name).path / "_data"
+
+
+def _volume_mounts(cfg: EngineConfig, opts: RunOptions, image_config: dict[str, Any],
+                   cid: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """OCI mounts for -v/--mount and the image's VOLUMEs; and the anonymous volumes made."""
+    mounts: list[dict[str, Any]] = []
+    anonymous: list[str] = []
+    taken: set[str] = set()
+
+    def add(dest: str, source: str, ro: bool, kind: str = "bind") -> None:
+        taken.add(dest.rstrip("/") or "/")
+        options = ["rbind", "ro" if ro else "rw"] if kind == "bind" else []
+        mounts.append({"destination": dest, "type": "bind", "source": source,
+                       "options": options})
+
+    for spec in opts.volumes:
+        parts = spec.split(":")
+        ro = len(parts) == 3 and "ro" in parts[2].split(",")
+        if len(parts) == 1:
+            name = new_id()
+            anonymous.append(name)
+            add(parts[0], str(_volume_dir(cfg, name)), False)
+        elif parts[0].startswith("/"):
+            os.makedirs(parts[0], exist_ok=True)  # docker creates a missing bind source
+            add(parts[1], parts[0], ro)
+        else:
+            add(parts[1], str(_volume_dir(cfg, parts[0])), ro)
+    for m in opts.mounts:
+        from tomato.engine.options import parse_mount
+
+        spec = parse_mount(m)
+        ro = spec.get("readonly", spec.get("ro", "false")) in ("true", "1", "")
+        if spec["type"] == "bind":
+            if not os.path.exists(spec["source"]):
+                raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path "
+                                      f"does not exist: {spec['source']}")
+            add(spec["target"], spec["source"], ro)
+        elif spec["type"] == "tmpfs":
+            size = spec.get("tmpfs-size")
+            mounts.append({"destination": spec["target"], "type": "tmpfs", "source": "tmpfs",
+                           "options": ["nosuid", "nodev"] + ([f"size={size}"] if size else [])})
+        else:
+            name = spec.get("source") or new_id()
+            if not spec.get("source"):
+                anonymous.append(name)
+            add(spec["target"], str(_volume_dir(cfg, name)), ro)
+    for dest in (image_config.get("Volumes") or {}):
+        if (dest.rstrip("/") or "/") not in taken:
+            name = new_id()
+            anonymous.append(name)
+            add(dest, str(_volume_dir(cfg, name)), False)
+    return mounts, anonymous
+
+
+def _write_etc_files(cdir: Path, hostname: str, network: str) -> dict[str, Path]:
+    files = {}
+    hosts = cdir / "hosts"
+    hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                     + (f"127.0.1.1\t{hostname}\n" if network != "host" else ""))
+    files["hosts"] = hosts
+    (cdir / "hostname").write_text(hostname + "\n")
+    files["hostname"] = cdir / "hostname"
+    resolv = cdir / "resolv.conf"
+    try:
+        shutil.copyfile("/etc/resolv.conf", resolv)
+    except OSError:
+        resolv.write_text("")
+    files["resolv.conf"] = resolv
+    return files
+
+
+def _mount_rootfs(mounts: list[Any], target: Path) -> None:
+    from tomato._sys import libc
+
+    target.mkdir(parents=True, exist_ok=True)
+    if os.path.ismount(target):
+        return
+    for m in mounts:
+        if m.type == "bind":
+            libc.mount(m.source, str(target), None, libc.MS_BIND | libc.MS_REC)
+        else:
+            libc.mount(m.source or m.type, str(target), m.type, 0, ",".join(m.options))
+
+
+def _unmount_rootfs(target: Path) -> None:
+    from tomato._sys import libc
+
+    for _ in range(10):
+        if not os.path.ismount(target):
+            return
+        try:
+            libc.umount2(str(target), libc.MNT_DETACH)
+        except OSError:
+            return
+
+
+def create(cfg: EngineConfig, opts: RunOptions) -> Container:
+    records = _records(cfg)
+    try:
+        img = image_service.get_image(cfg, opts.image)
+    except NotFound:
+        image_service.pull(cfg, opts.image)
+        img = image_service.get_image(cfg, opts.image)
+    image_config = image_service.inspect(cfg, img.id).config or {}
+    cid = new_id()
+    name = validate_name(opts.name) if opts.name else random_name(records.names())
+    if opts.name and name in records.names():
+        from tomato.errors import AlreadyExists
+
+        raise AlreadyExists(f'Conflict. The container name "/{name}" is already in use by '
+                            "another container. You have to remove (or rename) that "
+                            "container to be able to reuse that name.")
+    cdir = records.path(cid)
+    with ExitStack() as undo:
+        ensure_dir(cdir)
+        undo.callback(shutil.rmtree, cdir, True)
+        mounts = image_service.prepare_rootfs(cfg, img.id, cid)
+        undo.callback(image_service.release_rootfs, cfg, cid)
+        rootfs = records.bundle(cid) / "rootfs"
+        _mount_rootfs(mounts, rootfs)
+        undo.callback(_unmount_rootfs, rootfs)
+        volume_mounts, anonymous = _volume_mounts(cfg, opts, image_config, cid)
+        files = _write_etc_files(cdir, opts.hostname or cid[:12], opts.network)
+        from tomato.engine.specgen import build_spec
+
+        spec = build_spec(opts, image_config, cid, rootfs, files, volume_mounts, CGROUP_PARENT)
+        (records.bundle(cid) / "config.json").write_text(json.dumps(spec, indent=2))
+        options = opts.to_dict()
+        options["anonymous_volumes"] = anonymous
+        c = Container(cid, name, opts.image, img.id, time.time(), options, spec, State())
+        records.add(c)
+        undo.pop_all()
+    return c
+
+
+# -- reconcile ----------------------------------------------------------------------
+def reconcile(cfg: EngineConfig, c: Container) -> Container:
+    """Make the record tell the truth about the kernel (after crashes of anything)."""
+    from tomato.runtime.statedir import alive
+
+    st = c.state
+    if st.status not in (RUNNING, PAUSED, RESTARTING):
+        return c
+    monitor_alive = alive(st.monitor_pid, st.monitor_start)
+    container_alive = alive(st.pid, st.pid_start)
+    if container_alive:
+        frozen = _is_paused(cfg, c)
+        if frozen and st.status != PAUSED:
+            c.state = _records(cfg).set_state(c.id, status=PAUSED)
+        elif not frozen and st.status == PAUSED:
+            c.state = _records(cfg).set_state(c.id, status=RUNNING)
+        return c
+    if monitor_alive:
+        return c  # between restarts, or about to record the exit itself
+    # Nobody is left to record the exit: the monitor died with or after the container.
+    _runtime_delete(cfg, c.id)
+    c.state = _records(cfg).set_state(c.id, status=EXITED, pid=0, pid_start=0,
+                                      finished_at=st.finished_at or time.time(),
+                                      exit_code=st.exit_code if st.finished_at else 255)
+    return c
+
+
+def _runtime_delete(cfg: EngineConfig, cid: str) -> None:
+    from tomato.runtime.lifecycle import delete
+    from tomato.runtime.log import RuntimeLog
+    from tomato.runtime.statedir import StateDir
+
+    try:
+        delete(StateDir(str(runtime_root(cfg))), cid, True, RuntimeLog())
+    except NotFound:
+        pass
+
+
+def _is_paused(cfg: EngineConfig, c: Container) -> bool:
+    from tomato.runtime.lifecycle import load
+    from tomato.runtime.statedir import StateDir
+
+    try:
+        _, status = load(StateDir(str(runtime_root(cfg))), c.id)
+    except NotFound:
+        return False
+    return status == "paused"
+
+
+def get(cfg: EngineConfig, ref: str) -> Container:
+    return reconcile(cfg, _records(cfg).get(ref))
+
+
+def list_containers(cfg: EngineConfig, all_states: bool = False) -> list[Container]:
+    out = []
+    for c in _records(cfg).all():
+        c = reconcile(cfg, c)
+        if all_states or c.state.status in (RUNNING, PAUSED, RESTARTING):
+            out.append(c)
+    return out
+
+
+# -- start / stop -------------------------------------------------------------------
+def start(cfg: EngineConfig, ref: str, attach_wait: bool = False) -> Container:
+    records = _records(cfg)
+    c = get(cfg, ref)
+    if c.state.status in (RUNNING, PAUSED, RESTARTING):
+        return c
+    opts = RunOptions.from_dict(c.options)
+    rootfs = records.bundle(c.id) / "rootfs"
+    if not os.path.ismount(rootfs):  # after a reboot the overlay is gone: mount it again
+        _mount_rootfs(image_service.rootfs_mounts(cfg, c.id), rootfs)
+    _runtime_delete(cfg, c.id)  # a leftover from a crashed monitor would block the id
+    monitor_cfg = {
+        "bundle": str(records.bundle(c.id)), "runtime_root": str(runtime_root(cfg)),
+        "tty": opts.tty, "stdin": opts.interactive, "restart": opts.restart,
+        "restart_max": opts.restart_max, "auto_remove": opts.auto_remove,
+        "attach_wait": attach_wait, "log_max_size": opts.log_max_size,
+        "log_max_file": opts.log_max_file,
+    }
+    (records.path(c.id) / "monitor.json").write_text(json.dumps(monitor_cfg))
+    records.set_state(c.id, stop_requested=False, error="")
+    with open(records.path(c.id) / "monitor.log", "ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-m", "tomato.engine.monitor", str(cfg.root), c.id],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+            start_new_session=True, close_fds=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    proc.stdout.close()
+    try:
+        report = json.loads(line) if line else {}
+    except ValueError:
+        report = {}
+    if "pid" not in report:
+        proc.wait()
+        detail = report.get("error") or _tail(records.path(c.id) / "monitor.log")
+        raise TomatoError(f"failed to start container {c.short_id}: {detail}")
+    return records.get(c.id)
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = path.read_text().strip().splitlines()
+    except OSError:
+        return "the monitor exited"
+    return lines[-1] if lines else "the monitor exited"
+
+
+def _signal_number(value: str | int) -> int:
+    from tomato.runtime.lifecycle import parse_signal
+
+    try:
+        return value if isinstance(value, int) else parse_signal(str(value))
+    except TomatoError as err:
+        raise InvalidArgument(f"invalid signal: {value}") from err
+
+
+def kill(cfg: EngineConfig, ref: str, sig: str | int = "KILL") -> Container:
+    c = get(cfg, ref)
+    if c.state.status not in (RUNNING, PAUSED, RESTARTING):
+        raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+    num = _signal_number(sig)
+    _records(cfg).set_state(c.id, stop_requested=True)
+    _runtime_kill(cfg, c, num)
+    return c
+
+
+def _runtime_kill(cfg: EngineConfig, c: Container, sig: int) -> None:
+    from tomato.runtime.lifecycle import kill as rt_kill
+    from tomato.runtime.statedir import StateDir
+
+    try:
+        rt_kill(StateDir(str(runtime_root(cfg))), c.id, sig)
+    except (NotFound, Conflict):
+        pass
+
+
+def wait_exit(cfg: EngineConfig, ref: str, timeout: float | None = None) -> Container:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    c = get(cfg, ref)
+    while c.state.status in (RUNNING, PAUSED, RESTARTING):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+        c = get(cfg, c.id)
+    return c
+
+
+def stop(cfg: EngineConfig, ref: str, timeout: int | None = None) -> Container:
+    c = get(cfg, ref)
+    if c.state.status not in (RUNNING, PAUSED, RESTARTING):
+        return c
+    opts = RunOptions.from_dict(c.options)
+    grace = timeout if timeout is not None else (opts.stop_timeout
+                                                 if opts.stop_timeout is not None else 10)
+    _records(cfg).set_state(c.id, stop_requested=True)
+    sig = c.spec.get("annotations", {}).get("org.opencontainers.image.stopSignal", "SIGTERM")
+    if c.state.status == PAUSED:
+        _runtime_kill(cfg, c, _signal_number(sig))
+        unpause(cfg, c.id)
+    else:
+        _runtime_kill(cfg, c, _signal_number(sig))
+    c = wait_exit(cfg, c.id, grace)
+    if c.state.status in (RUNNING, PAUSED, RESTARTING):
+        _runtime_kill(cfg, c, signal.SIGKILL)
+        c = wait_exit(cfg, c.id, 30)
+    return c
+
+
+def restart(cfg: EngineConfig, ref: str, timeout: int | None = None) -> Container:
+    c = stop(cfg, ref, timeout)
+    return start(cfg, c.id)
+
+
+def pause(cfg: EngineConfig, ref: str) -> None:
+    from tomato.runtime.lifecycle import pause as rt_pause
+    from tomato.runtime.statedir import StateDir
+
+    c = get(cfg, ref)
+    if c.state.status != RUNNING:
+        raise Conflict(f"Container {c.id} is not running")
+    rt_pause(StateDir(str(runtime_root(cfg))), c.id)
+    _records(cfg).set_state(c.id, status=PAUSED)
+
+
+def unpause(cfg: EngineConfig, ref: str) -> None:
+    from tomato.runtime.lifecycle import resume
+    from tomato.runtime.statedir import StateDir
+
+    c = get(cfg, ref)
+    if c.state.status != PAUSED:
+        raise Conflict(f"Container {c.id} is not paused")
+    resume(StateDir(str(runtime_root(cfg))), c.id)
+    _records(cfg).set_state(c.id, status=RUNNING)
+
+
+# -- remove ---------------------------------------------------------------------------
+def remove(cfg: EngineConfig, ref: str, force: bool = False, volumes: bool = False) -> str:
+    c = get(cfg, ref)
+    if c.state.status in (RUNNING, PAUSED, RESTARTING):
+        if not force:
+            raise Conflict(f"You cannot remove a running container {c.id}. Stop the "
+                           "container before attempting removal or force remove")
+        _records(cfg).set_state(c.id, stop_requested=True)
+        _runtime_kill(cfg, c, signal.SIGKILL)
+        wait_exit(cfg, c.id, 30)
+    remove_files(cfg.root, c.id, volumes=volumes)
+    return c.id
+
+
+def remove_files(root: Path, cid: str, volumes: bool = False) -> None:
+    """Everything a container owns: runtime state, rootfs mount, snapshot, dir, record."""
+    cfg = EngineConfig(root=root)
+    records = _records(cfg)
+    try:
+        c = records.get(cid)
+    except NotFound:
+        return
+    _runtime_delete(cfg, cid)
+    _unmount_rootfs(records.bundle(cid) / "rootfs")
+    image_service.release_rootfs(cfg, cid)
+    shutil.rmtree(records.path(cid), ignore_errors=True)
+    records.delete(cid)
+    if volumes:
+        from tomato.engine import volumes as vol
+
+        for name in c.options.get("anonymous_volumes", []):
+            try:
+                vol.remove(root, name)
+            except TomatoError:
+                pass
+
+
+def prune(cfg: EngineConfig) -> list[str]:
+    removed = []
+    for c in list_containers(cfg, all_states=True):
+        if c.state.status in (CREATED, EXITED, "dead"):
+            remove_files(cfg.root, c.id)
+            removed.append(c.id)
+    return removed
+
+
+def rename(cfg: EngineConfig, ref: str, new_name: str) -> None:
+    c = get(cfg, ref)
+    _records(cfg).rename(c.id, new_name)
+
+
+# -- exec ---------------------------------------------------------------------------
+def exec_in(cfg: EngineConfig, ref: str, command: list[str], *, tty: bool = False,
+            detach: bool = False, env: list[str] | None = None, user: str = "",
+            workdir: str = "", privileged: bool = False) -> int:
+    """Run a command in the container with our stdio; returns its exit code (or 0 if -d)."""
+    from tomato.runtime.exec import ExecOptions, exec_process
+    from tomato.runtime.log import RuntimeLog
+    from tomato.runtime.statedir import StateDir
+
+    c = get(cfg, ref)
+    if c.state.status != RUNNING:
+        raise Conflict(f"Container {c.id} is not running")
+    if not command:
+        raise InvalidArgument("exec needs a command")
+    proc = json.loads(json.dumps(c.spec["process"]))
+    proc["args"] = command
+    proc["terminal"] = tty
+    base_env = {e.partition("=")[0]: e for e in proc.get("env", [])}
+    for e in env or []:
+        base_env[e.partition("=")[0]] = e
+    proc["env"] = list(base_env.values())
+    if workdir:
+        proc["cwd"] = workdir
+    if user:
+        from tomato.engine.specgen import lookup_user
+
+        uid, gid, extra = lookup_user(_records(cfg).bundle(c.id) / "rootfs", user)
+        proc["user"] = {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})}
+    proc.pop("consoleSize", None)
+    result = exec_process(StateDir(str(runtime_root(cfg))), c.id,
+                          ExecOptions(process=proc, detach=detach), RuntimeLog(),
+                          keep_master=not detach)
+    if detach:
+        return 0
+    from tomato.runtime.waiting import forward_signals, wait_for
+
+    forward_signals(result.pid)
+    return wait_for(result.pid, result.console_master)
+
+
+# -- logs ------------------------------------------------------------------------------
+def log_path(cfg: EngineConfig, ref: str) -> tuple[Container, Path]:
+    c = get(cfg, ref)
+    return c, _records(cfg).log_path(c.id)
+
+
+def is_running(cfg: EngineConfig, cid: str) -> bool:
+    try:
+        return get(cfg, cid).state.status in (RUNNING, PAUSED, RESTARTING)
+    except NotFound:
+        return False

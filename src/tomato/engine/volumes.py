@@ -1,0 +1,100 @@
+"""Named volumes (the "local" driver): ``ROOT/volumes/<name>/_data`` plus a small
+``meta.json``.  A volume is in use while any container's spec mounts it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tomato.errors import Conflict, InvalidArgument, NotFound
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    path: Path
+    created: float
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def mountpoint(self) -> Path:
+        return self.path / "_data"
+
+    def to_docker(self) -> dict[str, Any]:
+        return {"CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created)),
+                "Driver": "local", "Labels": self.labels or None,
+                "Mountpoint": str(self.mountpoint), "Name": self.name, "Options": None,
+                "Scope": "local"}
+
+
+def _dir(root: Path) -> Path:
+    d = root / "volumes"
+    d.mkdir(parents=True, exist_ok=True, mode=0o711)
+    return d
+
+
+def _validate(name: str) -> str:
+    if not name or not (name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name)):
+        raise InvalidArgument(f'"{name}" includes invalid characters for a local volume name, '
+                              'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed')
+    return name
+
+
+def _load(path: Path) -> Volume:
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    return Volume(path.name, path, meta.get("created", path.stat().st_mtime),
+                  meta.get("labels", {}))
+
+
+def ensure(root: Path, name: str, labels: dict[str, str] | None = None) -> Volume:
+    path = _dir(root) / _validate(name)
+    if not (path / "meta.json").exists():
+        (path / "_data").mkdir(parents=True, exist_ok=True)
+        tmp = path / "meta.json.tmp"
+        tmp.write_text(json.dumps({"created": time.time(), "labels": labels or {}}))
+        tmp.rename(path / "meta.json")
+    return _load(path)
+
+
+def get(root: Path, name: str) -> Volume:
+    path = _dir(root) / name
+    if not (path / "meta.json").exists():
+        raise NotFound(f"get {name}: no such volume")
+    return _load(path)
+
+
+def list_volumes(root: Path) -> list[Volume]:
+    return [_load(p) for p in sorted(_dir(root).iterdir()) if (p / "meta.json").exists()]
+
+
+def users(root: Path, name: str) -> list[str]:
+    """Ids of containers whose spec mounts this volume."""
+    from tomato.engine.containers import Containers
+
+    data = str(_dir(root) / name / "_data")
+    return [c.id for c in Containers(root).all()
+            if any(m.get("source") == data for m in c.spec.get("mounts", []))]
+
+
+def remove(root: Path, name: str, force: bool = False) -> None:
+    vol = get(root, name)
+    using = users(root, name)
+    if using and not force:
+        raise Conflict(f"remove {name}: volume is in use - [{', '.join(using)}]")
+    shutil.rmtree(vol.path)
+
+
+def prune(root: Path) -> list[str]:
+    removed = []
+    for vol in list_volumes(root):
+        if not users(root, vol.name):
+            shutil.rmtree(vol.path)
+            removed.append(vol.name)
+    return removed
