@@ -75,7 +75,7 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
                  log: RuntimeLog, keep_master: bool = False) -> Execed:
     rec, status = load(states, container_id)
     if status not in (Status.CREATED, Status.RUNNING):
-        raise Conflict(f"cannot exec in a {status.value} container {container_id}")
+        raise Conflict(f"cannot exec in a {status} container {container_id}")
     spec = parse_spec(rec.config)
     proc = parse_process(opts.process, "process")
     if proc.terminal and not opts.console_socket and not keep_master:

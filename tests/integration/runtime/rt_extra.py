@@ -146,3 +146,30 @@ def read_until(fd: int, needle: bytes, timeout: float = 5.0) -> bytes:
 
 def popen_runtime(root: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([RUNTIME, "--root", str(root), *args], text=True, **kwargs)
+
+
+def reap(pid: int) -> bool:
+    """Reap pid if it is a zombie child of ours (the suite is the subreaper that
+    adopts detached exec'd processes); True once it is gone."""
+    try:
+        got, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return not os.path.exists(f"/proc/{pid}")
+    return got == pid
+
+
+def delete_reaping(root: Path, container_id: str, orphans: list[int],
+                   timeout: float = 20) -> None:
+    """`delete --force` while reaping the given adopted processes, as containerd's
+    shim would: a pid namespace's init is not gone until every process in it is reaped."""
+    proc = popen_runtime(root, "delete", "--force", container_id, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    left = list(orphans)
+    while proc.poll() is None and time.monotonic() < deadline:
+        left = [p for p in left if not reap(p)]
+        time.sleep(0.01)
+    if proc.poll() is None:
+        proc.kill()
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
