@@ -11,7 +11,6 @@ snapshot, blob or record that was not fully verified.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -168,7 +167,6 @@ class _Pipeline:
             self.progress(Progress(d.digest, "waiting", 0, d.size))
         ready: dict[int, tuple[Staging, int] | None] = {}
         committed = 0
-        lock = threading.Lock()
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, n or 1)),
                                 thread_name_prefix="tomato-pull") as pool:
             futures: dict[Future[tuple[Staging, int] | None], int] = {
@@ -183,20 +181,20 @@ class _Pipeline:
                         error = error or exc
                         continue
                     ready[futures[fut]] = fut.result()
-                with lock:
-                    while error is None and committed in ready:
-                        item = ready.pop(committed)
-                        if item is not None:
-                            staging, size = item
-                            parent = self.chains[committed - 1] if committed else None
-                            try:
-                                self.s.snapshots.commit_staged(staging, self.chains[committed],
-                                                               parent, {SIZE_LABEL: str(size)})
-                            except BaseException as exc:
-                                self.s.snapshots.discard(staging)
-                                error = exc
-                                break
-                        committed += 1
+                # commit, in chain order, every layer whose parents are committed
+                while error is None and committed in ready:
+                    item = ready.pop(committed)
+                    if item is not None:
+                        staging, size = item
+                        parent = self.chains[committed - 1] if committed else None
+                        try:
+                            self.s.snapshots.commit_staged(staging, self.chains[committed],
+                                                           parent, {SIZE_LABEL: str(size)})
+                        except BaseException as exc:
+                            self.s.snapshots.discard(staging)
+                            error = exc
+                            break
+                    committed += 1
             if error is not None:
                 for fut in pending:
                     fut.cancel()
