@@ -131,22 +131,24 @@ def cgroup_pids(directory: str) -> list[int]:
 
 def mkdir_p(directory: str) -> int:
     """mkdir -p that reports how many levels it made, tolerating a concurrent
-    destroy removing an empty parent under our feet."""
-    missing = []
-    d = directory
-    while not os.path.isdir(d):
-        missing.append(d)
-        d = os.path.dirname(d)
-    for attempt in range(5):
+    destroy() removing an empty shared parent (``tomato``) under our feet."""
+    made = 0
+    for attempt in range(10):
+        missing = []
+        d = directory
+        while not os.path.isdir(d):
+            missing.append(d)
+            d = os.path.dirname(d)
         try:
             for m in reversed(missing):
                 try:
                     os.mkdir(m, 0o755)
+                    made += 1
                 except FileExistsError:
                     pass
-            return len(missing)
+            return made
         except FileNotFoundError:
-            time.sleep(0.005 * (attempt + 1))
+            time.sleep(0.002 * (attempt + 1))  # a parent vanished: look again
         except OSError as err:
             if err.errno in (errno.EPERM, errno.EACCES, errno.EROFS):
                 raise PermissionDenied(f"cannot create cgroup {directory}: "
@@ -154,6 +156,14 @@ def mkdir_p(directory: str) -> int:
             raise Unavailable(f"cannot create cgroup {directory}: "
                               f"{os.strerror(err.errno or 0).lower()}") from err
     raise Unavailable(f"cannot create cgroup {directory}: parent keeps disappearing")
+
+
+def parents_to_remove(created: int, cgroups_path: str, container_id: str) -> int:
+    """How many empty ancestors destroy() may try to remove: those this manager
+    created, and always the shared ``tomato`` parent of the default path (so
+    the last container out removes it, whoever made it)."""
+    default = container_id != "" and cgroups_path.strip("/") == f"tomato/{container_id}"
+    return max(created - 1, 1 if default else 0)
 
 
 def remove_tree(directory: str, attempts: int = 20, delay: float = 0.01) -> None:

@@ -123,7 +123,8 @@ class V1Manager(Manager):
         for d in self._dirs():
             if os.path.isdir(d):
                 base.remove_tree(d)
-            base.remove_empty_parents(d, max(self._created.get(d, 0) - 1, 0))
+            base.remove_empty_parents(d, base.parents_to_remove(
+                self._created.get(d, 0), self.cgroups_path, self.container_id))
 
     # ---- freezer ----------------------------------------------------------------
     def _can_freeze(self) -> bool:

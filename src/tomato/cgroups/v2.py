@@ -86,7 +86,8 @@ class V2Manager(Manager):
     def destroy(self) -> None:
         if os.path.isdir(self.path):
             base.remove_tree(self.path)
-        base.remove_empty_parents(self.path, max(self._created - 1, 0))
+        base.remove_empty_parents(self.path, base.parents_to_remove(
+            self._created, self.cgroups_path, self.container_id))
 
     # ---- freeze / kill ------------------------------------------------------------
     def freeze(self) -> None:

@@ -218,3 +218,24 @@ def test_backend_matches_host_mode(mgr):
         with open(os.path.join(os.path.dirname(mgr.paths[""]), "cgroup.subtree_control")) as f:
             enabled = set(f.read().split())
         assert {"cpu", "memory", "pids"} <= enabled
+
+
+def test_default_parent_removed_by_last_container_out(parent_name):
+    """Two containers under the default "tomato/<id>": whichever is destroyed
+    last removes the shared "tomato" parent (unless others still use it)."""
+    a = new_manager("", parent_name + "-a")
+    b = new_manager("", parent_name + "-b")
+    try:
+        a.create()
+        b.create()
+        a.destroy()
+        assert b.exists()
+        parents = {os.path.dirname(p) for p in b.paths.values()}
+        b.destroy()
+        for p in parents:
+            # Gone, or still holding another user's containers (a shared host).
+            assert not os.path.isdir(p) or any(os.path.isdir(os.path.join(p, c))
+                                               for c in os.listdir(p))
+    finally:
+        a.destroy()
+        b.destroy()

@@ -139,3 +139,13 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_parents_to_remove():
+    from tomato.cgroups.base import parents_to_remove
+
+    assert parents_to_remove(2, "tomato/x", "x") == 1
+    assert parents_to_remove(1, "tomato/x", "x") == 1  # the shared default parent
+    assert parents_to_remove(1, "pods/x", "x") == 0    # someone else's parent
+    assert parents_to_remove(3, "/a/b/x", "x") == 2
+    assert parents_to_remove(0, "/a/b/x", "x") == 0
