@@ -169,12 +169,23 @@ def find_executable(name: str, env: dict[str, str]) -> str:
 
 
 def restore_signals() -> None:
-    """Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive execve,
-    so give the container's process the defaults it expects."""
+    """Give the container's process default signal dispositions and an empty mask.
+
+    Ignored dispositions and the blocked mask survive execve: Python ignores
+    SIGPIPE and SIGXFSZ, and a caller (a monitor, a shell) may ignore SIGTERM
+    or SIGINT, which a container's shell could then never trap.
+    """
     import signal
 
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    for num in range(1, signal.NSIG):
+        if num in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(num) is not signal.SIG_DFL:
+                signal.signal(num, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue  # real-time signals Python does not know, or reserved ones
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 def set_no_new_privs() -> None:
