@@ -68,14 +68,40 @@ def build_busybox_archive(rootfs: Path, workdir: Path) -> Path:
 
 @dataclass(frozen=True)
 class Runtime:
-    """The OCI runtime binary the shim calls, and the --root it gets."""
+    """The OCI runtime the shim calls, and the --root it gets.
+
+    The shim is handed ``wrapper``, which appends each command line to ``call_log``
+    and execs ``binary``: a test can then prove the runtime under test ran (ctr
+    silently falls back to plain runc in /run/containerd/runc when a task option
+    such as --no-pivot or --uidmap replaces the runtime options).
+    """
 
     name: str
     binary: str
     root: Path
+    wrapper: Path
+    call_log: Path
+
+    @classmethod
+    def wrapped(cls, name: str, binary: str, workdir: Path) -> Runtime:
+        root = workdir / f"{name}-root"
+        root.mkdir()
+        log = workdir / f"{name}-calls.log"
+        log.touch()
+        wrapper = workdir / f"{name}-wrapper"
+        wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {binary} "$@"\n')
+        wrapper.chmod(0o755)
+        return cls(name, binary, root, wrapper, log)
 
     def flags(self) -> list[str]:
-        return ["--runc-binary", self.binary, "--runc-root", str(self.root)]
+        return ["--runc-binary", str(self.wrapper), "--runc-root", str(self.root)]
+
+    def calls(self) -> list[list[str]]:
+        """Every command line the shim ran, global flags included."""
+        return [line.split() for line in self.call_log.read_text().splitlines()]
+
+    def created(self, cid: str) -> bool:
+        return any("create" in argv and argv[-1] == cid for argv in self.calls())
 
     def containers(self) -> list[str]:
         """State directories the runtime still holds (the shim appends the namespace)."""
@@ -190,11 +216,13 @@ class Containerd:
             self._remove_shim_sockets()
 
     # -- ctr ------------------------------------------------------------------
-    def ctr(self, *args: str, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
+    def ctr_argv(self, *args: str) -> list[str]:
+        return ["ctr", "--address", str(self.sock), "--namespace", NAMESPACE, *args]
+
+    def ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """``ctr`` against this containerd; a hang fails the test instead of blocking it."""
-        cmd = ["ctr", "--address", str(self.sock), "--namespace", NAMESPACE, *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
+        return subprocess.run(self.ctr_argv(*args), capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
 
     def run_args(self, runtime: Runtime, cid: str, cmd: Sequence[str],
                  opts: Sequence[str] = ()) -> list[str]:

@@ -37,9 +37,7 @@ def runtime(request: pytest.FixtureRequest, workdir: Path) -> Runtime:
             pytest.skip("runc is not installed: nothing to compare with (apt-get install runc)")
     else:
         binary = str(TOMATO_RUNTIME)
-    root = workdir / f"{request.param}-root"
-    root.mkdir()
-    return Runtime(request.param, binary, root)
+    return Runtime.wrapped(request.param, binary, workdir)
 
 
 @pytest.fixture
