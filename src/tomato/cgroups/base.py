@@ -59,7 +59,8 @@ def write_error(path: str, value: str, err: OSError) -> TomatoError:
     if err.errno in (errno.EPERM, errno.EACCES):
         return PermissionDenied(msg)
     if err.errno == errno.ENOENT:
-        return Unavailable(f"cannot set {name}: the kernel has no such file in {os.path.dirname(path)}")
+        return Unavailable(f"cannot set {name}: the kernel has no such file in "
+                           f"{os.path.dirname(path)}")
     return InvalidArgument(msg)
 
 
@@ -180,7 +181,7 @@ def remove_tree(directory: str, attempts: int = 20, delay: float = 0.01) -> None
         except OSError as err:
             if err.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.EAGAIN):
                 raise PermissionDenied(f"cannot remove cgroup {directory}: "
-                                       f"{os.strerror(err.errno).lower()}") from err
+                                       f"{os.strerror(err.errno or 0).lower()}") from err
             if i == attempts - 1:
                 raise PermissionDenied(f"cannot remove cgroup {directory}: still in use") from err
             time.sleep(delay * (i + 1))
@@ -256,17 +257,23 @@ class Manager:
 
     def kill_all(self, sig: int = 9) -> None:
         """Signal every process.  The cgroup is frozen meanwhile so a forking
-        process cannot escape between listing and signalling (as runc does)."""
-        if not self.exists():
-            raise NotFound(f"cgroup {self.describe()} does not exist")
+        process cannot escape between listing and signalling (as runc does).
+        A paused container stays paused unless the signal is SIGKILL, whose
+        victims have to run to die."""
+        self.require()
         can_freeze = self._can_freeze()
-        if can_freeze:
+        was_frozen = can_freeze and self.frozen()
+        if can_freeze and not was_frozen:
             self.freeze()
         try:
             signal_pids(self.pids(), sig)
         finally:
-            if can_freeze:
+            if can_freeze and (sig == 9 or not was_frozen):
                 self.thaw()
+
+    def require(self) -> None:
+        if not self.exists():
+            raise NotFound(f"cgroup {self.describe()} does not exist")
 
     def _can_freeze(self) -> bool:
         return True

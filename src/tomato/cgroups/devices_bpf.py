@@ -114,7 +114,7 @@ def load(insns: bytes) -> int:
     except OSError as err:
         log = logbuf.value.decode(errors="replace").strip().splitlines()
         raise Unavailable("cannot load the device bpf program: "
-                          f"{os.strerror(err.errno).lower()}"
+                          f"{os.strerror(err.errno or 0).lower()}"
                           + (f" ({log[-1]})" if log else "")) from err
     return fd
 
@@ -156,7 +156,7 @@ def install(cgroup_dir: str, rules: tuple[DeviceRule, ...]) -> None:
                                              BPF_F_ALLOW_MULTI, 0))
         except OSError as err:
             raise PermissionDenied(f"cannot attach the device bpf program to {cgroup_dir}: "
-                                   f"{os.strerror(err.errno).lower()}") from err
+                                   f"{os.strerror(err.errno or 0).lower()}") from err
         for prog_id in old:
             try:
                 old_fd = bpf(BPF_PROG_GET_FD_BY_ID, struct.pack("<III", prog_id, 0, 0))[0]

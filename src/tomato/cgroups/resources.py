@@ -323,7 +323,7 @@ def _devices(items: Any) -> tuple[DeviceRule, ...]:
               "must be a combination of r, w and m", access)
         # Canonical order so rules compare equal regardless of spelling ("wr" == "rw").
         access = "".join(c for c in "rwm" if c in access)
-        out.append(DeviceRule(allow, typ,
+        out.append(DeviceRule(bool(allow), typ,
                               None if major in (None, -1) else major,
                               None if minor in (None, -1) else minor, access))
     return tuple(out)
@@ -341,7 +341,7 @@ def _network(d: Any) -> Network:
               f"{m}.name", "must be an interface name", name)
         prio = _int(it, "priority", m, 0, 2**32 - 1)
         _need(prio is not None, f"{m}.priority", "is required", prio)
-        prios.append((name, prio))
+        prios.append((str(name), int(prio)))  # type: ignore[arg-type]
     return Network(class_id=_int(d, "classID", n, 0, 2**32 - 1), priorities=tuple(prios))
 
 

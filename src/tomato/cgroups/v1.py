@@ -138,6 +138,7 @@ class V1Manager(Manager):
         return os.path.join(d, "freezer.state")
 
     def freeze(self) -> None:
+        self.require()
         path = self._freezer()
         # The kernel may report FREEZING for a while (tasks in uninterruptible
         # sleep); keep asking, bounded, like runc's freezer.go.
@@ -151,6 +152,7 @@ class V1Manager(Manager):
         raise Unavailable(f"cgroup {os.path.dirname(path)} did not freeze in time")
 
     def thaw(self) -> None:
+        self.require()
         path = self._freezer()
         write(path, "THAWED")
         for _ in range(_FREEZE_ATTEMPTS):
@@ -177,6 +179,7 @@ class V1Manager(Manager):
 
     # ---- resources --------------------------------------------------------------
     def set(self, res: Resources) -> None:
+        self.require()
         writes = self.plan(res)
         base.apply_writes(writes)
 
@@ -230,6 +233,7 @@ class V1Manager(Manager):
             self._add(w, "cpu", "cpu.rt_period_us", str(c.realtime_period),
                       f + ".realtimePeriod", optional=True)
         if c.realtime_runtime not in (None, 0):
+            self._plan_rt_parents(c.realtime_runtime, w)  # type: ignore[arg-type]
             self._add(w, "cpu", "cpu.rt_runtime_us", str(c.realtime_runtime),
                       f + ".realtimeRuntime", optional=True)
         if c.idle is not None:
@@ -247,6 +251,28 @@ class V1Manager(Manager):
                         or _try_read(os.path.join(parent, name)) or _online_cpus(online)
                     check_cpuset(value, avail, key)
                     self._add(w, "cpuset", name, value, f"{f}.{key}")
+
+    def _plan_rt_parents(self, runtime: int, w: list[Write]) -> None:
+        """A child's rt runtime must fit in its parent's: grow the runtime of the
+        parents this container owns (made by us, or the shared default "tomato")
+        from the top down.  Parents we do not own are left to their owner."""
+        d = self._dir("cpu")
+        if d is None or runtime < 0:
+            return
+        owned = base.parents_to_remove(self._created.get(d, 0), self.cgroups_path,
+                                       self.container_id)
+        chain, p = [], os.path.dirname(d)
+        for _ in range(owned):
+            chain.append(p)
+            p = os.path.dirname(p)
+        for parent in reversed(chain):
+            path = os.path.join(parent, "cpu.rt_runtime_us")
+            try:
+                current = int(read(path).strip())
+            except (OSError, ValueError):
+                return
+            if current != -1 and current < runtime:
+                w.append(Write(path, str(runtime)))
 
     def _plan_memory(self, res: Resources, w: list[Write]) -> None:
         m = res.memory
@@ -282,12 +308,11 @@ class V1Manager(Manager):
         if m.reservation not in (None, 0):
             self._add(w, "memory", "memory.soft_limit_in_bytes", str(m.reservation),
                       f + ".reservation")
-        if m.kernel not in (None, 0):
-            self._warn(f"{f}.kernel: kernel memory limits are not supported by this kernel; "
-                       "ignored")
-        if m.kernel_tcp not in (None, 0):
-            self._add(w, "memory", "memory.kmem.tcp.limit_in_bytes", str(m.kernel_tcp),
-                      f + ".kernelTCP", optional=True)
+        # Kernel memory limits are deprecated (linux 5.4) and gone (6.x); runc too
+        # accepts and ignores them with a warning.
+        for name, val in (("kernel", m.kernel), ("kernelTCP", m.kernel_tcp)):
+            if val not in (None, 0):
+                self._warn(f"{f}.{name}: kernel memory limits are deprecated and ignored")
         if m.swappiness is not None:
             self._add(w, "memory", "memory.swappiness", str(m.swappiness), f + ".swappiness")
         if m.disable_oom_killer:
@@ -416,6 +441,7 @@ class V1Manager(Manager):
 
     # ---- statistics --------------------------------------------------------------
     def stats(self) -> dict:
+        self.require()
         out: dict = {}
         cpu: dict = {"usage": {}, "throttling": {}}
         acct = self._dir("cpuacct")
@@ -492,7 +518,7 @@ def _ints(path: str) -> list[int]:
 
 
 def _blkio(path: str) -> list[dict]:
-    out = []
+    out: list[dict] = []
     try:
         text = read(path)
     except OSError:

@@ -13,7 +13,7 @@ import time
 from tomato.errors import InvalidArgument, NotFound, TomatoError, Unavailable
 
 from . import base
-from .base import Manager, Write, read, read_int, read_keyed, write
+from .base import Manager, Write, read_int, read_keyed, write
 from .convert import blkio_weight_to_io_weight, shares_to_weight, swap_to_v2
 from .resources import Resources
 from .v1 import _try_read, check_cpuset
@@ -119,6 +119,7 @@ class V2Manager(Manager):
         return os.path.exists(self._f("cgroup.freeze"))
 
     def kill_all(self, sig: int = 9) -> None:
+        self.require()
         if sig == 9 and os.path.exists(self._f("cgroup.kill")):
             write(self._f("cgroup.kill"), "1")  # atomic, races no fork (linux 5.14)
             return
@@ -131,6 +132,7 @@ class V2Manager(Manager):
 
     # ---- resources --------------------------------------------------------------
     def set(self, res: Resources) -> None:
+        self.require()
         writes = self.plan(res)
         base.apply_writes(writes)
         if res.devices is not None:
@@ -138,13 +140,17 @@ class V2Manager(Manager):
             devices_bpf.install(self.path, res.devices)
 
     def _add(self, w: list[Write], name: str, value: str, field: str,
-             restore: bool = True, undo: str | None = None) -> None:
+             restore: bool = True, undo: str | None = None, optional: bool = False) -> None:
         path = self._f(name)
         if not os.path.exists(path):
             ctrl = name.split(".")[0]
-            self._warn(f"{field}: the {ctrl} controller is not enabled for {self.path} "
-                       f"(no {name}); ignored")
-            return
+            if optional:
+                self._warn(f"{field}: this kernel has no {name}; ignored")
+                return
+            # A limit silently not applied is worse than a clear failure.
+            raise Unavailable(f"{field}: the {ctrl} controller is not enabled for {self.path} "
+                              f"(no {name}; a parent with processes of its own cannot "
+                              "delegate controllers)")
         w.append(Write(path, value, restore, undo))
 
     def plan(self, res: Resources) -> list[Write]:
@@ -163,9 +169,9 @@ class V2Manager(Manager):
                     (_try_read(self._f("cpu.max")).split() + ["100000"])[1]
                 self._add(w, "cpu.max", f"{quota} {period}", f + ".cpu.quota")
             if c.burst is not None:
-                self._add(w, "cpu.max.burst", str(c.burst), f + ".cpu.burst")
+                self._add(w, "cpu.max.burst", str(c.burst), f + ".cpu.burst", optional=True)
             if c.idle is not None:
-                self._add(w, "cpu.idle", str(c.idle), f + ".cpu.idle")
+                self._add(w, "cpu.idle", str(c.idle), f + ".cpu.idle", optional=True)
             if c.realtime_runtime not in (None, 0) or c.realtime_period not in (None, 0):
                 self._warn(f"{f}.cpu.realtimeRuntime: cgroup v2 has no realtime bandwidth; "
                            "ignored")
@@ -190,7 +196,7 @@ class V2Manager(Manager):
                           f + ".memory.limit")
             if swap is not None:
                 self._add(w, "memory.swap.max", "max" if swap == -1 else str(swap),
-                          f + ".memory.swap")
+                          f + ".memory.swap", optional=True)  # swapaccount=0
             if m.reservation not in (None, 0):
                 self._add(w, "memory.low", "max" if m.reservation == -1 else str(m.reservation),
                           f + ".memory.reservation")
@@ -265,6 +271,7 @@ class V2Manager(Manager):
 
     # ---- statistics --------------------------------------------------------------
     def stats(self) -> dict:
+        self.require()
         st = read_keyed(self._f("cpu.stat"))
         out: dict = {"cpu": {
             "usage": {"total": st.get("usage_usec", 0) * 1000,

@@ -8,7 +8,7 @@ import signal
 import subprocess
 
 import pytest
-from cgroup_helpers import PY, has_file, read_file, wait_until
+from cgroup_helpers import has_file, read_file, wait_until
 
 from tomato.cgroups import Resources, hierarchies, load_manager, mode, new_manager
 from tomato.errors import InvalidArgument
@@ -239,3 +239,32 @@ def test_default_parent_removed_by_last_container_out(parent_name):
     finally:
         a.destroy()
         b.destroy()
+
+
+def test_kill_all_keeps_a_paused_container_paused(mgr, procs):
+    p = procs.start(mgr, ["sleep", "60"])
+    mgr.freeze()
+    mgr.kill_all(signal.SIGTERM)
+    assert mgr.frozen()          # still paused; the signal waits for resume
+    assert p.poll() is None
+    mgr.thaw()
+    assert p.wait(timeout=10) == -signal.SIGTERM
+
+
+def test_kill_all_sigkill_on_paused_container(mgr, procs):
+    p = procs.start(mgr, ["sleep", "60"])
+    mgr.freeze()
+    mgr.kill_all(signal.SIGKILL)
+    assert p.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_operations_on_a_missing_cgroup_say_not_found(make_manager):
+    from tomato.errors import NotFound
+
+    mgr = make_manager(create=False)
+    for op in (mgr.stats, mgr.freeze, mgr.thaw, mgr.pids, lambda: mgr.kill_all(9),
+               lambda: mgr.apply(os.getpid()),
+               lambda: mgr.set(Resources.from_oci({"pids": {"limit": 3}}))):
+        with pytest.raises(NotFound, match="does not exist"):
+            op()
+    mgr.destroy()  # nothing to do, no error

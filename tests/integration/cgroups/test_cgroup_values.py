@@ -165,3 +165,20 @@ def test_unified_keys(mgr):
     mgr.set(Resources.from_oci({"unified": {key: value}}))
     with open(os.path.join(mgr.paths[""], key)) as f:
         assert f.read().strip() == value
+
+
+def test_realtime_runtime(mgr):
+    """v1: the rt budget is granted through the parents this container owns;
+    v2 has no rt bandwidth (a warning)."""
+    oci = {"cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 10000}}
+    if mgr.version == 2:
+        mgr.set(Resources.from_oci(oci))
+        assert any("realtime" in w for w in mgr.warnings)
+        return
+    if not has_file(mgr, "cpu", "cpu.rt_runtime_us"):
+        pytest.skip("this kernel has no RT group scheduling (CONFIG_RT_GROUP_SCHED)")
+    mgr.set(Resources.from_oci(oci))
+    assert read_file(mgr, "cpu", "cpu.rt_runtime_us") == "10000"
+    assert read_file(mgr, "cpu", "cpu.rt_period_us") == "1000000"
+    # Give the budget back so the parent can be removed cleanly.
+    mgr.set(Resources.from_oci({"cpu": {"realtimeRuntime": 0}}))

@@ -149,3 +149,14 @@ def test_parents_to_remove():
     assert parents_to_remove(1, "pods/x", "x") == 0    # someone else's parent
     assert parents_to_remove(3, "/a/b/x", "x") == 2
     assert parents_to_remove(0, "/a/b/x", "x") == 0
+
+
+def test_v2_missing_controller_is_an_error_not_a_silent_skip(tmp_path):
+    from tomato.errors import Unavailable
+
+    d = fake(tmp_path / "c", {"cpu.max": "max 100000"})
+    m = V2Manager(d, str(tmp_path), 0, "c", "c")
+    with pytest.raises(Unavailable, match="memory controller is not enabled"):
+        m.plan(Resources.from_oci({"memory": {"limit": MiB}}))
+    m.plan(Resources.from_oci({"cpu": {"quota": 10000, "burst": 5}}))  # burst: optional
+    assert any("cpu.max.burst" in w for w in m.warnings)
