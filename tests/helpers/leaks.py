@@ -124,10 +124,30 @@ def snapshot() -> Snapshot:
     return Snapshot(_mounts(), _cgroup_dirs(), _foreign_pidns_processes(), _netns(), _links())
 
 
+def _cgroup_is_ours(path: str) -> bool:
+    """A new cgroup is this session's leak if its processes descend from us, or if
+    it stays empty: another session's container cgroup holds that session's
+    processes, and is empty only for a moment while it is made or removed."""
+    def procs() -> list[int]:
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            return []
+
+    found = procs()
+    if found:
+        return any(_descends_from_us(p) for p in found)
+    import time
+
+    time.sleep(0.2)
+    return os.path.isdir(path) and not procs()
+
+
 def difference(before: Snapshot, after: Snapshot) -> Snapshot:
     return Snapshot(
         after.mounts - before.mounts,
-        after.cgroups - before.cgroups,
+        {cg for cg in after.cgroups - before.cgroups if _cgroup_is_ours(cg)},
         after.processes - before.processes,
         after.netns - before.netns,
         after.links - before.links,

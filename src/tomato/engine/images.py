@@ -21,19 +21,27 @@ from pathlib import Path
 from typing import Any
 
 from tomato.errors import Conflict, InvalidArgument, NotFound
-from tomato.images import archive
-from tomato.images.auth import Credentials, CredentialStore
 from tomato.images.content import ContentStore
-from tomato.images.importer import import_tarball
-from tomato.images.manifest import Index, Manifest, Platform, host_platform, parse_manifest
-from tomato.images.pull import Progress, PulledImage, Stores, load_config, load_manifest
-from tomato.images.pull import pull as _pull
-from tomato.images.pull import unpack as _unpack
-from tomato.images.push import Pushed
-from tomato.images.push import push as _push
+from tomato.images.manifest import (
+    Index,
+    Manifest,
+    Platform,
+    host_platform,
+    load_config,
+    load_manifest,
+    parse_manifest,
+)
 from tomato.images.reference import Reference, is_image_id, parse
-from tomato.images.registry import RegistryClient, is_local
 from tomato.images.snapshots import COMMITTED, Mount, Snapshotter
+
+# The registry client, archives and the pull machinery (http.client, email,
+# threads...) are imported by the use cases that need them: `tomato ps` and
+# `tomato run` of a local image must not pay ~50 ms for them.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.images.pull import Progress, PulledImage, Stores
+    from tomato.images.push import Pushed
+    from tomato.images.registry import RegistryClient
 
 from .store import Store
 
@@ -129,7 +137,12 @@ class _Ctx:
         self.store = Store(cfg.root)
         self.content = ContentStore(cfg.root / "content")
         self.snapshots = Snapshotter(cfg.root / "snapshots")
-        self.stores = Stores(self.content, self.snapshots)
+
+    @property
+    def stores(self) -> Stores:
+        from tomato.images.pull import Stores
+
+        return Stores(self.content, self.snapshots)
 
 
 # -- records ------------------------------------------------------------------------
@@ -197,6 +210,8 @@ def _record(ctx: _Ctx, image: PulledImage | None, *, image_id: str, manifest_dig
 
 # -- registry access -------------------------------------------------------------------
 def _client(ctx: _Ctx, ref: Reference) -> RegistryClient:
+    from tomato.images.auth import CredentialStore
+    from tomato.images.registry import RegistryClient
     insecure = ref.domain in ctx.cfg.insecure_registries
     creds = CredentialStore(ctx.cfg.auth_file).get(ref.domain)
     return RegistryClient(ref.domain, insecure=insecure, credentials=creds)
@@ -204,6 +219,7 @@ def _client(ctx: _Ctx, ref: Reference) -> RegistryClient:
 
 def pull(cfg: EngineConfig, name: str, *, platform: Platform | None = None,
          progress: Callable[[Progress], None] | None = None) -> ImageSummary:
+    from tomato.images.pull import pull as _pull
     ref = parse(name)
     ctx = _Ctx(cfg)
     client = _client(ctx, ref)
@@ -221,6 +237,7 @@ def pull(cfg: EngineConfig, name: str, *, platform: Platform | None = None,
 
 def push(cfg: EngineConfig, name: str, *,
          progress: Callable[[Progress], None] | None = None) -> Pushed:
+    from tomato.images.push import push as _push
     ref = parse(name)
     ctx = _Ctx(cfg)
     with ctx.store.read() as db:
@@ -239,6 +256,8 @@ def push(cfg: EngineConfig, name: str, *,
 
 def login(cfg: EngineConfig, server: str, username: str, password: str) -> str:
     """Check the credentials against the registry, then store them (0600). Returns the host."""
+    from tomato.images.auth import Credentials, CredentialStore
+    from tomato.images.registry import RegistryClient
     host = server.removeprefix("https://").removeprefix("http://").rstrip("/")
     if host in ("index.docker.io/v1", "index.docker.io", "registry-1.docker.io"):
         host = "docker.io"
@@ -253,6 +272,7 @@ def login(cfg: EngineConfig, server: str, username: str, password: str) -> str:
 
 
 def logout(cfg: EngineConfig, server: str) -> bool:
+    from tomato.images.auth import CredentialStore
     host = server.removeprefix("https://").removeprefix("http://").rstrip("/") or "docker.io"
     return CredentialStore(cfg.auth_file).remove(host)
 
@@ -445,6 +465,7 @@ def disk_usage(cfg: EngineConfig) -> list[DfRow]:
 
 # -- archives ------------------------------------------------------------------------------
 def save(cfg: EngineConfig, names: list[str], output: Path, fmt: str = "docker-archive") -> None:
+    from tomato.images import archive
     ctx = _Ctx(cfg)
     items = []
     with ctx.store.read() as db:
@@ -463,6 +484,8 @@ def save(cfg: EngineConfig, names: list[str], output: Path, fmt: str = "docker-a
 
 
 def load(cfg: EngineConfig, source: Path) -> list[ImageSummary]:
+    from tomato.images import archive
+    from tomato.images.pull import unpack as _unpack
     ctx = _Ctx(cfg)
     out = []
     with ctx.store.lock("gc", shared=True):
@@ -486,6 +509,8 @@ def import_image(cfg: EngineConfig, source: Path | None, *, reference: str | Non
                  config: dict[str, Any] | None = None, message: str = "",
                  stream: Any = None) -> ImageSummary:
     """``tomato import``: a rootfs tarball (path, or ``stream``) becomes an image."""
+    from tomato.images.importer import import_tarball
+    from tomato.images.pull import unpack as _unpack
     ctx = _Ctx(cfg)
     ref = parse(reference) if reference else None
     with ctx.store.lock("gc", shared=True):
@@ -549,3 +574,9 @@ __all__ = ["EngineConfig", "ImageSummary", "ImageDetail", "HistoryEntry", "Remov
            "DfRow", "pull", "push", "login", "logout", "list_images", "get_image", "inspect",
            "history", "tag", "remove", "prune", "disk_usage", "save", "load", "import_image",
            "prepare_rootfs", "rootfs_mounts", "release_rootfs", "is_local"]
+
+
+def is_local(host: str) -> bool:
+    from tomato.images.registry import is_local as _is_local
+
+    return _is_local(host)

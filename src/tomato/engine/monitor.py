@@ -347,14 +347,17 @@ class Monitor:
         return 0
 
 
-def main(argv: list[str]) -> int:
-    root, cid = Path(argv[0]), argv[1]
+def run_monitor(root: Path, cid: str) -> int:
     from tomato.runtime.statedir import proc_start_time
 
     monitor = Monitor(root, cid)
     monitor.records.set_state(cid, monitor_pid=os.getpid(),
                               monitor_start=proc_start_time(os.getpid()))
     return monitor.serve()
+
+
+def main(argv: list[str]) -> int:
+    return run_monitor(Path(argv[0]), argv[1])
 
 
 if __name__ == "__main__":

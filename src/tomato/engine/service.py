@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -271,23 +270,64 @@ def start(cfg: EngineConfig, ref: str, attach_wait: bool = False) -> Container:
     }
     (records.path(c.id) / "monitor.json").write_text(json.dumps(monitor_cfg))
     records.set_state(c.id, stop_requested=False, error="")
-    with open(records.path(c.id) / "monitor.log", "ab") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "tomato.engine.monitor", str(cfg.root), c.id],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-            start_new_session=True, close_fds=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    proc.stdout.close()
-    try:
-        report = json.loads(line) if line else {}
-    except ValueError:
-        report = {}
+    report = _spawn_monitor(cfg.root, c.id, records.path(c.id) / "monitor.log")
     if "pid" not in report:
-        proc.wait()
         detail = report.get("error") or _tail(records.path(c.id) / "monitor.log")
         raise TomatoError(f"failed to start container {c.short_id}: {detail}")
     return records.get(c.id)
+
+
+def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
+    """Fork the container's monitor from this process and wait for its first report.
+
+    Forking (rather than starting a new interpreter) costs no Python start-up
+    or imports: everything the monitor needs is already loaded here.  The
+    double fork detaches it (new session, not our child) so it outlives us.
+    """
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover — runs in the forked monitor
+        code = 1
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork() > 0:
+                os._exit(0)
+            null = os.open("/dev/null", os.O_RDWR)
+            err = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            os.dup2(null, 0)
+            os.dup2(w, 1)
+            os.dup2(err, 2)
+            for fd in (null, err, w):
+                os.close(fd)
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+            from tomato.engine.monitor import run_monitor
+
+            code = run_monitor(root, cid)
+        except BaseException as exc:  # noqa: BLE001
+            try:
+                os.write(2, f"monitor: {exc}\n".encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    os.close(w)
+    os.waitpid(pid, 0)
+    chunks = []
+    while True:
+        chunk = os.read(r, 4096)
+        if not chunk or b"\n" in chunk:
+            chunks.append(chunk)
+            break
+        chunks.append(chunk)
+    os.close(r)
+    line = b"".join(chunks).split(b"\n")[0]
+    try:
+        report: dict[str, Any] = json.loads(line) if line else {}
+    except ValueError:
+        report = {}
+    return report
 
 
 def _tail(path: Path) -> str:

@@ -202,3 +202,19 @@ def chain_ids(diff_ids: tuple[str, ...] | list[str]) -> list[str]:
 __all__ = ["Platform", "Descriptor", "Manifest", "Index", "ImageConfig", "parse_manifest",
            "parse_config", "select_manifest", "chain_ids", "host_platform", "parse_platform",
            "ACCEPT"]
+
+
+def load_manifest(content: Any, digest: str) -> Manifest:
+    m = parse_manifest(content.read(digest))
+    if not isinstance(m, Manifest):
+        raise InvalidArgument(f"{digest} is an index, not an image manifest")
+    return m
+
+
+def load_config(content: Any, manifest: Manifest) -> ImageConfig:
+    cfg = parse_config(content.read(manifest.config.digest))
+    if len(cfg.diff_ids) != len(manifest.layers):
+        raise InvalidArgument(
+            f"image config lists {len(cfg.diff_ids)} layers but the manifest has "
+            f"{len(manifest.layers)}")
+    return cfg

@@ -30,6 +30,7 @@ from .manifest import (
     parse_manifest,
     select_manifest,
 )
+from .manifest import load_config, load_manifest  # noqa: F401 — re-exported
 from .reference import Reference
 from .registry import RegistryClient
 from .snapshots import Snapshotter, Staging
@@ -73,22 +74,6 @@ SIZE_LABEL = "tomato.size"
 class Stores:
     content: ContentStore
     snapshots: Snapshotter
-
-
-def load_manifest(content: ContentStore, digest: str) -> Manifest:
-    m = parse_manifest(content.read(digest))
-    if not isinstance(m, Manifest):
-        raise InvalidArgument(f"{digest} is an index, not an image manifest")
-    return m
-
-
-def load_config(content: ContentStore, manifest: Manifest) -> ImageConfig:
-    cfg = parse_config(content.read(manifest.config.digest))
-    if len(cfg.diff_ids) != len(manifest.layers):
-        raise InvalidArgument(
-            f"image config lists {len(cfg.diff_ids)} layers but the manifest has "
-            f"{len(manifest.layers)}")
-    return cfg
 
 
 class _Pipeline:
