@@ -69,9 +69,18 @@ def is_within(root: str, path: str) -> bool:
 
 
 def mkdir_all_in_root(root: str, path: str, mode: int = 0o755) -> str:
-    """Create ``path`` (and parents) inside ``root``; return its host path."""
-    host = resolve_in_root(root, path)
-    os.makedirs(host, mode=mode, exist_ok=True)
+    """Create ``path`` (and parents) inside ``root``; return its host path.
+
+    Errors name ``path`` as the container sees it, not the host path it
+    resolved to (a cwd of /proc/self/fd/N resolves through the container's
+    /proc to something like <root>/proc/1/fd/pipe:[123]).
+    """
+    try:
+        host = resolve_in_root(root, path)
+        os.makedirs(host, mode=mode, exist_ok=True)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot create {path} in the container: "
+                                 f"{err.strerror or err}", path) from err
     # A racing symlink swap after resolution would show up here.
     if not is_within(root, os.path.realpath(host)):
         raise OSError(errno.EXDEV, "path escapes the root", path)

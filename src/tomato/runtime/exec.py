@@ -82,10 +82,15 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
         raise InvalidArgument("process.terminal is true: --console-socket is required")
     warnings: list[str] = []
     caps = None
-    if proc.capabilities is not None:
+    cap_spec = proc.capabilities
+    if cap_spec is None and spec.process is not None:
+        # As runc: a process.json without capabilities gets the container's,
+        # never the runtime's own full set.
+        cap_spec = spec.process.capabilities
+    if cap_spec is not None:
         from tomato._sys import caps as capmod
 
-        caps = capmod.CapSets.from_oci(proc.capabilities, warnings)
+        caps = capmod.CapSets.from_oci(cap_spec, warnings)
     seccomp_filter = None
     if spec.linux.seccomp is not None:
         from tomato._sys import seccomp as seccomp_mod
