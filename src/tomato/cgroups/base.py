@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from tomato.errors import InvalidArgument, NotFound, PermissionDenied, TomatoError, Unavailable
 
-from .resources import Resources
+from .resources import Resources, parse_cpuset
 
 
 def read(path: str) -> str:
@@ -47,6 +47,33 @@ def read_keyed(path: str) -> dict[str, int]:
             except ValueError:
                 pass
     return out
+
+
+def try_read(path: str) -> str:
+    try:
+        return read(path).strip()
+    except OSError:
+        return ""
+
+
+def online(name: str) -> str:
+    """The kernel's list of online cpus or memory nodes ("0-1"), "" if unknown."""
+    try:
+        return read(f"/sys/devices/system/{name}/online").strip()
+    except OSError:
+        return ""
+
+
+def check_cpuset(value: str | None, available: str, field: str) -> None:
+    """A cpuset naming CPUs (or memory nodes) the parent does not have is an error
+    the kernel reports as a bare EINVAL; name the field and the missing ones."""
+    if value is None or value == "" or available == "":
+        return
+    want, have = parse_cpuset(value), parse_cpuset(available)
+    missing = sorted(want - have)
+    if missing:
+        raise InvalidArgument(f"linux.resources.cpu.{field}: {','.join(map(str, missing))} "
+                              f"not available (available: {available})")
 
 
 def write_error(path: str, value: str, err: OSError) -> TomatoError:

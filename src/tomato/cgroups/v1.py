@@ -13,30 +13,10 @@ import time
 from tomato.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 
 from . import base
-from .base import Manager, Write, read, read_int, read_keyed, write
-from .resources import Resources, effective_device_rules, parse_cpuset
+from .base import Manager, Write, check_cpuset, read, read_int, try_read, write
+from .resources import Resources, effective_device_rules
 
-#: Controllers whose absence only warrants a warning when a resource needs them.
-_FREEZE_ATTEMPTS = 1000
-
-
-def _online_cpus(name: str) -> str:
-    try:
-        return read(f"/sys/devices/system/{name}/online").strip()
-    except OSError:
-        return ""
-
-
-def check_cpuset(value: str | None, available: str, field: str) -> None:
-    """A cpuset naming CPUs (or memory nodes) the parent does not have is an error
-    the kernel reports as a bare EINVAL; name the field and the missing ones."""
-    if value is None or value == "" or available == "":
-        return
-    want, have = parse_cpuset(value), parse_cpuset(available)
-    missing = sorted(want - have)
-    if missing:
-        raise InvalidArgument(f"linux.resources.cpu.{field}: {','.join(map(str, missing))} "
-                              f"not available (available: {available})")
+_FREEZE_ATTEMPTS = 1000  # polls of freezer.state (bounded: ~10 s)
 
 
 class V1Manager(Manager):
@@ -243,12 +223,12 @@ class V1Manager(Manager):
             self._warn(f"{f}.cpus: the cpuset cgroup controller is not mounted; ignored")
         elif cs is not None:
             parent = os.path.dirname(cs)
-            for key, name, online in (("cpus", "cpuset.cpus", "cpu"),
-                                      ("mems", "cpuset.mems", "node")):
+            for key, name, kind in (("cpus", "cpuset.cpus", "cpu"),
+                                    ("mems", "cpuset.mems", "node")):
                 value = getattr(c, key)
                 if value:
-                    avail = _try_read(os.path.join(parent, "cpuset.effective_" + key)) \
-                        or _try_read(os.path.join(parent, name)) or _online_cpus(online)
+                    avail = try_read(os.path.join(parent, "cpuset.effective_" + key)) \
+                        or try_read(os.path.join(parent, name)) or base.online(kind)
                     check_cpuset(value, avail, key)
                     self._add(w, "cpuset", name, value, f"{f}.{key}")
 
@@ -378,7 +358,7 @@ class V1Manager(Manager):
         target = []
         for r in exceptions:
             target += [(r.allow, line) for line in r.v1_lines()]
-        current = _try_read(os.path.join(d, "devices.list")).splitlines()
+        current = try_read(os.path.join(d, "devices.list")).splitlines()
         if not default_allow and current and "a *:* rwm" not in current:
             # Already default-deny: move to the new list without a moment where
             # the running container loses a device it keeps (runc's emulator
@@ -442,99 +422,14 @@ class V1Manager(Manager):
     # ---- statistics --------------------------------------------------------------
     def stats(self) -> dict:
         self.require()
-        out: dict = {}
-        cpu: dict = {"usage": {}, "throttling": {}}
-        acct = self._dir("cpuacct")
-        if acct:
-            u = cpu["usage"]
-            u["total"] = read_int(os.path.join(acct, "cpuacct.usage"))
-            u["percpu"] = _ints(os.path.join(acct, "cpuacct.usage_percpu"))
-            u["percpu_kernel"] = _ints(os.path.join(acct, "cpuacct.usage_percpu_sys"))
-            u["percpu_user"] = _ints(os.path.join(acct, "cpuacct.usage_percpu_user"))
-            st = read_keyed(os.path.join(acct, "cpuacct.stat"))
-            hz = os.sysconf("SC_CLK_TCK") or 100
-            u["kernel"] = st.get("system", 0) * 1_000_000_000 // hz
-            u["user"] = st.get("user", 0) * 1_000_000_000 // hz
-        c = self._dir("cpu")
-        if c:
-            st = read_keyed(os.path.join(c, "cpu.stat"))
-            cpu["throttling"] = {"periods": st.get("nr_periods", 0),
-                                 "throttledPeriods": st.get("nr_throttled", 0),
-                                 "throttledTime": st.get("throttled_time", 0)}
-        out["cpu"] = cpu
-        m = self._dir("memory")
-        if m:
-            def entry(prefix: str) -> dict:
-                return {"limit": read_int(os.path.join(m, prefix + "limit_in_bytes")),
-                        "usage": read_int(os.path.join(m, prefix + "usage_in_bytes")),
-                        "max": read_int(os.path.join(m, prefix + "max_usage_in_bytes")),
-                        "failcnt": read_int(os.path.join(m, prefix + "failcnt"))}
-            raw = read_keyed(os.path.join(m, "memory.stat"))
-            oom = read_keyed(os.path.join(m, "memory.oom_control"))
-            out["memory"] = {"cache": raw.get("total_cache", raw.get("cache", 0)),
-                             "usage": entry("memory."), "swap": entry("memory.memsw."),
-                             "kernel": entry("memory.kmem."),
-                             "kernelTCP": entry("memory.kmem.tcp."), "raw": raw,
-                             "oom_kill": oom.get("oom_kill", 0),
-                             "under_oom": oom.get("under_oom", 0)}
-        p = self._dir("pids")
-        if p:
-            out["pids"] = {"current": read_int(os.path.join(p, "pids.current")),
-                           "limit": read_int(os.path.join(p, "pids.max")),
-                           "max_events": read_keyed(os.path.join(p, "pids.events")).get("max", 0)}
-        b = self._dir("blkio")
-        if b:
-            out["blkio"] = {
-                "ioServiceBytesRecursive": _blkio(os.path.join(
-                    b, "blkio.throttle.io_service_bytes_recursive")),
-                "ioServicedRecursive": _blkio(os.path.join(
-                    b, "blkio.throttle.io_serviced_recursive")),
-            }
-        h = self._dir("hugetlb")
-        if h:
-            out["hugetlb"] = {}
-            for name in sorted(os.listdir(h)):
-                if name.startswith("hugetlb.") and name.endswith(".limit_in_bytes"):
-                    size = name.split(".")[1]
-                    out["hugetlb"][size] = {
-                        "usage": read_int(os.path.join(h, f"hugetlb.{size}.usage_in_bytes")),
-                        "max": read_int(os.path.join(h, f"hugetlb.{size}.max_usage_in_bytes")),
-                        "failcnt": read_int(os.path.join(h, f"hugetlb.{size}.failcnt"))}
-        return out
+        from .v1stats import collect
 
-
-def _try_read(path: str) -> str:
-    try:
-        return read(path).strip()
-    except OSError:
-        return ""
-
-
-def _ints(path: str) -> list[int]:
-    try:
-        return [int(x) for x in read(path).split()]
-    except (OSError, ValueError):
-        return []
-
-
-def _blkio(path: str) -> list[dict]:
-    out: list[dict] = []
-    try:
-        text = read(path)
-    except OSError:
-        return out
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and ":" in parts[0]:
-            major, minor = parts[0].split(":")
-            out.append({"major": int(major), "minor": int(minor), "op": parts[1],
-                        "value": int(parts[2])})
-    return out
+        return collect(self._paths)
 
 
 def _device_value(path: str, major: int, minor: int) -> str:
     """The current per-device value of a throttle file ("0": unlimited)."""
-    for line in _try_read(path).splitlines():
+    for line in try_read(path).splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] == f"{major}:{minor}":
             return parts[1]

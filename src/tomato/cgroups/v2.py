@@ -13,10 +13,9 @@ import time
 from tomato.errors import InvalidArgument, NotFound, TomatoError, Unavailable
 
 from . import base
-from .base import Manager, Write, read_int, read_keyed, write
+from .base import Manager, Write, check_cpuset, read_int, read_keyed, try_read, write
 from .convert import blkio_weight_to_io_weight, shares_to_weight, swap_to_v2
 from .resources import Resources
-from .v1 import _try_read, check_cpuset
 
 
 class V2Manager(Manager):
@@ -62,8 +61,8 @@ class V2Manager(Manager):
         parts = [] if rel == "." else rel.split(os.sep)
         d = self.mountpoint
         for part in parts:
-            available = _try_read(os.path.join(d, "cgroup.controllers")).split()
-            enabled = set(_try_read(os.path.join(d, "cgroup.subtree_control")).split())
+            available = try_read(os.path.join(d, "cgroup.controllers")).split()
+            enabled = set(try_read(os.path.join(d, "cgroup.subtree_control")).split())
             for ctrl in available:
                 if ctrl in enabled:
                     continue
@@ -164,9 +163,9 @@ class V2Manager(Manager):
             if c.quota not in (None, 0) or c.period not in (None, 0):
                 quota = "max" if c.quota in (None, 0, -1) else str(c.quota)
                 if c.quota in (None, 0):
-                    quota = (_try_read(self._f("cpu.max")).split() or ["max"])[0]
+                    quota = (try_read(self._f("cpu.max")).split() or ["max"])[0]
                 period = str(c.period) if c.period else \
-                    (_try_read(self._f("cpu.max")).split() + ["100000"])[1]
+                    (try_read(self._f("cpu.max")).split() + ["100000"])[1]
                 self._add(w, "cpu.max", f"{quota} {period}", f + ".cpu.quota")
             if c.burst is not None:
                 self._add(w, "cpu.max.burst", str(c.burst), f + ".cpu.burst", optional=True)
@@ -179,7 +178,7 @@ class V2Manager(Manager):
             for key in ("cpus", "mems"):
                 value = getattr(c, key)
                 if value:
-                    check_cpuset(value, _try_read(os.path.join(parent, f"cpuset.{key}.effective")),
+                    check_cpuset(value, try_read(os.path.join(parent, f"cpuset.{key}.effective")),
                                  key)
                     self._add(w, f"cpuset.{key}", value, f"{f}.cpu.{key}")
         m = res.memory
@@ -233,7 +232,7 @@ class V2Manager(Manager):
             if not os.path.exists(path):
                 raise InvalidArgument(f"{f}.unified.{key}: no such file in {self.path} "
                                       "(controller not enabled?)")
-            w.append(Write(path, value, restore="\n" not in _try_read(path)))
+            w.append(Write(path, value, restore="\n" not in try_read(path)))
         return w
 
     def _plan_io(self, res: Resources, w: list[Write]) -> None:
@@ -303,7 +302,7 @@ class V2Manager(Manager):
                            "max_events": read_keyed(self._f("pids.events")).get("max", 0)}
         if os.path.exists(self._f("io.stat")):
             by, ios = [], []
-            for line in _try_read(self._f("io.stat")).splitlines():
+            for line in try_read(self._f("io.stat")).splitlines():
                 dev, *kvs = line.split()
                 major, _, minor = dev.partition(":")
                 vals = dict(kv.split("=", 1) for kv in kvs if "=" in kv)
@@ -332,12 +331,12 @@ def _listdir(path: str) -> list[str]:
 
 
 def _current_limit(path: str) -> int | None:
-    text = _try_read(path)
+    text = try_read(path)
     return None if text in ("", "max") else int(text)
 
 
 def _io_max_value(path: str, dev: str, key: str) -> str:
-    for line in _try_read(path).splitlines():
+    for line in try_read(path).splitlines():
         parts = line.split()
         if parts and parts[0] == dev:
             for kv in parts[1:]:
