@@ -35,10 +35,9 @@ TOMATO = str(Path(sys.executable).parent / "tomato-runtime")
 WARMUP = 3
 
 
-def timed(fn: object) -> float:
-    t0 = time.perf_counter()
-    fn()  # type: ignore[operator]
-    return time.perf_counter() - t0
+def check(r: subprocess.CompletedProcess[str], what: str) -> None:
+    if r.returncode != 0:
+        raise RuntimeError(f"{what} failed: {r.stderr.strip()}")
 
 
 def bench(n: int) -> int:
@@ -67,24 +66,18 @@ def bench(n: int) -> int:
         with Containerd(tmp / "c") as ctrd:
             ctrd.import_image(archive)
             for name, rt in runtimes.items():
-                r = ctrd.run(rt, f"sleeper-{name}", "sleep", "100000", opts=["--detach"])
-                if r.returncode != 0:
-                    raise RuntimeError(f"{name}: ctr run -d failed: {r.stderr}")
+                check(ctrd.run(rt, f"sleeper-{name}", "sleep", "100000", opts=["--detach"]),
+                      f"{name}: ctr run -d")
             for i in range(n + WARMUP):
                 for name, rt in runtimes.items():
-                    cid = f"{name}-{i}"
-
-                    def run_rm() -> None:
-                        r = ctrd.run(rt, cid, "true", opts=["--rm"])  # noqa: B023
-                        if r.returncode != 0:
-                            raise RuntimeError(f"{cid}: {r.stderr.strip()}")
-
-                    def exec_true() -> None:
-                        r = ctrd.exec(f"sleeper-{name}", f"e{i}", "true")  # noqa: B023
-                        if r.returncode != 0:
-                            raise RuntimeError(f"exec in {name}: {r.stderr.strip()}")
-
-                    t_run, t_exec = timed(run_rm), timed(exec_true)
+                    t0 = time.perf_counter()
+                    r = ctrd.run(rt, f"{name}-{i}", "true", opts=["--rm"])
+                    t_run = time.perf_counter() - t0
+                    check(r, f"{name}: ctr run --rm")
+                    t0 = time.perf_counter()
+                    r = ctrd.exec(f"sleeper-{name}", f"e{i}", "true")
+                    t_exec = time.perf_counter() - t0
+                    check(r, f"{name}: ctr task exec")
                     if i >= WARMUP:
                         results["run --rm"].setdefault(name, []).append(t_run)
                         results["exec"].setdefault(name, []).append(t_exec)
