@@ -154,15 +154,18 @@ def test_ps_exec_detached_and_kill_all(containerd: Containerd, runtime: Runtime)
     k = containerd.ctr("task", "kill", "--all", "--signal", "SIGKILL", "many")
     assert k.returncode == 0, containerd.explain(k)
     assert containerd.wait_status("many", "STOPPED") == "STOPPED"
-    for pid in pids:
-        assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(_gone(pid) for pid in pids):
+        time.sleep(0.05)
+    assert all(_gone(pid) for pid in pids), f"still running: {pids}"
     d = containerd.ctr("task", "delete", "many")
     assert d.returncode == 0, containerd.explain(d)
     assert containerd.ctr("container", "delete", "many").returncode == 0
     assert_clean(containerd, runtime, "many")
 
 
-def _is_zombie(pid: int) -> bool:
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie waiting for the shim to reap it."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
@@ -183,15 +186,13 @@ def test_pause_resume(containerd: Containerd, runtime: Runtime) -> None:
     assert_clean(containerd, runtime, "frozen")
 
 
-def test_tty_through_console_socket(containerd: Containerd, runtime: Runtime) -> None:
-    """ctr run -t: the shim passes --console-socket and relays the pty master."""
+def on_pty(argv: list[str], timeout: float = 60) -> tuple[int, bytes]:
+    """Run ``argv`` with a pty as its stdio (``ctr -t`` insists); exit code and output."""
     master, slave = pty.openpty()
-    args = containerd.ctr_argv(*containerd.run_args(
-        runtime, "tty", ["sh", "-c", "tty; echo tty-ok; exit 4"], ["--rm", "--tty"]))
-    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave)
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
     out = b""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([master], [], [], 1)
@@ -208,15 +209,34 @@ def test_tty_through_console_socket(containerd: Containerd, runtime: Runtime) ->
             if not chunk:
                 break
             out += chunk
-        code = proc.wait(30)
+        return proc.wait(30), out
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+def test_tty_through_console_socket(containerd: Containerd, runtime: Runtime) -> None:
+    """ctr run -t: the shim passes --console-socket and relays the pty master."""
+    code, out = on_pty(containerd.ctr_argv(*containerd.run_args(
+        runtime, "tty", ["sh", "-c", "tty; echo tty-ok; exit 4"], ["--rm", "--tty"])))
     assert code == 4, out
     assert b"/dev/pts/" in out and b"tty-ok" in out, out
     assert_clean(containerd, runtime, "tty")
+
+
+def test_exec_tty(containerd: Containerd, runtime: Runtime) -> None:
+    """ctr task exec -t: exec --console-socket in a container that has no tty itself."""
+    r = containerd.run(runtime, "ttyexec", "sleep", "1000", opts=["--detach"])
+    assert r.returncode == 0, containerd.explain(r)
+    code, out = on_pty(containerd.ctr_argv(
+        "task", "exec", "--tty", "--fifo-dir", str(containerd.fifo_dir), "--exec-id", "t1",
+        "ttyexec", "sh", "-c", "tty; echo exec-tty-ok; exit 6"))
+    assert code == 6, out
+    assert b"/dev/pts/" in out and b"exec-tty-ok" in out, out
+    stop_and_delete(containerd, "ttyexec")
+    assert_clean(containerd, runtime, "ttyexec")
 
 
 def test_failed_create_leaves_nothing(containerd: Containerd, runtime: Runtime) -> None:
