@@ -22,6 +22,7 @@
 #   TOMATO_CGROUP2_VM_ACCEL   kvm, tcg or auto (default: kvm, falling back to TCG when a
 #                             nested KVM guest does not reach its init within
 #                             TOMATO_CGROUP2_VM_KVM_GRACE seconds, default 45)
+#   TOMATO_CGROUP2_VM_TRY_PVM set to try KVM even on a kvm_pvm host (to see it fail over)
 #   TOMATO_CGROUP2_VM_KARGS   extra kernel arguments (default "quiet loglevel=3")
 #   TOMATO_CGROUP2_VM_TIMEOUT seconds before the guest is killed (default 600)
 set -eu
@@ -170,7 +171,7 @@ run() {
     if [ "$accel" = auto ]; then
         if [ ! -w /dev/kvm ]; then
             accel=tcg
-        elif [ -d /sys/module/kvm_pvm ]; then
+        elif [ -d /sys/module/kvm_pvm ] && [ -z "${TOMATO_CGROUP2_VM_TRY_PVM:-}" ]; then
             # PVM (pagetable-based nested KVM, e.g. on a cloud VM) runs only
             # PVM-enabled guest kernels; Debian's stock kernel never reaches init.
             log "/dev/kvm is kvm_pvm, which cannot boot Debian's kernel: using TCG"
@@ -184,7 +185,9 @@ run() {
     set +e
     boot "$accel" "$console"
     qrc=$?
-    if [ "$qrc" = 124 ] && [ "$accel" = kvm ] && ! grep -qs 'tomato-cgroup2-vm: init' "$console"; then
+    if [ "$accel" = kvm ] && ! grep -qs 'tomato-cgroup2-vm: init' "$console"; then
+        # KVM refused the CPU model, crashed or crawled: the run proves nothing
+        # yet, so retry the same guest under TCG when the choice was ours.
         if [ "${TOMATO_CGROUP2_VM_ACCEL:-auto}" = auto ]; then
             log "falling back to TCG (software emulation; slower but complete)"
             mv "$console" "$console.kvm"
