@@ -4,7 +4,8 @@
 #   tools/cgroup2-vm/run.sh [build|test]      (default: test; build only prepares the cache)
 #
 # The guest is Debian's own kernel (/boot/vmlinuz-<kver> of the host's
-# linux-image-amd64) booted by qemu-system-x86_64 -enable-kvm with a custom
+# linux-image-amd64) booted by qemu-system-x86_64 -enable-kvm (or TCG where
+# KVM cannot boot it: kvm_pvm hosts such as the development VM) with a custom
 # initramfs that *is* the root filesystem: an mmdebstrap'd Debian (python3,
 # python3-pytest, busybox-static, stress) plus the few kernel modules 9p needs.
 # Its /init mounts cgroup2 at /sys/fs/cgroup (no systemd), mounts the project
@@ -24,14 +25,14 @@
 #                             TOMATO_CGROUP2_VM_KVM_GRACE seconds, default 45)
 #   TOMATO_CGROUP2_VM_TRY_PVM set to try KVM even on a kvm_pvm host (to see it fail over)
 #   TOMATO_CGROUP2_VM_KARGS   extra kernel arguments (default "quiet loglevel=3")
-#   TOMATO_CGROUP2_VM_TIMEOUT seconds before the guest is killed (default 600)
+#   TOMATO_CGROUP2_VM_TIMEOUT seconds before the guest is killed (default 300)
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
 CACHE=${TOMATO_CGROUP2_VM_CACHE:-/var/tmp/tomato-cgroup2-vm}
 TESTS=${TOMATO_CGROUP2_VM_TESTS:-tests/integration/cgroups tests/unit/cgroups}
-TIMEOUT=${TOMATO_CGROUP2_VM_TIMEOUT:-600}
+TIMEOUT=${TOMATO_CGROUP2_VM_TIMEOUT:-300}
 PACKAGES=python3,python3-pytest,busybox-static,stress
 # Bump when the image recipe changes so cached images are rebuilt.
 RECIPE=5
