@@ -3,10 +3,13 @@
 A private containerd (see helpers/containerd.py) runs busybox with
 ``ctr run --runc-binary <runtime>``; every test runs once with tomato-runtime
 and once with runc, so a difference between the two shows as one failing id.
-The shim calls the runtime with runc's command line (create --bundle
---pid-file [--console-socket], start, state, kill [--all], delete [--force],
-exec --process --detach --pid-file, ps --format json, pause, resume) and
-reads the last JSON line of --log when a call fails.
+The shim calls the runtime with runc's command line (``--root R --log
+BUNDLE/log.json --log-format json`` then create --bundle --pid-file
+[--console-socket], start, exec --process --detach --pid-file
+[--console-socket], ps --format json, pause, resume, kill [--all] ID SIG,
+delete, delete --force) and passes the last error line of --log to ctr.
+Each test also checks that the runtime under test really ran (see
+``Runtime.created``) and that nothing of the container is left.
 """
 
 from __future__ import annotations
