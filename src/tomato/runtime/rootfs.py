@@ -122,12 +122,47 @@ def _mount_cgroup(rootfs: str, mnt: Mount, flags: int, cgroup_dirs: list[tuple[s
     return dest
 
 
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def _make_parent_private(rootfs: str) -> None:
+    """Make the mount holding the rootfs private if it is shared or unbindable.
+
+    pivot_root(2) refuses a new root whose mount or parent mount is shared,
+    a shared parent would propagate our rootfs bind back to the host, and an
+    unbindable one cannot be bound at all (runc's rootfsParentMountPrivate).
+    """
+    best, optional = "", ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split(" - ", 1)[0].split()
+            point = _unescape(fields[4])
+            if is_within(point, rootfs) and len(point) >= len(best):
+                best, optional = point, " ".join(fields[6:])
+    if best and ("shared:" in optional or "unbindable" in optional):
+        c.mount(None, best, None, c.MS_PRIVATE)
+
+
 def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str, str]],
               unified: bool, in_userns: bool) -> bool:
     """Steps 1-4.  Returns whether /dev was set up by us (default devices made)."""
     propagation = spec.linux.rootfs_propagation
+    # As runc: the spec's propagation exactly as given ("shared" is not "rshared").
     root_flags = propagation_flag(propagation) if propagation else c.MS_SLAVE | c.MS_REC
-    c.mount(None, "/", None, root_flags | c.MS_REC)
+    c.mount(None, "/", None, root_flags)
+    _make_parent_private(rootfs)
     c.mount(rootfs, rootfs, None, c.MS_BIND | c.MS_REC)
     cgroupns = spec.linux.namespace("cgroup") is not None
     dev_is_ours = False
@@ -158,13 +193,18 @@ def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str,
     if dev_is_ours:
         make_default_devices(rootfs, in_userns)
     for dev in spec.linux.devices:
+        if os.path.normpath(dev.path) == "/dev/ptmx":
+            continue  # the link to the container's devpts, made above (as runc)
         make_device(rootfs, dev, in_userns)
     return dev_is_ours
 
 
 def make_device(rootfs: str, dev: Device, in_userns: bool) -> None:
-    host = resolve_in_root(rootfs, dev.path)
-    if not is_within(rootfs, host):
+    # Resolve the directory only: a link at the node's own path is replaced,
+    # never followed (it could point into devpts or at another device).
+    path = os.path.normpath(dev.path)
+    host = os.path.join(resolve_in_root(rootfs, os.path.dirname(path)), os.path.basename(path))
+    if not is_within(rootfs, host) or host == rootfs:
         raise InvalidArgument(f"device path {dev.path} escapes the rootfs")
     os.makedirs(os.path.dirname(host), exist_ok=True)
     if os.path.lexists(host):

@@ -228,6 +228,26 @@ def test_rootfs_propagation(root: Path, bundle: Path, propagation: str) -> None:
         subprocess.run(["umount", str(mnt)], check=False)
 
 
+@pytest.mark.parametrize("propagation", ["shared", "rshared", "private", "slave", "unbindable"])
+def test_every_rootfs_propagation_starts(root: Path, bundle: Path, propagation: str) -> None:
+    """pivot_root refuses a shared new root or parent: runc makes the rootfs' parent private."""
+    edit(bundle, lambda cfg: cfg["linux"].__setitem__("rootfsPropagation", propagation))
+    proc = run_in(root, bundle, C1, "sh", "-c", "echo $$; exit 3", check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.split() == ["1"]
+
+
+def test_rshared_rootfs_does_not_leak_the_rootfs_bind_to_the_host(root: Path,
+                                                                 bundle: Path) -> None:
+    edit(bundle, lambda cfg: cfg["linux"].__setitem__("rootfsPropagation", "rshared"))
+    before = Path("/proc/self/mountinfo").read_text()
+    run_detached(root, bundle, C1, "sleep", "60")
+    try:
+        assert Path("/proc/self/mountinfo").read_text() == before
+    finally:
+        runtime(root, "delete", "--force", C1)
+
+
 @pytest.mark.parametrize("readonly", [True, False])
 def test_root_readonly(root: Path, bundle: Path, readonly: bool) -> None:
     edit(bundle, lambda cfg: cfg["root"].__setitem__("readonly", readonly))
@@ -284,6 +304,21 @@ def test_linux_devices(root: Path, bundle: Path) -> None:
     assert "Permission denied" in out[2]
     assert out[3] == "write-ok"
     assert out[4].strip() == "3"
+
+
+def test_linux_devices_may_list_ptmx_and_default_devices(root: Path, bundle: Path) -> None:
+    """A privileged spec lists every host device, /dev/ptmx and /dev/null among them:
+    /dev/ptmx stays the link to the container's devpts (runc skips it)."""
+    def fn(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["devices"] = [
+            {"path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2, "fileMode": 0o666},
+            {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
+            {"path": "/dev/tty", "type": "c", "major": 5, "minor": 0, "fileMode": 0o666},
+        ]
+    edit(bundle, fn)
+    out = run_in(root, bundle, C1, "sh", "-c",
+                 "readlink /dev/ptmx; stat -c '%t:%T' /dev/null /dev/pts/ptmx").stdout.split()
+    assert out == ["pts/ptmx", "1:3", "5:2"]
 
 
 def test_masked_paths_are_empty(root: Path, bundle: Path) -> None:
