@@ -34,6 +34,9 @@ from tomato.images.manifest import (
 from tomato.images.reference import Reference, is_image_id, parse
 from tomato.images.snapshots import COMMITTED, Mount, Snapshotter
 
+
+from .store import Store
+
 # The registry client, archives and the pull machinery (http.client, email,
 # threads...) are imported by the use cases that need them: `tomato ps` and
 # `tomato run` of a local image must not pay ~50 ms for them.
@@ -42,8 +45,6 @@ if TYPE_CHECKING:
     from tomato.images.pull import Progress, PulledImage, Stores
     from tomato.images.push import Pushed
     from tomato.images.registry import RegistryClient
-
-from .store import Store
 
 DEFAULT_ROOT = Path("/var/lib/tomato")
 
