@@ -267,13 +267,9 @@ def test_run_options(containerd: Containerd, runtime: Runtime, opts: list[str], 
     assert_clean(containerd, runtime, "opts")
 
 
-def test_privileged(containerd: Containerd, runtime: Runtime,
-                    request: pytest.FixtureRequest) -> None:
-    """--privileged lists every host device, /dev/ptmx among them."""
-    if runtime.name == "tomato-runtime":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "rootfs.make_device follows the /dev/ptmx -> pts/ptmx link made by "
-            "make_default_devices and unlinks devpts' ptmx: EPERM (runc skips /dev/ptmx)")))
+def test_privileged(containerd: Containerd, runtime: Runtime) -> None:
+    """--privileged lists every host device, /dev/ptmx among them (which must stay
+    the link to pts/ptmx, not be followed into devpts)."""
     r = containerd.run(runtime, "priv", "sh", "-c",
                        "test -L /dev/ptmx && test -c /dev/null && "
                        "grep CapEff /proc/self/status | cut -f2",
@@ -283,12 +279,8 @@ def test_privileged(containerd: Containerd, runtime: Runtime,
     assert_clean(containerd, runtime, "priv")
 
 
-def test_rootfs_propagation_shared(containerd: Containerd, runtime: Runtime,
-                                   request: pytest.FixtureRequest) -> None:
-    if runtime.name == "tomato-runtime":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "rootfs.mount_all makes / rshared but leaves the rootfs' parent mount "
-            "shared, so pivot_root(\".\", \".\") fails with EINVAL (runc makes it private)")))
+def test_rootfs_propagation_shared(containerd: Containerd, runtime: Runtime) -> None:
+    """pivot_root refuses a shared parent mount: the runtime must make it private."""
     r = containerd.run(runtime, "shared", "sh", "-c", "exit 3",
                        opts=["--rm", "--rootfs-propagation", "shared"])
     assert r.returncode == 3, containerd.explain(r)
