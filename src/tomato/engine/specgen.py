@@ -188,12 +188,20 @@ def build_spec(opts: RunOptions, image_config: dict[str, Any], cid: str, rootfs:
     return spec
 
 
+def _all_we_hold() -> list[str]:
+    """Every capability this engine itself holds: what --privileged and ALL grant
+    (root here lacks CAP_SYS_RESOURCE, and a container cannot get more than we have)."""
+    from tomato._sys import caps as capmod
+
+    _eff, permitted, _inh = capmod.capget()
+    return [capmod.CAP_NAMES[i] for i in sorted(permitted) if i < len(capmod.CAP_NAMES)]
+
+
 def _capabilities(opts: RunOptions, defaults: tuple[str, ...]) -> list[str]:
     from tomato._sys import caps as capmod
 
     if opts.privileged:
-        return [capmod.CAP_NAMES[i] for i in range(capmod.last_cap() + 1)
-                if i < len(capmod.CAP_NAMES)]
+        return _all_we_hold()
 
     def norm(name: str) -> str:
         n = name.upper()
@@ -204,8 +212,7 @@ def _capabilities(opts: RunOptions, defaults: tuple[str, ...]) -> list[str]:
     capmod.parse([c for c in adds + drops if c != "ALL"])  # unknown names → clear error
     caps = [] if "ALL" in drops else list(defaults)
     if "ALL" in adds:
-        caps = [capmod.CAP_NAMES[i] for i in range(capmod.last_cap() + 1)
-                if i < len(capmod.CAP_NAMES)]
+        caps = _all_we_hold()
     caps = [c for c in caps if c not in drops] + [c for c in adds if c != "ALL"]
     return sorted(set(caps))
 
