@@ -1,7 +1,13 @@
 #!/bin/sh
 # Run tomato's cgroup test-suite on a pure cgroup2 hierarchy inside a KVM guest.
 #
-#   tools/cgroup2-vm/run.sh [build|test]      (default: test; build only prepares the cache)
+#   tools/cgroup2-vm/run.sh [build|test|test-legacy]
+#
+#   test         (default) pure cgroup2: the v2 backend
+#   test-legacy  the same suite on a v1-only guest laid out like older distributions
+#                (cpu,cpuacct and net_cls,net_prio co-mounted; hugetlb, rdma, net_cls
+#                present), which the development machine cannot show
+#   build        only prepare the cached image
 #
 # The guest is Debian's own kernel (/boot/vmlinuz-<kver> of the host's
 # linux-image-amd64) booted by qemu-system-x86_64 -enable-kvm (or TCG where
@@ -35,7 +41,7 @@ TESTS=${TOMATO_CGROUP2_VM_TESTS:-tests/integration/cgroups tests/unit/cgroups}
 TIMEOUT=${TOMATO_CGROUP2_VM_TIMEOUT:-300}
 PACKAGES=python3,python3-pytest,busybox-static,stress
 # Bump when the image recipe changes so cached images are rebuilt.
-RECIPE=5
+RECIPE=6
 
 log() { echo "cgroup2-vm: $*" >&2; }
 die() { log "$*"; exit 2; }
@@ -142,7 +148,7 @@ boot() {
     timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 $accel_args \
         -smp 2 -m 2048 -nographic -no-reboot \
         -kernel "$KERNEL" -initrd "$IMAGE" \
-        -append "console=ttyS0 panic=-1 ${TOMATO_CGROUP2_VM_KARGS:-quiet loglevel=3} cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 tomato.tests=$args" \
+        -append "console=ttyS0 panic=-1 ${TOMATO_CGROUP2_VM_KARGS:-quiet loglevel=3} $LAYOUT_ARGS tomato.tests=$args" \
         -virtfs local,path="$PROJECT",mount_tag=project,security_model=none,readonly=on \
         -drive file="$CACHE/scratch.img",if=virtio,format=raw \
         -serial "file:$2" -monitor none -display none -nic none &
@@ -182,7 +188,7 @@ run() {
         fi
     fi
     : >"$console"
-    log "booting $KERNEL ($accel) on cgroup2 (console: $console)"
+    log "booting $KERNEL ($accel; $LAYOUT_ARGS) (console: $console)"
     set +e
     boot "$accel" "$console"
     qrc=$?
@@ -209,8 +215,12 @@ run() {
     exit "$rc"
 }
 
+LAYOUT_ARGS="cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 tomato.cgroups=unified"
 case "${1:-test}" in
     build) build;;
     test) build; run;;
-    *) die "usage: $0 [build|test]";;
+    test-legacy)
+        LAYOUT_ARGS="systemd.unified_cgroup_hierarchy=0 tomato.cgroups=legacy"
+        build; run;;
+    *) die "usage: $0 [build|test|test-legacy]";;
 esac
