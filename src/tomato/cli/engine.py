@@ -559,7 +559,53 @@ def register_images(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 # -- main -----------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+class _Skip:
+    """Stands in for a parser (or a group of them) that this invocation never uses."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **k: self
+
+
+class _OnlyCommand:
+    """Subparsers that really build only the command being run: argparse spends
+    milliseconds per sub-parser, and `tomato` has dozens of them."""
+
+    def __init__(self, real: Any, wanted: str | None) -> None:
+        self.real = real
+        self.wanted = wanted
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        names = [name, *kwargs.get("aliases", [])]
+        if self.wanted is not None and self.wanted not in names:
+            return _Skip()
+        return self.real.add_parser(name, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+_GLOBAL_WITH_VALUE = ("--root", "--insecure-registry", "--config")
+
+
+def _command_word(argv: list[str]) -> str | None:
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _GLOBAL_WITH_VALUE:
+            i += 2
+            continue
+        if arg.startswith("-"):
+            if arg in ("-h", "--help"):
+                return None
+            i += 1
+            continue
+        return arg
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    # argparse asks gettext to translate every string it builds (~10 ms here).
+    argparse._ = lambda message: message  # type: ignore[attr-defined]
     common = argparse.ArgumentParser(add_help=False)
     parser = _Parser(prog="tomato", description="A container engine built on the kernel's parts")
     parser.add_argument("--root", default=os.environ.get("TOMATO_ROOT", "/var/lib/tomato"),
@@ -570,8 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="directory of config.json with registry credentials")
     parser.add_argument("--debug", action="store_true", default=bool(
         os.environ.get("TOMATO_DEBUG")), help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
-                                required=True)
+    real = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                 required=True)
+    sub = _OnlyCommand(real, _command_word(argv) if argv is not None else None)
     register_images(sub, common)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub, common)
@@ -586,7 +633,8 @@ def make_config(args: argparse.Namespace) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args, make_config(args)) or 0)

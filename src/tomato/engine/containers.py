@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import secrets
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -90,7 +89,7 @@ class Container:
 
 
 def new_id() -> str:
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 def random_name(taken: set[str]) -> str:
