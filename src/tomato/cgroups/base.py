@@ -76,6 +76,17 @@ def check_cpuset(value: str | None, available: str, field: str) -> None:
                               f"not available (available: {available})")
 
 
+def check_before_update(limit: int | None, usage_file: str) -> None:
+    """OCI memory.checkBeforeUpdate: refuse a limit below current usage instead
+    of letting the kernel reclaim or OOM-kill (runc does the same check)."""
+    if limit is None or limit == -1:
+        return
+    usage = read_int(usage_file, default=-1)
+    if usage > limit:
+        raise InvalidArgument(f"linux.resources.memory.limit: {limit} is below the current "
+                              f"usage of {usage} bytes (checkBeforeUpdate)")
+
+
 def write_error(path: str, value: str, err: OSError) -> TomatoError:
     """A kernel refusal as a typed error naming the resource file and value."""
     name = os.path.basename(path)

@@ -261,6 +261,8 @@ class V1Manager(Manager):
         f = "linux.resources.memory"
         d = self._dir("memory")
         limit = None if m.limit in (None, 0) else m.limit
+        if m.check_before_update and d:
+            base.check_before_update(limit, os.path.join(d, "memory.usage_in_bytes"))
         swap = None if m.swap in (None, 0) else m.swap
         if limit not in (None, -1) and swap not in (None, -1) and swap < limit:  # type: ignore
             raise InvalidArgument(f"{f}.swap: must be at least memory.limit ({limit}), got {swap}")

@@ -184,6 +184,8 @@ class V2Manager(Manager):
         m = res.memory
         if m is not None:
             limit = None if m.limit in (None, 0) else m.limit
+            if m.check_before_update:
+                base.check_before_update(limit, self._f("memory.current"))
             try:
                 swap = swap_to_v2(m.swap, limit if limit is not None else
                                   _current_limit(self._f("memory.max")))

@@ -268,3 +268,14 @@ def test_operations_on_a_missing_cgroup_say_not_found(make_manager):
         with pytest.raises(NotFound, match="does not exist"):
             op()
     mgr.destroy()  # nothing to do, no error
+
+
+def test_check_before_update_refuses_limit_below_usage(mgr, procs):
+    p = procs.python(mgr, "import time\nb = b'x' * (24 << 20)\nprint('ok', flush=True)\n"
+                     "time.sleep(60)\n", stdout=subprocess.PIPE)
+    assert p.stdout.readline().strip() == b"ok"
+    before = _snapshot(mgr)
+    with pytest.raises(InvalidArgument, match="below the current usage"):
+        mgr.set(Resources.from_oci({"memory": {"limit": 4 * MiB, "checkBeforeUpdate": True}}))
+    assert _snapshot(mgr) == before
+    assert p.poll() is None
