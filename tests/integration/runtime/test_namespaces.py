@@ -108,10 +108,10 @@ def test_join_pid_namespace_by_path(root: Path, bundle: Path, workdir: Path) -> 
     try:
         b = _second_bundle(workdir, bundle, a_pid, ("pid",))
         out = run_in(root, b, B, "sh", "-c",
-                     "echo $$; grep -l sleep /proc/[0-9]*/cmdline | wc -l; " + NS_SCRIPT
+                     "echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo; " + NS_SCRIPT
                      ).stdout.splitlines()
         assert out[0] != "1"  # a's sleep is pid 1 of that namespace
-        assert out[1].strip() == "1"  # and b sees it
+        assert out[1].strip() == "sleep 60"  # and b sees it
         inside = dict(line.split() for line in out[2:])
         assert inside["pid"] == ns_inode(a_pid, "pid")
     finally:
