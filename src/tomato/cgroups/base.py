@@ -7,7 +7,7 @@ import errno
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from tomato.records import record as dataclass  # no dataclasses import on the start path
 
 from tomato.errors import InvalidArgument, NotFound, PermissionDenied, TomatoError, Unavailable
 
@@ -116,7 +116,7 @@ def write(path: str, value: str) -> None:
         os.close(fd)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Write:
     """One planned write; ``restore`` says whether reading the file back gives a
     value that can be written again to undo it (single-value knobs)."""

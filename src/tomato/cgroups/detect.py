@@ -10,7 +10,7 @@ not mounted at all.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from tomato.records import record as dataclass  # no dataclasses import on the start path
 
 #: Controllers a v1 hierarchy can carry (named hierarchies such as
 #: ``name=systemd`` carry none and are not used for resource control).
@@ -20,7 +20,7 @@ V1_CONTROLLERS = frozenset({
 })
 
 
-@dataclass(frozen=True)
+@dataclass
 class Hierarchy:
     """One mounted cgroup hierarchy.
 

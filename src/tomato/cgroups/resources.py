@@ -7,20 +7,45 @@ Validation errors are :class:`InvalidArgument` naming the OCI field.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Any
+from tomato.records import record as dataclass  # no dataclasses import on the start path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from tomato.errors import InvalidArgument
 
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
-_CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
-_PAGE_SIZE_RE = re.compile(r"^(\d+)(KB|MB|GB|TB|PB)$")
-_UNIFIED_KEY_RE = re.compile(r"^[a-z_]+\.[A-Za-z0-9_.\-]+$")
+# Hand-written matchers rather than regexes: `re` costs ~4 ms to import on the
+# runtime's start path.
+def _is_cpuset(text: str) -> bool:
+    """^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"""
+    for part in text.split(","):
+        lo, dash, hi = part.partition("-")
+        if not lo.isdigit() or not lo.isascii() or (dash and not (hi.isdigit() and hi.isascii())):
+            return False
+    return True
 
 
-@dataclass(frozen=True)
+def _is_page_size(text: str) -> bool:
+    """^\\d+(KB|MB|GB|TB|PB)$"""
+    return text[-2:] in ("KB", "MB", "GB", "TB", "PB") and text[:-2].isdigit() \
+        and text[:-2].isascii()
+
+
+_KEY_HEAD = frozenset("abcdefghijklmnopqrstuvwxyz_")
+_KEY_TAIL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _is_unified_key(text: str) -> bool:
+    """^[a-z_]+\\.[A-Za-z0-9_.\\-]+$"""
+    head, dot, tail = text.partition(".")
+    return bool(head) and bool(dot) and bool(tail) and _KEY_HEAD.issuperset(head) \
+        and _KEY_TAIL.issuperset(tail)
+
+
+@dataclass
 class CPU:
     shares: int | None = None
     quota: int | None = None            # -1: unlimited
@@ -33,7 +58,7 @@ class CPU:
     idle: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Memory:
     limit: int | None = None            # -1: unlimited
     reservation: int | None = None
@@ -46,12 +71,12 @@ class Memory:
     check_before_update: bool | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Pids:
     limit: int | None = None            # <= 0: unlimited
 
 
-@dataclass(frozen=True)
+@dataclass
 class WeightDevice:
     major: int
     minor: int
@@ -59,14 +84,14 @@ class WeightDevice:
     leaf_weight: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class ThrottleDevice:
     major: int
     minor: int
     rate: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class BlockIO:
     weight: int | None = None
     leaf_weight: int | None = None
@@ -77,7 +102,7 @@ class BlockIO:
     throttle_write_iops_device: tuple[ThrottleDevice, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass
 class DeviceRule:
     """One devices cgroup rule; ``major``/``minor`` None is the wildcard ``*``."""
 
@@ -105,26 +130,26 @@ class DeviceRule:
         return [f"{self.type} {major}:{minor} {self.access}"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Network:
     class_id: int | None = None
     priorities: tuple[tuple[str, int], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass
 class HugepageLimit:
     page_size: str                      # "2MB", "1GB" (the kernel's file naming)
     limit: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class RdmaLimit:
     device: str
     hca_handles: int | None = None
     hca_objects: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Resources:
     cpu: CPU | None = None
     memory: Memory | None = None
@@ -191,7 +216,7 @@ def parse_cpuset(text: str) -> frozenset[int]:
     text = text.strip()
     if text == "":
         return frozenset()
-    if not _CPUSET_RE.match(text):
+    if not _is_cpuset(text):
         raise ValueError(f"bad cpu list {text!r}")
     out: set[int] = set()
     for part in text.split(","):
@@ -352,7 +377,7 @@ def _hugepages(items: Any) -> tuple[HugepageLimit, ...]:
         n = f"hugepageLimits[{i}]"
         it = _obj(it, n)
         size = it.get("pageSize")
-        _need(isinstance(size, str) and bool(_PAGE_SIZE_RE.match(size)), f"{n}.pageSize",
+        _need(isinstance(size, str) and _is_page_size(size), f"{n}.pageSize",
               "must look like 2MB or 1GB", size)
         limit = _int(it, "limit", n, 0, UINT64_MAX)
         _need(limit is not None, f"{n}.limit", "is required", limit)
@@ -364,7 +389,7 @@ def _unified(d: Any) -> tuple[tuple[str, str], ...]:
     _need(isinstance(d, dict), "unified", "must be an object", d)
     out = []
     for k, v in d.items():
-        _need(isinstance(k, str) and bool(_UNIFIED_KEY_RE.match(k)) and ".." not in k,
+        _need(isinstance(k, str) and _is_unified_key(k) and ".." not in k,
               "unified", "keys must be cgroup2 file names like memory.high", k)
         _need(k not in ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control",
                         "cgroup.kill", "cgroup.type"),
