@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 from cgroup_helpers import has_file, read_file, wait_until
@@ -245,8 +246,12 @@ def test_kill_all_keeps_a_paused_container_paused(mgr, procs):
     p = procs.start(mgr, ["sleep", "60"])
     mgr.freeze()
     mgr.kill_all(signal.SIGTERM)
-    assert mgr.frozen()          # still paused; the signal waits for resume
-    assert p.poll() is None
+    assert mgr.frozen()          # still paused
+    if mgr.version == 1:
+        # v1 holds even fatal signals until resume; the v2 freezer lets a
+        # fatal one through, so there the process may already be gone.
+        time.sleep(0.2)
+        assert p.poll() is None
     mgr.thaw()
     assert p.wait(timeout=10) == -signal.SIGTERM
 
