@@ -23,8 +23,10 @@ def _mounts() -> set[str]:
     with open("/proc/self/mountinfo") as f:
         for line in f:
             point = line.split()[4]
-            if point.startswith(STORAGE_PREFIX) and not (
-                    OWN_STORAGE and point.startswith(OWN_STORAGE + "/")):
+            ours = bool(OWN_STORAGE) and point.startswith(OWN_STORAGE + "/")
+            # Scratch mounts under /tmp belong to whoever made them (another
+            # session, a benchmark): only ours there are our business.
+            if point.startswith("/tmp/") and not ours:
                 continue
             points.add(point)
     return points
