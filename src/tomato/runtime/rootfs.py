@@ -155,9 +155,34 @@ def _make_parent_private(rootfs: str) -> None:
         c.mount(None, best, None, c.MS_PRIVATE)
 
 
+#: sysctls the ipc namespace owns (runc's validator list).
+_IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                          "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                          "kernel.shm_rmid_forced"})
+
+
+def check_sysctls(spec: Spec) -> None:
+    """Refuse a sysctl that no namespace of the container owns: written from the
+    container's init it would change the host (kernel.core_pattern, vm.*, ...)."""
+    for key in spec.linux.sysctl:
+        name = key.replace("/", ".")
+        if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
+            owner = "ipc"
+        elif name.startswith("net."):
+            owner = "network"
+        elif name in ("kernel.hostname", "kernel.domainname"):
+            owner = "uts"
+        else:
+            raise InvalidArgument(f"sysctl {key} is not namespaced: it would change the host")
+        if spec.linux.namespace(owner) is None:
+            raise InvalidArgument(f"sysctl {key} needs a {owner} namespace of the container's "
+                                  "own: it would change the host's")
+
+
 def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str, str]],
               unified: bool, in_userns: bool) -> bool:
     """Steps 1-4.  Returns whether /dev was set up by us (default devices made)."""
+    check_sysctls(spec)  # here: the first step of init that sees the whole spec
     propagation = spec.linux.rootfs_propagation
     # As runc: the spec's propagation exactly as given ("shared" is not "rshared").
     root_flags = propagation_flag(propagation) if propagation else c.MS_SLAVE | c.MS_REC

@@ -105,6 +105,32 @@ def _bad_sysctl(bundle: Path) -> None:
     edit(bundle, lambda cfg: cfg["linux"].__setitem__("sysctl", {"net.no.such.key": "1"}))
 
 
+def _host_sysctl(key: str) -> str:
+    # The host's current value: harmless should a refusal ever fail to happen.
+    return Path("/proc/sys/" + key.replace(".", "/")).read_text().strip()
+
+
+def _unnamespaced_sysctl(bundle: Path) -> None:
+    edit(bundle, lambda cfg: cfg["linux"].__setitem__(
+        "sysctl", {"kernel.core_pattern": _host_sysctl("kernel.core_pattern")}))
+
+
+def _net_sysctl_without_netns(bundle: Path) -> None:
+    def fn(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                      if n["type"] != "network"]
+        cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": _host_sysctl("net.ipv4.ip_forward")}
+    edit(bundle, fn)
+
+
+def _ipc_sysctl_without_ipcns(bundle: Path) -> None:
+    def fn(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                      if n["type"] != "ipc"]
+        cfg["linux"]["sysctl"] = {"kernel.shmmni": _host_sysctl("kernel.shmmni")}
+    edit(bundle, fn)
+
+
 CASES: list[tuple[str, Callable[[Path], None], tuple[str, ...]]] = [
     ("missing-config", _missing_config, ("config.json",)),
     ("invalid-json", _invalid_json, ("config.json", "JSON")),
@@ -122,6 +148,10 @@ CASES: list[tuple[str, Callable[[Path], None], tuple[str, ...]]] = [
     ("missing-executable", _missing_executable, ("/no/such/binary",)),
     ("hostname-without-uts", _hostname_without_uts, ("hostname", "uts")),
     ("bad-sysctl", _bad_sysctl, ("net.no.such.key",)),
+    ("sysctl-not-namespaced", _unnamespaced_sysctl, ("kernel.core_pattern", "host")),
+    ("net-sysctl-without-netns", _net_sysctl_without_netns,
+     ("net.ipv4.ip_forward", "network namespace")),
+    ("ipc-sysctl-without-ipcns", _ipc_sysctl_without_ipcns, ("kernel.shmmni", "ipc")),
 ]
 
 
