@@ -20,7 +20,8 @@ def run_hooks(kind: str, hooks: tuple[Hook, ...], state_json: str) -> None:
 
 def run_hook(kind: str, hook: Hook, state_json: str) -> None:
     argv = list(hook.args) if hook.args else [hook.path]
-    env = dict(e.split("=", 1) for e in hook.env)
+    # As runc (Go's exec with a nil Env): a hook without env inherits ours.
+    env = dict(e.partition("=")[::2] for e in hook.env) if hook.env else None
     try:
         proc = subprocess.Popen(argv, executable=hook.path, env=env, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)

@@ -153,3 +153,13 @@ def test_hook_args_and_env(root: Path, bundle: Path, workdir: Path) -> None:
     # $0 is the script for sh; the arguments and only the given environment follow
     assert out.read_text().strip().split("|")[1:] == ["one", "two words", "hi", "unset"]
     shutil.rmtree(workdir / "argv", ignore_errors=True)
+
+
+def test_hook_without_env_inherits_the_runtimes(root: Path, bundle: Path, workdir: Path) -> None:
+    import os
+
+    out = workdir / "env"
+    edit(bundle, lambda cfg: cfg.__setitem__("hooks", {"prestart": [{
+        "path": "/bin/sh", "args": ["sh", "-c", f'echo "$PATH" > {out}']}]}))
+    run_in(root, bundle, C1, "true")
+    assert out.read_text().strip() == os.environ["PATH"]
