@@ -393,3 +393,13 @@ def test_sysctl_in_new_namespaces(root: Path, bundle: Path) -> None:
     assert out.split() == ["1", flipped_shm]
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host_fwd
     assert Path("/proc/sys/kernel/shm_rmid_forced").read_text() == host_shm
+
+
+def test_no_pivot_keeps_masks_and_read_only_paths(root: Path, bundle: Path) -> None:
+    out = run_in(root, bundle, C1, "sh", "-c",
+                 "wc -c < /proc/keys; ( : > /proc/sys/net/ipv4/ip_forward ) 2>&1; "
+                 "touch /x 2>&1; echo $$; true", extra=("--no-pivot",)).stdout.splitlines()
+    assert out[0].strip() == "0"
+    assert "Read-only file system" in out[1]
+    assert "Read-only file system" in out[2]
+    assert out[3] == "1"
