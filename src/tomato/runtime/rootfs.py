@@ -328,7 +328,8 @@ def readonly_root() -> None:
     _remount("/", c.MS_RDONLY)
 
 
-def cgroup_mount_dirs(cgroup_paths: dict[str, str], hierarchies: list[Any]) -> list[tuple[str, str]]:
+def cgroup_mount_dirs(cgroup_paths: dict[str, str],
+                      hierarchies: list[Any]) -> list[tuple[str, str]]:
     """(name inside /sys/fs/cgroup, host directory) for each hierarchy we manage."""
     out = []
     for h in hierarchies:

@@ -14,8 +14,14 @@ from typing import Any
 import pytest
 
 from .rt import runtime, state
-from .rt_extra import (assert_nothing_left, assert_one_line_error, cid, edit, run_detached,
-                       wait_stopped)
+from .rt_extra import (
+    assert_nothing_left,
+    assert_one_line_error,
+    cid,
+    edit,
+    run_detached,
+    wait_stopped,
+)
 
 C1 = cid("c1")
 

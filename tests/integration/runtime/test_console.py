@@ -7,8 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from .rt import runtime
-from .rt_extra import (ConsoleListener, assert_nothing_left, assert_one_line_error, cid, edit,
-                       read_until, wait_stopped)
+from .rt_extra import (
+    ConsoleListener,
+    assert_nothing_left,
+    assert_one_line_error,
+    cid,
+    edit,
+    read_until,
+    wait_stopped,
+)
 
 C1 = cid("c1")
 

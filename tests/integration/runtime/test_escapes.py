@@ -17,8 +17,16 @@ from typing import Any
 import pytest
 
 from .rt import RUNTIME, run_in, runtime
-from .rt_extra import (CAP, assert_nothing_left, assert_one_line_error, cid, delete_reaping,
-                       edit, run_detached, set_caps)
+from .rt_extra import (
+    CAP,
+    assert_nothing_left,
+    assert_one_line_error,
+    cid,
+    delete_reaping,
+    edit,
+    run_detached,
+    set_caps,
+)
 
 C1 = cid("c1")
 

@@ -11,8 +11,19 @@ from pathlib import Path
 import pytest
 
 from .rt import runtime
-from .rt_extra import (CAP, ConsoleListener, assert_one_line_error, cid, delete_reaping, edit,
-                       ns_inode, popen_runtime, read_until, run_detached, status_line)
+from .rt_extra import (
+    CAP,
+    ConsoleListener,
+    assert_one_line_error,
+    cid,
+    delete_reaping,
+    edit,
+    ns_inode,
+    popen_runtime,
+    read_until,
+    run_detached,
+    status_line,
+)
 
 C1 = cid("c1")
 

@@ -89,7 +89,8 @@ def test_bind_mount_ro_and_rw(root: Path, bundle: Path, workdir: Path) -> None:
                {"destination": "/data-rw", "type": "bind", "source": str(host),
                 "options": ["rbind", "rw"]})
     proc = run_in(root, bundle, C1, "sh", "-c",
-                  "cat /data-ro/f; { echo no > /data-ro/ro-new; } 2>&1; echo yes > /data-rw/rw-new; "
+                  "cat /data-ro/f; { echo no > /data-ro/ro-new; } 2>&1; "
+                  "echo yes > /data-rw/rw-new; "
                   "grep -E ' /data-r[ow] ' /proc/self/mountinfo | awk '{print $5, $6}'",
                   check=False)
     lines = proc.stdout.splitlines()
@@ -348,7 +349,8 @@ def test_readonly_paths_are_unwritable(root: Path, bundle: Path) -> None:
         cfg["linux"]["readonlyPaths"].append("/tmp")
     edit(bundle, fn)
     out = run_in(root, bundle, C1, "sh", "-c",
-                 "{ echo 1 > /proc/sys/net/ipv4/ip_forward; } 2>&1; cat /proc/sys/net/ipv4/ip_forward; "
+                 "{ echo 1 > /proc/sys/net/ipv4/ip_forward; } 2>&1; "
+                 "cat /proc/sys/net/ipv4/ip_forward; "
                  "touch /tmp/x 2>&1; touch /y && echo root-writable; true").stdout.splitlines()
     assert "Read-only file system" in out[0]
     assert out[1] == "0"

@@ -153,7 +153,8 @@ def test_cap_net_raw_needed_for_ping(root: Path, bundle: Path) -> None:
 
 
 def test_cap_sys_admin_needed_for_mount(root: Path, bundle: Path) -> None:
-    script = "mount -t tmpfs probe /tmp 2>&1; echo rc=$?; grep -c ' /tmp ' /proc/self/mountinfo; true"
+    script = ("mount -t tmpfs probe /tmp 2>&1; echo rc=$?; "
+              "grep -c ' /tmp ' /proc/self/mountinfo; true")
     edit(bundle, lambda cfg: set_caps(cfg, ["CAP_SYS_ADMIN"]))
     out = run_in(root, bundle, C1, "sh", "-c", script).stdout.splitlines()
     assert out[-2:] == ["rc=0", "1"], out
