@@ -133,9 +133,14 @@ class Containers:
         return Container(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]),
                          json.loads(row[6]), State.from_json(row[7]))
 
-    def add(self, c: Container) -> None:
+    def add(self, c: Container, pick_name: bool = False) -> None:
+        """Insert the record; with ``pick_name`` a random free name is chosen inside
+        the transaction, so concurrent creates never pick the same one."""
         with self.store.write() as db:
-            if c.name in {r[0] for r in db.execute("SELECT name FROM containers")}:
+            taken = {r[0] for r in db.execute("SELECT name FROM containers")}
+            if pick_name:
+                c.name = random_name(taken)
+            elif c.name in taken:
                 raise AlreadyExists(f'Conflict. The container name "/{c.name}" is already in '
                                     "use")
             db.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)",

@@ -183,7 +183,7 @@ def create(cfg: EngineConfig, opts: RunOptions) -> Container:
         options = opts.to_dict()
         options["anonymous_volumes"] = anonymous
         c = Container(cid, name, opts.image, img.id, time.time(), options, spec, State())
-        records.add(c)
+        records.add(c, pick_name=not opts.name)
         undo.pop_all()
     return c
 
