@@ -294,7 +294,7 @@ def create(states: StateDir, container_id: str, opts: CreateOptions,
 
         if new_userns and user_ns is not None:
             _write_mappings(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
-        placing = _Placement(manager, pid)
+        placing = _Placement(manager, pid, threaded=not any(k == "pid" for k, _ in joined))
         undo.callback(placing.settle)
         from tomato.runtime.process import set_oom_score_adj
 
@@ -326,12 +326,22 @@ def create(states: StateDir, container_id: str, opts: CreateOptions,
 
 
 class _Placement:
-    """Moves the init into its cgroups on a thread (see init._enter_cgroupns)."""
+    """Moves the init into its cgroups on a thread (see init._enter_cgroupns).
 
-    def __init__(self, manager: Any, pid: int) -> None:
+    After joining another pid namespace (setns for our children) the kernel
+    refuses to start threads, so then the move happens right here, inline.
+    """
+
+    def __init__(self, manager: Any, pid: int, threaded: bool = True) -> None:
         self.error: BaseException | None = None
         self.done = None
         if manager is None:
+            return
+        if not threaded:
+            try:
+                manager.apply(pid)
+            except BaseException as err:  # noqa: BLE001 — re-raised by wait()
+                self.error = err
             return
         import _thread
 

@@ -67,11 +67,19 @@ def container_init(ctx: InitContext) -> NoReturn:
         _init(ctx)
     except BaseException as err:  # noqa: BLE001 — everything must reach the runtime
         try:
-            ctx.channel.send("error", msg=str(err) or type(err).__name__)
+            ctx.channel.send("error", msg=describe(err))
         except OSError:
-            pass
+            sys.stderr.write(f"tomato-runtime: {describe(err)}\n")
         os._exit(1)
     os._exit(1)
+
+
+def describe(err: BaseException) -> str:
+    """One line for the user: "mount /proc: permission denied" rather than "[Errno 13] ..."."""
+    if isinstance(err, OSError) and err.strerror:
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror.lower()}"
+    return str(err) or type(err).__name__
 
 
 def _warn(ctx: InitContext, msg: str) -> None:
@@ -115,6 +123,10 @@ def _init(ctx: InitContext) -> None:
     assert proc is not None
     go = ctx.channel.expect("go")
     state_json: str = go["state"]
+    # Until execve this process is the runtime's interpreter: nothing that later
+    # joins the container may open /proc/<us>/exe or ptrace us (CVE-2019-5736).
+    # Only now, the runtime having written our uid/gid maps, which needs us dumpable.
+    c.prctl(c.PR_SET_DUMPABLE, 0)
     os.setsid()
     _join_namespaces(ctx)
     if ctx.new_userns:

@@ -267,9 +267,6 @@ def test_exec_runtime_exe_is_not_reachable_from_inside(root: Path, bundle: Path,
         delete_reaping(root, C1, [])
 
 
-@pytest.mark.xfail(reason="init.py: the container init (the runtime's interpreter) stays "
-                          "dumpable until execve, so an exec'd process can open /proc/1/exe",
-                   strict=True)
 def test_created_init_exe_is_not_reachable_from_inside(root: Path, bundle: Path) -> None:
     edit(bundle, lambda cfg: cfg["process"].__setitem__("args", ["sleep", "60"]))
     runtime(root, "create", "--bundle", str(bundle), C1)

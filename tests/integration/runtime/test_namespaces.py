@@ -100,9 +100,6 @@ def test_join_net_ipc_uts_by_path(root: Path, bundle: Path, workdir: Path) -> No
         runtime(root, "delete", "--force", A)
 
 
-@pytest.mark.xfail(reason="create.py: _Placement starts a thread after setns(CLONE_NEWPID); "
-                          "the kernel refuses CLONE_THREAD then (can't start new thread)",
-                   strict=True)
 def test_join_pid_namespace_by_path(root: Path, bundle: Path, workdir: Path) -> None:
     a_pid = run_detached(root, bundle, A, "sleep", "60")
     try:
