@@ -202,24 +202,24 @@ def main() -> int:
             work = base / f"round{r}"
             work.mkdir()
             if "tomato" in only:
-                results["tomato"].append(timed(lambda: run(
+                results["tomato"].append(timed(lambda work=work: run(
                     *TOMATO, "--root", str(work / "tomato"), "pull", "-q", ref, env=env)))
             if "ctr" in only:
                 ctrd = Containerd(work / "containerd")
                 try:
-                    results["ctr"].append(timed(lambda: run(
+                    results["ctr"].append(timed(lambda ctrd=ctrd: run(
                         "ctr", "--address", ctrd.sock, "image", "pull", "--plain-http", ref)))
                 finally:
                     ctrd.stop()
                     umount_below(work)
             if "skopeo" in only:
-                def sk() -> None:
+                def sk(work: Path = work) -> None:
                     run("skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}",
                         f"oci:{work}/sk:t")
                     run("umoci", "unpack", "--image", f"{work}/sk:t", str(work / "bundle"))
                 results["skopeo+umoci"].append(timed(sk))
-            log("round %d: %s" % (r + 1, ", ".join(f"{k} {v[-1]:.2f}s"
-                                                    for k, v in results.items() if v)))
+            done = ", ".join(f"{k} {v[-1]:.2f}s" for k, v in results.items() if v)
+            log(f"round {r + 1}: {done}")
             shutil.rmtree(work)
         med = {k: statistics.median(v) for k, v in results.items() if v}
         print(f"\npull + unpack of debian:bookworm minbase ({args.rounds} rounds, medians)")

@@ -12,8 +12,11 @@ positional construction, equality, repr, immutability, ``replace`` and
         destination: str
         options: tuple[str, ...] = ()
 
-Mutable defaults use ``factory(dict)``.  ``@record(frozen=False)`` makes a
-plain mutable record (for state that is built up step by step).
+Mutable defaults use ``field(default_factory=dict)``.  ``@record(frozen=False)``
+makes a plain mutable record (for state that is built up step by step).
+
+For the type checker, ``record`` and ``field`` are dataclasses' own (see the
+end of this module), so mypy checks constructors as it does for dataclasses.
 """
 
 from __future__ import annotations
@@ -113,7 +116,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def record(cls: Any = None, *, frozen: bool = True) -> Any:
+def _field(*, default_factory: Callable[[], Any]) -> Any:
+    """A default computed per instance (dataclasses.field's shape)."""
+    return factory(default_factory)
+
+
+def _record(cls: Any = None, *, frozen: bool = True) -> Any:
     def wrap(klass: type) -> type:
         fields = _fields_of(klass)
         for name, default in fields:  # class attributes would shadow nothing useful
@@ -132,3 +140,11 @@ def record(cls: Any = None, *, frozen: bool = True) -> Any:
         return klass
 
     return wrap(cls) if cls is not None else wrap
+
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass as record
+    from dataclasses import field
+else:
+    record = _record
+    field = _field

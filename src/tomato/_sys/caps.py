@@ -42,13 +42,14 @@ import ctypes
 import errno
 import os
 from collections.abc import Iterable, Mapping
-from tomato.records import record
 from functools import cache
+
+from tomato.errors import InvalidArgument, PermissionDenied
+from tomato.records import record
+
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any
-
-from tomato.errors import InvalidArgument, PermissionDenied
 
 #: Every capability this code knows, by number (linux/capability.h).
 CAP_NAMES: tuple[str, ...] = (

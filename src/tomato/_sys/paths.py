@@ -79,8 +79,7 @@ def mkdir_all_in_root(root: str, path: str, mode: int = 0o755) -> str:
         host = resolve_in_root(root, path)
         os.makedirs(host, mode=mode, exist_ok=True)
     except OSError as err:
-        raise OSError(err.errno, f"cannot create {path} in the container: "
-                                 f"{err.strerror or err}", path) from err
+        raise OSError(err.errno, f"cannot create it: {err.strerror or err}", path) from err
     # A racing symlink swap after resolution would show up here.
     if not is_within(root, os.path.realpath(host)):
         raise OSError(errno.EXDEV, "path escapes the root", path)

@@ -7,9 +7,9 @@ import errno
 import os
 import time
 from collections.abc import Iterable
-from tomato.records import record as dataclass  # no dataclasses import on the start path
 
 from tomato.errors import InvalidArgument, NotFound, PermissionDenied, TomatoError, Unavailable
+from tomato.records import record as dataclass  # no dataclasses import on the start path
 
 from .resources import Resources, parse_cpuset
 

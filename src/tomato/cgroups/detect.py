@@ -10,6 +10,7 @@ not mounted at all.
 from __future__ import annotations
 
 import os
+
 from tomato.records import record as dataclass  # no dataclasses import on the start path
 
 #: Controllers a v1 hierarchy can carry (named hierarchies such as

@@ -7,13 +7,12 @@ Validation errors are :class:`InvalidArgument` naming the OCI field.
 
 from __future__ import annotations
 
+from tomato.errors import InvalidArgument
 from tomato.records import record as dataclass  # no dataclasses import on the start path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-from tomato.errors import InvalidArgument
 
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1

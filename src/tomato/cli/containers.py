@@ -763,7 +763,7 @@ def cmd_stats(args: argparse.Namespace, cfg: Any) -> int:
         if args.format == "json":
             keys = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"]
             for r in rows[1:]:
-                print(json.dumps(dict(zip(keys, r))))
+                print(json.dumps(dict(zip(keys, r, strict=False))))
         else:
             from tomato.cli.engine import print_table
 

@@ -9,8 +9,10 @@ stops at the first positional argument, as runc's does.
 
 from __future__ import annotations
 
+import builtins
+
 from tomato.errors import InvalidArgument
-from tomato.records import factory, record
+from tomato.records import field, record
 
 BOOL, VALUE, MULTI = "bool", "value", "multi"
 
@@ -26,20 +28,20 @@ class Flag:
 
 @record(frozen=False)
 class Parsed:
-    values: dict[str, object] = factory(dict)
-    args: list[str] = factory(list)
+    values: dict[str, object] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
 
     def get(self, name: str, default: object = None) -> object:
         return self.values.get(name, default)
 
-    def str(self, name: str, default: str = "") -> str:
+    def str(self, name: builtins.str, default: builtins.str = "") -> builtins.str:
         value = self.values.get(name, default)
         return str(value) if value is not None else default
 
-    def bool(self, name: str) -> bool:
+    def bool(self, name: builtins.str) -> builtins.bool:
         return bool(self.values.get(name, False))
 
-    def list(self, name: str) -> list[str]:
+    def list(self, name: builtins.str) -> builtins.list[builtins.str]:
         value = self.values.get(name)
         return list(value) if isinstance(value, list) else []
 

@@ -7,11 +7,11 @@ lazily so `state` does not pay for `create`'s modules.
 
 from __future__ import annotations
 
-from tomato import fastjson as json
 import os
 import sys
 from collections.abc import Callable
 
+from tomato import fastjson as json
 from tomato.cli.flags import BOOL, MULTI, VALUE, Flag, Parsed, parse, usage
 from tomato.errors import InvalidArgument, TomatoError
 
@@ -237,7 +237,7 @@ def cmd_list(ctx: Context, argv: list[str]) -> int:
                          s["owner"] or "root"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
-            print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+            print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
     else:
         raise InvalidArgument(f"invalid --format {fmt!r}: use table or json")
     return 0
@@ -357,10 +357,11 @@ def _update_resources(p: Parsed) -> dict:
             raise InvalidArgument(f"invalid --{name} {text!r}") from None
 
     res: dict = {}
-    cpu = {k: v for k, v in (("shares", num("cpu-share")), ("quota", num("cpu-quota")),
-                             ("period", num("cpu-period")), ("burst", num("cpu-burst")),
-                             ("realtimeRuntime", num("cpu-rt-runtime")),
-                             ("realtimePeriod", num("cpu-rt-period"))) if v is not None}
+    cpu_flags = (("shares", num("cpu-share")), ("quota", num("cpu-quota")),
+                 ("period", num("cpu-period")), ("burst", num("cpu-burst")),
+                 ("realtimeRuntime", num("cpu-rt-runtime")),
+                 ("realtimePeriod", num("cpu-rt-period")))
+    cpu: dict[str, int | str] = {k: v for k, v in cpu_flags if v is not None}
     if p.get("cpuset-cpus") is not None:
         cpu["cpus"] = p.str("cpuset-cpus")
     if p.get("cpuset-mems") is not None:
@@ -485,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(msg: str, log: object) -> int:
     msg = msg.splitlines()[0] if msg else "unknown error"
-    if log is not None and getattr(log, "path", ""):
+    if log is not None and getattr(log, "path", None):
         log.error(msg)  # type: ignore[attr-defined]
     sys.stderr.write(f"tomato-runtime: {msg}\n")
     return 1

@@ -9,6 +9,7 @@ import signal
 import socket
 import termios
 from pathlib import Path
+from typing import Any
 
 from tomato.engine import frames
 from tomato.errors import Unavailable
@@ -79,7 +80,7 @@ def stream(sock: socket.socket, *, stdin: bool, tty: bool,
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(sig, lambda num, _f: send(frames.control(signal=num)))
     reader = frames.FrameReader()
-    watch: list[object] = [sock] + ([0] if stdin else [])
+    watch: list[Any] = [sock] + ([0] if stdin else [])
     code: int | None = None
     try:
         while code is None:

@@ -34,7 +34,6 @@ from tomato.images.manifest import (
 from tomato.images.reference import Reference, is_image_id, parse
 from tomato.images.snapshots import COMMITTED, Mount, Snapshotter
 
-
 from .store import Store
 
 # The registry client, archives and the pull machinery (http.client, email,

@@ -95,7 +95,7 @@ class Monitor:
             self.outputs.clear()
             raise
         finally:
-            for fd, copy in zip((0, 1, 2), saved):
+            for fd, copy in zip((0, 1, 2), saved, strict=False):
                 os.dup2(copy, fd)
                 os.close(copy)
         if created.console_master is not None:
@@ -214,21 +214,21 @@ class Monitor:
             self._report({"pid": pid})
         status = None
         while status is None:
-            watch = [listener, wake_r, *self.outputs, *(c[0] for c in self.clients)]
+            watch: list[Any] = [listener, wake_r, *self.outputs, *(c[0] for c in self.clients)]
             try:
                 ready, _, _ = select.select(watch, [], [], 1.0)
             except InterruptedError:
                 ready = []
-            for fd in ready:
-                if fd is listener:
+            for ready_fd in ready:
+                if ready_fd is listener:
                     self._accept(listener)
-                elif fd == wake_r:
+                elif ready_fd == wake_r:
                     os.read(wake_r, 512)
-                elif isinstance(fd, int) and fd in self.outputs:
-                    if not self._pump(fd):
-                        del self.outputs[fd]
+                elif isinstance(ready_fd, int) and ready_fd in self.outputs:
+                    if not self._pump(ready_fd):
+                        del self.outputs[ready_fd]
                 else:
-                    client = next((c for c in self.clients if c[0] is fd), None)
+                    client = next((c for c in self.clients if c[0] is ready_fd), None)
                     if client is not None:
                         self._handle_client(client, pid)
             done, st = os.waitpid(pid, os.WNOHANG)

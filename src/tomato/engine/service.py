@@ -83,22 +83,22 @@ def _volume_mounts(cfg: EngineConfig, opts: RunOptions, image_config: dict[str, 
     for m in opts.mounts:
         from tomato.engine.options import parse_mount
 
-        spec = parse_mount(m)
-        ro = spec.get("readonly", spec.get("ro", "false")) in ("true", "1", "")
-        if spec["type"] == "bind":
-            if not os.path.exists(spec["source"]):
+        fields = parse_mount(m)
+        ro = fields.get("readonly", fields.get("ro", "false")) in ("true", "1", "")
+        if fields["type"] == "bind":
+            if not os.path.exists(fields["source"]):
                 raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path "
-                                      f"does not exist: {spec['source']}")
-            add(spec["target"], spec["source"], ro)
-        elif spec["type"] == "tmpfs":
-            size = spec.get("tmpfs-size")
-            mounts.append({"destination": spec["target"], "type": "tmpfs", "source": "tmpfs",
+                                      f"does not exist: {fields['source']}")
+            add(fields["target"], fields["source"], ro)
+        elif fields["type"] == "tmpfs":
+            size = fields.get("tmpfs-size")
+            mounts.append({"destination": fields["target"], "type": "tmpfs", "source": "tmpfs",
                            "options": ["nosuid", "nodev"] + ([f"size={size}"] if size else [])})
         else:
-            name = spec.get("source") or new_id()
-            if not spec.get("source"):
+            name = fields.get("source") or new_id()
+            if not fields.get("source"):
                 anonymous.append(name)
-            add(spec["target"], str(_volume_dir(cfg, name)), ro)
+            add(fields["target"], str(_volume_dir(cfg, name)), ro)
     for dest in (image_config.get("Volumes") or {}):
         if (dest.rstrip("/") or "/") not in taken:
             name = new_id()

@@ -20,17 +20,18 @@ from tomato.errors import InvalidArgument
 
 from .compression import DecompressReader, Prefetch, TeeReader, layer_compression
 from .content import ContentStore, DigestMismatch
-from .manifest import (
+from .manifest import (  # noqa: F401 — re-exported
     ImageConfig,
     Index,
     Manifest,
     Platform,
     chain_ids,
+    load_config,
+    load_manifest,
     parse_config,
     parse_manifest,
     select_manifest,
 )
-from .manifest import load_config, load_manifest  # noqa: F401 — re-exported
 from .reference import Reference
 from .registry import RegistryClient
 from .snapshots import Snapshotter, Staging

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from tomato.records import factory, record
+from tomato.errors import InvalidArgument
+from tomato.records import field, record
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any
-
-from tomato.errors import InvalidArgument
 
 #: Actions the OCI spec names.  NOTIFY is known but refused.
 ACTIONS = frozenset({
@@ -113,7 +112,7 @@ class SeccompSpec:
     default_errno_ret: int | None = None
     architectures: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
-    syscalls: tuple[SeccompSyscall, ...] = factory(tuple)
+    syscalls: tuple[SeccompSyscall, ...] = field(default_factory=tuple)
 
 
 def _u64(value: Any, where: str) -> int:

@@ -8,13 +8,12 @@ for security) stay as their raw mapping here and are parsed by their owner.
 
 from __future__ import annotations
 
-from tomato.records import factory, record
+from tomato.errors import InvalidArgument
+from tomato.records import field, record
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any
-
-from tomato.errors import InvalidArgument
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
@@ -53,7 +52,7 @@ class Process:
     env: tuple[str, ...] = ()
     cwd: str = "/"
     terminal: bool = False
-    user: User = factory(User)
+    user: User = field(default_factory=User)
     rlimits: tuple[Rlimit, ...] = ()
     no_new_privileges: bool = False
     oom_score_adj: int | None = None
@@ -111,13 +110,13 @@ class Linux:
     devices: tuple[Device, ...] = ()
     cgroups_path: str = ""
     resources: dict[str, Any] | None = None
-    sysctl: dict[str, str] = factory(dict)
+    sysctl: dict[str, str] = field(default_factory=dict)
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
     rootfs_propagation: str = ""
     seccomp: dict[str, Any] | None = None
     mount_label: str = ""
-    time_offsets: dict[str, dict[str, int]] = factory(dict)
+    time_offsets: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def namespace(self, kind: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -135,9 +134,9 @@ class Spec:
     hostname: str = ""
     domainname: str = ""
     mounts: tuple[Mount, ...] = ()
-    hooks: dict[str, tuple[Hook, ...]] = factory(dict)
-    linux: Linux = factory(Linux)
-    annotations: dict[str, str] = factory(dict)
+    hooks: dict[str, tuple[Hook, ...]] = field(default_factory=dict)
+    linux: Linux = field(default_factory=Linux)
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -263,7 +262,7 @@ def _parse_mappings(raw: Any, where: str) -> tuple[IdMapping, ...]:
     # Overlapping ranges are refused by the kernel with a bare EINVAL; say which.
     for kind in ("container_id", "host_id"):
         spans = sorted((getattr(m, kind), getattr(m, kind) + m.size) for m in out)
-        for (a0, a1), (b0, _b1) in zip(spans, spans[1:]):
+        for (_a0, a1), (b0, _b1) in zip(spans, spans[1:], strict=False):
             if b0 < a1:
                 raise InvalidArgument(f"config.json: {where} ranges overlap at id {b0}")
     return tuple(out)
@@ -363,8 +362,9 @@ def parse_spec(raw: Any) -> Spec:
         for i, h in enumerate(_list(items, f"hooks.{kind}")):
             h = _obj(h, f"hooks.{kind}[{i}]")
             timeout = h.get("timeout")
+            where = f"hooks.{kind}[{i}].path"
             parsed.append(Hook(
-                path=_abs(_str(h.get("path"), f"hooks.{kind}[{i}].path"), f"hooks.{kind}[{i}].path"),
+                path=_abs(_str(h.get("path"), where), where),
                 args=_strings(h.get("args"), f"hooks.{kind}[{i}].args"),
                 env=_strings(h.get("env"), f"hooks.{kind}[{i}].env"),
                 timeout=None if timeout is None else _int(timeout, "timeout", minimum=1),

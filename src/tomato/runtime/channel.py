@@ -7,9 +7,9 @@ the start path.  Either side seeing EOF knows the other one died.
 
 from __future__ import annotations
 
-from tomato import fastjson as json
 import os
 
+from tomato import fastjson as json
 from tomato.errors import TomatoError
 
 TYPE_CHECKING = False

@@ -7,24 +7,23 @@ step fails, so bad input leaves nothing behind.
 
 from __future__ import annotations
 
-from tomato import fastjson as json
 import os
 import time
 from contextlib import ExitStack
 
-from tomato.records import record
-
-TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
-if TYPE_CHECKING:
-    from typing import Any
-
+from tomato import fastjson as json
 from tomato._sys import libc as c
 from tomato.errors import InvalidArgument, NotFound, TomatoError
 from tomato.oci.spec import IdMapping, Spec, parse_spec
 from tomato.oci.state import validate_id
+from tomato.records import record
 from tomato.runtime.channel import Channel, ChannelClosed
 from tomato.runtime.log import RuntimeLog
 from tomato.runtime.statedir import EXEC_FIFO, Record, StateDir, proc_start_time
+
+TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @record

@@ -13,20 +13,19 @@ import json
 import os
 import sys
 
-from tomato.records import record
-
-TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
-if TYPE_CHECKING:
-    from typing import Any
-
 from tomato._sys import libc as c
 from tomato.errors import Conflict, InvalidArgument, NotFound, TomatoError
 from tomato.oci.spec import Process, parse_process, parse_spec
 from tomato.oci.state import Status
+from tomato.records import record
 from tomato.runtime import process as proc_mod
 from tomato.runtime.lifecycle import load, manager_of
 from tomato.runtime.log import RuntimeLog
 from tomato.runtime.statedir import StateDir
+
+TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 # Join order: user first (it grants the rights for the rest), mount last but one.
 _ORDER = ("user", "ipc", "uts", "network", "cgroup", "mount")

@@ -29,17 +29,16 @@ from __future__ import annotations
 import os
 import sys
 
-from tomato.records import factory, record
+from tomato._sys import libc as c
+from tomato.oci.spec import Spec
+from tomato.records import field, record
+from tomato.runtime import process as proc_mod
+from tomato.runtime import rootfs as rootfs_mod
+from tomato.runtime.channel import Channel
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any, NoReturn
-
-from tomato._sys import libc as c
-from tomato.oci.spec import Spec
-from tomato.runtime import process as proc_mod
-from tomato.runtime import rootfs as rootfs_mod
-from tomato.runtime.channel import Channel
 
 
 @record(frozen=False)
@@ -54,8 +53,8 @@ class InitContext:
     no_pivot: bool = False
     new_userns: bool = False
     new_cgroupns: bool = False
-    joined: list[tuple[str, str]] = factory(list)  # (type, path), user first
-    cgroup_dirs: list[tuple[str, str]] = factory(list)
+    joined: list[tuple[str, str]] = field(default_factory=list)  # (type, path), user first
+    cgroup_dirs: list[tuple[str, str]] = field(default_factory=list)
     cgroup_unified: bool = False
     caps: Any = None
     seccomp: Any = None

@@ -8,21 +8,21 @@ check the transition table → act → persist.
 from __future__ import annotations
 
 import errno
-from tomato import fastjson as json
 import os
 import signal
 import time
 
-TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
-if TYPE_CHECKING:
-    from typing import Any
-
+from tomato import fastjson as json
 from tomato.errors import Conflict, NotFound, TomatoError
 from tomato.oci.spec import Spec, parse_spec
 from tomato.oci.state import Status, check_transition
 from tomato.runtime.create import oci_state
 from tomato.runtime.log import RuntimeLog
 from tomato.runtime.statedir import Record, StateDir, alive
+
+TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def spec_of(rec: Record) -> Spec:

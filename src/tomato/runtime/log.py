@@ -7,10 +7,11 @@ failure); otherwise warnings go to stderr.  The CLI owns the only instance.
 
 from __future__ import annotations
 
-from tomato import fastjson as json
 import os
 import sys
 import time
+
+from tomato import fastjson as json
 
 
 class RuntimeLog:

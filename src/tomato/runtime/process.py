@@ -15,13 +15,13 @@ import os
 import resource
 from collections.abc import Callable
 
-TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
-if TYPE_CHECKING:
-    from typing import Any
-
 from tomato._sys import libc as c
 from tomato.errors import InvalidArgument, NotFound, PermissionDenied
 from tomato.oci.spec import Process
+
+TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 _RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
 

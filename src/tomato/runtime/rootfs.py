@@ -15,15 +15,15 @@ import errno
 import os
 import stat
 
-TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
-if TYPE_CHECKING:
-    from typing import Any
-
 from tomato._sys import libc as c
 from tomato._sys.paths import create_file_in_root, is_within, resolve_in_root
 from tomato.errors import InvalidArgument, NotFound
 from tomato.oci.spec import Device, Mount, Spec
 from tomato.runtime.mountopts import parse_options, propagation_flag
+
+TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The devices every container gets (runtime-spec "Default Devices").
 DEFAULT_DEVICES = (

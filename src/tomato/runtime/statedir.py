@@ -8,17 +8,16 @@ the container.
 
 from __future__ import annotations
 
-from tomato import fastjson as json
 import os
 
-from tomato.records import as_dict, factory, record
+from tomato import fastjson as json
+from tomato.errors import AlreadyExists, NotFound
+from tomato.oci.state import validate_id
+from tomato.records import as_dict, field, record
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any
-
-from tomato.errors import AlreadyExists, NotFound
-from tomato.oci.state import validate_id
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
@@ -37,9 +36,9 @@ class Record:
     creator_pid: int = 0
     creator_start: int = 0
     status: str = "creating"  # the last status the runtime itself set
-    annotations: dict[str, str] = factory(dict)
+    annotations: dict[str, str] = field(default_factory=dict)
     cgroup: dict[str, Any] | None = None
-    config: dict[str, Any] = factory(dict)
+    config: dict[str, Any] = field(default_factory=dict)
     owner: str = ""
     no_pivot: bool = False
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import tarfile
-import io
 import time
 from pathlib import Path
 

@@ -83,7 +83,8 @@ def test_pause_stops_a_counter_and_resume_restarts_it(root: Path, bundle: Path) 
     cfg["root"]["readonly"] = False
     write_config(bundle, cfg)
     # The counter is the file's size: one byte more every few milliseconds.
-    _detached(root, bundle, "c1", "sh", "-c", "while true; do echo -n x >> /count; usleep 2000; done")
+    _detached(root, bundle, "c1", "sh", "-c",
+              "while true; do echo -n x >> /count; usleep 2000; done")
     counter = bundle / "rootfs" / "count"
 
     def read() -> int:
