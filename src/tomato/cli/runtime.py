@@ -115,16 +115,21 @@ def _int_flag(p: Parsed, name: str) -> int:
 
 
 def cmd_spec(ctx: Context, argv: list[str]) -> int:
+    """runc's default config.json, hardened with Docker's default seccomp profile
+    (for the capabilities the spec grants)."""
     p = parse(argv, (Flag("bundle", VALUE, aliases=("b",), default="."), Flag("rootless", BOOL)))
+    import json as stdjson
+
     from tomato.oci.defaults import default_spec
+    from tomato.oci.security_defaults import docker_default_seccomp
 
     path = os.path.join(p.str("bundle", "."), "config.json")
     if os.path.exists(path):
         raise TomatoError("file config.json exists: remove it first")
-    import json as stdjson
-
+    spec = default_spec(rootless=p.bool("rootless"))
+    spec["linux"]["seccomp"] = docker_default_seccomp(spec["process"]["capabilities"]["bounding"])
     with open(path, "w") as f:
-        stdjson.dump(default_spec(rootless=p.bool("rootless")), f, indent="\t")
+        stdjson.dump(spec, f, indent="\t")
         f.write("\n")
     return 0
 

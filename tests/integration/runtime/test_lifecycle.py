@@ -149,6 +149,11 @@ def test_spec_writes_runc_default(workdir: Path, root: Path) -> None:
     cfg = json.loads((workdir / "config.json").read_text())
     assert cfg["process"]["args"] == ["sh"] and cfg["root"]["path"] == "rootfs"
     assert {"type": "pid"} in cfg["linux"]["namespaces"]
+    # Docker's default seccomp profile ships with it, resolved for the spec's capabilities.
+    assert cfg["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
+    allowed = {n for rule in cfg["linux"]["seccomp"]["syscalls"] for n in rule["names"]
+               if rule["action"] == "SCMP_ACT_ALLOW"}
+    assert "read" in allowed and "mount" not in allowed
     again = runtime(root, "spec", "--bundle", str(workdir), check=False)
     assert again.returncode == 1 and "exists" in again.stderr
     rootless = workdir / "rl"

@@ -102,3 +102,37 @@ def test_rootless_mapping_beyond_subuid_is_refused(rootless_user: pwd.struct_pas
     assert proc.returncode == 1
     assert "/etc/subuid" in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
     assert not (workdir / "state" / "rl2").exists()
+
+
+def test_rootless_overlay_inside_the_user_namespace(rootless_user: pwd.struct_passwd,
+                                                    workdir: Path, busybox_rootfs: Path) -> None:
+    """overlayfs mounted by root of a user namespace (kernels >= 5.11 allow it)."""
+    src = workdir / "src"
+    shutil.copytree(SRC, src, ignore=shutil.ignore_patterns("__pycache__"))
+    bundle = workdir / "bundle"
+    bundle.mkdir()
+    subprocess.run(["cp", "-a", str(busybox_rootfs), str(bundle / "rootfs")], check=True)
+    layers = workdir / "layers"
+    for d in ("lower", "upper", "work"):
+        (layers / d).mkdir(parents=True)
+    (layers / "lower" / "a.txt").write_text("from the lower layer\n")
+    subprocess.run(["chown", "-R", f"{rootless_user.pw_uid}:{rootless_user.pw_gid}",
+                    str(workdir)], check=True)
+    _as_user(rootless_user, src, "spec", "--rootless", "--bundle", str(bundle))
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["root"]["readonly"] = False
+    cfg["mounts"].append({"destination": "/merged", "type": "overlay", "source": "overlay",
+                          "options": [f"lowerdir={layers / 'lower'}",
+                                      f"upperdir={layers / 'upper'}",
+                                      f"workdir={layers / 'work'}"]})
+    cfg["process"]["args"] = ["sh", "-c", "cat /merged/a.txt; echo new > /merged/b.txt"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    proc = _as_user(rootless_user, src, "--root", str(workdir / "state"), "run", "--bundle",
+                    str(bundle), "rl3", check=False)
+    if proc.returncode != 0 and "overlay" in proc.stderr and "not permitted" in proc.stderr:
+        pytest.skip(f"this kernel refuses overlayfs in a user namespace: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "from the lower layer\n"
+    assert (layers / "upper" / "b.txt").read_text() == "new\n"  # copy-on-write upward
+    assert not (layers / "lower" / "b.txt").exists()
