@@ -118,8 +118,7 @@ def unshare(opts: UnshareOptions, argv: list[str], ex: Explainer = NULL) -> int:
         if uid is not None:
             _write("/proc/self/uid_map", f"{uid} {euid} 1", ex)
     if opts.fork:
-        ex.fork("fork()", "unshare --fork: the child is the first process of the new "
-                          "pid namespace")
+        ex.fork("fork()", "unshare --fork")
         pid = os.fork()
         if pid:
             return _wait(pid)
@@ -231,7 +230,7 @@ def nsenter(opts: NsenterOptions, argv: list[str], ex: Explainer = NULL) -> int:
         os.setgid(0)
         os.setuid(0)
     if "pid" in order and opts.fork:
-        ex.fork("fork()", "nsenter forks: setns(CLONE_NEWPID) only moves the children")
+        ex.fork("fork()", "nsenter (forks: a pid namespace holds only the children)")
         pid = os.fork()
         if pid:
             return _wait(pid)
