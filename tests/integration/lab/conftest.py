@@ -1,0 +1,66 @@
+"""Fixtures for the lab commands: run `tomato` as a user would, with a private state root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+TOMATO = str(Path(sys.executable).parent / "tomato")
+
+
+@pytest.fixture
+def tomato(workdir: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """tomato(*args, check=True, input=None) → CompletedProcess (text, stdout/stderr captured)."""
+    env = dict(os.environ, TOMATO_ROOT=str(workdir / "root"))
+
+    def run(*args: str, check: bool = True, timeout: float = 60,
+            **kw) -> subprocess.CompletedProcess:
+        p = subprocess.run([TOMATO, *args], capture_output=True, text=True, env=env,
+                           timeout=timeout, **kw)
+        if check and p.returncode != 0:
+            raise AssertionError(f"tomato {' '.join(args)} → {p.returncode}\n{p.stdout}\n"
+                                 f"{p.stderr}")
+        return p
+
+    return run
+
+
+@pytest.fixture
+def lab_group() -> Iterator[str]:
+    """A parent group name of our own ("tomato-lab-test-…"), removed afterwards with
+    everything in it (processes killed first)."""
+    from tomato.lab.cgtool import CgroupTool
+
+    name = f"tomato-lab-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    tool = CgroupTool()
+    ctrls = tuple(tool.mounted())
+    for p in tool.places(ctrls, name):
+        if not os.path.isdir(p.directory):
+            continue
+        for dirpath, _d, _f in os.walk(p.directory):
+            try:
+                pids = open(os.path.join(dirpath, "cgroup.procs")).read().split()
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    os.kill(int(pid), 9)
+                except ProcessLookupError:
+                    pass
+    import time
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            tool.delete(ctrls, name, recursive=True)
+            break
+        except Exception:
+            time.sleep(0.05)
+            if not any(os.path.isdir(p.directory) for p in tool.places(ctrls, name)):
+                break
