@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 need_root() { [ "$(id -u)" = 0 ] || { echo "install.sh: run as root (sudo)" >&2; exit 1; }; }
 need_root
 
-PKGS="busybox-static python3 python3-venv libseccomp2 iproute2 util-linux ${TOMATO_APT_EXTRA:-}"
+PKGS="busybox-static python3 python3-venv libseccomp2 iproute2 util-linux gcc libc6-dev ${TOMATO_APT_EXTRA:-}"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -24,6 +24,14 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+# tomato-shim: the steady state of each container's monitor, in C (a Python
+# process would cost ~3-5 MB per container; see src/tomato/engine/shim/).
+if command -v cc >/dev/null 2>&1; then
+    cc -O2 -Wall -o .venv/bin/tomato-shim.new src/tomato/engine/shim/tomato-shim.c \
+        && mv .venv/bin/tomato-shim.new .venv/bin/tomato-shim
+else
+    echo "install.sh: no C compiler: containers' monitors stay in Python" >&2
+fi
 # Byte-compile now: the runtime's start path must not pay for compiling
 # (and some environments set PYTHONDONTWRITEBYTECODE).
 .venv/bin/python -m compileall -q src >/dev/null

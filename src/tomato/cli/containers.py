@@ -202,7 +202,23 @@ def cmd_run(args: argparse.Namespace, cfg: Any) -> int:
         code = 127 if "not found" in msg or "no such file" in msg else \
             126 if "permission denied" in msg else ENGINE_ERROR
         return _fail(err, code)
-    return _attach_and_wait(cfg, c, args)
+    code = _attach_and_wait(cfg, c, args)
+    if opts.auto_remove:  # like docker: return once the container is gone
+        _wait_removed(cfg, c.id)
+    return code
+
+
+def _wait_removed(cfg: Any, cid: str, timeout: float = 30.0) -> None:
+    from tomato.engine.containers import Containers
+
+    records = Containers(cfg.root)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            records.get(cid)
+        except NotFound:
+            return
+        time.sleep(0.01)
 
 
 @_guard

@@ -212,6 +212,12 @@ class Monitor:
                                exit_code=0, finished_at=0.0, oom_killed=False, error="")
         if first and not attach:
             self._report({"pid": pid})
+        # Detached containers hand the steady state to tomato-shim (memory); a
+        # foreground run keeps this loop, which records the exit before telling
+        # the attached CLI (no interpreter start-up on the way out).
+        shim = shim_binary() if not attach else None
+        if shim is not None:
+            self._exec_shim(shim, pid, listener)  # does not return
         status = None
         while status is None:
             watch: list[Any] = [listener, wake_r, *self.outputs, *(c[0] for c in self.clients)]
@@ -245,16 +251,79 @@ class Monitor:
             os.close(self.stdin_w)
             self.stdin_w = None
         self.log.flush()
-        code = os.waitstatus_to_exitcode(status)
-        code = 128 - code if code < 0 else code  # killed by signal N → 128+N
-        oom = self._oom_killed()
-        from tomato.runtime.lifecycle import delete
-
-        delete(self.states, self.cid, True, self.rtlog, self.rec)
-        self.records.set_state(self.cid, status="exited", exit_code=code,
-                               finished_at=time.time(), oom_killed=oom, pid=0, pid_start=0)
+        code = exit_code(status)
+        self._record_exit(code, time.time(), self._oom_killed())
         self._broadcast(frames.CONTROL, json.dumps({"exit": code}).encode())
         return code
+
+    def _record_exit(self, code: int, finished_at: float, oom: bool) -> None:
+        from tomato.runtime.lifecycle import delete
+
+        delete(self.states, self.cid, True, self.rtlog, getattr(self, "rec", None))
+        self.records.set_state(self.cid, status="exited", exit_code=code,
+                               finished_at=finished_at, oom_killed=oom, pid=0, pid_start=0)
+        try:
+            os.unlink(self.dir / "exit.json")
+        except FileNotFoundError:
+            pass
+
+    def _exec_shim(self, shim: str, pid: int, listener: socket.socket) -> None:
+        """Become tomato-shim (same pid: still the init's parent) for the steady state."""
+        self.log.close()
+        mem = "-"
+        if self.rec.cgroup:
+            from tomato.runtime.lifecycle import manager_of
+
+            mgr = manager_of(self.rec)
+            mem = (mgr.paths.get("memory") or mgr.paths.get("") or "-") if mgr else "-"
+        out = err = master = -1
+        for fd, name in self.outputs.items():
+            if fd == self.master:
+                master = fd
+            elif name == "stdout":
+                out = fd
+            else:
+                err = fd
+        keep = [fd for fd in (out, err, master, self.stdin_w, listener.fileno()) if fd is not None
+                and fd >= 0] + [c[0].fileno() for c in self.clients]
+        for fd in keep:
+            os.set_inheritable(fd, True)
+        clients = ",".join(str(c[0].fileno()) for c in self.clients) or "-"
+        argv = [shim, str(pid), str(out), str(err), str(master),
+                str(self.stdin_w if self.stdin_w is not None else -1), str(listener.fileno()),
+                str(self.dir / f"{self.cid}-json.log"), str(self.cfg.get("log_max_size", 0)),
+                str(self.cfg.get("log_max_file", 1)), clients, str(self.dir / "exit.json"), mem,
+                "--", sys.executable, "-I", "-m", "tomato.engine.monitor", "--after",
+                str(self.root), self.cid, "--listen", str(listener.fileno())]
+        os.execv(shim, argv)
+
+    def after_shim(self, status: int, client_fds: list[int]) -> int:
+        """Back from tomato-shim: the container exited; record it (the shim already
+        wrote exit.json and told the attached clients)."""
+        try:
+            with open(self.dir / "exit.json") as f:
+                exit_info = json.load(f)
+        except (OSError, ValueError):
+            exit_info = {}
+        code = exit_code(status)
+        self.states_rec()
+        self._record_exit(code, float(exit_info.get("finished_at", time.time())),
+                          bool(exit_info.get("oom_killed", False)))
+        for fd in client_fds:
+            try:
+                self.clients.append((socket.socket(fileno=fd), frames.FrameReader()))
+            except OSError:
+                continue
+        return code
+
+    def states_rec(self) -> None:
+        """The runtime's record of our container (for cgroups and delete)."""
+        from tomato.runtime.lifecycle import load
+
+        try:
+            self.rec, _ = load(self.states, self.cid)
+        except Exception:  # noqa: BLE001 — already gone: nothing to delete
+            pass
 
     def _accept(self, listener: socket.socket) -> None:
         try:
@@ -285,35 +354,43 @@ class Monitor:
             return limit == 0 or restarts < limit
         return False
 
-    def serve(self) -> int:
+    def serve(self, listen_fd: int | None = None,
+              after: tuple[int, list[int]] | None = None) -> int:
         sock_path = str(self.dir / "attach.sock")
-        try:
-            os.unlink(sock_path)
-        except FileNotFoundError:
-            pass
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        from tomato.engine.attach import short_path
+        if listen_fd is not None:
+            listener = socket.socket(fileno=listen_fd)
+        else:
+            try:
+                os.unlink(sock_path)
+            except FileNotFoundError:
+                pass
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            from tomato.engine.attach import short_path
 
-        short, dir_fd = short_path(Path(sock_path))
-        try:
-            listener.bind(short)
-        finally:
-            os.close(dir_fd)
-        os.chmod(sock_path, 0o600)
-        listener.listen(16)
+            short, dir_fd = short_path(Path(sock_path))
+            try:
+                listener.bind(short)
+            finally:
+                os.close(dir_fd)
+            os.chmod(sock_path, 0o600)
+            listener.listen(16)
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_IGN)
-        restarts = 0
-        delay = 0.1
+        restarts = self.records.get(self.cid).state.restart_count if after else 0
+        delay = min(0.1 * 2 ** restarts, 10.0)
         code = 0
         try:
-            first = True
+            first = after is None
             while True:
                 try:
-                    code = self.run_once(listener, wake_r, first)
+                    if after is not None:
+                        code = self.after_shim(*after)
+                        after = None
+                    else:
+                        code = self.run_once(listener, wake_r, first)
                 except Exception as err:  # noqa: BLE001 — recorded for `inspect`, told to the CLI
                     msg = str(err).splitlines()[0] if str(err) else type(err).__name__
                     self.records.set_state(self.cid, status="exited" if not first else "created",
@@ -356,7 +433,28 @@ def run_monitor(root: Path, cid: str) -> int:
     return monitor.serve()
 
 
+def exit_code(status: int) -> int:
+    """A wait status as docker reports it: the code, or 128+N when killed by signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def shim_binary() -> str | None:
+    """tomato-shim beside our interpreter (scripts/install.sh builds it), if there."""
+    if os.environ.get("TOMATO_NO_SHIM"):
+        return None
+    path = os.path.join(os.path.dirname(sys.executable), "tomato-shim")
+    return path if os.access(path, os.X_OK) else None
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--after":
+        # tomato-shim hands back: --after ROOT ID --listen FD --status N --clients a,b
+        root, cid = Path(argv[1]), argv[2]
+        opts = dict(zip(argv[3::2], argv[4::2], strict=False))
+        clients = [int(x) for x in opts.get("--clients", "-").split(",") if x.isdigit()]
+        monitor = Monitor(root, cid)
+        return monitor.serve(int(opts["--listen"]), (int(opts["--status"]), clients))
     return run_monitor(Path(argv[0]), argv[1])
 
 

@@ -206,7 +206,18 @@ def reconcile(cfg: EngineConfig, c: Container) -> Container:
             c.state = _records(cfg).set_state(c.id, status=RUNNING)
         return c
     if monitor_alive:
-        return c  # between restarts, or about to record the exit itself
+        # The monitor is recording the exit; tomato-shim has already written it.
+        exit_file = _records(cfg).path(c.id) / "exit.json"
+        try:
+            info = json.loads(exit_file.read_text())
+        except (OSError, ValueError):
+            return c  # between restarts, or about to record the exit itself
+        c.state.status = EXITED
+        c.state.exit_code = int(info.get("exit_code", 0))
+        c.state.finished_at = float(info.get("finished_at", 0.0))
+        c.state.oom_killed = bool(info.get("oom_killed", False))
+        c.state.pid = 0
+        return c
     # Nobody is left to record the exit: the monitor died with or after the container.
     _runtime_delete(cfg, c.id)
     c.state = _records(cfg).set_state(c.id, status=EXITED, pid=0, pid_start=0,
@@ -270,6 +281,10 @@ def start(cfg: EngineConfig, ref: str, attach_wait: bool = False) -> Container:
     }
     (records.path(c.id) / "monitor.json").write_text(json.dumps(monitor_cfg))
     records.set_state(c.id, stop_requested=False, error="")
+    try:
+        (records.path(c.id) / "exit.json").unlink()
+    except FileNotFoundError:
+        pass
     report = _spawn_monitor(cfg.root, c.id, records.path(c.id) / "monitor.log")
     if "pid" not in report:
         detail = report.get("error") or _tail(records.path(c.id) / "monitor.log")
@@ -298,8 +313,9 @@ def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
             os.dup2(null, 0)
             os.dup2(w, 1)
             os.dup2(err, 2)
-            for fd in (null, err, w):
-                os.close(fd)
+            # Nothing else of our caller's may live on in the monitor (a pipe it
+            # waits on, a terminal): only 0, 1 (the report pipe) and 2 stay.
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
             sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
             from tomato.engine.monitor import run_monitor
