@@ -76,7 +76,17 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     a("--sysctl", action="append", default=[])
     a("--init", action="store_true")
     a("--restart", default="no")
-    a("--network", "--net", default="none")
+    a("--network", "--net", default="bridge")
+    a("-p", "--publish", action="append", default=[])
+    a("-P", "--publish-all", action="store_true")
+    a("--expose", action="append", default=[])
+    a("--ip", default="")
+    a("--network-alias", "--net-alias", action="append", default=[])
+    a("--mac-address", default="")
+    a("--dns", action="append", default=[])
+    a("--dns-search", action="append", default=[])
+    a("--dns-option", action="append", default=[])
+    a("--add-host", action="append", default=[])
     a("-l", "--label", action="append", default=[])
     a("--stop-signal", default="")
     a("--stop-timeout", type=int)
@@ -129,12 +139,7 @@ def build_options(args: argparse.Namespace) -> Any:
         from tomato.errors import InvalidArgument
 
         raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
-    if args.network not in ("none", "host"):
-        from tomato.errors import InvalidArgument
-
-        raise InvalidArgument(f'network "{args.network}" not found (this engine supports '
-                              "--network none and host for now)")
-    opts.network = args.network
+    _network_options(opts, args)
     for sec in args.security_opt:
         key, _, value = sec.partition("=" if "=" in sec else ":")
         if key == "seccomp":
@@ -166,6 +171,41 @@ def build_options(args: argparse.Namespace) -> Any:
 
         opts.console_size = get_size(0)
     return opts
+
+
+def _network_options(opts: Any, args: argparse.Namespace) -> None:
+    from tomato.engine.options import parse_add_host
+    from tomato.errors import InvalidArgument
+    from tomato.network import ports
+
+    mode = args.network or "bridge"
+    if mode == "default":
+        mode = "bridge"
+    if mode == "container:" or mode.startswith("container:") and not mode[10:]:
+        raise InvalidArgument("--network container: needs a container name or id")
+    opts.network = mode
+    opts.publish = [ports.parse_publish(p).as_dict() for p in args.publish]
+    opts.publish_all = args.publish_all
+    opts.expose = [f"{p}/{proto}" for p, proto in map(ports.parse_expose, args.expose)]
+    if args.ip:
+        from tomato.network.ipam import parse_ip
+
+        opts.ip = str(parse_ip(args.ip))
+    if args.mac_address:
+        from tomato.network.ipam import validate_mac
+
+        opts.mac_address = validate_mac(args.mac_address)
+    opts.network_aliases = list(args.network_alias)
+    for server in args.dns:
+        from tomato.network.ipam import parse_ip
+
+        parse_ip(server, "IP address for --dns")
+    opts.dns = list(args.dns)
+    opts.dns_search = list(args.dns_search)
+    opts.dns_options = list(args.dns_option)
+    opts.add_hosts = [parse_add_host(h) for h in args.add_host]
+    if mode.startswith("container:") and args.hostname:
+        raise InvalidArgument("conflicting options: hostname and the network mode")
 
 
 def _attach_and_wait(cfg: Any, c: Any, args: argparse.Namespace) -> int:

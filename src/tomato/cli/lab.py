@@ -110,7 +110,18 @@ def cmd_unshare(args: argparse.Namespace, cfg: Any) -> int:
         map_group=_id(args.map_group, "group") if args.map_group else None,
         propagation=args.propagation)
     _flush()
-    return unshare(opts, _command(args), _explainer(args))
+    return _status(unshare(opts, _command(args), _explainer(args)))
+
+
+def _status(rc: int) -> int:
+    """A child killed by a signal: die of the same signal, as util-linux does."""
+    if rc < 0:
+        import signal
+        sys.stdout.flush()
+        signal.signal(-rc, signal.SIG_DFL)
+        os.kill(os.getpid(), -rc)
+        return 128 - rc
+    return rc
 
 
 def _target_pid(cfg: Any, target: str) -> int:
@@ -133,7 +144,7 @@ def cmd_nsenter(args: argparse.Namespace, cfg: Any) -> int:
                           all=args.all, root=args.root_dir, wd=args.wd, fork=not args.no_fork,
                           preserve_credentials=args.preserve_credentials)
     _flush()
-    return nsenter(opts, _command(args), _explainer(args))
+    return _status(nsenter(opts, _command(args), _explainer(args)))
 
 
 # -- cgroup ---------------------------------------------------------------------------------

@@ -119,5 +119,30 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
                 "org.opencontainers.image.stopSignal", "SIGTERM"),
             **({"StopTimeout": opts.stop_timeout} if opts.stop_timeout is not None else {}),
         },
-        "NetworkSettings": {"Networks": {opts.network: {}}, "Ports": {}, "IPAddress": ""},
+        "NetworkSettings": network_settings(cfg, c, opts),
     }
+
+
+def network_settings(cfg: EngineConfig, c: Container, opts: RunOptions) -> dict[str, Any]:
+    """Docker's NetworkSettings: per-network endpoints, published ports, the sandbox."""
+    from tomato.engine import networks
+
+    nets: dict[str, Any] = {}
+    ports: dict[str, Any] = {}
+    sandbox = ""
+    if networks.is_networked(opts.network):
+        store = networks.Networks(cfg.root)
+        nets = store.settings(c.id)
+        sandbox = store.netns_path(c.id)
+        for p in store.ports(c.id):
+            ports.setdefault(f"{p['container_port']}/{p['proto']}", []).append(
+                {"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])})
+    elif not opts.network.startswith("container:"):
+        nets = {opts.network: {"NetworkID": "", "IPAddress": "", "Gateway": "",
+                               "MacAddress": "", "IPPrefixLen": 0}}
+    for item in opts.expose:
+        ports.setdefault(item, None)
+    first = next(iter(nets.values()), {})
+    return {"Bridge": "", "SandboxKey": sandbox, "Ports": ports, "Networks": nets,
+            "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
+            "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", "")}

@@ -57,7 +57,17 @@ class RunOptions:
     init: bool = False
     restart: str = "no"
     restart_max: int = 0
-    network: str = "none"
+    network: str = "bridge"
+    publish: list[dict[str, Any]] = field(default_factory=list)
+    publish_all: bool = False
+    expose: list[str] = field(default_factory=list)
+    ip: str = ""
+    network_aliases: list[str] = field(default_factory=list)
+    mac_address: str = ""
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    add_hosts: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     stop_signal: str = ""
     stop_timeout: int | None = None
@@ -203,3 +213,15 @@ def read_env_file(path: str) -> list[str]:
     except OSError as err:
         raise InvalidArgument(f"open {path}: {err.strerror}") from err
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def parse_add_host(spec: str) -> str:
+    """--add-host NAME:IP (IP may be host-gateway); stored as NAME:IP."""
+    name, sep, ip = spec.partition(":")
+    if not sep or not name or not ip:
+        raise InvalidArgument(f"bad format for add-host: {spec!r}")
+    if ip != "host-gateway":
+        from tomato.network.ipam import parse_ip
+
+        parse_ip(ip)
+    return f"{name}:{ip}"

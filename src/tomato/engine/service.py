@@ -107,20 +107,44 @@ def _volume_mounts(cfg: EngineConfig, opts: RunOptions, image_config: dict[str, 
     return mounts, anonymous
 
 
-def _write_etc_files(cdir: Path, hostname: str, network: str) -> dict[str, Path]:
-    files = {}
-    hosts = cdir / "hosts"
-    hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                     + (f"127.0.1.1\t{hostname}\n" if network != "host" else ""))
-    files["hosts"] = hosts
-    (cdir / "hostname").write_text(hostname + "\n")
-    files["hostname"] = cdir / "hostname"
-    resolv = cdir / "resolv.conf"
+def _write_etc_files(cfg: EngineConfig, cdir: Path, cid: str, opts: RunOptions,
+                     net: Any) -> dict[str, Path]:
+    hostname = opts.hostname or cid[:12]
+    files = {"hosts": cdir / "hosts", "hostname": cdir / "hostname",
+             "resolv.conf": cdir / "resolv.conf"}
+    if opts.network.startswith("container:"):
+        # The joined container's files: same addresses, same resolvers.
+        other = _records(cfg).path(opts.network.partition(":")[2])
+        for name in ("hosts", "resolv.conf"):
+            try:
+                shutil.copyfile(other / name, files[name])
+            except OSError:
+                files[name].write_text("")
+        files["hostname"].write_text(hostname + "\n")
+        return files
+    from tomato.network import files as netfiles
+
+    if net is not None:
+        hosts = net.hosts_text(cid, hostname, opts.add_hosts)
+    else:
+        extra = [(h.partition(":")[0], h.partition(":")[2]) for h in opts.add_hosts
+                 if not h.endswith(":host-gateway")]
+        hosts = netfiles.render_hosts(hostname, [], extra, [])
+        if opts.network == "host":
+            hosts = hosts.replace(f"127.0.1.1\t{hostname}\n", "")
+    files["hosts"].write_text(hosts)
+    files["hostname"].write_text(hostname + "\n")
     try:
-        shutil.copyfile("/etc/resolv.conf", resolv)
+        with open("/etc/resolv.conf") as f:
+            host_resolv = f.read()
     except OSError:
-        resolv.write_text("")
-    files["resolv.conf"] = resolv
+        host_resolv = ""
+    if opts.network == "host" and not (opts.dns or opts.dns_search or opts.dns_options):
+        resolv = host_resolv
+    else:
+        resolv = netfiles.render_resolv(host_resolv, opts.dns, opts.dns_search,
+                                        opts.dns_options)
+    files["resolv.conf"].write_text(resolv)
     return files
 
 
@@ -165,27 +189,93 @@ def create(cfg: EngineConfig, opts: RunOptions) -> Container:
         raise AlreadyExists(f'Conflict. The container name "/{name}" is already in use by '
                             "another container. You have to remove (or rename) that "
                             "container to be able to reuse that name.")
+    net = _network_plan(cfg, opts, image_config)  # bad network or busy port: nothing made yet
     cdir = records.path(cid)
     with ExitStack() as undo:
-        ensure_dir(cdir)
-        undo.callback(shutil.rmtree, cdir, True)
-        mounts = image_service.prepare_rootfs(cfg, img.id, cid)
-        undo.callback(image_service.release_rootfs, cfg, cid)
-        rootfs = records.bundle(cid) / "rootfs"
-        _mount_rootfs(mounts, rootfs)
-        undo.callback(_unmount_rootfs, rootfs)
-        volume_mounts, anonymous = _volume_mounts(cfg, opts, image_config, cid)
-        files = _write_etc_files(cdir, opts.hostname or cid[:12], opts.network)
-        from tomato.engine.specgen import build_spec
+        if net is not None:
+            undo.enter_context(net.claim(cid))  # held until the record exists (see sweep)
+        with ExitStack() as rollback:
+            ensure_dir(cdir)
+            rollback.callback(shutil.rmtree, cdir, True)
+            mounts = image_service.prepare_rootfs(cfg, img.id, cid)
+            rollback.callback(image_service.release_rootfs, cfg, cid)
+            rootfs = records.bundle(cid) / "rootfs"
+            _mount_rootfs(mounts, rootfs)
+            rollback.callback(_unmount_rootfs, rootfs)
+            volume_mounts, anonymous = _volume_mounts(cfg, opts, image_config, cid)
+            netns_path = ""
+            if net is not None:
+                net.attach(cid, opts.network, ip=opts.ip, aliases=opts.network_aliases,
+                           mac=opts.mac_address, ports=opts.publish)
+                rollback.callback(net.teardown, cid)
+                netns_path = net.netns_path(cid)
+            elif opts.network.startswith("container:"):
+                netns_path = _joined_netns(cfg, opts.network.partition(":")[2])
+            files = _write_etc_files(cfg, cdir, cid, opts, net)
+            from tomato.engine.specgen import build_spec
 
-        spec = build_spec(opts, image_config, cid, rootfs, files, volume_mounts, CGROUP_PARENT)
-        (records.bundle(cid) / "config.json").write_text(json.dumps(spec, indent=2))
-        options = opts.to_dict()
-        options["anonymous_volumes"] = anonymous
-        c = Container(cid, name, opts.image, img.id, time.time(), options, spec, State())
-        records.add(c, pick_name=not opts.name)
-        undo.pop_all()
+            spec = build_spec(opts, image_config, cid, rootfs, files, volume_mounts,
+                              CGROUP_PARENT, netns_path)
+            (records.bundle(cid) / "config.json").write_text(json.dumps(spec, indent=2))
+            options = opts.to_dict()
+            options["anonymous_volumes"] = anonymous
+            c = Container(cid, name, opts.image, img.id, time.time(), options, spec, State())
+            records.add(c, pick_name=not opts.name)
+            rollback.pop_all()
+    if net is not None and opts.network != "bridge":
+        net.refresh_hosts({net.get(opts.network).id})  # peers learn our name
     return c
+
+
+def _network_plan(cfg: EngineConfig, opts: RunOptions, image_config: dict[str, Any]) -> Any:
+    """Validate the network options; the Networks store when the container gets a netns."""
+    from tomato.engine import networks
+
+    mode = opts.network
+    if mode.startswith("container:"):
+        other = get(cfg, mode.partition(":")[2])
+        if opts.publish or opts.publish_all:
+            raise Conflict("conflicting options: port publishing and the container type "
+                           "network mode")
+        opts.network = f"container:{other.id}"
+        return None
+    if not networks.is_networked(mode):
+        if opts.publish or opts.publish_all:
+            opts.publish, opts.publish_all = [], False  # Docker ignores them, with a warning
+        return None
+    net = networks.Networks(cfg.root)
+    net.sweep()
+    net.get(mode)  # NotFound for an unknown network
+    if opts.publish_all:
+        from tomato.network.ports import parse_expose
+
+        have = {(p["container_port"], p["proto"]) for p in opts.publish}
+        exposed = [*(image_config.get("ExposedPorts") or {}), *opts.expose]
+        for item in exposed:
+            port, proto = parse_expose(item)
+            if (port, proto) not in have:
+                have.add((port, proto))
+                opts.publish.append({"proto": proto, "host_ip": "", "host_port": 0,
+                                     "container_port": port})
+    net.check_ports(opts.publish)
+    return net
+
+
+def _joined_netns(cfg: EngineConfig, other_id: str) -> str:
+    """--network container:X joins X's netns: ours if X has one, else its init's."""
+    from tomato.engine import networks
+
+    other = get(cfg, other_id)
+    mode = other.options.get("network", "none")
+    if mode == "host":
+        raise Conflict("cannot join the network of a container that uses the host's")
+    if networks.is_networked(mode):
+        return networks.Networks(cfg.root).netns_path(other.id)
+    if mode.startswith("container:"):
+        return _joined_netns(cfg, mode.partition(":")[2])
+    if other.state.status not in (RUNNING, PAUSED) or not other.state.pid:
+        raise Conflict(f"cannot join network of a non running container: {other.id}")
+    return f"/proc/{other.state.pid}/ns/net"
 
 
 # -- reconcile ----------------------------------------------------------------------
@@ -253,6 +343,9 @@ def get(cfg: EngineConfig, ref: str) -> Container:
 
 
 def list_containers(cfg: EngineConfig, all_states: bool = False) -> list[Container]:
+    from tomato.engine.networks import sweep
+
+    sweep(cfg.root)  # what a killed `tomato run` left of its network
     out = []
     for c in _records(cfg).all():
         c = reconcile(cfg, c)
@@ -271,6 +364,14 @@ def start(cfg: EngineConfig, ref: str, attach_wait: bool = False) -> Container:
     rootfs = records.bundle(c.id) / "rootfs"
     if not os.path.ismount(rootfs):  # after a reboot the overlay is gone: mount it again
         _mount_rootfs(image_service.rootfs_mounts(cfg, c.id), rootfs)
+    from tomato.engine import networks
+
+    if networks.is_networked(opts.network):
+        from tomato.network.netns import is_mounted
+
+        nets = networks.Networks(cfg.root)
+        if not is_mounted(nets.netns_path(c.id)):  # after a reboot: the same leases again
+            nets.replug(c.id)
     _runtime_delete(cfg, c.id)  # a leftover from a crashed monitor would block the id
     monitor_cfg = {
         "bundle": str(records.bundle(c.id)), "runtime_root": str(runtime_root(cfg)),
@@ -465,6 +566,10 @@ def remove_files(root: Path, cid: str, volumes: bool = False) -> None:
     except NotFound:
         return
     _runtime_delete(cfg, cid)
+    from tomato.engine import networks
+
+    if networks.is_networked(c.options.get("network", "none")):
+        networks.Networks(root).teardown(cid)  # veths, netns, leases, ports, nft rules
     _unmount_rootfs(records.bundle(cid) / "rootfs")
     image_service.release_rootfs(cfg, cid)
     shutil.rmtree(records.path(cid), ignore_errors=True)

@@ -91,8 +91,11 @@ def lookup_user(rootfs: Path, user: str) -> tuple[int, int, list[int]]:
 
 def build_spec(opts: RunOptions, image_config: dict[str, Any], cid: str, rootfs: Path,
                files: dict[str, Path], volume_mounts: list[dict[str, Any]],
-               cgroup_parent: str) -> dict[str, Any]:
-    """The complete config.json for one container."""
+               cgroup_parent: str, netns_path: str = "") -> dict[str, Any]:
+    """The complete config.json for one container.
+
+    ``netns_path``: the network namespace to join (prepared by the engine: the
+    runtime knows nothing of networks); none: a fresh one with only lo."""
     from tomato.oci.security_defaults import DOCKER_DEFAULT_CAPS, docker_default_seccomp
 
     cfg = image_config or {}
@@ -158,7 +161,9 @@ def build_spec(opts: RunOptions, image_config: dict[str, Any], cid: str, rootfs:
     mounts.extend(volume_mounts)
 
     namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
-    if opts.network != "host":
+    if netns_path:
+        namespaces.append({"type": "network", "path": netns_path})
+    elif opts.network != "host":
         namespaces.append({"type": "network"})
     namespaces.append({"type": "cgroup"})
     spec: dict[str, Any] = {

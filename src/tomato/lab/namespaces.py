@@ -11,7 +11,7 @@ namespace and forks when it entered a pid namespace (setns on a pid namespace
 only moves the children).
 
 These functions end in execve; the parent of a fork returns the child's wait
-status (an exit code, or 128 + the signal).  The caller must be single
+status (an exit code, or minus the signal that killed it, as subprocess reports).  The caller must be single
 threaded (unshare of a user namespace and setns refuse threaded callers).
 """
 
@@ -85,7 +85,7 @@ def _wait(pid: int) -> int:
         except InterruptedError:
             continue
     if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
+        return -os.WTERMSIG(status)  # as subprocess does: the caller may re-raise it
     return os.WEXITSTATUS(status)
 
 

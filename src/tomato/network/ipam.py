@@ -1,0 +1,108 @@
+"""Subnets and addresses: pure logic (the engine persists leases in sqlite).
+
+Subnets are chosen from a pool so they do not overlap the host's routes
+(read from /proc/net/route, no netlink needed) nor another network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from collections.abc import Iterable
+
+from tomato.errors import Conflict, InvalidArgument
+
+#: Docker's default address pools: the default bridge first, then user networks.
+POOL = [f"172.{n}.0.0/16" for n in range(17, 32)] + \
+       [f"192.168.{n}.0/20" for n in range(0, 256, 16)]
+
+
+def host_routes(path: str = "/proc/net/route") -> list[ipaddress.IPv4Network]:
+    """Every IPv4 destination the host routes to (except the default route)."""
+    nets = []
+    try:
+        with open(path) as f:
+            next(f, None)
+            for line in f:
+                cols = line.split()
+                if len(cols) < 8:
+                    continue
+                dest = socket.inet_ntoa(struct.pack("<I", int(cols[1], 16)))
+                mask = socket.inet_ntoa(struct.pack("<I", int(cols[7], 16)))
+                if mask == "0.0.0.0":
+                    continue
+                nets.append(ipaddress.IPv4Network(f"{dest}/{mask}", strict=False))
+    except OSError:
+        pass
+    return nets
+
+
+def parse_subnet(text: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.IPv4Network(text, strict=True)
+    except ValueError as err:
+        raise InvalidArgument(f"invalid subnet {text}: {err}") from err
+    if net.prefixlen > 30:
+        raise InvalidArgument(f"invalid subnet {text}: too small for a network")
+    return net
+
+
+def parse_ip(text: str, what: str = "IP address") -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError as err:
+        raise InvalidArgument(f"invalid {what}: {text}") from err
+
+
+def overlapping(net: ipaddress.IPv4Network,
+                taken: Iterable[ipaddress.IPv4Network]) -> ipaddress.IPv4Network | None:
+    for t in taken:
+        if net.overlaps(t):
+            return t
+    return None
+
+
+def choose_subnet(taken: list[ipaddress.IPv4Network],
+                  pool: Iterable[str] = POOL) -> ipaddress.IPv4Network:
+    for candidate in pool:
+        net = ipaddress.IPv4Network(candidate)
+        if overlapping(net, taken) is None:
+            return net
+    raise Conflict("could not find an available, non-overlapping IPv4 address pool among "
+                   "the defaults to assign to the network")
+
+
+def gateway_of(net: ipaddress.IPv4Network, gateway: str = "") -> ipaddress.IPv4Address:
+    if not gateway:
+        return net.network_address + 1
+    gw = parse_ip(gateway, "gateway")
+    if gw not in net or gw in (net.network_address, net.broadcast_address):
+        raise InvalidArgument(f"no matching subnet for gateway {gateway}: it is not inside "
+                              f"{net}")
+    return gw
+
+
+def next_free(net: ipaddress.IPv4Network, used: set[int]) -> ipaddress.IPv4Address:
+    """The lowest free host address (``used`` holds the gateway too)."""
+    first = int(net.network_address) + 1
+    last = int(net.broadcast_address) - 1
+    for value in range(first, last + 1):  # bounded by the subnet's size
+        if value not in used:
+            return ipaddress.IPv4Address(value)
+    raise Conflict(f"no available IPv4 addresses on network {net}")
+
+
+def mac_for(ip: ipaddress.IPv4Address) -> str:
+    """Docker's MAC: 02:42 then the four bytes of the address."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ip.packed)
+
+
+def validate_mac(text: str) -> str:
+    parts = text.split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
+                                  for p in parts):
+        raise InvalidArgument(f"{text} is not a valid mac address")
+    if int(parts[0], 16) & 1:
+        raise InvalidArgument(f"{text} is a multicast mac address")
+    return text.lower()

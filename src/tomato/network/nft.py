@@ -1,0 +1,104 @@
+"""Tomato's own nftables table: masquerading, isolation between networks, published ports.
+
+The whole table is rendered from the engine's records and replaced in one
+nft transaction (``table`` + ``delete table`` + the new table), so applying
+it is atomic and idempotent: reconciling after a crash is just rendering
+again.  Nothing outside the table is ever touched.
+
+Chains:
+- ``postrouting`` (nat): masquerade what leaves a non-internal network for
+  another interface; masquerade 127.0.0.0/8 sources going to a bridge (the
+  host reaching a published port on 127.0.0.1, with route_localnet on the
+  bridge); hairpin (a container reaching its own published port).
+- ``prerouting``/``output`` (nat): traffic to a local address jumps to
+  ``ports``, which DNATs each published port to its container.
+- ``forward`` (filter): DNATed traffic passes; otherwise traffic between two
+  Tomato networks, or into/out of an internal one, is dropped.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tomato.errors import Unavailable
+
+
+@dataclass(frozen=True)
+class Net:
+    bridge: str
+    subnet: str
+    internal: bool = False
+
+
+@dataclass(frozen=True)
+class Port:
+    proto: str
+    host_ip: str
+    host_port: int
+    container_ip: str
+    container_port: int
+
+
+def _set(items: Iterable[str]) -> str:
+    quoted = [f'"{i}"' for i in items]
+    return "{ " + ", ".join(quoted) + " }" if len(quoted) > 1 else quoted[0]
+
+
+def render(table: str, nets: list[Net], ports: list[Port]) -> str:
+    """The nft script that replaces ``table`` (or just deletes it when empty)."""
+    head = f"table ip {table} {{}}\ndelete table ip {table}\n"
+    if not nets and not ports:
+        return head
+    post, fwd, dnat = [], ["ct status dnat accept"], []
+    bridges = [n.bridge for n in nets]
+    for n in nets:
+        others = [b for b in bridges if b != n.bridge]
+        if n.internal:
+            fwd.append(f'iifname "{n.bridge}" oifname != "{n.bridge}" drop')
+            fwd.append(f'oifname "{n.bridge}" iifname != "{n.bridge}" drop')
+        else:
+            post.append(f'ip saddr {n.subnet} oifname != "{n.bridge}" masquerade')
+            if others:
+                fwd.append(f'iifname "{n.bridge}" oifname {_set(others)} drop')
+        post.append(f'oifname "{n.bridge}" ip saddr 127.0.0.0/8 masquerade')
+    for p in ports:
+        match = f"ip daddr {p.host_ip} " if p.host_ip not in ("", "0.0.0.0") else ""
+        dnat.append(f"{match}{p.proto} dport {p.host_port} dnat to "
+                    f"{p.container_ip}:{p.container_port}")
+        post.append(f"ip saddr {p.container_ip} ip daddr {p.container_ip} {p.proto} dport "
+                    f"{p.container_port} masquerade")
+
+    def chain(name: str, hook: str, rules: list[str], kind: str = "nat",
+              prio: str = "") -> str:
+        body = "".join(f"    {r}\n" for r in rules)
+        return (f"  chain {name} {{\n    type {kind} hook {hook} priority {prio}; "
+                f"policy accept;\n{body}  }}\n")
+
+    return (head + f"table ip {table} {{\n"
+            + "  chain ports {\n" + "".join(f"    {r}\n" for r in dnat) + "  }\n"
+            + chain("prerouting", "prerouting", ["fib daddr type local jump ports"],
+                    prio="dstnat")
+            + chain("output", "output", ["fib daddr type local jump ports"], prio="-100")
+            + chain("postrouting", "postrouting", post, prio="srcnat")
+            + chain("forward", "forward", fwd, kind="filter", prio="filter")
+            + "}\n")
+
+
+def apply(script: str) -> None:
+    try:
+        proc = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True,
+                              text=True, timeout=30)
+    except FileNotFoundError as err:
+        raise Unavailable("nft not found: published ports and NAT need nftables "
+                          "(apt-get install nftables)") from err
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()
+        raise Unavailable(f"nft failed: {detail[0] if detail else proc.returncode}")
+
+
+def table_exists(table: str) -> bool:
+    proc = subprocess.run(["nft", "list", "table", "ip", table], capture_output=True,
+                          text=True, timeout=30)
+    return proc.returncode == 0

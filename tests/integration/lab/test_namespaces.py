@@ -1,0 +1,125 @@
+"""`tomato unshare` and `tomato nsenter` agree with util-linux's on the same cases."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("nsenter") is None,
+                                reason="util-linux's unshare/nsenter are needed to compare")
+
+CASES = [
+    ["-p", "-f", "--mount-proc", "sh", "-c", "echo $$; ps -o pid,comm"],
+    ["-p", "-m", "-i", "-f", "--mount-proc", "sh", "-c", "echo $$"],
+    ["-p", "sh", "-c", 'echo $$ >/dev/null; sh -c "echo \\$\\$"'],
+    ["-u", "sh", "-c", "hostname tomato-lab; hostname"],
+    ["-r", "sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/setgroups"],
+    ["--map-user=1000", "--map-group=1000", "sh", "-c", "id -u; id -g"],
+    ["-U", "sh", "-c", "id -u"],
+    ["-n", "sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1"],
+    ["-C", "sh", "-c", "cat /proc/self/cgroup"],
+    ["-i", "-f", "sh", "-c", "exit 3"],
+    ["-f", "sh", "-c", "kill -TERM $$"],
+    ["-m", "sh", "-c", "grep -c ' / / ' /proc/self/mountinfo"],
+    ["-T", "-f", "sh", "-c", "echo time"],
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[" ".join(c[:-1])[:40] for c in CASES])
+def test_unshare_agrees_with_util_linux(tomato, case):
+    real = subprocess.run(["unshare", *case], capture_output=True, text=True, timeout=30)
+    ours = tomato("unshare", *case, check=False)
+    assert (ours.returncode, ours.stdout) == (real.returncode, real.stdout), ours.stderr
+
+
+def _readlinks(prefix: list[str], pid: int, names: list[str]) -> list[str]:
+    script = "; ".join(f"readlink /proc/self/ns/{n}" for n in names) + "; hostname"
+    return [prefix, pid, script]  # type: ignore[list-item]
+
+
+@pytest.fixture
+def target():
+    """A process in new uts/net/ipc/mount/pid namespaces (made by util-linux), and its pid."""
+    p = subprocess.Popen(["unshare", "-u", "-n", "-i", "-m", "-p", "-f", "--kill-child",
+                          "--mount-proc", "sh",
+                          "-c", "hostname lab-target; exec sleep 60"])
+    inner = None
+    try:
+        deadline = time.monotonic() + 10
+        while inner is None and time.monotonic() < deadline:
+            try:
+                kids = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
+            except OSError:
+                kids = []
+            if kids and os.readlink(f"/proc/{kids[0]}/exe").endswith("sleep"):
+                inner = int(kids[0])
+            else:
+                time.sleep(0.02)
+        assert inner is not None, "target did not start"
+        yield inner
+    finally:
+        p.kill()
+        p.wait()
+        # --kill-child SIGKILLs the sleeper; it is reparented to pytest (the subreaper):
+        # reap it here so no container process outlives the test.
+        deadline = time.monotonic() + 10
+        while inner is not None and os.path.exists(f"/proc/{inner}") and \
+                time.monotonic() < deadline:
+            try:
+                os.waitpid(inner, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.02)
+
+
+@pytest.mark.parametrize("flags", [["-a"], ["-u", "-n"], ["-m", "-p"], ["-i"], ["-a", "-r"]])
+def test_nsenter_agrees_with_util_linux(tomato, target, flags):
+    cmd = ["sh", "-c", "for n in uts net ipc mnt pid_for_children; do readlink "
+           "/proc/self/ns/$n; done; hostname; echo $$ >/dev/null"]
+    real = subprocess.run(["nsenter", "-t", str(target), *flags, *cmd], capture_output=True,
+                          text=True, timeout=30)
+    ours = tomato("nsenter", "-t", str(target), *flags, *cmd, check=False)
+    assert real.returncode == 0, real.stderr
+    assert (ours.returncode, ours.stdout) == (real.returncode, real.stdout), ours.stderr
+
+
+def test_nsenter_pid_namespace_sees_the_target_as_pid_1(tomato, target):
+    # pids after 1 depend on how many processes the namespace saw before: compare pid 1.
+    r = tomato("nsenter", "-t", str(target), "-a", "sh", "-c", "ps -o pid,comm | head -n 2")
+    real = subprocess.run(["nsenter", "-t", str(target), "-a", "sh", "-c",
+                           "ps -o pid,comm | head -n 2"], capture_output=True, text=True)
+    assert r.stdout.split() == real.stdout.split() == ["PID", "COMMAND", "1", "sleep"]
+
+
+def test_nsenter_explain_lists_the_setns_calls(tomato, target):
+    r = tomato("nsenter", "--explain", "-t", str(target), "-u", "-n", "true")
+    assert r.stderr.splitlines() == [
+        f'+ setns(open("/proc/{target}/ns/uts"), CLONE_NEWUTS) — nsenter -t {target} -u',
+        f'+ setns(open("/proc/{target}/ns/net"), CLONE_NEWNET) — nsenter -t {target} -n',
+        "+ execve('true', ['true']) — true"]
+
+
+def test_nsenter_bad_targets(tomato):
+    r = tomato("nsenter", "-t", "999999999", "-a", "true", check=False)
+    assert r.returncode == 1 and r.stderr == "tomato: no such process: 999999999\n"
+    r = tomato("nsenter", "-t", "no-such-container", "-a", "true", check=False)
+    assert r.returncode == 1 and "no-such-container" in r.stderr and "Traceback" not in r.stderr
+    r = tomato("nsenter", "-t", str(os.getpid()), "true", check=False)
+    assert r.returncode == 1 and "no namespace specified" in r.stderr
+
+
+def test_unshare_explain_matches_the_mounts_made(tomato):
+    r = tomato("unshare", "--explain", "-p", "-f", "--mount-proc", "sh", "-c",
+               "grep ' /proc ' /proc/self/mountinfo | tail -n 1")
+    steps = r.stderr.splitlines()
+    assert steps[0] == "+ unshare(CLONE_NEWNS|CLONE_NEWPID) — unshare --mount --pid"
+    assert steps[1] == "+ fork() — unshare --fork"
+    assert steps[2] == '+ mount("none", "/", NULL, MS_REC|MS_PRIVATE, NULL) — ' \
+                       "mount --make-rprivate /"
+    assert steps[3].endswith("— mount -t proc -o nosuid,nodev,noexec proc /proc")
+    # What the kernel shows: a proc mount on /proc with exactly those flags.
+    assert " /proc rw,nosuid,nodev,noexec" in r.stdout and "- proc proc" in r.stdout
