@@ -220,7 +220,8 @@ class CgroupTool:
     def _write(self, path: str, value: str) -> None:
         self.ex.write(path, value)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            # O_TRUNC as the shell's ">" (kernfs ignores it; a plain file needs it)
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
         except FileNotFoundError as err:
             raise NotFound(f"the kernel has no {os.path.basename(path)} in "
                            f"{os.path.dirname(path)}") from err
