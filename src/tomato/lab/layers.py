@@ -284,8 +284,8 @@ def stack_lines(stack: Stack, target: str | None = None) -> list[str]:
         if layer.role == "upperdir":
             lines.append(f"upperdir    {layer.path}   (read-write: the container layer)")
         else:
-            where = " (top)" if layer.index == 1 and n > 1 else (
-                " (bottom)" if layer.index == n and n > 1 else "")
+            where = ", top" if layer.index == 1 and n > 1 else (
+                ", bottom" if layer.index == n and n > 1 else "")
             lines.append(f"lowerdir {layer.index}  {layer.path}   (read-only{where})")
     if stack.workdir:
         lines.append(f"workdir     {stack.workdir}   (overlayfs's scratch space)")
