@@ -29,7 +29,8 @@ from typing import Any
 from tomato.errors import InvalidArgument, NotFound, TomatoError
 
 #: modules that add more commands: each has ``register(sub, common)``.
-COMMAND_MODULES: tuple[str, ...] = ("tomato.cli.containers", "tomato.cli.lab")
+COMMAND_MODULES: tuple[str, ...] = ("tomato.cli.containers", "tomato.cli.networks",
+                                     "tomato.cli.lab")
 
 USAGE_EXIT = 125
 FAIL_EXIT = 1

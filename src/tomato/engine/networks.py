@@ -345,29 +345,26 @@ class Networks:
         from tomato.network.netlink import Netlink
 
         leases = self.leases(cid)
-        with self.store.read() as db:
-            had_ports = db.execute("SELECT 1 FROM ports WHERE container_id=?",
-                                   (cid,)).fetchone() is not None
-        if leases:
-            with Netlink() as nl:
-                for lease in leases:
-                    nl.delete_link(lease.veth)
-        netns.remove(self.netns_path(cid))
         gone: list[Network] = []
         with self.store.write() as db:
+            had_ports = db.execute("SELECT 1 FROM ports WHERE container_id=?",
+                                   (cid,)).fetchone() is not None
             db.execute("DELETE FROM endpoints WHERE container_id=?", (cid,))
             db.execute("DELETE FROM ports WHERE container_id=?", (cid,))
-            for nid in {lease.network_id for lease in leases}:
-                row = db.execute("SELECT * FROM networks WHERE id=?", (nid,)).fetchone()
-                if row is None:
-                    continue
+            # The default bridge goes with its last endpoint (also one a crash left).
+            row = db.execute("SELECT * FROM networks WHERE builtin=1").fetchone()
+            if row is not None:
                 n = _network(row)
                 left = db.execute("SELECT 1 FROM endpoints WHERE network_id=?",
-                                  (nid,)).fetchone()
-                if n.builtin and left is None:
+                                  (n.id,)).fetchone()
+                if left is None and os.path.exists(f"/sys/class/net/{n.bridge}"):
                     gone.append(n)
-        for n in gone:
-            self._bridge_down(n)
+        # Records first: if we are killed now, sweep finds the netns without a record and
+        # removes the devices; the other order could leave leases nobody owns.
+        if leases or gone:
+            with Netlink() as nl:
+                nl.delete_links([lease.veth for lease in leases] + [n.bridge for n in gone])
+        netns.remove(self.netns_path(cid))
         if had_ports or gone:
             self._apply_rules()
         return {lease.network_id for lease in leases} - {n.id for n in gone}
@@ -698,3 +695,38 @@ def sweep(root: Path) -> list[str]:
 def is_networked(mode: str) -> bool:
     """Whether the container owns a netns of ours (bridge or a user network)."""
     return mode not in ("none", "host") and not mode.startswith("container:")
+
+
+def network_json(store: Networks, n: Network) -> dict[str, Any]:
+    """`network inspect`: the shape Docker's CLI and docker-py read."""
+    from tomato.engine.containers import iso
+
+    containers = {}
+    with store.store.read() as db:
+        for lease in store.leases(network_id=n.id):
+            row = db.execute("SELECT name FROM containers WHERE id=?",
+                             (lease.container_id,)).fetchone()
+            containers[lease.container_id] = {
+                "Name": row[0] if row else "", "MacAddress": lease.mac,
+                "EndpointID": hashlib.sha256((n.id + lease.container_id).encode()).hexdigest(),
+                "IPv4Address": f"{lease.ip}/{n.prefixlen}", "IPv6Address": ""}
+    return {"Name": n.name, "Id": n.id, "Created": iso(n.created), "Scope": "local",
+            "Driver": "bridge", "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None,
+                     "Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
+            "Internal": n.internal, "Attachable": False, "Ingress": False,
+            "Containers": containers,
+            "Options": {"com.docker.network.bridge.name": n.bridge,
+                        **({"com.docker.network.bridge.default_bridge": "true"}
+                           if n.builtin else {})},
+            "Labels": n.labels}
+
+
+def pseudo_network(root: Path, name: str) -> dict[str, Any]:
+    """`host` and `none` are modes, not records; listed as Docker lists them."""
+    nid = hashlib.sha256(f"{root}:{name}".encode()).hexdigest()
+    return {"Name": name, "Id": nid, "Created": "0001-01-01T00:00:00Z", "Scope": "local",
+            "Driver": "host" if name == "host" else "null", "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False,
+            "Attachable": False, "Ingress": False, "Containers": {}, "Options": {},
+            "Labels": {}}

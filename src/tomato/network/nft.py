@@ -46,12 +46,25 @@ def _set(items: Iterable[str]) -> str:
     return "{ " + ", ".join(quoted) + " }" if len(quoted) > 1 else quoted[0]
 
 
+CHAINS = (("ports", ""), ("prerouting", "type nat hook prerouting priority dstnat; "),
+          ("output", "type nat hook output priority -100; "),
+          ("postrouting", "type nat hook postrouting priority srcnat; "),
+          ("forward", "type filter hook forward priority filter; "))
+
+
 def render(table: str, nets: list[Net], ports: list[Port]) -> str:
-    """The nft script that replaces ``table`` (or just deletes it when empty)."""
-    head = f"table ip {table} {{}}\ndelete table ip {table}\n"
+    """The nft script that makes ``table`` hold exactly these rules, or deletes it.
+
+    The chains are declared (a no-op when they exist), flushed and refilled in
+    one transaction: re-registering netfilter hooks costs an RCU grace period
+    (~10 ms), refilling a chain does not."""
     if not nets and not ports:
-        return head
-    post, fwd, dnat = [], ["ct status dnat accept"], []
+        return f"table ip {table} {{}}\ndelete table ip {table}\n"
+    rules: dict[str, list[str]] = {
+        "ports": [], "prerouting": ["fib daddr type local jump ports"],
+        "output": ["fib daddr type local jump ports"], "postrouting": [],
+        "forward": ["ct status dnat accept"]}
+    post, fwd = rules["postrouting"], rules["forward"]
     bridges = [n.bridge for n in nets]
     for n in nets:
         others = [b for b in bridges if b != n.bridge]
@@ -65,25 +78,17 @@ def render(table: str, nets: list[Net], ports: list[Port]) -> str:
         post.append(f'oifname "{n.bridge}" ip saddr 127.0.0.0/8 masquerade')
     for p in ports:
         match = f"ip daddr {p.host_ip} " if p.host_ip not in ("", "0.0.0.0") else ""
-        dnat.append(f"{match}{p.proto} dport {p.host_port} dnat to "
-                    f"{p.container_ip}:{p.container_port}")
+        rules["ports"].append(f"{match}{p.proto} dport {p.host_port} dnat to "
+                              f"{p.container_ip}:{p.container_port}")
         post.append(f"ip saddr {p.container_ip} ip daddr {p.container_ip} {p.proto} dport "
                     f"{p.container_port} masquerade")
-
-    def chain(name: str, hook: str, rules: list[str], kind: str = "nat",
-              prio: str = "") -> str:
-        body = "".join(f"    {r}\n" for r in rules)
-        return (f"  chain {name} {{\n    type {kind} hook {hook} priority {prio}; "
-                f"policy accept;\n{body}  }}\n")
-
-    return (head + f"table ip {table} {{\n"
-            + "  chain ports {\n" + "".join(f"    {r}\n" for r in dnat) + "  }\n"
-            + chain("prerouting", "prerouting", ["fib daddr type local jump ports"],
-                    prio="dstnat")
-            + chain("output", "output", ["fib daddr type local jump ports"], prio="-100")
-            + chain("postrouting", "postrouting", post, prio="srcnat")
-            + chain("forward", "forward", fwd, kind="filter", prio="filter")
-            + "}\n")
+    declare = "".join(f"  chain {name} {{ {head}{'policy accept; ' if head else ''}}}\n"
+                      for name, head in CHAINS)
+    flush = "".join(f"flush chain ip {table} {name}\n" for name, _ in CHAINS)
+    fill = "".join(f"  chain {name} {{\n" + "".join(f"    {r}\n" for r in rules[name])
+                   + "  }\n" for name, _ in CHAINS if rules[name])
+    return (f"table ip {table} {{\n{declare}}}\n{flush}"
+            f"table ip {table} {{\n{fill}}}\n")
 
 
 def apply(script: str) -> None:

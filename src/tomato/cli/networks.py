@@ -1,0 +1,205 @@
+"""`tomato network ...` and `tomato port`: Docker's commands, output and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tomato.errors import InvalidArgument, NotFound, TomatoError
+
+
+def _guard(func: Any) -> Any:
+    def run(args: argparse.Namespace, cfg: Any) -> int:
+        try:
+            return int(func(args, cfg) or 0)
+        except TomatoError as err:
+            if getattr(args, "debug", False):
+                raise
+            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            print(f"tomato: {msg}", file=sys.stderr)
+            return 1
+    return run
+
+
+def _store(cfg: Any) -> Any:
+    from tomato.engine.networks import Networks, sweep
+
+    sweep(cfg.root)
+    return Networks(cfg.root)
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid label: {item!r}")
+        out[key] = value
+    return out
+
+
+@_guard
+def cmd_create(args: argparse.Namespace, cfg: Any) -> int:
+    if len(args.subnet) > 1 or len(args.gateway) > 1:
+        raise InvalidArgument("only one --subnet and one --gateway are supported")
+    n = _store(cfg).create(args.name, args.subnet[0] if args.subnet else "",
+                           args.gateway[0] if args.gateway else "", args.internal,
+                           _labels(args.label), args.driver)
+    print(n.id)
+    return 0
+
+
+@_guard
+def cmd_ls(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.cli.engine import print_table
+    from tomato.engine.networks import pseudo_network
+
+    rows = [(n.id, n.name, "bridge") for n in _store(cfg).all()]
+    for name in ("host", "none"):
+        p = pseudo_network(cfg.root, name)
+        rows.append((p["Id"], name, p["Driver"]))
+    rows.sort(key=lambda r: r[1])
+    if args.quiet:
+        for r in rows:
+            print(r[0] if args.no_trunc else r[0][:12])
+        return 0
+    table = [["NETWORK ID", "NAME", "DRIVER", "SCOPE"]]
+    table += [[r[0] if args.no_trunc else r[0][:12], r[1], r[2], "local"] for r in rows]
+    print_table(table)
+    return 0
+
+
+@_guard
+def cmd_inspect(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.engine.networks import network_json, pseudo_network
+
+    store = _store(cfg)
+    out, failed = [], 0
+    for ref in args.networks:
+        if ref in ("host", "none"):
+            out.append(pseudo_network(cfg.root, ref))
+            continue
+        try:
+            out.append(network_json(store, store.get(ref)))
+        except NotFound as err:
+            print(f"tomato: {err}", file=sys.stderr)
+            failed = 1
+    if args.format:
+        from tomato.cli.engine import render_template
+
+        for item in out:
+            print(render_template(args.format, item))
+    else:
+        print(json.dumps(out, indent=4))
+    return failed
+
+
+@_guard
+def cmd_rm(args: argparse.Namespace, cfg: Any) -> int:
+    store = _store(cfg)
+    failed = 0
+    for ref in args.networks:
+        try:
+            store.remove(ref)
+            print(ref)
+        except TomatoError as err:
+            print(f"tomato: {err}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+@_guard
+def cmd_prune(args: argparse.Namespace, cfg: Any) -> int:
+    removed = _store(cfg).prune()
+    if removed:
+        print("Deleted Networks:")
+        for name in removed:
+            print(name)
+    return 0
+
+
+def _networked(cfg: Any, ref: str) -> Any:
+    from tomato.engine import service
+
+    return service.get(cfg, ref)
+
+
+@_guard
+def cmd_connect(args: argparse.Namespace, cfg: Any) -> int:
+    c = _networked(cfg, args.container)
+    _store(cfg).connect(c.id, args.network, ip=args.ip, aliases=list(args.alias))
+    return 0
+
+
+@_guard
+def cmd_disconnect(args: argparse.Namespace, cfg: Any) -> int:
+    c = _networked(cfg, args.container)
+    _store(cfg).disconnect(c.id, args.network)
+    return 0
+
+
+@_guard
+def cmd_port(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.engine import service
+    from tomato.engine.networks import Networks, is_networked
+
+    c = service.get(cfg, args.container)
+    ports = Networks(cfg.root).ports(c.id) if is_networked(c.options.get("network", "")) \
+        else []
+    want = args.private_port
+    if want:
+        number, _, proto = want.partition("/")
+        proto = proto or "tcp"
+        ports = [p for p in ports if str(p["container_port"]) == number and p["proto"] == proto]
+        if not ports:
+            raise NotFound(f"No public port '{number}/{proto}' published for {args.container}")
+        for p in ports:
+            print(f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}")
+        return 0
+    for p in ports:
+        print(f"{p['container_port']}/{p['proto']} -> {p['host_ip'] or '0.0.0.0'}:"
+              f"{p['host_port']}")
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    def add(parent: Any, name: str, func: Any, help_text: str,
+            aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help_text, parents=[common],
+                                                       aliases=list(aliases))
+        p.set_defaults(func=func)
+        return p
+
+    p = add(sub, "port", cmd_port, "list a container's published ports")
+    p.add_argument("container")
+    p.add_argument("private_port", nargs="?")
+    network = sub.add_parser("network", help="manage networks", parents=[common])
+    nsub = network.add_subparsers(dest="network_command", metavar="COMMAND", required=True)
+    p = add(nsub, "create", cmd_create, "create a network")
+    p.add_argument("-d", "--driver", default="bridge")
+    p.add_argument("--subnet", action="append", default=[])
+    p.add_argument("--gateway", action="append", default=[])
+    p.add_argument("--internal", action="store_true")
+    p.add_argument("--label", action="append", default=[])
+    p.add_argument("name")
+    p = add(nsub, "ls", cmd_ls, "list networks", aliases=("list",))
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p = add(nsub, "inspect", cmd_inspect, "show networks' details")
+    p.add_argument("-f", "--format")
+    p.add_argument("networks", nargs="+")
+    p = add(nsub, "rm", cmd_rm, "remove networks", aliases=("remove",))
+    p.add_argument("networks", nargs="+")
+    p = add(nsub, "prune", cmd_prune, "remove unused networks")
+    p.add_argument("-f", "--force", action="store_true")
+    p = add(nsub, "connect", cmd_connect, "connect a container to a network")
+    p.add_argument("--ip", default="")
+    p.add_argument("--alias", action="append", default=[])
+    p.add_argument("network")
+    p.add_argument("container")
+    p = add(nsub, "disconnect", cmd_disconnect, "disconnect a container from a network")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("network")
+    p.add_argument("container")

@@ -1,0 +1,128 @@
+"""Pure logic of the network package: -p specs, subnets and addresses, the files, the
+nft script."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from tomato.errors import Conflict, InvalidArgument
+from tomato.network import files, ipam, nft
+from tomato.network.ports import PortSpec, parse_expose, parse_publish
+
+
+@pytest.mark.parametrize(("spec", "want"), [
+    ("80", PortSpec("tcp", "", 0, 80)),
+    ("18080:80", PortSpec("tcp", "", 18080, 80)),
+    ("127.0.0.1:18080:80/udp", PortSpec("udp", "127.0.0.1", 18080, 80)),
+    ("0.0.0.0:1:2", PortSpec("tcp", "", 1, 2)),
+    ("127.0.0.1::80", PortSpec("tcp", "127.0.0.1", 0, 80)),
+])
+def test_publish_specs(spec: str, want: PortSpec) -> None:
+    assert parse_publish(spec) == want
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("70000:80", "invalid hostPort: 70000"),
+    ("a:b", "invalid containerPort: b"),
+    ("80:a", "invalid containerPort: a"),
+    ("1:2:3:4", "invalid port format"),
+    ("80/sctp", "invalid proto: sctp"),
+    ("300.1.1.1:80:80", "invalid IP address"),
+    ("0:0", "invalid containerPort: 0"),
+])
+def test_bad_publish_specs(spec: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        parse_publish(spec)
+
+
+def test_expose() -> None:
+    assert parse_expose("80") == (80, "tcp")
+    assert parse_expose("53/udp") == (53, "udp")
+    with pytest.raises(InvalidArgument):
+        parse_expose("x")
+
+
+def test_subnet_choice_skips_taken_and_host_routes() -> None:
+    taken = [ipaddress.IPv4Network("172.17.0.0/16"), ipaddress.IPv4Network("172.18.5.0/24")]
+    assert str(ipam.choose_subnet(taken)) == "172.19.0.0/16"
+    with pytest.raises(Conflict):
+        ipam.choose_subnet([ipaddress.IPv4Network("0.0.0.0/0")])
+
+
+def test_gateway_must_be_inside() -> None:
+    net = ipam.parse_subnet("10.1.2.0/24")
+    assert str(ipam.gateway_of(net)) == "10.1.2.1"
+    assert str(ipam.gateway_of(net, "10.1.2.254")) == "10.1.2.254"
+    for bad in ("10.1.3.1", "10.1.2.0", "10.1.2.255"):
+        with pytest.raises(InvalidArgument, match="no matching subnet for gateway"):
+            ipam.gateway_of(net, bad)
+    with pytest.raises(InvalidArgument):
+        ipam.parse_subnet("10.1.2.3/24")  # host bits set
+
+
+def test_next_free_never_repeats_and_runs_out() -> None:
+    net = ipam.parse_subnet("10.9.0.0/29")
+    used = {int(ipam.gateway_of(net))}
+    got = []
+    for _ in range(5):
+        a = ipam.next_free(net, used)
+        used.add(int(a))
+        got.append(str(a))
+    assert got == [f"10.9.0.{i}" for i in range(2, 7)]
+    with pytest.raises(Conflict, match="no available IPv4 addresses"):
+        ipam.next_free(net, used)
+
+
+def test_mac() -> None:
+    assert ipam.mac_for(ipaddress.IPv4Address("172.17.0.2")) == "02:42:ac:11:00:02"
+    assert ipam.validate_mac("02:AA:bb:cc:dd:ee") == "02:aa:bb:cc:dd:ee"
+    for bad in ("01:00:00:00:00:01", "zz:00:00:00:00:00", "02:00"):
+        with pytest.raises(InvalidArgument):
+            ipam.validate_mac(bad)
+
+
+def test_host_routes_parse(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    table = tmp_path / "route"
+    table.write_text(
+        "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n"
+        "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+        "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n")
+    assert ipam.host_routes(str(table)) == [ipaddress.IPv4Network("192.0.2.0/24")]
+
+
+def test_resolv_drops_loopback_resolvers() -> None:
+    host = "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch a.example\n" \
+           "options ndots:2\n"
+    assert files.render_resolv(host) == \
+        "nameserver 10.0.0.2\nsearch a.example\noptions ndots:2\n"
+    assert files.render_resolv("nameserver 127.0.0.1\n").startswith("nameserver 8.8.8.8\n")
+    assert files.render_resolv(host, ["1.1.1.1"], ["x.test"], ["debug"]) == \
+        "nameserver 1.1.1.1\nsearch x.test\noptions debug\n"
+
+
+def test_hosts() -> None:
+    text = files.render_hosts("h1", ["10.0.0.2"], [("db", "10.0.0.9")],
+                              [("10.0.0.3", ["web", "www", "web"])])
+    assert "127.0.0.1\tlocalhost\n" in text
+    assert "10.0.0.2\th1\n" in text
+    assert "10.0.0.9\tdb\n" in text
+    assert "10.0.0.3\tweb www\n" in text
+    assert "127.0.1.1\th2\n" in files.render_hosts("h2", [], [], [])
+
+
+def test_nft_script() -> None:
+    nets = [nft.Net("br-a", "10.1.0.0/16"), nft.Net("br-b", "10.2.0.0/16"),
+            nft.Net("br-i", "10.3.0.0/16", internal=True)]
+    script = nft.render("t", nets, [nft.Port("tcp", "", 8080, "10.1.0.2", 80),
+                                    nft.Port("udp", "127.0.0.1", 53, "10.1.0.3", 53)])
+    assert script.startswith("table ip t {\n")
+    assert "flush chain ip t ports\n" in script
+    assert "tcp dport 8080 dnat to 10.1.0.2:80" in script
+    assert "ip daddr 127.0.0.1 udp dport 53 dnat to 10.1.0.3:53" in script
+    assert 'ip saddr 10.1.0.0/16 oifname != "br-a" masquerade' in script
+    assert "10.3.0.0/16" not in script  # an internal network is never masqueraded
+    assert 'iifname "br-a" oifname { "br-b", "br-i" } drop' in script
+    assert 'iifname "br-i" oifname != "br-i" drop' in script
+    assert nft.render("t", [], []) == "table ip t {}\ndelete table ip t\n"
