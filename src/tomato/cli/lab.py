@@ -65,8 +65,7 @@ def cmd_chroot(args: argparse.Namespace, cfg: Any) -> int:
     from tomato.lab import chroot
     ex = _explainer(args)
     if args.try_escape:
-        kinds = ["chroot", "pivot_root"] if args.try_escape == "both" else [args.try_escape]
-        for kind in kinds:
+        for kind in ("chroot", "pivot_root"):
             _flush()
             r = chroot.try_escape(args.directory, kind, ex)
             what = ("chroot(DIR)" if kind == "chroot"
@@ -309,8 +308,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = add(sub, "chroot", cmd_chroot, "run a command with DIR as its root (plain chroot)")
     explain(p)
-    p.add_argument("--try-escape", nargs="?", const="both",
-                   choices=["chroot", "pivot_root", "both"],
+    p.add_argument("--try-escape", action="store_true",
                    help="show a root process escaping a plain chroot but not pivot_root")
     p.add_argument("directory", metavar="DIR")
     p.add_argument("command", nargs=argparse.REMAINDER)
