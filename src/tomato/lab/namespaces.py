@@ -11,8 +11,9 @@ namespace and forks when it entered a pid namespace (setns on a pid namespace
 only moves the children).
 
 These functions end in execve; the parent of a fork returns the child's wait
-status (an exit code, or minus the signal that killed it, as subprocess reports).  The caller must be single
-threaded (unshare of a user namespace and setns refuse threaded callers).
+status (an exit code, or minus the signal that killed it, as subprocess
+reports).  The caller must be single threaded (unshare of a user namespace
+and setns refuse threaded callers).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import io
 import pytest
 
 from tomato.cgroups import Hierarchy
-from tomato.errors import Unavailable
+from tomato.errors import InvalidArgument, Unavailable
 from tomato.lab.cgtool import CgroupTool, parse_group
 from tomato.lab.explain import Explainer
 
@@ -53,5 +53,5 @@ def test_missing_controller_names_what_is_there(v2):
 def test_parse_group():
     assert parse_group("cpu,cpuacct:tomato-lab/my") == (("cpu", "cpuacct"), "tomato-lab/my")
     for bad in ("cpu", ":x", "cpu:", "cpu:../x", "cpu:/"):
-        with pytest.raises(Exception):
+        with pytest.raises(InvalidArgument):
             parse_group(bad)
