@@ -349,11 +349,12 @@ def test_readonly_paths_are_unwritable(root: Path, bundle: Path) -> None:
         cfg["linux"]["readonlyPaths"].append("/tmp")
     edit(bundle, fn)
     out = run_in(root, bundle, C1, "sh", "-c",
-                 "{ echo 1 > /proc/sys/net/ipv4/ip_forward; } 2>&1; "
-                 "cat /proc/sys/net/ipv4/ip_forward; "
+                 # a new netns starts from the host's value: try the other one
+                 "f=/proc/sys/net/ipv4/ip_forward; a=$(cat $f); "
+                 "{ echo $((1 - a)) > $f; } 2>&1; [ $(cat $f) = $a ] && echo unchanged; "
                  "touch /tmp/x 2>&1; touch /y && echo root-writable; true").stdout.splitlines()
     assert "Read-only file system" in out[0]
-    assert out[1] == "0"
+    assert out[1] == "unchanged"
     assert "Read-only file system" in out[2]
     assert out[3] == "root-writable"
 
@@ -383,16 +384,18 @@ def test_hostname_and_domainname(root: Path, bundle: Path) -> None:
 
 def test_sysctl_in_new_namespaces(root: Path, bundle: Path) -> None:
     host_fwd = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    # A new netns starts from the host's value: ask for the other one.
+    flipped_fwd = "0" if host_fwd.strip() == "1" else "1"
     host_shm = Path("/proc/sys/kernel/shm_rmid_forced").read_text()
     flipped_shm = "0" if host_shm.strip() == "1" else "1"
 
     def fn(cfg: dict[str, Any]) -> None:
-        cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1",
+        cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": flipped_fwd,
                                   "kernel.shm_rmid_forced": flipped_shm}
     edit(bundle, fn)
     out = run_in(root, bundle, C1, "sh", "-c",
                  "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shm_rmid_forced").stdout
-    assert out.split() == ["1", flipped_shm]
+    assert out.split() == [flipped_fwd, flipped_shm]
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host_fwd
     assert Path("/proc/sys/kernel/shm_rmid_forced").read_text() == host_shm
 
