@@ -182,3 +182,45 @@ def test_exec_detached_process_is_killed_on_delete(root: Path, bundle: Path,
     for p in (pid, child):
         stat = Path(f"/proc/{p}/stat")
         assert not stat.exists() or stat.read_text().split()[2] in ("Z", "X")
+
+
+def test_exec_into_a_user_namespace(root: Path, bundle: Path, workdir: Path) -> None:
+    def fn(cfg: dict) -> None:
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    edit(bundle, fn)
+    for p in (bundle.parent, bundle):
+        p.chmod(0o755)
+    pid = run_detached(root, bundle, C1, "sleep", "600")
+    pid_file = workdir / "exec.pid"
+    try:
+        out = runtime(root, "exec", C1, "sh", "-c", "id -u; cat /proc/self/uid_map").stdout
+        assert out.split() == ["0", "0", "100000", "65536"]
+        runtime(root, "exec", "-d", "--pid-file", str(pid_file), "--user", "1000", C1,
+                "sleep", "300")
+        child = int(pid_file.read_text())
+        # uid 1000 inside is 101000 on the host, in the container's user namespace
+        uids = status_line(Path(f"/proc/{child}/status").read_text(), "Uid").split()
+        assert uids == ["101000"] * 4
+        assert ns_inode(child, "user") == ns_inode(pid, "user")
+    finally:
+        delete_reaping(root, C1, [int(pid_file.read_text())] if pid_file.exists() else [])
+
+
+def test_exec_gets_the_containers_seccomp(root: Path, bundle: Path) -> None:
+    import errno as errno_mod
+
+    edit(bundle, lambda cfg: cfg["linux"].__setitem__("seccomp", {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": errno_mod.EXDEV}]}))
+    run_detached(root, bundle, C1, "sleep", "600")
+    try:
+        out = runtime(root, "exec", C1, "sh", "-c",
+                      "grep Seccomp: /proc/self/status; mkdir /dev/shm/d 2>&1; true").stdout
+        lines = out.splitlines()
+        assert lines[0].split() == ["Seccomp:", "2"]
+        assert os.strerror(errno_mod.EXDEV) in lines[1], out
+    finally:
+        runtime(root, "delete", "--force", C1)

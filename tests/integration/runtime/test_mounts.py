@@ -307,6 +307,21 @@ def test_linux_devices(root: Path, bundle: Path) -> None:
     assert out[4].strip() == "3"
 
 
+def test_unlisted_device_is_unusable_even_if_made(root: Path, bundle: Path) -> None:
+    """The device cgroup only allows the default and listed devices: a node the
+    container makes itself (CAP_MKNOD) for /dev/loop-control cannot be opened."""
+    from .rt_extra import set_caps
+
+    edit(bundle, lambda cfg: set_caps(cfg, ["CAP_MKNOD", "CAP_DAC_OVERRIDE"]))
+    out = run_in(root, bundle, C1, "sh", "-c",
+                 "mknod /dev/lc c 10 237 && echo made; ( exec 3< /dev/lc ) 2>&1; "
+                 "mknod /dev/nul2 c 1 3 && echo x > /dev/nul2 && echo allowed-ok; true"
+                 ).stdout.splitlines()
+    assert len(out) == 3 and out[0] == "made", out
+    assert "Operation not permitted" in out[1], out
+    assert out[2] == "allowed-ok"  # /dev/null's numbers are allowed under any name
+
+
 def test_linux_devices_may_list_ptmx_and_default_devices(root: Path, bundle: Path) -> None:
     """A privileged spec lists every host device, /dev/ptmx and /dev/null among them:
     /dev/ptmx stays the link to the container's devpts (runc skips it)."""
