@@ -215,20 +215,19 @@ def cmd_cgroup_exec(args: argparse.Namespace, cfg: Any) -> int:
     return 0  # not reached
 
 
-def _stats_target(cfg: Any, args: argparse.Namespace) -> str:
-    from tomato.lab.cgtool import cgroup_of_pid, check_path
-    if args.container:
-        return cgroup_of_pid(_target_pid(cfg, args.container))
-    if args.pid:
-        return cgroup_of_pid(args.pid)
-    if not args.path:
-        raise InvalidArgument("name a group: PATH, --pid PID or --container NAME")
-    return check_path(args.path)
-
-
 def cmd_cgroup_stats(args: argparse.Namespace, cfg: Any) -> int:
-    tool = _tool(args)
-    path = _stats_target(cfg, args)
+    from tomato.lab.cgtool import CgroupTool, cgroups_of_pid, check_path
+    pid = _target_pid(cfg, args.container) if args.container else args.pid
+    if pid:
+        pinned = cgroups_of_pid(pid)
+        tool = CgroupTool(ex=_explainer(args), pinned=pinned)
+        path = pinned.get("cpuacct") or pinned.get("") or "/"
+        label = args.container or f"pid {pid}"
+    elif args.path:
+        tool, path = _tool(args), check_path(args.path)
+        label = path
+    else:
+        raise InvalidArgument("name a group: PATH, --pid PID or --container NAME")
     if not args.plot:
         for k, v in tool.stats(path).items():
             print(f"{k}: {'-' if v is None else v}")
@@ -239,7 +238,8 @@ def cmd_cgroup_stats(args: argparse.Namespace, cfg: Any) -> int:
     period = st.get("cpu_period_us") or 100000
     cap = quota / period if quota is not None and quota > 0 else None
     samples = tool.sample(path, args.duration, args.interval)
-    plot_usage(samples, args.plot, quota_cpus=cap, title=f"cgroup {path}")
+    plot_usage(samples, args.plot, quota_cpus=cap, memory_limit=st.get("memory_limit_bytes"),
+               title=f"cgroup of {label}"[:70])
     peak = max((s.cpus for s in samples), default=0.0)
     print(f"{len(samples)} samples over {args.duration:g} s; highest CPU {peak * 100:.1f} %"
           + (f" under a {cap * 100:.0f} % quota" if cap else "") + f"; wrote {args.plot}")

@@ -55,9 +55,14 @@ def check_path(path: str) -> str:
 
 
 class CgroupTool:
-    def __init__(self, found: list[Hierarchy] | None = None, ex: Explainer = NULL) -> None:
+    def __init__(self, found: list[Hierarchy] | None = None, ex: Explainer = NULL,
+                 pinned: dict[str, str] | None = None) -> None:
+        """``pinned`` maps controllers to the group of a process in each hierarchy
+        (from :func:`cgroups_of_pid`): a process may sit in different groups per v1
+        controller, so its ``path`` argument is then ignored for those controllers."""
         self.found = hierarchies() if found is None else found
         self.ex = ex
+        self.pinned = dict(pinned or {})
 
     # -- where things are -----------------------------------------------------------
     def mounted(self) -> list[str]:
@@ -67,7 +72,13 @@ class CgroupTool:
         return sorted(names)
 
     def place(self, controller: str, path: str) -> Place:
-        rel = check_path(path)
+        if controller in self.pinned or (self.pinned.get("") is not None):
+            rel = self.pinned.get(controller, self.pinned.get("", "")).strip("/")
+            if rel == "":
+                raise InvalidArgument("the process is in the root cgroup: nothing of its "
+                                      "own to show")
+        else:
+            rel = check_path(path)
         if controller == "*":
             raise InvalidArgument("'*' names every controller; use it only with create/delete")
         v2 = next((h for h in self.found if h.version == 2), None)
@@ -304,23 +315,24 @@ class Sample:
     memory_bytes: int
 
 
-def cgroup_of_pid(pid: int, controller: str = "cpuacct") -> str:
-    """The group path (relative to the hierarchy root) of ``pid`` for ``controller``."""
+def cgroups_of_pid(pid: int) -> dict[str, str]:
+    """controller → group path (relative to the hierarchy root) of ``pid``, from
+    /proc/PID/cgroup; the cgroup2 group is under the key ""."""
     try:
         with open(f"/proc/{pid}/cgroup") as f:
             text = f.read()
     except FileNotFoundError as err:
         raise NotFound(f"no such process: {pid}") from err
-    v2 = None
+    out: dict[str, str] = {}
     for line in text.splitlines():
         hid, ctrls, path = line.split(":", 2)
-        if controller in ctrls.split(","):
-            return path.strip("/")
-        if hid == "0":
-            v2 = path.strip("/")
-    if v2 is not None:
-        return v2
-    raise NotFound(f"process {pid} is in no {controller} cgroup")
+        if hid == "0" and ctrls == "":
+            out[""] = path.strip("/")
+            continue
+        for c in ctrls.split(","):
+            if c and not c.startswith("name="):
+                out[c] = path.strip("/")
+    return out
 
 
 def _read(path: str) -> str:
@@ -340,5 +352,5 @@ def _fs_error(err: OSError, what: str) -> Exception:
     return InvalidArgument(f"{what}: {reason}")
 
 
-__all__ = ["DEFAULT_CONTROLLERS", "CgroupTool", "Place", "Sample", "cgroup_of_pid",
+__all__ = ["DEFAULT_CONTROLLERS", "CgroupTool", "Place", "Sample", "cgroups_of_pid",
            "check_path", "parse_group"]

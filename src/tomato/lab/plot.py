@@ -12,7 +12,7 @@ from .cgtool import Sample
 
 
 def plot_usage(samples: list[Sample], out: str, *, quota_cpus: float | None = None,
-               title: str = "") -> None:
+               memory_limit: int | None = None, title: str = "") -> None:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -33,6 +33,10 @@ def plot_usage(samples: list[Sample], out: str, *, quota_cpus: float | None = No
     ax1.grid(True, alpha=0.3)
     ax2.plot(t, [s.memory_bytes / (1 << 20) for s in samples], color="green",
              label="memory (MiB)")
+    if memory_limit is not None:
+        ax2.axhline(memory_limit / (1 << 20), color="red", linestyle="--",
+                    label=f"limit {memory_limit / (1 << 20):.0f} MiB")
+    ax2.set_ylim(bottom=0)
     ax2.set_ylabel("MiB")
     ax2.set_xlabel("seconds")
     ax2.legend(loc="upper right")

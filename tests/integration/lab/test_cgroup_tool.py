@@ -136,3 +136,27 @@ def test_stress_held_at_30_percent(tomato, lab_group, workdir):
         for pid in tool.pids(("cpuacct",), g):
             os.kill(pid, 9)
         p.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_container_stats_plot(tomato, workdir):
+    """`tomato stats --plot`'s equivalent: a container's own groups, found from its pid."""
+    tomato("rootfs", "from-host", "/bin/bash", "--into", str(workdir / "r"), "--image", "hot")
+    try:
+        tomato("run", "-d", "--name", "hot", "--cpus", "0.3", "-m", "64m", "--network", "none",
+               "hot", "/bin/bash", "-c", "while :; do :; done", timeout=120)
+        st = dict(line.split(": ", 1) for line in
+                  tomato("cgroup", "stats", "--container", "hot").stdout.splitlines())
+        assert st["cpu_quota_us"] == "30000" and st["cpu_period_us"] == "100000"
+        assert st["memory_limit_bytes"] == str(64 << 20) and st["pids"] == "1"
+        png = workdir / "hot.png"
+        r = tomato("cgroup", "stats", "--container", "hot", "--plot", str(png), "--duration",
+                   "1", "--interval", "0.5", timeout=60)
+        assert r.stdout.startswith("2 samples over 1 s; highest CPU ")
+        assert r.stdout.endswith(f"under a 30 % quota; wrote {png}\n")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        r = tomato("cgroup", "stats", "--container", "nope", check=False)
+        assert r.returncode == 1 and "nope" in r.stderr
+    finally:
+        tomato("rm", "-f", "hot", check=False)
+        tomato("rmi", "hot", check=False)

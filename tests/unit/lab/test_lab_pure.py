@@ -156,3 +156,14 @@ def test_overlay_options_order():
         "mount -t overlay overlay -o lowerdir=/l1:/l2,upperdir=/u,workdir=/w /m"
     b = stack_from_options("bind", "/snap/fs", ("rbind", "ro"))
     assert [la.path for la in b.layers] == ["/snap/fs"] and b.upper is None
+
+
+def test_explain_is_cheap_to_import():
+    """The runtime's start path may import it: no dataclasses, typing, enum or re."""
+    import subprocess
+    import sys
+    code = ("import sys; before = set(sys.modules); import tomato.lab.explain; "
+            "print(' '.join(sorted(set(sys.modules) - before)))")
+    added = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert set(added) <= {"__future__", "tomato", "tomato.lab", "tomato.lab.explain"}, added
