@@ -71,7 +71,7 @@ def _cleanup(lab: str, cgroup: str, env: dict[str, str]) -> None:
     from tomato.lab.cgtool import CgroupTool
 
     tomato = str(Path(sys.executable).parent / "tomato")
-    subprocess.run([tomato, "rm", "-f", "lab-ns", "lab-ov"], env=env, capture_output=True)
+    subprocess.run([tomato, "rm", "-f", "lab-ns", "lab-ov", "hot"], env=env, capture_output=True)
     merged = os.path.join(lab, "merged")
     while os.path.ismount(merged):
         subprocess.run(["umount", merged], check=True)
