@@ -4,6 +4,7 @@ Runs in the container's init process, in this order (as runc does):
     1. make "/" a slave (or the spec's rootfsPropagation) so nothing leaks to the host
     2. bind the rootfs onto itself, so it is a mount point pivot_root accepts
     3. every spec mount, in order, each destination resolved inside the rootfs
+       and mounted through an O_PATH fd checked to still be inside it
     4. /dev: default device nodes, /dev/fd, stdio links, ptmx; then linux.devices
     5. pivot_root (or MS_MOVE + chroot under --no-pivot: the study note's chroot)
     6. after the switch: sysctls, masked and read-only paths, read-only root
@@ -63,6 +64,33 @@ def mount_destination(rootfs: str, mnt: Mount) -> str:
     return host
 
 
+class _Pinned:
+    """A mount destination opened O_PATH and checked to be inside the rootfs.
+
+    Mounting on ``/proc/self/fd/N`` mounts on the very object we checked: a
+    symlink swapped into the path after resolution (by another container
+    sharing a volume) cannot redirect the mount onto the host (CVE-2021-30465).
+    """
+
+    def __init__(self, rootfs: str, host_path: str, destination: str) -> None:
+        self.fd = os.open(host_path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            real = os.readlink(f"/proc/self/fd/{self.fd}")
+        except OSError:
+            real = ""
+        if not is_within(rootfs, real):
+            os.close(self.fd)
+            raise InvalidArgument(f"mount destination {destination} escapes the rootfs "
+                                  "(it changed while being resolved)")
+        self.path = f"/proc/self/fd/{self.fd}"
+
+    def __enter__(self) -> str:
+        return self.path
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self.fd)
+
+
 def _remount(target: str, flags: int) -> None:
     """Bind-remount with flags, keeping flags the kernel locked on the source."""
     base = c.MS_BIND | c.MS_REMOUNT
@@ -84,10 +112,12 @@ def _bind_mount(rootfs: str, bundle: str, mnt: Mount, flags: int) -> str:
         os.makedirs(dest, exist_ok=True)
     else:
         create_file_in_root(rootfs, mnt.destination)
-    c.mount(source, dest, None, c.MS_BIND | (flags & c.MS_REC))
+    with _Pinned(rootfs, dest, mnt.destination) as target:
+        c.mount(source, target, None, c.MS_BIND | (flags & c.MS_REC))
     extra = flags & ~(c.MS_BIND | c.MS_REC | c.MS_REMOUNT)
     if extra:
-        _remount(dest, extra)
+        with _Pinned(rootfs, dest, mnt.destination) as target:  # now the new mount
+            _remount(target, extra)
     return dest
 
 
@@ -98,14 +128,19 @@ def _mount_cgroup(rootfs: str, mnt: Mount, flags: int, cgroup_dirs: list[tuple[s
     os.makedirs(dest, exist_ok=True)
     if unified:
         if cgroupns:
-            c.mount("cgroup2", dest, "cgroup2", flags & ~c.MS_BIND)
+            with _Pinned(rootfs, dest, mnt.destination) as target:
+                c.mount("cgroup2", target, "cgroup2", flags & ~c.MS_BIND)
         elif cgroup_dirs:
-            c.mount(cgroup_dirs[0][1], dest, None, c.MS_BIND | c.MS_REC)
+            with _Pinned(rootfs, dest, mnt.destination) as target:
+                c.mount(cgroup_dirs[0][1], target, None, c.MS_BIND | c.MS_REC)
             if flags & c.MS_RDONLY:
-                _remount(dest, flags & _LOCKABLE)
+                with _Pinned(rootfs, dest, mnt.destination) as target:
+                    _remount(target, flags & _LOCKABLE)
         return dest
-    # v1: a tmpfs holding one bind mount per hierarchy, read-only last.
-    c.mount("tmpfs", dest, "tmpfs", c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC, "mode=755")
+    # v1: a tmpfs holding one bind mount per hierarchy, read-only last.  Inside
+    # that fresh tmpfs, nothing but us can have made a symlink.
+    with _Pinned(rootfs, dest, mnt.destination) as target:
+        c.mount("tmpfs", target, "tmpfs", c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC, "mode=755")
     for name, host_dir in cgroup_dirs:
         sub = os.path.join(dest, name)
         os.makedirs(sub, exist_ok=True)
@@ -204,14 +239,19 @@ def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str,
                 flags = opts.flags & ~c.MS_REMOUNT
                 if mnt.type == "sysfs" and in_userns and spec.linux.namespace("network") is None:
                     # sysfs needs a network namespace we own; bind the host's as runc does.
-                    c.mount("/sys", dest, None, c.MS_BIND | c.MS_REC)
-                    _remount(dest, flags & _LOCKABLE)
+                    with _Pinned(rootfs, dest, mnt.destination) as target:
+                        c.mount("/sys", target, None, c.MS_BIND | c.MS_REC)
+                    with _Pinned(rootfs, dest, mnt.destination) as target:
+                        _remount(target, flags & _LOCKABLE)
                 else:
-                    c.mount(mnt.source or mnt.type, dest, mnt.type, flags, opts.data or None)
+                    with _Pinned(rootfs, dest, mnt.destination) as target:
+                        c.mount(mnt.source or mnt.type, target, mnt.type, flags,
+                                opts.data or None)
                 if mnt.destination == "/dev":
                     dev_is_ours = True
             for prop in opts.propagation:
-                c.mount(None, dest, None, prop)
+                with _Pinned(rootfs, dest, mnt.destination) as target:
+                    c.mount(None, target, None, prop)
         except OSError as err:
             raise InvalidArgument(f"mount {mnt.destination} ({mnt.type or 'bind'}): "
                                   f"{err.strerror}") from err

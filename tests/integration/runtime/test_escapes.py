@@ -296,3 +296,23 @@ def test_exec_process_json_without_capabilities_gets_the_containers(
             assert inside[key] == init[key], key
     finally:
         runtime(root, "delete", "--force", C1)
+
+
+def test_mount_target_swapped_after_resolution_is_refused(workdir: Path) -> None:
+    """CVE-2021-30465 class: another container sharing a volume swaps a directory
+    on the resolved path for a symlink out of the rootfs between resolution and
+    mount.  The init mounts on an O_PATH fd it checked, never on the path."""
+    from tomato.errors import InvalidArgument
+    from tomato.runtime.rootfs import _Pinned
+
+    rootfs = workdir / "rootfs"
+    (rootfs / "vol" / "target").mkdir(parents=True)
+    outside = workdir / "host-dir"
+    (outside / "target").mkdir(parents=True)
+    resolved = str(rootfs / "vol" / "target")  # what resolve_in_root returned
+    with _Pinned(str(rootfs), resolved, "/vol/target") as target:
+        assert os.path.samefile(target, resolved)
+    (rootfs / "vol").rename(rootfs / "vol.old")
+    (rootfs / "vol").symlink_to(outside)  # the swap
+    with pytest.raises(InvalidArgument, match="escapes the rootfs"):
+        _Pinned(str(rootfs), resolved, "/vol/target")
