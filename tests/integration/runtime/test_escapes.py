@@ -170,6 +170,16 @@ def test_core_pattern_cannot_be_written(root: Path, bundle: Path) -> None:
     assert int(lines[1].split()[1], 16) & (1 << CAP["CAP_SYS_ADMIN"])
 
 
+def test_sysfs_cannot_be_written_even_with_every_capability(root: Path, bundle: Path) -> None:
+    # uevent_helper names a program the host's kernel would run as root.
+    edit(bundle, _all_caps)
+    out = run_in(root, bundle, C1, "sh", "-c",
+                 "( : > /sys/kernel/uevent_helper ) 2>&1; "
+                 "mkdir /sys/fs/cgroup/pids/escape 2>&1; true").stdout.splitlines()
+    assert "Read-only file system" in out[0], out
+    assert "Read-only file system" in out[1], out
+
+
 def test_sysrq_trigger_cannot_be_written(root: Path, bundle: Path) -> None:
     if not os.path.exists("/proc/sysrq-trigger"):
         pytest.skip("this kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ off)")

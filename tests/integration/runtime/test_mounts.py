@@ -203,6 +203,19 @@ def test_cgroup_mount_shows_the_containers_own_cgroup(root: Path, bundle: Path,
         runtime(root, "delete", "--force", C1)
 
 
+def test_per_mount_propagation_options(root: Path, bundle: Path, workdir: Path) -> None:
+    host = workdir / "vol"
+    host.mkdir()
+    add_mounts(bundle, *({"destination": f"/{name}", "type": "bind", "source": str(host),
+                          "options": ["rbind", name]}
+                         for name in ("rshared", "rprivate", "runbindable")))
+    entries = by_point(mountinfo(run_in(root, bundle, C1, "cat",
+                                        "/proc/self/mountinfo").stdout))
+    assert any(o.startswith("shared:") for o in entries["/rshared"]["optional"])
+    assert entries["/rprivate"]["optional"] == []
+    assert entries["/runbindable"]["optional"] == ["unbindable"]
+
+
 @pytest.mark.parametrize("propagation", ["rslave", "rprivate"])
 def test_rootfs_propagation(root: Path, bundle: Path, propagation: str) -> None:
     """A host mount under a shared mount of the rootfs reaches an rslave container only."""

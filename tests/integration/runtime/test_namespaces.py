@@ -159,11 +159,13 @@ def test_user_namespace_seen_inside(root: Path, bundle: Path) -> None:
     open_to_userns(bundle)
     out = run_in(root, bundle, C1, "sh", "-c",
                  "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; "
-                 "stat -c %u /bin/busybox").stdout.splitlines()
+                 "stat -c %u /bin/busybox; echo x > /dev/null && head -c 3 /dev/zero | wc -c"
+                 ).stdout.splitlines()
     assert out[0] == "0" and out[1] == "0"
     assert out[2].split() == ["0", "200000", "70000"]
     assert out[3].split() == ["0", "200000", "70000"]
     assert out[4] == "65534"  # the host's root owns the image: unmapped, so nobody
+    assert out[5].strip() == "3"  # default devices work (bound from the host: no mknod)
 
 
 def test_network_namespace_has_only_lo(root: Path, bundle: Path) -> None:
