@@ -126,7 +126,11 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
     if opts.console_socket:
         from tomato.runtime import console
 
-        console_sock = console.connect(opts.console_socket)
+        try:
+            console_sock = console.connect(opts.console_socket)
+        except OSError as err:
+            raise InvalidArgument(f"cannot connect to console socket "
+                                  f"{opts.console_socket}: {err.strerror}") from err
     elif proc.terminal:
         import socket
 

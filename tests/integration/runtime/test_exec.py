@@ -224,3 +224,10 @@ def test_exec_gets_the_containers_seccomp(root: Path, bundle: Path) -> None:
         assert os.strerror(errno_mod.EXDEV) in lines[1], out
     finally:
         runtime(root, "delete", "--force", C1)
+
+
+def test_exec_unreachable_console_socket(root: Path, running: int, workdir: Path) -> None:
+    missing = workdir / "nobody-listens.sock"
+    proc = runtime(root, "exec", "-t", "--console-socket", str(missing), C1, "true",
+                   check=False)
+    assert_one_line_error(proc, "console socket", str(missing))
