@@ -90,7 +90,7 @@ def test_chroot_explain_and_missing(tomato, workdir):
     assert r.returncode == 1 and "no such directory" in r.stderr
 
 
-@pytest.mark.parametrize("prog", ["/bin/bash", "/bin/sh"])
+@pytest.mark.parametrize("prog", ["/bin/bash", "/bin/sh"], ids=["bash", "sh"])
 def test_shells_run(tomato, workdir, prog):
     into = workdir / "sh"
     tomato("rootfs", "from-host", prog, "--into", str(into))
