@@ -101,20 +101,31 @@ class Explainer:
 
     enabled = True
 
-    def __init__(self, stream: IO[str] | None = None, prefix: str = "+ ") -> None:
-        if stream is None:
+    def __init__(self, stream: IO[str] | int | None = None, prefix: str = "+ ") -> None:
+        """``stream``: a text stream (default sys.stderr), or a file descriptor, which
+        is written with one write(2) per line and no buffer (safe across fork, as in
+        the runtime's init, where a buffered stream would be flushed twice)."""
+        self.fd: int | None = None
+        self.stream: IO[str] | None = None
+        if isinstance(stream, int):
+            self.fd = stream
+        elif stream is None:
             import sys
-            stream = sys.stderr
-        self.stream = stream
+            self.stream = sys.stderr
+        else:
+            self.stream = stream
         self.prefix = prefix
 
     # -- the one primitive --------------------------------------------------------
     def step(self, call: str, shell: str | None = None) -> None:
         """Report one step: the system call as text, and the shell command doing the same."""
-        line = self.prefix + call + (SEP + shell if shell else "")
+        line = self.prefix + call + (SEP + shell if shell else "") + "\n"
         try:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+            if self.fd is not None:
+                os.write(self.fd, line.encode())
+            elif self.stream is not None:
+                self.stream.write(line)
+                self.stream.flush()
         except (OSError, ValueError):
             pass  # a closed or broken stream must never break the operation explained
 
@@ -183,30 +194,32 @@ class Explainer:
 
 
 class NullExplainer(Explainer):
-    """Explains nothing; every method returns at once (the default everywhere)."""
+    """Explains nothing: every method returns at once, before formatting anything
+    (the default everywhere)."""
 
     enabled = False
 
     def __init__(self) -> None:
-        self.stream = None  # type: ignore[assignment]
+        self.stream = None
+        self.fd = None
         self.prefix = ""
 
-    def step(self, call: str, shell: str | None = None) -> None:
-        return None
 
-    def __getattribute__(self, name: str):  # type: ignore[no-untyped-def]
-        # Every helper becomes a no-op before it formats anything.
-        if name in ("enabled", "stream", "prefix", "__class__", "__dict__"):
-            return object.__getattribute__(self, name)
-        return _noop
-
-
-def _noop(*_args: object, **_kwargs: object) -> None:
+def _noop(self: object, *_args: object, **_kwargs: object) -> None:
     return None
+
+
+#: Every reporting method of Explainer; NullExplainer replaces each with _noop (a unit
+#: test checks that no public method is left out).
+REPORTING = ("step", "unshare", "setns", "mount", "umount", "pivot_root", "chroot", "chdir",
+             "sethostname", "mkdir", "rmdir", "write", "fork", "execve", "link")
+for _name in REPORTING:
+    setattr(NullExplainer, _name, _noop)
+del _name
 
 
 #: The shared do-nothing explainer (stateless, so sharing it is safe).
 NULL = NullExplainer()
 
-__all__ = ["Explainer", "NULL", "NullExplainer", "mount_shell", "ms_flag_names",
+__all__ = ["Explainer", "NULL", "NullExplainer", "REPORTING", "mount_shell", "ms_flag_names",
            "ns_flag_names", "ns_options", "shell_join", "shell_quote"]

@@ -167,3 +167,20 @@ def test_explain_is_cheap_to_import():
     added = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout.split()
     assert set(added) <= {"__future__", "tomato", "tomato.lab", "tomato.lab.explain"}, added
+
+
+def test_null_explainer_overrides_every_reporting_method():
+    from tomato.lab.explain import REPORTING, NullExplainer, _noop
+    public = {n for n in vars(Explainer) if not n.startswith("_") and callable(
+        getattr(Explainer, n))}
+    assert public == set(REPORTING)
+    assert all(getattr(NullExplainer, n) is _noop for n in REPORTING)
+
+
+def test_explainer_on_a_file_descriptor():
+    import os
+    r, w = os.pipe()
+    Explainer(w).pivot_root(".", ".")
+    os.close(w)
+    assert os.read(r, 1000) == b'+ pivot_root(".", ".") \xe2\x80\x94 pivot_root . .\n'
+    os.close(r)
