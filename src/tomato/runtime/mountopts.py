@@ -32,8 +32,10 @@ _PROPAGATION = {
     "unbindable": c.MS_UNBINDABLE, "runbindable": c.MS_UNBINDABLE | c.MS_REC,
 }
 
-# Accepted and ignored: these are the engine's business (idmapped mounts,
-# recursive read-only) or meaningless to the kernel call.
+# Accepted without a mount(2) flag: "rro" is applied after the mount (see
+# MountOptions.recursive_ro; parse_options handles it first); the others are the
+# engine's business (idmapped mounts) or meaningless to the kernel call.
+# features.py lists these as supported.
 _IGNORED = {"defaults", "tmpcopyup", "idmap", "ridmap", "rro", "rrw", "private-only"}
 
 
@@ -42,6 +44,7 @@ class MountOptions:
     flags: int
     propagation: tuple[int, ...]
     data: str
+    recursive_ro: bool = False  # "rro": the mount and every mount below it read-only
 
     @property
     def is_bind(self) -> bool:
@@ -52,8 +55,11 @@ def parse_options(options: tuple[str, ...] | list[str]) -> MountOptions:
     flags = 0
     propagation = []
     data = []
+    recursive_ro = False
     for opt in options:
-        if opt in _FLAGS:
+        if opt == "rro":
+            recursive_ro = True
+        elif opt in _FLAGS:
             clear, flag = _FLAGS[opt]
             flags = flags & ~flag if clear else flags | flag
         elif opt in _PROPAGATION:
@@ -62,7 +68,7 @@ def parse_options(options: tuple[str, ...] | list[str]) -> MountOptions:
             continue
         else:
             data.append(opt)
-    return MountOptions(flags, tuple(propagation), ",".join(data))
+    return MountOptions(flags, tuple(propagation), ",".join(data), recursive_ro)
 
 
 def propagation_flag(name: str) -> int:

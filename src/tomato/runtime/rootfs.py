@@ -196,6 +196,16 @@ _IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "ke
                           "kernel.shm_rmid_forced"})
 
 
+def _readonly_below(dest: str) -> None:
+    """"rro": bind-remount read-only every mount at or below dest (runc does it with
+    mount_setattr(AT_RECURSIVE)), keeping each one's own nosuid/nodev/noexec."""
+    with open("/proc/self/mountinfo") as f:
+        points = [_unescape(line.split()[4]) for line in f]
+    for point in dict.fromkeys(points):  # in mount order, each once
+        if point == dest or point.startswith(dest.rstrip("/") + "/"):
+            _remount(point, (os.statvfs(point).f_flag & _LOCKABLE) | c.MS_RDONLY)
+
+
 def check_sysctls(spec: Spec) -> None:
     """Refuse a sysctl that no namespace of the container owns: written from the
     container's init it would change the host (kernel.core_pattern, vm.*, ...)."""
@@ -249,6 +259,8 @@ def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str,
                                 opts.data or None)
                 if mnt.destination == "/dev":
                     dev_is_ours = True
+            if opts.recursive_ro:
+                _readonly_below(dest)
             for prop in opts.propagation:
                 with _Pinned(rootfs, dest, mnt.destination) as target:
                     c.mount(None, target, None, prop)

@@ -122,6 +122,29 @@ def test_bind_vs_rbind_submounts(root: Path, bundle: Path, workdir: Path) -> Non
         subprocess.run(["umount", str(host / "sub")], check=True)
 
 
+@pytest.mark.parametrize("option", ["ro", "rro"])
+def test_recursive_read_only(root: Path, bundle: Path, workdir: Path, option: str) -> None:
+    """"ro" on an rbind leaves submounts writable; "rro" makes every one read-only."""
+    host = workdir / "tree"
+    (host / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nodev", "tomato-sub",
+                    str(host / "sub")], check=True)
+    try:
+        add_mounts(bundle, {"destination": "/tree", "type": "bind", "source": str(host),
+                            "options": ["rbind", option]})
+        out = run_in(root, bundle, C1, "sh", "-c",
+                     "{ echo x > /tree/top; } 2>&1; { echo x > /tree/sub/f && echo sub-rw; } 2>&1; "
+                     "grep ' /tree/sub ' /proc/self/mountinfo | cut -d' ' -f6").stdout.splitlines()
+        assert "Read-only file system" in out[0]
+        if option == "rro":
+            assert "Read-only file system" in out[1]
+            assert {"ro", "nodev"} <= set(out[2].split(","))  # its own flags kept
+        else:
+            assert out[1] == "sub-rw"
+    finally:
+        subprocess.run(["umount", str(host / "sub")], check=True)
+
+
 def test_nosuid_nodev_noexec_on_a_bind(root: Path, bundle: Path, workdir: Path) -> None:
     host = workdir / "bin"
     host.mkdir()
