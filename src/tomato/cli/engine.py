@@ -17,16 +17,16 @@ import importlib
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from tomato.errors import InvalidArgument, NotFound, TomatoError
+
+TYPE_CHECKING = False  # typing, tempfile, shutil, threading: imported where used
+if TYPE_CHECKING:
+    from typing import Any
 
 #: modules that add more commands: each has ``register(sub, common)``.
 COMMAND_MODULES: tuple[str, ...] = ("tomato.cli.containers", "tomato.cli.networks",
@@ -127,6 +127,8 @@ class ProgressView:
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.lines: dict[str, str] = {}
         self.drawn = 0
+        import threading
+
         self.lock = threading.Lock()
         self.last = 0.0
 
@@ -340,6 +342,9 @@ def cmd_save(args: argparse.Namespace, cfg: Any) -> int:
         raise InvalidArgument("cowardly refusing to save to a terminal; use -o or redirect")
     if args.format == "oci":
         raise InvalidArgument("--format oci writes a directory: give it with -o")
+    import shutil
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="tomato-save-") as tmp:
         out = Path(tmp) / "image.tar"
         _images().save(cfg, args.names, out, args.format)
@@ -354,6 +359,9 @@ def cmd_load(args: argparse.Namespace, cfg: Any) -> int:
     else:
         if sys.stdin.isatty():
             raise InvalidArgument("requested load from stdin, but stdin is empty")
+        import shutil
+        import tempfile
+
         with tempfile.TemporaryDirectory(prefix="tomato-load-") as tmp:
             path = Path(tmp) / "image.tar"
             with open(path, "wb") as f:
