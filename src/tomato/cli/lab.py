@@ -256,14 +256,37 @@ def _stack(cfg: Any, target: str) -> tuple[Any, str]:
         from tomato.engine import service
         c = service.get(cfg, target)
         m = images.rootfs_mounts(cfg, c.id)[0]
-        return layers.stack_from_options(m.type, m.source, m.options), f"container {c.name}"
+        stack = layers.stack_from_options(m.type, m.source, m.options)
+        return layers.with_names(stack, _layer_names(cfg, c.image_id)), f"container {c.name}"
     except NotFound:
         pass
     img = images.get_image(cfg, target)
     if img.top_layer is None:
         raise NotFound(f"image {target} has no layers")
     m = images.rootfs_mounts(cfg, img.top_layer)[0]
-    return layers.stack_from_options(m.type, m.source, m.options), f"image {target}"
+    stack = layers.stack_from_options(m.type, m.source, m.options)
+    return layers.with_names(stack, _layer_names(cfg, img.id)), f"image {target}"
+
+
+def _layer_names(cfg: Any, image: str) -> dict[str, str]:
+    """Snapshot directory → "layer i/n sha256:…" (the image's diff ids, bottom first)."""
+    from tomato.engine import images
+    from tomato.images.snapshots import Snapshotter
+    try:
+        detail = images.inspect(cfg, image)
+    except NotFound:
+        return {}
+    chains = detail.summary.chain_ids
+    snaps = Snapshotter(cfg.root / "snapshots")
+    out = {}
+    for i, chain in enumerate(chains):
+        try:
+            info = snaps.stat(chain)
+        except NotFound:
+            continue
+        diff = detail.diff_ids[i] if i < len(detail.diff_ids) else chain
+        out[str(snaps.fs_path(info))] = f"layer {i + 1}/{len(chains)} {diff[:19]}…"
+    return out
 
 
 def cmd_layers(args: argparse.Namespace, cfg: Any) -> int:

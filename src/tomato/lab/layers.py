@@ -28,6 +28,7 @@ class Layer:
     role: str    # "upperdir" or "lowerdir"
     index: int   # 0 for the upperdir; 1.. for lowerdirs, 1 being the top one
     path: str
+    name: str = ""  # what the layer is, when known (an image layer's diff id ...)
 
     @property
     def label(self) -> str:
@@ -58,6 +59,13 @@ class Stack:
             ro = ",ro" if "ro" in self.options else ""
             return f"mount --rbind{' -o ' + ro[1:] if ro else ''} {self.layers[0].path} {target}"
         return f"mount -t overlay overlay -o {','.join(self.options)} {target}"
+
+
+def with_names(stack: Stack, names: dict[str, str]) -> Stack:
+    """The same stack with ``names[path]`` attached to its layers."""
+    layers = tuple(Layer(la.role, la.index, la.path, names.get(la.path, la.name))
+                   for la in stack.layers)
+    return Stack(stack.fstype, layers, stack.workdir, stack.options)
 
 
 def stack_from_options(fstype: str, source: str, options: tuple[str, ...] | list[str]) -> Stack:
@@ -286,7 +294,8 @@ def stack_lines(stack: Stack, target: str | None = None) -> list[str]:
         else:
             where = ", top" if layer.index == 1 and n > 1 else (
                 ", bottom" if layer.index == n and n > 1 else "")
-            lines.append(f"lowerdir {layer.index}  {layer.path}   (read-only{where})")
+            named = f"; {layer.name}" if layer.name else ""
+            lines.append(f"lowerdir {layer.index}  {layer.path}   (read-only{where}{named})")
     if stack.workdir:
         lines.append(f"workdir     {stack.workdir}   (overlayfs's scratch space)")
     lines.append(stack.mount_command(target or "MERGED"))
@@ -294,4 +303,4 @@ def stack_lines(stack: Stack, target: str | None = None) -> list[str]:
 
 
 __all__ = ["Hit", "Layer", "Provenance", "Stack", "describe", "stack_from_options",
-           "stack_lines", "stack_of_mountpoint", "which"]
+           "stack_lines", "stack_of_mountpoint", "which", "with_names"]

@@ -83,6 +83,7 @@ def test_image_and_container_layers(tomato, workdir):
                timeout=120)
         stack = tomato("layers", "lab-c").stdout.splitlines()
         assert stack[0].startswith("upperdir ") and stack[1].startswith("lowerdir 1 ")
+        assert stack[1].endswith("…)") and "(read-only; layer 1/1 sha256:" in stack[1]
         assert stack[3].startswith("mount -t overlay overlay -o lowerdir=")
         upper, lower = stack[0].split()[1], stack[1].split()[2]
         assert tomato("layers", "which", "lab-c", "/etc/a.txt").stdout.splitlines() == [
@@ -97,8 +98,9 @@ def test_image_and_container_layers(tomato, workdir):
         # Committed, the container layer becomes the image's top lowerdir.
         tomato("commit", "lab-c", "lab-t:2")
         stack2 = tomato("layers", "lab-t:2").stdout.splitlines()
-        assert stack2[0].endswith("(read-only, top)") and stack2[1].endswith(
-            "(read-only, bottom)")
+        # Named after the image's layers (diff ids), bottom first as in `inspect`.
+        assert "(read-only, top; layer 2/2 sha256:" in stack2[0]
+        assert "(read-only, bottom; layer 1/2 sha256:" in stack2[1]
         top, bottom = stack2[0].split()[2], stack2[1].split()[2]
         assert bottom == lower
         assert tomato("layers", "which", "lab-t:2", "/etc/a.txt").stdout.splitlines() == [
