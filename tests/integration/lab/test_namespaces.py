@@ -123,3 +123,14 @@ def test_unshare_explain_matches_the_mounts_made(tomato):
     assert steps[3].endswith("— mount -t proc -o nosuid,nodev,noexec proc /proc")
     # What the kernel shows: a proc mount on /proc with exactly those flags.
     assert " /proc rw,nosuid,nodev,noexec" in r.stdout and "- proc proc" in r.stdout
+
+
+def test_nsenter_a_container_that_is_not_running(tomato, workdir):
+    tomato("rootfs", "from-host", "/bin/true", "--into", str(workdir / "r"), "--image", "t")
+    try:
+        tomato("create", "--name", "idle", "--network", "none", "t", "/bin/true")
+        r = tomato("nsenter", "-t", "idle", "-a", "true", check=False)
+        assert r.returncode == 1 and r.stderr == "tomato: container idle is not running\n"
+    finally:
+        tomato("rm", "-f", "idle", check=False)
+        tomato("rmi", "t", check=False)
