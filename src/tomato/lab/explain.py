@@ -218,8 +218,19 @@ for _name in REPORTING:
 del _name
 
 
+def parse_steps(text: str, prefix: str = "+ ") -> list[tuple[str, str]]:
+    """(call, shell) of each explain line in ``text`` (other lines are skipped): for
+    tests comparing the steps reported with the mounts and cgroups that exist."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            call, _sep, shell = line[len(prefix):].partition(SEP)
+            out.append((call, shell))
+    return out
+
+
 #: The shared do-nothing explainer (stateless, so sharing it is safe).
 NULL = NullExplainer()
 
 __all__ = ["Explainer", "NULL", "NullExplainer", "REPORTING", "mount_shell", "ms_flag_names",
-           "ns_flag_names", "ns_options", "shell_join", "shell_quote"]
+           "ns_flag_names", "ns_options", "parse_steps", "shell_join", "shell_quote"]

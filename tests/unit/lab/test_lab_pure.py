@@ -184,3 +184,13 @@ def test_explainer_on_a_file_descriptor():
     os.close(w)
     assert os.read(r, 1000) == b'+ pivot_root(".", ".") \xe2\x80\x94 pivot_root . .\n'
     os.close(r)
+
+
+def test_parse_steps_reads_back_what_was_written():
+    from tomato.lab.explain import parse_steps
+    out = io.StringIO()
+    ex = Explainer(out)
+    ex.sethostname("box")
+    ex.umount("/old", 2)
+    assert parse_steps("noise\n" + out.getvalue()) == [
+        ('sethostname("box")', "hostname box"), ('umount2("/old", MNT_DETACH)', "umount -l /old")]
