@@ -128,9 +128,19 @@ class Networks:
         """Held by a create from before its netns exists until its record does."""
         self.ns_dir.mkdir(mode=0o700, exist_ok=True)
         path = self.ns_dir / f".{cid}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
+        for _ in range(100):  # bounded: a sweep unlinks a stale lock file at most once
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # a sweep removed the file we locked: lock the new one
+        else:
+            raise Conflict(f"cannot claim {path}")
+        try:
             yield
         finally:
             try:
@@ -140,14 +150,21 @@ class Networks:
             os.close(fd)
 
     def _claimed(self, cid: str) -> bool:
+        """Whether a live create holds the claim; a stale lock file (kill -9) goes."""
+        path = self.ns_dir / f".{cid}.lock"
         try:
-            fd = os.open(self.ns_dir / f".{cid}.lock", os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
+        else:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
         finally:
             os.close(fd)
         return False
@@ -357,7 +374,7 @@ class Networks:
                 n = _network(row)
                 left = db.execute("SELECT 1 FROM endpoints WHERE network_id=?",
                                   (n.id,)).fetchone()
-                if left is None and os.path.exists(f"/sys/class/net/{n.bridge}"):
+                if left is None and _link_exists(n.bridge):
                     gone.append(n)
         # Records first: if we are killed now, sweep finds the netns without a record and
         # removes the devices; the other order could leave leases nobody owns.
@@ -373,11 +390,12 @@ class Networks:
         """Remove what killed tomato processes left: netns, leases and ports whose
         container has no record (and whose create is not still running)."""
         try:
-            entries = [e for e in os.listdir(self.ns_dir) if not e.startswith(".")]
+            entries = os.listdir(self.ns_dir)
         except FileNotFoundError:
             entries = []
         with self.store.read() as db:
-            cids = set(entries)
+            cids = {e[1:-5] if e.startswith(".") and e.endswith(".lock") else e
+                    for e in entries}
             cids |= {r[0] for r in db.execute("SELECT DISTINCT container_id FROM endpoints")}
             cids |= {r[0] for r in db.execute("SELECT DISTINCT container_id FROM ports")}
             if not cids:
@@ -386,7 +404,11 @@ class Networks:
                 known = {r[0] for r in db.execute("SELECT id FROM containers")}
             except sqlite3.OperationalError:
                 known = set()
-        orphans = [c for c in cids - known if not self._claimed(c)]
+        orphans = []
+        for c in sorted(cids):
+            claimed = self._claimed(c)  # also removes a lock file a killed create left
+            if c not in known and not claimed:
+                orphans.append(c)
         for cid in orphans:
             self.teardown(cid)
         return orphans
@@ -472,7 +494,7 @@ class Networks:
 
         from tomato.network import ipam
 
-        if not n.builtin or os.path.exists(f"/sys/class/net/{n.bridge}"):
+        if not n.builtin or _link_exists(n.bridge):
             return n
         if self._config().get("default_subnet"):
             return n
@@ -684,10 +706,9 @@ __all__ = ["Networks", "Network", "Lease", "BUILTIN", "TomatoError"]
 def sweep(root: Path) -> list[str]:
     """The cheap reconcile every command may run: only when some netns is pinned."""
     try:
-        entries = [e for e in os.listdir(root / "netns") if not e.startswith(".")]
+        if not os.listdir(root / "netns"):
+            return []
     except FileNotFoundError:
-        return []
-    if not entries:
         return []
     return Networks(root).sweep()
 
@@ -695,6 +716,17 @@ def sweep(root: Path) -> list[str]:
 def is_networked(mode: str) -> bool:
     """Whether the container owns a netns of ours (bridge or a user network)."""
     return mode not in ("none", "host") and not mode.startswith("container:")
+
+
+def _link_exists(name: str) -> bool:
+    """In this process's netns (/sys/class/net shows the netns that mounted sysfs)."""
+    import socket
+
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
 
 
 def network_json(store: Networks, n: Network) -> dict[str, Any]:

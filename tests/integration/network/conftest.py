@@ -87,7 +87,31 @@ def until(predicate: Callable[[], Any], timeout: float = 10) -> bool:
 
 
 def links() -> set[str]:
-    return set(os.listdir("/sys/class/net"))
+    """Link names in our network namespace (sysfs shows the namespace that mounted it)."""
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
+@pytest.fixture(scope="package", autouse=True)
+def own_netns() -> Iterator[None]:
+    """These tests run in a network namespace of their own (lo up), and return to the
+    host's after.  Why: other test sessions on a development machine delete every link
+    that appears during their tests (their leak check cannot tell whose it is), which
+    would pull veths out from under our containers; and our bridges, sysctls
+    (ip_forward) and nft table stay off the host's.  `--network host` then means this
+    namespace, which is what the engine's caller lives in."""
+    from tomato._sys import libc
+    from tomato.network.netlink import Netlink
+
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    libc.unshare(libc.CLONE_NEWNET)
+    try:
+        with Netlink() as nl:
+            nl.set_up(1)
+        yield
+    finally:
+        libc.setns(home, libc.CLONE_NEWNET)
+        os.close(home)
 
 
 @pytest.fixture(scope="session")
