@@ -30,7 +30,8 @@ from .rt_extra import (
 
 C1 = cid("c1")
 
-# One line per open fd: "<fd> <target>".
+# One line per open fd of the shell: "<fd> <target>" (readlink inherits the
+# shell's fds; its own stdout is the $(...) pipe).
 LIST_FDS = 'for f in /proc/self/fd/*; do echo "${f##*/} $(readlink $f)"; done'
 
 
@@ -78,6 +79,36 @@ def test_no_fd_leaks_into_exec(root: Path, bundle: Path) -> None:
         assert _high_fds(out) == {}, out
     finally:
         runtime(root, "delete", "--force", C1)
+
+
+def test_no_fd_leaks_with_a_console(root: Path, bundle: Path, workdir: Path) -> None:
+    from .rt_extra import ConsoleListener, read_until, wait_stopped
+
+    def fn(cfg: dict[str, Any]) -> None:
+        cfg["process"]["terminal"] = True
+        cfg["process"]["args"] = ["sh", "-c", LIST_FDS + "; echo END"]
+    edit(bundle, fn)
+    listener = ConsoleListener(workdir / "console.sock")
+    master = -1
+    try:
+        runtime(root, "create", "--bundle", str(bundle), "--console-socket",
+                str(listener.path), C1)
+        master, _ = listener.receive()
+        runtime(root, "start", C1)
+        out = read_until(master, b"END").decode(errors="replace").replace("\r", "")
+        assert "END" in out
+        fds = _high_fds(out)
+        assert fds == {}, out
+        parts = (line.partition(" ") for line in out.splitlines())
+        low = {fd: target for fd, _, target in parts if fd.isdigit() and target}
+        # stdio is the pty (fd 1 shows the $(...) pipe readlink itself writes to)
+        assert low["0"] == low["2"] == "/dev/pts/0", out
+        wait_stopped(root, C1)
+        runtime(root, "delete", C1)
+    finally:
+        if master >= 0:
+            os.close(master)
+        listener.close()
 
 
 def test_preserved_fds_are_the_only_extra_ones(root: Path, bundle: Path, workdir: Path) -> None:
