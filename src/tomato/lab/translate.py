@@ -61,9 +61,19 @@ def _int(name: str, value: str) -> int:
         raise InvalidArgument(f"{name}: {value!r} is not a number") from err
 
 
+_SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _bytes(name: str, value: str) -> int:
+    """A byte count as the kernel's memparse reads it: 64M, 1g, 4096."""
+    v = value.strip()
+    mult = _SUFFIX.get(v[-1:].lower(), 1) if v else 1
+    return _int(name, v[:-1] if mult != 1 else v) * mult
+
+
 def _limit_v2(name: str, value: str) -> str:
     v = value.strip()
-    return "max" if v in ("-1", "max") else str(_int(name, v))
+    return "max" if v in ("-1", "max") else str(_bytes(name, v))
 
 
 def _cpu_max(read: Reader) -> tuple[str, str]:
@@ -92,7 +102,7 @@ def to_v2_writes(name: str, value: str, read: Reader) -> list[tuple[str, str]]:
         if limit == "max":
             raise InvalidArgument("memory.memsw.limit_in_bytes needs memory.limit_in_bytes "
                                   "set first on cgroup v2 (memory.swap.max is swap alone)")
-        swap = _int(name, value) - int(limit)
+        swap = _bytes(name, value) - int(limit)
         if swap < 0:
             raise InvalidArgument("memory.memsw.limit_in_bytes must be at least "
                                   "memory.limit_in_bytes")
@@ -120,10 +130,10 @@ def to_v1_writes(name: str, value: str) -> list[tuple[str, str]]:
         return [("cpu.shares", str(weight_to_shares(_int(name, value))))]
     if name == "memory.max":
         return [("memory.limit_in_bytes", "-1" if value.strip() == "max"
-                 else str(_int(name, value)))]
+                 else str(_bytes(name, value)))]
     if name == "memory.low":
         return [("memory.soft_limit_in_bytes", "-1" if value.strip() == "max"
-                 else str(_int(name, value)))]
+                 else str(_bytes(name, value)))]
     if name == "memory.swap.max":
         raise InvalidArgument("memory.swap.max (swap alone) has no v1 knob: set "
                               "memory.memsw.limit_in_bytes (memory + swap) instead")

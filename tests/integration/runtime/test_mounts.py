@@ -103,6 +103,25 @@ def test_bind_mount_ro_and_rw(root: Path, bundle: Path, workdir: Path) -> None:
     assert "rw" in opts["/data-rw"].split(",")
 
 
+def test_file_bind_mounts(root: Path, bundle: Path, workdir: Path) -> None:
+    hosts = workdir / "hosts"
+    hosts.write_text("10.0.0.1 tomato\n")
+    (bundle / "rootfs" / "etc" / "hosts").write_text("image's own\n")
+    add_mounts(bundle,
+               {"destination": "/etc/hosts", "type": "bind", "source": str(hosts),
+                "options": ["bind", "ro"]},
+               {"destination": "/new/dir/config", "type": "bind", "source": str(hosts),
+                "options": ["bind"]})
+    out = run_in(root, bundle, C1, "sh", "-c",
+                 "cat /etc/hosts /new/dir/config; { echo x >> /etc/hosts; } 2>&1; "
+                 "echo y >> /new/dir/config && echo appended").stdout.splitlines()
+    assert out[:2] == ["10.0.0.1 tomato"] * 2
+    assert "Read-only file system" in out[2]
+    assert out[3] == "appended"
+    assert hosts.read_text() == "10.0.0.1 tomato\ny\n"
+    assert (bundle / "rootfs" / "etc" / "hosts").read_text() == "image's own\n"
+
+
 def test_bind_vs_rbind_submounts(root: Path, bundle: Path, workdir: Path) -> None:
     host = workdir / "tree"
     (host / "sub").mkdir(parents=True)

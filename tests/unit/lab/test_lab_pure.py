@@ -194,3 +194,11 @@ def test_parse_steps_reads_back_what_was_written():
     ex.umount("/old", 2)
     assert parse_steps("noise\n" + out.getvalue()) == [
         ('sethostname("box")', "hostname box"), ('umount2("/old", MNT_DETACH)', "umount -l /old")]
+
+
+def test_memory_sizes_with_suffixes():
+    assert tr.to_v2_writes("memory.limit_in_bytes", "64M", {}.__getitem__) == \
+        [("memory.max", str(64 << 20))]
+    assert tr.to_v1_writes("memory.max", "1g") == [("memory.limit_in_bytes", str(1 << 30))]
+    with pytest.raises(InvalidArgument):
+        tr.to_v2_writes("memory.limit_in_bytes", "lots", {}.__getitem__)
