@@ -137,6 +137,25 @@ def _ipc_sysctl_without_ipcns(bundle: Path) -> None:
     edit(bundle, fn)
 
 
+def _cwd_is_a_file(bundle: Path) -> None:
+    edit(bundle, lambda cfg: cfg["process"].__setitem__("cwd", "/etc/passwd"))
+
+
+def _relative_cwd(bundle: Path) -> None:
+    edit(bundle, lambda cfg: cfg["process"].__setitem__("cwd", "tmp"))
+
+
+def _relative_mount_destination(bundle: Path) -> None:
+    edit(bundle, lambda cfg: cfg["mounts"].append(
+        {"destination": "relative/dir", "type": "tmpfs", "source": "tmpfs"}))
+
+
+def _bad_tmpfs_option(bundle: Path) -> None:
+    edit(bundle, lambda cfg: cfg["mounts"].append(
+        {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+         "options": ["size=lots"]}))
+
+
 CASES: list[tuple[str, Callable[[Path], None], tuple[str, ...]]] = [
     ("missing-config", _missing_config, ("config.json",)),
     ("invalid-json", _invalid_json, ("config.json", "JSON")),
@@ -158,6 +177,10 @@ CASES: list[tuple[str, Callable[[Path], None], tuple[str, ...]]] = [
     ("net-sysctl-without-netns", _net_sysctl_without_netns,
      ("net.ipv4.ip_forward", "network namespace")),
     ("ipc-sysctl-without-ipcns", _ipc_sysctl_without_ipcns, ("kernel.shmmni", "ipc")),
+    ("cwd-is-a-file", _cwd_is_a_file, ("/etc/passwd",)),
+    ("relative-cwd", _relative_cwd, ("cwd",)),
+    ("relative-mount-destination", _relative_mount_destination, ("relative/dir",)),
+    ("bad-tmpfs-option", _bad_tmpfs_option, ("/scratch",)),
 ]
 
 
