@@ -61,6 +61,10 @@ def mount_destination(rootfs: str, mnt: Mount) -> str:
         if os.path.islink(lexical):
             raise InvalidArgument(f"mount destination {mnt.destination} is a symlink; "
                                   f"{mnt.type} must be mounted on a real directory")
+    if os.path.normpath(host) == os.path.normpath(rootfs):
+        # e.g. an image's /data -> / : a volume would cover the whole container
+        raise InvalidArgument(f"mount destination {mnt.destination} resolves to the "
+                              "container's root")
     return host
 
 

@@ -173,3 +173,20 @@ def delete_reaping(root: Path, container_id: str, orphans: list[int],
         proc.kill()
     _, err = proc.communicate()
     assert proc.returncode == 0, err
+
+
+def host_mountinfo() -> str:
+    return Path("/proc/self/mountinfo").read_text()
+
+
+def new_host_mounts(before: str, *under: Path) -> list[str]:
+    """Host mounts made since ``before`` on "/" or at/below one of ``under``
+    (other test sessions on this machine mount and unmount elsewhere meanwhile)."""
+    new = set(host_mountinfo().splitlines()) - set(before.splitlines())
+    out = []
+    for line in new:
+        point = line.split()[4]
+        if point == "/" or any(point == str(u) or point.startswith(str(u).rstrip("/") + "/")
+                               for u in under):
+            out.append(line)
+    return out

@@ -19,6 +19,8 @@ from .rt_extra import (
     assert_one_line_error,
     cid,
     edit,
+    host_mountinfo,
+    new_host_mounts,
     run_detached,
     wait_stopped,
 )
@@ -66,6 +68,14 @@ def _bind_target_climbing_out(bundle: Path) -> None:
     edit(bundle, lambda cfg: cfg["mounts"].append(
         {"destination": "/data/vol", "type": "bind", "source": str(src),
          "options": ["rbind"]}))
+
+
+def _bind_target_symlink_to_root(bundle: Path) -> None:
+    src = bundle / "volume"
+    src.mkdir()
+    (bundle / "rootfs" / "data").symlink_to("/")
+    edit(bundle, lambda cfg: cfg["mounts"].append(
+        {"destination": "/data", "type": "bind", "source": str(src), "options": ["rbind"]}))
 
 
 def _bind_source_missing(bundle: Path) -> None:
@@ -165,6 +175,7 @@ CASES: list[tuple[str, Callable[[Path], None], tuple[str, ...]]] = [
     ("proc-symlink-to-root", _proc_symlink_to_host_root, ("/proc", "symlink")),
     ("proc-symlink-climbs-out", _proc_symlink_climbing_out, ("/proc",)),
     ("bind-target-climbs-out", _bind_target_climbing_out, ("/data/vol", "escapes")),
+    ("bind-target-symlink-to-root", _bind_target_symlink_to_root, ("/data", "root")),
     ("bind-source-missing", _bind_source_missing, ("/no/such/source",)),
     ("unknown-capability", _unknown_capability, ("CAP_BOGUS",)),
     ("unknown-syscall", _unknown_syscall, ("no_such_syscall_x",)),
@@ -208,9 +219,9 @@ def test_run_rejects(root: Path, bundle: Path, mutate: Callable[[Path], None],
 def test_symlinked_proc_leaves_the_host_alone(root: Path, bundle: Path) -> None:
     """Even where the rootfs points /proc at /, nothing is mounted on the host's /."""
     _proc_symlink_to_host_root(bundle)
-    before = Path("/proc/self/mountinfo").read_text()
+    before = host_mountinfo()
     runtime(root, "create", "--bundle", str(bundle), C1, check=False)
-    assert Path("/proc/self/mountinfo").read_text() == before
+    assert new_host_mounts(before, bundle) == []
 
 
 def test_missing_bundle(root: Path, workdir: Path) -> None:

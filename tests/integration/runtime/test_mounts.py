@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from .rt import run_in, runtime
-from .rt_extra import cid, edit, run_detached
+from .rt_extra import cid, edit, host_mountinfo, new_host_mounts, run_detached
 
 C1 = cid("c1")
 
@@ -296,10 +296,10 @@ def test_every_rootfs_propagation_starts(root: Path, bundle: Path, propagation: 
 def test_rshared_rootfs_does_not_leak_the_rootfs_bind_to_the_host(root: Path,
                                                                  bundle: Path) -> None:
     edit(bundle, lambda cfg: cfg["linux"].__setitem__("rootfsPropagation", "rshared"))
-    before = Path("/proc/self/mountinfo").read_text()
+    before = host_mountinfo()
     run_detached(root, bundle, C1, "sleep", "60")
     try:
-        assert Path("/proc/self/mountinfo").read_text() == before
+        assert new_host_mounts(before, bundle) == []
     finally:
         runtime(root, "delete", "--force", C1)
 
