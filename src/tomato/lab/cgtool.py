@@ -121,19 +121,24 @@ class CgroupTool:
 
     # -- cgcreate / cgdelete ----------------------------------------------------------------
     def create(self, controllers: tuple[str, ...], path: str) -> list[Place]:
+        if controllers == ("*",):
+            controllers = tuple(self.mounted())
         made = self.places(controllers, path)
+        # On cgroup2 one directory serves every controller: each must be enabled in
+        # every ancestor's cgroup.subtree_control for the knobs to appear below it.
+        v2 = sorted({tr.V1_TO_V2_CONTROLLER.get(c, c) for c in controllers
+                     if self.place(c, path).version == 2} - {""})
         for p in made:
-            self._mkdirs(p)
+            self._mkdirs(p, v2 if p.version == 2 else [])
         return made
 
-    def _mkdirs(self, p: Place) -> None:
+    def _mkdirs(self, p: Place, enable: list[str]) -> None:
         h = self._hierarchy_of(p)
         rel = os.path.relpath(p.directory, h.mountpoint)
         cur = h.mountpoint
         for part in rel.split("/"):
             parent, cur = cur, os.path.join(cur, part)
-            if p.version == 2 and p.controller:
-                self._enable(parent, tr.V1_TO_V2_CONTROLLER.get(p.controller, p.controller))
+            self._enable(parent, enable)
             if os.path.isdir(cur):
                 continue
             self.ex.mkdir(cur)
@@ -148,13 +153,11 @@ class CgroupTool:
                     value = _read(os.path.join(parent, knob)).strip()
                     self._write(os.path.join(cur, knob), value)
 
-    def _enable(self, directory: str, controller: str) -> None:
-        if not controller:
-            return
+    def _enable(self, directory: str, controllers: list[str]) -> None:
         control = os.path.join(directory, "cgroup.subtree_control")
-        if controller in _read(control).split():
-            return
-        self._write(control, "+" + controller)
+        missing = [c for c in controllers if c not in _read(control).split()]
+        if missing:
+            self._write(control, " ".join("+" + c for c in missing))
 
     def _hierarchy_of(self, p: Place) -> Hierarchy:
         for h in self.found:

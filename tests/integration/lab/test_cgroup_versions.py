@@ -61,9 +61,14 @@ def test_both_spellings_on_this_kernel(group):
     out = io.StringIO()
     tool = CgroupTool(ex=Explainer(out))
     tool.create(CTRLS, group)
-    made = [call.split('"')[1] for call, _ in parse_steps(out.getvalue())]
+    made = [call.split('"')[1] for call, _ in parse_steps(out.getvalue())
+            if call.startswith("mkdir(")]
     assert made and all(os.path.isdir(d) for d in made)
     v2 = tool.place("cpu", group).version == 2
+    if v2:  # the controllers were enabled for the group in each ancestor
+        parent = os.path.dirname(tool.place("cpu", group).directory)
+        with open(os.path.join(parent, "cgroup.subtree_control")) as f:
+            assert {"cpu", "memory", "pids"} <= set(f.read().split())
     tool.set(group, "cpu.cfs_quota_us", "30000")
     if v2:
         assert _file(tool, "cpu", group, "cpu.max") == "30000 100000"
