@@ -48,6 +48,12 @@ _LOCKABLE = c.MS_RDONLY | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC | c.MS_NOATIME 
     c.MS_NODIRATIME | c.MS_RELATIME
 
 
+#: Files inside /proc a spec may mount over (runc's list: what lxcfs provides).
+_PROC_MOUNTABLE = frozenset({"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+                             "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
+                             "/proc/net/dev", "/proc/sys/kernel/ns_last_pid"})
+
+
 def mount_destination(rootfs: str, mnt: Mount) -> str:
     """The host path to mount on; refuses destinations that climb out of the rootfs."""
     try:
@@ -61,6 +67,14 @@ def mount_destination(rootfs: str, mnt: Mount) -> str:
         if os.path.islink(lexical):
             raise InvalidArgument(f"mount destination {mnt.destination} is a symlink; "
                                   f"{mnt.type} must be mounted on a real directory")
+    rel = os.path.relpath(host, rootfs)
+    if rel == "proc" and mnt.type != "proc" or (
+            rel.startswith("proc/") and "/" + rel not in _PROC_MOUNTABLE):
+        # Over /proc only procfs, inside it only lxcfs-style files (runc's
+        # checkProcMount): a volume an image's symlink steers onto, say,
+        # /proc/self/attr would disarm the LSM (CVE-2019-16884 class).
+        raise InvalidArgument(f"mount destination {mnt.destination} is inside /proc "
+                              f"(resolves to /{rel})")
     if os.path.normpath(host) == os.path.normpath(rootfs):
         # e.g. an image's /data -> / : a volume would cover the whole container
         raise InvalidArgument(f"mount destination {mnt.destination} resolves to the "

@@ -78,6 +78,19 @@ def _bind_target_symlink_to_root(bundle: Path) -> None:
         {"destination": "/data", "type": "bind", "source": str(src), "options": ["rbind"]}))
 
 
+def _volume_steered_into_proc(bundle: Path) -> None:
+    src = bundle / "volume"
+    src.mkdir()
+    (bundle / "rootfs" / "data").symlink_to("/proc/sys")
+    edit(bundle, lambda cfg: cfg["mounts"].append(
+        {"destination": "/data", "type": "bind", "source": str(src), "options": ["rbind"]}))
+
+
+def _tmpfs_over_proc(bundle: Path) -> None:
+    edit(bundle, lambda cfg: cfg["mounts"].append(
+        {"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}))
+
+
 def _bind_source_missing(bundle: Path) -> None:
     edit(bundle, lambda cfg: cfg["mounts"].append(
         {"destination": "/data", "type": "bind", "source": "/no/such/source",
@@ -176,6 +189,8 @@ CASES: list[tuple[str, Callable[[Path], None], tuple[str, ...]]] = [
     ("proc-symlink-climbs-out", _proc_symlink_climbing_out, ("/proc",)),
     ("bind-target-climbs-out", _bind_target_climbing_out, ("/data/vol", "escapes")),
     ("bind-target-symlink-to-root", _bind_target_symlink_to_root, ("/data", "root")),
+    ("volume-steered-into-proc", _volume_steered_into_proc, ("/data", "/proc/sys")),
+    ("tmpfs-over-proc", _tmpfs_over_proc, ("/proc",)),
     ("bind-source-missing", _bind_source_missing, ("/no/such/source",)),
     ("unknown-capability", _unknown_capability, ("CAP_BOGUS",)),
     ("unknown-syscall", _unknown_syscall, ("no_such_syscall_x",)),

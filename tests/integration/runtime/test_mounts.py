@@ -122,6 +122,14 @@ def test_file_bind_mounts(root: Path, bundle: Path, workdir: Path) -> None:
     assert (bundle / "rootfs" / "etc" / "hosts").read_text() == "image's own\n"
 
 
+def test_lxcfs_style_file_over_proc(root: Path, bundle: Path, workdir: Path) -> None:
+    fake = workdir / "uptime"
+    fake.write_text("12345.67 890.12\n")
+    add_mounts(bundle, {"destination": "/proc/uptime", "type": "bind", "source": str(fake),
+                        "options": ["bind", "ro"]})
+    assert run_in(root, bundle, C1, "cat", "/proc/uptime").stdout == "12345.67 890.12\n"
+
+
 def test_bind_vs_rbind_submounts(root: Path, bundle: Path, workdir: Path) -> None:
     host = workdir / "tree"
     (host / "sub").mkdir(parents=True)
