@@ -168,7 +168,7 @@ def _same(a: str, b: str) -> bool:
 
 
 def nsenter_plan(opts: NsenterOptions) -> list[str]:
-    """The namespaces to enter, in order (``-a`` leaves out an identical user namespace)."""
+    """The namespaces to enter, in order (``-a`` leaves out those we are already in)."""
     if not os.path.exists(f"/proc/{opts.target}"):
         raise NotFound(f"no such process: {opts.target}")
     wanted = set(opts.namespaces)
@@ -176,8 +176,11 @@ def nsenter_plan(opts: NsenterOptions) -> list[str]:
         for n in NSENTER_ORDER:
             if not os.path.exists(f"/proc/{opts.target}/ns/{n}"):
                 continue  # a kernel without this namespace type
-            if n == "user" and _same(f"/proc/{opts.target}/ns/user", "/proc/self/ns/user"):
-                continue  # setns into one's own user namespace is EINVAL
+            if _same(f"/proc/{opts.target}/ns/{n}", f"/proc/self/ns/{n}"):
+                # As util-linux: -a leaves out what we are already in (a user namespace
+                # cannot be re-entered, and once in the target's user namespace we have
+                # no right to setns into the host's own cgroup or time namespace).
+                continue
             wanted.add(n)
     if not wanted and not opts.root and not opts.wd:
         raise InvalidArgument("no namespace specified: give -a or some of -m -u -i -n -p -U "

@@ -134,3 +134,29 @@ def test_nsenter_a_container_that_is_not_running(tomato, workdir):
     finally:
         tomato("rm", "-f", "idle", check=False)
         tomato("rmi", "t", check=False)
+
+
+@pytest.fixture
+def user_target():
+    """A process in a new user namespace (root inside) with its own hostname."""
+    p = subprocess.Popen(["unshare", "-U", "-r", "-u", "sh", "-c",
+                          "hostname userbox; exec sleep 60"])
+    try:
+        deadline = time.monotonic() + 10
+        while not os.readlink(f"/proc/{p.pid}/exe").endswith("sleep"):
+            assert time.monotonic() < deadline, "target did not start"
+            time.sleep(0.02)
+        yield p.pid
+    finally:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.parametrize("flags", [["-a"], ["-U", "-u"], ["-U", "--preserve-credentials"]])
+def test_nsenter_user_namespace_agrees(tomato, user_target, flags):
+    cmd = ["sh", "-c", "id -u; hostname; readlink /proc/self/ns/user"]
+    real = subprocess.run(["nsenter", "-t", str(user_target), *flags, *cmd],
+                          capture_output=True, text=True, timeout=30)
+    ours = tomato("nsenter", "-t", str(user_target), *flags, *cmd, check=False)
+    assert (ours.returncode, ours.stdout, ours.stderr) == \
+        (real.returncode, real.stdout, real.stderr.replace("nsenter:", "tomato:"))
