@@ -115,8 +115,7 @@ def _int_flag(p: Parsed, name: str) -> int:
 
 
 def cmd_spec(ctx: Context, argv: list[str]) -> int:
-    """runc's default config.json, hardened with Docker's default seccomp profile
-    (for the capabilities the spec grants)."""
+    """runc's default config.json with Docker's default capabilities and seccomp profile."""
     p = parse(argv, (Flag("bundle", VALUE, aliases=("b",), default="."), Flag("rootless", BOOL)))
     import json as stdjson
 
@@ -126,8 +125,15 @@ def cmd_spec(ctx: Context, argv: list[str]) -> int:
     path = os.path.join(p.str("bundle", "."), "config.json")
     if os.path.exists(path):
         raise TomatoError("file config.json exists: remove it first")
+    from tomato.oci.security_defaults import DOCKER_DEFAULT_CAPS
+
     spec = default_spec(rootless=p.bool("rootless"))
-    spec["linux"]["seccomp"] = docker_default_seccomp(spec["process"]["capabilities"]["bounding"])
+    # Docker's default capability set (runc's spec grants only three) and the
+    # seccomp profile Docker resolves for exactly those capabilities.
+    caps = list(DOCKER_DEFAULT_CAPS)
+    spec["process"]["capabilities"] = {k: list(caps) for k in
+                                       ("bounding", "effective", "permitted")}
+    spec["linux"]["seccomp"] = docker_default_seccomp(caps)
     with open(path, "w") as f:
         stdjson.dump(spec, f, indent="\t")
         f.write("\n")

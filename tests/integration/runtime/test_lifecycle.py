@@ -154,6 +154,9 @@ def test_spec_writes_runc_default(workdir: Path, root: Path) -> None:
     allowed = {n for rule in cfg["linux"]["seccomp"]["syscalls"] for n in rule["names"]
                if rule["action"] == "SCMP_ACT_ALLOW"}
     assert "read" in allowed and "mount" not in allowed
+    from tomato.oci.security_defaults import DOCKER_DEFAULT_CAPS
+
+    assert sorted(cfg["process"]["capabilities"]["bounding"]) == sorted(DOCKER_DEFAULT_CAPS)
     again = runtime(root, "spec", "--bundle", str(workdir), check=False)
     assert again.returncode == 1 and "exists" in again.stderr
     rootless = workdir / "rl"
