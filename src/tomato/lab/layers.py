@@ -159,6 +159,7 @@ class Provenance:
     deleted: Hit | None                 # the whiteout that deletes it (visible is None)
     opaque: Layer | None                # a directory above it made opaque in this layer
     merged_dirs: tuple[Hit, ...] = ()   # for a directory: every layer contributing entries
+    asked: str = ""                     # the path as given, when symlinks were followed
 
     @property
     def copied_up(self) -> bool:
@@ -190,6 +191,47 @@ def _is_opaque(path: str) -> bool:
 
 
 def which(stack: Stack, path: str) -> Provenance:
+    """Where ``path`` comes from, following symlinks in its directories through the
+    merged view as a lookup in the container would (/bin -> usr/bin in merged-/usr
+    images); the last component is not followed (as lstat)."""
+    resolved = resolve(stack, path)
+    prov = _which(stack, resolved)
+    asked = "/" + os.path.normpath("/" + path).lstrip("/")
+    if asked != prov.path:
+        prov = Provenance(prov.path, prov.visible, prov.hidden, prov.deleted, prov.opaque,
+                          prov.merged_dirs, asked)
+    return prov
+
+
+def resolve(stack: Stack, path: str) -> str:
+    """``path`` with the symlinks of its directories followed inside the merged tree."""
+    todo = [p for p in path.split("/") if p and p != "."]
+    done: list[str] = []
+    hops = 0
+    while todo:
+        part = todo.pop(0)
+        if part == "..":
+            done = done[:-1]
+            continue
+        candidate = done + [part]
+        if not todo:
+            done = candidate
+            break
+        prov = _which(stack, "/" + "/".join(candidate))
+        if prov.visible is not None and prov.visible.kind == "symlink":
+            hops += 1
+            if hops > 40:
+                raise InvalidArgument(f"{path}: too many levels of symbolic links")
+            target = os.readlink(prov.visible.path)
+            if target.startswith("/"):
+                done = []
+            todo = [p for p in target.split("/") if p and p != "."] + todo
+        else:
+            done = candidate
+    return "/" + "/".join(done)
+
+
+def _which(stack: Stack, path: str) -> Provenance:
     """Where ``path`` (absolute, inside the merged tree) comes from.
 
     Walks the layers top to bottom as overlayfs does.  In each layer the parent
@@ -256,7 +298,7 @@ def which(stack: Stack, path: str) -> Provenance:
 
 def describe(stack: Stack, prov: Provenance) -> list[str]:
     """Human lines answering "where does this path come from"."""
-    lines = [prov.path]
+    lines = [f"{prov.asked} -> {prov.path}" if prov.asked else prov.path]
     if prov.visible is None:
         assert prov.deleted is not None
         lines.append(f"  deleted in {prov.deleted.layer.label}: whiteout {prov.deleted.path}")
@@ -303,4 +345,4 @@ def stack_lines(stack: Stack, target: str | None = None) -> list[str]:
 
 
 __all__ = ["Hit", "Layer", "Provenance", "Stack", "describe", "stack_from_options",
-           "stack_lines", "stack_of_mountpoint", "which", "with_names"]
+           "resolve", "stack_lines", "stack_of_mountpoint", "which", "with_names"]

@@ -111,3 +111,25 @@ def test_image_and_container_layers(tomato, workdir):
     finally:
         tomato("rm", "-f", "lab-c", check=False)
         tomato("rmi", "lab-t:2", "lab-t", check=False)
+
+
+def test_which_follows_directory_symlinks(tomato, workdir):
+    """A merged-/usr image: /bin is a symlink to usr/bin in the bottom layer, and a
+    file of /usr/bin is replaced in the top one."""
+    low, top, m = workdir / "low", workdir / "top", workdir / "m"
+    for d in (low / "usr/bin", top / "usr/bin", m):
+        d.mkdir(parents=True)
+    os.symlink("usr/bin", low / "bin")
+    (low / "usr/bin/tool").write_text("old\n")
+    (top / "usr/bin/tool").write_text("new\n")
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={top}:{low}", str(m)],
+                   check=True)
+    try:
+        assert (m / "bin/tool").read_text() == "new\n"
+        assert tomato("layers", "which", str(m), "/bin/tool").stdout.splitlines() == [
+            "/bin/tool -> /usr/bin/tool", f"  from lowerdir 1: {top}/usr/bin/tool",
+            f"  hides lowerdir 2: {low}/usr/bin/tool"]
+        assert tomato("layers", "which", str(m), "/bin").stdout.splitlines() == [
+            "/bin", f"  from lowerdir 2: {low}/bin"]
+    finally:
+        subprocess.run(["umount", str(m)], check=True)
