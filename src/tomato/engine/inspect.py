@@ -142,7 +142,7 @@ def network_settings(cfg: EngineConfig, c: Container, opts: RunOptions) -> dict[
                                "MacAddress": "", "IPPrefixLen": 0}}
     for item in opts.expose:
         ports.setdefault(item, None)
-    first = next(iter(nets.values()), {})
+    first: dict[str, Any] = next(iter(nets.values()), {})
     return {"Bridge": "", "SandboxKey": sandbox, "Ports": ports, "Networks": nets,
             "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
             "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", "")}

@@ -357,6 +357,32 @@ class Networks:
         if user_nets:
             self.refresh_hosts(user_nets)
 
+    def teardown_started(self, cid: str) -> Any:
+        """``teardown`` on a thread; returns a function that waits for it (and re-raises).
+
+        Deleting a link waits for RCU grace periods in the kernel (20-50 ms here) while
+        this process sleeps in send(): the caller unmounts and deletes the container's
+        files meanwhile.  Only netlink, sqlite and nft run on the thread: no fork, no
+        setns, nothing that needs a single-threaded process."""
+        import threading
+
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                self.teardown(cid)
+            except BaseException as err:  # noqa: BLE001 — handed to the joiner
+                failure.append(err)
+
+        thread = threading.Thread(target=work, name=f"net-{cid[:12]}", daemon=True)
+        thread.start()
+
+        def join() -> None:
+            thread.join()
+            if failure:
+                raise failure[0]
+        return join
+
     def _teardown_locked(self, cid: str) -> set[str]:
         from tomato.network import netns
         from tomato.network.netlink import Netlink
@@ -370,8 +396,9 @@ class Networks:
             db.execute("DELETE FROM ports WHERE container_id=?", (cid,))
             # The default bridge goes with its last endpoint (also one a crash left).
             row = db.execute("SELECT * FROM networks WHERE builtin=1").fetchone()
-            if row is not None:
-                n = _network(row)
+            default = _network(row) if row is not None else None
+            if default is not None:
+                n = default
                 left = db.execute("SELECT 1 FROM endpoints WHERE network_id=?",
                                   (n.id,)).fetchone()
                 if left is None and _link_exists(n.bridge):
@@ -384,7 +411,9 @@ class Networks:
         netns.remove(self.netns_path(cid))
         if had_ports or gone:
             self._apply_rules()
-        return {lease.network_id for lease in leases} - {n.id for n in gone}
+        # Peers on user networks forget our name; the default bridge has no names.
+        return {lease.network_id for lease in leases} - ({n.id for n in gone} | (
+            {default.id} if default is not None else set()))
 
     def sweep(self) -> list[str]:
         """Remove what killed tomato processes left: netns, leases and ports whose

@@ -565,14 +565,21 @@ def remove_files(root: Path, cid: str, volumes: bool = False) -> None:
         c = records.get(cid)
     except NotFound:
         return
-    _runtime_delete(cfg, cid)
     from tomato.engine import networks
 
+    network_done = None
     if networks.is_networked(c.options.get("network", "none")):
-        networks.Networks(root).teardown(cid)  # veths, netns, leases, ports, nft rules
-    _unmount_rootfs(records.bundle(cid) / "rootfs")
-    image_service.release_rootfs(cfg, cid)
-    shutil.rmtree(records.path(cid), ignore_errors=True)
+        # veths, netns, leases, ports, nft rules: the kernel's link deletion sleeps, so
+        # it overlaps the rest of the removal (on a thread; joined before the record goes)
+        network_done = networks.Networks(root).teardown_started(cid)
+    try:
+        _runtime_delete(cfg, cid)
+        _unmount_rootfs(records.bundle(cid) / "rootfs")
+        image_service.release_rootfs(cfg, cid)
+        shutil.rmtree(records.path(cid), ignore_errors=True)
+    finally:
+        if network_done is not None:
+            network_done()
     records.delete(cid)
     if volumes:
         from tomato.engine import volumes as vol
