@@ -148,3 +148,18 @@ def test_log_rotation(engine: Engine) -> None:
     assert log.stat().st_size < 4096
     last = engine.run("logs", "--tail", "1", "chatty").stdout
     assert last == "line 199\n"
+
+
+def test_logs_survive_restarts_and_start_attach(engine: Engine) -> None:
+    engine.run("run", "-d", "--name", "retry", "--restart", "on-failure:2", "busybox", "sh",
+               "-c", "echo attempt; exit 1")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        info = _info(engine, "retry")
+        if info["State"]["Status"] == "exited" and info["RestartCount"] == 2:
+            break
+        time.sleep(0.1)
+    assert engine.run("logs", "retry").stdout == "attempt\n" * 3
+    # start -a attaches to the next run and returns its exit code
+    started = engine.run("start", "-a", "retry", check=False)
+    assert started.returncode == 1 and started.stdout == "attempt\n"
