@@ -154,7 +154,7 @@ def _find_library(soname: str, obj: ElfInfo, conf: list[str]) -> str:
             return soname
         raise NotFound(f"{obj.path} needs {soname}, which is missing")
     for d in search_dirs(obj, conf):
-        candidate = os.path.join(d, soname)
+        candidate = os.path.normpath(os.path.join(d, soname))
         if _compatible(candidate, obj):
             return candidate
     raise NotFound(f"{obj.path} needs {soname}, which is in none of the loader's directories")
