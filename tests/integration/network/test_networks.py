@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 
-from .conftest import HTTPD, Engine, links
+from .conftest import HTTPD, Engine, links, until
 
 
 def _sh(engine: Engine, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -191,3 +191,23 @@ def test_network_commands_and_bad_input(engine: Engine) -> None:
     assert engine.run("network", "prune").stdout == "Deleted Networks:\nalpha\n"
     assert engine.ids() == [] and engine.user_networks() == []
     assert links() - before_links == set()
+
+
+def test_address_survives_restart_and_a_lost_netns(engine: Engine) -> None:
+    engine.run("network", "create", "--subnet", "10.213.13.0/24", "keep")
+    engine.run("run", "-d", "--name", "k", "--network", "keep", "busybox", "sleep", "60")
+    ip = engine.ip("k")
+    engine.run("stop", "-t", "0", "k")
+    engine.run("start", "k")
+    assert f"inet {ip}/24" in engine.run("exec", "k", "ip", "-o", "-4", "addr").stdout
+    engine.run("stop", "-t", "0", "k")
+    # As after a reboot: the pinned netns (and so the veth) is gone, the lease is not.
+    from tomato.network import netns
+
+    cid = engine.inspect("k")["Id"]
+    netns.remove(str(engine.root / "netns" / cid))
+    assert until(lambda: not [n for n in links() if n.startswith(f"tv{cid[:7]}")])
+    engine.run("start", "k")
+    out = engine.run("exec", "k", "ip", "-o", "-4", "addr").stdout
+    assert f"inet {ip}/24" in out
+    assert "default via 10.213.13.1" in engine.run("exec", "k", "ip", "route").stdout
