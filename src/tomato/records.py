@@ -116,9 +116,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _field(*, default_factory: Callable[[], Any]) -> Any:
-    """A default computed per instance (dataclasses.field's shape)."""
-    return factory(default_factory)
+def _field(*, default: Any = _MISSING, default_factory: Callable[[], Any] | None = None,
+           hash: bool | None = None, compare: bool = True, repr: bool = True) -> Any:  # noqa: A002
+    """dataclasses.field's shape: a default, a default computed per instance, or
+    neither (a required field).  hash/compare/repr are accepted for the type
+    checker's sake; records compare and hash every field."""
+    if default_factory is not None:
+        return factory(default_factory)
+    return default
 
 
 def _record(cls: Any = None, *, frozen: bool = True) -> Any:

@@ -16,7 +16,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,8 @@ from tomato.images.manifest import (
 )
 from tomato.images.reference import Reference, is_image_id, parse
 from tomato.images.snapshots import COMMITTED, Mount, Snapshotter
+from tomato.records import field
+from tomato.records import record as dataclass
 
 from .store import Store
 

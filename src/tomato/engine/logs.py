@@ -12,7 +12,8 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from tomato.records import record as dataclass
 
 MAX_LINE = 16 * 1024  # docker flushes a partial line at this size
 

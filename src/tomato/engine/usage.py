@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from tomato.engine.containers import Container, Containers
 from tomato.engine.images import EngineConfig
 from tomato.errors import Conflict, InvalidArgument
+from tomato.records import record as dataclass
 
 
 def _runtime_states(cfg: EngineConfig) -> Any:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tomato.errors import Conflict, InvalidArgument, NotFound
+from tomato.records import field
+from tomato.records import record as dataclass
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from dataclasses import dataclass
 from typing import BinaryIO
+
+from tomato.records import record as dataclass
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 

@@ -14,11 +14,11 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from tomato.errors import InvalidArgument, NotFound
+from tomato.records import record as dataclass
 
 _DIGEST_RE = re.compile(r"^sha256:([a-f0-9]{64})$")
 

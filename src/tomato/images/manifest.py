@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import platform as _platform
-from dataclasses import dataclass, field
 from typing import Any
 
 from tomato.errors import InvalidArgument
+from tomato.records import field
+from tomato.records import record as dataclass
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+
+from tomato.records import record as dataclass
 
 from .content import ContentStore
 from .manifest import Descriptor, Index, Manifest, parse_manifest

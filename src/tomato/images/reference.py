@@ -10,9 +10,9 @@ upper-case letter (so ``Foo/bar`` is a host that is then refused).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from tomato.errors import InvalidArgument
+from tomato.records import record as dataclass
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"

@@ -25,10 +25,11 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tomato.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from tomato.records import field
+from tomato.records import record as dataclass
 
 COMMITTED, ACTIVE, VIEW = "committed", "active", "view"
 _List = list  # the class defines a list() method that shadows the builtin in annotations
