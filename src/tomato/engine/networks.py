@@ -105,6 +105,8 @@ class Networks:
         self.root = root
         self.store = Store(root)
         self.ns_dir = root / "netns"
+        self._lock_fd = -1
+        self._pending: Any = None  # an nft run started by attach, see settle()
         own = root == DEFAULT_ROOT
         tag = "" if own else hashlib.sha256(str(root).encode()).hexdigest()[:7]
         # Another engine root on the same host (a test session) gets its own names.
@@ -120,8 +122,16 @@ class Networks:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with self.store.lock("network"):
+        """The ``network`` flock (as Store.lock), its fd kept so an nft child can hold it."""
+        fd = os.open(self.store.lock_dir / "network.lock",
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock_fd = fd
             yield
+        finally:
+            self._lock_fd = -1
+            os.close(fd)
 
     @contextmanager
     def claim(self, cid: str) -> Iterator[None]:
@@ -341,17 +351,28 @@ class Networks:
         """Render Tomato's nft table from the records (caller holds the lock)."""
         from tomato.network import nft
 
+        nft.finish(self._start_rules())
+
+    def _start_rules(self) -> Any:
+        """Start rendering the table; the nft child holds the network lock until done."""
+        from tomato.network import nft
+
         with self.store.read() as db:
             rows = db.execute(
                 "SELECT bridge, subnet, internal FROM networks n WHERE builtin=0 OR EXISTS "
                 "(SELECT 1 FROM endpoints e WHERE e.network_id=n.id)").fetchall()
             ports = db.execute("SELECT proto, host_ip, host_port, container_ip, "
                                "container_port FROM ports").fetchall()
-        nft.apply(nft.render(self.table, [nft.Net(r[0], r[1], bool(r[2])) for r in rows],
-                             [nft.Port(*p) for p in ports]))
+        script = nft.render(self.table, [nft.Net(r[0], r[1], bool(r[2])) for r in rows],
+                            [nft.Port(*p) for p in ports])
+        return nft.start(script, (self._lock_fd,) if self._lock_fd >= 0 else ())
 
     def teardown(self, cid: str) -> None:
         """Everything the container's networking holds; idempotent (also for sweep)."""
+        try:
+            self.settle()  # a create that failed after attach: reap its nft run first
+        except TomatoError:
+            pass
         with self.locked():
             user_nets = self._teardown_locked(cid)
         if user_nets:
@@ -404,13 +425,20 @@ class Networks:
                 if left is None and _link_exists(n.bridge):
                     gone.append(n)
         # Records first: if we are killed now, sweep finds the netns without a record and
-        # removes the devices; the other order could leave leases nobody owns.
-        if leases or gone:
-            with Netlink() as nl:
-                nl.delete_links([lease.veth for lease in leases] + [n.bridge for n in gone])
-        netns.remove(self.netns_path(cid))
-        if had_ports or gone:
-            self._apply_rules()
+        # removes the devices; the other order could leave leases nobody owns.  The nft
+        # commit and the link deletion both sleep in the kernel: side by side.
+        rules = self._start_rules() if had_ports or gone else None
+        try:
+            if leases or gone:
+                with Netlink() as nl:
+                    nl.delete_links([lease.veth for lease in leases] +
+                                    [n.bridge for n in gone])
+            netns.remove(self.netns_path(cid))
+        finally:
+            if rules is not None:
+                from tomato.network import nft
+
+                nft.finish(rules)
         # Peers on user networks forget our name; the default bridge has no names.
         return {lease.network_id for lease in leases} - ({n.id for n in gone} | (
             {default.id} if default is not None else set()))
@@ -577,11 +605,20 @@ class Networks:
                     with self.store.write() as db:
                         self._add_ports(db, cid, lease.ip, ports)
                 if created or ports:
-                    self._apply_rules()
+                    # Not waited for here: settle() does, before the record is written.
+                    self._pending = self._start_rules()
             except BaseException:
                 self._teardown_locked(cid)
                 raise
         return n
+
+    def settle(self) -> None:
+        """Wait for the rules attach started (their nft child held the lock till done)."""
+        proc, self._pending = self._pending, None
+        if proc is not None:
+            from tomato.network import nft
+
+            nft.finish(proc)
 
     def replug(self, cid: str) -> None:
         """After a reboot the netns is gone but the leases remain: make it again."""

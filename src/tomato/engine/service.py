@@ -197,20 +197,20 @@ def create(cfg: EngineConfig, opts: RunOptions) -> Container:
         with ExitStack() as rollback:
             ensure_dir(cdir)
             rollback.callback(shutil.rmtree, cdir, True)
-            mounts = image_service.prepare_rootfs(cfg, img.id, cid)
-            rollback.callback(image_service.release_rootfs, cfg, cid)
-            rootfs = records.bundle(cid) / "rootfs"
-            _mount_rootfs(mounts, rootfs)
-            rollback.callback(_unmount_rootfs, rootfs)
-            volume_mounts, anonymous = _volume_mounts(cfg, opts, image_config, cid)
             netns_path = ""
-            if net is not None:
+            if net is not None:  # first: its nft rules commit while the rootfs is made
                 net.attach(cid, opts.network, ip=opts.ip, aliases=opts.network_aliases,
                            mac=opts.mac_address, ports=opts.publish)
                 rollback.callback(net.teardown, cid)
                 netns_path = net.netns_path(cid)
             elif opts.network.startswith("container:"):
                 netns_path = _joined_netns(cfg, opts.network.partition(":")[2])
+            mounts = image_service.prepare_rootfs(cfg, img.id, cid)
+            rollback.callback(image_service.release_rootfs, cfg, cid)
+            rootfs = records.bundle(cid) / "rootfs"
+            _mount_rootfs(mounts, rootfs)
+            rollback.callback(_unmount_rootfs, rootfs)
+            volume_mounts, anonymous = _volume_mounts(cfg, opts, image_config, cid)
             files = _write_etc_files(cfg, cdir, cid, opts, net)
             from tomato.engine.specgen import build_spec
 
@@ -220,6 +220,8 @@ def create(cfg: EngineConfig, opts: RunOptions) -> Container:
             options = opts.to_dict()
             options["anonymous_volumes"] = anonymous
             c = Container(cid, name, opts.image, img.id, time.time(), options, spec, State())
+            if net is not None:
+                net.settle()
             records.add(c, pick_name=not opts.name)
             rollback.pop_all()
     if net is not None and opts.network != "bridge":

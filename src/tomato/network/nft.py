@@ -92,14 +92,37 @@ def render(table: str, nets: list[Net], ports: list[Port]) -> str:
 
 
 def apply(script: str) -> None:
+    finish(start(script))
+
+
+def start(script: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[str]:
+    """Run ``nft -f -`` without waiting: the kernel's commit sleeps for RCU grace
+    periods (10-20 ms here) while the caller goes on.  ``pass_fds``: a lock the
+    child holds until it is done, so rule changes never overtake each other."""
     try:
-        proc = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True,
-                              text=True, timeout=30)
+        proc = subprocess.Popen(["nft", "-f", "-"], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                pass_fds=pass_fds)
     except FileNotFoundError as err:
         raise Unavailable("nft not found: published ports and NAT need nftables "
                           "(apt-get install nftables)") from err
+    assert proc.stdin is not None
+    proc.stdin.write(script)
+    proc.stdin.close()
+    return proc
+
+
+def finish(proc: subprocess.Popen[str]) -> None:
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    proc.stderr.close()
     if proc.returncode != 0:
-        detail = proc.stderr.strip().splitlines()
+        detail = err.strip().splitlines()
         raise Unavailable(f"nft failed: {detail[0] if detail else proc.returncode}")
 
 
