@@ -23,7 +23,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+.venv/bin/pip install -q --disable-pip-version-check -e ".[dev,lab]"
 # tomato-shim: the steady state of each container's monitor, in C (a Python
 # process would cost ~3-5 MB per container; see src/tomato/engine/shim/).
 if command -v cc >/dev/null 2>&1; then

@@ -23,7 +23,7 @@
 #   TOMATO_CGROUP2_VM_CACHE   cache directory (default /var/tmp/tomato-cgroup2-vm)
 #   TOMATO_CGROUP2_VM_MIRROR  mmdebstrap mirror (default: the host's apt sources)
 #   TOMATO_CGROUP2_VM_KVER    kernel version from /boot (default: newest vmlinuz-*-amd64)
-#   TOMATO_CGROUP2_VM_TESTS   pytest arguments (default: tests/integration/cgroups tests/unit/cgroups)
+#   TOMATO_CGROUP2_VM_TESTS   pytest arguments (default: the cgroup and cgroup-tool tests)
 #   TOMATO_CGROUP2_VM_CPU     qemu -cpu model (default host,-arch-capabilities: nested KVM
 #                             here cannot set MSR 0x10a that "host" alone would copy)
 #   TOMATO_CGROUP2_VM_ACCEL   kvm, tcg or auto (default: kvm, falling back to TCG when a
@@ -37,7 +37,7 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
 CACHE=${TOMATO_CGROUP2_VM_CACHE:-/var/tmp/tomato-cgroup2-vm}
-TESTS=${TOMATO_CGROUP2_VM_TESTS:-tests/integration/cgroups tests/unit/cgroups}
+TESTS=${TOMATO_CGROUP2_VM_TESTS:-tests/integration/cgroups tests/unit/cgroups tests/integration/lab/test_cgroup_versions.py tests/unit/lab}
 TIMEOUT=${TOMATO_CGROUP2_VM_TIMEOUT:-300}
 PACKAGES=python3,python3-pytest,busybox-static,stress
 # Bump when the image recipe changes so cached images are rebuilt.
