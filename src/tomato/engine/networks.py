@@ -464,8 +464,14 @@ class Networks:
         orphans = []
         for c in sorted(cids):
             claimed = self._claimed(c)  # also removes a lock file a killed create left
-            if c not in known and not claimed:
-                orphans.append(c)
+            if c in known or claimed:
+                continue
+            # Asked again after the claim: a create releases its claim only once its
+            # record exists, so a record missing now is missing for good.
+            with self.store.read() as db:
+                if db.execute("SELECT 1 FROM containers WHERE id=?", (c,)).fetchone():
+                    continue
+            orphans.append(c)
         for cid in orphans:
             self.teardown(cid)
         return orphans

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 
-from .conftest import HTTPD, Engine, links, until
+from .conftest import HTTPD, TOMATO, Engine, links, until
 
 
 def _sh(engine: Engine, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -211,3 +211,17 @@ def test_address_survives_restart_and_a_lost_netns(engine: Engine) -> None:
     out = engine.run("exec", "k", "ip", "-o", "-4", "addr").stdout
     assert f"inet {ip}/24" in out
     assert "default via 10.213.13.1" in engine.run("exec", "k", "ip", "route").stdout
+
+
+def test_concurrent_creates_get_distinct_addresses(engine: Engine) -> None:
+    """Ten `run -d` at once: each sweeps, none may take another's netns or address."""
+    procs = [subprocess.Popen([TOMATO, "run", "-d", "busybox", "sleep", "60"],
+                              env=engine.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(10)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 10, [r[1] for r in results]
+    ids = [r[0].strip() for r in results]
+    ips = [engine.ip(cid) for cid in ids]
+    assert len(set(ips)) == 10 and "" not in ips
+    for cid in ids:  # each still has its own eth0
+        assert "eth0" in engine.run("exec", cid, "ip", "-o", "link").stdout
