@@ -10,6 +10,10 @@ from __future__ import annotations
 import ctypes
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 # x86_64 syscall numbers (the only architecture Tomato targets today).
 SYS_CLONE = 56
 SYS_PIVOT_ROOT = 155
@@ -74,6 +78,12 @@ SIGCHLD = 17
 _libc: ctypes.CDLL | None = None
 _pylibc: ctypes.PyDLL | None = None
 
+#: ``--explain``: an explainer (tomato.explain.Explainer) told about every kernel
+#: step below, or None.  The one piece of module state in Tomato, on purpose: every
+#: syscall wrapper checks it, so explaining costs one global load when off instead
+#: of threading an object through every call of the start path.
+TRACE: Any = None
+
 
 def libc() -> ctypes.CDLL:
     global _libc
@@ -107,27 +117,40 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
           data: str | None = None) -> None:
     _check(libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
            target)
+    if TRACE is not None:  # a pinned destination (/proc/self/fd/N) shown by its path
+        shown = os.readlink(target) if target.startswith("/proc/self/fd/") else target
+        TRACE.mount(source, shown, fstype, flags, data)
 
 
 def umount2(target: str, flags: int = 0) -> None:
     _check(libc().umount2(_b(target), flags), target)
+    if TRACE is not None:
+        TRACE.umount(target, flags)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
     _check(libc().syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), new_root)
+    if TRACE is not None:
+        TRACE.pivot_root(new_root, put_old)
 
 
 def unshare(flags: int) -> None:
     _check(libc().unshare(flags))
+    if TRACE is not None:
+        TRACE.unshare(flags)
 
 
 def setns(fd: int, nstype: int = 0, path: str | None = None) -> None:
     _check(libc().setns(fd, nstype), path)
+    if TRACE is not None:
+        TRACE.setns(path or f"/proc/self/fd/{fd}", nstype)
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
     _check(libc().sethostname(raw, len(raw)))
+    if TRACE is not None:
+        TRACE.sethostname(name)
 
 
 def setdomainname(name: str) -> None:
@@ -147,6 +170,11 @@ def clone(flags: int) -> int:
     bookkeeping (import lock, thread state, at-fork hooks) is run around it
     so the child is a sound interpreter.  The caller must be single-threaded.
     """
+    if TRACE is not None and flags:
+        from tomato.explain import ns_flag_names, ns_options
+
+        TRACE.step(f"clone({ns_flag_names(flags)}|SIGCHLD)",
+                   f"unshare --fork {ns_options(flags)}")
     api = ctypes.pythonapi
     api.PyOS_BeforeFork()
     ret = _pylib().syscall(SYS_CLONE, ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)

@@ -114,6 +114,10 @@ def write(path: str, value: str) -> None:
         raise write_error(path, value, err) from err
     finally:
         os.close(fd)
+    from tomato._sys import libc
+
+    if libc.TRACE is not None:  # --explain: the step, once it happened
+        libc.TRACE.write(path, value)
 
 
 @dataclass
@@ -182,6 +186,10 @@ def mkdir_p(directory: str) -> int:
             for m in reversed(missing):
                 try:
                     os.mkdir(m, 0o755)
+                    from tomato._sys import libc
+
+                    if libc.TRACE is not None:
+                        libc.TRACE.mkdir(m)
                     made += 1
                 except FileExistsError:
                     pass

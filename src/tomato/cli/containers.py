@@ -92,6 +92,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     a("--stop-timeout", type=int)
     a("--log-opt", action="append", default=[])
     a("--sig-proxy", default="true")
+    a("--explain", action="store_true", help="print each kernel step with its shell equivalent")
     a("image")
     a("command", nargs=argparse.REMAINDER)
 
@@ -223,10 +224,18 @@ def _attach_and_wait(cfg: Any, c: Any, args: argparse.Namespace) -> int:
     return code
 
 
+def _explain(args: argparse.Namespace) -> None:
+    if getattr(args, "explain", False):
+        from tomato.cli.runtime import enable_explain
+
+        enable_explain()
+
+
 @_guard
 def cmd_run(args: argparse.Namespace, cfg: Any) -> int:
     from tomato.engine import service
 
+    _explain(args)
     opts = build_options(args)
     c = service.create(cfg, opts)
     if args.detach:
@@ -480,6 +489,7 @@ def _since(text: str) -> float:
 def cmd_exec(args: argparse.Namespace, cfg: Any) -> int:
     from tomato.engine import service
 
+    _explain(args)
     try:
         return service.exec_in(cfg, args.container, list(args.command), tty=args.tty,
                                detach=args.detach, env=args.env, user=args.user,
@@ -655,6 +665,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("-u", "--user", default="")
         p.add_argument("-w", "--workdir", default="")
         p.add_argument("--privileged", action="store_true")
+        p.add_argument("--explain", action="store_true")
         p.add_argument("container")
         p.add_argument("command", nargs=argparse.REMAINDER)
         p = add(parent, "inspect", cmd_inspect, "show a container's details")

@@ -26,6 +26,7 @@ GLOBAL_FLAGS = (
     Flag("systemd-cgroup", BOOL, help="use systemd cgroups (not supported)"),
     Flag("rootless", VALUE, help="ignored: rootless mode is detected"),
     Flag("criu", VALUE, help="ignored: checkpointing is not supported"),
+    Flag("explain", BOOL, help="print each kernel step with its shell equivalent"),
     Flag("help", BOOL, aliases=("h",)),
     Flag("version", BOOL, aliases=("v",)),
 )
@@ -478,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InvalidArgument("--systemd-cgroup is not supported: use cgroupfs paths")
         ctx = Context(g)
         log = ctx.log
+        if g.bool("explain"):
+            enable_explain()
         name, rest = g.args[0], g.args[1:]
         cmd = COMMANDS.get(name)
         if cmd is None:
@@ -493,6 +496,18 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{err.strerror or err}{where}", log)
     except KeyboardInterrupt:
         return 130
+
+
+def enable_explain() -> None:
+    """--explain: every kernel step on (a copy of) stderr, with its shell equivalent.
+
+    A copy, because the container's init writes its steps until execve, when
+    the copy closes (it is close-on-exec) and stderr belongs to the container.
+    """
+    from tomato._sys import libc
+    from tomato.explain import Explainer
+
+    libc.TRACE = Explainer(os.dup(2))
 
 
 def _fail(msg: str, log: object) -> int:

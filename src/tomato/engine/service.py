@@ -418,7 +418,14 @@ def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
             os.dup2(err, 2)
             # Nothing else of our caller's may live on in the monitor (a pipe it
             # waits on, a terminal): only 0, 1 (the report pipe) and 2 stay.
-            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+            from tomato._sys import libc
+
+            keep = getattr(libc.TRACE, "fd", None)  # --explain's copy of the CLI's stderr
+            if isinstance(keep, int) and keep > 2:
+                os.closerange(3, keep)
+                os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+            else:
+                os.closerange(3, os.sysconf("SC_OPEN_MAX"))
             sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
             from tomato.engine.monitor import run_monitor

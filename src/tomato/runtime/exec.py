@@ -118,7 +118,8 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
             fd = os.open(f"/proc/{pid}/ns/{c.NAMESPACE_PROC_NAMES[kind]}",
                          os.O_RDONLY | os.O_CLOEXEC)
             try:
-                c.setns(fd, c.NAMESPACE_FLAGS[kind])
+                c.setns(fd, c.NAMESPACE_FLAGS[kind],
+                        f"/proc/{pid}/ns/{c.NAMESPACE_PROC_NAMES[kind]}")
             finally:
                 os.close(fd)
 
@@ -145,7 +146,7 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
         os.close(go_w)
         try:
             _child(proc, ns_fds, root_fd, go_r, console_sock.fileno() if console_sock else None,
-                   opts.preserve_fds, caps, seccomp_filter)
+                   opts.preserve_fds, caps, seccomp_filter, pid)
         except BaseException as err:  # noqa: BLE001
             os.write(err_w, (str(err) or type(err).__name__).encode())
         os._exit(126)
@@ -187,13 +188,14 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
 
 
 def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int,
-           console_fd: int | None, preserve_fds: int, caps: Any, seccomp_filter: Any) -> None:
+           console_fd: int | None, preserve_fds: int, caps: Any, seccomp_filter: Any,
+           pid: int = 0) -> None:
     proc_mod.set_dumpable(False)
     os.read(go_r, 1)  # wait until we are in the container's cgroups
     os.close(go_r)
     os.setsid()
     for kind, fd in ns_fds:
-        c.setns(fd, c.NAMESPACE_FLAGS[kind])
+        c.setns(fd, c.NAMESPACE_FLAGS[kind], f"/proc/{pid}/ns/{c.NAMESPACE_PROC_NAMES[kind]}")
         os.close(fd)
     os.fchdir(root_fd)
     os.chroot(".")
@@ -223,4 +225,6 @@ def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int
     proc_mod.restore_signals()
     if seccomp_filter is not None and proc.no_new_privileges:
         seccomp_filter.load()
+    if c.TRACE is not None:
+        c.TRACE.execve([executable, *proc.args[1:]])
     os.execve(executable, list(proc.args), env)

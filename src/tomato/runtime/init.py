@@ -206,6 +206,8 @@ def _init(ctx: InitContext) -> None:
 
         run_hooks("startContainer", spec.hooks["startContainer"], state_json)
     proc_mod.restore_signals()
+    if c.TRACE is not None:
+        c.TRACE.execve([executable, *proc.args[1:]])
     if ctx.seccomp is not None and proc.no_new_privileges:
         ctx.seccomp.load()
     try:

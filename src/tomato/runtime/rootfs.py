@@ -357,6 +357,8 @@ def chroot_into(rootfs: str) -> None:
     """
     os.chdir(rootfs)
     c.mount(rootfs, "/", None, c.MS_MOVE)
+    if c.TRACE is not None:
+        c.TRACE.chroot(rootfs)
     os.chroot(".")
     os.chdir("/")
 

@@ -14,8 +14,9 @@ RUNTIME = str(Path(sys.executable).parent / "tomato-runtime")
 
 
 def _detaches(args: tuple[str, ...]) -> bool:
-    return bool(args) and (args[0] == "create" or (args[0] in ("run", "exec") and
-                                                    ("-d" in args or "--detach" in args)))
+    words = [a for a in args if not a.startswith("-")]  # skip global flags (--explain)
+    return bool(words) and (words[0] == "create" or (words[0] in ("run", "exec") and
+                                                      ("-d" in args or "--detach" in args)))
 
 
 def runtime(root: Path, *args: str, check: bool = True, timeout: float = 30,
