@@ -267,7 +267,7 @@ def _wait_removed(cfg: Any, cid: str, timeout: float = 30.0) -> None:
             records.get(cid)
         except NotFound:
             return
-        time.sleep(0.01)
+        time.sleep(0.002)
 
 
 @_guard

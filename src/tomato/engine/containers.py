@@ -111,13 +111,17 @@ def validate_name(name: str) -> str:
 class Containers:
     """The containers table plus each container's directory."""
 
+    _ready: set[Path] = set()  # databases whose table this process made sure of
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.store = Store(root)
         self.dir = root / "containers"
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o711)
-        with self.store.write() as db:
-            db.execute(SCHEMA)
+        if self.store.path not in Containers._ready:
+            with self.store.write() as db:
+                db.execute(SCHEMA)
+            Containers._ready.add(self.store.path)
 
     def path(self, cid: str) -> Path:
         return self.dir / cid

@@ -80,7 +80,13 @@ class Store:
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
+    #: databases this process already brought up to date (a `tomato run` opens the
+    #: store a dozen times; migrating once is enough)
+    _current: set[Path] = set()
+
     def _migrate(self) -> None:
+        if self.path in Store._current and self.path.exists():
+            return
         db = self._connect()
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -98,6 +104,7 @@ class Store:
             db.execute("COMMIT")
         finally:
             db.close()
+        Store._current.add(self.path)
 
     @contextmanager
     def _tx(self, begin: str) -> Iterator[sqlite3.Connection]:
