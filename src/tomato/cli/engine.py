@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 #: modules that add more commands: each has ``register(sub, common)``.
 COMMAND_MODULES: tuple[str, ...] = ("tomato.cli.containers", "tomato.cli.networks",
-                                     "tomato.cli.lab")
+                                     "tomato.cli.lab", "tomato.cli.serve")
 
 USAGE_EXIT = 125
 FAIL_EXIT = 1

@@ -1,0 +1,415 @@
+"""Container endpoints: create, list, inspect, lifecycle, top, changes, export,
+archive (docker cp), update, rename, prune, delete.  Stats are in stats.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import time
+from typing import Any
+
+from tomato.api import translate
+from tomato.api.http import Request
+from tomato.api.streams import LIVE
+from tomato.engine import service
+from tomato.engine.containers import Container
+from tomato.errors import Conflict, InvalidArgument, NotFound
+
+
+def _attrs(c: Container) -> dict[str, str]:
+    return {"name": c.name, "image": c.image, **(c.options.get("labels") or {})}
+
+
+def _event(api: Any, c: Container, action: str, **extra: str) -> None:
+    api.events.record("container", action, c.id, {**_attrs(c), **extra})
+
+
+# -- create ---------------------------------------------------------------------------
+def create(api: Any, req: Request) -> None:
+    body = req.json(None)
+    if body is None:
+        raise InvalidArgument("config cannot be empty in order to create a container")
+    opts = translate.run_options(body, req.arg("name"))
+    if opts.name:
+        from tomato.engine.containers import validate_name
+
+        validate_name(opts.name)
+    result = api.zygote.call("create", {"options": opts.to_dict()})
+    c = service.get(api.cfg, result["Id"])
+    _event(api, c, "create")
+    req.json_response({"Id": result["Id"], "Warnings": []}, 201)
+
+
+# -- list -----------------------------------------------------------------------------
+def _ago(seconds: float) -> str:
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s < 60:
+        return f"{s} seconds" if s > 1 else "1 second"
+    m = s // 60
+    if m < 60:
+        return f"{m} minutes" if m > 1 else "About a minute"
+    h = round(s / 3600)
+    if h < 48:
+        return f"{h} hours" if h > 1 else "About an hour"
+    return f"{h // 24} days"
+
+
+def status_text(c: Container) -> str:
+    st = c.state
+    now = time.time()
+    if st.status == "running":
+        return f"Up {_ago(now - st.started_at)}"
+    if st.status == "paused":
+        return f"Up {_ago(now - st.started_at)} (Paused)"
+    if st.status == "restarting":
+        return f"Restarting ({st.exit_code}) {_ago(now - st.finished_at)} ago"
+    if st.status == "exited":
+        return f"Exited ({st.exit_code}) {_ago(now - st.finished_at)} ago"
+    return st.status.capitalize()
+
+
+def _ports(api: Any, c: Container) -> list[dict[str, Any]]:
+    from tomato.engine.networks import Networks, is_networked
+
+    out: list[dict[str, Any]] = []
+    if is_networked(c.options.get("network", "")) and c.state.status in LIVE:
+        for p in Networks(api.cfg.root).ports(c.id):
+            out.append({"IP": p["host_ip"] or "0.0.0.0", "PrivatePort": p["container_port"],
+                        "PublicPort": p["host_port"], "Type": p["proto"]})
+    return out
+
+
+def summary(api: Any, c: Container) -> dict[str, Any]:
+    from tomato.engine.inspect import container_json
+
+    full = container_json(api.cfg, c)
+    args = c.spec.get("process", {}).get("args", [])
+    return {
+        "Id": c.id, "Names": ["/" + c.name], "Image": c.image, "ImageID": c.image_id,
+        "Command": " ".join(args), "Created": int(c.created), "Ports": _ports(api, c),
+        "Labels": c.options.get("labels") or {}, "State": c.state.status,
+        "Status": status_text(c),
+        "HostConfig": {"NetworkMode": c.options.get("network", "bridge")},
+        "NetworkSettings": {"Networks": full["NetworkSettings"]["Networks"]},
+        "Mounts": full["Mounts"],
+    }
+
+
+def _match(api: Any, c: Container, filters: dict[str, list[str]]) -> bool:
+    import re
+
+    labels = c.options.get("labels") or {}
+    for key, values in filters.items():
+        if not values:
+            continue
+        if key == "id":
+            ok = any(c.id.startswith(v) for v in values)
+        elif key == "name":
+            ok = any(re.search(v.lstrip("/"), c.name) for v in values)
+        elif key == "label":
+            ok = all((labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
+                     else v in labels for v in values)
+        elif key == "status":
+            ok = c.state.status in values
+        elif key == "exited":
+            ok = c.state.status == "exited" and str(c.state.exit_code) in values
+        elif key == "ancestor":
+            ok = any(v in (c.image, c.image_id, c.image_id.removeprefix("sha256:")[:12]) or
+                     c.image.startswith(v + ":") for v in values)
+        elif key == "network":
+            ok = c.options.get("network") in values
+        elif key == "volume":
+            ok = any(any(v in m.get("source", "") or v == m.get("destination")
+                         for m in c.spec.get("mounts", [])) for v in values)
+        elif key in ("before", "since", "health", "isolation", "is-task", "publish", "expose"):
+            ok = True
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'")
+        if not ok:
+            return False
+    return True
+
+
+def list_json(api: Any, req: Request) -> None:
+    filters = req.filters()
+    every = req.flag("all")
+    if "status" in filters or "exited" in filters:
+        every = True
+    out = [summary(api, c) for c in service.list_containers(api.cfg, all_states=every)
+           if _match(api, c, filters)]
+    limit = req.int_arg("limit", -1)
+    if limit is not None and limit > 0:
+        out = out[:limit]
+    req.json_response(out)
+
+
+def inspect(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
+    from tomato.engine.inspect import container_json
+
+    c = service.get(api.cfg, id)
+    data = container_json(api.cfg, c)
+    host = data["HostConfig"]
+    host.setdefault("PortBindings", {
+        f"{p['container_port']}/{p['proto']}": [{"HostIp": p["host_ip"],
+                                                  "HostPort": str(p["host_port"] or "")}]
+        for p in c.options.get("publish", [])})
+    host.setdefault("ConsoleSize", [0, 0])
+    host.setdefault("Mounts", None)
+    data["Config"].setdefault("ExposedPorts", {p: {} for p in c.options.get("expose", [])}
+                              or None)
+    data["Config"].setdefault("AttachStdin", False)
+    data.setdefault("ExecIDs", [k for k, v in api.execs.items() if v["ContainerID"] == c.id]
+                    or None)
+    if req.flag("size"):
+        data["SizeRw"] = 0
+        data["SizeRootFs"] = 0
+    req.json_response(data)
+
+
+# -- lifecycle ------------------------------------------------------------------------
+def start(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    c = service.get(api.cfg, id)
+    if c.state.status in LIVE:
+        req.send(304)
+        return
+    pending = api.hubs.pending(c.id)
+    api.zygote.call("start", {"id": c.id, "attach_wait": pending})
+    if pending:
+        api.hubs.started(c.id)  # the monitor starts the process on this connection
+    _event(api, c, "start")
+    req.no_content()
+
+
+def stop(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    c = service.get(api.cfg, id)
+    if c.state.status not in LIVE:
+        req.send(304)
+        return
+    service.stop(api.cfg, c.id, req.int_arg("t", req.int_arg("timeout")))
+    _event(api, c, "stop")
+    req.no_content()
+
+
+def restart(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    c = service.get(api.cfg, id)
+    service.stop(api.cfg, c.id, req.int_arg("t", req.int_arg("timeout")))
+    api.zygote.call("start", {"id": c.id})
+    _event(api, c, "restart")
+    req.no_content()
+
+
+def kill(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    c = service.get(api.cfg, id)
+    sig = req.arg("signal") or "KILL"
+    service.kill(api.cfg, c.id, int(sig) if sig.isdigit() else sig)
+    _event(api, c, "kill", signal=sig)
+    req.no_content()
+
+
+def pause(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    c = service.get(api.cfg, id)
+    service.pause(api.cfg, c.id)
+    _event(api, c, "pause")
+    req.no_content()
+
+
+def unpause(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    c = service.get(api.cfg, id)
+    service.unpause(api.cfg, c.id)
+    _event(api, c, "unpause")
+    req.no_content()
+
+
+def rename(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    new = req.arg("name")
+    if not new:
+        raise InvalidArgument("a new name is required")
+    c = service.get(api.cfg, id)
+    service.rename(api.cfg, c.id, new.lstrip("/"))
+    _event(api, c, "rename", oldName="/" + c.name)
+    req.no_content()
+
+
+def update(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    from tomato.engine import options as o
+    from tomato.engine import usage
+
+    body = req.json({}) or {}
+    if not isinstance(body, dict):
+        raise InvalidArgument("the update must be a JSON object")
+    changes: dict[str, Any] = {}
+    if body.get("NanoCpus"):
+        cpus = o.parse_cpus(str(int(body["NanoCpus"]) / 1e9))
+        changes.setdefault("cpu", {}).update(period=100000, quota=int(cpus * 100000))
+    if body.get("CpuQuota"):
+        changes.setdefault("cpu", {}).update(quota=int(body["CpuQuota"]),
+                                             period=int(body.get("CpuPeriod") or 100000))
+    if body.get("CpuShares"):
+        changes.setdefault("cpu", {})["shares"] = int(body["CpuShares"])
+    if body.get("CpusetCpus"):
+        changes.setdefault("cpu", {})["cpus"] = body["CpusetCpus"]
+    if body.get("Memory"):
+        changes.setdefault("memory", {})["limit"] = int(body["Memory"])
+    if body.get("MemorySwap"):
+        changes.setdefault("memory", {})["swap"] = int(body["MemorySwap"])
+    if body.get("PidsLimit"):
+        changes["pids"] = {"limit": int(body["PidsLimit"])}
+    policy = body.get("RestartPolicy") or {}
+    if policy.get("Name"):
+        changes["restart"] = o.parse_restart(policy["Name"])[0]
+    c = service.get(api.cfg, id)
+    usage.update(api.cfg, c, changes)
+    _event(api, c, "update")
+    req.json_response({"Warnings": []})
+
+
+def delete(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    if req.flag("link"):
+        raise InvalidArgument("links are not supported")
+    c = service.get(api.cfg, id)
+    if c.state.status in LIVE and not req.flag("force"):
+        raise Conflict(f"You cannot remove a running container {c.id}. Stop the container "
+                       "before attempting removal or force remove")
+    api.zygote.call("remove", {"id": c.id, "force": req.flag("force"),
+                               "volumes": req.flag("v")})
+    if c.state.status in LIVE:
+        _event(api, c, "kill", signal="9")
+    _event(api, c, "destroy")
+    req.no_content()
+
+
+def prune(api: Any, req: Request) -> None:
+    removed = api.zygote.call("prune", {})
+    for cid in removed:
+        api.events.record("container", "destroy", cid)
+    req.json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
+
+
+# -- inside ---------------------------------------------------------------------------
+def top(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    from tomato.engine import usage
+
+    c = service.get(api.cfg, id)
+    ps_args = req.arg("ps_args").split() or ["-ef"]
+    rows = usage.top(api.cfg, c, ps_args)
+    req.json_response({"Titles": rows[0], "Processes": rows[1:]})
+
+
+def changes(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    from tomato.engine import filesystem
+
+    c = service.get(api.cfg, id)
+    kinds = {"C": 0, "A": 1, "D": 2}
+    req.json_response([{"Path": path, "Kind": kinds.get(kind, 0)}
+                       for kind, path in filesystem.diff(api.cfg, c)] or None)
+
+
+class ChunkWriter:
+    """A file-like that sends what tarfile writes as HTTP chunks."""
+
+    def __init__(self, req: Request) -> None:
+        self.req = req
+        self.buf = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        if len(self.buf) >= 65536:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buf:
+            self.req.chunk(bytes(self.buf))
+            self.buf.clear()
+
+
+def export(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    from tomato.engine import filesystem
+
+    c = service.get(api.cfg, id)
+    req.start_stream("application/x-tar")
+    out = ChunkWriter(req)
+    filesystem.export(api.cfg, c, out)  # type: ignore[arg-type]
+    out.flush()
+    req.end_stream()
+    _event(api, c, "export")
+
+
+def _path_stat(api: Any, c: Container, path: str) -> tuple[str, str]:
+    """The host path of ``path`` in the container and Docker's base64 stat header."""
+    from tomato.engine import filesystem
+
+    if not path:
+        raise InvalidArgument("path must not be empty")
+    host = filesystem._host_path(api.cfg, c, path)  # noqa: SLF001 — cp's own path resolution
+    try:
+        st = os.lstat(host)
+    except FileNotFoundError:
+        raise NotFound(f"Could not find the file {path} in container {c.name}") from None
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISDIR(st.st_mode):
+        mode |= 1 << 31  # Go's os.ModeDir
+    elif stat.S_ISLNK(st.st_mode):
+        mode |= 1 << 27  # os.ModeSymlink
+    info = {"name": os.path.basename(path.rstrip("/")) or "/", "size": st.st_size,
+            "mode": mode, "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime)),
+            "linkTarget": os.readlink(host) if stat.S_ISLNK(st.st_mode) else ""}
+    return host, base64.b64encode(json.dumps(info).encode()).decode()
+
+
+def archive_head(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    c = service.get(api.cfg, id)
+    _, header = _path_stat(api, c, req.arg("path"))
+    req.send(200, b"", "application/x-tar", {"X-Docker-Container-Path-Stat": header})
+
+
+def archive_get(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    from tomato.engine import filesystem
+
+    c = service.get(api.cfg, id)
+    path = req.arg("path")
+    _, header = _path_stat(api, c, path)
+    req.start_stream("application/x-tar", {"X-Docker-Container-Path-Stat": header})
+    out = ChunkWriter(req)
+    filesystem.copy_from(api.cfg, c, path, "-", out)  # type: ignore[arg-type]
+    out.flush()
+    req.end_stream()
+
+
+def archive_put(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    from tomato.engine import filesystem
+
+    c = service.get(api.cfg, id)
+    path = req.arg("path")
+    host, _ = _path_stat(api, c, path)
+    if not os.path.isdir(host):
+        raise InvalidArgument(f"extraction point is not a directory: {path}")
+    filesystem.copy_to(api.cfg, c, "-", path, req.body_stream())
+    req.send(200, b"", "text/plain")
+
+
+ROUTES = [
+    ("POST", "/containers/create", create),
+    ("GET", "/containers/json", list_json),
+    ("POST", "/containers/prune", prune),
+    ("GET", "/containers/{id}/json", inspect),
+    ("POST", "/containers/{id}/start", start),
+    ("POST", "/containers/{id}/stop", stop),
+    ("POST", "/containers/{id}/restart", restart),
+    ("POST", "/containers/{id}/kill", kill),
+    ("POST", "/containers/{id}/pause", pause),
+    ("POST", "/containers/{id}/unpause", unpause),
+    ("POST", "/containers/{id}/rename", rename),
+    ("POST", "/containers/{id}/update", update),
+    ("DELETE", "/containers/{id}", delete),
+    ("GET", "/containers/{id}/top", top),
+    ("GET", "/containers/{id}/changes", changes),
+    ("GET", "/containers/{id}/export", export),
+    ("HEAD", "/containers/{id}/archive", archive_head),
+    ("GET", "/containers/{id}/archive", archive_get),
+    ("PUT", "/containers/{id}/archive", archive_put),
+]

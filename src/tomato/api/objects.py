@@ -1,0 +1,200 @@
+"""Volume and network endpoints.  Network changes go through the zygote (they
+make namespaces and links); reads are answered here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tomato.api.http import Request
+from tomato.engine import volumes
+from tomato.errors import InvalidArgument, NotFound
+
+
+# -- volumes --------------------------------------------------------------------------
+def _vol_match(api: Any, v: Any, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if not values:
+            continue
+        if key == "name":
+            ok = any(x in v.name for x in values)
+        elif key == "label":
+            ok = all((v.labels.get(x.partition("=")[0]) == x.partition("=")[2]) if "=" in x
+                     else x in v.labels for x in values)
+        elif key == "dangling":
+            in_use = bool(volumes.users(api.cfg.root, v.name))
+            ok = in_use != (values[0].lower() in ("true", "1"))
+        elif key == "driver":
+            ok = "local" in values
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'")
+        if not ok:
+            return False
+    return True
+
+
+def volume_list(api: Any, req: Request) -> None:
+    filters = req.filters()
+    out = [v.to_docker() for v in volumes.list_volumes(api.cfg.root)
+           if _vol_match(api, v, filters)]
+    req.json_response({"Volumes": out, "Warnings": None})
+
+
+def volume_create(api: Any, req: Request) -> None:
+    import os
+
+    body = req.json({}) or {}
+    if not isinstance(body, dict):
+        raise InvalidArgument("volume config must be a JSON object")
+    driver = body.get("Driver") or "local"
+    if driver != "local":
+        raise NotFound(f'plugin "{driver}" not found')
+    if body.get("DriverOpts"):
+        raise InvalidArgument("volume driver options are not supported")
+    name = body.get("Name") or os.urandom(32).hex()
+    v = volumes.ensure(api.cfg.root, name, {str(k): str(val) for k, val in
+                                            (body.get("Labels") or {}).items()})
+    api.events.record("volume", "create", v.name, {"driver": "local"})
+    req.json_response(v.to_docker(), 201)
+
+
+def volume_inspect(api: Any, req: Request, name: str) -> None:
+    req.json_response(volumes.get(api.cfg.root, name).to_docker())
+
+
+def volume_delete(api: Any, req: Request, name: str) -> None:
+    volumes.remove(api.cfg.root, name, force=req.flag("force"))
+    api.events.record("volume", "destroy", name, {"driver": "local"})
+    req.no_content()
+
+
+def volume_prune(api: Any, req: Request) -> None:
+    removed = volumes.prune(api.cfg.root)
+    for name in removed:
+        api.events.record("volume", "destroy", name, {"driver": "local"})
+    req.json_response({"VolumesDeleted": removed or None, "SpaceReclaimed": 0})
+
+
+# -- networks -------------------------------------------------------------------------
+def _store(api: Any) -> Any:
+    from tomato.engine.networks import Networks
+
+    return Networks(api.cfg.root)
+
+
+def _network(api: Any, ref: str) -> dict[str, Any]:
+    from tomato.engine.networks import network_json, pseudo_network
+
+    if ref in ("host", "none"):
+        return pseudo_network(api.cfg.root, ref)
+    store = _store(api)
+    try:
+        return network_json(store, store.get(ref))
+    except NotFound:
+        for name in ("host", "none"):
+            p = pseudo_network(api.cfg.root, name)
+            if p["Id"].startswith(ref):
+                return p
+        raise NotFound(f"network {ref} not found") from None
+
+
+def _net_match(n: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    labels = n.get("Labels") or {}
+    for key, values in filters.items():
+        if not values:
+            continue
+        if key == "name":
+            ok = any(v in n["Name"] for v in values)
+        elif key == "id":
+            ok = any(n["Id"].startswith(v) for v in values)
+        elif key == "label":
+            ok = all((labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
+                     else v in labels for v in values)
+        elif key == "driver":
+            ok = n.get("Driver") in values
+        elif key == "type":
+            builtin = n["Name"] in ("bridge", "host", "none")
+            ok = ("builtin" in values and builtin) or ("custom" in values and not builtin)
+        elif key in ("scope", "dangling"):
+            ok = True
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'")
+        if not ok:
+            return False
+    return True
+
+
+def network_list(api: Any, req: Request) -> None:
+    from tomato.engine.networks import network_json, pseudo_network, sweep
+
+    sweep(api.cfg.root)
+    store = _store(api)
+    out = [network_json(store, n) for n in store.all()]
+    out += [pseudo_network(api.cfg.root, name) for name in ("host", "none")]
+    filters = req.filters()
+    req.json_response([n for n in out if _net_match(n, filters)])
+
+
+def network_inspect(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
+    req.json_response(_network(api, id))
+
+
+def network_create(api: Any, req: Request) -> None:
+    body = req.json(None)
+    if not isinstance(body, dict) or not body.get("Name"):
+        raise InvalidArgument("network name is required")
+    configs = (body.get("IPAM") or {}).get("Config") or []
+    if len(configs) > 1:
+        raise InvalidArgument("only one IPAM config (one subnet) is supported")
+    cfg = configs[0] if configs else {}
+    nid = api.zygote.call("net_create", {
+        "name": body["Name"], "subnet": cfg.get("Subnet") or "",
+        "gateway": cfg.get("Gateway") or "", "internal": bool(body.get("Internal")),
+        "labels": body.get("Labels") or {}, "driver": body.get("Driver") or "bridge"})
+    api.events.record("network", "create", nid, {"name": body["Name"], "type": "bridge"})
+    req.json_response({"Id": nid, "Warning": ""}, 201)
+
+
+def network_delete(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    nid = api.zygote.call("net_remove", {"id": id})
+    api.events.record("network", "destroy", nid, {"name": id, "type": "bridge"})
+    req.no_content()
+
+
+def network_prune(api: Any, req: Request) -> None:
+    removed = api.zygote.call("net_prune", {})
+    req.json_response({"NetworksDeleted": removed or None})
+
+
+def network_connect(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    body = req.json({}) or {}
+    ep = body.get("EndpointConfig") or {}
+    ipam = ep.get("IPAMConfig") or {}
+    cid = api.zygote.call("net_connect", {
+        "container": body.get("Container") or "", "network": id,
+        "ip": ipam.get("IPv4Address") or "", "aliases": ep.get("Aliases") or []})
+    api.events.record("network", "connect", id, {"container": cid})
+    req.send(200, b"", "text/plain")
+
+
+def network_disconnect(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    body = req.json({}) or {}
+    cid = api.zygote.call("net_disconnect", {"container": body.get("Container") or "",
+                                              "network": id})
+    api.events.record("network", "disconnect", id, {"container": cid})
+    req.send(200, b"", "text/plain")
+
+
+ROUTES = [
+    ("GET", "/volumes", volume_list),
+    ("POST", "/volumes/create", volume_create),
+    ("POST", "/volumes/prune", volume_prune),
+    ("GET", "/volumes/{name}", volume_inspect),
+    ("DELETE", "/volumes/{name}", volume_delete),
+    ("GET", "/networks", network_list),
+    ("POST", "/networks/create", network_create),
+    ("POST", "/networks/prune", network_prune),
+    ("GET", "/networks/{id}", network_inspect),
+    ("DELETE", "/networks/{id}", network_delete),
+    ("POST", "/networks/{id}/connect", network_connect),
+    ("POST", "/networks/{id}/disconnect", network_disconnect),
+]

@@ -1,0 +1,214 @@
+"""System endpoints: _ping, version, info, events, system/df, auth, and build (501)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+from typing import Any
+
+from tomato.api.http import API_VERSION, MIN_API_VERSION, SERVER_VERSION, HttpError, Request
+from tomato.api.streams import LIVE
+from tomato.engine import service
+from tomato.errors import InvalidArgument, PermissionDenied, TomatoError
+
+
+def ping(api: Any, req: Request) -> None:
+    headers = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
+               "Builder-Version": "1", "Swarm": "inactive"}
+    if req.method == "HEAD":
+        req.send(200, b"", "text/plain; charset=utf-8", headers)
+        return
+    req.send(200, b"OK", "text/plain; charset=utf-8", headers)
+
+
+def _arch() -> str:
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def version(api: Any, req: Request) -> None:
+    details = {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
+               "Arch": _arch(), "KernelVersion": platform.release(), "GitCommit": "",
+               "GoVersion": f"python{platform.python_version()}", "BuildTime": "",
+               "Experimental": "false"}
+    req.json_response({
+        "Platform": {"Name": "Tomato Engine"},
+        "Components": [{"Name": "Engine", "Version": SERVER_VERSION, "Details": details},
+                       {"Name": "tomato-runtime", "Version": SERVER_VERSION,
+                        "Details": {"GitCommit": ""}}],
+        "Version": SERVER_VERSION, **{k: v for k, v in details.items() if k != "Experimental"},
+    })
+
+
+def _mem_total() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def info(api: Any, req: Request) -> None:
+    from tomato.engine import images as im
+
+    containers = service.list_containers(api.cfg, all_states=True)
+    states = [c.state.status for c in containers]
+    req.json_response({
+        "ID": _engine_id(api), "Containers": len(containers),
+        "ContainersRunning": sum(s in ("running", "restarting") for s in states),
+        "ContainersPaused": states.count("paused"),
+        "ContainersStopped": sum(s not in LIVE for s in states),
+        "Images": len(im.list_images(api.cfg)), "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "overlayfs"]],
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
+                    "Authorization": None, "Log": ["json-file"]},
+        "MemoryLimit": True, "SwapLimit": True, "KernelMemory": False, "CpuCfsPeriod": True,
+        "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True, "PidsLimit": True,
+        "IPv4Forwarding": True, "BridgeNfIptables": False, "BridgeNfIp6tables": False,
+        "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
+        "NGoroutines": 0, "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z",
+                                                      time.gmtime()),
+        "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
+        "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
+        "NEventsListener": 0, "KernelVersion": platform.release(),
+        "OperatingSystem": _os_name(), "OSVersion": "", "OSType": "linux",
+        "Architecture": platform.machine(), "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
+                           "AllowNondistributableArtifactsHostnames": None,
+                           "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {},
+                           "Mirrors": None},
+        "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(), "GenericResources": None,
+        "DockerRootDir": str(api.cfg.root), "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
+        "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,
+        "ServerVersion": SERVER_VERSION,
+        "Runtimes": {"tomato": {"path": "tomato-runtime"}}, "DefaultRuntime": "tomato",
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                  "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+        "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
+        "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
+        "InitCommit": {"ID": "", "Expected": ""},
+        "SecurityOptions": ["name=seccomp,profile=builtin"], "Warnings": None,
+    })
+
+
+def _engine_id(api: Any) -> str:
+    path = api.cfg.root / "api" / "engine-id"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ident = os.urandom(16).hex()
+        path.write_text(ident)
+        return ident
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _when(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        from tomato.engine.logs import parse_timestamp
+
+        try:
+            return parse_timestamp(text)
+        except (ValueError, TomatoError) as err:
+            raise InvalidArgument(f"invalid time: {text}") from err
+
+
+def events(api: Any, req: Request) -> None:
+    from tomato.api.events import matches
+
+    since, until = _when(req.arg("since")), _when(req.arg("until"))
+    filters = req.filters()
+    req.start_stream()
+    for event in api.events.follow(since, until, req.client_gone):
+        if event is not None and matches(event, filters):
+            req.json_chunk(event)
+    req.end_stream()
+
+
+def df(api: Any, req: Request) -> None:
+    from tomato.api import containers as cont
+    from tomato.api import images as imgs
+    from tomato.engine import images as im
+    from tomato.engine import volumes
+
+    all_containers = service.list_containers(api.cfg, all_states=True)
+    used = {c.image_id for c in all_containers}
+    images = []
+    for img in im.list_images(api.cfg):
+        row = imgs.summary(img)
+        row["Containers"] = sum(c.image_id == img.id for c in all_containers)
+        images.append(row)
+    rows = im.disk_usage(api.cfg)
+    vols = []
+    for v in volumes.list_volumes(api.cfg.root):
+        data = v.to_docker()
+        data["UsageData"] = {"Size": _du(v.mountpoint),
+                             "RefCount": len(volumes.users(api.cfg.root, v.name))}
+        vols.append(data)
+    _ = used
+    req.json_response({
+        "LayersSize": rows[0].size if rows else 0, "Images": images,
+        "Containers": [{**cont.summary(api, c), "SizeRw": 0, "SizeRootFs": 0}
+                       for c in all_containers],
+        "Volumes": vols, "BuildCache": [],
+    })
+
+
+def _du(path: Any) -> int:
+    total = 0
+    for top, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(top, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def auth(api: Any, req: Request) -> None:
+    from tomato.engine import images as im
+
+    body = req.json({}) or {}
+    if not isinstance(body, dict):
+        raise InvalidArgument("auth config must be a JSON object")
+    server = body.get("serveraddress") or "docker.io"
+    try:
+        im.login(api.cfg, server, body.get("username") or "", body.get("password") or "")
+    except PermissionDenied as err:
+        raise HttpError(401, str(err)) from err
+    req.json_response({"Status": "Login Succeeded", "IdentityToken": ""})
+
+
+def build(api: Any, req: Request) -> None:
+    raise HttpError(501, "tomato serve does not build images yet (POST /build is not "
+                         "implemented); build with `tomato build` when it lands")
+
+
+def session(api: Any, req: Request) -> None:
+    raise HttpError(501, "BuildKit sessions are not supported by tomato")
+
+
+ROUTES = [
+    ("GET", "/_ping", ping),
+    ("HEAD", "/_ping", ping),
+    ("GET", "/version", version),
+    ("GET", "/info", info),
+    ("GET", "/events", events),
+    ("GET", "/system/df", df),
+    ("POST", "/auth", auth),
+    ("POST", "/build", build),
+    ("POST", "/build/prune", build),
+    ("POST", "/session", session),
+]
