@@ -374,6 +374,7 @@ def start(cfg: EngineConfig, ref: str, attach_wait: bool = False) -> Container:
         nets = networks.Networks(cfg.root)
         if not is_mounted(nets.netns_path(c.id)):  # after a reboot: the same leases again
             nets.replug(c.id)
+    _wait_monitor_gone(c)  # the last run's monitor may still be cleaning up after it
     _runtime_delete(cfg, c.id)  # a leftover from a crashed monitor would block the id
     monitor_cfg = {
         "bundle": str(records.bundle(c.id)), "runtime_root": str(runtime_root(cfg)),
@@ -454,6 +455,16 @@ def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
     except ValueError:
         report = {}
     return report
+
+
+def _wait_monitor_gone(c: Container, timeout: float = 15.0) -> None:
+    """A container that just exited still has its monitor recording that and
+    deleting the runtime's state; starting it again must not race that."""
+    from tomato.runtime.statedir import alive
+
+    deadline = time.monotonic() + timeout
+    while alive(c.state.monitor_pid, c.state.monitor_start) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def _tail(path: Path) -> str:
