@@ -88,8 +88,11 @@ def start(api: Any, req: Request, id: str) -> None:  # noqa: A002
             msg = json.loads(line)
             if "pid" in msg:
                 info["Pid"], info["Running"] = msg["pid"], True
+            elif "exit" in msg:
+                info["ExitCode"], info["Running"] = int(msg["exit"]), False
+                code = info["ExitCode"]
+                conn.sendall(b'{"ack": true}\n')
             elif "ok" in msg:
-                code = msg["ok"].get("exit")
                 break
             elif "error" in msg:
                 err = rebuild_error(msg["error"])

@@ -218,7 +218,11 @@ class Request:
         self.send(204)
 
     def error(self, status: int, message: str) -> None:
-        self.json_response({"message": message}, status)
+        """Docker's JSON error; the connection closes after it (the request body may be
+        unread), and says so, or a client would reuse it."""
+        self.h.close_connection = True
+        self.send(status, (json.dumps({"message": message}) + "\n").encode(),
+                  headers={"Connection": "close"})
 
     def _write(self, data: bytes) -> None:
         try:

@@ -114,7 +114,8 @@ def create(api: Any, req: Request) -> None:
         platform = parse_platform(req.arg("platform"))
     req.start_stream()
     progress = ProgressStream(req)
-    progress.send({"status": f"Pulling from {ref.familiar_repository}",
+    path = ref.repository.split("/", 1)[1] if "/" in ref.repository else ref.repository
+    progress.send({"status": f"Pulling from {path}",  # Docker's: the path in the registry
                    "id": ref.tag or ref.digest})
     try:
         try:

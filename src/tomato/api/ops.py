@@ -216,6 +216,18 @@ def run_exec(cfg: Any, args: dict[str, Any], job: Job) -> Any:
         os.close(fd)
     _ = reader
     code = exit_code(status)
+    # The server records the exit code before the client sees EOF (docker's CLI asks
+    # for it right after): tell it, wait for its ack, then hang up.
+    job.send(exit=code)
+    job.conn.settimeout(5.0)
+    try:
+        while b"ack" not in control:
+            data = job.conn.recv(4096)
+            if not data:
+                break
+            control += data
+    except OSError:
+        pass
     try:
         client.shutdown(socket.SHUT_RDWR)
     except OSError:

@@ -115,10 +115,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as err:  # noqa: BLE001 — every failure is a Docker-shaped answer
             self.close_connection = True
+            status = status_of(err)
+            if status >= 500 or req.answered:
+                _log_failure(self.command, path, err)
             if req.answered:
                 return  # mid-stream: nothing sane left to send
-            status = status_of(err)
             try:
+                _drain_some(req)  # a client still writing its body must read our answer
                 message = docker_message(err)
                 if status == 500 and not _is_tomato(err):
                     message = f"{type(err).__name__}: {err}"
@@ -127,6 +130,35 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 pass
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _dispatch
+
+
+def _drain_some(req: Request, limit: int = 64 << 20) -> None:
+    if req.h.command in ("GET", "HEAD", "DELETE") and req._body is None and \
+            not req.h.headers.get("Content-Length") and \
+            not req.h.headers.get("Transfer-Encoding"):
+        return
+    stream = req.body_stream()
+    seen = 0
+    req.h.connection.settimeout(5.0)
+    try:
+        while seen < limit:
+            data = stream.read(1 << 20)
+            if not data:
+                break
+            seen += len(data)
+    except OSError:
+        pass
+
+
+def _log_failure(method: str, path: str, err: BaseException) -> None:
+    """Server-side failures go to the server's stderr (the client got a one-line message)."""
+    import sys
+    import traceback
+
+    sys.stderr.write(f"tomato serve: {method} {path}: {type(err).__name__}: {err}\n")
+    if not _is_tomato(err):
+        traceback.print_exception(err, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _is_tomato(err: BaseException) -> bool:
@@ -145,6 +177,14 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.api = api
         self.routes = compile_routes(all_routes())
         super().__init__(address, _RequestHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        err = sys.exc_info()[1]
+        if isinstance(err, (ConnectionError, TimeoutError)):
+            return  # a client that hung up between requests
+        super().handle_error(request, client_address)
 
     def route(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         allowed = False

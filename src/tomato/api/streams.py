@@ -59,8 +59,10 @@ class AttachSub(Sub):
 
 
 class Hub:
-    def __init__(self, hubs: Hubs, cid: str, auto_remove: bool) -> None:
+    def __init__(self, hubs: Hubs, cid: str, auto_remove: bool,
+                 attrs: dict[str, str]) -> None:
         self.hubs = hubs
+        self.attrs = attrs  # name, image, labels: what events are filtered by
         self.cid = cid
         self.auto_remove = auto_remove
         self.subs: list[Sub] = []
@@ -130,7 +132,8 @@ class Hub:
             self.sock.close()
         api = self.hubs.api
         if code is not None:
-            api.events.record("container", "die", self.cid, {"exitCode": str(code)})
+            api.events.record("container", "die", self.cid,
+                              {**self.attrs, "exitCode": str(code)})
         for sub in list(self.subs):
             sub.end(code)
         if code is not None and self.auto_remove:
@@ -140,7 +143,7 @@ class Hub:
                 try:
                     records.get(self.cid)
                 except NotFound:
-                    api.events.record("container", "destroy", self.cid)
+                    api.events.record("container", "destroy", self.cid, self.attrs)
                     break
                 time.sleep(0.02)
 
@@ -155,7 +158,9 @@ class Hubs:
         with self.lock:
             hub = self.map.get(c.id)
             if hub is None:
-                hub = self.map[c.id] = Hub(self, c.id, bool(c.options.get("auto_remove")))
+                attrs = {"name": c.name, "image": c.image, **(c.options.get("labels") or {})}
+                hub = self.map[c.id] = Hub(self, c.id, bool(c.options.get("auto_remove")),
+                                           attrs)
             hub.subs.append(sub)
         if c.state.status in LIVE:
             hub.connect()
@@ -203,7 +208,7 @@ def attach(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's 
         for entry in read_logs(str(Containers(api.cfg.root).log_path(c.id))):
             kind = frames.STDERR if entry.stream == "stderr" else frames.STDOUT
             if (kind == frames.STDOUT and stdout) or (kind == frames.STDERR and stderr):
-                data = entry.log.encode()
+                data = entry.text.encode()
                 sock.sendall(data if tty else frames.frame(kind, data))
     if not req.flag("stream"):
         return
@@ -316,7 +321,7 @@ def logs(api: Any, req: Request, id: str) -> None:  # noqa: A002
         kind = frames.STDERR if entry.stream == "stderr" else frames.STDOUT
         if (kind == frames.STDOUT and not stdout) or (kind == frames.STDERR and not stderr):
             return
-        data = ((entry.time + " ") if stamps else "") + entry.log
+        data = ((entry.time + " ") if stamps else "") + entry.text
         raw = data.encode()
         req.chunk(raw if tty else frames.frame(kind, raw))
 
