@@ -155,6 +155,7 @@ cid = os.urandom(32).hex()
 with nets.claim(cid):
     nets.attach(cid, "bridge", ports=[{"proto": "tcp", "host_ip": "127.0.0.1",
                                         "host_port": 0, "container_port": 80}])
+    nets.settle()  # the rules are in: where a create writes its record
     print(cid, flush=True)
     os.kill(os.getpid(), 9)  # as kill -9 between the network and the record
 """
@@ -187,6 +188,7 @@ def test_create_in_progress_is_not_swept(engine: Engine) -> None:
     cid = os.urandom(32).hex()
     with nets.claim(cid):
         nets.attach(cid, "bridge")
+        nets.settle()
         try:
             engine.run("ps", "-a")  # sweeps, but the create still holds its claim
             assert engine.netns_entries() == [f".{cid}.lock", cid]
