@@ -36,6 +36,9 @@ def create(api: Any, req: Request) -> None:
         from tomato.engine.containers import validate_name
 
         validate_name(opts.name)
+    from tomato.engine import images as im
+
+    im.get_image(api.cfg, opts.image)  # Docker's create never pulls: 404 "No such image"
     result = api.zygote.call("create", {"options": opts.to_dict()})
     c = service.get(api.cfg, result["Id"])
     _event(api, c, "create")
