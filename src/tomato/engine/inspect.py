@@ -74,6 +74,12 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
         "HostConfig": {
             "Binds": [v for v in opts.volumes if ":" in v] or None,
             "NetworkMode": opts.network,
+            "PortBindings": _port_bindings(opts) or None,
+            "PublishAllPorts": opts.publish_all,
+            "Dns": opts.dns or None,
+            "DnsSearch": opts.dns_search or None,
+            "DnsOptions": opts.dns_options or None,
+            "ExtraHosts": opts.add_hosts or None,
             "RestartPolicy": {"Name": opts.restart, "MaximumRetryCount": opts.restart_max},
             "AutoRemove": opts.auto_remove,
             "Privileged": opts.privileged,
@@ -121,6 +127,14 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
         },
         "NetworkSettings": network_settings(cfg, c, opts),
     }
+
+
+def _port_bindings(opts: RunOptions) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in opts.publish:
+        out.setdefault(f"{p['container_port']}/{p['proto']}", []).append(
+            {"HostIp": p["host_ip"], "HostPort": str(p["host_port"] or "")})
+    return out
 
 
 def network_settings(cfg: EngineConfig, c: Container, opts: RunOptions) -> dict[str, Any]:

@@ -731,10 +731,13 @@ class Networks:
                 if row[1]:
                     continue  # the default bridge has no name resolution, as Docker's
                 for other in db.execute(
-                        "SELECT e.ip, e.aliases, c.name FROM endpoints e LEFT JOIN containers c "
+                        "SELECT e.ip, e.aliases, c.name, e.container_id FROM endpoints e "
+                        "LEFT JOIN containers c "
                         "ON c.id=e.container_id WHERE e.network_id=? AND e.container_id!=?",
                         (lease.network_id, cid)).fetchall():
-                    names = ([other[2]] if other[2] else []) + json.loads(other[1])
+                    # Docker's embedded DNS answers the name, the aliases, the short id.
+                    names = ([other[2]] if other[2] else []) + json.loads(other[1]) + \
+                        [other[3][:12]]
                     peers.append((other[0], names))
         extra = []
         for item in add_hosts:

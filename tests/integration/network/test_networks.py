@@ -29,9 +29,12 @@ def test_user_network_names_aliases_http_and_isolation(engine: Engine) -> None:
                  "sleep 0.2; done")
     assert "1 packets received" in client.stdout
     assert client.stdout.rstrip().endswith("hello")
-    # By alias too, over HTTP.
+    # By alias too, over HTTP; and by short id, as Docker's DNS answers.
     assert _sh(engine, "--network", "front", "busybox", "wget", "-qO-",
                "http://www/").stdout == "hello\n"
+    short = engine.inspect("web")["Id"][:12]
+    assert "1 packets received" in _sh(engine, "--network", "front", "busybox", "ping", "-c1",
+                                       "-W2", short).stdout
     # Another network: no name, and no route through the host to the address.
     web_ip = engine.ip("web")
     other = _sh(engine, "--network", "back", "busybox", "sh", "-c",

@@ -60,6 +60,8 @@ def test_published_port_reachable_and_freed(engine: Engine, port: int) -> None:
     assert engine.run("port", "pub", "80").stdout == f"0.0.0.0:{port}\n"
     settings = engine.inspect("pub")["NetworkSettings"]
     assert settings["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
+    assert engine.inspect("pub")["HostConfig"]["PortBindings"] == {
+        "80/tcp": [{"HostIp": "", "HostPort": str(port)}]}
     assert _fetch(f"http://127.0.0.1:{port}/") == "published\n"
     assert _fetch(f"http://{settings['Gateway']}:{port}/") == "published\n"
     assert f"dport {port} dnat to {settings['IPAddress']}:80" in engine.nft_table()
