@@ -104,7 +104,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
                                          f"supported API version is {MIN_API_VERSION}, please "
                                          "upgrade your client to a newer version")
             handler, params = self.server.route(self.command, path)
+            t0 = time.monotonic()
             handler(self.server.api, req, **params)
+            if self.server.trace:
+                import sys
+
+                sys.stderr.write(f"{time.time():.3f} {self.command} {path} "
+                                 f"{(time.monotonic() - t0) * 1000:.1f} ms\n")
             if not req.answered:
                 req.no_content()
             if not self.close_connection:
@@ -176,6 +182,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.address_family = family
         self.api = api
         self.routes = compile_routes(all_routes())
+        self.trace = bool(os.environ.get("TOMATO_API_TRACE"))  # per-request timings
         super().__init__(address, _RequestHandler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
