@@ -309,14 +309,16 @@ class Networks:
         if n.builtin or ref in BUILTIN:
             raise Conflict(f"{n.name} is a pre-defined network and cannot be removed")
         with self.locked():
-            with self.store.write() as db:
+            with self.store.read() as db:
                 users = db.execute("SELECT container_id FROM endpoints WHERE network_id=?",
                                    (n.id,)).fetchall()
-                if users:
-                    raise Conflict(f"error while removing network: network {n.name} id {n.id} "
-                                   "has active endpoints")
-                db.execute("DELETE FROM networks WHERE id=?", (n.id,))
+            if users:
+                raise Conflict(f"error while removing network: network {n.name} id {n.id} "
+                               "has active endpoints")
+            # The device before the record: killed in between, `network rm` still works.
             self._bridge_down(n)
+            with self.store.write() as db:
+                db.execute("DELETE FROM networks WHERE id=?", (n.id,))
             self._apply_rules()
         return n
 
@@ -427,7 +429,9 @@ class Networks:
         # Records first: if we are killed now, sweep finds the netns without a record and
         # removes the devices; the other order could leave leases nobody owns.  The nft
         # commit and the link deletion both sleep in the kernel: side by side.
-        rules = self._start_rules() if had_ports or gone else None
+        # A teardown killed half-way left no records but maybe rules: render them again.
+        stale = not leases and os.path.lexists(self.netns_path(cid))
+        rules = self._start_rules() if had_ports or gone or stale else None
         try:
             if leases or gone:
                 with Netlink() as nl:
@@ -771,11 +775,7 @@ class Networks:
                 continue
 
 
-def open_networks(root: Path) -> Networks:
-    return Networks(root)
-
-
-__all__ = ["Networks", "Network", "Lease", "BUILTIN", "TomatoError"]
+__all__ = ["Networks", "Network", "Lease", "BUILTIN", "sweep", "is_networked"]
 
 
 def sweep(root: Path) -> list[str]:

@@ -66,11 +66,14 @@ def render(table: str, nets: list[Net], ports: list[Port]) -> str:
         "forward": ["ct status dnat accept"]}
     post, fwd = rules["postrouting"], rules["forward"]
     bridges = [n.bridge for n in nets]
+    for n in nets:  # an internal network is closed even to published ports: first
+        if n.internal:
+            fwd.insert(0, f'oifname "{n.bridge}" iifname != "{n.bridge}" drop')
+            fwd.insert(0, f'iifname "{n.bridge}" oifname != "{n.bridge}" drop')
     for n in nets:
         others = [b for b in bridges if b != n.bridge]
         if n.internal:
-            fwd.append(f'iifname "{n.bridge}" oifname != "{n.bridge}" drop')
-            fwd.append(f'oifname "{n.bridge}" iifname != "{n.bridge}" drop')
+            pass
         else:
             post.append(f'ip saddr {n.subnet} oifname != "{n.bridge}" masquerade')
             if others:
