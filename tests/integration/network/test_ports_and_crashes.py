@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +220,41 @@ def test_pyroute2_sees_what_we_made(engine: Engine) -> None:
             "10.213.12.2"]
         gateways = [r.get_attr("RTA_GATEWAY") for r in ns.get_routes() if r["dst_len"] == 0]
         assert gateways == ["10.213.12.1"]
+
+
+def test_published_port_from_another_hosts_view(engine: Engine, port: int,
+                                                workdir: Path) -> None:
+    """A "remote host": a netns of the test's own behind a veth pair, fetching the
+    engine host's address; the packet comes in from outside, so prerouting DNATs it."""
+    from tomato.network import netns
+    from tomato.network.netlink import Netlink
+
+    engine.run("run", "-d", "--name", "far", "-p", f"{port}:80", "busybox", "sh", "-c",
+               HTTPD.format(text="far"))
+    remote = str(workdir / "remote-netns")
+    inside = netns.create(remote)
+    try:
+        with inside, Netlink() as host:
+            fd = netns.open_fd(remote)
+            try:
+                host.add_veth("tvremote0", "eth0", fd)
+            finally:
+                os.close(fd)
+            host.add_address(host.link_index("tvremote0"), "10.213.50.1", 24)
+            inside.set_up(1)
+            eth0 = inside.link_index("eth0")
+            inside.add_address(eth0, "10.213.50.2", 24)
+            inside.set_up(eth0)
+        fetch = ("import urllib.request, time\n"
+                 "for _ in range(50):\n"
+                 "    try:\n"
+                 f"        print(urllib.request.urlopen('http://10.213.50.1:{port}/',"
+                 " timeout=2).read().decode(), end=''); break\n"
+                 "    except OSError: time.sleep(0.1)\n")
+        out = subprocess.run(["nsenter", f"--net={remote}", sys.executable, "-c", fetch],
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout == "far\n", out.stderr
+    finally:
+        with Netlink() as host:
+            host.delete_link("tvremote0")
+        netns.remove(remote)
