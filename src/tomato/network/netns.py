@@ -36,6 +36,7 @@ def create(path: str) -> Netlink:
     try:
         libc.unshare(libc.CLONE_NEWNET)
         try:
+            _no_ipv6()
             libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
             inside = Netlink()
         finally:
@@ -48,6 +49,18 @@ def create(path: str) -> Netlink:
     finally:
         os.close(home)
     return inside
+
+
+def _no_ipv6() -> None:
+    """IPv6 off on the interfaces the new netns will get (eth0...), as Docker's default
+    for IPv4 networks: no link-local addresses, duplicate-address detection or router
+    solicitations; lo, made already, keeps ::1.  /proc/sys/net answers for the netns
+    of the thread that opens it: this one, now."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w") as f:
+            f.write("1")
+    except OSError:
+        pass  # a kernel without IPv6
 
 
 @contextmanager
