@@ -654,15 +654,60 @@ def exec_in(cfg: EngineConfig, ref: str, command: list[str], *, tty: bool = Fals
         uid, gid, extra = lookup_user(_records(cfg).bundle(c.id) / "rootfs", user)
         proc["user"] = {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})}
     proc.pop("consoleSize", None)
-    result = exec_process(StateDir(str(runtime_root(cfg))), c.id,
-                          ExecOptions(process=proc, detach=detach), RuntimeLog(),
-                          keep_master=not detach)
+    states = StateDir(str(runtime_root(cfg)))
     if detach:
+        _exec_detached(states, c.id, proc)
         return 0
+    result = exec_process(states, c.id, ExecOptions(process=proc), RuntimeLog(),
+                          keep_master=True)
     from tomato.runtime.waiting import forward_signals, wait_for
 
     forward_signals(result.pid)
     return wait_for(result.pid, result.console_master)
+
+
+def _exec_detached(states: Any, cid: str, proc: dict[str, Any]) -> None:
+    """`exec -d`: the process gets a parent that stays to reap it.
+
+    Orphaned, it would be reparented outside the container's pid namespace,
+    and while it sat there unreaped the container's init could not finish
+    dying.  A small session leader of ours execs it and waits; errors from the
+    runtime still come back to the caller through a pipe.
+    """
+    from tomato.runtime.exec import ExecOptions, exec_process
+    from tomato.runtime.log import RuntimeLog
+
+    r, w = os.pipe2(os.O_CLOEXEC)
+    reaper = os.fork()
+    if reaper == 0:  # pragma: no cover — runs in the forked reaper
+        code = 1
+        try:
+            os.close(r)
+            os.setsid()
+            null = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            result = exec_process(states, cid, ExecOptions(process=proc, detach=True),
+                                  RuntimeLog())
+            os.write(w, b"ok")
+            os.close(w)
+            os.waitpid(result.pid, 0)
+            code = 0
+        except BaseException as err:  # noqa: BLE001 — told to the caller
+            try:
+                os.write(w, (str(err) or type(err).__name__).encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    os.close(w)
+    answer = b""
+    while chunk := os.read(r, 4096):
+        answer += chunk
+    os.close(r)
+    if answer != b"ok":
+        os.waitpid(reaper, 0)
+        raise TomatoError(answer.decode(errors="replace") or "exec failed")
 
 
 # -- logs ------------------------------------------------------------------------------

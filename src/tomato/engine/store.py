@@ -85,8 +85,8 @@ class Store:
     _current: set[Path] = set()
 
     def _migrate(self) -> None:
-        if self.path in Store._current and self.path.exists():
-            return
+        if self.path in Store._current and self._version() == len(MIGRATIONS):
+            return  # a read of user_version, not a write transaction
         db = self._connect()
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -105,6 +105,15 @@ class Store:
         finally:
             db.close()
         Store._current.add(self.path)
+
+    def _version(self) -> int:
+        if not self.path.exists():
+            return -1
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            return int(db.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            db.close()
 
     @contextmanager
     def _tx(self, begin: str) -> Iterator[sqlite3.Connection]:

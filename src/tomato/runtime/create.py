@@ -355,7 +355,10 @@ class _Placement:
             finally:
                 self.done.release()  # type: ignore[union-attr]
 
-        _thread.start_new_thread(run, ())
+        try:
+            _thread.start_new_thread(run, ())
+        except RuntimeError:  # no thread to be had (resource limits): move it here
+            run()
 
     def settle(self) -> None:
         """Wait for the thread without raising (used when rolling back)."""
