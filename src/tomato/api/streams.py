@@ -162,8 +162,8 @@ class Hubs:
                 hub = self.map[c.id] = Hub(self, c.id, bool(c.options.get("auto_remove")),
                                            attrs)
             hub.subs.append(sub)
-        if c.state.status in LIVE:
-            hub.connect()
+        if c.state.status in LIVE:  # on a thread: a monitor on its way out may not answer
+            threading.Thread(target=hub.connect, daemon=True).start()
         return hub
 
     def leave(self, hub: Hub, sub: Sub) -> None:
@@ -251,25 +251,31 @@ def wait(api: Any, req: Request, id: str) -> None:  # noqa: A002
     hub = api.hubs.join(c, sub)
     req.start_stream()  # headers now: `docker run` starts the container after this
     code: int | None = None
-    last = c
     try:
         while True:
-            if sub.done.wait(0.1):
-                code = sub.code
-                break
+            if sub.done.is_set():
+                if sub.code is not None:
+                    code = sub.code
+                    break
+                time.sleep(0.02)  # the hub ended without an exit code: the record tells
+            else:
+                sub.done.wait(0.1)
+                if sub.done.is_set():
+                    continue
             try:
                 last = service.get(api.cfg, c.id)
             except NotFound:
                 break
-            if last.state.status in LIVE and hub.sock is None:
-                hub.connect()  # started by someone else (`tomato start`)
+            if last.state.status in LIVE and hub.sock is None and not hub.connecting:
+                threading.Thread(target=hub.connect, daemon=True).start()  # started elsewhere
             if last.state.status not in LIVE and (condition == "not-running" or
                                                  last.state.finished_at >= t0):
+                code = last.state.exit_code
                 break
             if req.client_gone():
                 return
         if code is None:
-            code = last.state.exit_code
+            code = 0  # removed before anyone saw it exit (Docker answers 0 as well)
         if condition == "removed":
             records = Containers(api.cfg.root)
             deadline = time.monotonic() + 60

@@ -109,7 +109,7 @@ def server(storage: Path, busybox_rootfs: Path, own_netns: None) -> Iterator[Ser
     root = storage / "api-engine"
     tarball = storage / "busybox-api.tar"
     subprocess.run(["tar", "-C", str(busybox_rootfs), "-cf", str(tarball), "."], check=True)
-    env = {**os.environ, "TOMATO_ROOT": str(root)}
+    env = {**os.environ, "TOMATO_ROOT": str(root), "TOMATO_API_TRACE": "1"}
     subprocess.run([TOMATO, "import", str(tarball), "busybox:latest"], check=True, env=env,
                    capture_output=True)
     (root / "dockercfg").mkdir(exist_ok=True)
@@ -136,6 +136,9 @@ def server(storage: Path, busybox_rootfs: Path, own_netns: None) -> Iterator[Ser
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        keep = os.environ.get("TOMATO_API_KEEP_LOG")  # where to keep the request trace
+        if keep:
+            shutil.copyfile(log, keep)
         shutil.rmtree(sockdir, ignore_errors=True)
 
 
