@@ -128,7 +128,8 @@ def main() -> int:
                                           "true"], args.n, env)
         if not args.skip_podman and shutil.which("podman"):
             sh([*podman_flags(pod), "load", "-i", str(tmp / "bb-docker.tar")])
-            sh([*podman_flags(pod), "tag", "localhost/busybox:latest", "docker.io/library/busybox:latest"])
+            sh([*podman_flags(pod), "tag", "localhost/busybox:latest",
+                "docker.io/library/busybox:latest"])
             psock = str(tmp / "podman.sock")
             podman = subprocess.Popen([*podman_flags(pod), "system", "service", "--time=0",
                                        f"unix://{psock}"], stdout=subprocess.DEVNULL,

@@ -16,7 +16,6 @@ from tomato.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
-    TomatoError,
     Unavailable,
 )
 

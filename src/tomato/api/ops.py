@@ -15,13 +15,12 @@ from tomato.errors import Conflict, InvalidArgument
 
 
 def make_ops(cfg: Any) -> dict[str, Op]:
-    from tomato.engine import networks, service
-    from tomato.engine.options import RunOptions
-
     # imported now, in the server, so each forked child has them for free
     import tomato.engine.monitor  # noqa: F401
     import tomato.runtime.create  # noqa: F401
     import tomato.runtime.exec  # noqa: F401
+    from tomato.engine import networks, service
+    from tomato.engine.options import RunOptions
 
     def create(args: dict[str, Any], job: Job) -> Any:
         c = service.create(cfg, RunOptions.from_dict(args["options"]))

@@ -66,8 +66,10 @@ def compile_routes(routes: list[tuple[str, str, Handler]]) -> list[tuple[str, re
 def all_routes() -> list[tuple[str, str, Handler]]:
     from tomato.api import containers, execs, images, objects, stats, streams, system
 
-    return [*system.ROUTES, *streams.ROUTES, *containers.ROUTES, *stats.ROUTES, *execs.ROUTES,
-            *images.ROUTES, *objects.ROUTES]
+    routes: list[tuple[str, str, Handler]] = []
+    for module in (system, streams, containers, stats, execs, images, objects):
+        routes.extend(module.ROUTES)  # type: ignore[attr-defined]
+    return routes
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

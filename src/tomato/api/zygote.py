@@ -96,9 +96,10 @@ def _serve(listener: socket.socket, parent_r: int, ops: dict[str, Op]) -> None: 
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    watch: list[Any] = [listener, parent_r]
     while True:
         try:
-            ready, _, _ = select.select([listener, parent_r], [], [])
+            ready, _, _ = select.select(watch, [], [])
         except InterruptedError:
             continue
         if parent_r in ready:

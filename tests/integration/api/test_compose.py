@@ -18,11 +18,17 @@ version: "3"
 services:
   web:
     image: busybox
-    command: ["sh", "-c", "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www"]
+    command:
+      - sh
+      - -c
+      - mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www
   client:
     image: busybox
     depends_on: [web]
-    command: ["sh", "-c", "for i in $$(seq 50); do wget -qO- http://web/ && exit 0; sleep 0.2; done; exit 1"]
+    command:
+      - sh
+      - -c
+      - for i in $$(seq 50); do wget -qO- http://web/ && exit 0; sleep 0.2; done; exit 1
 """
 
 
