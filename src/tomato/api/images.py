@@ -232,8 +232,8 @@ def push(api: Any, req: Request, name: str) -> None:
         progress.error(err)
     else:
         tag_ = parse(target).tag or "latest"
-        progress.send({"status": f"{tag_}: digest: {pushed.digest} size: {pushed.size}",
-                       "progressDetail": {},
+        progress.send({"status": f"{tag_}: digest: {pushed.digest} size: {pushed.size}"})
+        progress.send({"progressDetail": {},  # an aux message is read, not printed
                        "aux": {"Tag": tag_, "Digest": pushed.digest, "Size": pushed.size}})
         api.events.record("image", "push", target, {"name": target})
     if not progress.gone:

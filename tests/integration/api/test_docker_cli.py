@@ -315,3 +315,37 @@ def test_default_bridge_and_ports(api: Server) -> None:
 
 
 _ = os
+
+
+def test_push(api: Server, registry: object) -> None:
+    target = f"{registry.addr}/pushed/busybox:v2"  # type: ignore[attr-defined]
+    api.docker("tag", "busybox:latest", target)
+    out = api.docker("push", target).stdout
+    assert f"The push refers to repository [{target.rsplit(':', 1)[0]}]" in out
+    assert "v2: digest: sha256:" in out
+    api.docker("rmi", target)
+    assert "Downloaded newer image" in api.docker("pull", target).stdout
+    api.docker("rmi", target)
+
+
+def test_login_checks_the_registry(api: Server, workdir: Path) -> None:
+    import sys
+    import warnings
+
+    sys.path.insert(0, str(Path(__file__).parents[2]))
+    from helpers.registry import Registry, need
+
+    need("docker-registry")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # bcrypt through libxcrypt: what docker-registry's htpasswd wants
+
+        hashed = crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH))
+    (workdir / "htpasswd").write_text(f"alice:{hashed}\n")
+    (workdir / "reg").mkdir()
+    with Registry(workdir / "reg", htpasswd=workdir / "htpasswd") as reg:
+        ok = api.docker("login", reg.addr, "-u", "alice", "--password-stdin", input="s3cret")
+        assert "Login Succeeded" in ok.stdout
+        bad = api.docker("login", reg.addr, "-u", "alice", "--password-stdin", input="nope",
+                         check=False)
+        assert bad.returncode != 0 and "401" in bad.stderr
