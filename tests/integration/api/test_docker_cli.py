@@ -349,3 +349,63 @@ def test_login_checks_the_registry(api: Server, workdir: Path) -> None:
         bad = api.docker("login", reg.addr, "-u", "alice", "--password-stdin", input="nope",
                          check=False)
         assert bad.returncode != 0 and "401" in bad.stderr
+
+
+def test_update_export_start_attach(api: Server, workdir: Path) -> None:
+    api.docker("create", "--name", "later", "busybox", "sh", "-c", "echo started; exit 2")
+    proc = api.docker("start", "-a", "later", check=False)
+    assert proc.stdout == "started\n" and proc.returncode == 2
+    api.docker("run", "-d", "--name", "upd", "busybox", "sleep", "1000")
+    api.docker("update", "--memory", "48m", "--memory-swap", "96m", "--cpus", "0.5", "upd")
+    limits = api.docker("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.CpuQuota}}",
+                        "upd").stdout.split()
+    assert limits == [str(48 << 20), "50000"]
+    tar = workdir / "fs.tar"
+    api.docker("export", "-o", str(tar), "upd")
+    names = subprocess.run(["tar", "-tf", str(tar)], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert "bin/busybox" in names and "etc/hostname" in names
+
+
+def test_run_it_gets_the_terminal_size(api: Server) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(DOCKER, ["run", "-it", "--rm", "busybox", "sh"], env=api.env(),
+                          timeout=20, dimensions=(27, 91))
+    child.expect(r"# ")
+    child.sendline("stty size")
+    child.expect("27 91")
+    child.setwinsize(30, 100)  # SIGWINCH → POST /containers/{id}/resize
+    child.sendline("stty size")
+    child.expect("30 100")
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+
+
+def test_network_connect_disconnect(api: Server) -> None:
+    api.docker("network", "create", "side")
+    api.docker("run", "-d", "--name", "multi", "busybox", "sleep", "1000")
+    api.docker("network", "connect", "--alias", "m2", "side", "multi")
+    nets = json.loads(api.docker("inspect", "-f", "{{json .NetworkSettings.Networks}}",
+                                 "multi").stdout)
+    assert set(nets) == {"bridge", "side"}
+    out = api.docker("run", "--rm", "--network", "side", "busybox", "ping", "-c1", "-W2",
+                     "m2").stdout
+    assert "1 packets received" in out
+    api.docker("network", "disconnect", "side", "multi")
+    nets = json.loads(api.docker("inspect", "-f", "{{json .NetworkSettings.Networks}}",
+                                 "multi").stdout)
+    assert set(nets) == {"bridge"}
+    proc = api.docker("network", "rm", "nosuchnet", check=False)
+    assert proc.returncode != 0 and "nosuchnet" in proc.stderr
+
+
+def test_commit_and_image_prune(api: Server) -> None:
+    api.docker("run", "--name", "maker", "busybox", "sh", "-c", "echo made > /made")
+    image_id = api.docker("commit", "-c", "CMD cat /made", "maker", "extra:tag").stdout.strip()
+    assert image_id.startswith("sha256:")
+    assert api.docker("run", "--rm", "extra:tag").stdout == "made\n"
+    # `maker` keeps busybox in use: prune -a removes only the committed image
+    out = api.docker("image", "prune", "-a", "-f").stdout
+    assert "Total reclaimed space" in out
+    names = api.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert "extra:tag" not in names and "busybox:latest" in names
