@@ -32,3 +32,12 @@ def test_exec_explain_shows_setns(engine: Engine) -> None:
     joined = [c for c in calls if c.startswith("setns(")]
     assert len(joined) >= 4  # ipc, uts, net, mnt (and pid through the runtime)
     assert calls[-1].startswith("execve(")
+
+
+def test_run_explain_shows_the_veth_steps(engine: Engine) -> None:
+    out = engine.run("run", "--rm", "--explain", "busybox", "true")
+    steps = parse_steps(out.stderr)
+    shells = [shell for _, shell in steps]
+    assert any(s.startswith("ip link add ") and "type veth peer name eth0" in s for s in shells)
+    assert any(s.startswith("ip addr add ") for s in shells)
+    assert any(s.startswith("ip route add default via ") for s in shells)
