@@ -276,6 +276,8 @@ def wait(api: Any, req: Request, id: str) -> None:  # noqa: A002
                 return
         if code is None:
             code = 0  # removed before anyone saw it exit (Docker answers 0 as well)
+        else:
+            _settle(api, c.id)
         if condition == "removed":
             records = Containers(api.cfg.root)
             deadline = time.monotonic() + 60
@@ -291,6 +293,19 @@ def wait(api: Any, req: Request, id: str) -> None:  # noqa: A002
         req.end_stream()
     finally:
         api.hubs.leave(hub, sub)
+
+
+def _settle(api: Any, cid: str, timeout: float = 10.0) -> None:
+    """The monitor tells its clients the exit code a moment before the record says
+    so; a client told "it exited" must find it exited (docker rm right after)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if service.get(api.cfg, cid).state.status not in LIVE:
+                return
+        except NotFound:
+            return
+        time.sleep(0.01)
 
 
 # -- logs -----------------------------------------------------------------------------

@@ -194,3 +194,43 @@ def test_tcp_only_on_loopback(server: Server) -> None:
                           timeout=30)
     assert proc.returncode != 0
     assert "only a loopback address" in proc.stderr
+
+
+def _serve_extra(server: Server, host: str, *extra: str) -> subprocess.Popen[bytes]:
+    import sys
+    from pathlib import Path
+
+    tomato = str(Path(sys.executable).parent / "tomato")
+    return subprocess.Popen([tomato, "serve", "--host", host, *extra],
+                            env={**os.environ, "TOMATO_ROOT": str(server.root)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_socket_group_and_loopback_tcp(server: Server, workdir: Any) -> None:
+    import grp
+
+    from helpers.registry import free_port
+
+    sock = str(workdir / "grp.sock")
+    port = free_port()
+    procs = [_serve_extra(server, f"unix://{sock}", "--group", "daemon"),
+             _serve_extra(server, f"tcp://127.0.0.1:{port}")]
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(sock) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st = os.stat(sock)
+        assert st.st_gid == grp.getgrnam("daemon").gr_gid and st.st_mode & 0o777 == 0o660
+        env = {**server.env(), "DOCKER_HOST": f"tcp://127.0.0.1:{port}"}
+        for _ in range(100):
+            proc = subprocess.run([DOCKER, "version", "--format", "{{.Server.APIVersion}}"],
+                                  capture_output=True, text=True, env=env, timeout=30)
+            if proc.returncode == 0:
+                break
+            time.sleep(0.1)
+        assert proc.stdout.strip() == "1.43"
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(20)
+    assert not os.path.exists(sock)  # removed on SIGTERM
