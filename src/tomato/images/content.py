@@ -12,13 +12,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from tomato.errors import InvalidArgument, NotFound
 from tomato.records import record as dataclass
+
+TYPE_CHECKING = False  # typing and tempfile are imported where used: `tomato ps` reads
+if TYPE_CHECKING:      # no blob, and a `run` of a local image writes none
+    from typing import BinaryIO
 
 _DIGEST_RE = re.compile(r"^sha256:([a-f0-9]{64})$")
 
@@ -60,6 +62,8 @@ class Writer:
         self._store = store
         self.expected = expected
         self.expected_size = size
+        import tempfile
+
         fd, name = tempfile.mkstemp(prefix="blob-", dir=store.ingest_dir)
         self.path = Path(name)
         self._file: BinaryIO = os.fdopen(fd, "wb", buffering=0)

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform as _platform
-from typing import Any
+import os
 
 from tomato.errors import InvalidArgument
 from tomato.records import field
 from tomato.records import record as dataclass
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import on every `tomato` command
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -98,7 +101,8 @@ _ARCH = {"x86_64": ("amd64", ""), "aarch64": ("arm64", "v8"), "armv7l": ("arm", 
 
 
 def host_platform() -> Platform:
-    arch, variant = _ARCH.get(_platform.machine(), (_platform.machine(), ""))
+    machine = os.uname().machine
+    arch, variant = _ARCH.get(machine, (machine, ""))
     return Platform("linux", arch, variant)
 
 

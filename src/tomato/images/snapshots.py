@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import sqlite3
 import time
@@ -191,7 +190,7 @@ class Snapshotter:
 
     # -- changes ------------------------------------------------------------
     def _new_dir(self, active: bool) -> tuple[str, Path]:
-        sid = secrets.token_hex(6)
+        sid = os.urandom(6).hex()
         path = self.dirs / sid
         path.mkdir()
         (path / "fs").mkdir(mode=0o755)
