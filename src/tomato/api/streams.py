@@ -226,9 +226,10 @@ def attach(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's 
 
         threading.Thread(target=pump, daemon=True).start()
     try:
-        while not sub.done.wait(0.5):
-            if not want_stdin and req.client_gone():
-                break
+        # Not req.client_gone(): the docker CLI half-closes its side when it has no
+        # stdin to send, which reads exactly like a hang-up.  A client that is really
+        # gone fails the next write (AttachSub.output ends it) or the container's exit.
+        sub.done.wait()
     finally:
         api.hubs.leave(hub, sub)
         try:

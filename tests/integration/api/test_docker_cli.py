@@ -31,6 +31,12 @@ def test_run_rm_echo(api: Server) -> None:
     assert api.docker("ps", "-aq").stdout == ""  # --rm: gone when run returns
 
 
+def test_foreground_output_after_a_pause(api: Server) -> None:
+    # the CLI half-closes the attach connection when it has no stdin: output must go on
+    proc = api.docker("run", "--rm", "busybox", "sh", "-c", "echo early; sleep 1.5; echo late")
+    assert proc.stdout == "early\nlate\n"
+
+
 @pytest.mark.parametrize("code", [1, 3, 42])
 def test_exit_codes_propagate(api: Server, code: int) -> None:
     proc = api.docker("run", "--rm", "busybox", "sh", "-c", f"echo out; echo err >&2; exit {code}",
