@@ -17,7 +17,6 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from tomato.errors import Conflict, InvalidArgument, NotFound
 from tomato.images.content import ContentStore
@@ -42,6 +41,8 @@ from .store import Store
 # `tomato run` of a local image must not pay ~50 ms for them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from tomato.images.pull import Progress, PulledImage, Stores
     from tomato.images.push import Pushed
     from tomato.images.registry import RegistryClient

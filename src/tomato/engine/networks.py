@@ -29,10 +29,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tomato.engine.store import Store
 from tomato.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, TomatoError
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_ROOT = Path("/var/lib/tomato")
 BUILTIN = ("bridge", "host", "none")
