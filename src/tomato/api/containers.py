@@ -184,7 +184,19 @@ def start(api: Any, req: Request, id: str) -> None:  # noqa: A002
     if pending:
         api.hubs.started(c.id)  # the monitor starts the process on this connection
     _event(api, c, "start")
+    _watch(api, c.id)
     req.no_content()
+
+
+def _watch(api: Any, cid: str) -> None:
+    """Keep a hub on a container we started, so its exit is a "die" event even when
+    no client waits for it."""
+    from tomato.api.streams import Sub
+
+    try:
+        api.hubs.join(service.get(api.cfg, cid), Sub())
+    except NotFound:
+        pass  # an --rm container already gone
 
 
 def stop(api: Any, req: Request, id: str) -> None:  # noqa: A002
@@ -202,6 +214,7 @@ def restart(api: Any, req: Request, id: str) -> None:  # noqa: A002
     service.stop(api.cfg, c.id, req.int_arg("t", req.int_arg("timeout")))
     api.zygote.call("start", {"id": c.id})
     _event(api, c, "restart")
+    _watch(api, c.id)
     req.no_content()
 
 

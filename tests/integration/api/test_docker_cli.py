@@ -248,6 +248,18 @@ def test_events(api: Server) -> None:
                      "container=evented", "--format", "{{.Action}}").stdout.split()
     for action in ("create", "attach", "start", "die", "destroy"):
         assert action in out, out
+    # a detached container nobody waits for still reports its death
+    since = str(int(time.time()) - 1)
+    api.docker("run", "-d", "--name", "loner", "busybox", "sh", "-c", "exit 3")
+    deadline = time.monotonic() + 15
+    while api.docker("inspect", "-f", "{{.State.Status}}", "loner").stdout.strip() != "exited":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.2)
+    out = api.docker("events", "--since", since, "--until", str(int(time.time()) + 1),
+                     "--filter", "container=loner", "--filter", "event=die", "--format",
+                     "{{.Action}} {{index .Actor.Attributes \"exitCode\"}}").stdout.split("\n")
+    assert "die 3" in out, out
     # a live stream sees events as they happen
     watcher = subprocess.Popen([DOCKER, "events", "--filter", "type=volume", "--format",
                                 "{{.Action}} {{.Actor.ID}}"], stdout=subprocess.PIPE,
