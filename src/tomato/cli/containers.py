@@ -1,215 +1,26 @@
-"""`tomato` container and volume commands: Docker's flags, output and exit codes.
-
-Exit codes as Docker's: 125 when the engine fails (bad flag value, unknown
-image, name in use...), 126 when the command cannot be invoked, 127 when
-it is not found, and the container's own code otherwise.
-"""
+"""`tomato` container commands (run, create, start, stop, kill, rm, ps, logs, exec,
+inspect, ...): Docker's flags, output and exit codes (see cli/common.py).  The run
+flag set is cli/run_options.py; filesystem and usage commands cli/container_tools.py;
+volumes cli/volumes.py."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
+from tomato.cli.common import ENGINE_ERROR
+from tomato.cli.common import each as _each
+from tomato.cli.common import fail as _fail
+from tomato.cli.common import guard as _guard
+from tomato.cli.run_options import build_options
+from tomato.cli.run_options import run_args as _run_args
 from tomato.errors import NotFound, TomatoError
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
-
-ENGINE_ERROR = 125
-
-
-def _fail(err: Exception | str, code: int = ENGINE_ERROR) -> int:
-    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-    print(f"tomato: {msg}", file=sys.stderr)
-    return code
-
-
-def _guard(func: Any) -> Any:
-    """Engine errors print one line and exit 125 (docker's 'daemon error' code)."""
-    def run(args: argparse.Namespace, cfg: Any) -> int:
-        try:
-            return int(func(args, cfg) or 0)
-        except TomatoError as err:
-            if getattr(args, "debug", False):
-                raise
-            return _fail(err)
-    return run
-
-
-# -- run options -----------------------------------------------------------------------
-def _run_args(p: argparse.ArgumentParser) -> None:
-    a = p.add_argument
-    a("--help", action="help")
-    a("-d", "--detach", action="store_true")
-    a("-i", "--interactive", action="store_true")
-    a("-t", "--tty", action="store_true")
-    a("--rm", action="store_true")
-    a("--name", default="")
-    a("-e", "--env", action="append", default=[])
-    a("--env-file", action="append", default=[])
-    a("-w", "--workdir", default="")
-    a("-u", "--user", default="")
-    a("--entrypoint")
-    a("-h", "--hostname", default="")
-    a("--domainname", default="")
-    a("-v", "--volume", action="append", default=[])
-    a("--mount", action="append", default=[])
-    a("--tmpfs", action="append", default=[])
-    a("--read-only", action="store_true")
-    a("--cpus")
-    a("-c", "--cpu-shares", type=int, default=0)
-    a("--cpuset-cpus", default="")
-    a("-m", "--memory")
-    a("--memory-swap")
-    a("--memory-reservation")
-    a("--pids-limit", type=int, default=0)
-    a("--shm-size")
-    a("--device", action="append", default=[])
-    a("--device-read-bps", action="append", default=[])
-    a("--device-write-bps", action="append", default=[])
-    a("--cap-add", action="append", default=[])
-    a("--cap-drop", action="append", default=[])
-    a("--privileged", action="store_true")
-    a("--security-opt", action="append", default=[])
-    a("--ulimit", action="append", default=[])
-    a("--sysctl", action="append", default=[])
-    a("--init", action="store_true")
-    a("--restart", default="no")
-    a("--network", "--net", default="bridge")
-    a("-p", "--publish", action="append", default=[])
-    a("-P", "--publish-all", action="store_true")
-    a("--expose", action="append", default=[])
-    a("--ip", default="")
-    a("--network-alias", "--net-alias", action="append", default=[])
-    a("--mac-address", default="")
-    a("--dns", action="append", default=[])
-    a("--dns-search", action="append", default=[])
-    a("--dns-option", action="append", default=[])
-    a("--add-host", action="append", default=[])
-    a("-l", "--label", action="append", default=[])
-    a("--stop-signal", default="")
-    a("--stop-timeout", type=int)
-    a("--log-opt", action="append", default=[])
-    a("--sig-proxy", default="true")
-    a("--explain", action="store_true", help="print each kernel step with its shell equivalent")
-    a("image")
-    a("command", nargs=argparse.REMAINDER)
-
-
-def build_options(args: argparse.Namespace) -> Any:
-    from tomato.engine import options as o
-
-    opts = o.RunOptions(image=args.image, command=list(args.command), name=args.name,
-                        workdir=args.workdir, user=args.user, hostname=args.hostname,
-                        domainname=args.domainname, tty=args.tty,
-                        interactive=args.interactive, detach=args.detach,
-                        auto_remove=args.rm, read_only=args.read_only,
-                        cpu_shares=args.cpu_shares, cpuset_cpus=args.cpuset_cpus,
-                        pids_limit=args.pids_limit, privileged=args.privileged,
-                        init=args.init, stop_signal=args.stop_signal,
-                        stop_timeout=args.stop_timeout, tmpfs=list(args.tmpfs),
-                        cap_add=list(args.cap_add), cap_drop=list(args.cap_drop),
-                        devices=list(args.device), mounts=list(args.mount))
-    for path in args.env_file:
-        opts.env.extend(o.read_env_file(path))
-    opts.env.extend(args.env)
-    if args.entrypoint is not None:
-        opts.entrypoint = [args.entrypoint] if args.entrypoint else []
-    opts.volumes = [o.validate_volume(v) for v in args.volume]
-    if args.cpus is not None:
-        opts.cpus = o.parse_cpus(args.cpus)
-    if args.memory is not None:
-        opts.memory = o.parse_size(args.memory, "-m, --memory")
-    if args.memory_swap is not None:
-        opts.memory_swap = -1 if args.memory_swap == "-1" else \
-            o.parse_size(args.memory_swap, "--memory-swap")
-    if args.memory_reservation is not None:
-        opts.memory_reservation = o.parse_size(args.memory_reservation, "--memory-reservation")
-    if args.shm_size is not None:
-        opts.shm_size = o.parse_size(args.shm_size, "--shm-size")
-    opts.device_read_bps = [o.parse_device_rate(d, "--device-read-bps")
-                            for d in args.device_read_bps]
-    opts.device_write_bps = [o.parse_device_rate(d, "--device-write-bps")
-                             for d in args.device_write_bps]
-    opts.ulimits = [o.parse_ulimit(u) for u in args.ulimit]
-    opts.sysctls = o.parse_key_values(args.sysctl, "sysctl")
-    opts.labels = o.parse_key_values(args.label, "label")
-    opts.restart, opts.restart_max = o.parse_restart(args.restart)
-    if opts.auto_remove and opts.restart != "no":
-        from tomato.errors import InvalidArgument
-
-        raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
-    _network_options(opts, args)
-    for sec in args.security_opt:
-        key, _, value = sec.partition("=" if "=" in sec else ":")
-        if key == "seccomp":
-            opts.seccomp = value
-        elif key == "no-new-privileges":
-            opts.no_new_privileges = value in ("", "true")
-        elif key in ("apparmor", "label"):
-            continue
-        else:
-            from tomato.errors import InvalidArgument
-
-            raise InvalidArgument(f"invalid --security-opt: {sec}")
-    for lo in args.log_opt:
-        key, _, value = lo.partition("=")
-        if key == "max-size":
-            opts.log_max_size = o.parse_size(value, "--log-opt max-size")
-        elif key == "max-file":
-            if not value.isdigit() or int(value) < 1:
-                from tomato.errors import InvalidArgument
-
-                raise InvalidArgument(f"invalid value for max-file: {value}")
-            opts.log_max_file = int(value)
-        else:
-            from tomato.errors import InvalidArgument
-
-            raise InvalidArgument(f"unknown log opt '{key}' for json-file log driver")
-    if opts.tty and os.isatty(0):
-        from tomato.runtime.console import get_size
-
-        opts.console_size = get_size(0)
-    return opts
-
-
-def _network_options(opts: Any, args: argparse.Namespace) -> None:
-    from tomato.engine.options import parse_add_host
-    from tomato.errors import InvalidArgument
-    from tomato.network import ports
-
-    mode = args.network or "bridge"
-    if mode == "default":
-        mode = "bridge"
-    if mode == "container:" or mode.startswith("container:") and not mode[10:]:
-        raise InvalidArgument("--network container: needs a container name or id")
-    opts.network = mode
-    opts.publish = [ports.parse_publish(p).as_dict() for p in args.publish]
-    opts.publish_all = args.publish_all
-    opts.expose = [f"{p}/{proto}" for p, proto in map(ports.parse_expose, args.expose)]
-    if args.ip:
-        from tomato.network.ipam import parse_ip
-
-        opts.ip = str(parse_ip(args.ip))
-    if args.mac_address:
-        from tomato.network.ipam import validate_mac
-
-        opts.mac_address = validate_mac(args.mac_address)
-    opts.network_aliases = list(args.network_alias)
-    for server in args.dns:
-        from tomato.network.ipam import parse_ip
-
-        parse_ip(server, "IP address for --dns")
-    opts.dns = list(args.dns)
-    opts.dns_search = list(args.dns_search)
-    opts.dns_options = list(args.dns_option)
-    opts.add_hosts = [parse_add_host(h) for h in args.add_host]
-    if mode.startswith("container:") and args.hostname:
-        raise InvalidArgument("conflicting options: hostname and the network mode")
 
 
 def _attach_and_wait(cfg: Any, c: Any, args: argparse.Namespace) -> int:
@@ -299,18 +110,6 @@ def cmd_start(args: argparse.Namespace, cfg: Any) -> int:
             print(ref)
         except TomatoError as err:
             _fail(err)
-            failed = 1
-    return failed
-
-
-def _each(refs: list[str], action: Any) -> int:
-    failed = 0
-    for ref in refs:
-        try:
-            action(ref)
-            print(ref)
-        except TomatoError as err:
-            print(f"tomato: {str(err).splitlines()[0]}", file=sys.stderr)
             failed = 1
     return failed
 
@@ -547,67 +346,17 @@ def cmd_prune(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
-# -- volumes --------------------------------------------------------------------------------
-@_guard
-def cmd_volume_create(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import volumes
-    from tomato.engine.containers import new_id
-    from tomato.engine.options import parse_key_values
-
-    vol = volumes.ensure(cfg.root, args.name or new_id(), parse_key_values(args.label, "label"))
-    print(vol.name)
-    return 0
-
-
-@_guard
-def cmd_volume_ls(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import volumes
-
-    vols = volumes.list_volumes(cfg.root)
-    if args.quiet:
-        for v in vols:
-            print(v.name)
-        return 0
-    from tomato.cli.engine import print_table
-
-    print_table([["DRIVER", "VOLUME NAME"]] + [["local", v.name] for v in vols])
-    return 0
-
-
-@_guard
-def cmd_volume_inspect(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import volumes
-
-    out = []
-    failed = 0
-    for name in args.names:
-        try:
-            out.append(volumes.get(cfg.root, name).to_docker())
-        except NotFound as err:
-            _fail(err, 1)
-            failed = 1
-    print(json.dumps(out, indent=4))
-    return failed
-
-
-def cmd_volume_rm(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import volumes
-
-    return _each(args.names, lambda n: volumes.remove(cfg.root, n, args.force))
-
-
-@_guard
-def cmd_volume_prune(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import volumes
-
-    print("Deleted Volumes:")
-    for name in volumes.prune(cfg.root):
-        print(name)
-    return 0
-
-
 # -- registration ------------------------------------------------------------------------
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from tomato.cli.container_tools import register_more
+    from tomato.cli.volumes import (
+        cmd_volume_create,
+        cmd_volume_inspect,
+        cmd_volume_ls,
+        cmd_volume_prune,
+        cmd_volume_rm,
+    )
+
     def add(parent: Any, name: str, func: Any, help_text: str,
             aliases: tuple[str, ...] = (), add_help: bool = True) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = parent.add_parser(name, help=help_text, parents=[common],
@@ -699,231 +448,3 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="+")
     add(vsub, "prune", cmd_volume_prune, "remove unused volumes").add_argument(
         "-f", "--force", action="store_true")
-
-
-# -- filesystem, usage and attach (registered by register_more) -------------------------------
-@_guard
-def cmd_diff(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import filesystem, service
-
-    for kind, path in filesystem.diff(cfg, service.get(cfg, args.container)):
-        print(f"{kind} {path}")
-    return 0
-
-
-@_guard
-def cmd_commit(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import filesystem, service
-
-    changes: dict[str, Any] = {}
-    for change in args.change:
-        key, _, value = change.partition(" ")
-        key = key.upper()
-        if key in ("CMD", "ENTRYPOINT"):
-            try:
-                parsed = json.loads(value)
-            except ValueError:
-                parsed = ["/bin/sh", "-c", value]
-            changes["Cmd" if key == "CMD" else "Entrypoint"] = parsed
-        elif key == "ENV":
-            changes.setdefault("Env", []).append(value.replace(" ", "=", 1)
-                                                 if "=" not in value else value)
-        elif key == "WORKDIR":
-            changes["WorkingDir"] = value
-        elif key == "USER":
-            changes["User"] = value
-        else:
-            from tomato.errors import InvalidArgument
-
-            raise InvalidArgument(f"{key} is not a valid change command")
-    c = service.get(cfg, args.container)
-    if "Env" in changes:
-        from tomato.engine.images import inspect as image_inspect
-
-        base_env = image_inspect(cfg, c.image_id).config.get("Env") or []
-        changes["Env"] = base_env + changes["Env"]
-    print(filesystem.commit(cfg, c, args.repository, comment=args.message, author=args.author,
-                            changes=changes, pause=args.pause != "false"))
-    return 0
-
-
-@_guard
-def cmd_cp(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import filesystem, service
-
-    def split(arg: str) -> tuple[str | None, str]:
-        if ":" in arg and not arg.startswith(("/", ".")):
-            ref, _, path = arg.partition(":")
-            return ref, path
-        return None, arg
-
-    src_ref, src = split(args.src)
-    dst_ref, dst = split(args.dest)
-    if (src_ref is None) == (dst_ref is None):
-        from tomato.errors import InvalidArgument
-
-        raise InvalidArgument("copying between containers or between host paths is not "
-                              "supported; one side must be CONTAINER:PATH")
-    if src_ref is not None:
-        filesystem.copy_from(cfg, service.get(cfg, src_ref), src, dst,
-                             out=sys.stdout.buffer if dst == "-" else None)
-    else:
-        assert dst_ref is not None
-        filesystem.copy_to(cfg, service.get(cfg, dst_ref), src, dst,
-                           stream=sys.stdin.buffer if src == "-" else None)
-    return 0
-
-
-@_guard
-def cmd_export(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import filesystem, service
-
-    c = service.get(cfg, args.container)
-    if args.output:
-        with open(args.output, "wb") as f:
-            filesystem.export(cfg, c, f)
-    else:
-        if sys.stdout.isatty():
-            from tomato.errors import InvalidArgument
-
-            raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag "
-                                  "or redirect")
-        filesystem.export(cfg, c, sys.stdout.buffer)
-    return 0
-
-
-@_guard
-def cmd_top(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.cli.engine import print_table
-    from tomato.engine import service, usage
-
-    print_table(usage.top(cfg, service.get(cfg, args.container), list(args.ps_args)))
-    return 0
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.4g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1024
-    return f"{n}B"
-
-
-@_guard
-def cmd_stats(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.cli.engine import human_size
-    from tomato.engine import service, usage
-
-    refs = args.containers or [c.id for c in service.list_containers(cfg)]
-    while True:
-        rows = [["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
-                 "BLOCK I/O", "PIDS"]]
-        for ref in refs:
-            c = service.get(cfg, ref)
-            if c.state.status not in ("running", "paused"):
-                if args.containers:
-                    raise TomatoError(f"container {c.short_id} is not running")
-                continue
-            s = usage.sample(cfg, c)
-            rows.append([c.short_id, c.name, f"{s.cpu_percent:.2f}%",
-                         f"{_human_bytes(s.mem_usage)} / {_human_bytes(s.mem_limit)}",
-                         f"{s.mem_percent:.2f}%", "0B / 0B",
-                         f"{human_size(s.block_read)} / {human_size(s.block_write)}",
-                         str(s.pids)])
-        if args.format == "json":
-            keys = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"]
-            for r in rows[1:]:
-                print(json.dumps(dict(zip(keys, r, strict=False))))
-        else:
-            from tomato.cli.engine import print_table
-
-            if not args.no_stream:
-                sys.stdout.write("\033[2J\033[H")
-            print_table(rows)
-        sys.stdout.flush()
-        if args.no_stream:
-            return 0
-
-
-@_guard
-def cmd_update(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import options as o
-    from tomato.engine import service, usage
-
-    changes: dict[str, Any] = {}
-    if args.cpus:
-        changes.setdefault("cpu", {}).update(period=100000,
-                                             quota=int(o.parse_cpus(args.cpus) * 100000))
-    if args.cpu_shares:
-        changes.setdefault("cpu", {})["shares"] = args.cpu_shares
-    if args.cpuset_cpus:
-        changes.setdefault("cpu", {})["cpus"] = args.cpuset_cpus
-    if args.memory:
-        changes.setdefault("memory", {})["limit"] = o.parse_size(args.memory, "-m, --memory")
-    if args.memory_swap:
-        changes.setdefault("memory", {})["swap"] = -1 if args.memory_swap == "-1" else \
-            o.parse_size(args.memory_swap, "--memory-swap")
-    if args.pids_limit:
-        changes["pids"] = {"limit": args.pids_limit}
-    if args.restart:
-        name, count = o.parse_restart(args.restart)
-        changes["restart"] = name
-    for ref in args.containers:
-        usage.update(cfg, service.get(cfg, ref), dict(changes))
-        print(ref)
-    return 0
-
-
-@_guard
-def cmd_attach(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import service
-
-    c = service.get(cfg, args.container)
-    if c.state.status != "running":
-        from tomato.errors import Conflict
-
-        raise Conflict("You cannot attach to a stopped container, start it first")
-    opts = argparse.Namespace(interactive=not args.no_stdin and c.options.get("interactive"),
-                              tty=c.options.get("tty", False), sig_proxy=args.sig_proxy)
-    return _attach_and_wait(cfg, c, opts)
-
-
-def register_more(add: Any, parent: Any) -> None:
-    p = add(parent, "diff", cmd_diff, "inspect changes to a container's filesystem")
-    p.add_argument("container")
-    p = add(parent, "commit", cmd_commit, "create a new image from a container's changes")
-    p.add_argument("-a", "--author", default="")
-    p.add_argument("-m", "--message", default="")
-    p.add_argument("-c", "--change", action="append", default=[])
-    p.add_argument("-p", "--pause", default="true")
-    p.add_argument("container")
-    p.add_argument("repository", nargs="?")
-    p = add(parent, "cp", cmd_cp, "copy files between a container and the host")
-    p.add_argument("-a", "--archive", action="store_true")
-    p.add_argument("-L", "--follow-link", action="store_true")
-    p.add_argument("src")
-    p.add_argument("dest")
-    p = add(parent, "export", cmd_export, "export a container's filesystem as a tar archive")
-    p.add_argument("-o", "--output")
-    p.add_argument("container")
-    p = add(parent, "top", cmd_top, "display the running processes of a container")
-    p.add_argument("container")
-    p.add_argument("ps_args", nargs=argparse.REMAINDER)
-    p = add(parent, "stats", cmd_stats, "display a live stream of resource usage")
-    p.add_argument("--no-stream", action="store_true")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("--format")
-    p.add_argument("containers", nargs="*")
-    p = add(parent, "update", cmd_update, "update the resources of containers")
-    p.add_argument("--cpus")
-    p.add_argument("-c", "--cpu-shares", type=int)
-    p.add_argument("--cpuset-cpus")
-    p.add_argument("-m", "--memory")
-    p.add_argument("--memory-swap")
-    p.add_argument("--pids-limit", type=int)
-    p.add_argument("--restart")
-    p.add_argument("containers", nargs="+")
-    p = add(parent, "attach", cmd_attach, "attach to a running container's streams")
-    p.add_argument("--no-stdin", action="store_true")
-    p.add_argument("--sig-proxy", default="true")
-    p.add_argument("container")

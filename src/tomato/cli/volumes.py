@@ -1,0 +1,73 @@
+"""`tomato volume create|ls|inspect|rm|prune`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tomato.cli.common import each as _each
+from tomato.cli.common import fail as _fail
+from tomato.cli.common import guard as _guard
+from tomato.errors import NotFound
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import
+if TYPE_CHECKING:
+    from typing import Any
+
+
+@_guard
+def cmd_volume_create(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.engine import volumes
+    from tomato.engine.containers import new_id
+    from tomato.engine.options import parse_key_values
+
+    vol = volumes.ensure(cfg.root, args.name or new_id(), parse_key_values(args.label, "label"))
+    print(vol.name)
+    return 0
+
+
+@_guard
+def cmd_volume_ls(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.engine import volumes
+
+    vols = volumes.list_volumes(cfg.root)
+    if args.quiet:
+        for v in vols:
+            print(v.name)
+        return 0
+    from tomato.cli.engine import print_table
+
+    print_table([["DRIVER", "VOLUME NAME"]] + [["local", v.name] for v in vols])
+    return 0
+
+
+@_guard
+def cmd_volume_inspect(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.engine import volumes
+
+    out = []
+    failed = 0
+    for name in args.names:
+        try:
+            out.append(volumes.get(cfg.root, name).to_docker())
+        except NotFound as err:
+            _fail(err, 1)
+            failed = 1
+    print(json.dumps(out, indent=4))
+    return failed
+
+
+def cmd_volume_rm(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.engine import volumes
+
+    return _each(args.names, lambda n: volumes.remove(cfg.root, n, args.force))
+
+
+@_guard
+def cmd_volume_prune(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.engine import volumes
+
+    print("Deleted Volumes:")
+    for name in volumes.prune(cfg.root):
+        print(name)
+    return 0
