@@ -11,6 +11,7 @@ set -eu
 cd "$(dirname "$0")/.."
 TOMATO_APT_EXTRA="runc crun containerd skopeo umoci docker-registry stress nftables iptables \
 uidmap procps psmisc tmux curl tini podman qemu-system-x86 mmdebstrap linux-image-amd64 cpio \
+docker-compose \
 kmod make ${TOMATO_APT_EXTRA:-}" ./scripts/install.sh
 vm=0
 if [ $# -eq 0 ] && [ -z "${TOMATO_SKIP_VM:-}" ]; then
