@@ -199,8 +199,10 @@ class Containerd:
             return
         try:
             if self.proc.poll() is None:
-                self._delete_everything()
-                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self._delete_everything()
+                finally:  # containerd is stopped even when a deletion failed
+                    self.proc.send_signal(signal.SIGTERM)
                 try:
                     self.proc.wait(15)
                 except subprocess.TimeoutExpired:
