@@ -46,33 +46,10 @@ def create(api: Any, req: Request) -> None:
 
 
 # -- list -----------------------------------------------------------------------------
-def _ago(seconds: float) -> str:
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s < 60:
-        return f"{s} seconds" if s > 1 else "1 second"
-    m = s // 60
-    if m < 60:
-        return f"{m} minutes" if m > 1 else "About a minute"
-    h = round(s / 3600)
-    if h < 48:
-        return f"{h} hours" if h > 1 else "About an hour"
-    return f"{h // 24} days"
-
-
 def status_text(c: Container) -> str:
-    st = c.state
-    now = time.time()
-    if st.status == "running":
-        return f"Up {_ago(now - st.started_at)}"
-    if st.status == "paused":
-        return f"Up {_ago(now - st.started_at)} (Paused)"
-    if st.status == "restarting":
-        return f"Restarting ({st.exit_code}) {_ago(now - st.finished_at)} ago"
-    if st.status == "exited":
-        return f"Exited ({st.exit_code}) {_ago(now - st.finished_at)} ago"
-    return st.status.capitalize()
+    from tomato.engine.humanize import status_text as text
+
+    return text(c.state)
 
 
 def _ports(api: Any, c: Container) -> list[dict[str, Any]]:

@@ -172,23 +172,13 @@ def cmd_rename(args: argparse.Namespace, cfg: Any) -> int:
 
 
 def _status_text(c: Any) -> str:
-    from tomato.cli.engine import human_duration
+    from tomato.engine.humanize import status_text
 
-    st = c.state
-    now = time.time()
-    if st.status == "running":
-        return f"Up {human_duration(now - st.started_at)}"
-    if st.status == "paused":
-        return f"Up {human_duration(now - st.started_at)} (Paused)"
-    if st.status == "restarting":
-        return f"Restarting ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
-    if st.status == "exited":
-        return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
-    return "Created"
+    return status_text(c.state)
 
 
 def _ps_row(c: Any) -> dict[str, Any]:
-    from tomato.cli.engine import human_duration
+    from tomato.engine.humanize import human_duration
 
     cmd = " ".join(c.spec.get("process", {}).get("args", []))
     return {"ID": c.short_id, "Image": c.image, "Command": f'"{cmd[:20]}…"' if len(cmd) > 20

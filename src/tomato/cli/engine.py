@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tomato.engine.humanize import human_duration  # noqa: F401 — used here and re-exported
 from tomato.errors import InvalidArgument, NotFound, TomatoError
 
 TYPE_CHECKING = False  # typing, tempfile, shutil, threading: imported where used
@@ -52,33 +53,6 @@ def human_size(n: float) -> str:
         n /= 1000.0
         i += 1
     return f"{n:.3g}{units[i]}"
-
-
-def human_duration(seconds: float) -> str:
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = round(s / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
 
 
 def _created_ts(created: str | None) -> float | None:

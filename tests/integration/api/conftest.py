@@ -88,18 +88,10 @@ class Server:
 
 @pytest.fixture(scope="package", autouse=True)
 def own_netns() -> Iterator[None]:
-    from tomato._sys import libc
-    from tomato.network.netlink import Netlink
+    from helpers.engine import own_network_namespace
 
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    libc.unshare(libc.CLONE_NEWNET)
-    try:
-        with Netlink() as nl:
-            nl.set_up(1)
+    with own_network_namespace():
         yield
-    finally:
-        libc.setns(home, libc.CLONE_NEWNET)
-        os.close(home)
 
 
 @pytest.fixture(scope="package")

@@ -4,44 +4,24 @@ Tomato's networking may remain (netns files, leases, ports, the nft table)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.engine import (
+    TOMATO,  # noqa: F401 — tests import it from here
+    own_network_namespace,
+)
+from helpers.engine import Engine as BaseEngine
 
-TOMATO = str(Path(sys.executable).parent / "tomato")
 
-
-@dataclass
-class Engine:
-    root: Path
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "TOMATO_ROOT": str(self.root)}
-
-    def run(self, *args: str, check: bool = True, timeout: float = 60,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([TOMATO, *args], capture_output=True, text=True, timeout=timeout,
-                              env=self.env(), input=input,
-                              stdin=None if input is not None else subprocess.DEVNULL)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"tomato {' '.join(args)} failed ({proc.returncode}): "
-                                 f"{proc.stderr}")
-        return proc
-
-    def ids(self) -> list[str]:
-        return self.run("ps", "-aq", "--no-trunc").stdout.split()
-
-    def inspect(self, ref: str) -> dict[str, Any]:
-        return json.loads(self.run("inspect", ref).stdout)[0]  # type: ignore[no-any-return]
+class Engine(BaseEngine):
+    """The shared test Engine, plus what the network tests look at."""
 
     def ip(self, ref: str, network: str | None = None) -> str:
         nets = self.inspect(ref)["NetworkSettings"]["Networks"]
@@ -100,18 +80,8 @@ def own_netns() -> Iterator[None]:
     would pull veths out from under our containers; and our bridges, sysctls
     (ip_forward) and nft table stay off the host's.  `--network host` then means this
     namespace, which is what the engine's caller lives in."""
-    from tomato._sys import libc
-    from tomato.network.netlink import Netlink
-
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    libc.unshare(libc.CLONE_NEWNET)
-    try:
-        with Netlink() as nl:
-            nl.set_up(1)
+    with own_network_namespace():
         yield
-    finally:
-        libc.setns(home, libc.CLONE_NEWNET)
-        os.close(home)
 
 
 @pytest.fixture(scope="session")
