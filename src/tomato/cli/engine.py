@@ -33,6 +33,22 @@ if TYPE_CHECKING:
 COMMAND_MODULES: tuple[str, ...] = ("tomato.cli.containers", "tomato.cli.networks",
                                      "tomato.cli.lab", "tomato.cli.serve")
 
+#: which module registers each command, so `tomato ps` imports the container
+#: commands only (not the lab's or the server's); "" is this module's
+#: register_images.  tests/unit/test_cli_commands.py keeps it true.
+COMMAND_HOMES: dict[str, str] = {
+    **dict.fromkeys(("attach", "commit", "container", "cp", "create", "diff", "exec", "export",
+                     "inspect", "kill", "logs", "pause", "ps", "rename", "restart", "rm", "run",
+                     "start", "stats", "stop", "top", "unpause", "update", "volume", "wait"),
+                    "tomato.cli.containers"),
+    **dict.fromkeys(("network", "port"), "tomato.cli.networks"),
+    **dict.fromkeys(("cgroup", "chroot", "layers", "nsenter", "rootfs", "unshare"),
+                    "tomato.cli.lab"),
+    "serve": "tomato.cli.serve",
+    **dict.fromkeys(("history", "image", "images", "import", "load", "login", "logout", "pull",
+                     "push", "rmi", "save", "system", "tag"), ""),
+}
+
 USAGE_EXIT = 125
 FAIL_EXIT = 1
 
@@ -601,9 +617,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         os.environ.get("TOMATO_DEBUG")), help="show tracebacks")
     real = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
                                  required=True)
-    sub = _OnlyCommand(real, _command_word(argv) if argv is not None else None)
-    register_images(sub, common)
-    for name in COMMAND_MODULES:
+    word = _command_word(argv) if argv is not None else None
+    home = COMMAND_HOMES.get(word) if word is not None else None
+    if home is None:  # help, or an unknown word: every command, for argparse's message
+        word = None
+    sub = _OnlyCommand(real, word)
+    if home is None or home == "":
+        register_images(sub, common)
+    for name in COMMAND_MODULES if home is None else (home,) if home else ():
         importlib.import_module(name).register(sub, common)
     return parser
 

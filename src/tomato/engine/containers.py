@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import sqlite3
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from tomato import sqlitedb as sqlite3
 from tomato.engine.store import Store
 from tomato.errors import AlreadyExists, InvalidArgument, NotFound
+from tomato.records import field, record
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ _RIGHT = ("tomato", "basil", "pepper", "garlic", "oregano", "thyme", "fennel", "
           "sage", "mint", "parsley", "caper", "olive", "shallot", "leek", "radish")
 
 
-@dataclass
+@record(frozen=False)
 class State:
     status: str = CREATED
     pid: int = 0
@@ -72,10 +71,13 @@ class State:
     @classmethod
     def from_json(cls, text: str) -> State:
         raw = json.loads(text)
-        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+        return cls(**{k: v for k, v in raw.items() if k in _STATE_FIELDS})
 
 
-@dataclass
+_STATE_FIELDS = frozenset(name for name, _ in State.__record_fields__)  # type: ignore[attr-defined]
+
+
+@record(frozen=False)
 class Container:
     id: str
     name: str
@@ -95,12 +97,17 @@ def new_id() -> str:
     return os.urandom(32).hex()
 
 
+def _pick(words: tuple[str, ...]) -> str:
+    # os.urandom rather than the random module: ~1 ms less on every `run`.
+    return words[int.from_bytes(os.urandom(2), "little") % len(words)]
+
+
 def random_name(taken: set[str]) -> str:
     for _ in range(100):
-        name = f"{random.choice(_LEFT)}_{random.choice(_RIGHT)}"
+        name = f"{_pick(_LEFT)}_{_pick(_RIGHT)}"
         if name not in taken:
             return name
-    return f"{random.choice(_LEFT)}_{random.choice(_RIGHT)}{random.randint(0, 9999)}"
+    return f"{_pick(_LEFT)}_{_pick(_RIGHT)}{int.from_bytes(os.urandom(2), 'little') % 10000}"
 
 
 def validate_name(name: str) -> str:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tomato import sqlitedb as sqlite3
 from tomato.errors import Conflict, InvalidArgument, NotFound
 from tomato.images.content import ContentStore
 from tomato.images.manifest import (

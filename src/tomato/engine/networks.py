@@ -23,15 +23,15 @@ import fcntl
 import hashlib
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from tomato import sqlitedb as sqlite3
 from tomato.engine.store import Store
 from tomato.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, TomatoError
+from tomato.records import record
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ SCHEMA = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class Network:
     id: str
     name: str
@@ -74,7 +74,7 @@ class Network:
         return int(self.subnet.split("/")[1])
 
 
-@dataclass(frozen=True)
+@record
 class Lease:
     network_id: str
     container_id: str

@@ -6,9 +6,8 @@ a crash or a restart policy rebuilds exactly the same container.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-
 from tomato.errors import InvalidArgument
+from tomato.records import as_dict, field, record
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
@@ -20,7 +19,7 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 
 
-@dataclass
+@record(frozen=False)
 class RunOptions:
     image: str = ""
     command: list[str] = field(default_factory=list)
@@ -79,11 +78,11 @@ class RunOptions:
     console_size: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return as_dict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunOptions:
-        known = {f.name for f in fields(cls)}
+        known = {name for name, _ in cls.__record_fields__}  # type: ignore[attr-defined]
         return cls(**{k: v for k, v in raw.items() if k in known})
 
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from tomato import sqlitedb as sqlite3
 from tomato.errors import InvalidArgument, Unavailable
 
 MIGRATIONS: list[str] = [

@@ -5,7 +5,6 @@ Schema-1 manifests are refused (signed, deprecated, no config blob).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -200,6 +199,8 @@ def chain_ids(diff_ids: tuple[str, ...] | list[str]) -> list[str]:
         if not out:
             out.append(d)
         else:
+            import hashlib  # ~3 ms (OpenSSL): only for chain ids
+
             out.append("sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
     return out
 

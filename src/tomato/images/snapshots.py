@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tomato import sqlitedb as sqlite3
 from tomato.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from tomato.records import field
 from tomato.records import record as dataclass

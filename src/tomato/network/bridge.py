@@ -7,15 +7,15 @@ module only does it to the kernel, and undoes it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from tomato.network import netns
 from tomato.network.netlink import Netlink
+from tomato.records import record
 
 IFNAMSIZ = 15
 
 
-@dataclass(frozen=True)
+@record
 class Endpoint:
     veth: str          # the host end, a port of the bridge
     ifname: str        # the container end: eth0, eth1, ...

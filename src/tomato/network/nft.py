@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from tomato.errors import Unavailable
+from tomato.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Net:
     bridge: str
     subnet: str
     internal: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Port:
     proto: str
     host_ip: str

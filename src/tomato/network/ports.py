@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import errno
 import socket
-from dataclasses import dataclass
 
 from tomato.errors import Conflict, InvalidArgument
+from tomato.records import record
 
 
-@dataclass(frozen=True)
+@record
 class PortSpec:
     proto: str            # tcp | udp
     host_ip: str          # "" for every address

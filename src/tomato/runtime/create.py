@@ -174,12 +174,9 @@ def create(states: StateDir, container_id: str, opts: CreateOptions,
         caps = capmod.CapSets.from_oci(spec.process.capabilities, warnings)
     seccomp_filter = None
     if spec.linux.seccomp is not None:
-        from tomato._sys import seccomp as seccomp_mod
-        from tomato.oci import seccomp_spec
+        from tomato.runtime.seccomp_cache import load_filter
 
-        parsed = seccomp_spec.parse(spec.linux.seccomp)
-        if parsed is not None:
-            seccomp_filter = seccomp_mod.compile(parsed, warnings)
+        seccomp_filter = load_filter(states.root, spec.linux.seccomp, warnings)
     resources = None
     use_cgroups = True
     from tomato import cgroups

@@ -92,12 +92,9 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
         caps = capmod.CapSets.from_oci(cap_spec, warnings)
     seccomp_filter = None
     if spec.linux.seccomp is not None:
-        from tomato._sys import seccomp as seccomp_mod
-        from tomato.oci import seccomp_spec
+        from tomato.runtime.seccomp_cache import load_filter
 
-        parsed = seccomp_spec.parse(spec.linux.seccomp)
-        if parsed is not None:
-            seccomp_filter = seccomp_mod.compile(parsed, warnings)
+        seccomp_filter = load_filter(states.root, spec.linux.seccomp, warnings)
     for w in warnings:
         log.warning(w)
 

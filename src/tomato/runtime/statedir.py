@@ -120,4 +120,6 @@ class StateDir:
             names = os.listdir(self.root)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if os.path.isdir(os.path.join(self.root, n)))
+        # Dot names are the runtime's own (.seccomp, the filter cache), never ids.
+        return sorted(n for n in names
+                      if n[0] != "." and os.path.isdir(os.path.join(self.root, n)))

@@ -1,0 +1,93 @@
+"""Compiled seccomp filters, cached under the runtime's root.
+
+Turning Docker's default profile into BPF costs libseccomp ~10 ms (rules
+~4 ms, generation ~6 ms) on every create and exec, for the same profile
+every time.  The BPF depends only on the profile, the architecture and the
+libseccomp version, so the first compile is kept in ``<root>/.seccomp/``
+and later containers load those bytes directly (``seccomp.Program``).
+
+A cache file holds the profile's canonical JSON, a NUL, the warnings the
+compile gave (JSON), a NUL, then the program: a hit compares the whole
+profile, so a checksum collision can never hand one profile another's
+filter.  The directory is the runtime root's (root-only) and files are
+written to a temporary name and renamed, so readers never see half a file.
+Flags that only libseccomp can apply fall back to the uncached path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from tomato._sys import seccomp as seccomp_mod
+
+CACHE_DIR = ".seccomp"
+
+
+def _key_text(raw: dict[str, Any]) -> bytes:
+    version = ".".join(map(str, seccomp_mod.version()))
+    return json.dumps([version, os.uname().machine, raw], sort_keys=True,
+                      separators=(",", ":")).encode()
+
+
+def load_filter(root: str, raw: dict[str, Any], warnings: list[str]) -> Any:
+    """A loadable filter for the spec's ``linux.seccomp`` (None if it has none)."""
+    from tomato.oci import seccomp_spec
+
+    parsed = seccomp_spec.parse(raw)
+    if parsed is None:
+        return None
+    if any(flag not in seccomp_mod.LOAD_FLAGS for flag in parsed.flags):
+        return seccomp_mod.compile(parsed, warnings)
+    import binascii
+
+    key = _key_text(raw)
+    path = os.path.join(root, CACHE_DIR, f"{binascii.crc32(key):08x}-{len(key)}.bpf")
+    cached = _read(path, key)
+    if cached is not None:
+        program, cached_warnings = cached
+        warnings.extend(cached_warnings)
+        return seccomp_mod.Program(program, parsed.flags)
+    found: list[str] = []
+    with seccomp_mod.compile(parsed, found) as filt:
+        program = filt.export_bpf()
+    warnings.extend(found)
+    _write(path, key, program, found)
+    return seccomp_mod.Program(program, parsed.flags)
+
+
+def _read(path: str, key: bytes) -> tuple[bytes, list[str]] | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    head, sep, rest = data.partition(b"\0")
+    if not sep or head != key:
+        return None
+    notes, sep, program = rest.partition(b"\0")
+    try:
+        found = json.loads(notes) if sep else None
+    except ValueError:
+        return None
+    if not isinstance(found, list) or not program or len(program) % 8:
+        return None
+    return program, [str(w) for w in found]
+
+
+def _write(path: str, key: bytes, program: bytes, found: list[str]) -> None:
+    """Best effort: a cache that cannot be written only costs the next compile."""
+    directory = os.path.dirname(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "wb") as f:
+            f.write(b"\0".join((key, json.dumps(found).encode(), program)))
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
