@@ -26,19 +26,6 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS containers (
-    id       TEXT PRIMARY KEY,
-    name     TEXT NOT NULL UNIQUE,
-    image    TEXT NOT NULL,           -- what the user typed
-    image_id TEXT NOT NULL,
-    created  REAL NOT NULL,
-    options  TEXT NOT NULL,           -- json: the run options
-    spec     TEXT NOT NULL,           -- json: the OCI config.json
-    state    TEXT NOT NULL            -- json: State
-);
-"""
-
 # Docker's status words.
 CREATED, RUNNING, PAUSED, RESTARTING, EXITED, DEAD, REMOVING = (
     "created", "running", "paused", "restarting", "exited", "dead", "removing")
@@ -121,17 +108,11 @@ def validate_name(name: str) -> str:
 class Containers:
     """The containers table plus each container's directory."""
 
-    _ready: set[Path] = set()  # databases whose table this process made sure of
-
     def __init__(self, root: Path) -> None:
         self.root = root
         self.store = Store(root)
         self.dir = root / "containers"
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o711)
-        if self.store.path not in Containers._ready:
-            with self.store.write() as db:
-                db.execute(SCHEMA)
-            Containers._ready.add(self.store.path)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o711)  # the table: store.MIGRATIONS
 
     def path(self, cid: str) -> Path:
         return self.dir / cid

@@ -40,22 +40,6 @@ if TYPE_CHECKING:
 DEFAULT_ROOT = Path("/var/lib/tomato")
 BUILTIN = ("bridge", "host", "none")
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS networks (
-        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, subnet TEXT NOT NULL,
-        gateway TEXT NOT NULL, internal INTEGER NOT NULL, bridge TEXT NOT NULL UNIQUE,
-        created REAL NOT NULL, labels TEXT NOT NULL, builtin INTEGER NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS endpoints (
-        network_id TEXT NOT NULL, container_id TEXT NOT NULL, ip TEXT NOT NULL,
-        ipnum INTEGER NOT NULL, mac TEXT NOT NULL, ifname TEXT NOT NULL, veth TEXT NOT NULL,
-        aliases TEXT NOT NULL, PRIMARY KEY (network_id, container_id),
-        UNIQUE (network_id, ipnum))""",
-    """CREATE TABLE IF NOT EXISTS ports (
-        container_id TEXT NOT NULL, proto TEXT NOT NULL, host_ip TEXT NOT NULL,
-        host_port INTEGER NOT NULL, container_ip TEXT NOT NULL,
-        container_port INTEGER NOT NULL, UNIQUE (proto, host_ip, host_port))""",
-]
-
 
 @record
 class Network:
@@ -114,10 +98,7 @@ class Networks:
         tag = "" if own else hashlib.sha256(str(root).encode()).hexdigest()[:7]
         # Another engine root on the same host (a test session) gets its own names.
         self.table = "tomato" if own else f"tomato_{tag}"
-        self.default_bridge = "tomato0" if own else f"tomato0-{tag}"
-        with self.store.write() as db:
-            for statement in SCHEMA:
-                db.execute(statement)
+        self.default_bridge = "tomato0" if own else f"tomato0-{tag}"  # tables: MIGRATIONS
 
     # -- paths and locks ---------------------------------------------------------------
     def netns_path(self, cid: str) -> str:
@@ -322,6 +303,7 @@ class Networks:
             self._bridge_down(n)
             with self.store.write() as db:
                 db.execute("DELETE FROM networks WHERE id=?", (n.id,))
+                db.execute("DELETE FROM ipam_cursor WHERE network_id=?", (n.id,))
             self._apply_rules()
         return n
 
@@ -436,11 +418,17 @@ class Networks:
         stale = not leases and os.path.lexists(self.netns_path(cid))
         rules = self._start_rules() if had_ports or gone or stale else None
         try:
-            if leases or gone:
-                with Netlink() as nl:
-                    nl.delete_links([lease.veth for lease in leases] +
-                                    [n.bridge for n in gone])
+            # Unpinning the netns is enough for the veths: the kernel destroys it (and
+            # the pairs inside, host ends too) in its own worker once unused, where
+            # deleting each link here would sleep ~20 ms in RCU grace periods.  Only
+            # links with no pinned netns to go with (or a bridge) are deleted by name.
+            pinned = netns.is_mounted(self.netns_path(cid))
             netns.remove(self.netns_path(cid))
+            doomed = [n.bridge for n in gone] + (
+                [] if pinned else [lease.veth for lease in leases])
+            if doomed:
+                with Netlink() as nl:
+                    nl.delete_links(doomed)
         finally:
             if rules is not None:
                 from tomato.network import nft
@@ -545,7 +533,11 @@ class Networks:
                 if int(addr) in used:
                     raise Conflict(f"Address already in use: {ip} on network {n.name}")
             else:
-                addr = ipam.next_free(net, used)
+                row = db.execute("SELECT last FROM ipam_cursor WHERE network_id=?",
+                                 (n.id,)).fetchone()
+                addr = ipam.next_free(net, used, row[0] if row else 0)
+                db.execute("INSERT OR REPLACE INTO ipam_cursor VALUES (?,?)",
+                           (n.id, int(addr)))
             lease = Lease(n.id, cid, str(addr), mac or ipam.mac_for(addr), ifname,
                           f"tv{cid[:7]}{n.id[:6]}", tuple(aliases))
             try:

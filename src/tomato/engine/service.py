@@ -309,7 +309,9 @@ def reconcile(cfg: EngineConfig, c: Container) -> Container:
         try:
             info = json.loads(exit_file.read_text())
         except (OSError, ValueError):
-            return c  # between restarts, or about to record the exit itself
+            # Between restarts, or about to record the exit itself -- or it just did:
+            # it writes the record before it unlinks exit.json, so read that again.
+            return _records(cfg).get(c.id)
         c.state.status = EXITED
         c.state.exit_code = int(info.get("exit_code", 0))
         c.state.finished_at = float(info.get("finished_at", 0.0))

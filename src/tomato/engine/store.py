@@ -55,6 +55,39 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (image_id, holder)
     );
     """,
+    # 2: containers (engine/containers.py); IF NOT EXISTS: older roots made it on open
+    """
+    CREATE TABLE IF NOT EXISTS containers (
+        id       TEXT PRIMARY KEY,
+        name     TEXT NOT NULL UNIQUE,
+        image    TEXT NOT NULL,           -- what the user typed
+        image_id TEXT NOT NULL,
+        created  REAL NOT NULL,
+        options  TEXT NOT NULL,           -- json: the run options
+        spec     TEXT NOT NULL,           -- json: the OCI config.json
+        state    TEXT NOT NULL            -- json: State
+    );
+    """,
+    # 3: networks, their endpoints (IP leases) and published ports (engine/networks.py);
+    # ipam_cursor: the last address handed out per network, so a freed one is not reused
+    # at once (the dying netns of its last owner may still hold it for a moment)
+    """
+    CREATE TABLE IF NOT EXISTS networks (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, subnet TEXT NOT NULL,
+        gateway TEXT NOT NULL, internal INTEGER NOT NULL, bridge TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL, labels TEXT NOT NULL, builtin INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS endpoints (
+        network_id TEXT NOT NULL, container_id TEXT NOT NULL, ip TEXT NOT NULL,
+        ipnum INTEGER NOT NULL, mac TEXT NOT NULL, ifname TEXT NOT NULL, veth TEXT NOT NULL,
+        aliases TEXT NOT NULL, PRIMARY KEY (network_id, container_id),
+        UNIQUE (network_id, ipnum));
+    CREATE TABLE IF NOT EXISTS ports (
+        container_id TEXT NOT NULL, proto TEXT NOT NULL, host_ip TEXT NOT NULL,
+        host_port INTEGER NOT NULL, container_ip TEXT NOT NULL,
+        container_port INTEGER NOT NULL, UNIQUE (proto, host_ip, host_port));
+    CREATE TABLE IF NOT EXISTS ipam_cursor (
+        network_id TEXT PRIMARY KEY, last INTEGER NOT NULL);
+    """,
 ]
 
 _LOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -80,13 +113,12 @@ class Store:
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
-    #: databases this process already brought up to date (a `tomato run` opens the
-    #: store a dozen times; migrating once is enough)
-    _current: set[Path] = set()
-
     def _migrate(self) -> None:
-        if self.path in Store._current and self._version() == len(MIGRATIONS):
-            return  # a read of user_version, not a write transaction
+        # Up to date: a read of user_version, not a write transaction (any number of
+        # tomato processes at once would otherwise queue for the write lock just to
+        # find nothing to do).  Read every time: a newer tomato may have migrated it.
+        if self._version() == len(MIGRATIONS):
+            return
         db = self._connect()
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -104,7 +136,6 @@ class Store:
             db.execute("COMMIT")
         finally:
             db.close()
-        Store._current.add(self.path)
 
     def _version(self) -> int:
         if not self.path.exists():

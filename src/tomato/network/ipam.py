@@ -83,11 +83,15 @@ def gateway_of(net: ipaddress.IPv4Network, gateway: str = "") -> ipaddress.IPv4A
     return gw
 
 
-def next_free(net: ipaddress.IPv4Network, used: set[int]) -> ipaddress.IPv4Address:
-    """The lowest free host address (``used`` holds the gateway too)."""
+def next_free(net: ipaddress.IPv4Network, used: set[int],
+              after: int = 0) -> ipaddress.IPv4Address:
+    """The first free host address after ``after`` (the last one handed out), wrapping
+    around: an address just released is the last to be given again, as Docker's
+    IPAM does.  ``used`` holds the gateway too."""
     first = int(net.network_address) + 1
     last = int(net.broadcast_address) - 1
-    for value in range(first, last + 1):  # bounded by the subnet's size
+    start = after + 1 if first <= after < last else first
+    for value in (*range(start, last + 1), *range(first, start)):  # the subnet, once
         if value not in used:
             return ipaddress.IPv4Address(value)
     raise Conflict(f"no available IPv4 addresses on network {net}")

@@ -66,6 +66,13 @@ def until(predicate: Callable[[], Any], timeout: float = 10) -> bool:
     return False
 
 
+def links_gone(before: set[str]) -> bool:
+    """Every link made since ``before`` is gone, waiting (bounded) for the kernel: an
+    unpinned netns, and the veths in it, are destroyed by a kernel worker a moment
+    after the engine lets go of it."""
+    return until(lambda: links() - before == set(), timeout=5)
+
+
 def links() -> set[str]:
     """Link names in our network namespace (sysfs shows the namespace that mounted it)."""
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout

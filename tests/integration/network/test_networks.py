@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 
-from .conftest import HTTPD, TOMATO, Engine, links, until
+from .conftest import HTTPD, TOMATO, Engine, links, links_gone, until
 
 
 def _sh(engine: Engine, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -193,7 +193,7 @@ def test_network_commands_and_bad_input(engine: Engine) -> None:
     engine.run("rm", "user")
     assert engine.run("network", "prune").stdout == "Deleted Networks:\nalpha\n"
     assert engine.ids() == [] and engine.user_networks() == []
-    assert links() - before_links == set()
+    assert links_gone(before_links)
 
 
 def test_address_survives_restart_and_a_lost_netns(engine: Engine) -> None:

@@ -75,6 +75,22 @@ def test_next_free_never_repeats_and_runs_out() -> None:
         ipam.next_free(net, used)
 
 
+def test_a_released_address_is_the_last_given_again() -> None:
+    net = ipam.parse_subnet("10.9.0.0/29")  # hosts .1 (gateway) to .6
+    used = {int(ipam.gateway_of(net))}
+    first = ipam.next_free(net, used)
+    assert str(first) == "10.9.0.2"
+    # .2 released at once: the next container still gets .3, and so on round
+    assert str(ipam.next_free(net, used, int(first))) == "10.9.0.3"
+    last = int(ipam.parse_ip("10.9.0.6"))
+    assert str(ipam.next_free(net, used, last)) == "10.9.0.2"  # wraps past the end
+    used |= {int(ipam.parse_ip(f"10.9.0.{i}")) for i in (2, 3, 4, 5)}
+    assert str(ipam.next_free(net, used, int(ipam.parse_ip("10.9.0.5")))) == "10.9.0.6"
+    used.add(last)
+    with pytest.raises(Conflict, match="no available IPv4 addresses"):
+        ipam.next_free(net, used, 3)
+
+
 def test_mac() -> None:
     assert ipam.mac_for(ipaddress.IPv4Address("172.17.0.2")) == "02:42:ac:11:00:02"
     assert ipam.validate_mac("02:AA:bb:cc:dd:ee") == "02:aa:bb:cc:dd:ee"
