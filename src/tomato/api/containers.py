@@ -40,8 +40,6 @@ def create(api: Any, req: Request) -> None:
 
     im.get_image(api.cfg, opts.image)  # Docker's create never pulls: 404 "No such image"
     result = api.zygote.call("create", {"options": opts.to_dict()})
-    c = service.get(api.cfg, result["Id"])
-    _event(api, c, "create")
     req.json_response({"Id": result["Id"], "Warnings": []}, 201)
 
 
@@ -160,20 +158,7 @@ def start(api: Any, req: Request, id: str) -> None:  # noqa: A002
     api.zygote.call("start", {"id": c.id, "attach_wait": pending})
     if pending:
         api.hubs.started(c.id)  # the monitor starts the process on this connection
-    _event(api, c, "start")
-    _watch(api, c.id)
     req.no_content()
-
-
-def _watch(api: Any, cid: str) -> None:
-    """Keep a hub on a container we started, so its exit is a "die" event even when
-    no client waits for it."""
-    from tomato.api.streams import Sub
-
-    try:
-        api.hubs.join(service.get(api.cfg, cid), Sub())
-    except NotFound:
-        pass  # an --rm container already gone
 
 
 def stop(api: Any, req: Request, id: str) -> None:  # noqa: A002
@@ -182,7 +167,6 @@ def stop(api: Any, req: Request, id: str) -> None:  # noqa: A002
         req.send(304)
         return
     service.stop(api.cfg, c.id, req.int_arg("t", req.int_arg("timeout")))
-    _event(api, c, "stop")
     req.no_content()
 
 
@@ -190,8 +174,7 @@ def restart(api: Any, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
     service.stop(api.cfg, c.id, req.int_arg("t", req.int_arg("timeout")))
     api.zygote.call("start", {"id": c.id})
-    _event(api, c, "restart")
-    _watch(api, c.id)
+    _event(api, c, "restart")  # the engine reported the kill, stop and start
     req.no_content()
 
 
@@ -199,21 +182,18 @@ def kill(api: Any, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
     sig = req.arg("signal") or "KILL"
     service.kill(api.cfg, c.id, int(sig) if sig.isdigit() else sig)
-    _event(api, c, "kill", signal=sig)
     req.no_content()
 
 
 def pause(api: Any, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
     service.pause(api.cfg, c.id)
-    _event(api, c, "pause")
     req.no_content()
 
 
 def unpause(api: Any, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
     service.unpause(api.cfg, c.id)
-    _event(api, c, "unpause")
     req.no_content()
 
 
@@ -223,7 +203,6 @@ def rename(api: Any, req: Request, id: str) -> None:  # noqa: A002
         raise InvalidArgument("a new name is required")
     c = service.get(api.cfg, id)
     service.rename(api.cfg, c.id, new.lstrip("/"))
-    _event(api, c, "rename", oldName="/" + c.name)
     req.no_content()
 
 
@@ -256,7 +235,6 @@ def update(api: Any, req: Request, id: str) -> None:  # noqa: A002
         changes["restart"] = o.parse_restart(policy["Name"])[0]
     c = service.get(api.cfg, id)
     usage.update(api.cfg, c, changes)
-    _event(api, c, "update")
     req.json_response({"Warnings": []})
 
 
@@ -269,16 +247,11 @@ def delete(api: Any, req: Request, id: str) -> None:  # noqa: A002
                        "before attempting removal or force remove")
     api.zygote.call("remove", {"id": c.id, "force": req.flag("force"),
                                "volumes": req.flag("v")})
-    if c.state.status in LIVE:
-        _event(api, c, "kill", signal="9")
-    _event(api, c, "destroy")
     req.no_content()
 
 
 def prune(api: Any, req: Request) -> None:
     removed = api.zygote.call("prune", {})
-    for cid in removed:
-        api.events.record("container", "destroy", cid)
     req.json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
 
 

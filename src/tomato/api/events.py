@@ -1,41 +1,18 @@
-"""Docker's events: an append-only JSON-lines log under the engine root.
+"""``GET /events``: Docker's filters, and following the engine's event log.
 
-``record(root, ...)`` is the one function that writes an event; the API
-handlers call it for what they do.  (Engine hooks could call it too, so
-events from `tomato` CLI commands would appear: ``record(cfg.root, "container",
-"start", cid, {"name": ..., "image": ...})`` after each use case.)
-``GET /events`` reads the log from ``since`` and follows it.
+The engine's use cases write the log (tomato.engine.events), whoever asked
+for them; the API adds what only it does (attach, exec instances, restart).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-
-def record(root: Path | str, kind: str, action: str, actor: str,
-           attributes: dict[str, str] | None = None) -> dict[str, Any]:
-    now = time.time_ns()
-    event: dict[str, Any] = {"Type": kind, "Action": action,
-                             "Actor": {"ID": actor, "Attributes": dict(attributes or {})},
-                             "scope": "local", "time": now // 10**9, "timeNano": now}
-    if kind == "container":  # the pre-1.22 fields docker-py and compose still read
-        event.update({"status": action, "id": actor,
-                      "from": (attributes or {}).get("image", "")})
-    path = Path(root) / "events.jsonl"
-    line = (json.dumps(event) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, line)
-    finally:
-        os.close(fd)
-    return event
+from tomato.engine import events
 
 
 def matches(event: dict[str, Any], filters: dict[str, list[str]]) -> bool:
@@ -71,10 +48,7 @@ class EventLog:
 
     def record(self, kind: str, action: str, actor: str,
                attributes: dict[str, str] | None = None) -> None:
-        try:
-            record(self.path.parent, kind, action, actor, attributes)
-        except OSError:
-            pass  # an event is never worth failing the operation it reports
+        events.emit(self.path.parent, kind, action, actor, attributes)
 
     def follow(self, since: float | None, until: float | None,
                stop: Callable[[], bool]) -> Iterator[dict[str, Any] | None]:

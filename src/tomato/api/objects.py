@@ -53,7 +53,6 @@ def volume_create(api: Any, req: Request) -> None:
     name = body.get("Name") or os.urandom(32).hex()
     v = volumes.ensure(api.cfg.root, name, {str(k): str(val) for k, val in
                                             (body.get("Labels") or {}).items()})
-    api.events.record("volume", "create", v.name, {"driver": "local"})
     req.json_response(v.to_docker(), 201)
 
 
@@ -63,14 +62,11 @@ def volume_inspect(api: Any, req: Request, name: str) -> None:
 
 def volume_delete(api: Any, req: Request, name: str) -> None:
     volumes.remove(api.cfg.root, name, force=req.flag("force"))
-    api.events.record("volume", "destroy", name, {"driver": "local"})
     req.no_content()
 
 
 def volume_prune(api: Any, req: Request) -> None:
     removed = volumes.prune(api.cfg.root)
-    for name in removed:
-        api.events.record("volume", "destroy", name, {"driver": "local"})
     req.json_response({"VolumesDeleted": removed or None, "SpaceReclaimed": 0})
 
 
@@ -150,13 +146,11 @@ def network_create(api: Any, req: Request) -> None:
         "name": body["Name"], "subnet": cfg.get("Subnet") or "",
         "gateway": cfg.get("Gateway") or "", "internal": bool(body.get("Internal")),
         "labels": body.get("Labels") or {}, "driver": body.get("Driver") or "bridge"})
-    api.events.record("network", "create", nid, {"name": body["Name"], "type": "bridge"})
     req.json_response({"Id": nid, "Warning": ""}, 201)
 
 
 def network_delete(api: Any, req: Request, id: str) -> None:  # noqa: A002
-    nid = api.zygote.call("net_remove", {"id": id})
-    api.events.record("network", "destroy", nid, {"name": id, "type": "bridge"})
+    api.zygote.call("net_remove", {"id": id})
     req.no_content()
 
 
@@ -169,18 +163,16 @@ def network_connect(api: Any, req: Request, id: str) -> None:  # noqa: A002
     body = req.json({}) or {}
     ep = body.get("EndpointConfig") or {}
     ipam = ep.get("IPAMConfig") or {}
-    cid = api.zygote.call("net_connect", {
+    api.zygote.call("net_connect", {
         "container": body.get("Container") or "", "network": id,
         "ip": ipam.get("IPv4Address") or "", "aliases": ep.get("Aliases") or []})
-    api.events.record("network", "connect", id, {"container": cid})
     req.send(200, b"", "text/plain")
 
 
 def network_disconnect(api: Any, req: Request, id: str) -> None:  # noqa: A002
     body = req.json({}) or {}
-    cid = api.zygote.call("net_disconnect", {"container": body.get("Container") or "",
+    api.zygote.call("net_disconnect", {"container": body.get("Container") or "",
                                               "network": id})
-    api.events.record("network", "disconnect", id, {"container": cid})
     req.send(200, b"", "text/plain")
 
 

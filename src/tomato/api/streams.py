@@ -59,12 +59,9 @@ class AttachSub(Sub):
 
 
 class Hub:
-    def __init__(self, hubs: Hubs, cid: str, auto_remove: bool,
-                 attrs: dict[str, str]) -> None:
+    def __init__(self, hubs: Hubs, cid: str) -> None:
         self.hubs = hubs
-        self.attrs = attrs  # name, image, labels: what events are filtered by
         self.cid = cid
-        self.auto_remove = auto_remove
         self.subs: list[Sub] = []
         self.sock: socket.socket | None = None
         self.early: list[bytes] = []  # stdin sent before the container started
@@ -130,22 +127,8 @@ class Hub:
         self.hubs.drop(self)
         if self.sock is not None:
             self.sock.close()
-        api = self.hubs.api
-        if code is not None:
-            api.events.record("container", "die", self.cid,
-                              {**self.attrs, "exitCode": str(code)})
-        for sub in list(self.subs):
+        for sub in list(self.subs):  # the monitor reported the die, remove_files the destroy
             sub.end(code)
-        if code is not None and self.auto_remove:
-            records = Containers(api.cfg.root)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    records.get(self.cid)
-                except NotFound:
-                    api.events.record("container", "destroy", self.cid, self.attrs)
-                    break
-                time.sleep(0.02)
 
 
 class Hubs:
@@ -158,9 +141,7 @@ class Hubs:
         with self.lock:
             hub = self.map.get(c.id)
             if hub is None:
-                attrs = {"name": c.name, "image": c.image, **(c.options.get("labels") or {})}
-                hub = self.map[c.id] = Hub(self, c.id, bool(c.options.get("auto_remove")),
-                                           attrs)
+                hub = self.map[c.id] = Hub(self, c.id)
             hub.subs.append(sub)
         if c.state.status in LIVE:  # on a thread: a monitor on its way out may not answer
             threading.Thread(target=hub.connect, daemon=True).start()

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tomato.engine import frames
+from tomato.engine import events, frames
 from tomato.engine.logs import LogWriter
 
 ATTACH_WAIT = 10.0  # seconds a foreground run may take to attach before we start anyway
@@ -210,6 +210,9 @@ class Monitor:
         self.records.set_state(self.cid, status="running", pid=pid,
                                pid_start=proc_start_time(pid), started_at=time.time(),
                                exit_code=0, finished_at=0.0, oom_killed=False, error="")
+        if not first:  # a restart policy's start (the first one is `start`'s to report)
+            events.emit(self.root, "container", "start", self.cid,
+                        self.cfg.get("event_attributes"))
         if first and not attach:
             self._report({"pid": pid})
         # Detached containers hand the steady state to tomato-shim (memory); a
@@ -260,6 +263,11 @@ class Monitor:
         from tomato.runtime.lifecycle import delete
 
         delete(self.states, self.cid, True, self.rtlog, getattr(self, "rec", None))
+        # The events first: `stop` waits for this record, then reports "stop" after "die".
+        if oom:
+            events.emit(self.root, "container", "oom", self.cid, self.cfg.get("event_attributes"))
+        events.emit(self.root, "container", "die", self.cid,
+                    {**self.cfg.get("event_attributes", {}), "exitCode": str(code)})
         self.records.set_state(self.cid, status="exited", exit_code=code,
                                finished_at=finished_at, oom_killed=oom, pid=0, pid_start=0)
         try:

@@ -294,7 +294,14 @@ class Networks:
                 with self.store.write() as db:
                     db.execute("DELETE FROM networks WHERE id=?", (n.id,))
                 raise
+        self._event("create", n)
         return n
+
+    def _event(self, action: str, n: Network, **extra: str) -> None:
+        from tomato.engine import events
+
+        events.emit(self.root, "network", action, n.id,
+                    {"name": n.name, "type": "bridge", **extra})
 
     def remove(self, ref: str) -> Network:
         n = self.get(ref)
@@ -313,6 +320,7 @@ class Networks:
                 db.execute("DELETE FROM networks WHERE id=?", (n.id,))
                 db.execute("DELETE FROM ipam_cursor WHERE network_id=?", (n.id,))
             self._apply_rules()
+        self._event("destroy", n)
         return n
 
     def prune(self) -> list[str]:
@@ -681,6 +689,7 @@ class Networks:
             if created:
                 self._apply_rules()
         self.refresh_hosts({n.id})
+        self._event("connect", n, container=cid)
         return n
 
     def disconnect(self, cid: str, ref: str) -> Network:
@@ -702,6 +711,7 @@ class Networks:
                 self._bridge_down(n)
                 self._apply_rules()
         self.refresh_hosts({n.id}, also=[cid])
+        self._event("disconnect", n, container=cid)
         return n
 
     def settings(self, cid: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from tomato.engine import events
 from tomato.engine import images as image_service
 from tomato.engine.containers import (
     CREATED,
@@ -236,6 +237,7 @@ def create(cfg: EngineConfig, opts: RunOptions) -> Container:
             rollback.pop_all()
     if net is not None and opts.network != "bridge":
         net.refresh_hosts({net.get(opts.network).id})  # peers learn our name
+    events.container(cfg.root, c, "create")
     return c
 
 
@@ -394,6 +396,7 @@ def start(cfg: EngineConfig, ref: str, attach_wait: bool = False) -> Container:
         "restart_max": opts.restart_max, "auto_remove": opts.auto_remove,
         "attach_wait": attach_wait, "log_max_size": opts.log_max_size,
         "log_max_file": opts.log_max_file,
+        "event_attributes": events.container_attributes(c.name, c.image, opts.labels),
     }
     (records.path(c.id) / "monitor.json").write_text(json.dumps(monitor_cfg))
     records.set_state(c.id, stop_requested=False, error="")
@@ -405,7 +408,9 @@ def start(cfg: EngineConfig, ref: str, attach_wait: bool = False) -> Container:
     if "pid" not in report:
         detail = report.get("error") or _tail(records.path(c.id) / "monitor.log")
         raise TomatoError(f"failed to start container {c.short_id}: {detail}")
-    return records.get(c.id)
+    c = records.get(c.id)
+    events.container(cfg.root, c, "start")
+    return c
 
 
 def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
@@ -503,6 +508,7 @@ def kill(cfg: EngineConfig, ref: str, sig: str | int = "KILL") -> Container:
     num = _signal_number(sig)
     _records(cfg).set_state(c.id, stop_requested=True)
     _runtime_kill(cfg, c, num)
+    events.container(cfg.root, c, "kill", signal=str(num))
     return c
 
 
@@ -541,16 +547,40 @@ def stop(cfg: EngineConfig, ref: str, timeout: int | None = None) -> Container:
         unpause(cfg, c.id)
     else:
         _runtime_kill(cfg, c, _signal_number(sig))
+    events.container(cfg.root, c, "kill", signal=str(_signal_number(sig)))
     c = wait_exit(cfg, c.id, grace)
     if c.state.status in (RUNNING, PAUSED, RESTARTING):
         _runtime_kill(cfg, c, signal.SIGKILL)
+        events.container(cfg.root, c, "kill", signal=str(int(signal.SIGKILL)))
         c = wait_exit(cfg, c.id, 30)
+    _wait_recorded(cfg, c.id)
+    events.container(cfg.root, c, "stop")
     return c
+
+
+def _wait_recorded(cfg: EngineConfig, cid: str, timeout: float = 5.0) -> None:
+    """Until the monitor has recorded the exit (and reported "die"): the kernel and
+    exit.json tell `wait_exit` a little earlier.  A dead monitor records nothing."""
+    from tomato.runtime.statedir import alive
+
+    records = _records(cfg)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            st = records.get(cid).state
+        except NotFound:
+            return
+        if st.status not in (RUNNING, PAUSED, RESTARTING) or not alive(st.monitor_pid,
+                                                                        st.monitor_start):
+            return
+        time.sleep(0.01)
 
 
 def restart(cfg: EngineConfig, ref: str, timeout: int | None = None) -> Container:
     c = stop(cfg, ref, timeout)
-    return start(cfg, c.id)
+    c = start(cfg, c.id)
+    events.container(cfg.root, c, "restart")
+    return c
 
 
 def pause(cfg: EngineConfig, ref: str) -> None:
@@ -562,6 +592,7 @@ def pause(cfg: EngineConfig, ref: str) -> None:
         raise Conflict(f"Container {c.id} is not running")
     rt_pause(StateDir(str(runtime_root(cfg))), c.id)
     _records(cfg).set_state(c.id, status=PAUSED)
+    events.container(cfg.root, c, "pause")
 
 
 def unpause(cfg: EngineConfig, ref: str) -> None:
@@ -573,6 +604,7 @@ def unpause(cfg: EngineConfig, ref: str) -> None:
         raise Conflict(f"Container {c.id} is not paused")
     resume(StateDir(str(runtime_root(cfg))), c.id)
     _records(cfg).set_state(c.id, status=RUNNING)
+    events.container(cfg.root, c, "unpause")
 
 
 # -- remove ---------------------------------------------------------------------------
@@ -584,6 +616,7 @@ def remove(cfg: EngineConfig, ref: str, force: bool = False, volumes: bool = Fal
                            "container before attempting removal or force remove")
         _records(cfg).set_state(c.id, stop_requested=True)
         _runtime_kill(cfg, c, signal.SIGKILL)
+        events.container(cfg.root, c, "kill", signal=str(int(signal.SIGKILL)))
         wait_exit(cfg, c.id, 30)
     remove_files(cfg.root, c.id, volumes=volumes)
     return c.id
@@ -615,6 +648,7 @@ def remove_files(root: Path, cid: str, volumes: bool = False) -> None:
         if network_done is not None:
             network_done()
     records.delete(cid)
+    events.container(root, c, "destroy")
     if volumes:
         from tomato.engine import volumes as vol
 
@@ -637,6 +671,7 @@ def prune(cfg: EngineConfig) -> list[str]:
 def rename(cfg: EngineConfig, ref: str, new_name: str) -> None:
     c = get(cfg, ref)
     _records(cfg).rename(c.id, new_name)
+    events.container(cfg.root, c, "rename", oldName="/" + c.name, name=new_name)
 
 
 # -- exec ---------------------------------------------------------------------------

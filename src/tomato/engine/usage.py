@@ -119,3 +119,6 @@ def update(cfg: EngineConfig, c: Container, changes: dict[str, Any]) -> None:
         import json
 
         bundle.write_text(json.dumps(c.spec, indent=2))
+    from tomato.engine import events
+
+    events.container(cfg.root, c, "update")

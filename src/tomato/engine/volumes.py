@@ -64,7 +64,14 @@ def ensure(root: Path, name: str, labels: dict[str, str] | None = None) -> Volum
         tmp = path / "meta.json.tmp"
         tmp.write_text(json.dumps({"created": time.time(), "labels": labels or {}}))
         tmp.rename(path / "meta.json")
+        _event(root, "create", name)
     return _load(path)
+
+
+def _event(root: Path, action: str, name: str) -> None:
+    from tomato.engine import events
+
+    events.emit(root, "volume", action, name, {"driver": "local"})
 
 
 def get(root: Path, name: str) -> Volume:
@@ -93,6 +100,7 @@ def remove(root: Path, name: str, force: bool = False) -> None:
     if using and not force:
         raise Conflict(f"remove {name}: volume is in use - [{', '.join(using)}]")
     shutil.rmtree(vol.path)
+    _event(root, "destroy", name)
 
 
 def prune(root: Path) -> list[str]:
@@ -100,5 +108,6 @@ def prune(root: Path) -> list[str]:
     for vol in list_volumes(root):
         if not users(root, vol.name):
             shutil.rmtree(vol.path)
+            _event(root, "destroy", vol.name)
             removed.append(vol.name)
     return removed

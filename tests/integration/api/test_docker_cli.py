@@ -247,7 +247,7 @@ def test_events(api: Server) -> None:
     out = api.docker("events", "--since", since, "--until", until, "--filter",
                      "container=evented", "--format", "{{.Action}}").stdout.split()
     for action in ("create", "attach", "start", "die", "destroy"):
-        assert action in out, out
+        assert out.count(action) == 1, out  # the engine reports each, the API no second time
     # a detached container nobody waits for still reports its death
     since = str(int(time.time()) - 1)
     api.docker("run", "-d", "--name", "loner", "busybox", "sh", "-c", "exit 3")
