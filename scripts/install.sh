@@ -29,6 +29,9 @@ fi
 if command -v cc >/dev/null 2>&1; then
     cc -O2 -Wall -o .venv/bin/tomato-shim.new src/tomato/engine/shim/tomato-shim.c \
         && mv .venv/bin/tomato-shim.new .venv/bin/tomato-shim
+    # tomato-client: `tomato` through the CLI's fork server (src/tomato/cli/forkserver.py)
+    cc -O2 -Wall -o .venv/bin/tomato-client.new src/tomato/cli/client/tomato-client.c \
+        && mv .venv/bin/tomato-client.new .venv/bin/tomato-client
 else
     echo "install.sh: no C compiler: containers' monitors stay in Python" >&2
 fi

@@ -104,9 +104,10 @@ class Runtime:
         return any("create" in argv and argv[-1] == cid for argv in self.calls())
 
     def containers(self) -> list[str]:
-        """State directories the runtime still holds (the shim appends the namespace)."""
+        """State directories the runtime still holds (the shim appends the namespace);
+        dot names are the runtime's own (.seccomp, its compiled-filter cache)."""
         d = self.root / NAMESPACE
-        return sorted(os.listdir(d)) if d.is_dir() else []
+        return sorted(n for n in os.listdir(d) if not n.startswith(".")) if d.is_dir() else []
 
 
 def mounts_under(path: Path) -> list[str]:

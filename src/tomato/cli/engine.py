@@ -678,6 +678,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        _leave_a_fork_server(args.root)
+
+
+def _leave_a_fork_server(root: str) -> None:
+    """The next command skips Python's start-up (see cli/forkserver.py)."""
+    from tomato.cli import forkserver
+
+    try:
+        forkserver.maybe_start(root)
+    except Exception:  # noqa: BLE001 — an accelerator never fails the command
+        pass
 
 
 if __name__ == "__main__":

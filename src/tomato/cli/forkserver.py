@@ -1,0 +1,426 @@
+"""The CLI's fork server: `tomato` commands without Python's start-up.
+
+Starting the interpreter and importing the engine costs a `tomato` command
+~30 ms of its ~100, and as much CPU again on every one of fifty `run -d` at
+once.  So the first command run the slow way leaves a server behind: a
+process with the engine imported, listening on ``ROOT/cli.sock``.  The next
+`tomato` is the C client (bin/tomato runs ``tomato-client`` when it is
+installed), which sends its argv, environment, umask, working directory and
+stdio; the server forks a child that becomes that command -- the same
+``tomato.cli.engine.main`` on the client's terminal -- and the child reports
+its pid and exit code back to the client.  See client/tomato-client.c.
+
+It changes nothing the command can see:
+
+- only a client in exactly the server's namespaces and root, with the
+  server's uid, is served; any other is refused and runs the command itself;
+- code changed on disk since the server started: refused, and the server
+  leaves (the next slow command starts a fresh one);
+- the client forwards its signals to the child; if the client dies, the
+  child gets SIGIO from the connection and dies too, as the CLI would.
+
+The server is single-threaded (its children fork), ignores SIGCHLD so the
+kernel reaps them, holds ``locks/cli-server.lock`` for its lifetime (one
+per root), and leaves when idle, when its socket is gone or replaced, or on
+SIGTERM.  ``TOMATO_NO_FORKSERVER=1`` turns all of it off.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import
+if TYPE_CHECKING:
+    import socket
+
+SOCKET_NAME = "cli.sock"
+LOCK_NAME = "cli-server.lock"
+LOG_NAME = "cli-server.log"
+IDLE_SECONDS = float(os.environ.get("TOMATO_FORKSERVER_IDLE", "600"))
+NAMESPACES = ("mnt", "net", "pid", "ipc", "uts", "user", "cgroup", "time")
+MAX_REQUEST = 1 << 20
+
+#: everything the common commands import, loaded once here instead of per command
+PRELOAD = (
+    "tomato.cli.engine", "tomato.cli.containers", "tomato.cli.run_options",
+    "tomato.cli.container_tools", "tomato.cli.volumes", "tomato.cli.networks",
+    "tomato.engine.service", "tomato.engine.images", "tomato.engine.containers",
+    "tomato.engine.networks", "tomato.engine.monitor", "tomato.engine.attach",
+    "tomato.engine.frames", "tomato.engine.logs", "tomato.engine.specgen",
+    "tomato.engine.options", "tomato.engine.inspect", "tomato.engine.humanize",
+    "tomato.engine.events", "tomato.engine.volumes", "tomato.engine.usage",
+    "tomato.runtime.create", "tomato.runtime.init", "tomato.runtime.rootfs",
+    "tomato.runtime.process", "tomato.runtime.lifecycle", "tomato.runtime.exec",
+    "tomato.runtime.seccomp_cache", "tomato.runtime.statedir", "tomato.runtime.console",
+    "tomato.cgroups", "tomato.cgroups.v1", "tomato.cgroups.v2",
+    "tomato.network.bridge", "tomato.network.netns", "tomato.network.netlink",
+    "tomato.network.nft", "tomato.network.ports", "tomato.network.files",
+    "tomato.network.ipam", "tomato.oci.security_defaults", "tomato.oci.seccomp_spec",
+    "tomato._sys.seccomp", "tomato._sys.caps", "tomato.images.unpack",
+    "ipaddress", "shutil", "subprocess", "threading", "termios", "hashlib",
+)
+
+#: set in a forked child: the command it runs must not start another server
+IN_CHILD = False
+
+
+# -- the CLI's side -------------------------------------------------------------------
+def lock_path(root: str) -> str:
+    return os.path.join(root, "locks", LOCK_NAME)
+
+
+def server_pid(root: str) -> int:
+    """The pid of this root's server, 0 if none (the lock file names its holder)."""
+    if not running(root):
+        return 0
+    try:
+        with open(lock_path(root)) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def running(root: str) -> bool:
+    """Whether a server holds this root's lock (a flock: gone with its process)."""
+    import fcntl
+
+    try:
+        fd = os.open(lock_path(root), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def maybe_start(root: str) -> None:
+    """After a command run the slow way: leave a server for the next ones."""
+    if IN_CHILD or os.environ.get("TOMATO_NO_FORKSERVER") or not sys.argv:
+        return
+    launcher = sys.argv[0]
+    if os.path.basename(launcher) != "tomato":
+        return  # main() called from Python (tests, tools): no server behind their back
+    client = os.path.join(os.path.dirname(os.path.abspath(launcher)), "tomato-client")
+    root = os.path.abspath(root)
+    if not os.access(client, os.X_OK) or not os.path.isdir(root) or running(root):
+        return
+    code = (f"import sys; sys.path[:] = {sys.path!r}; "
+            f"from tomato.cli.forkserver import serve; sys.exit(serve({root!r}))")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover — the detached server's parent, gone at once
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                null = os.open(os.devnull, os.O_RDWR)
+                log = os.open(os.path.join(root, LOG_NAME),
+                              os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                os.dup2(null, 0)
+                os.dup2(null, 1)
+                os.dup2(log, 2)
+                os.closerange(3, 1 << 16)
+                os.chdir("/")
+                os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", code])
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+# -- the server -----------------------------------------------------------------------
+def _namespaces(pid: int | str) -> tuple[tuple[str, int], ...]:
+    found = []
+    for name in NAMESPACES:
+        try:
+            found.append((name, os.stat(f"/proc/{pid}/ns/{name}").st_ino))
+        except OSError:
+            continue  # a kernel without it: the same for both sides
+    st = os.stat(f"/proc/{pid}/root")
+    found.append(("root", st.st_ino * 1000003 + st.st_dev))
+    return tuple(found)
+
+
+def _code_stamp() -> tuple[tuple[str, int, int], ...]:
+    """Our modules' files as loaded: a change on disk means this server is stale."""
+    out = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and (name == "tomato" or name.startswith("tomato.")):
+            try:
+                st = os.stat(path)
+            except OSError:
+                out.append((path, 0, 0))
+                continue
+            out.append((path, st.st_mtime_ns, st.st_size))
+    return tuple(sorted(out))
+
+
+def _receive(conn: socket.socket) -> tuple[list[bytes], list[int]]:
+    """The client's request: its NUL-separated fields and the fds that came along."""
+    import array
+    import socket
+
+    fds: list[int] = []
+    data = b""
+    need = 8
+    while len(data) < need:
+        got = array.array("i")
+        chunk, ancdata, _flags, _addr = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                got.frombytes(payload[:len(payload) - len(payload) % got.itemsize])
+                fds.extend(got)
+        if not chunk:
+            break
+        data += chunk
+        if need == 8 and len(data) >= 8:
+            need = 8 + int(data[:8], 16)
+            if need > 8 + MAX_REQUEST:
+                break
+    if len(data) != need or need == 8:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("a short or oversized request")
+    return data[8:].split(b"\0")[:-1], fds
+
+
+def _parse(fields: list[bytes]) -> tuple[int, list[str], dict[str, str]]:
+    """(umask, argv, environ) from ``tomato1 UMASK ARGC ARGV... ENVC ENV...``."""
+    if not fields or fields[0] != b"tomato1":
+        raise ValueError("not a tomato-client request")
+    text = [os.fsdecode(f) for f in fields]
+    umask = int(text[1])
+    argc = int(text[2])
+    argv = text[3:3 + argc]
+    envc = int(text[3 + argc])
+    env = {}
+    for item in text[4 + argc:4 + argc + envc]:
+        key, sep, value = item.partition("=")
+        if sep and key:
+            env[key] = value
+    if len(argv) != argc or not argv:
+        raise ValueError("a malformed argv")
+    return umask, argv, env
+
+
+def serve(root: str) -> int:
+    import fcntl
+    import importlib
+    import select
+    import signal
+
+    root = os.path.abspath(root)
+    os.makedirs(os.path.join(root, "locks"), mode=0o700, exist_ok=True)
+    lock = os.open(lock_path(root), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # another server has this root
+    os.ftruncate(lock, 0)
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+    stamp = _code_stamp()
+    own = _namespaces("self")
+    path = os.path.join(root, SOCKET_NAME)
+    listener, inode = _bind(root)
+    os.write(lock, f"{os.getpid()}\n".encode())  # ready: who we are, for people and tests
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps our children
+    leaving: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: leaving.append(1))
+    signal.signal(signal.SIGINT, lambda *_: leaving.append(1))
+    last = time.monotonic()
+    try:
+        while not leaving:
+            try:
+                ready, _, _ = select.select([listener], [], [], 1.0)
+            except InterruptedError:
+                continue
+            if not ready:
+                if time.monotonic() - last > IDLE_SECONDS or not _still_ours(path, inode):
+                    break
+                continue
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            last = time.monotonic()
+            with conn:
+                verdict = _handle(conn, own, stamp)
+            if verdict == "stale":
+                break
+    finally:
+        if _still_ours(path, inode):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        listener.close()
+        os.close(lock)
+    return 0
+
+
+def _bind(root: str) -> tuple[socket.socket, int]:
+    import socket
+
+    from tomato.engine.attach import short_path
+
+    path = os.path.join(root, SOCKET_NAME)
+    try:
+        os.unlink(path)  # a dead server's (we hold the lock: no live one)
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    from pathlib import Path
+
+    short, dir_fd = short_path(Path(path))
+    old = os.umask(0o177)  # 0600 from the start: it runs anything as us
+    try:
+        listener.bind(short)
+    finally:
+        os.umask(old)
+        os.close(dir_fd)
+    listener.listen(128)
+    return listener, os.stat(path).st_ino
+
+
+def _still_ours(path: str, inode: int) -> bool:
+    try:
+        return os.stat(path).st_ino == inode
+    except OSError:
+        return False
+
+
+def _handle(conn: socket.socket, own: tuple[tuple[str, int], ...],
+            stamp: tuple[tuple[str, int, int], ...]) -> str:
+    import socket
+    import struct
+
+    conn.settimeout(5)
+    try:
+        fields, fds = _receive(conn)
+    except (OSError, ValueError):
+        return "bad"
+    try:
+        pid, uid, _gid = struct.unpack("3i", conn.getsockopt(
+            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        if uid != os.geteuid():
+            verdict = "refuse another user"
+        elif _namespaces(pid) != own:
+            verdict = "refuse another namespace"
+        elif _code_stamp() != stamp:
+            verdict = "refuse stale"
+        elif len(fds) != 4:
+            verdict = "refuse no stdio"
+        else:
+            verdict = ""
+        if not verdict:
+            umask, argv, env = _parse(fields)
+    except (OSError, ValueError) as err:
+        verdict = f"refuse {err}"
+    if verdict:
+        for fd in fds:
+            os.close(fd)
+        try:
+            conn.sendall(verdict.encode() + b"\n")
+        except OSError:
+            pass
+        return "stale" if verdict == "refuse stale" else "refused"
+    child = os.fork()
+    if child == 0:  # pragma: no cover — the forked command
+        _child(conn, fds, umask, argv, env)
+    for fd in fds:
+        os.close(fd)
+    return "forked"
+
+
+def _child(conn: socket.socket, fds: list[int], umask: int, argv: list[str],
+           env: dict[str, str]) -> None:
+    """Become the command: the client's stdio, directory, umask and environment."""
+    import signal
+
+    global IN_CHILD
+    IN_CHILD = True
+    code = 125
+    try:
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt
+        conn.settimeout(None)
+        _watch_client(conn)
+        for target, fd in enumerate(fds[:3]):
+            os.dup2(fd, target)
+        os.fchdir(fds[3])
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        os.umask(umask)
+        os.environ.clear()
+        os.environ.update(env)
+        time.tzset()
+        _stdio()
+        sys.argv = argv
+        conn.sendall(f"pid {os.getpid()}\n".encode())
+        from tomato.cli.engine import main
+
+        code = main(argv[1:])
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if not isinstance(exit_.code, int) and exit_.code is not None:
+            print(exit_.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 — reported as the CLI would, a traceback
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        try:
+            conn.sendall(f"exit {code}\n".encode())
+        except OSError:
+            pass
+        os._exit(code & 0xFF)
+
+
+def _watch_client(conn: socket.socket) -> None:
+    """SIGIO (default: terminate) when the client's end closes: a killed client
+    takes its command along, as killing the CLI itself would."""
+    import fcntl
+    import select
+    import signal
+
+    signal.signal(signal.SIGIO, signal.SIG_DFL)
+    fd = conn.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+    if select.select([fd], [], [], 0)[0]:  # it went before we were watching
+        os._exit(128 + signal.SIGIO)
+
+
+def _stdio() -> None:
+    """sys.stdin/stdout/stderr on the client's fds, buffered as Python's own."""
+    import io
+
+    def stream(fd: int, writing: bool, errors: str, line: bool) -> io.TextIOWrapper:
+        raw = io.FileIO(fd, "w" if writing else "r", closefd=False)
+        buffered = io.BufferedWriter(raw) if writing else io.BufferedReader(raw)
+        return io.TextIOWrapper(buffered, encoding="utf-8", errors=errors,  # type: ignore[arg-type]
+                                line_buffering=line)
+
+    sys.stdin = stream(0, False, "surrogateescape", False)
+    sys.stdout = stream(1, True, "surrogateescape", os.isatty(1))
+    sys.stderr = stream(2, True, "backslashreplace", True)
+    for name in ("stdin", "stdout", "stderr"):  # what shutil.get_terminal_size reads
+        setattr(sys, f"__{name}__", getattr(sys, name))

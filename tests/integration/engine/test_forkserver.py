@@ -1,0 +1,196 @@
+"""The CLI's fork server (tomato/cli/forkserver.py, client/tomato-client.c): commands
+run in a child of the server on the client's stdio, signals and all; anything the
+server must not serve runs the slow way, unchanged."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tomato.cli import forkserver
+
+from .conftest import TOMATO, Engine
+
+CLIENT = Path(TOMATO).parent / "tomato-client"
+pytestmark = pytest.mark.skipif(not CLIENT.exists(),
+                                reason="tomato-client is not built (scripts/install.sh)")
+
+
+def until(predicate: Callable[[], Any], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _server(engine: Engine) -> int:
+    """The root's server, started by a command if there is none yet."""
+    root = str(engine.root)
+    if not forkserver.server_pid(root):
+        engine.run("ps")
+    assert until(lambda: forkserver.server_pid(root) != 0)
+    return forkserver.server_pid(root)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _exe(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/exe")
+
+
+def _start(engine: Engine, *args: str, prefix: tuple[str, ...] = (),
+           env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*prefix, TOMATO, *args], env=env or engine.env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+@pytest.fixture
+def fresh_root(storage: Path) -> Iterator[Path]:
+    root = storage / f"fork-{uuid.uuid4().hex[:8]}"
+    root.mkdir()
+    yield root
+    pid = forkserver.server_pid(str(root))
+    shutil.rmtree(root, ignore_errors=True)
+    if pid:  # its socket is gone: it leaves within a second
+        assert until(lambda: not Path(f"/proc/{pid}").exists() or
+                     Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z")
+
+
+def test_the_first_command_leaves_a_server_and_it_goes_with_its_root(fresh_root: Path) -> None:
+    engine = Engine(fresh_root)
+    assert engine.run("ps").stdout.startswith("CONTAINER ID")
+    assert until(lambda: forkserver.server_pid(str(fresh_root)) != 0)
+    pid = forkserver.server_pid(str(fresh_root))
+    assert oct((fresh_root / "cli.sock").stat().st_mode & 0o777) == "0o600"
+    assert engine.run("ps").stdout.startswith("CONTAINER ID")  # served
+    assert forkserver.server_pid(str(fresh_root)) == pid  # one server per root
+    shutil.rmtree(fresh_root)
+    assert until(lambda: not Path(f"/proc/{pid}").exists() or
+                 Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z")
+
+
+def test_a_command_runs_in_a_child_of_the_server_and_dies_with_its_client(
+        engine: Engine) -> None:
+    server = _server(engine)
+    proc = _start(engine, "run", "--network", "none", "--name", "fsk", "busybox", "sh", "-c",
+                  "echo up; sleep 30")
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+        assert _exe(proc.pid).endswith("/tomato-client")
+        (child,) = _children(server)
+        # the child writes straight to the pipe we read: the client's own stdout
+        assert os.readlink(f"/proc/{child}/fd/1") == os.readlink(f"/proc/{proc.pid}/fd/1")
+        proc.kill()  # kill -9 of the CLI...
+        proc.wait()
+        assert until(lambda: child not in _children(server))  # ...takes the command along
+        assert engine.inspect("fsk")["State"]["Status"] == "running"  # as docker's CLI would
+    finally:
+        proc.kill()
+        proc.wait()
+        engine.run("rm", "-f", "fsk")
+
+
+def test_signals_stdio_exit_codes_and_the_working_directory(engine: Engine,
+                                                              tmp_path: Path) -> None:
+    _server(engine)
+    proc = _start(engine, "run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                  'trap "echo got-int; exit 3" INT; echo ready; while true; do sleep 0.1; done')
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGINT)  # Ctrl-C reaches the client; it passes it on
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 3 and out == b"got-int\n"
+
+    both = engine.run("run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                      "echo out; echo err >&2; exit 7", check=False)
+    assert (both.returncode, both.stdout, both.stderr) == (7, "out\n", "err\n")
+    cat = engine.run("run", "--rm", "-i", "--network", "none", "busybox", "cat",
+                     input="through stdin\n")
+    assert cat.stdout == "through stdin\n"
+    (tmp_path / "vars").write_text("GREETING=from-a-relative-path\n")
+    env = subprocess.run([TOMATO, "run", "--rm", "--network", "none", "--env-file", "vars",
+                          "busybox", "sh", "-c", "echo $GREETING"], cwd=tmp_path,
+                         env=engine.env(), capture_output=True, text=True, timeout=60)
+    assert env.stdout == "from-a-relative-path\n", env.stderr
+    bad = engine.run("run", "--memory", "1x", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "invalid size" in bad.stderr
+
+
+def test_another_network_namespace_runs_the_command_itself(engine: Engine) -> None:
+    server = _server(engine)
+    proc = _start(engine, "run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                  "echo up; sleep 1", prefix=("unshare", "-n"))
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    assert "python" in os.path.basename(_exe(proc.pid))  # refused: the Python CLI ran it
+    assert _children(server) == []
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert forkserver.server_pid(str(engine.root)) == server  # and it keeps serving
+
+
+def test_turned_off_it_neither_serves_nor_starts(engine: Engine, fresh_root: Path) -> None:
+    _server(engine)
+    off = {**engine.env(), "TOMATO_NO_FORKSERVER": "1"}
+    proc = _start(engine, "run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                  "echo up; sleep 1", env=off)
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    assert "python" in os.path.basename(_exe(proc.pid))
+    proc.communicate(timeout=30)
+    subprocess.run([TOMATO, "ps"], env={**off, "TOMATO_ROOT": str(fresh_root)}, check=True,
+                   capture_output=True)
+    time.sleep(0.3)
+    assert not forkserver.running(str(fresh_root))
+
+
+def test_garbage_on_the_socket_leaves_the_server_serving(engine: Engine) -> None:
+    server = _server(engine)
+    for payload in (b"zz", b"0000000ftomato1\0", b"ffffffff" + b"x" * 64,
+                    b"00000010notatomato\0\0\0\0\0\0\0\0"):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(engine.root / "cli.sock"))
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(10)
+            reply = s.recv(100)
+            assert reply == b"" or reply.startswith(b"refuse"), reply
+    assert engine.run("ps").returncode == 0
+    assert forkserver.server_pid(str(engine.root)) == server
+
+
+def test_code_changed_on_disk_retires_the_server(engine: Engine) -> None:
+    server = _server(engine)
+    from tomato.engine import humanize
+
+    path = Path(humanize.__file__)
+    before = path.stat()
+    try:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+        assert engine.run("ps").stdout.startswith("CONTAINER ID")  # run the slow way
+        assert until(lambda: not Path(f"/proc/{server}").exists() or
+                     Path(f"/proc/{server}/stat").read_text().split()[2] == "Z")
+    finally:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
