@@ -71,6 +71,44 @@ def new_manager(cgroups_path: str, container_id: str,
     return V1Manager(paths, unified, {}, cgroups_path, container_id)
 
 
+def prime_migration() -> int:
+    """Start, in the background, the grace period the container's first cgroup move
+    would wait for; returns the helper's pid (reap it) or 0.
+
+    Moving a task between cgroups takes a global percpu rwsem for writing, and the
+    first writer after a quiet spell waits for an RCU grace period (5-15 ms here)
+    that later writers, for about one more grace period, do not.  So a short-lived
+    helper re-joins its own current cgroup (``echo 0 > cgroup.procs``: it moves
+    nowhere, nothing else is touched) at the start of a creation; its grace period
+    passes while the bundle, rootfs and init are made, and the init's real move a
+    few milliseconds later is quick.  A process rather than a thread: the caller
+    forks (the monitor, the init) while it runs.
+    """
+    try:
+        found = hierarchies()
+    except OSError:
+        return 0
+    pick = next((h for h in found if h.version == 1 and "pids" in h.controllers),
+                found[0] if found else None)
+    if pick is None:
+        return 0
+    try:
+        procs = os.path.join(pick.directory(pick.own_path), "cgroup.procs")
+        return os.posix_spawn("/bin/sh", ["sh", "-c", 'exec 2>/dev/null; echo 0 > "$1"',
+                                          "sh", procs], {})
+    except (OSError, ValueError):
+        return 0
+
+
+def reap(pid: int) -> None:
+    """Wait for a ``prime_migration`` helper (done long before, as a rule)."""
+    if pid > 0:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
 def _mode(found: list[Hierarchy]) -> str:
     from .detect import mode_of
 

@@ -23,13 +23,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def _attach_and_wait(cfg: Any, c: Any, args: argparse.Namespace) -> int:
+def _attach_and_wait(cfg: Any, c: Any, args: argparse.Namespace,
+                     auto_remove: bool = False) -> int:
     from tomato.engine import attach, service
     from tomato.engine.containers import Containers
 
     sock = attach.connect(Containers(cfg.root).path(c.id) / "attach.sock")
     code = attach.stream(sock, stdin=args.interactive, tty=args.tty,
-                         proxy_signals=args.sig_proxy != "false")
+                         proxy_signals=args.sig_proxy != "false", until_closed=auto_remove)
     if code is None:  # the monitor died: the record (reconciled) knows the truth
         try:
             code = service.wait_exit(cfg, c.id).state.exit_code
@@ -51,7 +52,7 @@ def cmd_run(args: argparse.Namespace, cfg: Any) -> int:
 
     _explain(args)
     opts = build_options(args)
-    c = service.create(cfg, opts)
+    c = service.create(cfg, opts, then_start=True)
     if args.detach:
         service.start(cfg, c.id)
         print(c.id)
@@ -65,9 +66,9 @@ def cmd_run(args: argparse.Namespace, cfg: Any) -> int:
         code = 127 if "not found" in msg or "no such file" in msg else \
             126 if "permission denied" in msg else ENGINE_ERROR
         return _fail(err, code)
-    code = _attach_and_wait(cfg, c, args)
+    code = _attach_and_wait(cfg, c, args, opts.auto_remove)
     if opts.auto_remove:  # like docker: return once the container is gone
-        _wait_removed(cfg, c.id)
+        _wait_removed(cfg, c.id)  # the monitor hung up when it was: a check, as a rule
     return code
 
 

@@ -657,9 +657,18 @@ def make_config(args: argparse.Namespace) -> Any:
                         insecure_registries=tuple(args.insecure_registry))
 
 
+#: every command's parser, built once by the fork server for all its children
+_PREBUILT: argparse.ArgumentParser | None = None
+
+
+def prebuild_parser() -> None:
+    global _PREBUILT
+    _PREBUILT = build_parser(None)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv)
+    parser = _PREBUILT or build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args, make_config(args)) or 0)

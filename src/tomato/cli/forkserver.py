@@ -19,10 +19,11 @@ It changes nothing the command can see:
 - the client forwards its signals to the child; if the client dies, the
   child gets SIGIO from the connection and dies too, as the CLI would.
 
-The server is single-threaded (its children fork), ignores SIGCHLD so the
-kernel reaps them, holds ``locks/cli-server.lock`` for its lifetime (one
-per root), and leaves when idle, when its socket is gone or replaced, or on
-SIGTERM.  ``TOMATO_NO_FORKSERVER=1`` turns all of it off.
+The server is single-threaded (its children fork), is the subreaper of what
+they leave and ignores SIGCHLD so the kernel reaps it all, holds
+``locks/cli-server.lock`` for its lifetime (one per root), and leaves when
+idle, when its socket is gone or replaced, or on SIGTERM.
+``TOMATO_NO_FORKSERVER=1`` turns all of it off.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ LOG_NAME = "cli-server.log"
 IDLE_SECONDS = float(os.environ.get("TOMATO_FORKSERVER_IDLE", "600"))
 NAMESPACES = ("mnt", "net", "pid", "ipc", "uts", "user", "cgroup", "time")
 MAX_REQUEST = 1 << 20
+PR_SET_CHILD_SUBREAPER = 36
 
 #: everything the common commands import, loaded once here instead of per command
 PRELOAD = (
@@ -226,12 +228,21 @@ def serve(root: str) -> int:
             importlib.import_module(name)
         except ImportError:
             continue
+    from tomato.cli import engine
+
+    engine.prebuild_parser()
     stamp = _code_stamp()
     own = _namespaces("self")
     path = os.path.join(root, SOCKET_NAME)
     listener, inode = _bind(root)
     os.write(lock, f"{os.getpid()}\n".encode())  # ready: who we are, for people and tests
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps our children
+    # Subreaper of what our children leave (container monitors are double-forked from
+    # them), and SIGCHLD ignored so the kernel reaps them all: nothing is left a zombie
+    # of a pid 1 that does not reap.
+    from tomato._sys import libc
+
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     leaving: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: leaving.append(1))
     signal.signal(signal.SIGINT, lambda *_: leaving.append(1))

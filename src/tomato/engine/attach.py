@@ -52,9 +52,11 @@ def _winsize() -> tuple[int, int] | None:
 
 
 def stream(sock: socket.socket, *, stdin: bool, tty: bool,
-           proxy_signals: bool = True) -> int | None:
+           proxy_signals: bool = True, until_closed: bool = False) -> int | None:
     """Copy frames to our stdout/stderr (and our stdin to the container) until the
-    container exits; return its exit code, or None if the monitor went away."""
+    container exits; return its exit code, or None if the monitor went away.
+    ``until_closed``: then wait (bounded) for the monitor to hang up, which it does
+    once it has removed an --rm container."""
     saved = None
     if tty and os.isatty(0):
         saved = termios.tcgetattr(0)
@@ -112,6 +114,13 @@ def stream(sock: socket.socket, *, stdin: bool, tty: bool,
                         msg = frames.decode_control(payload)
                         if "exit" in msg:
                             code = int(msg["exit"])
+        if until_closed:
+            sock.settimeout(30)
+            try:
+                while sock.recv(65536):
+                    pass
+            except OSError:
+                pass
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSAFLUSH, saved)

@@ -86,9 +86,11 @@ class Monitor:
                     os.close(w)
                     self.outputs[r] = name
                     ours.append(r)
+            # `tomato create`/`run` primed the cgroup move already (service.create)
             created = create(self.states, self.cid,
-                             CreateOptions(bundle=self.cfg["bundle"]), self.rtlog,
-                             keep_master=tty)
+                             CreateOptions(bundle=self.cfg["bundle"],
+                                           prime_cgroups=not self.cfg.get("primed")),
+                             self.rtlog, keep_master=tty)
         except BaseException:
             for r in ours:
                 os.close(r)
@@ -390,6 +392,7 @@ class Monitor:
         restarts = self.records.get(self.cid).state.restart_count if after else 0
         delay = min(0.1 * 2 ** restarts, 10.0)
         code = 0
+        remove = bool(self.cfg.get("auto_remove"))  # not after a failed start: the CLI does
         try:
             first = after is None
             while True:
@@ -405,6 +408,7 @@ class Monitor:
                                            error=msg, exit_code=128 if first else 0)
                     if first:
                         self._report({"error": msg})
+                    remove = False
                     return 1
                 first = False
                 if not self._should_restart(code, restarts):
@@ -415,20 +419,23 @@ class Monitor:
                 delay = min(delay * 2, 10.0)
         finally:
             self.log.close()
-            for client in list(self.clients):
-                self._drop(client)
             listener.close()
             try:
                 os.unlink(sock_path)
             except FileNotFoundError:
                 pass
-        if self.cfg.get("auto_remove"):
-            from tomato.engine import service
-
             try:
-                service.remove_files(self.root, self.cid)
-            except Exception as err:  # noqa: BLE001
-                sys.stderr.write(f"monitor: --rm cleanup failed: {err}\n")
+                if remove:
+                    from tomato.engine import service
+
+                    try:
+                        service.remove_files(self.root, self.cid)
+                    except Exception as err:  # noqa: BLE001
+                        sys.stderr.write(f"monitor: --rm cleanup failed: {err}\n")
+            finally:
+                # Hung up only now: an attached `run --rm` waits for this, not a poll.
+                for client in list(self.clients):
+                    self._drop(client)
         return 0
 
 

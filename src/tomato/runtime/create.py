@@ -34,6 +34,7 @@ class CreateOptions:
     no_pivot: bool = False
     preserve_fds: int = 0
     no_new_keyring: bool = False
+    prime_cgroups: bool = True  # False: the caller already did (cgroups.prime_migration)
 
 
 @record(frozen=False)
@@ -148,6 +149,22 @@ def _time_offsets(spec: Spec) -> None:
 def create(states: StateDir, container_id: str, opts: CreateOptions,
            log: RuntimeLog, keep_master: bool = False) -> Created:
     validate_id(container_id)
+    primer = 0
+    if opts.prime_cgroups and os.geteuid() == 0 and os.path.isdir(opts.bundle):
+        from tomato import cgroups
+
+        primer = cgroups.prime_migration()  # its grace period passes while we work
+    try:
+        return _create(states, container_id, opts, log, keep_master)
+    finally:
+        if primer:
+            from tomato import cgroups
+
+            cgroups.reap(primer)
+
+
+def _create(states: StateDir, container_id: str, opts: CreateOptions,
+            log: RuntimeLog, keep_master: bool) -> Created:
     bundle = os.path.abspath(opts.bundle)
     if not os.path.isdir(bundle):
         raise NotFound(f"bundle {opts.bundle} does not exist")
