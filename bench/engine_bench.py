@@ -123,7 +123,7 @@ def main() -> int:
         if not args.skip_ctr and shutil.which("ctr") and shutil.which("containerd"):
             from helpers.containerd import Containerd, Runtime
 
-            with Containerd(tmp / "ctrd").start() as ctrd:
+            with Containerd(tmp / "ctrd") as ctrd:  # __enter__ starts it
                 check = ctrd.ctr("image", "import", str(tmp / "bb-docker.tar"), timeout=120)
                 if check.returncode != 0:
                     raise RuntimeError(f"ctr image import: {check.stderr}")
