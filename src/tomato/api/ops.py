@@ -16,9 +16,9 @@ from tomato.errors import Conflict, InvalidArgument
 
 def make_ops(cfg: Any) -> dict[str, Op]:
     # imported now, in the server, so each forked child has them for free
-    import tomato.engine.monitor  # noqa: F401
-    import tomato.runtime.create  # noqa: F401
-    import tomato.runtime.exec  # noqa: F401
+    from tomato.engine.preload import preload
+
+    preload()
     from tomato.engine import networks, service
     from tomato.engine.options import RunOptions
 

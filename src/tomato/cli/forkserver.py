@@ -44,24 +44,10 @@ NAMESPACES = ("mnt", "net", "pid", "ipc", "uts", "user", "cgroup", "time")
 MAX_REQUEST = 1 << 20
 PR_SET_CHILD_SUBREAPER = 36
 
-#: everything the common commands import, loaded once here instead of per command
-PRELOAD = (
+#: the CLI modules of the common commands (the engine's: tomato.engine.preload)
+CLI_MODULES = (
     "tomato.cli.engine", "tomato.cli.containers", "tomato.cli.run_options",
     "tomato.cli.container_tools", "tomato.cli.volumes", "tomato.cli.networks",
-    "tomato.engine.service", "tomato.engine.images", "tomato.engine.containers",
-    "tomato.engine.networks", "tomato.engine.monitor", "tomato.engine.attach",
-    "tomato.engine.frames", "tomato.engine.logs", "tomato.engine.specgen",
-    "tomato.engine.options", "tomato.engine.inspect", "tomato.engine.humanize",
-    "tomato.engine.events", "tomato.engine.volumes", "tomato.engine.usage",
-    "tomato.runtime.create", "tomato.runtime.init", "tomato.runtime.rootfs",
-    "tomato.runtime.process", "tomato.runtime.lifecycle", "tomato.runtime.exec",
-    "tomato.runtime.seccomp_cache", "tomato.runtime.statedir", "tomato.runtime.console",
-    "tomato.cgroups", "tomato.cgroups.v1", "tomato.cgroups.v2",
-    "tomato.network.bridge", "tomato.network.netns", "tomato.network.netlink",
-    "tomato.network.nft", "tomato.network.ports", "tomato.network.files",
-    "tomato.network.ipam", "tomato.oci.security_defaults", "tomato.oci.seccomp_spec",
-    "tomato._sys.seccomp", "tomato._sys.caps", "tomato.images.unpack",
-    "ipaddress", "shutil", "subprocess", "threading", "termios", "hashlib",
 )
 
 #: set in a forked child: the command it runs must not start another server
@@ -211,7 +197,6 @@ def _parse(fields: list[bytes]) -> tuple[int, list[str], dict[str, str]]:
 
 def serve(root: str) -> int:
     import fcntl
-    import importlib
     import select
     import signal
 
@@ -223,11 +208,9 @@ def serve(root: str) -> int:
     except OSError:
         return 0  # another server has this root
     os.ftruncate(lock, 0)
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
+    from tomato.engine.preload import preload
+
+    preload(CLI_MODULES)
     from tomato.cli import engine
 
     engine.prebuild_parser()
