@@ -147,6 +147,9 @@ class Zygote:
         listener.bind(path)
         listener.listen(128)
         parent_r, parent_w = os.pipe2(os.O_CLOEXEC)
+        from tomato.engine.store import forget_connections
+
+        forget_connections()  # sqlite connections never cross a fork
         pid = os.fork()
         if pid == 0:  # pragma: no cover
             code = 0

@@ -467,6 +467,9 @@ def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
     or imports: everything the monitor needs is already loaded here.  The
     double fork detaches it (new session, not our child) so it outlives us.
     """
+    from tomato.engine.store import forget_connections
+
+    forget_connections()  # the monitor opens its own
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # pragma: no cover — runs in the forked monitor

@@ -93,8 +93,24 @@ MIGRATIONS: list[str] = [
 _LOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
+#: open connections, one per (process, thread, database file): a `tomato run` makes two
+#: dozen transactions, and opening a connection for each -- and, closing the last one,
+#: checkpointing and deleting the WAL -- cost more than the transactions.  Never carried
+#: across fork(): the key has the pid, and ``forget_connections`` closes them first.
+_OPEN: dict[tuple[int, int, Path], tuple[sqlite3.Connection, tuple[int, int]]] = {}
+
+
+def forget_connections() -> None:
+    """Close this process's connections: call before fork() when the child will use
+    the store (sqlite's locks and WAL index do not survive a fork)."""
+    pid = os.getpid()
+    for key in [k for k in _OPEN if k[0] == pid]:
+        db, _ = _OPEN.pop(key)
+        db.close()
+
+
 class Store:
-    """Opens a short-lived connection per transaction (safe across threads and forks)."""
+    """Transactions on a per-process, per-thread connection (see ``_OPEN``)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -111,6 +127,22 @@ class Store:
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        """This process's and thread's connection, made again if the file was replaced."""
+        import _thread
+
+        st = os.stat(self.path)
+        identity = (st.st_dev, st.st_ino)
+        key = (os.getpid(), _thread.get_ident(), self.path)
+        found = _OPEN.get(key)
+        if found is not None:
+            if found[1] == identity:
+                return found[0]
+            found[0].close()
+        db = self._connect()
+        _OPEN[key] = (db, identity)
         return db
 
     def _migrate(self) -> None:
@@ -138,13 +170,11 @@ class Store:
             db.close()
 
     def _version(self) -> int:
-        if not self.path.exists():
-            return -1
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            return int(db.execute("PRAGMA user_version").fetchone()[0])
-        finally:
-            db.close()
+            db = self._open()
+        except FileNotFoundError:
+            return -1
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
     def _tx(self, begin: str) -> Iterator[sqlite3.Connection]:
@@ -157,8 +187,11 @@ class Store:
             queue = os.open(self.lock_dir / "db-write.lock",
                             os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             fcntl.flock(queue, fcntl.LOCK_EX)
-        db = self._connect()
+        own = None
         try:
+            db = self._open()
+            if db.in_transaction:  # nested in another of ours: a connection of its own
+                db = own = self._connect()
             db.execute(begin)
             try:
                 yield db
@@ -167,7 +200,8 @@ class Store:
                 raise
             db.execute("COMMIT")
         finally:
-            db.close()
+            if own is not None:
+                own.close()
             if queue >= 0:
                 os.close(queue)
 
@@ -193,4 +227,4 @@ class Store:
             os.close(fd)
 
 
-__all__ = ["Store", "MIGRATIONS"]
+__all__ = ["Store", "MIGRATIONS", "forget_connections"]

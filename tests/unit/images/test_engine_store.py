@@ -81,3 +81,41 @@ def test_gc_lock_excludes_shared(tmp_path):
     with pytest.raises(InvalidArgument):
         with s.lock("../x"):
             pass
+
+
+def test_one_connection_per_process_and_thread(tmp_path):
+    from tomato.engine import store as store_mod
+
+    s = Store(tmp_path)
+    with s.read() as first:
+        pass
+    with s.write() as second:
+        second.execute("INSERT INTO image_leases VALUES ('x','y')")
+    assert first is second  # reused, not reopened
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(s._open()))
+    worker.start()
+    worker.join()
+    assert seen and seen[0] is not first  # another thread: a connection of its own
+    with s.read() as outer:  # nested transactions still work (the inner gets its own)
+        assert outer.execute("SELECT COUNT(*) FROM image_leases").fetchone()[0] == 1
+        with s.write() as inner:
+            assert inner is not outer
+            inner.execute("INSERT INTO image_leases VALUES ('x','z')")
+        assert outer.execute("SELECT COUNT(*) FROM image_leases").fetchone()[0] == 1  # snapshot
+    with s.read() as db:
+        assert db.execute("SELECT COUNT(*) FROM image_leases").fetchone()[0] == 2
+    store_mod.forget_connections()
+    with s.read() as fresh:
+        assert fresh is not first
+
+
+def test_a_replaced_database_file_gets_a_new_connection(tmp_path):
+    s = Store(tmp_path)
+    with s.write() as db:
+        db.execute("INSERT INTO image_leases VALUES ('old','one')")
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"tomato.db{suffix}").unlink(missing_ok=True)
+    s2 = Store(tmp_path)  # migrates a new, empty database at the same path
+    with s2.read() as db:
+        assert db.execute("SELECT COUNT(*) FROM image_leases").fetchone()[0] == 0
