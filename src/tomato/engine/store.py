@@ -124,7 +124,10 @@ class Store:
         self._migrate()
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        # check_same_thread off: _OPEN keys connections by thread already, and
+        # forget_connections closes other threads' too (before a fork)
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                             check_same_thread=False)
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA synchronous=NORMAL")
         return db
