@@ -100,13 +100,16 @@ def prime_migration() -> int:
         return 0
 
 
-def reap(pid: int) -> None:
-    """Wait for a ``prime_migration`` helper (done long before, as a rule)."""
+def reap(pid: int, wait: bool = True) -> bool:
+    """Reap a ``prime_migration`` helper; without ``wait``, only if it is done.
+    Returns whether it is gone."""
     if pid > 0:
         try:
-            os.waitpid(pid, 0)
+            done, _ = os.waitpid(pid, 0 if wait else os.WNOHANG)
         except ChildProcessError:
-            pass
+            return True
+        return done == pid
+    return True
 
 
 def _mode(found: list[Hierarchy]) -> str:

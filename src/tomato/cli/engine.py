@@ -688,6 +688,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     finally:
+        served = sys.modules.get("tomato.cli.forkserver")
+        service = sys.modules.get("tomato.engine.service")
+        if service is not None and not (served is not None and served.IN_CHILD):
+            service.settle()  # (a fork server's child leaves that to the server, its reaper)
         _leave_a_fork_server(args.root)
 
 

@@ -197,13 +197,18 @@ def _prime() -> None:
         _primer = cgroups.prime_migration()
 
 
-def _reap_primer() -> None:
+def _reap_primer(wait: bool = True) -> None:
     global _primer
     if _primer:
         from tomato import cgroups
 
-        cgroups.reap(_primer)
-        _primer = 0
+        if cgroups.reap(_primer, wait):
+            _primer = 0
+
+
+def settle() -> None:
+    """Before the process exits: reap what start left running (see ``start``)."""
+    _reap_primer()
 
 
 def create(cfg: EngineConfig, opts: RunOptions, then_start: bool = False) -> Container:
@@ -414,7 +419,9 @@ def start(cfg: EngineConfig, ref: str, attach_wait: bool = False) -> Container:
     try:
         return _start(cfg, ref, attach_wait)
     finally:
-        _reap_primer()
+        # Its write may still wait out its grace period (it holds cgroup_mutex while it
+        # does): not worth waiting for here; ``settle`` reaps it before we exit.
+        _reap_primer(wait=False)
 
 
 def _start(cfg: EngineConfig, ref: str, attach_wait: bool) -> Container:
