@@ -61,7 +61,7 @@ def mem_available() -> int:
 
 def fleet(start: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Start FLEET detached containers at once; return (wall seconds, bytes per container)."""
-    before = mem_available()
+    before = settled_mem_available()
     t0 = time.perf_counter()
     procs = [subprocess.Popen(start, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, env=env) for _ in range(FLEET)]
@@ -70,9 +70,24 @@ def fleet(start: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     if failures:
         raise RuntimeError(f"{len(failures)} of {FLEET} failed: "
                            f"{failures[0].stderr.read().decode()[-300:]}")  # type: ignore[union-attr]
-    time.sleep(2)  # let them settle to idle
-    per = (before - mem_available()) / FLEET
+    per = (before - settled_mem_available()) / FLEET
     return wall, per
+
+
+def settled_mem_available(limit: float = 15.0) -> int:
+    """MemAvailable once the containers are idle: the start-up's exited processes and
+    RCU-freed kernel objects come back over a few seconds, so sample until two
+    readings a second apart agree within 1 MB (bounded), the same for every tool."""
+    time.sleep(2)
+    last = mem_available()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = mem_available()
+        if abs(now - last) < (1 << 20):
+            return now
+        last = now
+    return last
 
 
 class Podman:

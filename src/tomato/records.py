@@ -106,8 +106,18 @@ def as_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
+_LEAVES = frozenset((str, int, float, bool, type(None)))
+
+
 def _plain(value: Any) -> Any:
-    if hasattr(type(value), "__record_fields__"):
+    kind = type(value)
+    if kind in _LEAVES:  # most of a spec: checked first, by exact type
+        return value
+    if kind is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_plain(v) for v in value]
+    if hasattr(kind, "__record_fields__"):
         return as_dict(value)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]

@@ -208,12 +208,13 @@ def serve(root: str) -> int:
     except OSError:
         return 0  # another server has this root
     os.ftruncate(lock, 0)
-    from tomato.engine.preload import preload
+    from tomato.engine.preload import freeze, preload
 
     preload(CLI_MODULES)
     from tomato.cli import engine
 
     engine.prebuild_parser()
+    freeze()  # the parser too
     stamp = _code_stamp()
     own = _namespaces("self")
     path = os.path.join(root, SOCKET_NAME)

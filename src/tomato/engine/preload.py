@@ -30,3 +30,13 @@ def preload(extra: tuple[str, ...] = ()) -> None:
             importlib.import_module(name)
         except ImportError:
             continue  # an optional part missing here: imported (and failing) where used
+    freeze()
+
+
+def freeze() -> None:
+    """What is loaded now is shared with every forked child, copy-on-write: keep the
+    collector from walking it there (and so writing to, and copying, each page)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
