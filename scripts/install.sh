@@ -30,8 +30,12 @@ if command -v cc >/dev/null 2>&1; then
     cc -O2 -Wall -o .venv/bin/tomato-shim.new src/tomato/engine/shim/tomato-shim.c \
         && mv .venv/bin/tomato-shim.new .venv/bin/tomato-shim
     # tomato-client: `tomato` through the CLI's fork server (src/tomato/cli/forkserver.py)
-    cc -O2 -Wall -o .venv/bin/tomato-client.new src/tomato/cli/client/tomato-client.c \
-        && mv .venv/bin/tomato-client.new .venv/bin/tomato-client
+    if cc -O2 -Wall -o .venv/bin/tomato-client.new src/tomato/cli/client/tomato-client.c \
+            && mv .venv/bin/tomato-client.new .venv/bin/tomato-client; then
+        # The launcher's interpreter is the client itself (it runs `python -I -S
+        # LAUNCHER` when there is no server): no sh to start on every command.
+        sed -i "1s|^#!.*|#!$PWD/.venv/bin/tomato-client|" .venv/bin/tomato
+    fi
 else
     echo "install.sh: no C compiler: containers' monitors stay in Python" >&2
 fi

@@ -71,45 +71,66 @@ def new_manager(cgroups_path: str, container_id: str,
     return V1Manager(paths, unified, {}, cgroups_path, container_id)
 
 
-def prime_migration() -> int:
+class Primer:
+    """A ``prime_migration`` in progress: a thread blocked in one write."""
+
+    def __init__(self, procs: str) -> None:
+        import _thread
+
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+
+        def rejoin() -> None:
+            try:
+                fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"0")
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass  # only an optimisation
+            finally:
+                self._done.release()
+
+        try:
+            _thread.start_new_thread(rejoin, ())
+        except RuntimeError:  # no thread to be had: no priming, nothing lost
+            self._done.release()
+
+    def finished(self, wait: bool = True) -> bool:
+        """Whether its write is over (waiting for it with ``wait``)."""
+        if self._done.acquire(wait):
+            self._done.release()
+            return True
+        return False
+
+
+def prime_migration() -> Primer | None:
     """Start, in the background, the grace period the container's first cgroup move
-    would wait for; returns the helper's pid (reap it) or 0.
+    would wait for; None when there is nothing to prime.
 
     Moving a task between cgroups takes a global percpu rwsem for writing, and the
     first writer after a quiet spell waits for an RCU grace period (5-15 ms here)
-    that later writers, for about one more grace period, do not.  So a short-lived
-    helper re-joins its own current cgroup (``echo 0 > cgroup.procs``: it moves
+    that later writers, for about one more grace period, do not.  So a thread of
+    ours re-joins our own current cgroup (``echo 0 > cgroup.procs``: we move
     nowhere, nothing else is touched) at the start of a creation; its grace period
     passes while the bundle, rootfs and init are made, and the init's real move a
-    few milliseconds later is quick.  A process rather than a thread: the caller
-    forks (the monitor, the init) while it runs.
+    few milliseconds later is quick.  A thread, not a helper process: no exec to
+    pay.  It holds no Python lock while it waits, so forking meanwhile is safe.
     """
     try:
         found = hierarchies()
     except OSError:
-        return 0
+        return None
     pick = next((h for h in found if h.version == 1 and "pids" in h.controllers),
                 found[0] if found else None)
     if pick is None:
-        return 0
+        return None
     try:
         procs = os.path.join(pick.directory(pick.own_path), "cgroup.procs")
-        return os.posix_spawn("/bin/sh", ["sh", "-c", 'exec 2>/dev/null; echo 0 > "$1"',
-                                          "sh", procs], {})
-    except (OSError, ValueError):
-        return 0
-
-
-def reap(pid: int, wait: bool = True) -> bool:
-    """Reap a ``prime_migration`` helper; without ``wait``, only if it is done.
-    Returns whether it is gone."""
-    if pid > 0:
-        try:
-            done, _ = os.waitpid(pid, 0 if wait else os.WNOHANG)
-        except ChildProcessError:
-            return True
-        return done == pid
-    return True
+    except ValueError:
+        return None
+    return Primer(procs)
 
 
 def _mode(found: list[Hierarchy]) -> str:

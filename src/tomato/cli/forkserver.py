@@ -147,6 +147,32 @@ def _code_stamp() -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(out))
 
 
+#: the command modules served: the engine's everyday commands.  The lab's
+#: (chroot, unshare, nsenter: they exec, or are the process under study) and
+#: `serve` run as processes of their own.
+SERVED_HOMES = ("tomato.cli.containers", "tomato.cli.networks", "")
+
+
+def _served(args: list[str]) -> bool:
+    from tomato.cli.engine import COMMAND_HOMES, _command_word
+
+    word = _command_word(args)
+    return word is not None and COMMAND_HOMES.get(word) in SERVED_HOMES
+
+
+_checked = [0.0]  # when the code on disk was last compared with ours
+
+
+def _stale(stamp: tuple[tuple[str, int, int], ...]) -> bool:
+    """Whether our modules changed on disk: ~150 stats, so at most once a second (a
+    burst of fifty `run -d` pays it once; an edit is noticed a second late at worst)."""
+    now = time.monotonic()
+    if now - _checked[0] < 1.0:
+        return False
+    _checked[0] = now
+    return _code_stamp() != stamp
+
+
 def _receive(conn: socket.socket) -> tuple[list[bytes], list[int]]:
     """The client's request: its NUL-separated fields and the fds that came along."""
     import array
@@ -309,7 +335,7 @@ def _handle(conn: socket.socket, own: tuple[tuple[str, int], ...],
             verdict = "refuse another user"
         elif _namespaces(pid) != own:
             verdict = "refuse another namespace"
-        elif _code_stamp() != stamp:
+        elif _stale(stamp):
             verdict = "refuse stale"
         elif len(fds) != 4:
             verdict = "refuse no stdio"
@@ -317,6 +343,8 @@ def _handle(conn: socket.socket, own: tuple[tuple[str, int], ...],
             verdict = ""
         if not verdict:
             umask, argv, env = _parse(fields)
+            if not _served(argv[1:]):
+                verdict = "refuse not served here"
     except (OSError, ValueError) as err:
         verdict = f"refuse {err}"
     if verdict:

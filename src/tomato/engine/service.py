@@ -184,14 +184,14 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-# A cgroups.prime_migration helper this process started (0: none): `run` primes at the
-# start of create and reaps it once start has spawned the monitor.
-_primer = 0
+# A cgroups.prime_migration this process started (None: none): `run` primes at the
+# start of create; start lets it finish on its own; settle waits before we exit.
+_primer: Any = None
 
 
 def _prime() -> None:
     global _primer
-    if _primer == 0 and os.geteuid() == 0:
+    if _primer is None and os.geteuid() == 0:
         from tomato import cgroups
 
         _primer = cgroups.prime_migration()
@@ -199,16 +199,24 @@ def _prime() -> None:
 
 def _reap_primer(wait: bool = True) -> None:
     global _primer
-    if _primer:
-        from tomato import cgroups
+    if _primer is not None and _primer.finished(wait):
+        _primer = None
 
-        if cgroups.reap(_primer, wait):
-            _primer = 0
+
+#: monitors this process forked (its children until it exits)
+_monitors: list[int] = []
 
 
 def settle() -> None:
-    """Before the process exits: reap what start left running (see ``start``)."""
+    """Before the process exits: wait for the primer, reap monitors already done."""
     _reap_primer()
+    for pid in list(_monitors):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done == pid:
+            _monitors.remove(pid)
 
 
 def create(cfg: EngineConfig, opts: RunOptions, then_start: bool = False) -> Container:
@@ -444,7 +452,7 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool) -> Container:
     _wait_monitor_gone(c)  # the last run's monitor may still be cleaning up after it
     _runtime_delete(cfg, c.id)  # a leftover from a crashed monitor would block the id
     monitor_cfg = {
-        "primed": _primer != 0,
+        "primed": _primer is not None,
         "bundle": str(records.bundle(c.id)), "runtime_root": str(runtime_root(cfg)),
         "tty": opts.tty, "stdin": opts.interactive, "restart": opts.restart,
         "restart_max": opts.restart_max, "auto_remove": opts.auto_remove,
@@ -471,8 +479,11 @@ def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
     """Fork the container's monitor from this process and wait for its first report.
 
     Forking (rather than starting a new interpreter) costs no Python start-up
-    or imports: everything the monitor needs is already loaded here.  The
-    double fork detaches it (new session, not our child) so it outlives us.
+    or imports: everything the monitor needs is already loaded here.  One fork,
+    not two: in a session of its own it outlives us, and until we exit it is
+    our child, reaped by ``settle`` if it is done by then (a second fork would
+    copy this whole process again only to exit at once).  After us its reaper
+    is our subreaper: the CLI's fork server, the API's zygote.
     """
     from tomato.engine.store import forget_connections
 
@@ -484,8 +495,6 @@ def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
         try:
             os.close(r)
             os.setsid()
-            if os.fork() > 0:
-                os._exit(0)
             null = os.open("/dev/null", os.O_RDWR)
             err = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             os.dup2(null, 0)
@@ -514,7 +523,7 @@ def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
         finally:
             os._exit(code)
     os.close(w)
-    os.waitpid(pid, 0)
+    _monitors.append(pid)
     chunks = []
     while True:
         chunk = os.read(r, 4096)

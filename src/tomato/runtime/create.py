@@ -149,26 +149,28 @@ def _time_offsets(spec: Spec) -> None:
 def create(states: StateDir, container_id: str, opts: CreateOptions,
            log: RuntimeLog, keep_master: bool = False) -> Created:
     validate_id(container_id)
-    primer = 0
-    if opts.prime_cgroups and os.geteuid() == 0 and os.path.isdir(opts.bundle):
-        from tomato import cgroups
-
-        primer = cgroups.prime_migration()  # its grace period passes while we work
-    try:
-        return _create(states, container_id, opts, log, keep_master)
-    finally:
-        if primer:
-            from tomato import cgroups
-
-            cgroups.reap(primer)
-
-
-def _create(states: StateDir, container_id: str, opts: CreateOptions,
-            log: RuntimeLog, keep_master: bool) -> Created:
     bundle = os.path.abspath(opts.bundle)
     if not os.path.isdir(bundle):
         raise NotFound(f"bundle {opts.bundle} does not exist")
     raw, spec = load_bundle(bundle)
+    primer = None
+    # A thread, so not when this process must enter namespaces itself (setns into a pid
+    # namespace, unshare a time namespace: both want us single-threaded, or close to it).
+    if opts.prime_cgroups and os.geteuid() == 0 and spec.linux.namespace("time") is None \
+            and not any(ns.path for ns in spec.linux.namespaces if ns.type in ("pid", "user")):
+        from tomato import cgroups
+
+        primer = cgroups.prime_migration()  # its grace period passes while we work
+    try:
+        return _create(states, container_id, opts, log, keep_master, bundle, raw, spec)
+    finally:
+        if primer is not None:
+            primer.finished()
+
+
+def _create(states: StateDir, container_id: str, opts: CreateOptions,
+            log: RuntimeLog, keep_master: bool, bundle: str, raw: dict[str, Any],
+            spec: Spec) -> Created:
     if spec.process is None:
         raise InvalidArgument("config.json: process is required to create a container")
     if spec.linux.namespace("mount") is None:
@@ -230,7 +232,8 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         cgroup_dirs: list[tuple[str, str]] = []
         unified = False
         if use_cgroups:
-            manager = cgroups.new_manager(spec.linux.cgroups_path, container_id)
+            found = cgroups.hierarchies()  # once: the kernel renders every mount for it
+            manager = cgroups.new_manager(spec.linux.cgroups_path, container_id, found)
             manager.create()
             undo.callback(manager.destroy)
             manager.set(resources)
@@ -241,7 +244,7 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             from tomato.runtime.rootfs import cgroup_mount_dirs
 
             cgroup_dirs = (list(manager.paths.items())[:1] if unified
-                           else cgroup_mount_dirs(manager.paths, cgroups.hierarchies()))
+                           else cgroup_mount_dirs(manager.paths, found))
 
         console_sock = None
         if opts.console_socket:

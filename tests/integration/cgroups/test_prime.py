@@ -1,27 +1,34 @@
-"""cgroups.prime_migration: a helper re-joins its own cgroup (so the grace period a
+"""cgroups.prime_migration: a thread re-joins our own cgroup (so the grace period a
 cgroup move waits for passes early) and changes nobody's membership."""
 
 from __future__ import annotations
 
-import os
+import subprocess
 
 from tomato import cgroups
 
 
-def _own() -> str:
-    with open("/proc/self/cgroup") as f:
+def _own(pid: int | str = "self") -> str:
+    with open(f"/proc/{pid}/cgroup") as f:
         return f.read()
 
 
-def test_the_helper_rejoins_its_own_cgroup_and_moves_nobody() -> None:
-    before = _own()
-    pid = cgroups.prime_migration()
-    assert pid > 0
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0  # the write to cgroup.procs succeeded
-    assert _own() == before
-    cgroups.reap(pid)  # reaping twice is harmless
-
-
-def test_reap_of_nothing_is_nothing() -> None:
-    cgroups.reap(0)
+def test_the_write_rejoins_our_own_cgroup_and_moves_nobody() -> None:
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        before, theirs = _own(), _own(other.pid)
+        primer = cgroups.prime_migration()
+        assert primer is not None
+        assert primer.finished(wait=True)
+        assert primer.finished(wait=False)  # and stays finished
+        assert _own() == before and _own(other.pid) == theirs
+        # a real move right after is unaffected (and quick, which is the point)
+        child = subprocess.Popen(["sleep", "30"])
+        try:
+            assert _own(child.pid) == before
+        finally:
+            child.kill()
+            child.wait()
+    finally:
+        other.kill()
+        other.wait()

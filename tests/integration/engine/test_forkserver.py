@@ -198,8 +198,20 @@ def test_code_changed_on_disk_retires_the_server(engine: Engine) -> None:
     before = path.stat()
     try:
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+        time.sleep(1.1)  # the server compares its code with the disk's once a second
         assert engine.run("ps").stdout.startswith("CONTAINER ID")  # run the slow way
         assert until(lambda: not Path(f"/proc/{server}").exists() or
                      Path(f"/proc/{server}/stat").read_text().split()[2] == "Z")
     finally:
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_the_labs_commands_run_as_processes_of_their_own(engine: Engine) -> None:
+    """`tomato unshare` execs the command (it is the process under study): never the
+    server's child, whose exit the client would then not hear about."""
+    _server(engine)
+    proc = _start(engine, "unshare", "-u", "sh", "-c", "echo up; sleep 1; exit 4")
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    assert not _exe(proc.pid).endswith("/tomato-client")
+    proc.communicate(timeout=30)
+    assert proc.returncode == 4
