@@ -158,6 +158,16 @@ def setdomainname(name: str) -> None:
     _check(libc().setdomainname(raw, len(raw)))
 
 
+def set_comm(name: str) -> None:
+    """This process's name in ps and top (15 bytes at most): what a fork of a Python
+    process is for ("tomato-monitor", ...) rather than "python3" everywhere."""
+    try:
+        with open("/proc/thread-self/comm", "w") as f:
+            f.write(name[:15])
+    except OSError:
+        pass
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(libc().prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                                ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))

@@ -243,6 +243,9 @@ def serve(root: str) -> int:
     freeze()  # the parser too
     stamp = _code_stamp()
     own = _namespaces("self")
+    from tomato._sys.libc import set_comm
+
+    set_comm("tomato-forksrv")
     path = os.path.join(root, SOCKET_NAME)
     listener, inode = _bind(root)
     os.write(lock, f"{os.getpid()}\n".encode())  # ready: who we are, for people and tests
@@ -376,6 +379,9 @@ def _child(conn: socket.socket, fds: list[int], umask: int, argv: list[str],
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt
         conn.settimeout(None)
+        from tomato._sys.libc import set_comm
+
+        set_comm("tomato")
         _watch_client(conn)
         for target, fd in enumerate(fds[:3]):
             os.dup2(fd, target)

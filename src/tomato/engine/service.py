@@ -495,6 +495,9 @@ def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
         try:
             os.close(r)
             os.setsid()
+            from tomato._sys.libc import set_comm
+
+            set_comm("tomato-monitor")
             null = os.open("/dev/null", os.O_RDWR)
             err = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             os.dup2(null, 0)

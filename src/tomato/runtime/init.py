@@ -62,6 +62,7 @@ class InitContext:
 
 def container_init(ctx: InitContext) -> NoReturn:
     """Never returns: execs the container's process or exits non-zero."""
+    c.set_comm("tomato-init")  # until execve, as runc's "runc:[2:INIT]"
     try:
         _init(ctx)
     except BaseException as err:  # noqa: BLE001 — everything must reach the runtime
