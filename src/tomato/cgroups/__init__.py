@@ -72,13 +72,24 @@ def new_manager(cgroups_path: str, container_id: str,
 
 
 class Primer:
-    """A ``prime_migration`` in progress: a thread blocked in one write."""
+    """A ``prime_migration`` in progress: one write to cgroup.procs, blocked in the
+    kernel until its grace period is over, on a thread of ours or in a helper."""
 
-    def __init__(self, procs: str) -> None:
+    def __init__(self, procs: str, in_thread: bool) -> None:
+        self._helper = 0
+        self._done = None
+        if not in_thread:
+            try:
+                self._helper = os.posix_spawn(
+                    "/bin/sh", ["sh", "-c", 'exec 2>/dev/null; echo 0 > "$1"', "sh", procs],
+                    {})
+            except OSError:
+                pass
+            return
         import _thread
 
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
+        done = self._done = _thread.allocate_lock()
+        done.acquire()
 
         def rejoin() -> None:
             try:
@@ -90,33 +101,44 @@ class Primer:
             except OSError:
                 pass  # only an optimisation
             finally:
-                self._done.release()
+                done.release()
 
         try:
             _thread.start_new_thread(rejoin, ())
         except RuntimeError:  # no thread to be had: no priming, nothing lost
-            self._done.release()
+            done.release()
 
     def finished(self, wait: bool = True) -> bool:
-        """Whether its write is over (waiting for it with ``wait``)."""
-        if self._done.acquire(wait):
-            self._done.release()
-            return True
-        return False
+        """Whether its write is over (waiting for it with ``wait``); reaps the helper."""
+        if self._done is not None:
+            if self._done.acquire(wait):
+                self._done.release()
+                return True
+            return False
+        if self._helper:
+            try:
+                pid, _ = os.waitpid(self._helper, 0 if wait else os.WNOHANG)
+            except ChildProcessError:
+                pid = self._helper
+            if pid != self._helper:
+                return False
+            self._helper = 0
+        return True
 
 
-def prime_migration() -> Primer | None:
+def prime_migration(in_thread: bool = True) -> Primer | None:
     """Start, in the background, the grace period the container's first cgroup move
     would wait for; None when there is nothing to prime.
 
     Moving a task between cgroups takes a global percpu rwsem for writing, and the
     first writer after a quiet spell waits for an RCU grace period (5-15 ms here)
-    that later writers, for about one more grace period, do not.  So a thread of
-    ours re-joins our own current cgroup (``echo 0 > cgroup.procs``: we move
-    nowhere, nothing else is touched) at the start of a creation; its grace period
-    passes while the bundle, rootfs and init are made, and the init's real move a
-    few milliseconds later is quick.  A thread, not a helper process: no exec to
-    pay.  It holds no Python lock while it waits, so forking meanwhile is safe.
+    that later writers, for about one more grace period, do not.  So we re-join our
+    own current cgroup (``echo 0 > cgroup.procs``: we move nowhere, nothing else is
+    touched) at the start of a creation; its grace period passes while the bundle,
+    rootfs and init are made, and the init's real move a few milliseconds later is
+    quick.  On a thread (no exec to pay) when the caller forks only with os.fork;
+    ``in_thread=False`` spawns a helper process instead, for the runtime, which clones
+    through ctypes: a child cloned while another thread may hold the GIL would hang.
     """
     try:
         found = hierarchies()
@@ -130,7 +152,7 @@ def prime_migration() -> Primer | None:
         procs = os.path.join(pick.directory(pick.own_path), "cgroup.procs")
     except ValueError:
         return None
-    return Primer(procs)
+    return Primer(procs, in_thread)
 
 
 def _mode(found: list[Hierarchy]) -> str:

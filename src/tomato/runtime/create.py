@@ -154,13 +154,11 @@ def create(states: StateDir, container_id: str, opts: CreateOptions,
         raise NotFound(f"bundle {opts.bundle} does not exist")
     raw, spec = load_bundle(bundle)
     primer = None
-    # A thread, so not when this process must enter namespaces itself (setns into a pid
-    # namespace, unshare a time namespace: both want us single-threaded, or close to it).
-    if opts.prime_cgroups and os.geteuid() == 0 and spec.linux.namespace("time") is None \
-            and not any(ns.path for ns in spec.linux.namespaces if ns.type in ("pid", "user")):
+    if opts.prime_cgroups and os.geteuid() == 0:
         from tomato import cgroups
 
-        primer = cgroups.prime_migration()  # its grace period passes while we work
+        # A helper process, not a thread: we clone through ctypes (see prime_migration)
+        primer = cgroups.prime_migration(in_thread=False)  # its grace period passes meanwhile
     try:
         return _create(states, container_id, opts, log, keep_master, bundle, raw, spec)
     finally:

@@ -1,9 +1,11 @@
-"""cgroups.prime_migration: a thread re-joins our own cgroup (so the grace period a
+"""cgroups.prime_migration: a thread (or a helper) re-joins its own cgroup (so the grace period a
 cgroup move waits for passes early) and changes nobody's membership."""
 
 from __future__ import annotations
 
 import subprocess
+
+import pytest
 
 from tomato import cgroups
 
@@ -13,11 +15,12 @@ def _own(pid: int | str = "self") -> str:
         return f.read()
 
 
-def test_the_write_rejoins_our_own_cgroup_and_moves_nobody() -> None:
+@pytest.mark.parametrize("in_thread", [True, False], ids=["thread", "helper-process"])
+def test_the_write_rejoins_our_own_cgroup_and_moves_nobody(in_thread: bool) -> None:
     other = subprocess.Popen(["sleep", "30"])
     try:
         before, theirs = _own(), _own(other.pid)
-        primer = cgroups.prime_migration()
+        primer = cgroups.prime_migration(in_thread)
         assert primer is not None
         assert primer.finished(wait=True)
         assert primer.finished(wait=False)  # and stays finished
