@@ -103,8 +103,20 @@ def _match(api: Any, c: Container, filters: dict[str, list[str]]) -> bool:
         elif key == "volume":
             ok = any(any(v in m.get("source", "") or v == m.get("destination")
                          for m in c.spec.get("mounts", [])) for v in values)
-        elif key in ("before", "since", "health", "isolation", "is-task", "publish", "expose"):
-            ok = True
+        elif key in ("before", "since"):
+            # created before / after each named container (Docker: by creation order)
+            refs = [service.get(api.cfg, v) for v in values]
+            ok = all(c.created < r.created if key == "before" else c.created > r.created
+                     for r in refs)
+        elif key in ("publish", "expose"):
+            ports = _port_keys(c, exposed=key == "expose")
+            ok = any((v if "/" in v else f"{v}/tcp") in ports for v in values)
+        elif key == "health":
+            ok = "none" in values  # no container here has a healthcheck
+        elif key == "isolation":
+            ok = "default" in values  # the only isolation on Linux
+        elif key == "is-task":
+            ok = "false" in values  # no swarm: never a task
         else:
             raise InvalidArgument(f"invalid filter '{key}'")
         if not ok:
@@ -112,8 +124,20 @@ def _match(api: Any, c: Container, filters: dict[str, list[str]]) -> bool:
     return True
 
 
+def _port_keys(c: Container, exposed: bool) -> set[str]:
+    """"80/tcp" for each published container port (and each exposed one if asked)."""
+    keys = {f"{p.get('container_port')}/{p.get('proto', 'tcp')}"
+            for p in c.options.get("publish") or []}
+    if exposed:
+        for item in c.options.get("expose") or []:
+            keys.add(item if "/" in str(item) else f"{item}/tcp")
+    return keys
+
+
 def list_json(api: Any, req: Request) -> None:
     filters = req.filters()
+    for ref in (*filters.get("before", []), *filters.get("since", [])):
+        service.get(api.cfg, ref)  # an unknown one is a 404 even when nothing is listed
     every = req.flag("all")
     if "status" in filters or "exited" in filters:
         every = True

@@ -427,3 +427,28 @@ def test_commit_and_image_prune(api: Server) -> None:
     assert "Total reclaimed space" in out
     names = api.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
     assert "extra:tag" not in names and "busybox:latest" in names
+
+
+def test_ps_filters(api: Server) -> None:
+    for name in ("first", "second", "third"):
+        api.docker("create", "--name", name, "--network", "none", "--expose", "7000",
+                   "--label", f"order={name}", "busybox", "true")
+        time.sleep(0.01)  # distinct creation times
+
+    def names(*filters: str) -> list[str]:
+        args = [a for f in filters for a in ("--filter", f)]
+        return sorted(api.docker("ps", "-a", *args, "--format", "{{.Names}}").stdout.split())
+
+    assert names("before=third") == ["first", "second"]
+    assert names("since=first") == ["second", "third"]
+    assert names("since=first", "before=third") == ["second"]
+    assert names("label=order=second") == ["second"]
+    assert names("expose=7000") == ["first", "second", "third"]
+    assert names("expose=7001/tcp") == []
+    assert names("publish=7000") == []
+    assert names("health=none") == ["first", "second", "third"]
+    assert names("health=healthy") == []
+    assert names("is-task=true") == []
+    bad = api.docker("ps", "--filter", "before=nonesuch", check=False)
+    assert bad.returncode != 0 and "nonesuch" in bad.stderr
+    api.docker("rm", "first", "second", "third")
