@@ -39,6 +39,22 @@ def _attach_and_wait(cfg: Any, c: Any, args: argparse.Namespace,
     return code
 
 
+def _handoff(args: argparse.Namespace) -> Any:
+    """In a fork server's child, `run -d` becomes the container's monitor (see
+    service.start): this tells the user what happened and lets the client go."""
+    served = sys.modules.get("tomato.cli.forkserver")
+    if served is None or not served.IN_CHILD or getattr(args, "explain", False):
+        return None
+
+    def tell(code: int, text: str) -> None:
+        if code == 0:
+            print(text)
+        else:
+            _fail(text, code)
+        served.release_client(code)
+    return tell
+
+
 def _explain(args: argparse.Namespace) -> None:
     if getattr(args, "explain", False):
         from tomato.cli.runtime import enable_explain
@@ -54,7 +70,7 @@ def cmd_run(args: argparse.Namespace, cfg: Any) -> int:
     opts = build_options(args)
     c = service.create(cfg, opts, then_start=True)
     if args.detach:
-        service.start(cfg, c.id)
+        service.start(cfg, c.id, handoff=_handoff(args))
         print(c.id)
         return 0
     try:

@@ -52,6 +52,7 @@ CLI_MODULES = (
 
 #: set in a forked child: the command it runs must not start another server
 IN_CHILD = False
+_CLIENT: list[socket.socket] = []  # a child's connection to its client, until released
 
 
 # -- the CLI's side -------------------------------------------------------------------
@@ -386,9 +387,11 @@ def _child(conn: socket.socket, fds: list[int], umask: int, argv: list[str],
         for target, fd in enumerate(fds[:3]):
             os.dup2(fd, target)
         os.fchdir(fds[3])
-        for fd in fds:
-            if fd > 2:
-                os.close(fd)
+        # Nothing of the server's stays (its listener, its lock): only stdio and conn.
+        keep = conn.fileno()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+        _CLIENT.append(conn)
         os.umask(umask)
         os.environ.clear()
         os.environ.update(env)
@@ -411,16 +414,29 @@ def _child(conn: socket.socket, fds: list[int], umask: int, argv: list[str],
         traceback.print_exc()
         code = 1
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        try:
-            conn.sendall(f"exit {code}\n".encode())
-        except OSError:
-            pass
+        release_client(code)
         os._exit(code & 0xFF)
+
+
+def release_client(code: int) -> None:
+    """Tell the client the command's exit code and let it go, once.  A child that
+    lives on after that (it became a container's monitor) is no longer tied to it."""
+    if not _CLIENT:
+        return
+    import signal
+
+    conn = _CLIENT.pop()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    signal.signal(signal.SIGIO, signal.SIG_IGN)  # its hang-up is no longer our death
+    try:
+        conn.sendall(f"exit {code}\n".encode())
+    except OSError:
+        pass
+    conn.close()
 
 
 def _watch_client(conn: socket.socket) -> None:

@@ -54,6 +54,7 @@ class Monitor:
 
         self.states = StateDir(self.cfg["runtime_root"])
         self.rtlog = RuntimeLog(str(self.dir / "runtime.log"), "json")
+        self.on_report: Any = None  # instead of the report pipe, see run_monitor
 
     # -- the container ---------------------------------------------------------------
     def _start_container(self) -> int:
@@ -344,6 +345,10 @@ class Monitor:
 
     def _report(self, msg: dict[str, Any]) -> None:
         """Tell the CLI that started us (our stdout pipe), once."""
+        if self.on_report is not None:  # the CLI is this very process (service.start)
+            hook, self.on_report = self.on_report, None
+            hook(msg)
+            return
         try:
             os.write(1, (json.dumps(msg) + "\n").encode())
         except OSError:
@@ -439,10 +444,13 @@ class Monitor:
         return 0
 
 
-def run_monitor(root: Path, cid: str) -> int:
+def run_monitor(root: Path, cid: str, on_report: Any = None) -> int:
+    """``on_report(msg)``: the first report (``{"pid": N}`` or ``{"error": ...}``) is a
+    call rather than a line on stdout, when the CLI became the monitor itself."""
     from tomato.runtime.statedir import proc_start_time
 
     monitor = Monitor(root, cid)
+    monitor.on_report = on_report
     monitor.records.set_state(cid, monitor_pid=os.getpid(),
                               monitor_start=proc_start_time(os.getpid()))
     return monitor.serve()

@@ -215,3 +215,30 @@ def test_the_labs_commands_run_as_processes_of_their_own(engine: Engine) -> None
     assert not _exe(proc.pid).endswith("/tomato-client")
     proc.communicate(timeout=30)
     assert proc.returncode == 4
+
+
+def test_run_d_hands_over_and_keeps_nothing_of_the_users(engine: Engine) -> None:
+    """A served `run -d` becomes the container's monitor once it has started it: the
+    user gets the id at once, and the monitor keeps none of the user's stdio."""
+    server = _server(engine)
+    proc = _start(engine, "run", "-d", "--network", "none", "busybox", "sleep", "30")
+    out, err = proc.communicate(timeout=30)  # EOF: nobody holds our pipes any more
+    assert proc.returncode == 0, err
+    cid = out.decode().strip()
+    try:
+        monitor = engine.inspect(cid)["State"]["Pid"]
+        shim = _parent(monitor)
+        assert _parent(shim) == server  # adopted by the server, as every monitor
+        for fd in (0, 1, 2):
+            target = os.readlink(f"/proc/{shim}/fd/{fd}")
+            assert target == "/dev/null" or target.endswith("monitor.log"), target
+        failed = engine.run("run", "-d", "--network", "none", "busybox", "nosuchcmd",
+                            check=False)
+        assert failed.returncode == 125 and "nosuchcmd" in failed.stderr
+    finally:
+        engine.run("rm", "-f", cid)
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
