@@ -72,6 +72,15 @@ def dumps(obj: Any) -> str:
     return "".join(_encode(obj, 0))
 
 
+_canonical = _json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ":", ",",
+                                True, False, True)
+
+
+def dumps_canonical(obj: Any) -> str:
+    """json.dumps(obj, sort_keys=True, separators=(",", ":")): one text per value."""
+    return "".join(_canonical(obj, 0))
+
+
 def dumps_pretty(obj: Any, indent: str = "  ", level: int = 0) -> str:
     """json.dumps(obj, indent=2) for dicts, lists and scalars."""
     pad = indent * (level + 1)

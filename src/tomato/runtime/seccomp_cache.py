@@ -16,19 +16,21 @@ Flags that only libseccomp can apply fall back to the uncached path.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
+from tomato import fastjson as json
 from tomato._sys import seccomp as seccomp_mod
+
+TYPE_CHECKING = False  # typing (and json, which imports re) cost ~5 ms: start path
+if TYPE_CHECKING:
+    from typing import Any
 
 CACHE_DIR = ".seccomp"
 
 
 def _key_text(raw: dict[str, Any]) -> bytes:
     version = ".".join(map(str, seccomp_mod.version()))
-    return json.dumps([version, os.uname().machine, raw], sort_keys=True,
-                      separators=(",", ":")).encode()
+    return json.dumps_canonical([version, os.uname().machine, raw]).encode()
 
 
 def load_filter(root: str, raw: dict[str, Any], warnings: list[str]) -> Any:

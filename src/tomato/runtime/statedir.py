@@ -111,9 +111,28 @@ class StateDir:
         return Record(**raw)
 
     def remove(self, container_id: str) -> None:
-        import shutil
+        # A state directory holds a few files (state.json, the exec fifo): removed
+        # here without shutil, which costs `run` ~2.5 ms to import (bz2, lzma...).
+        path = self.path(container_id)
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        import shutil
 
-        shutil.rmtree(self.path(container_id), ignore_errors=True)
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        try:
+                            os.unlink(entry.path)
+                        except FileNotFoundError:
+                            pass
+            os.rmdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError:
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
 
     def ids(self) -> list[str]:
         try:
