@@ -152,13 +152,17 @@ def _code_stamp() -> tuple[tuple[str, int, int], ...]:
 #: (chroot, unshare, nsenter: they exec, or are the process under study) and
 #: `serve` run as processes of their own.
 SERVED_HOMES = ("tomato.cli.containers", "tomato.cli.networks", "")
+#: ...but not `login`: its password prompt wants the controlling terminal (/dev/tty),
+#: which a child of the server does not have
+NOT_SERVED = frozenset({"login"})
 
 
 def _served(args: list[str]) -> bool:
     from tomato.cli.engine import COMMAND_HOMES, _command_word
 
     word = _command_word(args)
-    return word is not None and COMMAND_HOMES.get(word) in SERVED_HOMES
+    return (word is not None and word not in NOT_SERVED
+            and COMMAND_HOMES.get(word) in SERVED_HOMES)
 
 
 _checked = [0.0]  # when the code on disk was last compared with ours

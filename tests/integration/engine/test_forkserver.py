@@ -206,6 +206,16 @@ def test_code_changed_on_disk_retires_the_server(engine: Engine) -> None:
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
+def test_what_is_served() -> None:
+    assert forkserver._served(["run", "--rm", "busybox", "true"])
+    assert forkserver._served(["--root", "/x", "ps"])
+    assert forkserver._served(["network", "ls"]) and forkserver._served(["pull", "x"])
+    assert not forkserver._served(["login", "registry"])  # its prompt wants /dev/tty
+    assert not forkserver._served(["unshare", "-u", "sh"])
+    assert not forkserver._served(["serve"])
+    assert not forkserver._served(["--help"]) and not forkserver._served([])
+
+
 def test_the_labs_commands_run_as_processes_of_their_own(engine: Engine) -> None:
     """`tomato unshare` execs the command (it is the process under study): never the
     server's child, whose exit the client would then not hear about."""
