@@ -128,8 +128,8 @@ def _namespaces(pid: int | str) -> tuple[tuple[str, int], ...]:
             found.append((name, os.stat(f"/proc/{pid}/ns/{name}").st_ino))
         except OSError:
             continue  # a kernel without it: the same for both sides
-    st = os.stat(f"/proc/{pid}/root")
-    found.append(("root", st.st_ino * 1000003 + st.st_dev))
+    st = os.stat(f"/proc/{pid}/root")  # a chroot is not a namespace, but as different
+    found += [("root-dev", st.st_dev), ("root-ino", st.st_ino)]
     return tuple(found)
 
 
@@ -212,10 +212,12 @@ def _parse(fields: list[bytes]) -> tuple[int, list[str], dict[str, str]]:
     if not fields or fields[0] != b"tomato1":
         raise ValueError("not a tomato-client request")
     text = [os.fsdecode(f) for f in fields]
-    umask = int(text[1])
-    argc = int(text[2])
-    argv = text[3:3 + argc]
-    envc = int(text[3 + argc])
+    try:
+        umask, argc = int(text[1]), int(text[2])
+        argv = text[3:3 + argc]
+        envc = int(text[3 + argc])
+    except IndexError:
+        raise ValueError("a request cut short") from None
     env = {}
     for item in text[4 + argc:4 + argc + envc]:
         key, sep, value = item.partition("=")
@@ -254,9 +256,9 @@ def serve(root: str) -> int:
     path = os.path.join(root, SOCKET_NAME)
     listener, inode = _bind(root)
     os.write(lock, f"{os.getpid()}\n".encode())  # ready: who we are, for people and tests
-    # Subreaper of what our children leave (container monitors are double-forked from
-    # them), and SIGCHLD ignored so the kernel reaps them all: nothing is left a zombie
-    # of a pid 1 that does not reap.
+    # Subreaper of what our children leave (the container monitors they fork, which
+    # outlive them), and SIGCHLD ignored so the kernel reaps them all: nothing is left
+    # a zombie of a pid 1 that does not reap.
     from tomato._sys import libc
 
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -281,7 +283,11 @@ def serve(root: str) -> int:
                 continue
             last = time.monotonic()
             with conn:
-                verdict = _handle(conn, own, stamp)
+                try:
+                    verdict = _handle(conn, own, stamp)
+                except Exception as err:  # noqa: BLE001 — one bad request never ends us
+                    sys.stderr.write(f"tomato fork server: {err!r}\n")
+                    verdict = "bad"
             if verdict == "stale":
                 break
     finally:

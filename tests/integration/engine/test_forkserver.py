@@ -178,10 +178,17 @@ def test_turned_off_it_neither_serves_nor_starts(engine: Engine, fresh_root: Pat
 def test_garbage_on_the_socket_leaves_the_server_serving(engine: Engine) -> None:
     server = _server(engine)
     for payload in (b"zz", b"0000000ftomato1\0", b"ffffffff" + b"x" * 64,
-                    b"00000010notatomato\0\0\0\0\0\0\0\0"):
+                    b"00000010notatomato\0\0\0\0\0\0\0\0",
+                    b"0000000ftomato1\x000\x005\x00ps\x00"):  # argc says 5, one follows
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(str(engine.root / "cli.sock"))
-            s.sendall(payload)
+            # with stdio and a directory along, as the client sends them, so a malformed
+            # request is parsed rather than refused for lack of them
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                socket.send_fds(s, [payload], [null, null, null, null])
+            finally:
+                os.close(null)
             s.shutdown(socket.SHUT_WR)
             s.settimeout(10)
             reply = s.recv(100)
