@@ -67,8 +67,23 @@ def storage() -> Iterator[Path]:
     try:
         yield path
     finally:
+        _remove_default_bridges(path)
         subprocess.run(["umount", "-l", str(path)], check=False)
         os.rmdir(path)
+
+
+def _remove_default_bridges(storage: Path) -> None:
+    """The engine roots' default bridges and nft tables stay after their containers,
+    as Docker's docker0 does: the session removes its own (named after each root)."""
+    from tomato.engine.networks import Networks
+
+    for db in [*storage.glob("*/tomato.db"), *storage.glob("*/*/tomato.db")]:
+        try:
+            nets = Networks(db.parent)
+        except Exception:  # noqa: BLE001 — best effort, at the very end
+            continue
+        subprocess.run(["ip", "link", "delete", nets.default_bridge], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "ip", nets.table], capture_output=True)
 
 
 @pytest.fixture(scope="session")

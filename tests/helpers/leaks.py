@@ -146,13 +146,19 @@ def _cgroup_is_ours(path: str) -> bool:
     return os.path.isdir(path) and not procs()
 
 
+def _is_default_bridge(link: str) -> bool:
+    """An engine root's default bridge ("tomato0", "tomato0-<tag>"): it stays when
+    its last container goes, as Docker's docker0 (the session removes it at the end)."""
+    return link == "tomato0" or link.startswith("tomato0-")
+
+
 def difference(before: Snapshot, after: Snapshot) -> Snapshot:
     return Snapshot(
         after.mounts - before.mounts,
         {cg for cg in after.cgroups - before.cgroups if _cgroup_is_ours(cg)},
         after.processes - before.processes,
         after.netns - before.netns,
-        after.links - before.links,
+        {link for link in after.links - before.links if not _is_default_bridge(link)},
     )
 
 

@@ -361,9 +361,7 @@ class Networks:
         from tomato.network import nft
 
         with self.store.read() as db:
-            rows = db.execute(
-                "SELECT bridge, subnet, internal FROM networks n WHERE builtin=0 OR EXISTS "
-                "(SELECT 1 FROM endpoints e WHERE e.network_id=n.id)").fetchall()
+            rows = db.execute("SELECT bridge, subnet, internal FROM networks").fetchall()
             ports = db.execute("SELECT proto, host_ip, host_port, container_ip, "
                                "container_port FROM ports").fetchall()
         script = nft.render(self.table, [nft.Net(r[0], r[1], bool(r[2])) for r in rows],
@@ -412,36 +410,30 @@ class Networks:
         from tomato.network.netlink import Netlink
 
         leases = self.leases(cid)
-        gone: list[Network] = []
         with self.store.write() as db:
             had_ports = db.execute("SELECT 1 FROM ports WHERE container_id=?",
                                    (cid,)).fetchone() is not None
             db.execute("DELETE FROM endpoints WHERE container_id=?", (cid,))
             db.execute("DELETE FROM ports WHERE container_id=?", (cid,))
-            # The default bridge goes with its last endpoint (also one a crash left).
+            # The default bridge stays when its last container goes, as Docker's docker0:
+            # making it (and its nft rules) again for the next container cost more than
+            # the container itself.
             row = db.execute("SELECT * FROM networks WHERE builtin=1").fetchone()
             default = _network(row) if row is not None else None
-            if default is not None:
-                n = default
-                left = db.execute("SELECT 1 FROM endpoints WHERE network_id=?",
-                                  (n.id,)).fetchone()
-                if left is None and _link_exists(n.bridge):
-                    gone.append(n)
         # Records first: if we are killed now, sweep finds the netns without a record and
         # removes the devices; the other order could leave leases nobody owns.  The nft
         # commit and the link deletion both sleep in the kernel: side by side.
         # A teardown killed half-way left no records but maybe rules: render them again.
         stale = not leases and os.path.lexists(self.netns_path(cid))
-        rules = self._start_rules() if had_ports or gone or stale else None
+        rules = self._start_rules() if had_ports or stale else None
         try:
             # Unpinning the netns is enough for the veths: the kernel destroys it (and
             # the pairs inside, host ends too) in its own worker once unused, where
             # deleting each link here would sleep ~20 ms in RCU grace periods.  Only
-            # links with no pinned netns to go with (or a bridge) are deleted by name.
+            # links with no pinned netns to go with are deleted by name.
             pinned = netns.is_mounted(self.netns_path(cid))
             netns.remove(self.netns_path(cid))
-            doomed = [n.bridge for n in gone] + (
-                [] if pinned else [lease.veth for lease in leases])
+            doomed = [] if pinned else [lease.veth for lease in leases]
             if doomed:
                 with Netlink() as nl:
                     nl.delete_links(doomed)
@@ -451,8 +443,8 @@ class Networks:
 
                 nft.finish(rules)
         # Peers on user networks forget our name; the default bridge has no names.
-        return {lease.network_id for lease in leases} - ({n.id for n in gone} | (
-            {default.id} if default is not None else set()))
+        return {lease.network_id for lease in leases} - (
+            {default.id} if default is not None else set())
 
     def sweep(self) -> list[str]:
         """Remove what killed tomato processes left: netns, leases and ports whose
@@ -566,8 +558,9 @@ class Networks:
         return lease
 
     def _fit_default(self, n: Network) -> Network:
-        """The default bridge comes and goes: before making it again, move its subnet if
-        a host route (another engine, a VPN) took it meanwhile and nobody uses it."""
+        """The default bridge, when it has to be made (first use, after a reboot): move
+        its subnet first if a host route (another engine, a VPN) took it meanwhile and
+        nobody uses it."""
         import ipaddress
 
         from tomato.network import ipam
@@ -702,14 +695,11 @@ class Networks:
                 raise Conflict(f"container {cid[:12]} is not connected to network {n.name}")
             with Netlink() as nl:
                 nl.delete_link(lease.veth)
+            # Bridges stay (the default one as Docker's docker0, a user network's until
+            # `network rm`): only the endpoint goes.
             with self.store.write() as db:
                 db.execute("DELETE FROM endpoints WHERE network_id=? AND container_id=?",
                            (n.id, cid))
-                empty = db.execute("SELECT 1 FROM endpoints WHERE network_id=?",
-                                   (n.id,)).fetchone() is None
-            if n.builtin and empty:
-                self._bridge_down(n)
-                self._apply_rules()
         self.refresh_hosts({n.id}, also=[cid])
         self._event("disconnect", n, container=cid)
         return n
