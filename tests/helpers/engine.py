@@ -6,13 +6,24 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 TOMATO = str(Path(sys.executable).parent / "tomato")
+
+
+def until(predicate: Callable[[], Any], timeout: float = 10) -> bool:
+    """Poll ``predicate`` every 50 ms until it holds; False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.engine import TOMATO, Engine  # the test modules import them from here
+from helpers.engine import TOMATO, Engine, until  # noqa: F401 — the test modules import them from here
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import time
 
 import pexpect
 
-from .conftest import TOMATO, Engine
+from .conftest import TOMATO, Engine, until
 
 
 def _info(engine: Engine, ref: str) -> dict:  # type: ignore[type-arg]
@@ -29,15 +29,6 @@ def _monitor_pid(engine: Engine, cid: str) -> int:
     return int(json.loads(row[0])["monitor_pid"])
 
 
-def _until(predicate, timeout: float = 10) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_monitor_killed_then_container_dies(engine: Engine) -> None:
     engine.run("run", "-d", "--name", "orphan", "busybox", "sleep", "60")
     monitor = _monitor_pid(engine, "orphan")
@@ -47,7 +38,7 @@ def test_monitor_killed_then_container_dies(engine: Engine) -> None:
     info = _info(engine, "orphan")
     assert info["State"]["Status"] == "running"
     os.kill(info["State"]["Pid"], signal.SIGKILL)
-    assert _until(lambda: _info(engine, "orphan")["State"]["Status"] == "exited")
+    assert until(lambda: _info(engine, "orphan")["State"]["Status"] == "exited")
     assert "Exited" in engine.run("ps", "-a").stdout
     engine.run("rm", "orphan")
     assert engine.ids() == []

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .conftest import Engine
+from .conftest import Engine, until
 
 
 def _events(root: Path, since_ns: int, actor: str = "") -> list[dict[str, Any]]:
@@ -24,15 +24,6 @@ def _events(root: Path, since_ns: int, actor: str = "") -> list[dict[str, Any]]:
 
 def _actions(root: Path, since_ns: int, actor: str) -> list[str]:
     return [e["Action"] for e in _events(root, since_ns, actor)]
-
-
-def _until(predicate: Any, timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_containers_life_from_the_cli(engine: Engine) -> None:
@@ -66,7 +57,7 @@ def test_a_detached_container_that_exits_reports_die_once(engine: Engine) -> Non
     since = time.time_ns()
     cid = engine.run("run", "-d", "--rm", "--network", "none", "busybox", "sh", "-c",
                      "exit 3").stdout.strip()
-    assert _until(lambda: "destroy" in _actions(engine.root, since, cid))
+    assert until(lambda: "destroy" in _actions(engine.root, since, cid))
     assert _actions(engine.root, since, cid) == ["create", "start", "die", "destroy"]
     die = next(e for e in _events(engine.root, since, cid) if e["Action"] == "die")
     assert die["Actor"]["Attributes"]["exitCode"] == "3"
@@ -76,7 +67,7 @@ def test_a_restart_policy_reports_each_start(engine: Engine) -> None:
     since = time.time_ns()
     cid = engine.run("run", "-d", "--restart", "on-failure:2", "--network", "none",
                      "busybox", "sh", "-c", "exit 1").stdout.strip()
-    assert _until(lambda: _actions(engine.root, since, cid).count("die") == 3)
+    assert until(lambda: _actions(engine.root, since, cid).count("die") == 3)
     assert _actions(engine.root, since, cid) == ["create", "start", "die", "start", "die",
                                                  "start", "die"]
     engine.run("rm", "-f", cid)

@@ -11,28 +11,18 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tomato.cli import forkserver
 
-from .conftest import TOMATO, Engine
+from .conftest import TOMATO, Engine, until
 
 CLIENT = Path(TOMATO).parent / "tomato-client"
 pytestmark = pytest.mark.skipif(not CLIENT.exists(),
                                 reason="tomato-client is not built (scripts/install.sh)")
-
-
-def until(predicate: Callable[[], Any], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _server(engine: Engine) -> int:

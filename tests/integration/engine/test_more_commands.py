@@ -12,20 +12,11 @@ from pathlib import Path
 
 import pexpect
 
-from .conftest import TOMATO, Engine
+from .conftest import TOMATO, Engine, until
 
 
 def _info(engine: Engine, ref: str) -> dict:  # type: ignore[type-arg]
     return json.loads(engine.run("inspect", ref).stdout)[0]
-
-
-def _until(predicate, timeout: float = 10) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_restart_wait_pause(engine: Engine) -> None:
@@ -86,7 +77,7 @@ def test_rm_v_removes_anonymous_volumes(engine: Engine) -> None:
     assert len(before - after) == 1
 
 
-def test_logs_since_and_until(engine: Engine) -> None:
+def test_logs_since_anduntil(engine: Engine) -> None:
     engine.run("run", "--name", "timed", "--network", "none", "busybox", "sh", "-c",
                "echo early; sleep 1.2; echo late")
     stamped = engine.run("logs", "-t", "timed").stdout.splitlines()
@@ -98,7 +89,7 @@ def test_logs_since_and_until(engine: Engine) -> None:
 def test_exec_detached_and_interactive(engine: Engine) -> None:
     engine.run("run", "-d", "--name", "host", "--network", "none", "busybox", "sleep", "60")
     engine.run("exec", "-d", "host", "sh", "-c", "echo bg > /tmp/marker")
-    assert _until(lambda: engine.run("exec", "host", "cat", "/tmp/marker",
+    assert until(lambda: engine.run("exec", "host", "cat", "/tmp/marker",
                                      check=False).stdout == "bg\n")
     child = pexpect.spawn(TOMATO, ["exec", "-it", "host", "sh"], env=engine.env(), timeout=20)
     try:

@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from helpers.engine import (
     TOMATO,  # noqa: F401 — tests import it from here
     own_network_namespace,
+    until,  # noqa: F401 — tests import it from here
 )
 from helpers.engine import Engine as BaseEngine
 
@@ -68,15 +68,6 @@ class Engine(BaseEngine):
         out = self.run("network", "ls").stdout.splitlines()[1:]
         return [line.split()[1] for line in out
                 if line.split()[1] not in ("bridge", "host", "none")]
-
-
-def until(predicate: Callable[[], Any], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def links_gone(before: set[str], keep: str = "") -> bool:
