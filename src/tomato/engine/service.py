@@ -488,15 +488,13 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool, handoff: Any = None) 
 
 def _become_monitor(cfg: EngineConfig, c: Container, handoff: Any) -> NoReturn:
     """This process turns into the container's monitor (see ``start``'s handoff)."""
-    from tomato._sys.libc import set_comm
     from tomato.engine.store import forget_connections
 
     records = _records(cfg)
     log = records.path(c.id) / "monitor.log"
     forget_connections()  # the monitor's own, from here on
     _reap_primer()  # no thread may live on: the runtime clones through ctypes
-    os.setsid()
-    set_comm("tomato-monitor")
+    _new_monitor_session()
 
     def reported(msg: dict[str, Any]) -> None:
         if "pid" in msg:
@@ -506,20 +504,35 @@ def _become_monitor(cfg: EngineConfig, c: Container, handoff: Any) -> NoReturn:
         else:
             detail = msg.get("error") or _tail(log)
             handoff(125, f"failed to start container {c.short_id}: {detail}")
-        # From now on a monitor like any other: nothing of the user's stays open.
-        null = os.open("/dev/null", os.O_RDWR)
-        err = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        os.dup2(null, 0)
-        os.dup2(null, 1)
-        os.dup2(err, 2)
-        os.close(null)
-        os.close(err)
+        _monitor_stdio(log, -1)  # from now on a monitor like any other: nothing of the user's
 
+    _run_as_monitor(cfg.root, c.id, reported)
+
+
+def _new_monitor_session() -> None:
+    from tomato._sys.libc import set_comm
+
+    os.setsid()
+    set_comm("tomato-monitor")
+
+
+def _monitor_stdio(log: Path, report_fd: int) -> None:
+    """A monitor's stdio: /dev/null in, ``report_fd`` (or /dev/null) out, its log as stderr."""
+    null = os.open("/dev/null", os.O_RDWR)
+    err = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    os.dup2(null, 0)
+    os.dup2(report_fd if report_fd >= 0 else null, 1)
+    os.dup2(err, 2)
+    os.close(null)
+    os.close(err)
+
+
+def _run_as_monitor(root: Path, cid: str, on_report: Any = None) -> NoReturn:
     code = 1
     try:
         from tomato.engine.monitor import run_monitor
 
-        code = run_monitor(cfg.root, c.id, on_report=reported)
+        code = run_monitor(root, cid, on_report=on_report)
     except BaseException as exc:  # noqa: BLE001
         try:
             os.write(2, f"monitor: {exc}\n".encode())
@@ -545,18 +558,10 @@ def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # pragma: no cover — runs in the forked monitor
-        code = 1
         try:
             os.close(r)
-            os.setsid()
-            from tomato._sys.libc import set_comm
-
-            set_comm("tomato-monitor")
-            null = os.open("/dev/null", os.O_RDWR)
-            err = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            os.dup2(null, 0)
-            os.dup2(w, 1)
-            os.dup2(err, 2)
+            _new_monitor_session()
+            _monitor_stdio(log, w)
             # Nothing else of our caller's may live on in the monitor (a pipe it
             # waits on, a terminal): only 0, 1 (the report pipe) and 2 stay.
             from tomato._sys import libc
@@ -569,16 +574,12 @@ def _spawn_monitor(root: Path, cid: str, log: Path) -> dict[str, Any]:
                 os.closerange(3, os.sysconf("SC_OPEN_MAX"))
             sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-            from tomato.engine.monitor import run_monitor
-
-            code = run_monitor(root, cid)
         except BaseException as exc:  # noqa: BLE001
             try:
                 os.write(2, f"monitor: {exc}\n".encode())
-            except OSError:
-                pass
-        finally:
-            os._exit(code)
+            finally:
+                os._exit(1)
+        _run_as_monitor(root, cid)
     os.close(w)
     _monitors.append(pid)
     chunks = []
