@@ -16,6 +16,15 @@ from typing import Any
 TOMATO = str(Path(sys.executable).parent / "tomato")
 
 
+def engine_root_with_busybox(root: Path, busybox_rootfs: Path) -> Path:
+    """An engine root at ``root`` with the busybox rootfs imported as busybox:latest."""
+    tarball = root.with_name(root.name + "-busybox.tar")
+    subprocess.run(["tar", "-C", str(busybox_rootfs), "-cf", str(tarball), "."], check=True)
+    subprocess.run([TOMATO, "import", str(tarball), "busybox:latest"], check=True,
+                   env={**os.environ, "TOMATO_ROOT": str(root)}, capture_output=True)
+    return root
+
+
 def until(predicate: Callable[[], Any], timeout: float = 10) -> bool:
     """Poll ``predicate`` every 50 ms until it holds; False after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

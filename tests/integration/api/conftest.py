@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.engine import TOMATO, engine_root_with_busybox
 
-TOMATO = str(Path(sys.executable).parent / "tomato")
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
 
@@ -98,12 +97,8 @@ def own_netns() -> Iterator[None]:
 def server(storage: Path, busybox_rootfs: Path, own_netns: None) -> Iterator[Server]:
     if not os.access(DOCKER, os.X_OK):
         pytest.skip("needs the docker CLI (apt-get install docker.io for its client)")
-    root = storage / "api-engine"
-    tarball = storage / "busybox-api.tar"
-    subprocess.run(["tar", "-C", str(busybox_rootfs), "-cf", str(tarball), "."], check=True)
+    root = engine_root_with_busybox(storage / "api-engine", busybox_rootfs)
     env = {**os.environ, "TOMATO_ROOT": str(root), "TOMATO_API_TRACE": "1"}
-    subprocess.run([TOMATO, "import", str(tarball), "busybox:latest"], check=True, env=env,
-                   capture_output=True)
     (root / "dockercfg").mkdir(exist_ok=True)
     sockdir = Path(tempfile.mkdtemp(prefix="api-", dir=storage))
     sock = str(sockdir / "docker.sock")

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.engine import TOMATO, Engine, until  # noqa: F401 — the test modules import them from here
+from helpers.engine import TOMATO, Engine, engine_root_with_busybox, until  # noqa: F401
 
 
 @pytest.fixture(scope="session")
 def engine_root(storage: Path, busybox_rootfs: Path) -> Path:
-    root = storage / "engine"
-    tarball = storage / "busybox.tar"
-    subprocess.run(["tar", "-C", str(busybox_rootfs), "-cf", str(tarball), "."], check=True)
-    env = {**os.environ, "TOMATO_ROOT": str(root)}
-    subprocess.run([TOMATO, "import", str(tarball), "busybox:latest"], check=True, env=env,
-                   capture_output=True)
-    return root
+    return engine_root_with_busybox(storage / "engine", busybox_rootfs)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from helpers.engine import (
     TOMATO,  # noqa: F401 — tests import it from here
+    engine_root_with_busybox,
     own_network_namespace,
     until,  # noqa: F401 — tests import it from here
 )
@@ -97,13 +98,7 @@ def own_netns() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def net_root(storage: Path, busybox_rootfs: Path) -> Path:
-    root = storage / "netengine"
-    tarball = storage / "busybox-net.tar"
-    subprocess.run(["tar", "-C", str(busybox_rootfs), "-cf", str(tarball), "."], check=True)
-    env = {**os.environ, "TOMATO_ROOT": str(root)}
-    subprocess.run([TOMATO, "import", str(tarball), "busybox:latest"], check=True, env=env,
-                   capture_output=True)
-    return root
+    return engine_root_with_busybox(storage / "netengine", busybox_rootfs)
 
 
 @pytest.fixture
