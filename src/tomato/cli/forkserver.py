@@ -88,9 +88,28 @@ def running(root: str) -> bool:
     return False
 
 
-def maybe_start(root: str) -> None:
-    """After a command run the slow way: leave a server for the next ones."""
+def birthplace() -> tuple[tuple[str, int], ...]:
+    """Where this process's children are born: its namespaces and root, and the pid and
+    time namespaces its children get (which setns can point into a container)."""
+    found = list(_namespaces("self"))
+    for name in ("pid_for_children", "time_for_children"):
+        try:
+            found.append((name, os.stat(f"/proc/self/ns/{name}").st_ino))
+        except OSError:
+            continue
+    return tuple(found)
+
+
+def maybe_start(root: str, born: tuple[tuple[str, int], ...] | None = None) -> None:
+    """After a command run the slow way: leave a server for the next ones.
+
+    ``born`` is ``birthplace()`` from when the command began: a command that has since
+    joined a container's namespaces (exec, nsenter) must not leave the server -- host
+    root, every capability -- where the container can see or reach it.
+    """
     if IN_CHILD or os.environ.get("TOMATO_NO_FORKSERVER") or not sys.argv:
+        return
+    if born is None or birthplace() != born:
         return
     launcher = sys.argv[0]
     if os.path.basename(launcher) != "tomato":

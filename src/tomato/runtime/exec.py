@@ -109,17 +109,6 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
         root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NotFound(f"container {container_id} is not running") from None
-    # pid and time namespaces apply to our children: join them here, then fork.
-    for kind in ("pid", "time"):
-        if kind in kinds:
-            fd = os.open(f"/proc/{pid}/ns/{c.NAMESPACE_PROC_NAMES[kind]}",
-                         os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                c.setns(fd, c.NAMESPACE_FLAGS[kind],
-                        f"/proc/{pid}/ns/{c.NAMESPACE_PROC_NAMES[kind]}")
-            finally:
-                os.close(fd)
-
     console_sock = master_side = None
     if opts.console_socket:
         from tomato.runtime import console
@@ -137,7 +126,12 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
     # A close-on-exec pipe: EOF means exec succeeded, data is the error.
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    child = os.fork()
+    # pid and time namespaces apply to our children: join them for this one fork and
+    # return to our own right after it, so that nothing this process forks later -- a
+    # fork server, a monitor, a reaper: all trusted by the host -- is ever born inside
+    # the container's pid namespace (issue 13: a fork server planted by exec).
+    with _children_in(pid, [k for k in ("pid", "time") if k in kinds]):
+        child = os.fork()
     if child == 0:
         os.close(err_r)
         os.close(go_w)
@@ -182,6 +176,47 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
 
         _write_pid_file(opts.pid_file, child)
     return Execed(child, master)
+
+
+class _children_in:
+    """Within it, this process's children are born in the pid (and time) namespaces of
+    ``pid``; on leaving (in the parent), they are ours again.  Joining back our own is
+    always allowed: it is still the namespace we are active in."""
+
+    def __init__(self, pid: int, kinds: list[str]) -> None:
+        self.pid, self.kinds = pid, kinds
+        self.parent = os.getpid()
+        self.own: list[tuple[str, int]] = []
+
+    def __enter__(self) -> _children_in:
+        try:
+            for kind in self.kinds:
+                name = c.NAMESPACE_PROC_NAMES[kind]
+                self.own.append((kind, os.open(f"/proc/self/ns/{name}",
+                                               os.O_RDONLY | os.O_CLOEXEC)))
+                path = f"/proc/{self.pid}/ns/{name}"
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    raise NotFound(f"container process {self.pid} is gone") from None
+                try:
+                    c.setns(fd, c.NAMESPACE_FLAGS[kind], path)
+                finally:
+                    os.close(fd)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        in_child = os.getpid() != self.parent  # the child stays where it was born
+        while self.own:
+            kind, fd = self.own.pop()
+            try:
+                if not in_child:
+                    c.setns(fd, c.NAMESPACE_FLAGS[kind], f"/proc/self/ns/{kind}")
+            finally:
+                os.close(fd)
 
 
 def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int,

@@ -249,3 +249,39 @@ def test_run_d_hands_over_and_keeps_nothing_of_the_users(engine: Engine) -> None
 def _parent(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _pid_ns(pid: int | str) -> int:
+    return os.stat(f"/proc/{pid}/ns/pid").st_ino
+
+
+def test_exec_never_leaves_a_server_inside_the_container(engine_root: Path) -> None:
+    """Issue 13: `exec` joins the container's pid namespace for its child; a server left
+    behind by that command would be born there (host root, every capability), visible to
+    and reachable from the container.  With no server running, exec runs the slow way;
+    whatever server exists afterwards lives in our pid namespace, and the container
+    sees only its own processes."""
+    eng = Engine(engine_root)
+    root = str(engine_root)
+    env = {**eng.env(), "TOMATO_FORKSERVER_IDLE": "30"}
+    cid = eng.run("run", "-d", "--network", "none", "busybox", "sleep", "60").stdout.strip()
+    try:
+        for _ in range(3):  # the server may be left by exec or the next command
+            pid = forkserver.server_pid(root)
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+                assert until(lambda p=pid: not forkserver.running(root))
+            done = subprocess.run([TOMATO, "exec", cid, "true"], env=env,
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert until(lambda: forkserver.server_pid(root) != 0)
+            server = forkserver.server_pid(root)
+            assert _pid_ns(server) == _pid_ns("self"), "the server was born in the container"
+            seen = eng.run("exec", cid, "ps", "-o", "pid,comm").stdout.split("\n")[1:]
+            names = {line.split()[1] for line in seen if line.strip()}
+            assert names <= {"sleep", "ps"}, names
+    finally:
+        eng.run("rm", "-f", cid)
+        pid = forkserver.server_pid(root)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
