@@ -667,6 +667,9 @@ def prebuild_parser() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tomato.cli.forkserver import birthplace
+
+    born = birthplace()  # a fork server is left only where this command began
     argv = sys.argv[1:] if argv is None else argv
     parser = _PREBUILT or build_parser(argv)
     args = parser.parse_args(argv)
@@ -692,15 +695,15 @@ def main(argv: list[str] | None = None) -> int:
         service = sys.modules.get("tomato.engine.service")
         if service is not None and not (served is not None and served.IN_CHILD):
             service.settle()  # (a fork server's child leaves that to the server, its reaper)
-        _leave_a_fork_server(args.root)
+        _leave_a_fork_server(args.root, born)
 
 
-def _leave_a_fork_server(root: str) -> None:
+def _leave_a_fork_server(root: str, born: tuple[tuple[str, int], ...]) -> None:
     """The next command skips Python's start-up (see cli/forkserver.py)."""
     from tomato.cli import forkserver
 
     try:
-        forkserver.maybe_start(root)
+        forkserver.maybe_start(root, born)
     except Exception:  # noqa: BLE001 — an accelerator never fails the command
         pass
 
