@@ -35,6 +35,7 @@ from tomato.engine.containers import (
 from tomato.engine.images import EngineConfig
 from tomato.engine.options import RunOptions
 from tomato.errors import Conflict, InvalidArgument, NotFound, TomatoError
+from tomato.files import write_private
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
@@ -278,7 +279,7 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
             spec = build_spec(opts, image_config, cid, rootfs, files, volume_mounts,
                               CGROUP_PARENT, netns_path)
             # Compact: with indent=, json encodes in Python (~1.5 ms for a spec)
-            (records.bundle(cid) / "config.json").write_text(json.dumps(spec))
+            write_private(records.bundle(cid) / "config.json", json.dumps(spec))
             options = opts.to_dict()
             options["anonymous_volumes"] = anonymous
             c = Container(cid, name, opts.image, img.id, time.time(), options, spec, State())
@@ -469,7 +470,7 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool, handoff: Any = None) 
         "log_max_file": opts.log_max_file,
         "event_attributes": events.container_attributes(c.name, c.image, opts.labels),
     }
-    (records.path(c.id) / "monitor.json").write_text(json.dumps(monitor_cfg))
+    write_private(records.path(c.id) / "monitor.json", json.dumps(monitor_cfg))
     records.set_state(c.id, stop_requested=False, error="")
     try:
         (records.path(c.id) / "exit.json").unlink()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tomato import sqlitedb as sqlite3
 from tomato.errors import InvalidArgument, Unavailable
+from tomato.files import make_private
 
 MIGRATIONS: list[str] = [
     # 1: images and their names
@@ -109,6 +110,25 @@ def forget_connections() -> None:
         db.close()
 
 
+#: The engine root's mode, as Docker's /var/lib/docker: other users may not even look
+#: in (containers' configs, logs and layers are below it); the group may traverse.
+ROOT_MODE = 0o710
+
+
+def _make_root(root: Path) -> None:
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(root, ROOT_MODE)
+        except FileExistsError:
+            pass
+        st = os.stat(root)
+    if st.st_mode & 0o7777 != ROOT_MODE and st.st_uid == os.geteuid():
+        os.chmod(root, ROOT_MODE)  # made by an older tomato, or under another umask
+
+
 class Store:
     """Transactions on a per-process, per-thread connection (see ``_OPEN``)."""
 
@@ -117,8 +137,11 @@ class Store:
         self.path = self.root / "tomato.db"
         self.lock_dir = self.root / "locks"
         try:
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+            _make_root(self.root)
             self.lock_dir.mkdir(exist_ok=True, mode=0o700)
+            # The records hold containers' environments: 0600, and sqlite gives the
+            # -wal and -shm files the database's own mode.
+            make_private(self.path)
         except PermissionError as err:
             raise Unavailable(f"cannot create the tomato root {self.root}: {err}") from err
         self._migrate()

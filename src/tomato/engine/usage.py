@@ -118,7 +118,9 @@ def update(cfg: EngineConfig, c: Container, changes: dict[str, Any]) -> None:
     if bundle.exists():
         import json
 
-        bundle.write_text(json.dumps(c.spec))
+        from tomato.files import write_private
+
+        write_private(bundle, json.dumps(c.spec))
     from tomato.engine import events
 
     events.container(cfg.root, c, "update")

@@ -1,0 +1,52 @@
+"""Files the engine writes for itself: private from their first byte, replaced whole.
+
+A container's config and state hold its environment (`-e DB_PASSWORD=...`), so they
+are never readable by other users: created 0600 (not chmod'ed after, when someone may
+already hold them open), and written to a temporary name first, then renamed over the
+old one, so a reader -- or a crash, or a full disk -- never sees half a file.
+No fsync: these files are rewritten from the store after a crash, and fsync costs
+milliseconds on the start path.
+"""
+
+from __future__ import annotations
+
+import os
+
+PRIVATE = 0o600
+
+
+def write_private(path: str | os.PathLike[str], data: bytes | str, mode: int = PRIVATE) -> None:
+    """Replace ``path`` with ``data``, as a file of ``mode`` (0600) from the start."""
+    if isinstance(data, str):
+        data = data.encode()
+    path = os.fspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # a leftover .tmp of a dead process keeps its old mode
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def make_private(path: str | os.PathLike[str], mode: int = PRIVATE) -> None:
+    """Create ``path`` empty with ``mode`` if it does not exist; take away other users'
+    access if it does (a file an older version made 0644), e.g. before sqlite opens it
+    (sqlite gives its -wal and -shm files the database file's mode)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        if os.fstat(fd).st_mode & 0o077 & ~mode:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
