@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tomato.cli.usage import DockerParser
 from tomato.engine.humanize import human_duration  # noqa: F401 — used here and re-exported
 from tomato.errors import InvalidArgument, NotFound, TomatoError
 
@@ -53,32 +54,8 @@ USAGE_EXIT = 125
 FAIL_EXIT = 1
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter sized as shutil would, without importing shutil (~2 ms,
-    with bz2 and lzma): argparse makes one of these for every add_argument."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        if width is None:
-            try:
-                width = int(os.environ.get("COLUMNS", "")) - 2
-            except ValueError:
-                try:
-                    width = os.get_terminal_size(sys.__stdout__.fileno()).columns - 2  # type: ignore[union-attr]
-                except (AttributeError, ValueError, OSError):
-                    width = 78
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> Any:  # argparse's own usage errors
-        self.print_usage(sys.stderr)
-        print(f"tomato: {message}", file=sys.stderr)
-        sys.exit(USAGE_EXIT)
+#: argparse with docker's manners: no abbreviations, docker's errors (cli/usage.py)
+_Parser = DockerParser
 
 
 # -- rendering helpers -----------------------------------------------------------
