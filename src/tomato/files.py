@@ -10,6 +10,7 @@ milliseconds on the start path.
 
 from __future__ import annotations
 
+import errno
 import os
 
 PRIVATE = 0o600
@@ -43,10 +44,19 @@ def write_private(path: str | os.PathLike[str], data: bytes | str, mode: int = P
 def make_private(path: str | os.PathLike[str], mode: int = PRIVATE) -> None:
     """Create ``path`` empty with ``mode`` if it does not exist; take away other users'
     access if it does (a file an older version made 0644), e.g. before sqlite opens it
-    (sqlite gives its -wal and -shm files the database file's mode)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    (sqlite gives its -wal and -shm files the database file's mode).
+
+    An existing file is never opened: closing any descriptor of a file drops every
+    POSIX lock the process holds on it, sqlite's too -- a connection's locks on
+    tomato.db went silently, and concurrent commands corrupted the database."""
     try:
-        if os.fstat(fd).st_mode & 0o077 & ~mode:
-            os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     mode)
+    except FileExistsError:
+        st = os.lstat(path)
+        if (st.st_mode & 0o170000) == 0o120000:  # a symlink: refused, as O_NOFOLLOW would
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fspath(path)) from None
+        if st.st_mode & 0o077 & ~mode:
+            os.chmod(path, mode)
+        return
+    os.close(fd)
