@@ -7,6 +7,7 @@
     ├── Conflict                the object is in the wrong state for the operation
     ├── PermissionDenied        the kernel or policy refused
     └── Unavailable             a needed kernel feature, tool or service is missing
+        └── NoSpace             the filesystem holding the engine's root is full
 
 Callers chain the cause with ``raise ... from err``.  Edges (the CLIs, the API)
 map categories to exit codes and HTTP statuses; library code never prints.
@@ -46,6 +47,11 @@ class Unavailable(TomatoError):
     pass
 
 
+class NoSpace(Unavailable):
+    """"no space left on device while <doing what>": reads go on working and deletes
+    free space before they record, so a full disk never leaves a container unkillable."""
+
+
 __all__ = [
     "TomatoError",
     "NotFound",
@@ -54,4 +60,5 @@ __all__ = [
     "Conflict",
     "PermissionDenied",
     "Unavailable",
+    "NoSpace",
 ]

@@ -1,4 +1,5 @@
-"""Files the engine writes for itself: private from their first byte, replaced whole.
+"""Files the engine writes for itself: private from their first byte, replaced whole;
+and the space it holds back so that a full disk never stops a removal.
 
 A container's config and state hold its environment (`-e DB_PASSWORD=...`), so they
 are never readable by other users: created 0600 (not chmod'ed after, when someone may
@@ -60,3 +61,48 @@ def make_private(path: str | os.PathLike[str], mode: int = PRIVATE) -> None:
             os.chmod(path, mode)
         return
     os.close(fd)
+
+
+# -- space held back for deletes ---------------------------------------------------------
+#: ``ROOT/reserved-space``: a file of RESERVE_SIZE bytes the engine keeps while the disk
+#: has room, and gives back when a full disk would otherwise stop it from *recording a
+#: removal* (sqlite must grow its -shm and -wal to delete a row).  Without it, on a disk
+#: filled by something else, `rm -f` frees a small container's files and still cannot
+#: write that the container is gone.
+RESERVE_NAME = "reserved-space"
+RESERVE_SIZE = 1 << 20
+
+
+def keep_reserve(root: str | os.PathLike[str]) -> None:
+    """Make the reserve if it is missing and the disk has room to spare for it."""
+    path = os.path.join(root, RESERVE_NAME)
+    if os.path.exists(path):
+        return
+    try:
+        st = os.statvfs(root)
+    except OSError:
+        return
+    if st.f_bavail * st.f_frsize < 8 * RESERVE_SIZE:
+        return  # not while the disk is (nearly) full: that is what it is for
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE)
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_SIZE)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def release_reserve(root: str | os.PathLike[str]) -> bool:
+    """Give the reserve back to the filesystem; whether there was one."""
+    try:
+        os.unlink(os.path.join(root, RESERVE_NAME))
+    except FileNotFoundError:
+        return False
+    return True

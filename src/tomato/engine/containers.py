@@ -30,6 +30,60 @@ if TYPE_CHECKING:
 CREATED, RUNNING, PAUSED, RESTARTING, EXITED, DEAD, REMOVING = (
     "created", "running", "paused", "restarting", "exited", "dead", "removing")
 
+#: in a container's directory: `stop`/`kill`/`rm` asked for its end when the disk was
+#: too full to say so in the record (service._request_stop; the monitor looks for it)
+STOP_MARKER = "stop-requested"
+#: ...and how it ended, in an empty file's name (exited.CODE[.oom]; its mtime is when),
+#: when neither the record nor exit.json could be written
+EXIT_MARKER_PREFIX = "exited."
+
+
+def leave_exit_marker(cdir: Path, code: int, oom: bool) -> None:
+    """The exit, when the disk has no block left for it: a new empty file needs none
+    on most filesystems (an inode, a directory entry)."""
+    try:
+        os.close(os.open(cdir / f"{EXIT_MARKER_PREFIX}{code}{'.oom' if oom else ''}",
+                         os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    except OSError:
+        pass
+
+
+def read_exit(cdir: Path) -> dict[str, Any]:
+    """What the monitor's side wrote of the container's exit: exit.json (tomato-shim's),
+    or an exit marker; {} if neither."""
+    try:
+        info = json.loads((cdir / "exit.json").read_text())
+        if isinstance(info, dict):
+            return info
+    except (OSError, ValueError):
+        pass
+    try:
+        names = [n for n in os.listdir(cdir) if n.startswith(EXIT_MARKER_PREFIX)]
+    except OSError:
+        return {}
+    for name in names:
+        code, _, oom = name[len(EXIT_MARKER_PREFIX):].partition(".")
+        try:
+            return {"exit_code": int(code), "oom_killed": oom == "oom",
+                    "finished_at": os.stat(cdir / name).st_mtime}
+        except (ValueError, OSError):
+            continue
+    return {}
+
+
+def forget_exit(cdir: Path) -> None:
+    """Before a start: the last run's exit files and stop marker are stale."""
+    try:
+        names = os.listdir(cdir)
+    except OSError:
+        return
+    for name in names:
+        if name in ("exit.json", STOP_MARKER) or name.startswith(EXIT_MARKER_PREFIX):
+            try:
+                os.unlink(cdir / name)
+            except OSError:
+                pass
+
 _LEFT = ("admiring", "brave", "clever", "dazzling", "eager", "fervent", "gallant", "happy",
          "jolly", "keen", "lucid", "modest", "nifty", "optimistic", "peaceful", "quirky",
          "relaxed", "serene", "tender", "upbeat", "vibrant", "wizardly", "youthful", "zealous")

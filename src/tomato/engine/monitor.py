@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from tomato.engine import events, frames
+from tomato.engine.containers import STOP_MARKER, leave_exit_marker
 from tomato.engine.logs import LogWriter
+from tomato.errors import NoSpace
 
 ATTACH_WAIT = 10.0  # seconds a foreground run may take to attach before we start anyway
 
@@ -55,6 +57,7 @@ class Monitor:
         self.states = StateDir(self.cfg["runtime_root"])
         self.rtlog = RuntimeLog(str(self.dir / "runtime.log"), "json")
         self.on_report: Any = None  # instead of the report pipe, see run_monitor
+        self.exit_unrecorded = False  # a full disk kept the exit out of the record
 
     # -- the container ---------------------------------------------------------------
     def _start_container(self) -> int:
@@ -271,8 +274,16 @@ class Monitor:
             events.emit(self.root, "container", "oom", self.cid, self.cfg.get("event_attributes"))
         events.emit(self.root, "container", "die", self.cid,
                     {**self.cfg.get("event_attributes", {}), "exitCode": str(code)})
-        self.records.set_state(self.cid, status="exited", exit_code=code,
-                               finished_at=finished_at, oom_killed=oom, pid=0, pid_start=0)
+        try:
+            self.records.set_state(self.cid, status="exited", exit_code=code,
+                                   finished_at=finished_at, oom_killed=oom, pid=0,
+                                   pid_start=0)
+        except NoSpace:
+            # A full disk: exit.json (if the shim could write it) or a marker stays for
+            # the next reader, who finds this monitor gone and takes the exit from there.
+            leave_exit_marker(self.dir, code, oom)
+            self.exit_unrecorded = True
+            return
         try:
             os.unlink(self.dir / "exit.json")
         except FileNotFoundError:
@@ -359,8 +370,10 @@ class Monitor:
 
     def _should_restart(self, code: int, restarts: int) -> bool:
         policy = self.cfg.get("restart", "no")
+        if policy == "no" or self.exit_unrecorded:
+            return False  # (a disk too full to record the exit is too full to go on)
         state = self.records.get(self.cid).state
-        if state.stop_requested:
+        if state.stop_requested or (self.dir / STOP_MARKER).exists():
             return False
         if policy in ("always", "unless-stopped"):
             return True

@@ -29,7 +29,14 @@ from pathlib import Path
 
 from tomato import sqlitedb as sqlite3
 from tomato.engine.store import Store
-from tomato.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, TomatoError
+from tomato.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidArgument,
+    NoSpace,
+    NotFound,
+    TomatoError,
+)
 from tomato.records import record
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
@@ -476,7 +483,10 @@ class Networks:
                     continue
             orphans.append(c)
         for cid in orphans:
-            self.teardown(cid)
+            try:
+                self.teardown(cid)
+            except NoSpace:
+                break  # housekeeping: a full disk must not fail the read that asked for it
         return orphans
 
     # -- containers ----------------------------------------------------------------------

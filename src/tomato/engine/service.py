@@ -24,17 +24,20 @@ from tomato.engine.containers import (
     PAUSED,
     RESTARTING,
     RUNNING,
+    STOP_MARKER,
     Container,
     Containers,
     State,
     ensure_dir,
+    forget_exit,
     new_id,
     random_name,
+    read_exit,
     validate_name,
 )
 from tomato.engine.images import EngineConfig
 from tomato.engine.options import RunOptions
-from tomato.errors import Conflict, InvalidArgument, NotFound, TomatoError
+from tomato.errors import Conflict, InvalidArgument, NoSpace, NotFound, TomatoError
 from tomato.files import write_private
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
@@ -357,16 +360,14 @@ def reconcile(cfg: EngineConfig, c: Container) -> Container:
     if container_alive:
         frozen = _is_paused(cfg, c)
         if frozen and st.status != PAUSED:
-            c.state = _records(cfg).set_state(c.id, status=PAUSED)
+            _note(cfg, c, status=PAUSED)
         elif not frozen and st.status == PAUSED:
-            c.state = _records(cfg).set_state(c.id, status=RUNNING)
+            _note(cfg, c, status=RUNNING)
         return c
     if monitor_alive:
         # The monitor is recording the exit; tomato-shim has already written it.
-        exit_file = _records(cfg).path(c.id) / "exit.json"
-        try:
-            info = json.loads(exit_file.read_text())
-        except (OSError, ValueError):
+        info = read_exit(_records(cfg).path(c.id))
+        if not info:
             # Between restarts, or about to record the exit itself -- or it just did:
             # it writes the record before it unlinks exit.json, so read that again.
             return _records(cfg).get(c.id)
@@ -376,12 +377,39 @@ def reconcile(cfg: EngineConfig, c: Container) -> Container:
         c.state.oom_killed = bool(info.get("oom_killed", False))
         c.state.pid = 0
         return c
-    # Nobody is left to record the exit: the monitor died with or after the container.
+    # Nobody is left to record the exit: the monitor died with or after the container
+    # (tomato-shim may have written the exit down before it went).
     _runtime_delete(cfg, c.id)
-    c.state = _records(cfg).set_state(c.id, status=EXITED, pid=0, pid_start=0,
-                                      finished_at=st.finished_at or time.time(),
-                                      exit_code=st.exit_code if st.finished_at else 255)
+    info = read_exit(_records(cfg).path(c.id))
+    finished = float(info.get("finished_at", 0.0)) or st.finished_at
+    _note(cfg, c, status=EXITED, pid=0, pid_start=0, finished_at=finished or time.time(),
+          exit_code=int(info.get("exit_code", st.exit_code if finished else 255)),
+          oom_killed=bool(info.get("oom_killed", False)))
     return c
+
+
+def _note(cfg: EngineConfig, c: Container, **changes: Any) -> None:
+    """Record what the kernel says of ``c`` -- and on a full disk, only tell it: a read
+    (ps, inspect, logs) never needs a write to tell the truth."""
+    try:
+        c.state = _records(cfg).set_state(c.id, **changes)
+    except NoSpace:
+        for name, value in changes.items():
+            setattr(c.state, name, value)
+
+
+def _request_stop(cfg: EngineConfig, c: Container) -> None:
+    """Tell the monitor not to restart ``c`` when it exits: in the record, or on a full
+    disk as an empty marker file (a new name needs no free block on most filesystems;
+    the monitor looks for both).  Never a reason not to signal the container."""
+    try:
+        _records(cfg).set_state(c.id, stop_requested=True)
+    except NoSpace:
+        try:
+            os.close(os.open(_records(cfg).path(c.id) / STOP_MARKER,
+                             os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError:
+            pass
 
 
 def _runtime_delete(cfg: EngineConfig, cid: str) -> None:
@@ -472,10 +500,7 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool, handoff: Any = None) 
     }
     write_private(records.path(c.id) / "monitor.json", json.dumps(monitor_cfg))
     records.set_state(c.id, stop_requested=False, error="")
-    try:
-        (records.path(c.id) / "exit.json").unlink()
-    except FileNotFoundError:
-        pass
+    forget_exit(records.path(c.id))
     if handoff is not None:
         _become_monitor(cfg, c, handoff)
     report = _spawn_monitor(cfg.root, c.id, records.path(c.id) / "monitor.log")
@@ -631,7 +656,7 @@ def kill(cfg: EngineConfig, ref: str, sig: str | int = "KILL") -> Container:
     if c.state.status not in (RUNNING, PAUSED, RESTARTING):
         raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
     num = _signal_number(sig)
-    _records(cfg).set_state(c.id, stop_requested=True)
+    _request_stop(cfg, c)
     _runtime_kill(cfg, c, num)
     events.container(cfg.root, c, "kill", signal=str(num))
     return c
@@ -665,7 +690,7 @@ def stop(cfg: EngineConfig, ref: str, timeout: int | None = None) -> Container:
     opts = RunOptions.from_dict(c.options)
     grace = timeout if timeout is not None else (opts.stop_timeout
                                                  if opts.stop_timeout is not None else 10)
-    _records(cfg).set_state(c.id, stop_requested=True)
+    _request_stop(cfg, c)
     sig = c.spec.get("annotations", {}).get("org.opencontainers.image.stopSignal", "SIGTERM")
     if c.state.status == PAUSED:
         _runtime_kill(cfg, c, _signal_number(sig))
@@ -716,7 +741,7 @@ def pause(cfg: EngineConfig, ref: str) -> None:
     if c.state.status != RUNNING:
         raise Conflict(f"Container {c.id} is not running")
     rt_pause(StateDir(str(runtime_root(cfg))), c.id)
-    _records(cfg).set_state(c.id, status=PAUSED)
+    _note(cfg, c, status=PAUSED)
     events.container(cfg.root, c, "pause")
 
 
@@ -728,7 +753,7 @@ def unpause(cfg: EngineConfig, ref: str) -> None:
     if c.state.status != PAUSED:
         raise Conflict(f"Container {c.id} is not paused")
     resume(StateDir(str(runtime_root(cfg))), c.id)
-    _records(cfg).set_state(c.id, status=RUNNING)
+    _note(cfg, c, status=RUNNING)
     events.container(cfg.root, c, "unpause")
 
 
@@ -739,7 +764,7 @@ def remove(cfg: EngineConfig, ref: str, force: bool = False, volumes: bool = Fal
         if not force:
             raise Conflict(f"You cannot remove a running container {c.id}. Stop the "
                            "container before attempting removal or force remove")
-        _records(cfg).set_state(c.id, stop_requested=True)
+        _request_stop(cfg, c)
         _runtime_kill(cfg, c, signal.SIGKILL)
         events.container(cfg.root, c, "kill", signal=str(int(signal.SIGKILL)))
         wait_exit(cfg, c.id, 30)
@@ -767,12 +792,15 @@ def remove_files(root: Path, cid: str, volumes: bool = False) -> None:
     try:
         _runtime_delete(cfg, cid)
         _unmount_rootfs(records.bundle(cid) / "rootfs")
-        image_service.release_rootfs(cfg, cid)
+        # Files before records: on a full disk the space the logs and the container's
+        # layer free is what lets the records be written (and a removal cut short
+        # here is finished by the next one).
         shutil.rmtree(records.path(cid), ignore_errors=True)
+        _freeing(cfg, image_service.release_rootfs, cfg, cid)
     finally:
         if network_done is not None:
             network_done()
-    records.delete(cid)
+    _freeing(cfg, records.delete, cid)
     events.container(root, c, "destroy")
     if volumes:
         from tomato.engine import volumes as vol
@@ -782,6 +810,19 @@ def remove_files(root: Path, cid: str, volumes: bool = False) -> None:
                 vol.remove(root, name)
             except TomatoError:
                 pass
+
+
+def _freeing(cfg: EngineConfig, step: Any, *args: Any) -> None:
+    """A step of a removal that must record what it freed: on a full disk, the engine
+    gives back its reserve (tomato.files) and tries once more."""
+    try:
+        step(*args)
+    except NoSpace:
+        from tomato.files import release_reserve
+
+        if not release_reserve(cfg.root):
+            raise
+        step(*args)
 
 
 def prune(cfg: EngineConfig) -> list[str]:

@@ -24,8 +24,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from tomato import sqlitedb as sqlite3
-from tomato.errors import InvalidArgument, Unavailable
-from tomato.files import make_private
+from tomato.errors import InvalidArgument, NoSpace, TomatoError, Unavailable
+from tomato.files import keep_reserve, make_private
 
 MIGRATIONS: list[str] = [
     # 1: images and their names
@@ -142,6 +142,7 @@ class Store:
             # The records hold containers' environments: 0600, and sqlite gives the
             # -wal and -shm files the database's own mode.
             make_private(self.path)
+            keep_reserve(self.root)  # space for recording removals on a full disk
         except PermissionError as err:
             raise Unavailable(f"cannot create the tomato root {self.root}: {err}") from err
         self._migrate()
@@ -155,8 +156,10 @@ class Store:
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
-    def _open(self) -> sqlite3.Connection:
-        """This process's and thread's connection, made again if the file was replaced."""
+    def _open(self) -> tuple[sqlite3.Connection, bool]:
+        """This process's and thread's connection, made again if the file was replaced;
+        and whether it is kept (False: a frozen look for one transaction on a full
+        disk, see sqlitedb.frozen_reader)."""
         import _thread
 
         st = os.stat(self.path)
@@ -165,11 +168,18 @@ class Store:
         found = _OPEN.get(key)
         if found is not None:
             if found[1] == identity:
-                return found[0]
+                return found[0], True
             found[0].close()
-        db = self._connect()
+        try:
+            db = self._connect()
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # opens the -wal and -shm
+        except sqlite3.OperationalError:
+            frozen = sqlite3.frozen_reader(self.path)  # a full disk: see there
+            if frozen is None:
+                raise
+            return frozen, False
         _OPEN[key] = (db, identity)
-        return db
+        return db, True
 
     def _migrate(self) -> None:
         # Up to date: a read of user_version, not a write transaction (any number of
@@ -192,15 +202,29 @@ class Store:
                         db.execute(statement)
             db.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
             db.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            raise self._failure(err, writing=True) from err
         finally:
             db.close()
+        # The connection _version opened on the new, empty file predates WAL mode
+        import _thread
+
+        stale = _OPEN.pop((os.getpid(), _thread.get_ident(), self.path), None)
+        if stale is not None:
+            stale[0].close()
 
     def _version(self) -> int:
         try:
-            db = self._open()
+            db, kept = self._open()
         except FileNotFoundError:
             return -1
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.OperationalError as err:
+            raise self._failure(err, writing=False) from err
+        try:
+            return int(db.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            if not kept:
+                db.close()
 
     @contextmanager
     def _tx(self, begin: str) -> Iterator[sqlite3.Connection]:
@@ -215,21 +239,39 @@ class Store:
             fcntl.flock(queue, fcntl.LOCK_EX)
         own = None
         try:
-            db = self._open()
-            if db.in_transaction:  # nested in another of ours: a connection of its own
+            db, kept = self._open()
+            if not kept:
+                own = db  # a frozen look: closed with the transaction
+            elif db.in_transaction:  # nested in another of ours: a connection of its own
                 db = own = self._connect()
             db.execute(begin)
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # (sqlite may have rolled back already: disk full)
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.OperationalError:
+                        pass
                 raise
             db.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            raise self._failure(err, writer) from err
         finally:
             if own is not None:
                 own.close()
             if queue >= 0:
                 os.close(queue)
+
+    def _failure(self, err: Exception, writing: bool) -> TomatoError:
+        """sqlite's error as one typed line: NoSpace on a full disk (sqlite says
+        "database or disk is full", or "disk I/O error" when it cannot grow its -wal
+        or -shm), Unavailable otherwise."""
+        if "full" in str(err) or sqlite3.disk_full(self.root):
+            return NoSpace(f"no space left on device while "
+                           f"{'writing' if writing else 'reading'} the engine's records "
+                           f"({self.path})")
+        return Unavailable(f"the engine's records ({self.path}): {err}")
 
     def write(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE: the write lock is taken up front)."""

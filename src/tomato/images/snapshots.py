@@ -25,7 +25,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tomato import sqlitedb as sqlite3
-from tomato.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from tomato.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidArgument,
+    NoSpace,
+    NotFound,
+    Unavailable,
+)
 from tomato.records import field
 from tomato.records import record as dataclass
 
@@ -91,32 +98,61 @@ class Staging:
     path: Path
 
 
+def _failure(err: Exception, root: Path) -> Exception:
+    if "full" in str(err) or sqlite3.disk_full(root):
+        return NoSpace(f"no space left on device while writing the snapshots' records "
+                       f"({root / 'metadata.db'})")
+    return Unavailable(f"the snapshots' records ({root / 'metadata.db'}): {err}")
+
+
 class Snapshotter:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.dirs = self.root / "snapshots"
         self.dirs.mkdir(parents=True, exist_ok=True)
         self._db_path = self.root / "metadata.db"
-        db = sqlite3.connect(self._db_path, timeout=60)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-        finally:
-            db.close()
+            db = sqlite3.connect(self._db_path, timeout=60)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+            finally:
+                db.close()
+        except sqlite3.OperationalError as err:
+            # A full disk: reads still work on the file as it stands (see _db), and
+            # removals free space before they write.
+            if not (self._db_path.exists() and sqlite3.disk_full(self.root)):
+                raise _failure(err, self.root) from err
 
     # -- metadata -----------------------------------------------------------
     @contextmanager
     def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self._db_path, timeout=60, isolation_level=None)
         try:
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                if not write:
+                    db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # opens -wal, -shm
+            except sqlite3.OperationalError as err:
+                frozen = None if write else sqlite3.frozen_reader(self._db_path)
+                if frozen is None:
+                    raise _failure(err, self.root) from err
+                db.close()
+                db = frozen
+                db.execute("BEGIN")
             try:
                 yield db
-            except BaseException:
-                db.execute("ROLLBACK")
+                db.execute("COMMIT")
+            except BaseException as err:
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.OperationalError:
+                        pass  # (a full disk: sqlite has rolled back already)
+                if isinstance(err, sqlite3.OperationalError):
+                    raise _failure(err, self.root) from err
                 raise
-            db.execute("COMMIT")
         finally:
             db.close()
 
@@ -270,15 +306,20 @@ class Snapshotter:
         return self._row(row)
 
     def remove(self, key: str) -> None:
-        """Remove a snapshot that no other snapshot uses as parent (its mounts must be gone)."""
-        with self._db(write=True) as db:
+        """Remove a snapshot that no other snapshot uses as parent (its mounts must be gone).
+
+        Its files go first, its record after: on a full disk the space freed is what
+        lets the record be written (a record left behind by a crash in between names
+        an empty directory, and removing it again finishes the job)."""
+        with self._db() as db:
             info = self._get(db, key)
             child = db.execute("SELECT key FROM snapshots WHERE parent=? LIMIT 1",
                                (key,)).fetchone()
-            if child:
-                raise Conflict(f"snapshot {key} is the parent of {child[0]}")
-            db.execute("DELETE FROM snapshots WHERE key=?", (key,))
+        if child:
+            raise Conflict(f"snapshot {key} is the parent of {child[0]}")
         _rmtree(self.dirs / info.id, ignore_errors=True)
+        with self._db(write=True) as db:
+            db.execute("DELETE FROM snapshots WHERE key=?", (key,))
 
     def clean_orphans(self) -> _List[str]:
         """Delete snapshot dirs no record points at (crashed stagings). Run with no pull active."""

@@ -61,13 +61,14 @@ static pid_t child;
 static char partial[2][MAX_LINE];
 static size_t partial_len[2];
 
-static void write_all(int fd, const void *data, size_t len) {
+static int write_all(int fd, const void *data, size_t len) {
     const char *p = data;
     while (len) {
         ssize_t n = write(fd, p, len);
-        if (n < 0) { if (errno == EINTR) continue; return; }
+        if (n < 0) { if (errno == EINTR) continue; return -1; }
         p += n; len -= (size_t)n;
     }
+    return 0;
 }
 
 static void rotate(void) {
@@ -189,8 +190,14 @@ static void write_exit_file(const char *path, int code, int oom) {
     int n = snprintf(text, sizeof text,
                      "{\"exit_code\": %d, \"finished_at\": %lld.%09ld, \"oom_killed\": %s}\n",
                      code, (long long)ts.tv_sec, ts.tv_nsec, oom ? "true" : "false");
-    write_all(fd, text, (size_t)n);
-    close(fd);
+    /* A full disk: no half-written exit.json (the monitor after us records the exit,
+       or leaves it in a file's name, which needs no free block) */
+    int failed = write_all(fd, text, (size_t)n) < 0;
+    if (close(fd) < 0) failed = 1;
+    if (failed) {
+        unlink(tmp);
+        return;
+    }
     rename(tmp, path);
 }
 
