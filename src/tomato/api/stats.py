@@ -10,6 +10,7 @@ from typing import Any
 from tomato.api.http import Request
 from tomato.engine import service
 from tomato.engine.containers import Container, iso
+from tomato.errors import TomatoError
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -56,14 +57,13 @@ def _cpu(raw: dict[str, Any]) -> dict[str, Any]:
                                 "throttled_time": int(throttle.get("throttledTime", 0))}}
 
 
-def sample(api: Any, c: Container, pre: dict[str, Any] | None) -> dict[str, Any]:
+def sample(c: Container, raw: dict[str, Any], pre: dict[str, Any] | None) -> dict[str, Any]:
+    """Docker's stats JSON from one reading of the container's cgroups (``raw``)."""
     from tomato.engine import usage
 
-    raw = usage.raw_stats(api.cfg, c)
     mem = raw.get("memory", {})
-    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     limit = int(mem.get("usage", {}).get("limit", 0) or 0)
-    limit = min(limit, physical) if limit else physical
+    limit = min(limit, usage.physical_memory()) if limit else usage.physical_memory()
     blk = [{"major": int(e.get("major", 0)), "minor": int(e.get("minor", 0)),
             "op": str(e.get("op", "")).capitalize(), "value": int(e.get("value", 0))}
            for e in raw.get("blkio", {}).get("ioServiceBytesRecursive", []) or []]
@@ -88,33 +88,51 @@ def sample(api: Any, c: Container, pre: dict[str, Any] | None) -> dict[str, Any]
     }
 
 
+def _empty(c: Container) -> dict[str, Any]:
+    """Docker answers a stopped container with zeroed stats, not an error."""
+    return {"read": "0001-01-01T00:00:00Z", "preread": "0001-01-01T00:00:00Z",
+            "pids_stats": {}, "blkio_stats": {}, "num_procs": 0, "storage_stats": {},
+            "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+            "precpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+            "memory_stats": {}, "name": "/" + c.name, "id": c.id}
+
+
 def stats(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
+    from tomato.engine import usage
+
     c = service.get(api.cfg, id)
     stream = req.flag("stream", True) if "stream" in req.query else True
     one_shot = req.flag("one-shot")
-    if c.state.status not in ("running", "paused"):
-        # Docker answers a stopped container with zeroed stats, not an error
-        empty = {"read": "0001-01-01T00:00:00Z", "preread": "0001-01-01T00:00:00Z",
-                 "pids_stats": {}, "blkio_stats": {}, "num_procs": 0, "storage_stats": {},
-                 "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-                 "precpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-                 "memory_stats": {}, "name": "/" + c.name, "id": c.id}
-        if not stream:
-            req.json_response(empty)
-            return
+    if c.state.status not in ("running", "paused") and not stream:
+        req.json_response(_empty(c))
+        return
+    # The container's cgroups are found once (the runtime's state read once) and read
+    # at each sample.  `docker stats` asks for every container at once, one request
+    # each: the requests' threads wait out their intervals side by side.
     if not stream:
-        pre = None if one_shot else sample(api, c, None)
-        if pre is not None:
-            time.sleep(0.5)
-        req.json_response(sample(api, c, pre))
+        try:
+            mgr = usage.cgroups_of(api.cfg, c)
+            pre = None if one_shot else sample(c, mgr.stats(), None)
+            if pre is not None:
+                time.sleep(0.5)
+            body = sample(c, mgr.stats(), pre)
+        except (TomatoError, OSError):  # it stopped meanwhile
+            body = _empty(c)
+        req.json_response(body)
         return
     req.start_stream()
     pre = None
+    mgr, pid = None, 0
     while True:
         c = service.get(api.cfg, c.id)
         if c.state.status not in ("running", "paused"):
             break
-        cur = sample(api, c, pre)
+        try:
+            if mgr is None or pid != c.state.pid:  # a restart: new processes, new cgroups
+                mgr, pid = usage.cgroups_of(api.cfg, c), c.state.pid
+            cur = sample(c, mgr.stats(), pre)
+        except (TomatoError, OSError):  # it stopped meanwhile
+            break
         req.json_chunk(cur)
         pre = cur
         for _ in range(10):

@@ -8,7 +8,6 @@ import json
 import sys
 
 from tomato.cli.common import guard as _guard
-from tomato.errors import TomatoError
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
@@ -122,27 +121,34 @@ def _human_bytes(n: float) -> str:
     return f"{n}B"
 
 
+def _stats_row(c: Any, s: Any) -> list[str]:
+    from tomato.cli.engine import human_size
+
+    if s is None:  # not running (or stopped meanwhile): docker shows nothing in use
+        return [c.short_id, c.name, "0.00%", "0B / 0B", "0.00%", "0B / 0B", "0B / 0B", "0"]
+    return [c.short_id, c.name, f"{s.cpu_percent:.2f}%",
+            f"{_human_bytes(s.mem_usage)} / {_human_bytes(s.mem_limit)}",
+            f"{s.mem_percent:.2f}%", "0B / 0B",
+            f"{human_size(s.block_read)} / {human_size(s.block_write)}", str(s.pids)]
+
+
 @_guard
 def cmd_stats(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.cli.engine import human_size
     from tomato.engine import service, usage
 
-    refs = args.containers or [c.id for c in service.list_containers(cfg)]
+    # One sampler for the whole command: every container read once, one interval, read
+    # again (engine/usage.py), not an interval per container; a live table reads each
+    # container once a frame.
+    sampler = usage.Sampler(cfg)
     while True:
+        if args.containers:
+            listed = [service.get(cfg, ref) for ref in args.containers]
+        else:
+            listed = service.list_containers(cfg, all_states=args.all)
+        samples = {c.id: s for c, s in sampler.sample(listed)}
         rows = [["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
                  "BLOCK I/O", "PIDS"]]
-        for ref in refs:
-            c = service.get(cfg, ref)
-            if c.state.status not in ("running", "paused"):
-                if args.containers:
-                    raise TomatoError(f"container {c.short_id} is not running")
-                continue
-            s = usage.sample(cfg, c)
-            rows.append([c.short_id, c.name, f"{s.cpu_percent:.2f}%",
-                         f"{_human_bytes(s.mem_usage)} / {_human_bytes(s.mem_limit)}",
-                         f"{s.mem_percent:.2f}%", "0B / 0B",
-                         f"{human_size(s.block_read)} / {human_size(s.block_write)}",
-                         str(s.pids)])
+        rows += [_stats_row(c, samples.get(c.id)) for c in listed]
         if args.format == "json":
             keys = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"]
             for r in rows[1:]:
