@@ -11,7 +11,6 @@ import sys
 import time
 
 from tomato.cli.common import ENGINE_ERROR
-from tomato.cli.common import each as _each
 from tomato.cli.common import fail as _fail
 from tomato.cli.common import guard as _guard
 from tomato.cli.run_options import build_options
@@ -131,40 +130,83 @@ def cmd_start(args: argparse.Namespace, cfg: Any) -> int:
     return failed
 
 
+def _container_of(cfg: Any) -> Any:
+    """ref -> the container it names (its id; the ref itself when it names none), so that
+    two refs to one container are never acted on side by side (cli/parallel.py)."""
+    from tomato.engine.containers import Containers
+
+    records = Containers(cfg.root)
+
+    def key(ref: str) -> str:
+        try:
+            return str(records.get(ref).id)
+        except TomatoError:
+            return "?" + ref
+    return key
+
+
+# stop, kill, rm, pause, unpause and restart act on up to 50 containers at once, as
+# docker's CLI does (output in argument order): see cli/parallel.py
 def cmd_stop(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.cli import parallel
     from tomato.engine import service
 
-    return _each(args.containers, lambda r: service.stop(cfg, r, args.time))
+    return parallel.each(args.containers, lambda r: service.stop(cfg, r, args.time),
+                         _container_of(cfg))
 
 
 def cmd_restart(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.cli import parallel
     from tomato.engine import service
 
-    return _each(args.containers, lambda r: service.restart(cfg, r, args.time))
+    # Stopped side by side, started one after another once every thread is gone: start
+    # forks the monitor, which clones the init through ctypes (DESIGN: never a thread
+    # before a ctypes clone).  restart then finds each stopped and only starts it.
+    stopped = parallel.run(args.containers, lambda r: service.stop(cfg, r, args.time),
+                           _container_of(cfg))
+    failed = 0
+    for ref, err in zip(args.containers, stopped, strict=True):
+        try:
+            if err is not None:
+                raise err
+            service.restart(cfg, ref, args.time)
+            print(ref, flush=True)
+        except (TomatoError, OSError) as failure:
+            print(f"tomato: {parallel.message(failure)}", file=sys.stderr, flush=True)
+            failed = 1
+    return failed
 
 
 def cmd_kill(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.cli import parallel
     from tomato.engine import service
 
-    return _each(args.containers, lambda r: service.kill(cfg, r, args.signal))
+    return parallel.each(args.containers, lambda r: service.kill(cfg, r, args.signal),
+                         _container_of(cfg))
 
 
 def cmd_rm(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.cli import parallel
     from tomato.engine import service
 
-    return _each(args.containers, lambda r: service.remove(cfg, r, args.force, args.volumes))
+    return parallel.each(args.containers,
+                         lambda r: service.remove(cfg, r, args.force, args.volumes),
+                         _container_of(cfg))
 
 
 def cmd_pause(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.cli import parallel
     from tomato.engine import service
 
-    return _each(args.containers, lambda r: service.pause(cfg, r))
+    return parallel.each(args.containers, lambda r: service.pause(cfg, r), _container_of(cfg))
 
 
 def cmd_unpause(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.cli import parallel
     from tomato.engine import service
 
-    return _each(args.containers, lambda r: service.unpause(cfg, r))
+    return parallel.each(args.containers, lambda r: service.unpause(cfg, r),
+                         _container_of(cfg))
 
 
 def cmd_wait(args: argparse.Namespace, cfg: Any) -> int:
