@@ -24,7 +24,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from tomato import sqlitedb as sqlite3
@@ -132,51 +132,17 @@ class Networks:
             self._lock_fd = -1
             os.close(fd)
 
-    @contextmanager
-    def claim(self, cid: str) -> Iterator[None]:
+    def claim(self, cid: str) -> AbstractContextManager[None]:
         """Held by a create from before its netns exists until its record does."""
-        self.ns_dir.mkdir(mode=0o700, exist_ok=True)
-        path = self.ns_dir / f".{cid}.lock"
-        for _ in range(100):  # bounded: a sweep unlinks a stale lock file at most once
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                same = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)  # a sweep removed the file we locked: lock the new one
-        else:
-            raise Conflict(f"cannot claim {path}")
-        try:
-            yield
-        finally:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            os.close(fd)
+        from tomato.engine.claims import claim
+
+        return claim(self.ns_dir / f".{cid}.lock")
 
     def _claimed(self, cid: str) -> bool:
         """Whether a live create holds the claim; a stale lock file (kill -9) goes."""
-        path = self.ns_dir / f".{cid}.lock"
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        else:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-        finally:
-            os.close(fd)
-        return False
+        from tomato.engine.claims import claimed
+
+        return claimed(self.ns_dir / f".{cid}.lock")
 
     # -- records -----------------------------------------------------------------------
     def all(self) -> list[Network]:

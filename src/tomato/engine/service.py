@@ -239,6 +239,9 @@ def create(cfg: EngineConfig, opts: RunOptions, then_start: bool = False) -> Con
 
 
 def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
+    from tomato.engine.options import validate_resources
+
+    validate_resources(opts)  # the daemon's checks (CLI and API), before a pull
     records = _records(cfg)
     try:
         img = image_service.get_image(cfg, opts.image)
@@ -257,6 +260,12 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     net = _network_plan(cfg, opts, image_config)  # bad network or busy port: nothing made yet
     cdir = records.path(cid)
     with ExitStack() as undo:
+        # Claimed until the record exists: what a killed create leaves has neither
+        # (engine/leftovers.py removes it), what a live one is making has the claim.
+        from tomato.engine.claims import claim
+        from tomato.engine.leftovers import claim_path
+
+        undo.enter_context(claim(claim_path(cfg.root, cid)))
         if net is not None:
             undo.enter_context(net.claim(cid))  # held until the record exists (see sweep)
         with ExitStack() as rollback:
@@ -443,7 +452,11 @@ def list_containers(cfg: EngineConfig, all_states: bool = False) -> list[Contain
 
     sweep(cfg.root)  # what a killed `tomato run` left of its network
     out = []
-    for c in _records(cfg).all():
+    found = _records(cfg).all()
+    from tomato.engine import leftovers
+
+    leftovers.sweep(cfg, {c.id for c in found})  # ...and of everything else
+    for c in found:
         c = reconcile(cfg, c)
         if all_states or c.state.status in (RUNNING, PAUSED, RESTARTING):
             out.append(c)

@@ -232,6 +232,10 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         if use_cgroups:
             found = cgroups.hierarchies()  # once: the kernel renders every mount for it
             manager = cgroups.new_manager(spec.linux.cgroups_path, container_id, found)
+            # Recorded before it exists: a create killed half-way through making it
+            # leaves cgroups that `delete --force` then knows to remove.
+            rec.cgroup = manager.to_dict()
+            states.save(rec)
             manager.create()
             undo.callback(manager.destroy)
             manager.set(resources)

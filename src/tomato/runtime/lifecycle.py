@@ -169,8 +169,11 @@ def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
             mgr.thaw()
         if not _wait_gone(rec):
             raise TomatoError(f"container {container_id} init (pid {rec.pid}) did not die")
-    elif mgr is not None and _shares_pid_ns(rec):
-        # The init is gone but, sharing the host pid namespace, its children may not be.
+    elif mgr is not None and (_shares_pid_ns(rec) or rec.status == "creating") \
+            and mgr.exists():
+        # The init is gone but, sharing the host pid namespace, its children may not
+        # be; or the runtime creating the container was killed, and its init, already
+        # in the cgroup, waits for a word (or a start) that will never come.
         mgr.kill_all(signal.SIGKILL)
     if rec.config:
         spec = spec_of(rec)
