@@ -110,6 +110,18 @@ def forget_connections() -> None:
         db.close()
 
 
+def forget_thread_connections() -> None:
+    """Close this thread's connections: call as a thread ends (the API server's
+    workers), or they stay open for good -- and a later thread given the same ident
+    would pick them up."""
+    import _thread
+
+    me = (os.getpid(), _thread.get_ident())
+    for key in [k for k in _OPEN if k[:2] == me]:
+        db, _ = _OPEN.pop(key)
+        db.close()
+
+
 #: The engine root's mode, as Docker's /var/lib/docker: other users may not even look
 #: in (containers' configs, logs and layers are below it); the group may traverse.
 ROOT_MODE = 0o710
@@ -295,4 +307,4 @@ class Store:
             os.close(fd)
 
 
-__all__ = ["Store", "MIGRATIONS", "forget_connections"]
+__all__ = ["Store", "MIGRATIONS", "forget_connections", "forget_thread_connections"]
