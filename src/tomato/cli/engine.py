@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 #: modules that add more commands: each has ``register(sub, common)``.
 COMMAND_MODULES: tuple[str, ...] = ("tomato.cli.containers", "tomato.cli.networks",
-                                     "tomato.cli.lab", "tomato.cli.serve")
+                                     "tomato.cli.lab", "tomato.cli.serve",
+                                     "tomato.cli.supervise")
 
 #: which module registers each command, so `tomato ps` imports the container
 #: commands only (not the lab's or the server's); "" is this module's
@@ -46,6 +47,7 @@ COMMAND_HOMES: dict[str, str] = {
     **dict.fromkeys(("cgroup", "chroot", "layers", "nsenter", "rootfs", "unshare"),
                     "tomato.cli.lab"),
     "serve": "tomato.cli.serve",
+    "daemon": "tomato.cli.supervise",
     **dict.fromkeys(("history", "image", "images", "import", "load", "login", "logout", "pull",
                      "push", "rmi", "save", "system", "tag"), ""),
 }
@@ -553,6 +555,9 @@ def register_images(sub: Any, common: argparse.ArgumentParser) -> None:
                                  required=True)
     p = add(ssub, "df", cmd_df, "show disk usage")
     p.add_argument("--format")
+    from tomato.cli.supervise import register_system_check
+
+    register_system_check(ssub, common)
 
 
 # -- main -----------------------------------------------------------------------------

@@ -366,6 +366,8 @@ def reconcile(cfg: EngineConfig, c: Container) -> Container:
         return c
     monitor_alive = alive(st.monitor_pid, st.monitor_start)
     container_alive = alive(st.pid, st.pid_start)
+    if container_alive and not monitor_alive:
+        return _monitor_lost(cfg, c)
     if container_alive:
         frozen = _is_paused(cfg, c)
         if frozen and st.status != PAUSED:
@@ -394,6 +396,22 @@ def reconcile(cfg: EngineConfig, c: Container) -> Container:
     _note(cfg, c, status=EXITED, pid=0, pid_start=0, finished_at=finished or time.time(),
           exit_code=int(info.get("exit_code", st.exit_code if finished else 255)),
           oom_killed=bool(info.get("oom_killed", False)))
+    return c
+
+
+#: State.Error of a container whose monitor died under it
+MONITOR_LOST = "the container's monitor died: killed, as its output had nowhere to go"
+
+
+def _monitor_lost(cfg: EngineConfig, c: Container) -> Container:
+    """The monitor was killed and the container lives on: nobody reads its output or
+    will record its exit.  As containerd does when a shim dies, the container is
+    killed and recorded exited (137); a supervisor (`tomato daemon`) then applies its
+    restart policy."""
+    _runtime_delete(cfg, c.id)  # SIGKILL to everything in it (thawed first), cgroup gone
+    _note(cfg, c, status=EXITED, pid=0, pid_start=0, finished_at=time.time(),
+          exit_code=128 + signal.SIGKILL, error=MONITOR_LOST)
+    events.container(cfg.root, c, "die", exitCode=str(c.state.exit_code))
     return c
 
 

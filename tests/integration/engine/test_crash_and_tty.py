@@ -30,16 +30,22 @@ def _monitor_pid(engine: Engine, cid: str) -> int:
 
 
 def test_monitor_killed_then_container_dies(engine: Engine) -> None:
-    engine.run("run", "-d", "--name", "orphan", "busybox", "sleep", "60")
+    """Issue 13, item 8: a container whose monitor was killed has nobody to read its
+    output or record its exit; as containerd does when a shim dies, the next look at
+    it kills it and records why (never a container running on, unwatched)."""
+    engine.run("run", "-d", "--name", "orphan", "busybox", "sh", "-c",
+               "while :; do echo tick; sleep 0.1; done")
+    pid = _info(engine, "orphan")["State"]["Pid"]
     monitor = _monitor_pid(engine, "orphan")
     os.kill(monitor, signal.SIGKILL)
-    # The container outlives its monitor and is still reported running.
-    time.sleep(0.2)
-    info = _info(engine, "orphan")
-    assert info["State"]["Status"] == "running"
-    os.kill(info["State"]["Pid"], signal.SIGKILL)
-    assert until(lambda: _info(engine, "orphan")["State"]["Status"] == "exited")
-    assert "Exited" in engine.run("ps", "-a").stdout
+    assert until(lambda: not os.path.exists(f"/proc/{monitor}/stat") or
+                 open(f"/proc/{monitor}/stat").read().split()[2] == "Z")
+    state = _info(engine, "orphan")["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 137, state
+    assert "monitor died" in state["Error"]
+    assert until(lambda: not os.path.exists(f"/proc/{pid}/stat") or
+                 open(f"/proc/{pid}/stat").read().split()[2] == "Z")
+    assert "Exited (137)" in engine.run("ps", "-a").stdout
     engine.run("rm", "orphan")
     assert engine.ids() == []
 
