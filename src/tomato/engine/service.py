@@ -83,7 +83,8 @@ def _volume_mounts(cfg: EngineConfig, opts: RunOptions, image_config: dict[str, 
             anonymous.append(name)
             add(parts[0], str(_volume_dir(cfg, name)), False)
         elif parts[0].startswith("/"):
-            os.makedirs(parts[0], exist_ok=True)  # docker creates a missing bind source
+            if not os.path.lexists(parts[0]):  # docker creates a missing bind source (a
+                os.makedirs(parts[0], exist_ok=True)  # dir); a file is bound as a file
             add(parts[1], parts[0], ro)
         else:
             add(parts[1], str(_volume_dir(cfg, parts[0])), ro)
