@@ -5,6 +5,10 @@ point at the host's /.  ``resolve_in_root`` walks a path one component at a
 time, treating absolute symlinks as relative to the root and clamping ``..``
 at the root, exactly as the kernel would resolve it after pivot_root
 (the same idea as openat2's RESOLVE_IN_ROOT and Go's filepath-securejoin).
+
+A resolved path *string* is only good while nobody else can change the tree:
+for a running container's root, use ``open_in_root``, which lets the kernel
+resolve and open in one step (openat2 RESOLVE_IN_ROOT) and hands back an fd.
 """
 
 from __future__ import annotations
@@ -14,6 +18,33 @@ import os
 import stat
 
 _MAX_SYMLINKS = 255
+
+#: openat2 returns EAGAIN when a rename or mount raced a ".." in the lookup (a
+#: container renaming in a loop makes that likely); retried this many times.
+_EAGAIN_TRIES = 64
+
+
+def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0) -> int:
+    """An fd of ``path`` resolved inside the directory ``root_fd`` as if it were "/".
+
+    The kernel does the whole lookup (openat2 with RESOLVE_IN_ROOT): absolute
+    symlinks and ``..`` stay inside the root, whatever the tree's owner renames
+    or swaps meanwhile, and magic links (/proc/PID/root ...) are refused.  The
+    last component is followed unless ``flags`` has O_NOFOLLOW; pass O_PATH for
+    an fd to stat or to use as a ``dir_fd``.  Raises OSError(errno, strerror, path).
+    """
+    from tomato._sys import libc
+
+    rel = path.lstrip("/") or "."
+    resolve = libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS
+    for _ in range(_EAGAIN_TRIES):
+        try:
+            return libc.openat2(root_fd, rel, flags, mode, resolve)
+        except BlockingIOError:
+            continue
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, path) from None
+    raise OSError(errno.EAGAIN, "the path kept changing while it was resolved", path)
 
 
 def resolve_in_root(root: str, path: str, strict: bool = False) -> str:
@@ -60,6 +91,24 @@ def resolve_in_root(root: str, path: str, strict: bool = False) -> str:
         for c in reversed([c for c in target.split("/") if c]):
             pending.append(c)
     return f"{root}/{current}" if current else root
+
+
+def lexists_beneath(root_fd: int, path: str) -> bool:
+    """Whether ``path`` names something below the directory ``root_fd`` reached without
+    following any symlink (the last component may be one): how overlayfs looks a
+    name up in a lower layer.  One openat2 (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)."""
+    from tomato._sys import libc
+
+    resolve = libc.RESOLVE_BENEATH | libc.RESOLVE_NO_SYMLINKS
+    try:
+        fd = libc.openat2(root_fd, path.lstrip("/") or ".", os.O_PATH | os.O_NOFOLLOW, 0,
+                          resolve)
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EXDEV):
+            return False
+        raise
+    os.close(fd)
+    return True
 
 
 def is_within(root: str, path: str) -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import stat
 import time
 from typing import Any
 
@@ -15,7 +13,7 @@ from tomato.api.http import Request
 from tomato.api.streams import LIVE
 from tomato.engine import service
 from tomato.engine.containers import Container
-from tomato.errors import Conflict, InvalidArgument, NotFound
+from tomato.errors import Conflict, InvalidArgument
 
 
 def _attrs(c: Container) -> dict[str, str]:
@@ -329,31 +327,21 @@ def export(api: Any, req: Request, id: str) -> None:  # noqa: A002
     _event(api, c, "export")
 
 
-def _path_stat(api: Any, c: Container, path: str) -> tuple[str, str]:
-    """The host path of ``path`` in the container and Docker's base64 stat header."""
+def _path_stat(api: Any, c: Container, path: str) -> str:
+    """Docker's base64 X-Docker-Container-Path-Stat header for ``path`` in the container
+    (resolved by the kernel inside the container's root: engine.filesystem)."""
     from tomato.engine import filesystem
 
-    if not path:
-        raise InvalidArgument("path must not be empty")
-    host = filesystem._host_path(api.cfg, c, path)  # noqa: SLF001 — cp's own path resolution
-    try:
-        st = os.lstat(host)
-    except FileNotFoundError:
-        raise NotFound(f"Could not find the file {path} in container {c.name}") from None
-    mode = stat.S_IMODE(st.st_mode)
-    if stat.S_ISDIR(st.st_mode):
-        mode |= 1 << 31  # Go's os.ModeDir
-    elif stat.S_ISLNK(st.st_mode):
-        mode |= 1 << 27  # os.ModeSymlink
-    info = {"name": os.path.basename(path.rstrip("/")) or "/", "size": st.st_size,
-            "mode": mode, "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime)),
-            "linkTarget": os.readlink(host) if stat.S_ISLNK(st.st_mode) else ""}
-    return host, base64.b64encode(json.dumps(info).encode()).decode()
+    st = filesystem.stat_path(api.cfg, c, path)
+    info = {"name": st.name, "size": st.size, "mode": st.mode,
+            "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.mtime)),
+            "linkTarget": st.link_target}
+    return base64.b64encode(json.dumps(info).encode()).decode()
 
 
 def archive_head(api: Any, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
-    _, header = _path_stat(api, c, req.arg("path"))
+    header = _path_stat(api, c, req.arg("path"))
     req.send(200, b"", "application/x-tar", {"X-Docker-Container-Path-Stat": header})
 
 
@@ -362,10 +350,10 @@ def archive_get(api: Any, req: Request, id: str) -> None:  # noqa: A002
 
     c = service.get(api.cfg, id)
     path = req.arg("path")
-    _, header = _path_stat(api, c, path)
+    header = _path_stat(api, c, path)
     req.start_stream("application/x-tar", {"X-Docker-Container-Path-Stat": header})
     out = ChunkWriter(req)
-    filesystem.copy_from(api.cfg, c, path, "-", out)  # type: ignore[arg-type]
+    filesystem.archive(api.cfg, c, path, out)  # type: ignore[arg-type]
     out.flush()
     req.end_stream()
 
@@ -374,11 +362,9 @@ def archive_put(api: Any, req: Request, id: str) -> None:  # noqa: A002
     from tomato.engine import filesystem
 
     c = service.get(api.cfg, id)
-    path = req.arg("path")
-    host, _ = _path_stat(api, c, path)
-    if not os.path.isdir(host):
-        raise InvalidArgument(f"extraction point is not a directory: {path}")
-    filesystem.copy_to(api.cfg, c, "-", path, req.body_stream())
+    filesystem.extract_archive(api.cfg, c, req.arg("path"), req.body_stream(),
+                               keep_owner=req.flag("copyUIDGID"),
+                               no_overwrite_dir_nondir=req.flag("noOverwriteDirNonDir"))
     req.send(200, b"", "text/plain")
 
 

@@ -59,30 +59,51 @@ def cmd_commit(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
-@_guard
 def cmd_cp(args: argparse.Namespace, cfg: Any) -> int:
+    """docker cp: one side CONTAINER:PATH, the other a host path or "-" (a tar stream).
+    Errors exit 1, as the docker CLI's do."""
+    from tomato.cli.common import fail
     from tomato.engine import filesystem, service
+    from tomato.errors import InvalidArgument, TomatoError
 
     def split(arg: str) -> tuple[str | None, str]:
-        if ":" in arg and not arg.startswith(("/", ".")):
-            ref, _, path = arg.partition(":")
-            return ref, path
-        return None, arg
+        # docker's splitCpArg: an absolute path, or a relative one starting with ".",
+        # is local even with a ":" in it
+        if arg.startswith("/"):
+            return None, arg
+        ref, colon, path = arg.partition(":")
+        if not colon or ref.startswith("."):
+            return None, arg
+        return ref, path
 
-    src_ref, src = split(args.src)
-    dst_ref, dst = split(args.dest)
-    if (src_ref is None) == (dst_ref is None):
-        from tomato.errors import InvalidArgument
-
-        raise InvalidArgument("copying between containers or between host paths is not "
-                              "supported; one side must be CONTAINER:PATH")
-    if src_ref is not None:
-        filesystem.copy_from(cfg, service.get(cfg, src_ref), src, dst,
-                             out=sys.stdout.buffer if dst == "-" else None)
-    else:
-        assert dst_ref is not None
-        filesystem.copy_to(cfg, service.get(cfg, dst_ref), src, dst,
-                           stream=sys.stdin.buffer if src == "-" else None)
+    try:
+        if not args.src:
+            raise InvalidArgument("source can not be empty")
+        if not args.dest:
+            raise InvalidArgument("destination can not be empty")
+        src_ref, src = split(args.src)
+        dst_ref, dst = split(args.dest)
+        if src_ref is None and dst_ref is None:
+            raise InvalidArgument("must specify at least one container source")
+        if src_ref is not None and dst_ref is not None:
+            raise InvalidArgument("copying between containers is not supported")
+        if src_ref is not None:
+            filesystem.copy_from(cfg, service.get(cfg, src_ref), src, dst,
+                                 out=sys.stdout.buffer if dst == "-" else None,
+                                 keep_owner=args.archive, follow=args.follow_link)
+        else:
+            assert dst_ref is not None
+            filesystem.copy_to(cfg, service.get(cfg, dst_ref), src, dst,
+                               stream=sys.stdin.buffer if src == "-" else None,
+                               keep_owner=args.archive, follow=args.follow_link)
+    except TomatoError as err:
+        if getattr(args, "debug", False):
+            raise
+        return fail(err, 1)
+    except OSError as err:
+        if getattr(args, "debug", False):
+            raise
+        return fail(f"{err.strerror or err}" + (f": {err.filename}" if err.filename else ""), 1)
     return 0
 
 

@@ -1,23 +1,37 @@
 """A container's filesystem: diff, commit, cp and export.
 
 The merged view is the container's overlay, mounted at its bundle's rootfs
-for the container's whole life; paths inside it are always resolved within
-that root (a symlink in the image must not point a copy at the host), and
-paths under a volume or bind mount go to the mount's source, as docker cp does.
+for the container's whole life; paths under a volume or bind mount go to the
+mount's source, as docker cp does.  Whichever root holds a path, it is opened
+as a directory fd and the path resolved by the kernel inside it (openat2
+RESOLVE_IN_ROOT), then copied only through fds (``engine.rootfs_io``): the
+container may rename and swap symlinks in while we copy, and a copy still
+never leaves its root (CVE-2018-15664).
+
+``cp`` follows Docker's copy rules: ``SRC/.`` copies a directory's contents,
+``DEST/`` must be a directory, a missing DEST is created from SRC, a directory
+never replaces a file; files copied into a container are owned by its root
+unless ``-a`` keeps their owners.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import shutil
-import tarfile
-from pathlib import Path
+import posixpath
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import islice
 from typing import Any, BinaryIO
 
-from tomato._sys.paths import is_within, resolve_in_root
+from tomato._sys.fdtree import Node
+from tomato._sys.paths import open_in_root
+from tomato.engine import rootfs_io
 from tomato.engine.containers import Container, Containers
 from tomato.engine.images import EngineConfig, _Ctx, _record, rootfs_mounts
-from tomato.errors import InvalidArgument, NotFound
+from tomato.errors import InvalidArgument, NotFound, TomatoError
+from tomato.records import record
 
 
 def _overlay(cfg: EngineConfig, c: Container) -> tuple[str, list[str]]:
@@ -76,80 +90,299 @@ def commit(cfg: EngineConfig, c: Container, reference: str | None, *, comment: s
     return img.id
 
 
-def _host_path(cfg: EngineConfig, c: Container, path: str) -> str:
-    """A container path → the host path that holds it (volumes and binds included)."""
-    if not path.startswith("/"):
-        path = "/" + path
-    norm = os.path.normpath(path)
-    best = None
+@record(frozen=True)
+class PathStat:
+    """What Docker's X-Docker-Container-Path-Stat header tells about a path."""
+
+    name: str
+    size: int
+    mode: int  # Go's os.FileMode bits, as the docker CLI reads them
+    mtime: float
+    link_target: str  # a symlink's target fully resolved in the container, else ""
+
+
+@record(frozen=True)
+class _Place:
+    """Which host directory holds a container path, and the path inside it."""
+
+    root: str  # the container's rootfs, or a mount's source directory
+    inner: str  # absolute, inside ``root``
+    mount: str  # the container path ``root`` is seen at ("/" for the rootfs)
+    read_only: bool
+    file_mount: bool = False  # ``root``/``inner`` is a file bind-mounted at the path
+
+
+def _split(path: str) -> tuple[str, str]:
+    """(lexically clean absolute path, "/." or "/" if the user wrote one, else "")."""
+    trailing = "/." if path.endswith("/.") else "/" if path.endswith("/") else ""
+    norm = posixpath.normpath("/" + path.lstrip("/"))
+    return norm, "" if norm == "/" else trailing
+
+
+def _place(cfg: EngineConfig, c: Container, norm: str) -> _Place:
+    """The root holding the clean container path ``norm`` (volumes and binds included)."""
+    best: dict[str, Any] | None = None
     for m in c.spec.get("mounts", []):
         if m.get("type") != "bind":
             continue
-        dest = os.path.normpath(m["destination"])
+        dest = posixpath.normpath(m["destination"])
         if (norm == dest or norm.startswith(dest.rstrip("/") + "/")) and \
-                (best is None or len(dest) > len(best[0])):
-            best = (dest, m["source"])
+                (best is None or len(dest) > len(best["destination"])):
+            best = {**m, "destination": dest}
     if best is not None:
-        rest = norm[len(best[0]):]
-        return resolve_in_root(best[1], rest or "/") if os.path.isdir(best[1]) else best[1]
+        dest, source = best["destination"], best["source"]
+        ro = "ro" in best.get("options", [])
+        if os.path.isdir(source):
+            return _Place(source, norm[len(dest):] or "/", dest, ro)
+        if norm != dest:
+            raise NotFound(f"Could not find the file {norm} in container {c.name}")
+        return _Place(os.path.dirname(source), "/" + os.path.basename(source), dest, ro,
+                      file_mount=True)
     rootfs = str(Containers(cfg.root).bundle(c.id) / "rootfs")
     if not os.path.ismount(rootfs):
         raise InvalidArgument(f"container {c.short_id} has no mounted filesystem")
-    return resolve_in_root(rootfs, norm)
+    return _Place(rootfs, norm, "/", bool(c.spec.get("root", {}).get("readonly")))
+
+
+@contextmanager
+def _root_fd(place: _Place) -> Iterator[int]:
+    fd = os.open(place.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _missing(c: Container, path: str, err: OSError) -> TomatoError:
+    if err.errno in (errno.ENOENT, errno.ENOTDIR):
+        return NotFound(f"Could not find the file {path} in container {c.name}")
+    return TomatoError(f"{path} in container {c.name}: {err.strerror or err}")
+
+
+@contextmanager
+def _source(cfg: EngineConfig, c: Container, path: str,
+            follow: bool = False) -> Iterator[tuple[Node, str, _Place, int]]:
+    """The container path ``path`` pinned (the last symlink followed only with
+    ``follow`` or a trailing "/"), with the name Docker's archive gives it."""
+    if not path:
+        raise InvalidArgument("path must not be empty")
+    norm, trailing = _split(path)
+    place = _place(cfg, c, norm)
+    flags = os.O_PATH if (trailing or follow) else os.O_PATH | os.O_NOFOLLOW
+    with _root_fd(place) as root:
+        try:
+            node = Node(open_in_root(root, place.inner + trailing, flags))
+        except OSError as err:
+            raise _missing(c, path, err) from err
+        with node:
+            name = "." if trailing == "/." or norm == "/" else posixpath.basename(norm)
+            yield node, name, place, root
+
+
+def _go_mode(st: os.stat_result) -> int:
+    """st_mode as Go's os.FileMode (what the docker CLI decodes from the stat header)."""
+    mode = stat.S_IMODE(st.st_mode) & 0o777
+    kind = stat.S_IFMT(st.st_mode)
+    mode |= {stat.S_IFDIR: 1 << 31, stat.S_IFLNK: 1 << 27, stat.S_IFIFO: 1 << 25,
+             stat.S_IFSOCK: 1 << 24, stat.S_IFBLK: 1 << 26,
+             stat.S_IFCHR: (1 << 26) | (1 << 21)}.get(kind, 0)
+    if st.st_mode & stat.S_ISUID:
+        mode |= 1 << 23
+    if st.st_mode & stat.S_ISGID:
+        mode |= 1 << 22
+    if st.st_mode & stat.S_ISVTX:
+        mode |= 1 << 20
+    return mode
+
+
+def _in_container(place: _Place, root_fd: int, fd: int) -> str | None:
+    """The container path of an fd opened inside ``place``'s root, or None."""
+    host = os.readlink(f"/proc/self/fd/{fd}")
+    root = os.readlink(f"/proc/self/fd/{root_fd}").rstrip("/")
+    if host != root and not host.startswith(root + "/"):
+        return None
+    return posixpath.normpath(posixpath.join(place.mount, host[len(root):].lstrip("/")))
+
+
+def stat_path(cfg: EngineConfig, c: Container, path: str) -> PathStat:
+    """Docker's stat of a container path (HEAD /containers/{id}/archive)."""
+    with _source(cfg, c, path) as (node, name, place, root):
+        target = ""
+        if node.is_link():
+            try:  # Docker reports the target fully resolved in the container
+                fd = open_in_root(root, place.inner, os.O_PATH)
+                try:
+                    target = _in_container(place, root, fd) or ""
+                finally:
+                    os.close(fd)
+            except OSError:
+                target = ""
+            if not target:  # dangling: the link's own text, taken from its directory
+                raw = node.readlink()
+                target = posixpath.normpath(posixpath.join(
+                    posixpath.dirname(_split(path)[0]), raw))
+        return PathStat(name=name if name != "." or path.endswith("/.") else "/",
+                        size=node.st.st_size, mode=_go_mode(node.st),
+                        mtime=node.st.st_mtime, link_target=target)
+
+
+def archive(cfg: EngineConfig, c: Container, path: str, out: BinaryIO,
+            follow: bool = False) -> None:
+    """``path`` as a tar stream named as Docker names it (GET archive, ``cp C:SRC -``)."""
+    with _source(cfg, c, path, follow) as (node, name, _, _):
+        rootfs_io.write_tar(out, rootfs_io.items(node, name))
+
+
+def _plan(src_is_dir: bool, src_name: str, dest: str, exists: bool, is_dir: bool,
+          asserts_dir: bool) -> tuple[str, str]:
+    """Docker's copy rules (archive.PrepareArchiveCopy): the directory to extract into,
+    and the name the source's top entry takes there."""
+    if exists and is_dir:
+        return dest, src_name  # into it: SRC/. as its contents, else as SRC's base name
+    if exists and src_is_dir:
+        raise InvalidArgument(f"cannot copy directory: {dest} exists and is not a directory")
+    if not exists and not src_is_dir and asserts_dir:
+        raise NotFound(f"no such directory: {dest}")
+    return posixpath.dirname(dest) or "/", posixpath.basename(dest)
+
+
+def _host_destination(dest: str) -> tuple[str, bool, bool]:
+    """A host destination as Docker's CLI reads it: (path with its last symlinks
+    followed, exists, is a directory); its parent must be a directory."""
+    path = os.path.abspath(dest)
+    for _ in range(10):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            parent = os.path.dirname(path)
+            if not os.path.isdir(parent):
+                raise NotFound(f"no such directory: {parent}") from None
+            return path, False, False
+        if not stat.S_ISLNK(st.st_mode):
+            return path, True, stat.S_ISDIR(st.st_mode)
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+    raise InvalidArgument(f"too many symlinks in {dest}")
 
 
 def copy_from(cfg: EngineConfig, c: Container, src: str, dest: str,
-              out: BinaryIO | None = None) -> None:
-    host = _host_path(cfg, c, src)
-    if not os.path.lexists(host):
-        raise NotFound(f"Could not find the file {src} in container {c.name}")
+              out: BinaryIO | None = None, *, keep_owner: bool = False,
+              follow: bool = False) -> None:
+    """`cp CONTAINER:SRC DEST`: DEST "-" is a tar stream on ``out``; a host DEST is an
+    extraction into its directory's fd (an entry can never land outside it)."""
     if dest == "-":
         assert out is not None
-        with tarfile.open(fileobj=out, mode="w|") as tf:
-            tf.add(host, arcname=os.path.basename(src.rstrip("/")) or ".")
+        archive(cfg, c, src, out, follow)
         return
-    target = Path(dest)
-    if target.is_dir():
-        target = target / os.path.basename(os.path.normpath(src))
-    if os.path.isdir(host) and not os.path.islink(host):
-        shutil.copytree(host, target, symlinks=True, dirs_exist_ok=True)
-    else:
-        shutil.copy2(host, target, follow_symlinks=False)
+    with _source(cfg, c, src, follow) as (node, name, _, _):
+        path, exists, is_dir = _host_destination(dest)
+        into, top = _plan(node.is_dir(), name, path, exists, is_dir,
+                          dest.endswith(("/", "/.")))
+        dfd = os.open(into, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            opts = rootfs_io.ExtractOptions(keep_owner=keep_owner, devices=False,
+                                            keep_setid=keep_owner)
+            rootfs_io.Extractor(dfd, opts).extract(rootfs_io.items(node, top))
+        finally:
+            os.close(dfd)
+
+
+def _open_extraction_point(cfg: EngineConfig, c: Container, path: str) -> tuple[int, _Place]:
+    """A directory fd of the container directory ``path`` (symlinks followed inside
+    the container, as Docker does), refusing read-only roots and volumes."""
+    norm, _ = _split(path)
+    place = _place(cfg, c, norm)
+    if place.file_mount:
+        raise InvalidArgument(f"extraction point is not a directory: {path}")
+    with _root_fd(place) as root:
+        try:
+            fd = open_in_root(root, place.inner, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as err:
+            if err.errno == errno.ENOTDIR:
+                raise InvalidArgument(f"extraction point is not a directory: {path}") from err
+            raise _missing(c, path, err) from err
+    if place.read_only:
+        os.close(fd)
+        raise InvalidArgument("container rootfs is marked read-only" if place.mount == "/"
+                              else f"mounted volume is marked read-only: {place.mount}")
+    return fd, place
+
+
+def _extract_into(cfg: EngineConfig, c: Container, path: str, entries: Any, *,
+                  keep_owner: bool, no_overwrite_dir_nondir: bool = True) -> None:
+    fd, _ = _open_extraction_point(cfg, c, path)
+    try:
+        opts = rootfs_io.ExtractOptions(owner=None if keep_owner else (0, 0),
+                                        keep_owner=keep_owner,
+                                        no_overwrite_dir_nondir=no_overwrite_dir_nondir)
+        rootfs_io.Extractor(fd, opts).extract(entries)
+    finally:
+        os.close(fd)
+
+
+def extract_archive(cfg: EngineConfig, c: Container, path: str, stream: BinaryIO, *,
+                    keep_owner: bool = False, no_overwrite_dir_nondir: bool = True) -> None:
+    """A tar stream extracted into the container directory ``path`` (PUT archive,
+    ``cp - CONTAINER:DEST``)."""
+    _extract_into(cfg, c, path, rootfs_io.tar_items(stream), keep_owner=keep_owner,
+                  no_overwrite_dir_nondir=no_overwrite_dir_nondir)
+
+
+@contextmanager
+def _host_source(src: str, follow: bool) -> Iterator[tuple[Node, str]]:
+    norm, trailing = os.path.abspath(src), "/." if src.endswith("/.") else \
+        "/" if src.endswith("/") else ""
+    try:
+        if trailing or follow or norm == "/":
+            node = Node(os.open(norm + trailing, os.O_PATH | os.O_CLOEXEC))
+        else:
+            parent = os.open(os.path.dirname(norm), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                node = Node(os.open(os.path.basename(norm), os.O_PATH | os.O_NOFOLLOW |
+                                    os.O_CLOEXEC, dir_fd=parent))
+            finally:
+                os.close(parent)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"no such file or directory: {src}") from None
+    with node:
+        yield node, "." if trailing == "/." or norm == "/" else os.path.basename(norm)
 
 
 def copy_to(cfg: EngineConfig, c: Container, src: str, dest: str,
-            stream: BinaryIO | None = None) -> None:
-    """Copy a host path (or a tar stream with src "-") into the container."""
-    host_dest = _host_path(cfg, c, dest)
-    rootfs = str(Containers(cfg.root).bundle(c.id) / "rootfs")
+            stream: BinaryIO | None = None, *, keep_owner: bool = False,
+            follow: bool = False) -> None:
+    """`cp SRC CONTAINER:DEST` (SRC "-": a tar stream on ``stream``, DEST a directory)."""
+    if not dest:
+        raise InvalidArgument("path must not be empty")
     if src == "-":
         assert stream is not None
-        if not os.path.isdir(host_dest):
-            raise InvalidArgument(f"destination {dest} must be a directory for a tar stream")
-        with tarfile.open(fileobj=stream, mode="r|*") as tf:
-            tf.extractall(host_dest, filter="data")
+        extract_archive(cfg, c, dest, stream, keep_owner=keep_owner)
         return
-    if not os.path.lexists(src):
-        raise NotFound(f"no such file or directory: {src}")
-    parent = os.path.dirname(host_dest.rstrip("/")) or "/"
-    if not os.path.isdir(host_dest) and not os.path.isdir(parent):
-        raise NotFound(f"no such directory: {os.path.dirname(dest)}")
-    target = host_dest
-    if os.path.isdir(host_dest):
-        target = os.path.join(host_dest, os.path.basename(os.path.normpath(src)))
-    if is_within(rootfs, host_dest) and not is_within(rootfs, os.path.realpath(parent)):
-        raise InvalidArgument(f"destination {dest} escapes the container")
-    if os.path.isdir(src):
-        shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True)
-    else:
-        shutil.copy2(src, target, follow_symlinks=False)
+    norm, trailing = _split(dest)
+    place = _place(cfg, c, norm)
+    with _root_fd(place) as root:
+        try:  # DEST's last symlink followed, inside the container, as docker's CLI does
+            with Node(open_in_root(root, place.inner + trailing, os.O_PATH)) as target:
+                exists, is_dir, kind = True, target.is_dir(), stat.S_IFMT(target.st.st_mode)
+                norm = _in_container(place, root, target.fd) or norm
+        except OSError as err:
+            if err.errno != errno.ENOENT:
+                raise _missing(c, dest, err) from err
+            exists, is_dir, kind = False, False, 0
+    if exists and kind not in (stat.S_IFDIR, stat.S_IFREG):
+        raise InvalidArgument(f'destination "{c.name}:{dest}" must be a directory or a '
+                              "regular file")
+    if place.file_mount:
+        raise InvalidArgument(f"cannot copy onto {norm}: it is a file mounted into the "
+                              "container (device or resource busy)")
+    with _host_source(src, follow) as (node, name):
+        into, top = _plan(node.is_dir(), name, norm, exists, is_dir,
+                          dest.endswith(("/", "/.")))
+        _extract_into(cfg, c, into, rootfs_io.items(node, top), keep_owner=keep_owner)
 
 
 def export(cfg: EngineConfig, c: Container, out: BinaryIO) -> None:
     """The merged root filesystem as a tar stream (mounts inside it not included)."""
-    rootfs = Containers(cfg.root).bundle(c.id) / "rootfs"
-    if not os.path.ismount(rootfs):
-        raise InvalidArgument(f"container {c.short_id} has no mounted filesystem")
-    with tarfile.open(fileobj=out, mode="w|") as tf:
-        for entry in sorted(os.listdir(rootfs)):
-            tf.add(str(rootfs / entry), arcname=entry)
+    place = _place(cfg, c, "/")
+    with _root_fd(place) as root, Node(os.open(".", os.O_PATH | os.O_CLOEXEC,
+                                               dir_fd=root)) as top:
+        rootfs_io.write_tar(out, islice(rootfs_io.items(top, "."), 1, None))

@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import BinaryIO
 
+from tomato._sys.fdtree import Node, tar_header, walk
+from tomato._sys.paths import lexists_beneath
 from tomato.records import record as dataclass
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
@@ -29,21 +33,42 @@ def _is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def _is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+def _is_opaque(node: Node) -> bool:
+    try:  # through the pinned inode: getxattr has no fd form for an O_PATH fd
+        return os.getxattr(f"/proc/self/fd/{node.fd}", OPAQUE_XATTR) == b"y"
     except OSError:
         return False
 
 
-def _in_lower(lowers: list[str], rel: str) -> bool:
-    return any(os.path.lexists(os.path.join(lower, rel)) for lower in lowers)
+@contextmanager
+def _upper_walk(upper: str, lowers: list[str]) -> Iterator[tuple[Iterator[tuple[str, Node]],
+                                                                  list[int]]]:
+    """The upper directory walked through fds, and the lower layers' fds.
+
+    A running container (commit --pause=false, diff) renames and swaps entries in its
+    upper directory while we read it: a directory listed a moment ago may be a symlink
+    to the host's / now.  ``fdtree.walk`` never follows one, so the walk and every
+    file read stays inside the upper directory."""
+    with ExitStack() as stack:
+        flags = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+        top = stack.enter_context(Node(os.open(upper, flags)))
+        lower_fds = []
+        for lower in lowers:
+            fd = os.open(lower, flags)
+            stack.callback(os.close, fd)
+            lower_fds.append(fd)
+        yield walk(top), lower_fds
 
 
-def _placeholder(rel: str, st: os.stat_result, lowers: list[str], hidden: frozenset[str]) -> bool:
+def _in_lower(lower_fds: list[int], rel: str) -> bool:
+    return any(lexists_beneath(fd, rel) for fd in lower_fds)
+
+
+def _placeholder(rel: str, st: os.stat_result, lower_fds: list[int],
+                 hidden: frozenset[str]) -> bool:
     """An empty file the runtime made only to mount over (/etc/hosts ...): not a change."""
     return ("/" + rel) in hidden and stat.S_ISREG(st.st_mode) and st.st_size == 0 \
-        and not _in_lower(lowers, rel)
+        and not _in_lower(lower_fds, rel)
 
 
 def changes(upper: str, lowers: list[str], hidden: frozenset[str] = frozenset()) -> list[Change]:
@@ -52,17 +77,13 @@ def changes(upper: str, lowers: list[str], hidden: frozenset[str] = frozenset())
     ``hidden`` names mount points the engine itself created (docker keeps those
     in a separate init layer, so they never show as changes)."""
     out: list[Change] = []
-    for dirpath, dirnames, filenames in os.walk(upper):
-        rel_dir = os.path.relpath(dirpath, upper)
-        for name in sorted(dirnames + filenames):
-            full = os.path.join(dirpath, name)
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            st = os.lstat(full)
-            if _placeholder(rel, st, lowers, hidden):
+    with _upper_walk(upper, lowers) as (entries, lower_fds):
+        for rel, node in entries:
+            if _placeholder(rel, node.st, lower_fds, hidden):
                 continue
-            if _is_whiteout(st):
+            if _is_whiteout(node.st):
                 out.append(Change("D", "/" + rel))
-            elif _in_lower(lowers, rel):
+            elif _in_lower(lower_fds, rel):
                 out.append(Change("C", "/" + rel))
             else:
                 out.append(Change("A", "/" + rel))
@@ -74,40 +95,51 @@ def write_layer(upper: str, dest: BinaryIO, lowers: list[str] | None = None,
                 hidden: frozenset[str] = frozenset()) -> None:
     """The upper directory as an uncompressed OCI layer tar written to ``dest``
     (placeholders for ``hidden`` mount points left out, as in ``changes``)."""
-    with tarfile.open(fileobj=dest, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+    with tarfile.open(fileobj=dest, mode="w|", format=tarfile.PAX_FORMAT) as tf, \
+            _upper_walk(upper, lowers or []) as (entries, lower_fds):
         hardlinks: dict[tuple[int, int], str] = {}
-        for dirpath, dirnames, filenames in os.walk(upper):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, upper)
-            for name in sorted(dirnames + filenames):
-                full = os.path.join(dirpath, name)
-                rel = os.path.normpath(os.path.join(rel_dir, name))
-                st = os.lstat(full)
-                if _placeholder(rel, st, lowers or [], hidden):
-                    continue
-                if _is_whiteout(st):
-                    parent = os.path.dirname(rel)
-                    info = tarfile.TarInfo(os.path.join(parent, ".wh." + name).lstrip("./")
-                                           if parent not in ("", ".") else ".wh." + name)
-                    info.mtime = int(st.st_mtime)
-                    tf.addfile(info)
-                    continue
-                info = tf.gettarinfo(full, arcname=rel)
+        for rel, node in entries:
+            st = node.st
+            if _placeholder(rel, st, lower_fds, hidden):
+                continue
+            if _is_whiteout(st):
+                parent, name = os.path.split(rel)
+                whiteout = tarfile.TarInfo(f"{parent}/.wh.{name}" if parent else f".wh.{name}")
+                whiteout.mtime = int(st.st_mtime)
+                tf.addfile(whiteout)
+                continue
+            info = tar_header(rel, node)
+            if info is None:
+                continue  # a socket
+            if info.isreg() and st.st_nlink > 1:
                 key = (st.st_dev, st.st_ino)
-                if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-                    if key in hardlinks:
-                        info.type = tarfile.LNKTYPE
-                        info.linkname = hardlinks[key]
-                        info.size = 0
-                        tf.addfile(info)
-                        continue
-                    hardlinks[key] = rel
-                if stat.S_ISREG(st.st_mode):
-                    with open(full, "rb") as f:
-                        tf.addfile(info, f)
-                else:
+                if key in hardlinks:
+                    info.type, info.linkname, info.size = tarfile.LNKTYPE, hardlinks[key], 0
                     tf.addfile(info)
-                if stat.S_ISDIR(st.st_mode) and _is_opaque(full):
-                    marker = tarfile.TarInfo(os.path.join(rel, ".wh..wh..opq"))
-                    marker.mtime = int(st.st_mtime)
-                    tf.addfile(marker)
+                    continue
+                hardlinks[key] = rel
+            if info.isreg():
+                with os.fdopen(node.open_file(), "rb") as f:
+                    tf.addfile(info, _Sized(f, info.size))
+            else:
+                tf.addfile(info)
+            if info.isdir() and _is_opaque(node):
+                marker = tarfile.TarInfo(f"{rel}/.wh..wh..opq")
+                marker.mtime = int(st.st_mtime)
+                tf.addfile(marker)
+
+
+class _Sized:
+    """A file's data as exactly the size its header announced (a running container
+    may grow or shrink it meanwhile): cut, or padded with zeros."""
+
+    def __init__(self, f: BinaryIO, size: int) -> None:
+        self.f = f
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.f.read(n)  # a buffered file returns all n unless at its end
+        data += b"\0" * (n - len(data))
+        self.left -= n
+        return data
