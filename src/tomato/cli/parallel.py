@@ -64,8 +64,16 @@ def run(refs: list[str], action: Callable[[str], object], same: Callable[[str], 
                     outcome[i] = err
                 done[i].set()
 
+    def worker() -> None:
+        from tomato.engine.store import forget_thread_connections
+
+        try:
+            work()
+        finally:
+            forget_thread_connections()  # its sqlite connections go with it
+
     # one container (or one named many times): no thread at all
-    workers = [threading.Thread(target=work, name=f"tomato-each-{n}", daemon=True)
+    workers = [threading.Thread(target=worker, name=f"tomato-each-{n}", daemon=True)
                for n in range(min(PARALLEL, len(pending)) if len(pending) > 1 else 0)]
     for w in workers:
         w.start()
