@@ -7,11 +7,15 @@ these without a daemon)."""
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tomato.cli import engine, usage
+from tomato.errors import InvalidArgument
 
 
 def _fail(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -222,3 +226,101 @@ def test_every_command_names_an_unknown_flag(capsys: pytest.CaptureFixture[str])
         assert err.startswith("tomato: unknown flag: --no-such-flag\n\nUsage:  "), (path, err)
         assert err.endswith(f"\nRun '{parser.prog} --help' for more information\n"), (path, err)
         assert parser.prog.startswith(prog.rsplit(" ", 1)[0]), (path, parser.prog)
+
+
+# -- values: docker's client-side and daemon-side checks, in its words --------------------
+def _options(*argv: str) -> Any:
+    """What `tomato run` checks before anything is made: its flags (cli/run_options.py)
+    and the engine's checks of them together (engine/options.py, as moby's daemon)."""
+    from tomato.cli.run_options import build_options
+    from tomato.engine.options import validate_resources
+
+    opts = build_options(_parse("run", *argv, "busybox"))
+    validate_resources(opts)
+    return opts
+
+
+NCPU = os.cpu_count() or 1
+CPU_RANGE = f"Range of CPUs is from 0.01 to {NCPU}.00, as there are only {NCPU} CPUs available"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["-m", "1k"], "Minimum memory limit allowed is 6MB"),
+    (["-m", "6291455b"], "Minimum memory limit allowed is 6MB"),
+    (["--memory-reservation", "1k"], "Minimum memory reservation allowed is 6MB"),
+    (["-m", "10m", "--memory-reservation", "20m"],
+     "Minimum memory limit can not be less than memory reservation limit, see usage"),
+    (["-m", "20m", "--memory-swap", "10m"],
+     "Minimum memoryswap limit should be larger than memory limit, see usage"),
+    (["--memory-swap", "10m"],
+     "You should always set the Memory limit when using Memoryswap limit, see usage"),
+    (["--cpus", str(NCPU + 1)], CPU_RANGE),
+    (["--cpus", "-1"], CPU_RANGE),
+    (["--cpus", "abc"], 'invalid argument "abc" for "--cpus" flag: failed to parse abc as a '
+                        "rational number"),
+    (["--cpus", "0.0000000001"], 'invalid argument "0.0000000001" for "--cpus" flag: value '
+                                 "is too precise"),
+    (["--restart", "sometimes"], "invalid restart policy: unknown policy 'sometimes'; use one "
+                                 "of 'no', 'always', 'on-failure', or 'unless-stopped'"),
+    (["--restart", "always:3"], "invalid restart policy: maximum retry count can only be used "
+                                "with 'on-failure'"),
+    (["--restart", "on-failure:x"], "invalid restart policy format: maximum retry count must "
+                                    "be an integer"),
+    (["--restart", "on-failure:-1"], "invalid restart policy: maximum retry count cannot be "
+                                     "negative"),
+    (["--restart", ":3"], "invalid restart policy format: no policy provided before colon"),
+    (["-e", "=x"], 'invalid argument "=x" for "-e, --env" flag: invalid environment '
+                   "variable: =x"),
+    (["--ulimit", "nofile=a"], 'invalid argument "nofile=a" for "--ulimit" flag: '
+                               'strconv.ParseInt: parsing "a": invalid syntax'),
+    (["--ulimit", "nofile"], 'invalid argument "nofile" for "--ulimit" flag: invalid ulimit '
+                             "argument: nofile"),
+    (["--ulimit", "fun=1"], 'invalid argument "fun=1" for "--ulimit" flag: invalid ulimit '
+                            "type: fun"),
+    (["--ulimit", "nofile=2:1"], 'invalid argument "nofile=2:1" for "--ulimit" flag: ulimit '
+                                 "soft limit must be less than or equal to hard limit: 2 > 1"),
+    (["--ulimit", "nofile=1:2:3"], 'invalid argument "nofile=1:2:3" for "--ulimit" flag: too '
+                                   "many limit value arguments - 1:2:3, can only have up to "
+                                   "two, `soft[:hard]`"),
+    (["-v", ""], "invalid empty volume spec"),
+    (["-v", "/x:"], "invalid spec: /x:: empty section between colons"),
+    (["-v", "/a:/b:ro:x"], "invalid spec: /a:/b:ro:x: too many colons"),
+    (["-v", "/x:/"], "invalid specification: destination can't be '/'"),
+    (["--tmpfs", "rel"], "invalid mount path: 'rel' mount path must be absolute"),
+    (["--stop-signal", "SIGNOPE"], "Invalid signal: SIGNOPE"),
+    (["--sysctl", "kernel.hostname=x"], 'invalid argument "kernel.hostname=x" for "--sysctl" '
+                                        "flag: sysctl 'kernel.hostname=x' is not allowed"),
+    (["--add-host", "foo"], 'invalid argument "foo" for "--add-host" flag: bad format for '
+                            'add-host: "foo"'),
+    (["--dns", "abc"], 'invalid argument "abc" for "--dns" flag: IP address is not correctly '
+                       "formatted: abc"),
+    (["--mount", "type=bind"], 'invalid argument "type=bind" for "--mount" flag: target is '
+                               "required"),
+    (["--env-file", "/nonexistent/env"], "open /nonexistent/env: no such file or directory"),
+])
+def test_a_bad_value_is_refused_in_dockers_words(argv: list[str], message: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        _options(*argv)
+    assert str(refused.value) == message
+
+
+def test_values_docker_takes() -> None:
+    opts = _options("--cpus", "0", "-m", "6m", "--memory-swap", "-1", "--pids-limit", "-1",
+                    "--restart", "on-failure:", "--stop-signal", "rtmin+3", "--ulimit",
+                    "nofile=1:-1", "--sysctl", "net.ipv4.ip_forward=1")
+    assert (opts.cpus, opts.memory, opts.memory_swap, opts.pids_limit) == (0, 6 << 20, -1, 0)
+    assert (opts.restart, opts.restart_max) == ("on-failure", 0)
+
+
+def test_env_as_docker_reads_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FROM_CALLER", "yes")
+    monkeypatch.delenv("NOT_SET_HERE", raising=False)
+    env_file = tmp_path / "env"
+    env_file.write_text("\ufeff# comment\n\n  A=1  \nFROM_CALLER\nNOT_SET_HERE\nB==x\n")
+    opts = _options("--env-file", str(env_file), "-e", "FROM_CALLER", "-e", "C=", "-e",
+                    "NOT_SET_HERE")
+    assert opts.env == ["A=1  ", "FROM_CALLER=yes", "NOT_SET_HERE", "B==x", "FROM_CALLER=yes",
+                        "C=", "NOT_SET_HERE"]
+    env_file.write_text("MY VAR=1\n")
+    with pytest.raises(InvalidArgument, match="variable 'MY VAR' contains whitespaces"):
+        _options("--env-file", str(env_file))

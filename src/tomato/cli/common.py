@@ -9,6 +9,8 @@ it is not found, and the container's own code otherwise.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 
 from tomato.errors import TomatoError
@@ -20,10 +22,53 @@ if TYPE_CHECKING:
 ENGINE_ERROR = 125
 
 
+ROOTLESS_HINT = "the engine needs root; a rootless engine is not there yet"
+
+
 def fail(err: Exception | str, code: int = ENGINE_ERROR) -> int:
-    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+    msg = describe(err)
     print(f"tomato: {msg}", file=sys.stderr)
     return code
+
+
+def describe(err: Exception | str, text: str = "") -> str:
+    """One line for an error (``text`` if given); for a user who is not root, a refusal
+    by the kernel says why (the engine is root's, as dockerd is)."""
+    msg = (text or str(err)).splitlines()[0] if (text or str(err)) else type(err).__name__
+    if isinstance(err, Exception) and os.geteuid() != 0 and _refused(err) and \
+            ROOTLESS_HINT not in msg:
+        msg += f" ({ROOTLESS_HINT})"
+    return msg
+
+
+def _refused(err: BaseException) -> bool:
+    seen = 0
+    cause: BaseException | None = err
+    while cause is not None and seen < 10:  # the error, or what it was raised from
+        if isinstance(cause, OSError) and cause.errno in (errno.EACCES, errno.EPERM):
+            return True
+        text = str(cause).lower()
+        if "permission denied" in text or "operation not permitted" in text or \
+                "unable to open database file" in text:
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
+
+
+def root_refusal(root: str) -> str:
+    """For a user who is not root: why the engine's root is out of reach (one line), or ""
+    when it is theirs to use (a root of their own, where what needs root fails later)."""
+    if os.geteuid() == 0:
+        return ""
+    path = os.path.abspath(root)
+    if os.path.isdir(path):
+        ok = os.access(path, os.R_OK | os.W_OK | os.X_OK)
+    else:  # to be made: the nearest directory that exists must let us
+        parent = os.path.dirname(path)
+        while parent != "/" and not os.path.isdir(parent):
+            parent = os.path.dirname(parent)
+        ok = os.access(parent, os.W_OK | os.X_OK)
+    return "" if ok else f"permission denied: {path} ({ROOTLESS_HINT})"
 
 
 def guard(func: Any) -> Any:
@@ -45,6 +90,6 @@ def each(refs: list[str], action: Any) -> int:
             action(ref)
             print(ref)
         except TomatoError as err:
-            print(f"tomato: {str(err).splitlines()[0]}", file=sys.stderr)
+            print(f"tomato: {describe(err)}", file=sys.stderr)
             failed = 1
     return failed

@@ -86,10 +86,16 @@ def build_options(args: argparse.Namespace) -> Any:
                         devices=list(args.device), mounts=list(args.mount))
     for path in args.env_file:
         opts.env.extend(o.read_env_file(path))
-    opts.env.extend(args.env)
+    opts.env.extend(o.validate_env(e) for e in args.env)
+    if opts.pids_limit < 0:  # docker: zero or less is no limit
+        opts.pids_limit = 0
     if args.entrypoint is not None:
         opts.entrypoint = [args.entrypoint] if args.entrypoint else []
     opts.volumes = [o.validate_volume(v) for v in args.volume]
+    for spec in args.mount:
+        _flag_value("--mount", spec, o.parse_mount)
+    for spec in args.tmpfs:
+        _check_tmpfs(spec)
     if args.cpus is not None:
         opts.cpus = o.parse_cpus(args.cpus)
     if args.memory is not None:
@@ -106,6 +112,8 @@ def build_options(args: argparse.Namespace) -> Any:
     opts.device_write_bps = [o.parse_device_rate(d, "--device-write-bps")
                              for d in args.device_write_bps]
     opts.ulimits = [o.parse_ulimit(u) for u in args.ulimit]
+    for item in args.sysctl:
+        _flag_value("--sysctl", item, _check_sysctl)
     opts.sysctls = o.parse_key_values(args.sysctl, "sysctl")
     opts.labels = o.parse_key_values(args.label, "label")
     opts.restart, opts.restart_max = o.parse_restart(args.restart)
@@ -144,7 +152,43 @@ def build_options(args: argparse.Namespace) -> Any:
         from tomato.runtime.console import get_size
 
         opts.console_size = get_size(0)
-    return opts
+    return opts  # the daemon's checks of the values together: service.create
+
+
+def _flag_value(flag: str, value: str, check: Any, reason: str = "") -> Any:
+    """``check(value)``, its refusal worded as docker's flag errors:
+    'invalid argument "V" for "--flag" flag: <reason>'."""
+    from tomato.errors import InvalidArgument
+
+    try:
+        return check(value)
+    except InvalidArgument as err:
+        raise InvalidArgument(f'invalid argument "{value}" for "{flag}" flag: '
+                              f"{reason or err}") from None
+
+
+_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+            "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def _check_sysctl(item: str) -> None:
+    """docker's ValidateSysctl: the namespaced sysctls it knows, nothing of the host's."""
+    from tomato.errors import InvalidArgument
+
+    key, sep, _ = item.partition("=")
+    if not sep or not (key in _SYSCTLS or key.startswith(("net.", "fs.mqueue."))):
+        raise InvalidArgument(f"sysctl '{item}' is not allowed")
+
+
+def _check_tmpfs(spec: str) -> None:
+    """moby's ValidateTmpfsMountDestination."""
+    from tomato.errors import InvalidArgument
+
+    dest = spec.partition(":")[0]
+    if not dest.startswith("/"):
+        raise InvalidArgument(f"invalid mount path: '{dest}' mount path must be absolute")
+    if not dest.strip("/"):
+        raise InvalidArgument("invalid specification: destination can't be '/'")
 
 
 def _network_options(opts: Any, args: argparse.Namespace) -> None:
@@ -173,10 +217,11 @@ def _network_options(opts: Any, args: argparse.Namespace) -> None:
     for server in args.dns:
         from tomato.network.ipam import parse_ip
 
-        parse_ip(server, "IP address for --dns")
+        _flag_value("--dns", server, lambda v: parse_ip(v, "IP address for --dns"),
+                    f"IP address is not correctly formatted: {server}")
     opts.dns = list(args.dns)
     opts.dns_search = list(args.dns_search)
     opts.dns_options = list(args.dns_option)
-    opts.add_hosts = [parse_add_host(h) for h in args.add_host]
+    opts.add_hosts = [_flag_value("--add-host", h, parse_add_host) for h in args.add_host]
     if mode.startswith("container:") and args.hostname:
         raise InvalidArgument("conflicting options: hostname and the network mode")

@@ -18,6 +18,8 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1
 
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 
+MIN_MEMORY = 6 << 20  # moby's linuxMinMemory: the kernel needs a few MB to start anything
+
 
 @record(frozen=False)
 class RunOptions:
@@ -103,47 +105,110 @@ def parse_size(text: str, flag: str) -> int:
 
 
 def parse_cpus(text: str) -> float:
+    """--cpus as docker's client (a rational, at most nanosecond precision) and daemon
+    (0 is no limit; below 0 or over the host's CPUs is refused) take it."""
     try:
         value = float(text)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(text)
     except ValueError:
         raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: failed to parse '
                               f"{text} as a rational number") from None
-    if value <= 0:
-        raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: value must be '
-                              "positive")
+    if round(value * 1e9, 3) != int(round(value * 1e9, 3)):
+        raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: value is too '
+                              "precise")
     import os
 
     ncpu = os.cpu_count() or 1
-    if value > ncpu:
-        raise InvalidArgument(f"range of CPUs is from 0.01 to {ncpu}.00, as there are only "
+    if value < 0 or value > ncpu:
+        raise InvalidArgument(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only "
                               f"{ncpu} CPUs available")
     return value
 
 
+def validate_resources(opts: RunOptions) -> None:
+    """The daemon's checks of a container's limits (moby's verifyPlatformContainerResources),
+    in its words, before anything is pulled or made."""
+    if opts.memory and opts.memory < MIN_MEMORY:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    if opts.memory > 0 and 0 < opts.memory_swap < opts.memory:
+        raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, "
+                              "see usage")
+    if opts.memory == 0 and opts.memory_swap > 0:
+        raise InvalidArgument("You should always set the Memory limit when using Memoryswap "
+                              "limit, see usage")
+    if 0 < opts.memory_reservation < MIN_MEMORY:
+        raise InvalidArgument("Minimum memory reservation allowed is 6MB")
+    if opts.memory > 0 and opts.memory < opts.memory_reservation:
+        raise InvalidArgument("Minimum memory limit can not be less than memory reservation "
+                              "limit, see usage")
+    if opts.shm_size < 0:
+        raise InvalidArgument("SHM size can not be less than 0")
+    if opts.stop_signal:
+        parse_signal(opts.stop_signal)
+
+
+def parse_signal(text: str) -> int:
+    """moby's signal.ParseSignal: a number, or a name with or without SIG, any case."""
+    import signal
+
+    if text.isdigit():
+        if int(text) == 0:
+            raise InvalidArgument(f"Invalid signal: {text}")
+        return int(text)
+    name = text.upper().removeprefix("SIG")
+    for base, sign in (("RTMIN+", 1), ("RTMAX-", -1)):
+        if name.startswith(base) and name[len(base):].isdigit():
+            number = int(signal.SIGRTMIN if sign > 0 else signal.SIGRTMAX) + \
+                sign * int(name[len(base):])
+            if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+                return number
+    try:
+        return int(signal.Signals[f"SIG{name}"])
+    except KeyError:
+        raise InvalidArgument(f"Invalid signal: {text}") from None
+
+
 def parse_restart(text: str) -> tuple[str, int]:
-    name, _, count = text.partition(":")
-    if name not in RESTART_POLICIES:
-        raise InvalidArgument(f"invalid restart policy '{text}'")
-    if count:
-        if name != "on-failure":
-            raise InvalidArgument(f"maximum retry count cannot be used with restart policy "
-                                  f"'{name}'")
-        if not count.isdigit():
-            raise InvalidArgument(f"maximum retry count must be an integer: {count}")
-        return name, int(count)
-    return name, 0
+    """--restart NAME[:COUNT], with docker's client's and daemon's words."""
+    name, colon, count = text.partition(":")
+    if colon and not name:
+        raise InvalidArgument("invalid restart policy format: no policy provided before colon")
+    retries = 0
+    if count:  # strconv.Atoi
+        digits = count[1:] if count[:1] in ("+", "-") else count
+        if not (digits.isdigit() and digits.isascii()):
+            raise InvalidArgument("invalid restart policy format: maximum retry count must be "
+                                  "an integer")
+        retries = int(count)
+    if name not in RESTART_POLICIES and name:
+        raise InvalidArgument(f"invalid restart policy: unknown policy '{name}'; use one of "
+                              "'no', 'always', 'on-failure', or 'unless-stopped'")
+    if name != "on-failure" and retries:
+        raise InvalidArgument("invalid restart policy: maximum retry count can only be used "
+                              "with 'on-failure'" + (" and cannot be negative" if retries < 0
+                                                     else ""))
+    if retries < 0:
+        raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
+    return name or "no", retries
 
 
 def validate_volume(spec: str) -> str:
     """-v SRC:DST[:OPTS] or -v DST (anonymous); docker's "too many colons"."""
+    if not spec:
+        raise InvalidArgument("invalid empty volume spec")
     parts = spec.split(":")
-    if len(parts) > 3 or not spec:
+    if len(spec) > 2 and "" in parts[:4]:  # the client reads it left to right
+        raise InvalidArgument(f"invalid spec: {spec}: empty section between colons")
+    if len(parts) > 3:
         raise InvalidArgument(f"invalid spec: {spec}: too many colons")
     if len(parts) == 1:
         if not parts[0].startswith("/"):
             raise InvalidArgument(f"invalid volume specification: '{spec}'")
         return spec
     dest = parts[1]
+    if dest.startswith("/") and not dest.strip("/"):
+        raise InvalidArgument("invalid specification: destination can't be '/'")
     if not dest.startswith("/"):
         raise InvalidArgument(f"invalid volume specification: '{spec}': invalid mount config "
                               "for type \"volume\": invalid mount path: "
@@ -168,7 +233,7 @@ def parse_mount(spec: str) -> dict[str, str]:
             raise InvalidArgument(f"invalid field '{part}' must be a key=value pair")
         out[key] = value
     if "target" not in out:
-        raise InvalidArgument("invalid argument for --mount: target is required")
+        raise InvalidArgument("target is required")
     if out["type"] not in ("bind", "volume", "tmpfs"):
         raise InvalidArgument(f"invalid argument for --mount: unknown type {out['type']!r}")
     if out["type"] == "bind" and "source" not in out:
@@ -184,17 +249,37 @@ def parse_device_rate(spec: str, flag: str) -> tuple[str, int]:
     return path, parse_size(rate, flag)
 
 
+ULIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+           "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
+
+
 def parse_ulimit(spec: str) -> str:
+    """NAME=SOFT[:HARD] as go-units' ParseUlimit reads it, with its messages."""
+    def refuse(reason: str) -> InvalidArgument:
+        return InvalidArgument(f'invalid argument "{spec}" for "--ulimit" flag: {reason}')
+
     name, sep, values = spec.partition("=")
-    known = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
-             "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as")
-    if not sep or name not in known:
-        raise InvalidArgument(f'invalid argument "{spec}" for "--ulimit" flag: invalid ulimit '
-                              f"type: {name}")
-    for v in values.split(":"):
-        if not v.lstrip("-").isdigit():
-            raise InvalidArgument(f'invalid argument "{spec}" for "--ulimit" flag: '
-                                  f"invalid ulimit argument: {values}")
+    if not sep:
+        raise refuse(f"invalid ulimit argument: {spec}")
+    if name not in ULIMITS:
+        raise refuse(f"invalid ulimit type: {name}")
+    limits = values.split(":")
+    if len(limits) > 2:
+        raise refuse(f"too many limit value arguments - {values}, can only have up to two, "
+                     "`soft[:hard]`")
+    parsed: list[int] = []
+    for text in reversed(limits):  # go-units reads the hard limit first
+        digits = text[1:] if text[:1] in ("+", "-") else text
+        if not (digits.isdigit() and digits.isascii()):
+            raise refuse(f'strconv.ParseInt: parsing "{text}": invalid syntax')
+        value = int(text)
+        if not -(1 << 63) <= value < (1 << 63):
+            raise refuse(f'strconv.ParseInt: parsing "{text}": value out of range')
+        parsed.insert(0, value)
+    soft, hard = parsed[0], parsed[-1]
+    if hard != -1 and soft > hard:
+        raise refuse(f"ulimit soft limit must be less than or equal to hard limit: "
+                     f"{soft} > {hard}")
     return spec
 
 
@@ -208,20 +293,57 @@ def parse_key_values(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
-def read_env_file(path: str) -> list[str]:
+def validate_env(item: str, environ: Any = None) -> str:
+    """-e KEY=VALUE, or -e KEY for the caller's own KEY (left out if unset), as docker's
+    ValidateEnv."""
+    key, sep, _ = item.partition("=")
+    if not key:
+        raise InvalidArgument(f'invalid argument "{item}" for "-e, --env" flag: invalid '
+                              f"environment variable: {item}")
+    if not sep:
+        if environ is None:
+            import os
+
+            environ = os.environ
+        if key in environ:
+            return f"{key}={environ[key]}"
+    return item
+
+
+def read_env_file(path: str, environ: Any = None) -> list[str]:
+    """An --env-file as docker reads it: KEY=VALUE lines (the value kept as written), KEY
+    for the caller's own, # comments and blank lines skipped."""
     try:
-        with open(path) as f:
-            lines = f.read().splitlines()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as err:
-        raise InvalidArgument(f"open {path}: {err.strerror}") from err
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        reason = (err.strerror or str(err)).lower()
+        raise InvalidArgument(f"open {path}: {reason}") from err
+    try:
+        text = data.decode().removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"env file {path} contains invalid utf8 bytes") from None
+    out = []
+    for raw in text.splitlines():
+        line = raw.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if any(c.isspace() for c in key):
+            raise InvalidArgument(f"poorly formatted environment: variable '{key}' contains "
+                                  "whitespaces")
+        if not key:
+            raise InvalidArgument(f"poorly formatted environment: no variable name on line "
+                                  f"'{line}'")
+        out.append(f"{key}={value}" if sep else validate_env(key.strip(), environ))
+    return out
 
 
 def parse_add_host(spec: str) -> str:
     """--add-host NAME:IP (IP may be host-gateway); stored as NAME:IP."""
     name, sep, ip = spec.partition(":")
     if not sep or not name or not ip:
-        raise InvalidArgument(f"bad format for add-host: {spec!r}")
+        raise InvalidArgument(f'bad format for add-host: "{spec}"')
     if ip != "host-gateway":
         from tomato.network.ipam import parse_ip
 

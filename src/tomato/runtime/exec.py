@@ -259,4 +259,7 @@ def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int
         seccomp_filter.load()
     if c.TRACE is not None:
         c.TRACE.execve([executable, *proc.args[1:]])
-    os.execve(executable, list(proc.args), env)
+    try:
+        os.execve(executable, list(proc.args), env)
+    except OSError as err:  # the caller reports it, as runc's "exec failed: ..."
+        raise TomatoError(proc_mod.exec_failure(executable, err)) from None

@@ -214,5 +214,6 @@ def _init(ctx: InitContext) -> None:
     try:
         os.execve(executable, list(proc.args), env)
     except OSError as err:
-        sys.stderr.write(f"tomato-runtime: exec {proc.args[0]}: {err.strerror}\n")
+        # os.write: sys.stderr may be block-buffered (a monitor's), and _exit drops buffers
+        os.write(2, f"tomato-runtime: {proc_mod.exec_failure(executable, err)}\n".encode())
         os._exit(127 if err.errno == 2 else 126)

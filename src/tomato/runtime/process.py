@@ -168,6 +168,59 @@ def find_executable(name: str, env: dict[str, str]) -> str:
     raise NotFound(f'exec: "{name}": executable file not found in $PATH')
 
 
+def exec_failure(executable: str, err: OSError) -> str:
+    """runc's "exec /entry.sh: no such file or directory", and why when the file itself
+    is there: the interpreter its #! line or its ELF header names is missing or cannot
+    be run (a CRLF line end shows as "\\r").  Runs after pivot_root: no imports."""
+    reason = (err.strerror or str(err)).lower()
+    if err.errno in (errno.ENOENT, errno.EACCES, errno.ELOOP):
+        interpreter = _interpreter(executable)
+        if interpreter:
+            try:
+                os.stat(interpreter)
+                why = reason
+            except OSError as missing:
+                why = (missing.strerror or reason).lower()
+            quoted = '"' + repr(interpreter)[1:-1].replace('"', '\\"') + '"'
+            return f"exec {executable}: interpreter {quoted}: {why}"
+    return f"exec {executable}: {reason}"
+
+
+def _interpreter(path: str) -> str:
+    """The program the kernel runs for ``path``: its #! interpreter, or its ELF PT_INTERP
+    (the dynamic loader); "" when it names none or cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    try:
+        head = os.pread(fd, 4096, 0)
+        if head.startswith(b"#!"):
+            words = head[2:].split(b"\n", 1)[0].replace(b"\t", b" ").strip(b" ").split(b" ")
+            return os.fsdecode(words[0]) if words[0] else ""
+        if not head.startswith(b"\x7fELF") or len(head) < 64 or head[4] not in (1, 2):
+            return ""
+        wide, little = head[4] == 2, head[5] == 1
+
+        def num(data: bytes, at: int, size: int) -> int:
+            return int.from_bytes(data[at:at + size], "little" if little else "big")
+
+        phoff, phsize, phnum = (num(head, 0x20, 8), num(head, 0x36, 2), num(head, 0x38, 2)) \
+            if wide else (num(head, 0x1C, 4), num(head, 0x2A, 2), num(head, 0x2C, 2))
+        table = os.pread(fd, phsize * min(phnum, 64), phoff)
+        for i in range(0, len(table) - phsize + 1, phsize):
+            if num(table, i, 4) != 3:  # PT_INTERP
+                continue
+            offset, size = (num(table, i + 8, 8), num(table, i + 32, 8)) if wide else \
+                (num(table, i + 4, 4), num(table, i + 16, 4))
+            return os.fsdecode(os.pread(fd, min(size, 4096), offset).split(b"\0", 1)[0])
+        return ""
+    except (OSError, ValueError):
+        return ""
+    finally:
+        os.close(fd)
+
+
 def restore_signals() -> None:
     """Give the container's process default signal dispositions and an empty mask.
 

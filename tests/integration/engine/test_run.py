@@ -136,7 +136,7 @@ def test_read_only_root_and_tmpfs(engine: Engine) -> None:
 def test_bad_input_is_refused_with_nothing_left(engine: Engine) -> None:
     cases = [
         (["run", "--memory", "1x", "busybox", "true"], "invalid argument \"1x\""),
-        (["run", "--cpus", "-1", "busybox", "true"], "--cpus"),
+        (["run", "--cpus", "-1", "busybox", "true"], "Range of CPUs"),  # docker's words
         (["run", "-v", "a:b:c:d", "busybox", "true"], "too many colons"),
         (["run", "--restart", "sometimes", "busybox", "true"], "invalid restart policy"),
     ]
