@@ -327,12 +327,8 @@ def export(api: Any, req: Request, id: str) -> None:  # noqa: A002
     _event(api, c, "export")
 
 
-def _path_stat(api: Any, c: Container, path: str) -> str:
-    """Docker's base64 X-Docker-Container-Path-Stat header for ``path`` in the container
-    (resolved by the kernel inside the container's root: engine.filesystem)."""
-    from tomato.engine import filesystem
-
-    st = filesystem.stat_path(api.cfg, c, path)
+def _path_stat(st: Any) -> str:
+    """Docker's base64 X-Docker-Container-Path-Stat header from a filesystem.PathStat."""
     info = {"name": st.name, "size": st.size, "mode": st.mode,
             "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.mtime)),
             "linkTarget": st.link_target}
@@ -340,8 +336,10 @@ def _path_stat(api: Any, c: Container, path: str) -> str:
 
 
 def archive_head(api: Any, req: Request, id: str) -> None:  # noqa: A002
+    from tomato.engine import filesystem
+
     c = service.get(api.cfg, id)
-    header = _path_stat(api, c, req.arg("path"))
+    header = _path_stat(filesystem.stat_path(api.cfg, c, req.arg("path")))
     req.send(200, b"", "application/x-tar", {"X-Docker-Container-Path-Stat": header})
 
 
@@ -349,13 +347,14 @@ def archive_get(api: Any, req: Request, id: str) -> None:  # noqa: A002
     from tomato.engine import filesystem
 
     c = service.get(api.cfg, id)
-    path = req.arg("path")
-    header = _path_stat(api, c, path)
-    req.start_stream("application/x-tar", {"X-Docker-Container-Path-Stat": header})
-    out = ChunkWriter(req)
-    filesystem.archive(api.cfg, c, path, out)  # type: ignore[arg-type]
-    out.flush()
-    req.end_stream()
+    # one resolution (inside the container's root) for the header and the stream: the
+    # container may move the path away in between
+    with filesystem.path_archive(api.cfg, c, req.arg("path")) as (st, write):
+        req.start_stream("application/x-tar", {"X-Docker-Container-Path-Stat": _path_stat(st)})
+        out = ChunkWriter(req)
+        write(out)  # type: ignore[arg-type]
+        out.flush()
+        req.end_stream()
 
 
 def archive_put(api: Any, req: Request, id: str) -> None:  # noqa: A002

@@ -20,7 +20,7 @@ import errno
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import islice
 from typing import Any, BinaryIO
@@ -204,33 +204,47 @@ def _in_container(place: _Place, root_fd: int, fd: int) -> str | None:
     return posixpath.normpath(posixpath.join(place.mount, host[len(root):].lstrip("/")))
 
 
+def _stat(path: str, node: Node, name: str, place: _Place, root: int) -> PathStat:
+    target = ""
+    if node.is_link():
+        try:  # Docker reports the target fully resolved in the container
+            fd = open_in_root(root, place.inner, os.O_PATH)
+            try:
+                target = _in_container(place, root, fd) or ""
+            finally:
+                os.close(fd)
+        except OSError:
+            target = ""
+        if not target:  # dangling: the link's own text, taken from its directory
+            target = posixpath.normpath(posixpath.join(
+                posixpath.dirname(_split(path)[0]), node.readlink()))
+    if name == "." and not path.endswith("/."):
+        name = "/"  # Go's filepath.Base("/")
+    return PathStat(name=name, size=node.st.st_size, mode=_go_mode(node.st),
+                    mtime=node.st.st_mtime, link_target=target)
+
+
 def stat_path(cfg: EngineConfig, c: Container, path: str) -> PathStat:
     """Docker's stat of a container path (HEAD /containers/{id}/archive)."""
     with _source(cfg, c, path) as (node, name, place, root):
-        target = ""
-        if node.is_link():
-            try:  # Docker reports the target fully resolved in the container
-                fd = open_in_root(root, place.inner, os.O_PATH)
-                try:
-                    target = _in_container(place, root, fd) or ""
-                finally:
-                    os.close(fd)
-            except OSError:
-                target = ""
-            if not target:  # dangling: the link's own text, taken from its directory
-                raw = node.readlink()
-                target = posixpath.normpath(posixpath.join(
-                    posixpath.dirname(_split(path)[0]), raw))
-        return PathStat(name=name if name != "." or path.endswith("/.") else "/",
-                        size=node.st.st_size, mode=_go_mode(node.st),
-                        mtime=node.st.st_mtime, link_target=target)
+        return _stat(path, node, name, place, root)
+
+
+@contextmanager
+def path_archive(cfg: EngineConfig, c: Container, path: str, follow: bool = False
+                 ) -> Iterator[tuple[PathStat, Callable[[BinaryIO], None]]]:
+    """GET archive: ``path`` resolved once, its stat and a writer of its tar stream
+    (named as Docker names it) from that same pinned inode."""
+    with _source(cfg, c, path, follow) as (node, name, place, root):
+        yield (_stat(path, node, name, place, root),
+               lambda out: rootfs_io.write_tar(out, rootfs_io.items(node, name)))
 
 
 def archive(cfg: EngineConfig, c: Container, path: str, out: BinaryIO,
             follow: bool = False) -> None:
-    """``path`` as a tar stream named as Docker names it (GET archive, ``cp C:SRC -``)."""
-    with _source(cfg, c, path, follow) as (node, name, _, _):
-        rootfs_io.write_tar(out, rootfs_io.items(node, name))
+    """``path`` as a tar stream named as Docker names it (``cp C:SRC -``)."""
+    with path_archive(cfg, c, path, follow) as (_, write):
+        write(out)
 
 
 def _plan(src_is_dir: bool, src_name: str, dest: str, exists: bool, is_dir: bool,
@@ -385,4 +399,4 @@ def export(cfg: EngineConfig, c: Container, out: BinaryIO) -> None:
     place = _place(cfg, c, "/")
     with _root_fd(place) as root, Node(os.open(".", os.O_PATH | os.O_CLOEXEC,
                                                dir_fd=root)) as top:
-        rootfs_io.write_tar(out, islice(rootfs_io.items(top, "."), 1, None))
+        rootfs_io.write_tar(out, islice(rootfs_io.items(top, ""), 1, None))

@@ -70,11 +70,11 @@ class _Exact:
 
 
 def items(top: Node, top_name: str) -> Iterator[Item]:
-    """``top`` named ``top_name`` and, for a directory, everything below it.
-
-    A ``top_name`` of "." (Docker's ``SRC/.``) names the directory itself "." and its
-    contents by their bare names.  Files with several links become hard links to
-    the first name seen."""
+    """``top`` named ``top_name`` and, for a directory, everything below it, named
+    ``top_name/...`` as Docker's archives are: for ``SRC/.`` the directory is "." and
+    its contents "./a" (the docker CLI renames them by replacing that "."); with ""
+    (export) the contents are bare names.  Files with several links become hard links
+    to the first name seen."""
     seen: dict[tuple[int, int], str] = {}
 
     def one(name: str, node: Node) -> Iterator[Item]:
@@ -99,8 +99,7 @@ def items(top: Node, top_name: str) -> Iterator[Item]:
 
     yield from one(top_name, top)
     if top.is_dir():
-        prefix = "" if top_name in (".", "") else top_name
-        for rel, node in walk(top, prefix):
+        for rel, node in walk(top, top_name):
             yield from one(rel, node)
 
 
