@@ -151,7 +151,8 @@ def cmd_stop(args: argparse.Namespace, cfg: Any) -> int:
     from tomato.cli import parallel
     from tomato.engine import service
 
-    return parallel.each(args.containers, lambda r: service.stop(cfg, r, args.time),
+    return parallel.each(args.containers,
+                         lambda r: service.stop(cfg, r, args.time, args.signal),
                          _container_of(cfg))
 
 
@@ -162,14 +163,15 @@ def cmd_restart(args: argparse.Namespace, cfg: Any) -> int:
     # Stopped side by side, started one after another once every thread is gone: start
     # forks the monitor, which clones the init through ctypes (DESIGN: never a thread
     # before a ctypes clone).  restart then finds each stopped and only starts it.
-    stopped = parallel.run(args.containers, lambda r: service.stop(cfg, r, args.time),
+    stopped = parallel.run(args.containers,
+                           lambda r: service.stop(cfg, r, args.time, args.signal),
                            _container_of(cfg))
     failed = 0
     for ref, err in zip(args.containers, stopped, strict=True):
         try:
             if err is not None:
                 raise err
-            service.restart(cfg, ref, args.time)
+            service.restart(cfg, ref, args.time, args.signal)
             print(ref, flush=True)
         except (TomatoError, OSError) as failure:
             print(f"tomato: {parallel.message(failure)}", file=sys.stderr, flush=True)

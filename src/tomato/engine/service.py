@@ -715,7 +715,9 @@ def wait_exit(cfg: EngineConfig, ref: str, timeout: float | None = None) -> Cont
     return c
 
 
-def stop(cfg: EngineConfig, ref: str, timeout: int | None = None) -> Container:
+def stop(cfg: EngineConfig, ref: str, timeout: int | None = None,
+         sig: str | None = None) -> Container:
+    """``sig`` first (the image's STOPSIGNAL, else SIGTERM), SIGKILL after ``timeout``."""
     c = get(cfg, ref)
     if c.state.status not in (RUNNING, PAUSED, RESTARTING):
         return c
@@ -723,7 +725,8 @@ def stop(cfg: EngineConfig, ref: str, timeout: int | None = None) -> Container:
     grace = timeout if timeout is not None else (opts.stop_timeout
                                                  if opts.stop_timeout is not None else 10)
     _request_stop(cfg, c)
-    sig = c.spec.get("annotations", {}).get("org.opencontainers.image.stopSignal", "SIGTERM")
+    sig = sig or c.spec.get("annotations", {}).get("org.opencontainers.image.stopSignal",
+                                                   "SIGTERM")
     if c.state.status == PAUSED:
         _runtime_kill(cfg, c, _signal_number(sig))
         unpause(cfg, c.id)
@@ -758,8 +761,9 @@ def _wait_recorded(cfg: EngineConfig, cid: str, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def restart(cfg: EngineConfig, ref: str, timeout: int | None = None) -> Container:
-    c = stop(cfg, ref, timeout)
+def restart(cfg: EngineConfig, ref: str, timeout: int | None = None,
+            sig: str | None = None) -> Container:
+    c = stop(cfg, ref, timeout, sig)
     c = start(cfg, c.id)
     events.container(cfg.root, c, "restart")
     return c
