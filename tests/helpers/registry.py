@@ -16,6 +16,7 @@ import http.client
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -44,12 +45,14 @@ def need(*tools: str) -> None:
 class Registry:
     """A docker-registry process; use as a context manager."""
 
-    def __init__(self, workdir: Path, htpasswd: Path | None = None) -> None:
+    def __init__(self, workdir: Path, htpasswd: Path | None = None,
+                 access_log: bool = False) -> None:
         self.dir = workdir
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.htpasswd = htpasswd
+        self.access_log = access_log
 
     def start(self) -> Registry:
         data = self.dir / "data"
@@ -59,10 +62,11 @@ class Registry:
             auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {self.htpasswd}\n"
         cfg = self.dir / "config.yml"
         cfg.write_text(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n"
+            f"    disabled: {'false' if self.access_log else 'true'}\n"
             f"storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: {self.addr}\n{auth}")
-        self.log = open(self.dir / "registry.log", "wb")
+        self.log = open(self.dir / "registry.log", "ab")  # appended to across restarts
         self.proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 15
@@ -94,6 +98,13 @@ class Registry:
 
     def __enter__(self) -> Registry:
         return self.start()
+
+    def blob_gets(self, digest: str) -> list[tuple[int, int]]:
+        """(status, bytes sent) of every GET of a blob so far (needs ``access_log``)."""
+        pattern = re.compile(r'"GET /v2/[^ ]*/blobs/' + re.escape(digest) +
+                             r' HTTP/[0-9.]+" (\d+) (\d+)')
+        text = (self.dir / "registry.log").read_text(errors="replace")
+        return [(int(m.group(1)), int(m.group(2))) for m in pattern.finditer(text)]
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tomato.cli.common import describe, root_refusal
 from tomato.cli.usage import DockerParser
 from tomato.engine.humanize import human_duration  # noqa: F401 — used here and re-exported
 from tomato.errors import InvalidArgument, NotFound, TomatoError
@@ -305,6 +304,42 @@ def cmd_prune(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
+def cmd_system_prune(args: argparse.Namespace, cfg: Any) -> int:
+    """docker system prune: stopped containers, unused networks, dangling (or, with -a,
+    unused) images and the Pull Cache, and with --volumes unused volumes."""
+    if not args.force and sys.stdin.isatty():
+        what = ["all stopped containers", "all networks not used by at least one container",
+                *(["all volumes not used by at least one container"]
+                  if args.volumes else []),
+                "all images without at least one container associated to them" if args.all
+                else "all dangling images", "unused pull cache"]
+        answer = input("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
+                       + "\nAre you sure you want to continue? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return 0
+    from tomato.engine import service
+    from tomato.engine.networks import Networks, sweep
+
+    sections = [("Deleted Containers", service.prune(cfg))]
+    sweep(cfg.root)
+    sections.append(("Deleted Networks", Networks(cfg.root).prune()))
+    if args.volumes:
+        from tomato.engine import volumes
+
+        sections.append(("Deleted Volumes", volumes.prune(cfg.root)))
+    res = _images().prune(cfg, all_images=args.all)
+    sections.append(("Deleted Images", [f"untagged: {u}" for u in res.untagged]
+                     + [f"deleted: {d}" for d in res.deleted]))
+    for title, lines in sections:
+        if lines:
+            print(f"{title}:")
+            for line in lines:
+                print(line)
+            print()
+    print(f"Total reclaimed space: {human_size(res.reclaimed)}")
+    return 0
+
+
 def cmd_history(args: argparse.Namespace, cfg: Any) -> int:
     entries = _images().history(cfg, args.name)
     now = time.time()
@@ -350,14 +385,8 @@ def cmd_load(args: argparse.Namespace, cfg: Any) -> int:
     else:
         if sys.stdin.isatty():
             raise InvalidArgument("requested load from stdin, but stdin is empty")
-        import shutil
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="tomato-load-") as tmp:
-            path = Path(tmp) / "image.tar"
-            with open(path, "wb") as f:
-                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
-            loaded = _images().load(cfg, path)
+        # read as it comes, into the engine's root (never a copy in the host's /tmp)
+        loaded = _images().load(cfg, None, stream=sys.stdin.buffer)
     for img in loaded:
         if img.repo_tags:
             for t in img.repo_tags:
@@ -556,6 +585,9 @@ def register_images(sub: Any, common: argparse.ArgumentParser) -> None:
                                  required=True)
     p = add(ssub, "df", cmd_df, "show disk usage")
     p.add_argument("--format")
+    p = add(ssub, "prune", cmd_system_prune, "remove unused data")
+    prune_args(p)
+    p.add_argument("--volumes", action="store_true", help="prune volumes")
     from tomato.cli.supervise import register_system_check
 
     register_system_check(ssub, common)
@@ -588,11 +620,6 @@ class _OnlyCommand:
 
 
 _GLOBAL_WITH_VALUE = ("--root", "--insecure-registry", "--config")
-
-#: commands that do not use the engine's root (a registry login, the lab's tools):
-#: another user than root may run them
-_NOT_THE_ENGINES = frozenset(("login", "logout", *(word for word, home in COMMAND_HOMES.items()
-                                                  if home == "tomato.cli.lab")))
 
 
 def _command_word(argv: list[str]) -> str | None:
@@ -661,23 +688,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = _PREBUILT or build_parser(argv)
     args = parser.parse_args(argv)
-    word = _command_word(argv)  # (args.command is run's and exec's own command)
-    refusal = root_refusal(args.root) if word not in _NOT_THE_ENGINES else ""
-    if refusal:  # another user: one line, before anything is tried (docker: 125 for run)
-        print(f"tomato: {refusal}", file=sys.stderr)
-        return USAGE_EXIT if word == "run" else FAIL_EXIT
     try:
         return int(args.func(args, make_config(args)) or 0)
     except TomatoError as err:
         if args.debug:
             raise
-        print(f"tomato: {describe(err)}", file=sys.stderr)
+        print(f"tomato: {err}", file=sys.stderr)
         return FAIL_EXIT
     except OSError as err:  # the disk, a file argument: still one line, not a traceback
         if args.debug:
             raise
-        text = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
-        print(f"tomato: {describe(err, text)}", file=sys.stderr)
+        print(f"tomato: {err.strerror or err}" + (f": {err.filename}" if err.filename else ""),
+              file=sys.stderr)
         return FAIL_EXIT
     except KeyboardInterrupt:
         return 130

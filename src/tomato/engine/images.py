@@ -7,19 +7,27 @@ Records live in the engine store (``tomato.db``); blobs in ``ROOT/content``;
 layers in ``ROOT/snapshots``.  Slow work (network, unpacking) happens outside any
 transaction under a shared ``gc`` lock; removal and prune sweep under the
 exclusive one, so GC never deletes what an in-flight pull is about to record.
+
+What an interrupted pull, commit, load or import left (the bytes of a download,
+a half-unpacked layer, blobs and layers no image names) is the "Pull Cache" of
+``system df``: the next pull resumes from it, and the sweep of ``rmi`` and
+``image prune`` removes what no live process holds.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tomato import sqlitedb as sqlite3
-from tomato.errors import Conflict, InvalidArgument, NotFound
+from tomato.errors import Conflict, InvalidArgument, NoSpace, NotFound
 from tomato.images.content import ContentStore
+from tomato.images.content import disk_usage as _du
 from tomato.images.manifest import (
     Index,
     Manifest,
@@ -133,6 +141,10 @@ class DfRow:
     reclaimable: int
 
 
+#: the ``system df`` row of what interrupted pulls (commits, loads) left
+PULL_CACHE = "Pull Cache"
+
+
 class _Ctx:
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
@@ -226,7 +238,7 @@ def pull(cfg: EngineConfig, name: str, *, platform: Platform | None = None,
     ctx = _Ctx(cfg)
     client = _client(ctx, ref)
     try:
-        with ctx.store.lock("gc", shared=True):
+        with _disk_space(cfg, f"pulling {name}"), ctx.store.lock("gc", shared=True):
             img = _pull(ref, client, ctx.stores,
                         platform=platform or cfg.platform or host_platform(), progress=progress)
             return _record(ctx, img, image_id=img.config_digest,
@@ -235,6 +247,34 @@ def pull(cfg: EngineConfig, name: str, *, platform: Platform | None = None,
                            names=[ref] if ref.tag else [])
     finally:
         client.close()
+
+
+def _full(err: BaseException, root: Path) -> bool:
+    if isinstance(err, NoSpace):
+        return True
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(err, sqlite3.OperationalError):  # the snapshots' metadata.db
+        if "full" in str(err):
+            return True
+        try:  # sqlite says "disk I/O error" when it cannot grow its -wal or -shm
+            st = os.statvfs(root)
+        except OSError:
+            return False
+        return st.f_bfree * st.f_frsize < 256 * 1024
+    return False
+
+
+@contextmanager
+def _disk_space(cfg: EngineConfig, doing: str) -> Iterator[None]:
+    """A full disk as one line naming what was being done (docker's "no space left on
+    device"); what was written stays for the next try, reclaimable with image prune."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError, NoSpace) as err:
+        if _full(err, cfg.root):
+            raise NoSpace(f"no space left on device while {doing}") from err
+        raise
 
 
 def push(cfg: EngineConfig, name: str, *,
@@ -387,8 +427,9 @@ def remove(cfg: EngineConfig, name: str, *, force: bool = False) -> RemoveResult
     return RemoveResult(tuple(untagged), (img.id,), reclaimed)
 
 
-def _sweep(ctx: _Ctx) -> int:
-    """Delete blobs and committed snapshots no image refers to. Caller holds the gc lock."""
+def _referenced(ctx: _Ctx) -> tuple[set[str], set[str]]:
+    """The blobs and committed snapshots that images name, and the snapshots that
+    containers' (and views') snapshots stand on."""
     with ctx.store.read() as db:
         rows = db.execute("SELECT manifest_digest, target_digest, chain_ids FROM images")
         keep_blobs: set[str] = set()
@@ -404,14 +445,28 @@ def _sweep(ctx: _Ctx) -> int:
                     continue  # the platform manifest is kept through manifest_digest
                 assert isinstance(doc, Manifest)
                 keep_blobs.update(d.digest for d in (doc.config, *doc.layers))
+    snaps = {s.key: s for s in ctx.snapshots.list()}
+    for s in snaps.values():
+        if s.kind != COMMITTED:  # a container's layer: its parents stay
+            parent = s.parent
+            while parent is not None and parent in snaps:
+                keep_snaps.add(parent)
+                parent = snaps[parent].parent
+    return keep_blobs, keep_snaps
+
+
+def _sweep(ctx: _Ctx) -> int:
+    """Delete blobs and committed snapshots no image refers to, and what interrupted
+    pulls, commits and loads left; return the bytes freed.  Caller holds the gc lock."""
+    keep_blobs, keep_snaps = _referenced(ctx)
     reclaimed = 0
     for info in ctx.content.list():
         if info.digest not in keep_blobs:
+            reclaimed += _du(ctx.content.path(info.digest))
             ctx.content.delete(info.digest)
-            reclaimed += info.size
-    snaps = [s for s in ctx.snapshots.list() if s.kind == COMMITTED and s.key not in keep_snaps]
-    depth: dict[str, int] = {}
     all_snaps = {s.key: s for s in ctx.snapshots.list()}
+    snaps = [s for s in all_snaps.values() if s.kind == COMMITTED and s.key not in keep_snaps]
+    depth: dict[str, int] = {}
 
     def d(key: str) -> int:
         if key not in depth:
@@ -421,13 +476,13 @@ def _sweep(ctx: _Ctx) -> int:
 
     for s in sorted(snaps, key=lambda s: -d(s.key)):
         try:
-            size = int(s.labels.get("tomato.size", "0"))
+            size = _du(ctx.snapshots.dirs / s.id)
             ctx.snapshots.remove(s.key)
             reclaimed += size
         except Conflict:
             pass  # still a parent of a container's snapshot or a kept layer
-    ctx.snapshots.clean_orphans()
-    ctx.content.clean_ingest()
+    reclaimed += ctx.snapshots.clean_orphans()
+    reclaimed += ctx.content.collect_ingests()
     return reclaimed
 
 
@@ -451,7 +506,15 @@ def prune(cfg: EngineConfig, *, all_images: bool = False) -> RemoveResult:
 
 
 def disk_usage(cfg: EngineConfig) -> list[DfRow]:
-    """``tomato system df``: the Images row (containers, volumes, cache come with the engine)."""
+    """``tomato system df``: the Images row and the Pull Cache row (containers and
+    volumes come with the engine).
+
+    The Pull Cache is what an interrupted pull, commit or load left: the bytes of
+    downloads (the next pull resumes them), half-unpacked layers, and blobs and
+    layers no image names.  Active: held by a live process, never collected; while
+    a pull, commit or load runs, the blobs and layers it may be about to name count
+    as active too (prune waits for it).
+    """
     ctx = _Ctx(cfg)
     with ctx.store.read() as db:
         images = [_summary(db, r) for r in db.execute(f"SELECT {_COLS} FROM images")]
@@ -462,7 +525,36 @@ def disk_usage(cfg: EngineConfig) -> list[DfRow]:
     all_layers = {c for i in images for c in i.chain_ids}
     size = sum(sizes.get(c, 0) for c in all_layers)
     reclaim = sum(sizes.get(c, 0) for c in all_layers - used_layers)
-    return [DfRow("Images", len(images), len(leased & {i.id for i in images}), size, reclaim)]
+    rows = [DfRow("Images", len(images), len(leased & {i.id for i in images}), size, reclaim)]
+    return [*rows, _pull_cache(ctx)]
+
+
+def _pull_cache(ctx: _Ctx) -> DfRow:
+    busy = _gc_busy(ctx)
+    items: list[tuple[int, bool]] = []  # (bytes, live) of each thing left behind
+    items += [(i.size, i.live) for i in ctx.content.ingests()]
+    items += [(o.size, o.live) for o in ctx.snapshots.orphans()]
+    keep_blobs, keep_snaps = _referenced(ctx)
+    items += [(_du(ctx.content.path(b.digest)), busy) for b in ctx.content.list()
+              if b.digest not in keep_blobs]
+    items += [(_du(ctx.snapshots.dirs / s.id), busy) for s in ctx.snapshots.list()
+              if s.kind == COMMITTED and s.key not in keep_snaps]
+    return DfRow(PULL_CACHE, len(items), sum(live for _, live in items),
+                 sum(n for n, _ in items), sum(n for n, live in items if not live))
+
+
+def _gc_busy(ctx: _Ctx) -> bool:
+    """Whether a pull, commit, load or import holds the gc lock now (a look, no wait)."""
+    import fcntl
+
+    fd = os.open(ctx.store.lock_dir / "gc.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 # -- archives ------------------------------------------------------------------------------
@@ -485,13 +577,19 @@ def save(cfg: EngineConfig, names: list[str], output: Path, fmt: str = "docker-a
     archive.save(ctx.content, items, output, fmt)
 
 
-def load(cfg: EngineConfig, source: Path) -> list[ImageSummary]:
+def load(cfg: EngineConfig, source: Path | None, *, stream: Any = None) -> list[ImageSummary]:
+    """``tomato load``: the images of an archive (a path, or a ``stream`` such as stdin)."""
     from tomato.images import archive
     from tomato.images.pull import unpack as _unpack
     ctx = _Ctx(cfg)
     out = []
-    with ctx.store.lock("gc", shared=True):
-        for item in archive.load(ctx.content, source):
+    if stream is None and source is None:
+        raise InvalidArgument("load needs an archive")
+    what = "loading " + (str(source) if stream is None else "images")
+    archive_in = stream if stream is not None else source
+    assert archive_in is not None
+    with _disk_space(cfg, what), ctx.store.lock("gc", shared=True):
+        for item in archive.load(ctx.content, archive_in):
             chains, size = _unpack(item.manifest_digest, ctx.stores)
             manifest = load_manifest(ctx.content, item.manifest_digest)
             names = []
@@ -515,7 +613,7 @@ def import_image(cfg: EngineConfig, source: Path | None, *, reference: str | Non
     from tomato.images.pull import unpack as _unpack
     ctx = _Ctx(cfg)
     ref = parse(reference) if reference else None
-    with ctx.store.lock("gc", shared=True):
+    with _disk_space(cfg, f"importing {source or '-'}"), ctx.store.lock("gc", shared=True):
         if stream is None:
             if source is None:
                 raise InvalidArgument("import needs a tarball")

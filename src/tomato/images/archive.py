@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from tomato.errors import InvalidArgument, NotFound
 from tomato.records import record as dataclass
@@ -194,33 +195,39 @@ def _write_docker(content: ContentStore, items: list[SaveItem], tf: tarfile.TarF
 
 # -- load ------------------------------------------------------------------------
 @contextmanager
-def _opened(source: Path, scratch: Path) -> Iterator[Path]:
-    """A directory view of ``source``: itself if a directory, else its regular files extracted."""
-    if source.is_dir():
+def _opened(source: Path | BinaryIO, content: ContentStore) -> Iterator[Path]:
+    """A directory view of ``source``: itself if a directory, else its regular files
+    extracted into scratch space of the content store's (collected by the engine's GC
+    if this process dies); a stream (stdin) is read once, in order."""
+    if isinstance(source, Path) and source.is_dir():
         yield source
         return
-    tmp = Path(tempfile.mkdtemp(prefix="load-", dir=scratch))
-    try:
+    name = str(source) if isinstance(source, Path) else "the input"
+    with content.scratch() as scratch:
+        tmp = scratch.path / "archive"
+        tmp.mkdir()
         try:
-            tf = tarfile.open(source, mode="r:*")
+            tf = tarfile.open(source, mode="r:*") if isinstance(source, Path) else \
+                tarfile.open(fileobj=source, mode="r|*")
         except (tarfile.TarError, OSError) as err:
-            raise InvalidArgument(f"{source} is not a tar archive: {err}") from err
-        with tf:
-            for m in tf:
-                if not m.isreg():
-                    continue
-                parts = split_path(m.name, "archive entry")
-                if not parts:
-                    continue
-                dest = tmp.joinpath(*parts)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                src = tf.extractfile(m)
-                assert src is not None
-                with open(dest, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
+            raise InvalidArgument(f"{name} is not a tar archive: {err}") from err
+        try:
+            with tf:
+                for m in tf:
+                    if not m.isreg():
+                        continue
+                    parts = split_path(m.name, "archive entry")
+                    if not parts:
+                        continue
+                    dest = tmp.joinpath(*parts)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    src = tf.extractfile(m)
+                    assert src is not None
+                    with open(dest, "wb") as out:
+                        shutil.copyfileobj(src, out, 1 << 20)
+        except tarfile.TarError as err:
+            raise InvalidArgument(f"{name} is not a valid tar archive: {err}") from err
         yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _inside(root: Path, rel: str) -> Path:
@@ -231,14 +238,16 @@ def _inside(root: Path, rel: str) -> Path:
     return p
 
 
-def load(content: ContentStore, source: Path) -> list[Loaded]:
-    """Import every image in a docker-archive or OCI layout/archive into the content store."""
-    with _opened(source, content.ingest_dir) as root:
+def load(content: ContentStore, source: Path | BinaryIO) -> list[Loaded]:
+    """Import every image in a docker-archive or OCI layout/archive (a path or a
+    stream) into the content store."""
+    with _opened(source, content) as root:
         if (root / "index.json").is_file():
             return _load_oci(content, root)
         if (root / "manifest.json").is_file():
             return _load_docker(content, root)
-    raise InvalidArgument(f"{source} has neither index.json nor manifest.json")
+    name = source if isinstance(source, Path) else "the archive"
+    raise InvalidArgument(f"{name} has neither index.json nor manifest.json")
 
 
 def _ingest(content: ContentStore, root: Path, digest: str, size: int | None = None) -> None:

@@ -19,7 +19,9 @@ def commit_layer(content: ContentStore, base_manifest: str, upper: str,
                  created_by: str = "", lowers: list[str] | None = None,
                  hidden: frozenset[str] = frozenset()) -> str:
     """Store the new layer, config and manifest; return the manifest digest."""
-    with tempfile.TemporaryFile() as raw:
+    # the uncompressed layer waits in the content store's ingest (never the host's /tmp):
+    # unlinked from the start, so an interrupted commit leaves nothing of it
+    with tempfile.TemporaryFile(dir=content.ingest_dir) as raw:
         write_layer(upper, raw, lowers, hidden)
         raw.seek(0)
         diff = hashlib.sha256()

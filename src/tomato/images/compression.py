@@ -259,6 +259,11 @@ class TeeReader:
             self._sink(data)
         return data
 
+    def close(self) -> None:
+        close = getattr(self._src, "close", None)
+        if close is not None:
+            close()
+
 
 __all__ = ["DecompressReader", "Prefetch", "TeeReader", "CompressionError", "layer_compression",
            "sniff", "gzip_backend", "LAYER_MEDIA_TYPES"]

@@ -7,6 +7,13 @@ Layers are independent directories in overlay format, so they download and
 unpack in parallel; they are committed by chain ID, in order, only once both
 checks pass.  A failed pull discards every staging directory and leaves no
 snapshot, blob or record that was not fully verified.
+
+A download that stops (a dropped registry, a full disk, kill -9) leaves its
+bytes in the content store's ingest: the next pull of the blob hashes them
+again, unpacks them and asks the registry for the rest with ``Range`` (a
+registry without Range support sends it all and the kept part is skipped).
+Bytes that fail verification after a resume are dropped and the blob is
+downloaded once more from the start.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from tomato.errors import InvalidArgument
 from tomato.records import record as dataclass
 
 from .compression import DecompressReader, Prefetch, TeeReader, layer_compression
-from .content import ContentStore, DigestMismatch
+from .content import ContentStore, DigestMismatch, Writer
 from .manifest import (  # noqa: F401 — re-exported
     ImageConfig,
     Index,
@@ -77,11 +84,37 @@ class Stores:
     snapshots: Snapshotter
 
 
+class _BadResume(Exception):
+    """The bytes a resumed download started from did not verify (the cause is chained)."""
+
+
+class _Chain:
+    """One reader over several, in turn (a resumed blob: its kept bytes, then the rest)."""
+
+    def __init__(self, *parts: Any) -> None:
+        self._parts = list(parts)
+        self._all = list(parts)
+
+    def read(self, n: int = -1) -> bytes:
+        while self._parts:
+            data = self._parts[0].read(n)
+            if data:
+                return bytes(data)
+            self._parts.pop(0)
+        return b""
+
+    def close(self) -> None:
+        for part in self._all:
+            if hasattr(part, "close"):
+                part.close()
+
+
 class _Pipeline:
     """Fetches (if needed) and unpacks layers in parallel, commits them in order."""
 
     def __init__(self, stores: Stores, manifest: Manifest, config: ImageConfig,
-                 open_remote: Callable[[str, int], Any] | None, progress: ProgressFn | None,
+                 open_remote: Callable[[str, int, int], Any] | None,
+                 progress: ProgressFn | None,
                  options: UnpackOptions, workers: int) -> None:
         self.s = stores
         self.layers = manifest.layers
@@ -93,33 +126,50 @@ class _Pipeline:
         self.workers = workers
 
     def _layer(self, i: int) -> tuple[Staging, int] | None:
-        desc, diff, chain = self.layers[i], self.diff_ids[i], self.chains[i]
+        desc = self.layers[i]
         layer_compression(desc.media_type)  # refuse non-layer artifacts early
         content, snaps = self.s.content, self.s.snapshots
-        have_blob, have_snap = content.exists(desc.digest), snaps.exists(chain)
+        have_blob, have_snap = content.exists(desc.digest), snaps.exists(self.chains[i])
         if have_blob and have_snap:
             self.progress(Progress(desc.digest, "exists", desc.size, desc.size))
             return None
+        try:
+            result = self._fetch(i, have_snap, resume=True)
+        except _BadResume:
+            # What an interrupted pull left did not verify (a disk that lost a page, a
+            # registry that changed the blob): it is gone; download the whole blob once.
+            result = self._fetch(i, have_snap, resume=False)
+        self.progress(Progress(desc.digest, "done", desc.size, desc.size))
+        return result
+
+    def _fetch(self, i: int, have_snap: bool, resume: bool) -> tuple[Staging, int] | None:
+        """Download (resuming what an interrupted pull left) and unpack layer ``i``."""
+        desc, diff = self.layers[i], self.diff_ids[i]
+        content, snaps = self.s.content, self.s.snapshots
         writer = None
-        if have_blob:
+        if content.exists(desc.digest):
             src: Any = content.open(desc.digest)
         else:
             if self.open_remote is None:
                 raise InvalidArgument(f"layer {desc.digest} is missing from the content store")
-            writer = content.writer(desc.digest, desc.size)
-            done = [0]
-
-            def sink(block: bytes) -> None:
-                writer.write(block)
-                done[0] += len(block)
-                self.progress(Progress(desc.digest, "downloading", done[0], desc.size))
-
-            src = TeeReader(self.open_remote(desc.digest, desc.size), sink)
+            # waits while another pull writes this blob; then it may be stored already
+            writer = content.writer(desc.digest, desc.size, resume=resume)
+            if content.exists(desc.digest):
+                writer.close()
+                writer = None
+                src = content.open(desc.digest)
+            else:
+                try:
+                    src = self._download(writer, desc.digest, desc.size)
+                except BaseException:
+                    writer.close()
+                    raise
         staging = None
         try:
             if have_snap:  # only the blob is missing (e.g. it was loaded uncompressed before)
                 while src.read(1 << 20):
                     pass
+                stats = None
             else:
                 staging = snaps.stage()
                 reader = DecompressReader(src)
@@ -135,17 +185,37 @@ class _Pipeline:
                         f"but the image config says {diff}")
             if writer is not None:
                 writer.commit()
-        except BaseException:
-            if writer is not None:
-                writer.abort()
+        except BaseException as err:
             if staging is not None:
                 snaps.discard(staging)
+            if writer is not None:
+                if isinstance(err, InvalidArgument):
+                    writer.abort()  # wrong or hostile bytes: never resume from them
+                    if writer.resumed_from:
+                        raise _BadResume() from err
+                else:
+                    writer.close()  # a dropped registry, a full disk, an interrupt: kept
             raise
         finally:
-            if hasattr(src, "close"):
-                src.close()
-        self.progress(Progress(desc.digest, "done", desc.size, desc.size))
-        return None if staging is None else (staging, stats.bytes_written)
+            src.close()
+        return None if staging is None or stats is None else (staging, stats.bytes_written)
+
+    def _download(self, writer: Writer, digest: str, size: int) -> Any:
+        """The blob from its first byte: what the writer has, then the registry's rest
+        (teed into the writer)."""
+        assert self.open_remote is not None
+        done = [writer.offset]
+
+        def sink(block: bytes) -> None:
+            writer.write(block)
+            done[0] += len(block)
+            self.progress(Progress(digest, "downloading", done[0], size))
+
+        self.progress(Progress(digest, "downloading", done[0], size))
+        remote = TeeReader(self.open_remote(digest, size, writer.offset), sink)
+        if not writer.resumed_from:
+            return remote
+        return _Chain(writer.read_written(), remote)
 
     def run(self) -> None:
         n = len(self.layers)
@@ -223,8 +293,8 @@ def pull(ref: Reference, client: RegistryClient, stores: Stores, *, platform: Pl
         stores.content.write(data, manifest.config.digest)
     config = load_config(stores.content, manifest)
 
-    def open_remote(digest: str, size: int) -> Any:
-        stream = client.open_blob(repo, digest, size)
+    def open_remote(digest: str, size: int, offset: int) -> Any:
+        stream = client.open_blob(repo, digest, size, offset)
         if progress:
             stream.on_retry = lambda off, err: progress(Progress(digest, "retrying", off, size))
         return stream

@@ -6,8 +6,9 @@
   token from the realm (anonymously or with the stored basic credentials),
   ``Basic`` sends the credentials.  Tokens are cached per scope.
 - Redirects (blob storage) are followed; Authorization is not sent to another host.
-- Blob downloads resume with ``Range`` after a dropped connection and check the
-  announced size; a server that ignores Range is skipped forward instead.
+- Blob downloads resume with ``Range`` after a dropped connection (and from the
+  bytes an interrupted pull left, ``open_blob(offset=)``) and check the announced
+  size and the ``Content-Range``; a server that ignores Range is skipped forward.
 - One keep-alive connection per thread and host (layers download in parallel).
 """
 
@@ -262,8 +263,9 @@ class RegistryClient:
             raise DigestMismatch(f"blob {digest} has digest {got}: refused")
         return data
 
-    def open_blob(self, repo: str, digest: str, size: int) -> BlobStream:
-        return BlobStream(self, repo, digest, size)
+    def open_blob(self, repo: str, digest: str, size: int, offset: int = 0) -> BlobStream:
+        """The blob's bytes from ``offset`` on (a resumed download asks with Range)."""
+        return BlobStream(self, repo, digest, size, offset=offset)
 
     def blob_exists(self, repo: str, digest: str) -> bool:
         r = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", scope=self._scope(repo, True),
@@ -301,9 +303,12 @@ class BlobStream:
     """
 
     def __init__(self, client: RegistryClient, repo: str, digest: str, size: int,
-                 on_retry: Callable[[int, BaseException], None] | None = None) -> None:
+                 on_retry: Callable[[int, BaseException], None] | None = None,
+                 offset: int = 0) -> None:
         self.client, self.repo, self.digest, self.size = client, repo, digest, size
-        self.offset = 0
+        if not 0 <= offset <= size:
+            raise InvalidArgument(f"cannot resume blob {digest} of {size} bytes at {offset}")
+        self.offset = offset
         self.retries = 0
         self.on_retry = on_retry
         self._resp: http.client.HTTPResponse | None = None
@@ -315,6 +320,11 @@ class BlobStream:
         r = self.client.request("GET", f"/v2/{self.repo}/blobs/{self.digest}",
                                 scope=RegistryClient._scope(self.repo), headers=headers,
                                 ok=(200, 206))
+        if r.status == 206 and not self._range_ok(r.getheader("Content-Range")):
+            r.close()
+            self.client._drop(self.client.scheme, self.client.host)
+            raise DigestMismatch(f"blob {self.digest}: the registry answered a request for "
+                                 f"bytes {self.offset}- with {r.getheader('Content-Range')!r}")
         length = r.getheader("Content-Length")
         total = int(length) + (self.offset if r.status == 206 else 0) if length else None
         if total is not None and total != self.size:
@@ -331,6 +341,19 @@ class BlobStream:
                     raise Unavailable(f"blob {self.digest} ended early on retry")
                 left -= len(chunk)
         self._resp = r
+
+    def _range_ok(self, header: str | None) -> bool:
+        """``bytes START-END/TOTAL`` must start where we asked (and end at the size)."""
+        if header is None:
+            return True  # Content-Length is checked against the size all the same
+        unit, _, spec = header.strip().partition(" ")
+        span, _, total = spec.partition("/")
+        start, _, end = span.partition("-")
+        try:
+            return (unit == "bytes" and int(start) == self.offset
+                    and int(end) == self.size - 1 and total in ("*", str(self.size)))
+        except ValueError:
+            return False
 
     def read(self, n: int = 1 << 20) -> bytes:
         if n is None or n < 0:

@@ -13,10 +13,17 @@ mounts.  Image layers are unpacked into a *staging* directory (no parent needed,
 so layers of one image unpack in parallel) and committed by chain ID; if the
 chain ID already exists the staging copy is dropped and the existing one is
 shared.
+
+A snapshot directory is flock(2)ed by the process making it until its record is
+written (a staging directory: until it is committed or discarded), so a directory
+with no record is either being made by a live process (locked) or was left by a
+dead one (``orphans``, removed by ``clean_orphans``).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import time
@@ -92,10 +99,32 @@ class Info:
 
 @dataclass(frozen=True)
 class Staging:
-    """A directory to unpack one layer into before ``commit_staged``."""
+    """A directory to unpack one layer into before ``commit_staged``; ``lock`` is the
+    descriptor holding its flock, closed by ``commit_staged`` or ``discard``."""
 
     id: str
     path: Path
+    lock: int = -1
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A snapshot directory with no record: ``live`` while its maker still holds it."""
+
+    id: str
+    size: int
+    live: bool
+
+
+def _lock_dir(path: Path) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _unlock(fd: int) -> None:
+    if fd >= 0:
+        os.close(fd)
 
 
 def _failure(err: Exception, root: Path) -> Exception:
@@ -230,18 +259,26 @@ class Snapshotter:
         return [Mount("overlay", "overlay", ("lowerdir=" + ":".join(lowers),))]
 
     # -- changes ------------------------------------------------------------
-    def _new_dir(self, active: bool) -> tuple[str, Path]:
+    def _new_dir(self, active: bool) -> tuple[str, Path, int]:
+        """A new snapshot directory, locked (the descriptor is returned) until recorded."""
         sid = os.urandom(6).hex()
         path = self.dirs / sid
         path.mkdir()
-        (path / "fs").mkdir(mode=0o755)
-        if active:
-            (path / "work").mkdir(mode=0o700)
-        return sid, path
+        lock = -1
+        try:
+            lock = _lock_dir(path)
+            (path / "fs").mkdir(mode=0o755)
+            if active:
+                (path / "work").mkdir(mode=0o700)
+        except BaseException:
+            _rmtree(path)
+            _unlock(lock)
+            raise
+        return sid, path, lock
 
     def _create(self, kind: str, key: str, parent: str | None,
                 labels: dict[str, str] | None) -> _List[Mount]:
-        sid, path = self._new_dir(kind == ACTIVE)
+        sid, path, lock = self._new_dir(kind == ACTIVE)
         try:
             with self._db(write=True) as db:
                 if parent is not None:
@@ -256,6 +293,8 @@ class Snapshotter:
         except BaseException:
             _rmtree(path, ignore_errors=True)
             raise
+        finally:
+            _unlock(lock)
         return self.mounts(key)
 
     def prepare(self, key: str, parent: str | None = None,
@@ -282,11 +321,12 @@ class Snapshotter:
         return self.stat(name)
 
     def stage(self) -> Staging:
-        sid, path = self._new_dir(active=False)
-        return Staging(sid, path / "fs")
+        sid, path, lock = self._new_dir(active=False)
+        return Staging(sid, path / "fs", lock)
 
     def discard(self, staging: Staging) -> None:
         _rmtree(staging.path.parent, ignore_errors=True)
+        _unlock(staging.lock)
 
     def commit_staged(self, staging: Staging, name: str, parent: str | None,
                       labels: dict[str, str] | None = None) -> Info:
@@ -297,11 +337,14 @@ class Snapshotter:
             if row is None:
                 if parent is not None and self._get(db, parent).kind != COMMITTED:
                     raise InvalidArgument(f"parent {parent} is not a committed snapshot")
+                created = time.time()
                 db.execute("INSERT INTO snapshots VALUES (?,?,?,?,?,?)",
-                           (name, staging.id, COMMITTED, parent, time.time(),
+                           (name, staging.id, COMMITTED, parent, created,
                             json.dumps(labels or {})))
-                return self._row((name, staging.id, COMMITTED, parent, time.time(),
-                                  json.dumps(labels or {})))
+        if row is None:
+            _unlock(staging.lock)  # recorded: an ordinary committed snapshot from now on
+            return self._row((name, staging.id, COMMITTED, parent, created,
+                              json.dumps(labels or {})))
         self.discard(staging)
         return self._row(row)
 
@@ -321,16 +364,57 @@ class Snapshotter:
         with self._db(write=True) as db:
             db.execute("DELETE FROM snapshots WHERE key=?", (key,))
 
-    def clean_orphans(self) -> _List[str]:
-        """Delete snapshot dirs no record points at (crashed stagings). Run with no pull active."""
+    # -- what interrupted makers left ------------------------------------------------
+    def _unrecorded(self) -> Iterator[tuple[str, str]]:
         with self._db() as db:
             ids = {r[0] for r in db.execute("SELECT id FROM snapshots")}
-        removed = []
         for entry in os.scandir(self.dirs):
             if entry.name not in ids:
-                _rmtree(entry.path, ignore_errors=True)
-                removed.append(entry.name)
-        return removed
+                yield entry.name, entry.path
+
+    @staticmethod
+    def _claim(path: str) -> int:
+        """The directory's lock if nobody holds it (its maker is dead), else -1."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return -2
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return -1
+            raise
+        return fd
+
+    def orphans(self) -> _List[Orphan]:
+        """Snapshot directories without a record: being made (live) or left by the dead."""
+        from .content import disk_usage
+
+        out = []
+        for sid, path in self._unrecorded():
+            fd = self._claim(path)
+            _unlock(fd)
+            out.append(Orphan(sid, disk_usage(path), fd == -1))
+        return out
+
+    def clean_orphans(self) -> int:
+        """Delete the snapshot directories no record points at and no live process is
+        making (an interrupted pull's or commit's extraction); return the bytes freed."""
+        from .content import disk_usage
+
+        freed = 0
+        for _sid, path in self._unrecorded():
+            fd = self._claim(path)
+            if fd == -1:
+                continue
+            try:
+                freed += disk_usage(path)
+                _rmtree(path, ignore_errors=True)
+            finally:
+                _unlock(fd)
+        return freed
 
 
-__all__ = ["Snapshotter", "Mount", "Info", "Staging", "COMMITTED", "ACTIVE", "VIEW"]
+__all__ = ["Snapshotter", "Mount", "Info", "Staging", "Orphan", "COMMITTED", "ACTIVE", "VIEW"]

@@ -190,7 +190,9 @@ class _Applier:
             try:
                 self._entry(tf, member)
             except OSError as err:
-                # e.g. a name too long, a full disk: name the entry, keep the cause
+                if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise  # the disk's fault, not the layer's: callers keep what they have
+                # e.g. a name too long: name the entry, keep the cause
                 raise InvalidArgument(
                     f"cannot unpack layer entry {member.name!r}: {err.strerror or err}") from err
         self._finish_dirs()

@@ -121,8 +121,9 @@ def test_prune_and_df(test_images, workdir):
     c = cfg(workdir)
     bb = im.pull(c, f"{reg.addr}/busybox:latest")
     im.pull(c, f"{reg.addr}/layered:latest")
-    (row,) = im.disk_usage(c)
+    row, cache = im.disk_usage(c)
     assert row.total == 2 and row.size > 1_000_000 and row.reclaimable == row.size
+    assert (cache.type, cache.total, cache.size) == ("Pull Cache", 0, 0)  # nothing left over
     im.prepare_rootfs(c, bb.id, "ctr-x")
     assert im.disk_usage(c)[0].active == 1
     assert im.prune(c).deleted == ()  # nothing dangling

@@ -125,10 +125,20 @@ def test_dropped_connection_resumes(workdir, ranges):
 def test_dropped_connection_fails_cleanly(workdir):
     manifests, blobs, md = fake_image([LAYER])
     layer = [k for k, v in blobs.items() if len(v) > 10000][0]
-    with FakeRegistry(manifests, blobs, drop={layer: (30000, 100)}) as reg:
+    with FakeRegistry(manifests, blobs, drop={layer: (30000, 6)}) as reg:
         with pytest.raises(Unavailable, match="retries"):
             do_pull(reg.addr, "x:latest", workdir)
-    assert_nothing_committed(workdir)
+        # nothing committed; what was downloaded is kept, unlocked, for the next pull
+        s = stores(workdir)
+        assert s.snapshots.list() == [] and os.listdir(s.snapshots.dirs) == []
+        (kept,) = s.content.ingests()
+        offset = os.path.getsize(s.content.ingest_dir / kept.name / "data")
+        assert kept.expected == layer and not kept.live and offset >= 30000
+        reg.requests.clear()
+        do_pull(reg.addr, "x:latest", workdir)  # the registry has stopped dropping it
+        ranged = [h.get("Range") for m, p, h in reg.requests if layer in p]
+    assert ranged == [f"bytes={offset}-"]  # resumed where the failed pull stopped
+    assert s.content.exists(layer) and s.content.ingests() == []
 
 
 @pytest.mark.parametrize("entries,match", [
