@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tomato.cli.common import describe, root_refusal
 from tomato.cli.usage import DockerParser
 from tomato.engine.humanize import human_duration  # noqa: F401 — used here and re-exported
 from tomato.errors import InvalidArgument, NotFound, TomatoError
@@ -621,6 +622,11 @@ class _OnlyCommand:
 
 _GLOBAL_WITH_VALUE = ("--root", "--insecure-registry", "--config")
 
+#: commands that do not use the engine's root (a registry login, the lab's tools):
+#: another user than root may run them
+_NOT_THE_ENGINES = frozenset(("login", "logout", *(word for word, home in COMMAND_HOMES.items()
+                                                  if home == "tomato.cli.lab")))
+
 
 def _command_word(argv: list[str]) -> str | None:
     i = 0
@@ -688,18 +694,23 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = _PREBUILT or build_parser(argv)
     args = parser.parse_args(argv)
+    word = _command_word(argv)  # (args.command is run's and exec's own command)
+    refusal = root_refusal(args.root) if word not in _NOT_THE_ENGINES else ""
+    if refusal:  # another user: one line, before anything is tried (docker: 125 for run)
+        print(f"tomato: {refusal}", file=sys.stderr)
+        return USAGE_EXIT if word == "run" else FAIL_EXIT
     try:
         return int(args.func(args, make_config(args)) or 0)
     except TomatoError as err:
         if args.debug:
             raise
-        print(f"tomato: {err}", file=sys.stderr)
+        print(f"tomato: {describe(err)}", file=sys.stderr)
         return FAIL_EXIT
     except OSError as err:  # the disk, a file argument: still one line, not a traceback
         if args.debug:
             raise
-        print(f"tomato: {err.strerror or err}" + (f": {err.filename}" if err.filename else ""),
-              file=sys.stderr)
+        text = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
+        print(f"tomato: {describe(err, text)}", file=sys.stderr)
         return FAIL_EXIT
     except KeyboardInterrupt:
         return 130
