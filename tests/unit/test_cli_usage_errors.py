@@ -113,6 +113,10 @@ def test_a_bad_flag_of_other_commands(capsys: pytest.CaptureFixture[str], argv: 
      "tomato images [OPTIONS] [REFERENCE]"),
     (["volume", "rm"], "'tomato volume rm' requires at least 1 argument",
      "tomato volume rm [OPTIONS] NAMES [NAMES...]"),
+    (["exec", "c"], "'tomato exec' requires at least 2 arguments",
+     "tomato exec [OPTIONS] CONTAINER COMMAND [ARG...]"),
+    (["container", "exec", "-it", "c"], "'tomato container exec' requires at least 2 "
+     "arguments", "tomato container exec [OPTIONS] CONTAINER COMMAND [ARG...]"),
 ])
 def test_the_wrong_number_of_arguments(capsys: pytest.CaptureFixture[str], argv: list[str],
                                        first: str, usage_line: str) -> None:

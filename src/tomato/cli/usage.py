@@ -95,6 +95,9 @@ def go_bool(text: str) -> bool:
 
 _GO_TYPES: dict[Any, Any] = {int: go_int, float: go_float}
 
+#: commands whose trailing COMMAND may not be empty (docker's `exec`: MinimumNArgs(2))
+COMMAND_REQUIRED = ("exec",)
+
 
 class Formatter(argparse.HelpFormatter):
     """argparse's formatter sized as shutil would, without importing shutil (~2 ms,
@@ -151,7 +154,7 @@ class DockerParser(argparse.ArgumentParser):
         flags = [a for a in extras if _is_flag(a)]
         if flags:
             self._unknown_flag(flags[0])
-        if extras:
+        if extras or (_needs_command(self) and not getattr(namespace, "command", None)):
             self._wrong_count()
         for action, option, value in explicit.values():
             _set_explicit(namespace, action, option, value)
@@ -237,7 +240,7 @@ class DockerParser(argparse.ArgumentParser):
                for a in self._actions):
             words.append("[OPTIONS]")
         for action in self._get_positional_actions():
-            words.append(_positional_usage(action))
+            words.append(_positional_usage(action, _needs_command(self)))
         return " ".join(words)
 
     def format_usage(self) -> str:
@@ -339,14 +342,20 @@ def _set_explicit(namespace: Any, action: argparse.Action, option: str, value: b
     setattr(namespace, action.dest, value)
 
 
-def _positional_usage(action: argparse.Action) -> str:
+def _needs_command(parser: argparse.ArgumentParser) -> bool:
+    return parser.prog.rsplit(" ", 1)[-1] in COMMAND_REQUIRED
+
+
+def _positional_usage(action: argparse.Action, command_required: bool = False) -> str:
     if isinstance(action, argparse._SubParsersAction):
         return "COMMAND"
     metavar = action.metavar if isinstance(action.metavar, str) else None
     name = metavar or action.dest.upper()
     nargs = action.nargs
+    if nargs == argparse.REMAINDER and action.dest == "command":
+        return "COMMAND [ARG...]" if command_required else "[COMMAND] [ARG...]"
     if nargs == argparse.REMAINDER:
-        return "[COMMAND] [ARG...]" if action.dest == "command" else f"[{name}...]"
+        return f"[{name}...]"
     if nargs == "?":
         return f"[{name}]"
     if nargs == "+":
@@ -375,6 +384,7 @@ def _arity(parser: argparse.ArgumentParser) -> tuple[int, int | None]:
             unbounded = True
         else:  # "*", REMAINDER
             unbounded = True
+            low += action.dest == "command" and _needs_command(parser)
     return low, None if unbounded else high
 
 
