@@ -93,6 +93,37 @@ def resolve_in_root(root: str, path: str, strict: bool = False) -> str:
     return f"{root}/{current}" if current else root
 
 
+def read_in_root(root: str, path: str, limit: int = 4 << 20) -> bytes:
+    """At most ``limit`` bytes of the regular file ``path`` inside the directory ``root``
+    (resolved by the kernel inside it, as ``open_in_root``).
+
+    Anything else is refused before it is opened for reading: from the host, opening
+    a FIFO planted in a container blocks, and a device node opens the *host's* device
+    (the container's device cgroup does not apply to us)."""
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        pinned = open_in_root(root_fd, path, os.O_PATH)
+    finally:
+        os.close(root_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(pinned).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        fd = os.open(f"/proc/self/fd/{pinned}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
+    finally:
+        os.close(pinned)
+    try:
+        chunks, left = [], limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def lexists_beneath(root_fd: int, path: str) -> bool:
     """Whether ``path`` names something below the directory ``root_fd`` reached without
     following any symlink (the last component may be one): how overlayfs looks a

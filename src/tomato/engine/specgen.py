@@ -47,17 +47,18 @@ def docker_mounts(shm_size: int = 64 << 20) -> list[dict[str, Any]]:
 
 def lookup_user(rootfs: Path, user: str) -> tuple[int, int, list[int]]:
     """USER as docker resolves it: name or uid, optional :group, from the image's files."""
-    from tomato._sys.paths import resolve_in_root
+    from tomato._sys.paths import read_in_root
 
     name, _, group = user.partition(":")
 
     def read(path: str) -> list[list[str]]:
-        host = resolve_in_root(str(rootfs), path)
+        # the container may be running (exec -u): read through an fd resolved inside
+        # its root, a regular file only (never a FIFO or device node it planted)
         try:
-            with open(host) as f:
-                return [line.rstrip("\n").split(":") for line in f if ":" in line]
+            text = read_in_root(str(rootfs), path).decode("utf-8", "surrogateescape")
         except OSError:
             return []
+        return [line.split(":") for line in text.splitlines() if ":" in line]
 
     passwd, groups = read("/etc/passwd"), read("/etc/group")
     uid = gid = None

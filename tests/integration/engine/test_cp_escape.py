@@ -263,3 +263,22 @@ def test_hostile_container_tree_stays_in_the_host_destination(engine: Engine,
     proc = engine.run("cp", "box:/t/d", str(workdir / "again"), check=False)
     assert proc.returncode == 1 and "device node" in proc.stderr
     assert not any(p.name.startswith(".tomato-cp-") for p in (workdir / "again").iterdir())
+
+
+def test_exec_user_lookup_never_opens_a_planted_fifo(engine: Engine) -> None:
+    """`exec -u NAME` reads the running container's /etc/passwd from the host: a FIFO
+    there (or a device node: the host's device) is refused, never opened."""
+    engine.run("run", "-d", "--name", "box", "busybox", "sleep", "600")
+    engine.run("exec", "box", "sh", "-c", "echo 'app:x:4242:4343::/:/bin/sh' >> /etc/passwd; "
+               "mv /etc/passwd /etc/passwd.real && ln -s passwd.real /etc/passwd")
+    # a symlink inside the container is followed inside it
+    assert engine.run("exec", "-u", "app", "box", "id", "-u").stdout == "4242\n"
+    engine.run("exec", "box", "sh", "-c", "rm /etc/passwd && mkfifo /etc/passwd")
+    # (HOME given: the runtime reads passwd for it inside the container, as runc does,
+    # where a FIFO only blocks the container's own exec)
+    proc = engine.run("exec", "-e", "HOME=/", "-u", "app", "box", "id", "-u", check=False,
+                      timeout=30)
+    assert proc.returncode != 0 and "app" in proc.stderr
+    uid = engine.run("exec", "-e", "HOME=/", "-u", "4242", "box", "grep", "^Uid:",
+                     "/proc/self/status", timeout=30).stdout
+    assert uid.split()[1] == "4242"
