@@ -89,7 +89,14 @@ MIGRATIONS: list[str] = [
     CREATE TABLE IF NOT EXISTS ipam_cursor (
         network_id TEXT PRIMARY KEY, last INTEGER NOT NULL);
     """,
+    # 4: no table: the step at which a root made by an older tomato is closed to other
+    # users (see _close_older_root), since its files were made readable
+    """
+    -- private state (the root 0710, config.json and monitor.json 0600)
+    """,
 ]
+#: the migration after which an older root is made private
+PRIVATE_FROM = 4
 
 _LOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -128,24 +135,42 @@ ROOT_MODE = 0o710
 
 
 def _make_root(root: Path) -> None:
+    """A new root is made 0710: other users may not even look in.  An existing directory
+    is left as it is -- one of the user's that `--root` names (or `/`, which an empty
+    TOMATO_ROOT with a cwd of / once reached) is never chmod'ed; an older tomato's
+    root is closed once, by its schema migration (_close_older_root)."""
+    if os.path.realpath(root) == "/":
+        raise InvalidArgument("the engine's root cannot be /")
+    root.parent.mkdir(parents=True, exist_ok=True)
     try:
-        st = os.stat(root)
+        os.mkdir(root, ROOT_MODE)
+    except FileExistsError:
+        return
+    os.chmod(root, ROOT_MODE)  # whatever the umask
+
+
+def _close_older_root(root: Path) -> None:
+    """A root an older tomato made readable: the root 0710 and the containers' files
+    that hold their environments 0600 (every later one is made so)."""
+    if os.stat(root).st_uid == os.geteuid():
+        os.chmod(root, ROOT_MODE)
+    try:
+        ids = os.listdir(root / "containers")
     except FileNotFoundError:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.mkdir(root, ROOT_MODE)
-        except FileExistsError:
-            pass
-        st = os.stat(root)
-    if st.st_mode & 0o7777 != ROOT_MODE and st.st_uid == os.geteuid():
-        os.chmod(root, ROOT_MODE)  # made by an older tomato, or under another umask
+        return
+    for cid in ids:
+        for name in ("bundle/config.json", "monitor.json"):
+            try:
+                os.chmod(root / "containers" / cid / name, 0o600)
+            except OSError:
+                continue
 
 
 class Store:
     """Transactions on a per-process, per-thread connection (see ``_OPEN``)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
+        self.root = Path(os.path.abspath(root))
         self.path = self.root / "tomato.db"
         self.lock_dir = self.root / "locks"
         try:
@@ -214,6 +239,8 @@ class Store:
                         db.execute(statement)
             db.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
             db.execute("COMMIT")
+            if 0 < version < PRIVATE_FROM:
+                _close_older_root(self.root)
         except sqlite3.OperationalError as err:
             raise self._failure(err, writing=True) from err
         finally:

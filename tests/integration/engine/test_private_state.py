@@ -53,10 +53,49 @@ def test_secrets_in_the_state_are_private(engine: Engine) -> None:
 
 
 def test_an_older_roots_open_modes_are_closed(engine: Engine) -> None:
-    """A root left 0755 with a 0644 database (as earlier versions made them) is
-    closed by the next command."""
+    """A root left 0755 with 0644 files (as earlier versions made them, at schema 3) is
+    closed by the next command's migration."""
+    import sqlite3
+
+    cid = engine.run("create", "--network", "none", "-e", "K=v", "busybox",
+                     "true").stdout.strip()
+    config = engine.root / "containers" / cid / "bundle" / "config.json"
     os.chmod(engine.root, 0o755)
+    os.chmod(config, 0o644)
+    db = sqlite3.connect(engine.root / "tomato.db")
+    db.execute("PRAGMA user_version=3")
+    db.commit()
+    db.close()
     os.chmod(engine.root / "tomato.db", 0o644)
-    engine.run("ps")
-    assert stat.S_IMODE(engine.root.stat().st_mode) == 0o710
-    assert stat.S_IMODE((engine.root / "tomato.db").stat().st_mode) == 0o600
+    try:
+        engine.run("ps")
+        assert stat.S_IMODE(engine.root.stat().st_mode) == 0o710
+        assert stat.S_IMODE((engine.root / "tomato.db").stat().st_mode) == 0o600
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    finally:
+        engine.run("rm", cid)
+
+
+def test_a_directory_of_the_users_is_never_chmoded(tmp_path: Path) -> None:
+    """Only a tomato root is closed to others: `--root` naming an existing directory of
+    the user's (or `/`, which an empty TOMATO_ROOT with a cwd of / once reached) keeps
+    its mode; a new root is made 0710."""
+    from .conftest import TOMATO
+
+    mine = tmp_path / "shared"
+    mine.mkdir(mode=0o755)
+    os.chmod(mine, 0o755)
+    done = subprocess.run([TOMATO, "--root", str(mine), "ps"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "TOMATO_NO_FORKSERVER": "1"})
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o755
+    new = tmp_path / "new-root"
+    subprocess.run([TOMATO, "--root", str(new), "ps"], check=True, capture_output=True,
+                   timeout=60, env={**os.environ, "TOMATO_NO_FORKSERVER": "1"})
+    assert stat.S_IMODE(new.stat().st_mode) == 0o710
+    before = stat.S_IMODE(os.stat("/").st_mode)
+    refused = subprocess.run([TOMATO, "--root", "/", "ps"], capture_output=True, text=True,
+                             timeout=60, env={**os.environ, "TOMATO_NO_FORKSERVER": "1"})
+    assert refused.returncode != 0 and "cannot be /" in refused.stderr, refused.stderr
+    assert stat.S_IMODE(os.stat("/").st_mode) == before
+    assert not os.path.exists("/tomato.db")
