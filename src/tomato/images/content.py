@@ -418,17 +418,24 @@ class ContentStore:
                                   disk_usage(entry.path), fd == -1, started))
         return out
 
-    def collect_ingests(self, older_than: float = 0.0) -> int:
-        """Remove the ingests no live writer holds (modified ``older_than`` seconds ago
-        or earlier); return the bytes freed."""
+    def collect_ingests(self, resumable: bool = True, grace: float = 0.0) -> int:
+        """Remove the ingests no live writer holds; return the bytes freed.
+
+        ``resumable=False`` keeps those a later writer of the same blob would resume.
+        An entry without a lock file (an older tomato's temp file, or an ingest in the
+        instant between its mkdir and its lock) goes only once ``grace`` seconds old:
+        give one when live writers may exist (the engine's GC, under the exclusive gc
+        lock, needs none)."""
         freed = 0
         now = time.time()
         for entry in os.scandir(self.ingest_dir):
+            if not resumable and _HEX_RE.match(entry.name):
+                continue
             fd = self._claim(entry.path)
             if fd == -1:
                 continue  # a live writer's
             try:
-                if now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                if fd == -2 and now - entry.stat(follow_symlinks=False).st_mtime < grace:
                     continue
                 freed += disk_usage(entry.path)
                 if entry.is_dir(follow_symlinks=False):
@@ -441,10 +448,6 @@ class ContentStore:
                 if fd >= 0:
                     os.close(fd)
         return freed
-
-    def clean_ingest(self) -> int:
-        """Remove what dead writers left (see ``collect_ingests``)."""
-        return self.collect_ingests()
 
 
 __all__ = ["ContentStore", "Writer", "Ingest", "BlobInfo", "IngestInfo", "DigestMismatch",

@@ -13,7 +13,9 @@ bytes in the content store's ingest: the next pull of the blob hashes them
 again, unpacks them and asks the registry for the rest with ``Range`` (a
 registry without Range support sends it all and the kept part is skipped).
 Bytes that fail verification after a resume are dropped and the blob is
-downloaded once more from the start.
+downloaded once more from the start.  What cannot be resumed (a half-unpacked
+layer, a commit's unnamed ingest) is removed by the next pull, commit or load
+once no live process holds it.
 """
 
 from __future__ import annotations
@@ -218,6 +220,11 @@ class _Pipeline:
         return _Chain(writer.read_written(), remote)
 
     def run(self) -> None:
+        # What dead pulls, commits and loads left that nobody can resume (half-unpacked
+        # layers, unnamed ingests) goes now, so interrupted pulls do not pile up; each
+        # is taken only with its lock, never from a live process.
+        self.s.snapshots.clean_orphans(count=False)
+        self.s.content.collect_ingests(resumable=False, grace=60)
         n = len(self.layers)
         for d in self.layers:
             self.progress(Progress(d.digest, "waiting", 0, d.size))

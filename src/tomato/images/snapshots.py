@@ -260,13 +260,23 @@ class Snapshotter:
 
     # -- changes ------------------------------------------------------------
     def _new_dir(self, active: bool) -> tuple[str, Path, int]:
-        """A new snapshot directory, locked (the descriptor is returned) until recorded."""
-        sid = os.urandom(6).hex()
-        path = self.dirs / sid
-        path.mkdir()
-        lock = -1
+        """A new snapshot directory, locked (the descriptor is returned) until recorded.
+
+        Between mkdir and flock a sweeper (``clean_orphans``) may take the empty
+        directory for a dead process's: then it is gone, and we make another.
+        """
+        while True:
+            sid = os.urandom(6).hex()
+            path = self.dirs / sid
+            path.mkdir()
+            try:
+                lock = _lock_dir(path)
+            except FileNotFoundError:
+                continue
+            if os.fstat(lock).st_nlink:
+                break
+            _unlock(lock)  # removed while we waited for the lock
         try:
-            lock = _lock_dir(path)
             (path / "fs").mkdir(mode=0o755)
             if active:
                 (path / "work").mkdir(mode=0o700)
@@ -399,18 +409,24 @@ class Snapshotter:
             out.append(Orphan(sid, disk_usage(path), fd == -1))
         return out
 
-    def clean_orphans(self) -> int:
+    def clean_orphans(self, count: bool = True) -> int:
         """Delete the snapshot directories no record points at and no live process is
-        making (an interrupted pull's or commit's extraction); return the bytes freed."""
+        making (an interrupted pull's or commit's extraction); return the bytes freed
+        (0 unless ``count``).  Safe beside live makers: a directory is taken only with
+        its lock, and only if it is still unrecorded then (a maker records, then unlocks)."""
         from .content import disk_usage
 
         freed = 0
-        for _sid, path in self._unrecorded():
+        for sid, path in self._unrecorded():
             fd = self._claim(path)
-            if fd == -1:
-                continue
+            if fd < 0:
+                continue  # a live maker's (or gone)
             try:
-                freed += disk_usage(path)
+                with self._db() as db:
+                    if db.execute("SELECT 1 FROM snapshots WHERE id=?", (sid,)).fetchone():
+                        continue  # recorded since we looked: a snapshot now
+                if count:
+                    freed += disk_usage(path)
                 _rmtree(path, ignore_errors=True)
             finally:
                 _unlock(fd)

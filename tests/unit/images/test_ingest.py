@@ -82,6 +82,19 @@ def test_the_gc_never_takes_a_live_ingest(tmp_path):
     assert os.listdir(cs.ingest_dir) == [] and cs.collect_ingests() == 0
 
 
+def test_writers_collect_only_what_nobody_can_resume(tmp_path):
+    cs = ContentStore(tmp_path)
+    with cs.writer(DIGEST, len(DATA), resume=True) as w:
+        w.write(DATA[:10])  # a dead pull's: resumable
+    unnamed = cs.writer()
+    unnamed.write(b"a commit's layer")
+    unnamed._finish(keep=True)  # as kill -9 leaves it: unlocked, still there
+    (cs.ingest_dir / "blob-young").write_bytes(b"x")  # no lock (yet): spared for a while
+    assert cs.collect_ingests(resumable=False, grace=60) > 0
+    assert sorted(os.listdir(cs.ingest_dir)) == sorted([DIGEST[7:], "blob-young"])
+    assert cs.collect_ingests() > 0 and os.listdir(cs.ingest_dir) == []
+
+
 def test_a_second_writer_of_the_same_blob_waits_for_the_first(tmp_path):
     cs = ContentStore(tmp_path)
     first = cs.writer(DIGEST, len(DATA), resume=True)
