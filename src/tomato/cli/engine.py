@@ -649,7 +649,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     argparse._ = lambda message: message  # type: ignore[attr-defined]
     common = argparse.ArgumentParser(add_help=False)
     parser = _Parser(prog="tomato", description="A container engine built on the kernel's parts")
-    parser.add_argument("--root", default=os.environ.get("TOMATO_ROOT", "/var/lib/tomato"),
+    parser.add_argument("--root", default=os.environ.get("TOMATO_ROOT") or "/var/lib/tomato",
                         help="state directory (env TOMATO_ROOT, default /var/lib/tomato)")
     parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
                         help="allow plain HTTP to this registry (repeatable)")
@@ -674,7 +674,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def make_config(args: argparse.Namespace) -> Any:
     from tomato.engine.images import EngineConfig, default_auth_file
     auth = Path(args.config) / "config.json" if args.config else default_auth_file()
-    return EngineConfig(root=Path(args.root), auth_file=auth,
+    return EngineConfig(root=Path(os.path.abspath(args.root)), auth_file=auth,
                         insecure_registries=tuple(args.insecure_registry))
 
 
