@@ -13,6 +13,7 @@ commands), 125 for bad usage.  ``--debug`` or ``TOMATO_DEBUG=1`` re-raises.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import os
@@ -706,16 +707,20 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tomato: {describe(err)}", file=sys.stderr)
         return FAIL_EXIT
+    except BrokenPipeError:  # (before OSError, whose kind it is): `tomato ps | head`
+        return 0
     except OSError as err:  # the disk, a file argument: still one line, not a traceback
         if args.debug:
             raise
-        text = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
+        if err.errno == errno.ENOSPC:
+            text = f"no space left on device while running `tomato {word}`" + (
+                f" ({err.filename})" if err.filename else "")
+        else:
+            text = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
         print(f"tomato: {describe(err, text)}", file=sys.stderr)
         return FAIL_EXIT
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
     finally:
         served = sys.modules.get("tomato.cli.forkserver")
         service = sys.modules.get("tomato.engine.service")
