@@ -224,7 +224,10 @@ class Store:
         # find nothing to do).  Read every time: a newer tomato may have migrated it.
         if self._version() == len(MIGRATIONS):
             return
-        db = self._connect()
+        try:
+            db = self._connect()
+        except sqlite3.OperationalError as err:
+            raise self._failure(err, writing=True) from err
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("BEGIN IMMEDIATE")
