@@ -120,7 +120,18 @@ def parse_signal(value: str) -> int:
 def kill(states: StateDir, container_id: str, sig: int, all_processes: bool = False) -> None:
     rec, status = load(states, container_id)
     if status == Status.STOPPED:
-        raise Conflict(f"container {container_id} is not running")
+        if all_processes:
+            # As runc 1.1: --all signals whatever the cgroup still holds (a child of an
+            # init that shared the host's pid namespace, or nothing) and succeeds.
+            # containerd's shim runs `kill --all ID 9` after every exit and retries
+            # the exit's handling for as long as it fails (stop and rm then hang).
+            mgr = manager_of(rec)
+            if mgr is not None and mgr.exists():
+                mgr.kill_all(sig)
+            return
+        # runc's words: containerd's shim matches "container not running" to learn
+        # that the process is already gone.
+        raise Conflict(f"container not running: {container_id}")
     check_transition("kill", container_id, status)
     mgr = manager_of(rec)
     if all_processes and mgr is not None:
