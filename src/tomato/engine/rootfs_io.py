@@ -172,6 +172,8 @@ class Extractor:
                 except OSError as err:
                     raise TomatoError(
                         f"cannot extract {info.name!r}: {err.strerror or err}") from err
+                except (tarfile.TarError, EOFError) as err:  # its data cut short
+                    raise InvalidArgument(f"invalid tar archive: {err}") from err
                 count += 1
             self._finish_dirs()
         finally:

@@ -282,3 +282,37 @@ def test_exec_user_lookup_never_opens_a_planted_fifo(engine: Engine) -> None:
     uid = engine.run("exec", "-e", "HOME=/", "-u", "4242", "box", "grep", "^Uid:",
                      "/proc/self/status", timeout=30).stdout
     assert uid.split()[1] == "4242"
+
+
+def test_cp_volumes_binds_and_read_only(engine: Engine, workdir: Path) -> None:
+    """Paths under a volume or a bind go to its source, resolved inside that source (an
+    absolute symlink in a volume names the volume's root, never the host's)."""
+    bind = workdir / "bind"
+    bind.mkdir()
+    hostfile = workdir / "hostfile"
+    hostfile.write_text("bound file\n")
+    engine.run("run", "-d", "--name", "box", "-v", "cpvol:/data", "-v", f"{bind}:/b:ro",
+               "-v", f"{hostfile}:/etc/bound", "busybox", "sleep", "600")
+    src = workdir / "f"
+    src.write_text("into the volume\n")
+    engine.run("cp", str(src), "box:/data/")
+    assert engine.run("exec", "box", "cat", "/data/f").stdout == "into the volume\n"
+    engine.run("exec", "box", "sh", "-c", "ln -s / /data/root && mkdir -p /data/etc && "
+               "echo volume > /data/etc/passwd")
+    out = workdir / "out"
+    engine.run("cp", "box:/data/root/etc/passwd", str(out))
+    assert out.read_text() == "volume\n"  # /data/root is the volume's root
+    engine.run("cp", "box:/etc/bound", str(workdir / "bound-copy"))
+    assert (workdir / "bound-copy").read_text() == "bound file\n"
+    proc = engine.run("cp", str(src), "box:/etc/bound", check=False)
+    assert proc.returncode == 1 and "mounted into the container" in proc.stderr
+    proc = engine.run("cp", str(src), "box:/b/", check=False)
+    assert proc.returncode == 1 and proc.stderr == \
+        "tomato: mounted volume is marked read-only: /b\n"
+    assert list(bind.iterdir()) == []
+    engine.run("rm", "-f", "-v", "box")
+    engine.run("volume", "rm", "cpvol", check=False)
+    engine.run("run", "-d", "--name", "ro", "--read-only", "busybox", "sleep", "600")
+    proc = engine.run("cp", str(src), "ro:/tmp/", check=False)
+    assert proc.returncode == 1 and proc.stderr == \
+        "tomato: container rootfs is marked read-only\n"
