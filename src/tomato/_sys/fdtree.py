@@ -151,6 +151,61 @@ def walk(top: Node, prefix: str = "") -> Iterator[tuple[str, Node]]:
             os.close(fd)
 
 
+def disk_usage(path: str | os.PathLike[str]) -> int:
+    """Bytes a file or tree takes on disk, each inode counted once, nothing followed.
+
+    Metadata only, so no entry is pinned: each name is stat'ed relative to its
+    directory's fd without following, and each directory opened with O_NOFOLLOW
+    from its parent's (one swapped for a symlink meanwhile is skipped)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    total = st.st_blocks * 512
+    if not stat.S_ISDIR(st.st_mode):
+        return total
+    seen: set[tuple[int, int]] = set()
+    stack: list[tuple[int, Iterator[os.DirEntry[str]]]] = []  # one fd a level
+
+    def enter(fd: int) -> None:
+        try:
+            with os.scandir(fd) as it:
+                entries = list(it)
+        except BaseException:
+            os.close(fd)
+            raise
+        stack.append((fd, iter(entries)))
+
+    try:
+        enter(os.open(path, DIR_FLAGS))
+    except OSError:
+        return total
+    try:
+        while stack:
+            fd, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                os.close(fd)
+                stack.pop()
+                continue
+            try:
+                est = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone meanwhile
+            if (est.st_dev, est.st_ino) not in seen:
+                seen.add((est.st_dev, est.st_ino))
+                total += est.st_blocks * 512
+            if stat.S_ISDIR(est.st_mode):
+                try:
+                    enter(os.open(entry.name, DIR_FLAGS, dir_fd=fd))
+                except OSError:
+                    continue  # gone, or no longer a directory
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
+    return total
+
+
 def rmtree_at(dir_fd: int, name: str) -> None:
     """Remove ``name`` in ``dir_fd`` and, if it is a directory, everything below it;
     no symlink is ever followed (an explicit stack: a hostile tree may be deep)."""

@@ -267,9 +267,7 @@ class Extractor:
             tmp = self._tmp(lambda t: os.link(tparts[-1], t, src_dir_fd=tparent,
                                               dst_dir_fd=parent, follow_symlinks=False),
                             parent)
-            self._install(parent, tmp, base, name)
-            return
-        if info.isreg():
+        elif info.isreg():
             tmp = self._write_file(parent, info, data)
         elif info.issym():
             tmp = self._tmp(lambda t: os.symlink(info.linkname, t, dir_fd=parent), parent)
@@ -285,7 +283,7 @@ class Extractor:
             raise InvalidArgument(f"archive entry {info.name!r} has unsupported type "
                                   f"{info.type!r}")
         try:
-            if not info.isreg():
+            if not info.isreg() and not info.islnk():  # (a hard link's are its target's)
                 self._meta_at(parent, tmp, info)
             self._install(parent, tmp, base, name)
         except BaseException:

@@ -96,25 +96,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 def disk_usage(path: str | os.PathLike[str]) -> int:
-    """Bytes a file or tree takes on disk (each inode once; nothing followed)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return 0
-    total = st.st_blocks * 512
-    if not os.path.isdir(path) or os.path.islink(path):
-        return total
-    seen: set[tuple[int, int]] = set()
-    for top, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                st = os.lstat(os.path.join(top, name))
-            except FileNotFoundError:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-    return total
+    """Bytes a file or tree takes on disk (each inode once; nothing followed).  Also
+    measures a running container's snapshot: walked through fds (``_sys.fdtree``), so a
+    directory it swaps for a symlink is never walked into."""
+    from tomato._sys.fdtree import disk_usage as fd_disk_usage
+
+    return fd_disk_usage(path)
 
 
 def _rmtree(path: str | os.PathLike[str]) -> None:

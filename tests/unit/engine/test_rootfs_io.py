@@ -105,6 +105,9 @@ def test_extract_replaces_atomically_and_keeps_directories(tmp_path: Path) -> No
         _extract(tmp_path, _tar(("dir", tarfile.REGTYPE, b"x")))
     with pytest.raises(InvalidArgument, match="cannot overwrite non-directory"):
         _extract(tmp_path, _tar(("file", tarfile.DIRTYPE, None)))
+    with pytest.raises(InvalidArgument, match="cannot overwrite directory"):
+        _extract(tmp_path, _tar(("a", tarfile.REGTYPE, b"a"), ("dir", tarfile.LNKTYPE, "a")))
+    assert _leftovers(tmp_path) == []
     _extract(tmp_path, _tar(("dir", tarfile.REGTYPE, b"x")), no_overwrite_dir_nondir=False)
     assert (tmp_path / "dir").read_text() == "x"
     assert _leftovers(tmp_path) == []
@@ -205,3 +208,17 @@ def test_docker_copy_rule_errors() -> None:
         _plan(True, "s", "/d/file", True, False, False)
     with pytest.raises(NotFound, match="no such directory"):
         _plan(False, "f", "/d/new/", False, False, True)
+
+
+def test_disk_usage_counts_each_inode_once_and_follows_nothing(tmp_path: Path) -> None:
+    from tomato._sys.fdtree import disk_usage
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"x" * 100_000)
+    os.link(tmp_path / "d" / "f", tmp_path / "hard")
+    os.symlink("/usr", tmp_path / "usr")
+    blocks = sum(os.lstat(p).st_blocks for p in (tmp_path, tmp_path / "d", tmp_path / "d" / "f",
+                                                 tmp_path / "usr"))
+    assert disk_usage(tmp_path) == blocks * 512
+    assert disk_usage(tmp_path / "usr") == os.lstat(tmp_path / "usr").st_blocks * 512
+    assert disk_usage(tmp_path / "missing") == 0
