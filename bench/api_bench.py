@@ -6,6 +6,10 @@
   podman none / bridge    docker CLI → podman system service (unix socket)
   tomato CLI none         `tomato run --rm --network none` directly, for reference
 
+and the cost of one request, the same client (this script, raw HTTP/1.1) against each
+server: `GET /_ping` on one keep-alive connection and on a new connection each time,
+`GET /containers/json` with ten created containers, and `docker ps` (the CLI).
+
 Everything runs in a private mount and network namespace (the script re-runs
 itself under `unshare -m -n`), storage on a tmpfs.  The busybox image comes from
 Debian's busybox-static; tomato imports it and `tomato save` gives podman the
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -26,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -51,6 +57,50 @@ def timed(argv: list[str], n: int, env: dict[str, str] | None = None) -> list[fl
         if i >= 3:
             times.append(time.perf_counter() - t0)
     return times
+
+
+def _request(sock: socket.socket, path: str) -> None:
+    """One GET on a keep-alive connection; the body is read to its end."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError(f"GET {path}: connection closed")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    if length is None:  # chunked: read up to the last chunk
+        while not body.endswith(b"0\r\n\r\n"):
+            body += sock.recv(65536)
+        return
+    want = int(length.group(1))
+    while len(body) < want:
+        body += sock.recv(65536)
+
+
+def request_costs(path: str, n: int) -> dict[str, float]:
+    """Microseconds a request: keep-alive and a new connection each; /containers/json."""
+    def each(fn: Any, count: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(count):
+            fn()
+        return (time.perf_counter() - t0) / count * 1e6
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        for _ in range(20):
+            _request(s, "/_ping")
+        keep = each(lambda: _request(s, "/_ping"), n)
+        listing = each(lambda: _request(s, "/v1.41/containers/json?all=1"), max(n // 10, 20))
+
+    def fresh() -> None:
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(path)
+            _request(c, "/_ping")
+
+    return {"ping keep-alive": keep, "ping new conn": each(fresh, max(n // 4, 50)),
+            "containers/json": listing}
 
 
 def podman_flags(base: Path) -> list[str]:
@@ -87,6 +137,7 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=2000, help="pings timed per server")
     ap.add_argument("--skip-podman", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -107,6 +158,7 @@ def main() -> int:
     env = {**os.environ, "TOMATO_ROOT": str(tmp / "tomato")}
     pod = tmp / "podman"
     times: dict[str, list[float]] = {}
+    costs: dict[str, dict[str, float]] = {}
     serve = podman = None
     try:
         rootfs = build_busybox_rootfs(tmp / "rootfs")
@@ -124,6 +176,10 @@ def main() -> int:
         for net in ("none", "bridge"):
             times[f"tomato {net}"] = timed([DOCKER, "run", "--rm", "--network", net, "busybox",
                                             "true"], args.n, tenv)
+        for _ in range(10):
+            sh([TOMATO, "create", "--network", "none", "busybox", "true"], env=env)
+        costs["tomato"] = request_costs(tsock, args.requests)
+        times["tomato docker ps"] = timed([DOCKER, "ps", "-a"], args.n, tenv)
         times["tomato CLI none"] = timed([TOMATO, "run", "--rm", "--network", "none", "busybox",
                                           "true"], args.n, env)
         if not args.skip_podman and shutil.which("podman"):
@@ -136,6 +192,10 @@ def main() -> int:
                                       stderr=subprocess.DEVNULL)
             wait_socket(psock, podman, "podman system service")
             penv = {**denv, "DOCKER_HOST": f"unix://{psock}"}
+            for _ in range(10):
+                sh([*podman_flags(pod), "create", "--network", "none", "busybox", "true"])
+            costs["podman"] = request_costs(psock, args.requests)
+            times["podman docker ps"] = timed([DOCKER, "ps", "-a"], args.n, penv)
             for net in ("none", "bridge"):
                 times[f"podman {net}"] = timed([DOCKER, "run", "--rm", "--network", net,
                                                 "--ulimit", "nofile=20000:20000", "--ulimit",
@@ -157,10 +217,17 @@ def main() -> int:
     print(f"{'docker run --rm busybox true':<30}{'median ms':>10}{'min ms':>9}"
           f"{'/ podman same net':>19}")
     for name, value in medians.items():
-        net = name.split()[-1]
+        net = name.split(None, 1)[-1]
         ref = medians.get(f"podman {net}")
         ratio = f"{value / ref:.2f}x" if ref and not name.startswith("podman") else "-"
         print(f"{name:<30}{value:>10.1f}{min(times[name]) * 1000:>9.1f}{ratio:>19}")
+    if "tomato" in costs:
+        print(f"\n{'one request (raw HTTP/1.1)':<30}{'tomato us':>10}{'podman us':>10}"
+              f"{'ratio':>8}")
+        for case, value in costs["tomato"].items():
+            ref = costs.get("podman", {}).get(case)
+            print(f"{case:<30}{value:>10.0f}{ref or 0:>10.0f}"
+                  f"{(f'{value / ref:.2f}x' if ref else '-'):>8}")
     return 0
 
 

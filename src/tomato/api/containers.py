@@ -8,12 +8,13 @@ import json
 import time
 from typing import Any
 
-from tomato.api import translate
-from tomato.api.http import Request
+from tomato.api import execs, translate
+from tomato.api.body import Fields
+from tomato.api.http import HttpError, Request
 from tomato.api.streams import LIVE
 from tomato.engine import service
 from tomato.engine.containers import Container
-from tomato.errors import Conflict, InvalidArgument
+from tomato.errors import Conflict, InvalidArgument, TomatoError
 
 
 def _attrs(c: Container) -> dict[str, str]:
@@ -29,7 +30,7 @@ def create(api: Any, req: Request) -> None:
     body = req.json(None)
     if body is None:
         raise InvalidArgument("config cannot be empty in order to create a container")
-    opts = translate.run_options(body, req.arg("name"))
+    opts = translate.run_options(Fields(body), req.arg("name"))
     if opts.name:
         from tomato.engine.containers import validate_name
 
@@ -177,10 +178,46 @@ def start(api: Any, req: Request, id: str) -> None:  # noqa: A002
         req.send(304)
         return
     pending = api.hubs.pending(c.id)
-    api.zygote.call("start", {"id": c.id, "attach_wait": pending})
+    try:
+        api.zygote.call("start", {"id": c.id, "attach_wait": pending})
+    except TomatoError as err:
+        # As dockerd: the client attached and waits for "removed" (`docker run --rm`):
+        # let its attach go, and remove an --rm container that could not start.
+        api.hubs.failed(c.id)
+        if c.options.get("auto_remove"):
+            try:
+                api.zygote.call("remove", {"id": c.id, "force": True, "volumes": True})
+            except TomatoError as cleanup:
+                _log_cleanup(c, cleanup)
+        if execs.failure_code(str(err)) == 127 or "permission denied" in str(err):
+            raise HttpError(400, str(err)) from err  # dockerd's: the config is wrong
+        raise
     if pending:
         api.hubs.started(c.id)  # the monitor starts the process on this connection
+        _until_started(api, c.id)
     req.no_content()
+
+
+def _until_started(api: Any, cid: str, timeout: float = 10.0) -> None:
+    """A client waiting first (docker's CLI waits even for `run -d`) makes the monitor
+    start the process only once the hub has connected: answer when the record says it
+    ran, or a `docker exec` right after finds the container still created."""
+    from tomato.errors import NotFound
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if service.get(api.cfg, cid).state.status != "created":
+                return
+        except NotFound:
+            return
+        time.sleep(0.005)
+
+
+def _log_cleanup(c: Container, err: BaseException) -> None:
+    import sys
+
+    sys.stderr.write(f"tomato serve: removing {c.short_id} after its failed start: {err}\n")
 
 
 def stop(api: Any, req: Request, id: str) -> None:  # noqa: A002
@@ -232,29 +269,29 @@ def update(api: Any, req: Request, id: str) -> None:  # noqa: A002
     from tomato.engine import options as o
     from tomato.engine import usage
 
-    body = req.json({}) or {}
-    if not isinstance(body, dict):
-        raise InvalidArgument("the update must be a JSON object")
+    body = req.fields()
     changes: dict[str, Any] = {}
-    if body.get("NanoCpus"):
-        cpus = o.parse_cpus(str(int(body["NanoCpus"]) / 1e9))
+    if body.integer("NanoCpus"):
+        cpus = o.parse_cpus(str(body.integer("NanoCpus") / 1e9))
         changes.setdefault("cpu", {}).update(period=100000, quota=int(cpus * 100000))
-    if body.get("CpuQuota"):
-        changes.setdefault("cpu", {}).update(quota=int(body["CpuQuota"]),
-                                             period=int(body.get("CpuPeriod") or 100000))
-    if body.get("CpuShares"):
-        changes.setdefault("cpu", {})["shares"] = int(body["CpuShares"])
-    if body.get("CpusetCpus"):
-        changes.setdefault("cpu", {})["cpus"] = body["CpusetCpus"]
-    if body.get("Memory"):
-        changes.setdefault("memory", {})["limit"] = int(body["Memory"])
-    if body.get("MemorySwap"):
-        changes.setdefault("memory", {})["swap"] = int(body["MemorySwap"])
-    if body.get("PidsLimit"):
-        changes["pids"] = {"limit": int(body["PidsLimit"])}
-    policy = body.get("RestartPolicy") or {}
-    if policy.get("Name"):
-        changes["restart"] = o.parse_restart(policy["Name"])[0]
+    if body.integer("CpuQuota"):
+        changes.setdefault("cpu", {}).update(quota=body.integer("CpuQuota"),
+                                             period=body.integer("CpuPeriod") or 100000)
+    if body.integer("CpuShares"):
+        changes.setdefault("cpu", {})["shares"] = body.integer("CpuShares")
+    if body.text("CpusetCpus"):
+        changes.setdefault("cpu", {})["cpus"] = body.text("CpusetCpus")
+    if body.integer("Memory"):
+        if 0 < body.integer("Memory") < translate.MIN_MEMORY:
+            raise InvalidArgument("Minimum memory limit allowed is 6MB")
+        changes.setdefault("memory", {})["limit"] = body.integer("Memory")
+    if body.integer("MemorySwap"):
+        changes.setdefault("memory", {})["swap"] = body.integer("MemorySwap")
+    if body.integer("PidsLimit"):
+        changes["pids"] = {"limit": body.integer("PidsLimit")}
+    policy = body.obj("RestartPolicy")
+    if policy.text("Name"):
+        changes["restart"] = o.parse_restart(policy.text("Name"))[0]
     c = service.get(api.cfg, id)
     usage.update(api.cfg, c, changes)
     req.json_response({"Warnings": []})

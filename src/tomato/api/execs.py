@@ -15,7 +15,7 @@ from typing import Any
 from tomato.api.http import Request
 from tomato.api.streams import stream_type
 from tomato.api.zygote import rebuild_error
-from tomato.engine import service
+from tomato.engine import frames, service
 from tomato.errors import Conflict, InvalidArgument, NotFound
 
 
@@ -27,58 +27,65 @@ def _get(api: Any, exec_id: str) -> dict[str, Any]:
 
 
 def create(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
-    body = req.json(None)
-    if not isinstance(body, dict):
-        raise InvalidArgument("exec config must be a JSON object")
+    body = req.fields()
+    cmd = body.texts("Cmd", lone=True)
+    env, user, workdir = body.texts("Env"), body.text("User"), body.text("WorkingDir")
+    tty, privileged = body.boolean("Tty"), body.boolean("Privileged")
+    stdin, stdout, stderr = (body.boolean("AttachStdin"), body.boolean("AttachStdout"),
+                             body.boolean("AttachStderr"))
+    console_size = body.integers("ConsoleSize") or None
     c = service.get(api.cfg, id)
     if c.state.status == "paused":
         raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
     if c.state.status != "running":
         raise Conflict(f"Container {c.id} is not running")
-    cmd = body.get("Cmd") or []
-    if isinstance(cmd, str):
-        cmd = [cmd]
     if not cmd:
         raise InvalidArgument("No exec command specified")
     exec_id = os.urandom(32).hex()
     api.execs[exec_id] = {
         "ID": exec_id, "Running": False, "ExitCode": None, "Pid": 0, "ContainerID": c.id,
-        "OpenStdin": bool(body.get("AttachStdin")), "OpenStdout": bool(body.get("AttachStdout")),
-        "OpenStderr": bool(body.get("AttachStderr")), "CanRemove": False, "DetachKeys": "",
-        "ProcessConfig": {"tty": bool(body.get("Tty")), "entrypoint": cmd[0],
-                          "arguments": cmd[1:], "privileged": bool(body.get("Privileged")),
-                          "user": body.get("User") or ""},
-        "_args": {"id": c.id, "cmd": [str(a) for a in cmd], "tty": bool(body.get("Tty")),
-                  "env": body.get("Env") or [], "user": body.get("User") or "",
-                  "workdir": body.get("WorkingDir") or "", "stdin": bool(body.get("AttachStdin")),
-                  "stdout": bool(body.get("AttachStdout")),
-                  "stderr": bool(body.get("AttachStderr")),
-                  "console_size": body.get("ConsoleSize")},
+        "OpenStdin": stdin, "OpenStdout": stdout, "OpenStderr": stderr, "CanRemove": False,
+        "DetachKeys": "",
+        "ProcessConfig": {"tty": tty, "entrypoint": cmd[0], "arguments": cmd[1:],
+                          "privileged": privileged, "user": user},
+        "_args": {"id": c.id, "cmd": cmd, "tty": tty, "env": env, "user": user,
+                  "workdir": workdir, "stdin": stdin, "stdout": stdout, "stderr": stderr,
+                  "console_size": console_size},
     }
     api.events.record("container", f"exec_create: {' '.join(cmd)}", c.id,
                       {"name": c.name, "image": c.image, "execID": exec_id})
     req.json_response({"Id": exec_id}, 201)
 
 
+def failure_code(message: str) -> int:
+    """The exit code of an exec that could not start, as dockerd gives it
+    (translateContainerdStartErr): 127 when the command is not there, else 126."""
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    return 126
+
+
 def start(api: Any, req: Request, id: str) -> None:  # noqa: A002
     info = _get(api, id)
-    body = req.json({}) or {}
+    body = req.fields()
+    detach, console_size = body.boolean("Detach"), body.integers("ConsoleSize")
     with api.lock:
         if info["Running"] or info["ExitCode"] is not None or info.get("_started"):
             raise Conflict(f"Error: Exec command {id} is already running")
         info["_started"] = True
     args = dict(info["_args"])
-    if body.get("ConsoleSize"):
-        args["console_size"] = body["ConsoleSize"]
+    if console_size:
+        args["console_size"] = console_size
     cid = args["id"]
+    tty = bool(args["tty"])
     api.events.record("container", f"exec_start: {' '.join(args['cmd'])}", cid,
                       {"execID": id})
-    if body.get("Detach"):
+    if detach:
         api.zygote.call("exec", args)
         info["Running"] = True
         req.no_content()
         return
-    sock = req.hijack(stream_type(bool(args["tty"])))
+    sock = req.hijack(stream_type(tty))
     conn = api.zygote.open("exec", args, fd=sock.fileno())
     info["_conn"] = conn
     code: int | None = None
@@ -95,12 +102,15 @@ def start(api: Any, req: Request, id: str) -> None:  # noqa: A002
             elif "ok" in msg:
                 break
             elif "error" in msg:
+                # The stream is hijacked already: as dockerd, the message goes on it (on
+                # stdout, framed unless a tty), and the exit code says what failed.
                 err = rebuild_error(msg["error"])
-                try:  # the stream is already hijacked: the client reads the message there
-                    sock.sendall(f"{err}\r\n".encode())
+                text = f"{err}\r\n".encode()
+                try:
+                    sock.sendall(text if tty else frames.frame(frames.STDOUT, text))
                 except OSError:
                     pass
-                code = 126
+                code = failure_code(str(err))
                 break
     finally:
         info["Running"] = False

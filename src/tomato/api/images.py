@@ -310,16 +310,20 @@ def commit(api: Any, req: Request) -> None:
     from tomato.engine import filesystem, service
 
     c = service.get(api.cfg, req.arg("container"))
-    body = req.json({}) or {}
+    body = req.fields()
     reference = _name(req.arg("repo"), req.arg("tag") or "latest") if req.arg("repo") else None
     changes: dict[str, Any] = {}
     if req.query.get("changes"):
         from tomato.cli.engine import parse_changes
 
         changes = parse_changes(req.query["changes"])
-    for key in ("Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Labels", "ExposedPorts"):
-        if isinstance(body, dict) and body.get(key):
-            changes[key] = body[key]
+    for key, value in (("Cmd", body.texts("Cmd", lone=True)),
+                       ("Entrypoint", body.texts("Entrypoint", lone=True)),
+                       ("Env", body.texts("Env")), ("WorkingDir", body.text("WorkingDir")),
+                       ("User", body.text("User")), ("Labels", body.text_map("Labels")),
+                       ("ExposedPorts", {p: {} for p in body.names("ExposedPorts")})):
+        if value:
+            changes[key] = value
     image_id = filesystem.commit(api.cfg, c, reference, comment=req.arg("comment"),
                                  author=req.arg("author"), changes=changes,
                                  pause=req.flag("pause", True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tomato.api.body import Fields
 from tomato.api.http import Request
 from tomato.engine import volumes
 from tomato.errors import InvalidArgument, NotFound
@@ -42,17 +43,14 @@ def volume_list(api: Any, req: Request) -> None:
 def volume_create(api: Any, req: Request) -> None:
     import os
 
-    body = req.json({}) or {}
-    if not isinstance(body, dict):
-        raise InvalidArgument("volume config must be a JSON object")
-    driver = body.get("Driver") or "local"
+    body = req.fields()
+    driver = body.text("Driver") or "local"
     if driver != "local":
         raise NotFound(f'plugin "{driver}" not found')
-    if body.get("DriverOpts"):
+    if body.text_map("DriverOpts"):
         raise InvalidArgument("volume driver options are not supported")
-    name = body.get("Name") or os.urandom(32).hex()
-    v = volumes.ensure(api.cfg.root, name, {str(k): str(val) for k, val in
-                                            (body.get("Labels") or {}).items()})
+    name = body.text("Name") or os.urandom(32).hex()
+    v = volumes.ensure(api.cfg.root, name, body.text_map("Labels"))
     req.json_response(v.to_docker(), 201)
 
 
@@ -135,17 +133,17 @@ def network_inspect(api: Any, req: Request, id: str) -> None:  # noqa: A002 — 
 
 
 def network_create(api: Any, req: Request) -> None:
-    body = req.json(None)
-    if not isinstance(body, dict) or not body.get("Name"):
+    body = req.fields()
+    if not body.text("Name"):
         raise InvalidArgument("network name is required")
-    configs = (body.get("IPAM") or {}).get("Config") or []
+    configs = body.obj("IPAM").objs("Config")
     if len(configs) > 1:
         raise InvalidArgument("only one IPAM config (one subnet) is supported")
-    cfg = configs[0] if configs else {}
+    cfg = configs[0] if configs else Fields({})
     nid = api.zygote.call("net_create", {
-        "name": body["Name"], "subnet": cfg.get("Subnet") or "",
-        "gateway": cfg.get("Gateway") or "", "internal": bool(body.get("Internal")),
-        "labels": body.get("Labels") or {}, "driver": body.get("Driver") or "bridge"})
+        "name": body.text("Name"), "subnet": cfg.text("Subnet"), "gateway": cfg.text("Gateway"),
+        "internal": body.boolean("Internal"), "labels": body.text_map("Labels"),
+        "driver": body.text("Driver") or "bridge"})
     req.json_response({"Id": nid, "Warning": ""}, 201)
 
 
@@ -160,19 +158,18 @@ def network_prune(api: Any, req: Request) -> None:
 
 
 def network_connect(api: Any, req: Request, id: str) -> None:  # noqa: A002
-    body = req.json({}) or {}
-    ep = body.get("EndpointConfig") or {}
-    ipam = ep.get("IPAMConfig") or {}
+    body = req.fields()
+    ep = body.obj("EndpointConfig")
     api.zygote.call("net_connect", {
-        "container": body.get("Container") or "", "network": id,
-        "ip": ipam.get("IPv4Address") or "", "aliases": ep.get("Aliases") or []})
+        "container": body.text("Container"), "network": id,
+        "ip": ep.obj("IPAMConfig").text("IPv4Address"),
+        "aliases": ep.texts("Aliases", lone=True)})
     req.send(200, b"", "text/plain")
 
 
 def network_disconnect(api: Any, req: Request, id: str) -> None:  # noqa: A002
-    body = req.json({}) or {}
-    api.zygote.call("net_disconnect", {"container": body.get("Container") or "",
-                                              "network": id})
+    body = req.fields()
+    api.zygote.call("net_disconnect", {"container": body.text("Container"), "network": id})
     req.send(200, b"", "text/plain")
 
 

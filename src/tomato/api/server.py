@@ -1,8 +1,11 @@
 """`tomato serve`: the Docker Engine API on a unix socket (or a loopback TCP port).
 
-Threads answer requests (ThreadingMixIn); every operation that forks goes
-to the zygote (zygote.py), forked before the first thread.  Handlers call
-the engine's use cases; nothing here re-implements one.
+One thread waits on every connection and a bounded pool of workers answers
+whole requests (loop.py; HTTP in wire.py, http.py and conn.py); every
+operation that forks goes to the zygote (zygote.py), forked before the first
+thread.  Handlers call the engine's use cases; nothing here re-implements one.
+The socket is 0660 with a group (``--group``, else ``tomato`` if it exists),
+as Docker's; a TCP port needs mutual TLS or ``--insecure-tcp`` (tls.py).
 
 Routes are ``(METHOD, pattern, handler)``; a pattern's ``{name}`` matches one
 path segment, ``{name*}`` the rest (image names hold slashes).  A
@@ -11,22 +14,24 @@ path segment, ``{name*}`` the rest (image names hold slashes).  A
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
-import socketserver
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from tomato.api import tls
+from tomato.api.conn import Conn
 from tomato.api.http import (
     API_VERSION,
     MIN_API_VERSION,
-    SERVER_VERSION,
     ClientGone,
     HttpError,
     Request,
@@ -34,10 +39,14 @@ from tomato.api.http import (
     status_of,
     version_tuple,
 )
+from tomato.api.loop import Limits, Loop, listen_backlog
+from tomato.api.tls import TransportOptions
+from tomato.api.wire import RequestHead, response_head
 from tomato.errors import InvalidArgument
 
 Handler = Callable[..., None]
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
+DEFAULT_GROUP = "tomato"  # as Docker's "docker": the group that may use the socket
 
 
 @dataclass
@@ -72,128 +81,25 @@ def all_routes() -> list[tuple[str, str, Handler]]:
     return routes
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    rbufsize = 0  # unbuffered: a hijacked connection's bytes are all still in the socket
-    server_version = f"Docker/{SERVER_VERSION}"
-    sys_version = "(linux)"
-    server: _Server
+class Server:
+    """The routes, the listening socket and the connection loop (loop.py)."""
 
-    def version_string(self) -> str:
-        return f"Docker/{SERVER_VERSION} (linux)"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # a unix socket has no client address; errors reach clients as JSON
-
-    def address_string(self) -> str:
-        return "unix"
-
-    def _dispatch(self) -> None:
-        path, _, query = self.path.partition("?")
-        version = API_VERSION
-        req = Request(self, self.command, path, query, version)
-        try:
-            m = _VERSIONED.match(path)
-            if m:
-                version = f"{int(m.group(1))}.{int(m.group(2))}"
-                req.path = path = m.group(3)
-                req.version = version
-                if version_tuple(version) > version_tuple(API_VERSION):
-                    raise HttpError(400, f"client version {version} is too new. Maximum "
-                                         f"supported API version is {API_VERSION}")
-                if version_tuple(version) < version_tuple(MIN_API_VERSION):
-                    raise HttpError(400, f"client version {version} is too old. Minimum "
-                                         f"supported API version is {MIN_API_VERSION}, please "
-                                         "upgrade your client to a newer version")
-            handler, params = self.server.route(self.command, path)
-            t0 = time.monotonic()
-            handler(self.server.api, req, **params)
-            if self.server.trace:
-                import sys
-
-                sys.stderr.write(f"{time.time():.3f} {self.command} {path} "
-                                 f"{(time.monotonic() - t0) * 1000:.1f} ms\n")
-            if not req.answered:
-                req.no_content()
-            if not self.close_connection:
-                req.drain()
-        except ClientGone:
-            self.close_connection = True
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as err:  # noqa: BLE001 — every failure is a Docker-shaped answer
-            self.close_connection = True
-            status = status_of(err)
-            if status >= 500 or req.answered:
-                _log_failure(self.command, path, err)
-            if req.answered:
-                return  # mid-stream: nothing sane left to send
-            try:
-                _drain_some(req)  # a client still writing its body must read our answer
-                message = docker_message(err)
-                if status == 500 and not _is_tomato(err):
-                    message = f"{type(err).__name__}: {err}"
-                req.error(status, message)
-            except (ClientGone, OSError):
-                pass
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _dispatch
-
-
-def _drain_some(req: Request, limit: int = 64 << 20) -> None:
-    if req.h.command in ("GET", "HEAD", "DELETE") and req._body is None and \
-            not req.h.headers.get("Content-Length") and \
-            not req.h.headers.get("Transfer-Encoding"):
-        return
-    stream = req.body_stream()
-    seen = 0
-    req.h.connection.settimeout(5.0)
-    try:
-        while seen < limit:
-            data = stream.read(1 << 20)
-            if not data:
-                break
-            seen += len(data)
-    except OSError:
-        pass
-
-
-def _log_failure(method: str, path: str, err: BaseException) -> None:
-    """Server-side failures go to the server's stderr (the client got a one-line message)."""
-    import sys
-    import traceback
-
-    sys.stderr.write(f"tomato serve: {method} {path}: {type(err).__name__}: {err}\n")
-    if not _is_tomato(err):
-        traceback.print_exception(err, file=sys.stderr)
-    sys.stderr.flush()
-
-
-def _is_tomato(err: BaseException) -> bool:
-    from tomato.errors import TomatoError
-
-    return isinstance(err, (TomatoError, HttpError))
-
-
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: Any, api: Api, family: int = socket.AF_UNIX) -> None:
-        self.address_family = family
+    def __init__(self, api: Api, listener: socket.socket, limits: Limits,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.api = api
+        self.listener = listener
         self.routes = compile_routes(all_routes())
         self.trace = bool(os.environ.get("TOMATO_API_TRACE"))  # per-request timings
-        super().__init__(address, _RequestHandler)
+        self.loop = Loop(listener, self.answer, limits, tls, _forget_thread_db)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
+    def serve_forever(self) -> None:
+        self.loop.run()
 
-        err = sys.exc_info()[1]
-        if isinstance(err, (ConnectionError, TimeoutError)):
-            return  # a client that hung up between requests
-        super().handle_error(request, client_address)
+    def shutdown(self) -> None:
+        self.loop.stop()
+
+    def server_close(self) -> None:
+        self.listener.close()
 
     def route(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         allowed = False
@@ -207,11 +113,100 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             raise HttpError(405, f"method {method} not allowed for {path}")
         raise HttpError(404, f"page not found: {method} {path}")
 
+    def answer(self, conn: Conn, what: RequestHead | HttpError) -> bool:
+        """Answer one request (on a worker); True if the connection may serve another."""
+        if isinstance(what, HttpError):  # not even a request: say why, and hang up
+            _refuse(conn, what)
+            return False
+        path, _, query = what.target.partition("?")
+        req = Request(conn, what, path, query, API_VERSION)
+        try:
+            self._dispatch(req)
+            if req.hijacked:
+                return False
+            return req.keep_alive and req.drain()
+        except (ClientGone, BrokenPipeError, ConnectionResetError):
+            return False
+        except Exception as err:  # noqa: BLE001 — every failure is a Docker-shaped answer
+            self._fail(req, err)
+            return False
+        finally:
+            req.close()
 
-class _TCPServer(_Server):
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        socketserver.TCPServer.server_bind(self)
+    def _dispatch(self, req: Request) -> None:
+        m = _VERSIONED.match(req.path)
+        if m:
+            version = f"{int(m.group(1))}.{int(m.group(2))}"
+            req.path, req.version = m.group(3), version
+            if version_tuple(version) > version_tuple(API_VERSION):
+                raise HttpError(400, f"client version {version} is too new. Maximum "
+                                     f"supported API version is {API_VERSION}")
+            if version_tuple(version) < version_tuple(MIN_API_VERSION):
+                raise HttpError(400, f"client version {version} is too old. Minimum "
+                                     f"supported API version is {MIN_API_VERSION}, please "
+                                     "upgrade your client to a newer version")
+        handler, params = self.route(req.method, req.path)
+        t0 = time.monotonic()
+        handler(self.api, req, **params)
+        if self.trace:
+            sys.stderr.write(f"{time.time():.3f} {req.method} {req.path} "
+                             f"{(time.monotonic() - t0) * 1000:.1f} ms\n")
+        if not req.answered:
+            req.no_content()
+
+    def _fail(self, req: Request, err: Exception) -> None:
+        if isinstance(err, TimeoutError):
+            err = HttpError(408, "timed out reading the request body")
+        status = status_of(err)
+        if status >= 500 or req.answered:
+            _log_failure(req.method, req.path, err)
+        if req.answered:
+            return  # mid-stream: nothing sane left to send
+        message = docker_message(err)
+        if status == 500 and not _is_tomato(err):  # a bug of ours: the details are logged
+            message = f"internal error in {req.method} {req.path} (see the server's log)"
+        try:
+            req.error(status, message)
+        except ClientGone:
+            return
+        req.linger()
+
+
+def _refuse(conn: Conn, err: HttpError) -> None:
+    """Docker's JSON error for bytes that were not a request we could parse."""
+    body = (json.dumps({"message": str(err)}) + "\n").encode()
+    try:
+        conn.send(response_head(err.status, [
+            ("Api-Version", API_VERSION), ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))), ("Connection", "close")]) + body)
+        conn.sock.shutdown(socket.SHUT_WR)
+        conn.sock.settimeout(1.0)
+        while conn.sock.recv(65536):  # read a little, so closing does not reset it
+            pass
+    except (ClientGone, OSError, ValueError):
+        pass
+
+
+def _forget_thread_db() -> None:
+    from tomato.engine.store import forget_thread_connections
+
+    forget_thread_connections()
+
+
+def _log_failure(method: str, path: str, err: BaseException) -> None:
+    """Server-side failures go to the server's stderr (the client got a one-line message)."""
+    import traceback
+
+    sys.stderr.write(f"tomato serve: {method} {path}: {type(err).__name__}: {err}\n")
+    if not _is_tomato(err):
+        traceback.print_exception(err, file=sys.stderr)
+    sys.stderr.flush()
+
+
+def _is_tomato(err: BaseException) -> bool:
+    from tomato.errors import TomatoError
+
+    return isinstance(err, (TomatoError, HttpError))
 
 
 def parse_host(host: str) -> tuple[str, Any]:
@@ -239,58 +234,101 @@ def parse_host(host: str) -> tuple[str, Any]:
     raise InvalidArgument(f"unsupported host {host!r}: want unix:///path or tcp://127.0.0.1:PORT")
 
 
-def make_server(cfg: Any, host: str, group: str | None = None,
-                ready: Callable[[], None] | None = None) -> tuple[Any, Api]:
-    """Fork the zygote (before any thread), then bind the API socket."""
-    from tomato.api import events, ops, streams
-    from tomato.api.zygote import Zygote
+def _group_id(group: str | None) -> int:
+    """The socket's group: --group, else `tomato` if that group exists, else root's."""
+    import grp
 
-    kind, address = parse_host(host)
-    rundir = Path(cfg.root) / "api"
-    zygote = Zygote.start(rundir / f"zygote-{os.getpid()}", ops.make_ops(cfg))
-    api = Api(cfg=cfg, zygote=zygote)
-    api.hubs = streams.Hubs(api)
-    api.events = events.EventLog(Path(cfg.root) / "events.jsonl")
+    if group is None:
+        try:
+            return grp.getgrnam(DEFAULT_GROUP).gr_gid
+        except KeyError:
+            return -1
+    if group == "":
+        return -1
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise InvalidArgument(f"unknown group: {group}") from None
+
+
+def _listen(kind: str, address: Any, group: str | None) -> socket.socket:
     if kind == "unix":
+        gid = _group_id(group)
         Path(address).parent.mkdir(parents=True, exist_ok=True)
         try:
             os.unlink(address)
         except FileNotFoundError:
             pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o117)  # the socket is born 0660, never world-reachable
         try:
-            server: _Server = _Server(address, api)
+            sock.bind(address)
         finally:
             os.umask(old)
-        gid = -1
-        if group:
-            import grp
-
-            try:
-                gid = grp.getgrnam(group).gr_gid if not group.isdigit() else int(group)
-            except KeyError:
-                zygote.stop()
-                raise InvalidArgument(f"unknown group: {group}") from None
         os.chown(address, 0 if os.geteuid() == 0 else -1, gid)
         os.chmod(address, 0o660)
     else:
-        server = _TCPServer(address, api,
-                            socket.AF_INET6 if kind == "tcp6" else socket.AF_INET)
-    return server, api
+        sock = socket.socket(socket.AF_INET6 if kind == "tcp6" else socket.AF_INET,
+                             socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as err:
+            sock.close()
+            raise InvalidArgument(f"cannot listen on {address[0]}:{address[1]}: "
+                                  f"{err.strerror}") from None
+    sock.listen(listen_backlog())
+    sock.set_inheritable(False)
+    return sock
 
 
-def serve(cfg: Any, host: str, group: str | None = None) -> None:
+def make_server(cfg: Any, host: str, group: str | None = None,
+                transport: TransportOptions | None = None,
+                warn: Callable[[str], None] = lambda line: None) -> tuple[Server, Api]:
+    """Check the transport (``warn``: each line of a warning, before anyone can connect),
+    fork the zygote (before any thread), then listen."""
+    from tomato.api import events, ops, streams
+    from tomato.api.zygote import Zygote
+
+    transport = transport or TransportOptions()
+    kind, address = parse_host(host)
+    for line in tls.check(host, kind, transport):
+        warn(line)
+    context = tls.server_context(transport) if transport.wants_tls else None
+    if kind == "unix":
+        _group_id(group)  # an unknown group is refused before anything starts
+    rundir = Path(cfg.root) / "api"
+    zygote = Zygote.start(rundir / f"zygote-{os.getpid()}", ops.make_ops(cfg))
+    try:
+        listener = _listen(kind, address, group)
+    except BaseException:
+        zygote.stop()
+        raise
+    api = Api(cfg=cfg, zygote=zygote)
+    api.hubs = streams.Hubs(api)
+    api.events = events.EventLog(Path(cfg.root) / "events.jsonl")
+    return Server(api, listener, Limits.from_env(), context), api
+
+
+def serve(cfg: Any, host: str, group: str | None = None,
+          transport: TransportOptions | None = None) -> None:
     import signal
 
-    server, api = make_server(cfg, host, group)
+    def warn(line: str) -> None:
+        sys.stderr.write(f"tomato: WARNING: {line}\n")
+        sys.stderr.flush()
+
+    server, api = make_server(cfg, host, group, transport, warn)
 
     def stop(*_: Any) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        server.shutdown()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        server.serve_forever(poll_interval=0.5)
+        server.serve_forever()
     finally:
         server.server_close()
         api.zygote.stop()

@@ -160,6 +160,12 @@ class Hubs:
         hub = self.get(cid)
         return hub is not None and hub.sock is None
 
+    def failed(self, cid: str) -> None:
+        """The container could not start: the clients waiting on its hub are let go."""
+        hub = self.get(cid)
+        if hub is not None and hub.sock is None and not hub.connecting:
+            hub._finish(None)
+
     def started(self, cid: str) -> None:
         hub = self.get(cid)
         if hub is not None:

@@ -180,12 +180,10 @@ def _du(path: Any) -> int:
 def auth(api: Any, req: Request) -> None:
     from tomato.engine import images as im
 
-    body = req.json({}) or {}
-    if not isinstance(body, dict):
-        raise InvalidArgument("auth config must be a JSON object")
-    server = body.get("serveraddress") or "docker.io"
+    body = req.fields()
+    server = body.text("serveraddress") or "docker.io"
     try:
-        im.login(api.cfg, server, body.get("username") or "", body.get("password") or "")
+        im.login(api.cfg, server, body.text("username"), body.text("password"))
     except PermissionDenied as err:
         raise HttpError(401, str(err)) from err
     req.json_response({"Status": "Login Succeeded", "IdentityToken": ""})

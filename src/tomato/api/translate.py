@@ -2,55 +2,50 @@
 
 Docker's clients send the container config at the top level plus a
 ``HostConfig`` and ``NetworkingConfig``; this reads the fields Tomato
-implements and validates through the same parsers as `tomato run`.
+implements, each with its type (body.Fields: a wrong one is a 400 naming the
+field), and validates through the same parsers as `tomato run`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from tomato.api.body import Fields
 from tomato.engine import options as o
 from tomato.errors import InvalidArgument
 
-
-def _list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list):
-        raise InvalidArgument(f"expected a list, got {type(value).__name__}")
-    return value
+MIN_MEMORY = 6 << 20  # Docker's "Minimum memory limit allowed is 6MB"
 
 
-def _ports(host: dict[str, Any]) -> list[dict[str, Any]]:
+def _ports(host: Fields) -> list[dict[str, Any]]:
     out = []
-    for key, bindings in (host.get("PortBindings") or {}).items():
+    bindings_of = host.obj("PortBindings")
+    for key in bindings_of.data:
         port, _, proto = str(key).partition("/")
-        if not port.isdigit():
+        if not port.isdigit() or not 0 < int(port) < 65536:
             raise InvalidArgument(f"invalid port specification: {key!r}")
-        for b in bindings or [{}]:
-            host_port = str((b or {}).get("HostPort") or "0")
+        for b in bindings_of.objs(key) or [Fields({})]:
+            host_port = b.text("HostPort") or "0"
             if "-" in host_port:
                 raise InvalidArgument(f"invalid port spec {key}: port ranges are not supported")
-            if not host_port.isdigit():
+            if not host_port.isdigit() or int(host_port) > 65535:
                 raise InvalidArgument(f"invalid hostPort: {host_port}")
-            host_ip = (b or {}).get("HostIp") or ""
+            host_ip = b.text("HostIp")
             out.append({"proto": proto or "tcp", "host_ip": "" if host_ip == "0.0.0.0" else host_ip,
                         "host_port": int(host_port), "container_port": int(port)})
     return out
 
 
-def _mounts(host: dict[str, Any]) -> list[str]:
+def _mounts(host: Fields) -> list[str]:
     out = []
-    for m in host.get("Mounts") or []:
-        kind = (m.get("Type") or "volume").lower()
-        parts = [f"type={kind}", f"target={m.get('Target', '')}"]
-        if m.get("Source"):
-            parts.append(f"source={m['Source']}")
-        if m.get("ReadOnly"):
+    for m in host.objs("Mounts"):
+        kind = (m.text("Type") or "volume").lower()
+        parts = [f"type={kind}", f"target={m.text('Target')}"]
+        if m.text("Source"):
+            parts.append(f"source={m.text('Source')}")
+        if m.boolean("ReadOnly"):
             parts.append("readonly=true")
-        size = (m.get("TmpfsOptions") or {}).get("SizeBytes")
+        size = m.obj("TmpfsOptions").integer("SizeBytes")
         if size:
             parts.append(f"tmpfs-size={size}")
         out.append(",".join(parts))
@@ -58,89 +53,95 @@ def _mounts(host: dict[str, Any]) -> list[str]:
     return out
 
 
-def _network(host: dict[str, Any], net_cfg: dict[str, Any], opts: o.RunOptions) -> None:
-    mode = host.get("NetworkMode") or "default"
+def _network(host: Fields, net_cfg: Fields, opts: o.RunOptions) -> None:
+    mode = host.text("NetworkMode") or "default"
     opts.network = "bridge" if mode == "default" else mode
-    endpoints = (net_cfg or {}).get("EndpointsConfig") or {}
+    endpoints = net_cfg.obj_map("EndpointsConfig")
     ep = endpoints.get(opts.network) or endpoints.get(mode) or \
-        (next(iter(endpoints.values())) if len(endpoints) == 1 else {}) or {}
-    opts.network_aliases = [a for a in _list(ep.get("Aliases"))]
-    ipam = ep.get("IPAMConfig") or {}
-    if ipam.get("IPv4Address"):
-        opts.ip = ipam["IPv4Address"]
+        (next(iter(endpoints.values())) if len(endpoints) == 1 else Fields({}))
+    opts.network_aliases = ep.texts("Aliases", lone=True)
+    ipv4 = ep.obj("IPAMConfig").text("IPv4Address")
+    if ipv4:
+        opts.ip = ipv4
     opts.publish = _ports(host)
-    opts.publish_all = bool(host.get("PublishAllPorts"))
-    opts.dns = _list(host.get("Dns"))
-    opts.dns_search = _list(host.get("DnsSearch"))
-    opts.dns_options = _list(host.get("DnsOptions"))
-    opts.add_hosts = [o.parse_add_host(h) for h in _list(host.get("ExtraHosts"))]
+    opts.publish_all = host.boolean("PublishAllPorts")
+    opts.dns = host.texts("Dns", lone=True)
+    opts.dns_search = host.texts("DnsSearch", lone=True)
+    opts.dns_options = host.texts("DnsOptions", lone=True)
+    opts.add_hosts = [o.parse_add_host(h) for h in host.texts("ExtraHosts", lone=True)]
 
 
-def run_options(body: dict[str, Any], name: str = "") -> o.RunOptions:
-    if not isinstance(body, dict):
-        raise InvalidArgument("the container config must be a JSON object")
-    image = body.get("Image") or ""
+def _non_negative(host: Fields, key: str) -> int:
+    value = host.integer(key)
+    if value < 0:
+        raise InvalidArgument(f"invalid {key}: {value} (must not be negative)")
+    return value
+
+
+def run_options(body: Any, name: str = "") -> o.RunOptions:
+    config = body if isinstance(body, Fields) else Fields(body, "")
+    image = config.text("Image")
     if not image:
         raise InvalidArgument("No image was specified.")  # Docker's wording
-    host = body.get("HostConfig") or {}
+    host = config.obj("HostConfig")
     opts = o.RunOptions(image=image, name=name)
-    opts.command = [str(a) for a in _list(body.get("Cmd"))]
-    if body.get("Entrypoint") is not None:
-        entry = [str(a) for a in _list(body.get("Entrypoint"))]
+    opts.command = config.texts("Cmd", lone=True)
+    if config.has("Entrypoint"):
+        entry = config.texts("Entrypoint", lone=True)
         opts.entrypoint = [] if entry == [""] else entry
-    opts.env = [str(e) for e in _list(body.get("Env"))]
-    opts.workdir = body.get("WorkingDir") or ""
-    opts.user = body.get("User") or ""
-    opts.hostname = body.get("Hostname") or ""
-    opts.domainname = body.get("Domainname") or ""
-    opts.tty = bool(body.get("Tty"))
-    opts.interactive = bool(body.get("OpenStdin"))
-    opts.detach = not (body.get("AttachStdout") or body.get("AttachStderr")
-                       or body.get("AttachStdin"))
-    opts.labels = {str(k): str(v) for k, v in (body.get("Labels") or {}).items()}
-    opts.stop_signal = body.get("StopSignal") or ""
-    if body.get("StopTimeout") is not None:
-        opts.stop_timeout = int(body["StopTimeout"])
-    opts.expose = [str(p) if "/" in str(p) else f"{p}/tcp"
-                   for p in (body.get("ExposedPorts") or {})]
-    opts.volumes = [o.validate_volume(v) for v in _list(host.get("Binds"))]
-    opts.volumes += [o.validate_volume(v) for v in (body.get("Volumes") or {})]
+    opts.env = config.texts("Env")
+    opts.workdir = config.text("WorkingDir")
+    opts.user = config.text("User")
+    opts.hostname = config.text("Hostname")
+    opts.domainname = config.text("Domainname")
+    opts.tty = config.boolean("Tty")
+    opts.interactive = config.boolean("OpenStdin")
+    opts.detach = not (config.boolean("AttachStdout") or config.boolean("AttachStderr")
+                       or config.boolean("AttachStdin"))
+    opts.labels = config.text_map("Labels")
+    opts.stop_signal = config.text("StopSignal")
+    opts.stop_timeout = config.optional_integer("StopTimeout")
+    opts.expose = [p if "/" in p else f"{p}/tcp" for p in config.names("ExposedPorts")]
+    opts.volumes = [o.validate_volume(v) for v in host.texts("Binds")]
+    opts.volumes += [o.validate_volume(v) for v in config.names("Volumes")]
     opts.mounts = _mounts(host)
-    opts.tmpfs = [f"{k}:{v}" if v else k for k, v in (host.get("Tmpfs") or {}).items()]
-    opts.auto_remove = bool(host.get("AutoRemove"))
-    policy = host.get("RestartPolicy") or {}
-    name_ = policy.get("Name") or "no"
-    count = int(policy.get("MaximumRetryCount") or 0)
+    opts.tmpfs = [f"{k}:{v}" if v else k for k, v in host.text_map("Tmpfs").items()]
+    opts.auto_remove = host.boolean("AutoRemove")
+    policy = host.obj("RestartPolicy")
+    name_ = policy.text("Name") or "no"
+    count = policy.integer("MaximumRetryCount")
     opts.restart, opts.restart_max = o.parse_restart(
         f"{name_}:{count}" if count and name_ == "on-failure" else name_)
     if opts.auto_remove and opts.restart != "no":
         raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
-    nano = int(host.get("NanoCpus") or 0)
-    quota, period = int(host.get("CpuQuota") or 0), int(host.get("CpuPeriod") or 0)
+    nano = _non_negative(host, "NanoCpus")
+    quota, period = host.integer("CpuQuota"), _non_negative(host, "CpuPeriod")
     if nano:
         opts.cpus = o.parse_cpus(str(nano / 1e9))
     elif quota > 0:
         opts.cpus = o.parse_cpus(str(quota / (period or 100000)))
-    opts.cpu_shares = int(host.get("CpuShares") or 0)
-    opts.cpuset_cpus = host.get("CpusetCpus") or ""
-    opts.memory = int(host.get("Memory") or 0)
-    opts.memory_swap = int(host.get("MemorySwap") or 0)
-    opts.memory_reservation = int(host.get("MemoryReservation") or 0)
-    opts.pids_limit = int(host.get("PidsLimit") or 0)
-    if host.get("ShmSize"):
-        opts.shm_size = int(host["ShmSize"])
-    opts.privileged = bool(host.get("Privileged"))
-    opts.read_only = bool(host.get("ReadonlyRootfs"))
-    opts.cap_add = [str(c) for c in _list(host.get("CapAdd"))]
-    opts.cap_drop = [str(c) for c in _list(host.get("CapDrop"))]
-    opts.init = bool(host.get("Init"))
-    opts.devices = [":".join(x for x in (d.get("PathOnHost", ""), d.get("PathInContainer", ""),
-                                         d.get("CgroupPermissions", "")) if x)
-                    for d in host.get("Devices") or []]
-    opts.ulimits = [o.parse_ulimit(f"{u['Name']}={u['Soft']}:{u['Hard']}")
-                    for u in host.get("Ulimits") or []]
-    opts.sysctls = {str(k): str(v) for k, v in (host.get("Sysctls") or {}).items()}
-    for sec in _list(host.get("SecurityOpt")):
+    opts.cpu_shares = _non_negative(host, "CpuShares")
+    opts.cpuset_cpus = host.text("CpusetCpus")
+    opts.memory = _non_negative(host, "Memory")
+    if 0 < opts.memory < MIN_MEMORY:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    opts.memory_swap = host.integer("MemorySwap")
+    opts.memory_reservation = _non_negative(host, "MemoryReservation")
+    opts.pids_limit = host.integer("PidsLimit")
+    if host.has("ShmSize"):
+        opts.shm_size = _non_negative(host, "ShmSize") or opts.shm_size
+    opts.privileged = host.boolean("Privileged")
+    opts.read_only = host.boolean("ReadonlyRootfs")
+    opts.cap_add = host.texts("CapAdd", lone=True)
+    opts.cap_drop = host.texts("CapDrop", lone=True)
+    opts.init = host.boolean("Init")
+    opts.devices = [":".join(x for x in (d.text("PathOnHost"), d.text("PathInContainer"),
+                                         d.text("CgroupPermissions")) if x)
+                    for d in host.objs("Devices")]
+    opts.ulimits = [o.parse_ulimit(f"{u.text('Name')}={u.integer('Soft')}:{u.integer('Hard')}")
+                    for u in host.objs("Ulimits")]
+    opts.sysctls = host.text_map("Sysctls")
+    for sec in host.texts("SecurityOpt"):
         key, _, value = sec.partition("=" if "=" in sec else ":")
         if key == "seccomp":
             opts.seccomp = value
@@ -148,13 +149,13 @@ def run_options(body: dict[str, Any], name: str = "") -> o.RunOptions:
             opts.no_new_privileges = value in ("", "true")
         elif key not in ("apparmor", "label"):
             raise InvalidArgument(f"invalid --security-opt: {sec}")
-    log_cfg = (host.get("LogConfig") or {}).get("Config") or {}
+    log_cfg = host.obj("LogConfig").text_map("Config")
     if log_cfg.get("max-size"):
         opts.log_max_size = o.parse_size(log_cfg["max-size"], "--log-opt max-size")
-    if str(log_cfg.get("max-file", "")).isdigit():
+    if log_cfg.get("max-file", "").isdigit():
         opts.log_max_file = max(1, int(log_cfg["max-file"]))
-    size = host.get("ConsoleSize")
-    if opts.tty and isinstance(size, list) and len(size) == 2 and all(size):
-        opts.console_size = (int(size[0]), int(size[1]))
-    _network(host, body.get("NetworkingConfig") or {}, opts)
+    size = host.integers("ConsoleSize")
+    if opts.tty and len(size) == 2 and all(n > 0 for n in size):
+        opts.console_size = (size[0], size[1])
+    _network(host, config.obj("NetworkingConfig"), opts)
     return opts

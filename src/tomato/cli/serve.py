@@ -1,4 +1,10 @@
-"""``tomato serve``: the Docker Engine API (see tomato.api.server)."""
+"""``tomato serve``: the Docker Engine API (see tomato.api.server).
+
+A unix socket (0660, group ``--group`` or ``tomato`` if it exists), or a
+loopback TCP port with mutual TLS as dockerd's flags (``--tlsverify
+--tlscacert --tlscert --tlskey``); TCP without client verification is refused
+unless ``--insecure-tcp`` (every local user could connect, and the API is root).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,14 @@ DEFAULT_HOST = "unix:///run/tomato/docker.sock"
 
 def cmd_serve(args: argparse.Namespace, cfg: Any) -> int:
     from tomato.api.server import serve
+    from tomato.api.tls import TransportOptions
     from tomato.errors import TomatoError
 
+    transport = TransportOptions(tls=args.tls, tlsverify=args.tlsverify,
+                                 tlscacert=args.tlscacert or "", tlscert=args.tlscert or "",
+                                 tlskey=args.tlskey or "", insecure_tcp=args.insecure_tcp)
     try:
-        serve(cfg, args.host, args.group)
+        serve(cfg, args.host, args.group, transport)
     except TomatoError as err:
         print(f"tomato: {err}", file=sys.stderr)
         return 1
@@ -26,7 +36,22 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        "compose)", parents=[common])
     p.add_argument("-H", "--host", default=DEFAULT_HOST,
                    help="unix:///path (default %(default)s) or tcp://127.0.0.1:PORT "
-                   "(loopback only)")
+                   "(loopback only; with --tlsverify)")
     p.add_argument("--group", default=None,
-                   help="group that may use the socket (mode 0660; default root's)")
+                   help="group that may use the unix socket (mode 0660; default: "
+                   "'tomato' if that group exists, else root's)")
+    p.add_argument("--tls", action="store_true",
+                   help="serve tcp:// over TLS (implied by --tlsverify)")
+    p.add_argument("--tlsverify", action="store_true",
+                   help="serve tcp:// over TLS and accept only clients with a certificate "
+                   "signed by --tlscacert")
+    p.add_argument("--tlscacert", metavar="FILE",
+                   help="trust client certificates signed by this CA "
+                   "(default $DOCKER_CERT_PATH/ca.pem or ~/.docker/ca.pem)")
+    p.add_argument("--tlscert", metavar="FILE",
+                   help="the server's TLS certificate (default .../cert.pem)")
+    p.add_argument("--tlskey", metavar="FILE", help="its key (default .../key.pem)")
+    p.add_argument("--insecure-tcp", action="store_true",
+                   help="serve tcp:// without TLS client verification: every local user "
+                   "gets root on this host (warned about loudly)")
     p.set_defaults(func=cmd_serve)

@@ -214,7 +214,7 @@ def test_socket_group_and_loopback_tcp(server: Server, workdir: Any) -> None:
     sock = str(workdir / "grp.sock")
     port = free_port()
     procs = [_serve_extra(server, f"unix://{sock}", "--group", "daemon"),
-             _serve_extra(server, f"tcp://127.0.0.1:{port}")]
+             _serve_extra(server, f"tcp://127.0.0.1:{port}", "--insecure-tcp")]
     try:
         deadline = time.monotonic() + 20
         while not os.path.exists(sock) and time.monotonic() < deadline:

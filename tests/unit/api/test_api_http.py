@@ -1,14 +1,12 @@
-"""Pure pieces of the API server: routes, versions, error mapping, chunked bodies,
-event filters, the host address rules."""
+"""Pure pieces of the API server: routes, versions, error mapping, event filters,
+the host address rules (HTTP heads and bodies: test_api_wire.py)."""
 
 from __future__ import annotations
-
-import io
 
 import pytest
 
 from tomato.api.events import matches
-from tomato.api.http import ChunkedReader, HttpError, docker_message, status_of, version_tuple
+from tomato.api.http import HttpError, docker_message, status_of, version_tuple
 from tomato.api.server import all_routes, compile_routes, parse_host
 from tomato.errors import (
     AlreadyExists,
@@ -55,16 +53,6 @@ def test_error_statuses_and_messages() -> None:
     assert status_of(TomatoError("x")) == 500
     assert status_of(HttpError(501, "x")) == 501
     assert docker_message(NotFound("no such image: a:b")) == "No such image: a:b"
-
-
-def test_chunked_reader() -> None:
-    body = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT"
-    raw = io.BufferedReader(io.BytesIO(body))  # type: ignore[arg-type]
-    r = ChunkedReader(raw)
-    assert r.read(3) == b"hel"
-    assert r.read() == b"lo world"
-    assert r.read() == b""
-    assert raw.read() == b"NEXT"  # the next request is left alone
 
 
 def test_event_filters() -> None:
