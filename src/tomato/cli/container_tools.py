@@ -101,8 +101,8 @@ def cmd_cp(args: argparse.Namespace, cfg: Any) -> int:
             raise
         return fail(err, 1)
     except OSError as err:
-        if getattr(args, "debug", False):
-            raise
+        if getattr(args, "debug", False) or isinstance(err, BrokenPipeError):
+            raise  # (a closed pipe on "-" ends quietly, as in main)
         return fail(f"{err.strerror or err}" + (f": {err.filename}" if err.filename else ""), 1)
     return 0
 
