@@ -22,6 +22,17 @@ fail the test that needed it.
 
 ``build_busybox_archive`` turns a busybox rootfs into an OCI image archive with
 umoci (a tool nobody here wrote), which ``ctr image import`` loads.
+
+With ``cri`` (a ``CriConfig``) the CRI plugin is enabled instead: the runtime
+handlers it names (runc's shim calling each handler's binary with a --root of
+the test's own), CNI configuration and registry hosts (``config_path``) from
+directories the caller fills, ``restrict_oom_score_adj`` (this host withholds
+CAP_SYS_RESOURCE), pod network namespaces mounted under the state directory, and
+containerd itself in a cgroup under ``cgroup_parent`` so that the containers of
+pods without a cgroup parent (runc places them beside its own cgroup) are there
+too.  ``enter`` is an argv prefix (nsenter) that runs containerd and ctr in
+namespaces of the caller's own (tests/helpers/cri.py), whose /run/containerd is
+private: the host's /run/containerd/s is then left alone.
 """
 
 from __future__ import annotations
@@ -42,6 +53,51 @@ IMAGE = "docker.io/library/busybox:latest"
 SHIM_SOCKET_DIR = Path("/run/containerd/s")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 ENVPATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class CriHandler:
+    """A CRI runtime handler: runc's shim (io.containerd.runc.v2) calling ``binary``
+    with ``--root root`` (the shim appends the namespace, k8s.io)."""
+
+    name: str
+    binary: str
+    root: Path
+
+
+@dataclass(frozen=True)
+class CriConfig:
+    handlers: tuple[CriHandler, ...]
+    cni_conf_dir: Path
+    cni_bin_dir: Path
+    registry_config_path: Path
+    sandbox_image: str
+
+    def toml(self) -> str:
+        cri = '[plugins."io.containerd.grpc.v1.cri"]'
+        lines = [cri,
+                 f'  sandbox_image = "{self.sandbox_image}"',
+                 "  restrict_oom_score_adj = true",
+                 "  netns_mounts_under_state_dir = true",
+                 '  stream_server_address = "127.0.0.1"',
+                 '  stream_server_port = "0"',
+                 "  disable_apparmor = true",
+                 '  [plugins."io.containerd.grpc.v1.cri".containerd]',
+                 '    snapshotter = "overlayfs"',
+                 f'    default_runtime_name = "{self.handlers[0].name}"']
+        for h in self.handlers:
+            key = f'plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{h.name}'
+            lines += [f"  [{key}]",
+                      '    runtime_type = "io.containerd.runc.v2"',
+                      f"  [{key}.options]",
+                      f'    BinaryName = "{h.binary}"',
+                      f'    Root = "{h.root}"']
+        lines += ['  [plugins."io.containerd.grpc.v1.cri".cni]',
+                  f'    bin_dir = "{self.cni_bin_dir}"',
+                  f'    conf_dir = "{self.cni_conf_dir}"',
+                  '  [plugins."io.containerd.grpc.v1.cri".registry]',
+                  f'    config_path = "{self.registry_config_path}"']
+        return "\n".join(lines) + "\n"
 
 
 def missing_tools() -> list[str]:
@@ -142,11 +198,15 @@ def _cmdline(pid: str) -> bytes:
 class Containerd:
     """A containerd process with everything under ``base``; use as a context manager."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, cri: CriConfig | None = None,
+                 enter: Sequence[str] = ()) -> None:
         self.base = base
         self.sock = base / "run" / "containerd.sock"
         self.fifo_dir = base / "fifo"
-        self.cgroup_parent = f"tomato-ctr-{uuid.uuid4().hex[:8]}"
+        self.cri = cri
+        self.enter = list(enter)
+        self.namespace = "k8s.io" if cri else NAMESPACE
+        self.cgroup_parent = f"tomato-{'cri' if cri else 'ctr'}-{uuid.uuid4().hex[:8]}"
         self.ids: set[str] = set()
         self.forced: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -156,27 +216,33 @@ class Containerd:
     def start(self, timeout: float = 30) -> Containerd:
         for d in ("root", "state", "run", "opt", "fifo"):
             (self.base / d).mkdir(parents=True, exist_ok=True)
-        self._made_run_dirs = [d for d in (SHIM_SOCKET_DIR.parent, SHIM_SOCKET_DIR)
-                               if not d.exists()]
+        if not self.enter:
+            self._made_run_dirs = [d for d in (SHIM_SOCKET_DIR.parent, SHIM_SOCKET_DIR)
+                                   if not d.exists()]
         config = self.base / "config.toml"
+        disabled = "" if self.cri else 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
         config.write_text(
             "version = 2\n"
             f'root = "{self.base}/root"\n'
             f'state = "{self.base}/state"\n'
-            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+            f"{disabled}"
             "[grpc]\n"
             f'  address = "{self.sock}"\n'
             "[ttrpc]\n"
             f'  address = "{self.sock}.ttrpc"\n'
             "[debug]\n"
             f'  address = "{self.base}/run/debug.sock"\n'
-            '  level = "debug"\n'
+            f'  level = "{"info" if self.cri else "debug"}"\n'
             "[plugins]\n"
             '  [plugins."io.containerd.internal.v1.opt"]\n'
-            f'    path = "{self.base}/opt"\n')
+            f'    path = "{self.base}/opt"\n'
+            + (self.cri.toml() if self.cri else ""))
         self.log_path = self.base / "containerd.log"
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(["containerd", "--config", str(config)], stdout=self.log,
+        argv = ["containerd", "--config", str(config)]
+        if self.cri:
+            argv = self._in_own_cgroup(argv)
+        self.proc = subprocess.Popen([*self.enter, *argv], stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -188,6 +254,19 @@ class Containerd:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"containerd did not start:\n{self.log_tail()}")
+
+    def _in_own_cgroup(self, argv: list[str]) -> list[str]:
+        """``argv`` run from cgroup <cgroup_parent>/containerd of every hierarchy: its
+        shims stay there, and runc puts containers without a cgroupsPath beside them."""
+        procs = []
+        for top in sorted(CGROUP_ROOT.iterdir()) if CGROUP_ROOT.is_dir() else []:
+            if top.is_symlink() or not (top / "cgroup.procs").exists():
+                continue
+            d = top / self.cgroup_parent / "containerd"
+            d.mkdir(parents=True, exist_ok=True)
+            procs.append(str(d / "cgroup.procs"))
+        script = 'for p in $CGROUP_PROCS; do echo $$ > "$p"; done; exec "$@"'
+        return ["env", f"CGROUP_PROCS={' '.join(procs)}", "sh", "-c", script, "sh", *argv]
 
     def __enter__(self) -> Containerd:
         return self.start()
@@ -220,7 +299,8 @@ class Containerd:
 
     # -- ctr ------------------------------------------------------------------
     def ctr_argv(self, *args: str) -> list[str]:
-        return ["ctr", "--address", str(self.sock), "--namespace", NAMESPACE, *args]
+        return [*self.enter, "ctr", "--address", str(self.sock), "--namespace", self.namespace,
+                *args]
 
     def ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """``ctr`` against this containerd; a hang fails the test instead of blocking it."""
@@ -275,7 +355,7 @@ class Containerd:
 
     def task_dir(self, cid: str) -> Path:
         """The shim's bundle: config.json, rootfs, the runtime's log.json."""
-        return self.base / "state" / "io.containerd.runtime.v2.task" / NAMESPACE / cid
+        return self.base / "state" / "io.containerd.runtime.v2.task" / self.namespace / cid
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -340,8 +420,10 @@ class Containerd:
                 self.forced.append(f"cannot remove cgroup {d}")
 
     def _remove_shim_sockets(self) -> None:
+        if self.enter:
+            return  # the namespaces' own /run/containerd, gone with them
         for cid in self.ids:
-            digest = hashlib.sha256(f"{self.sock}/{NAMESPACE}/{cid}".encode()).hexdigest()
+            digest = hashlib.sha256(f"{self.sock}/{self.namespace}/{cid}".encode()).hexdigest()
             path = SHIM_SOCKET_DIR / digest
             if path.exists() or path.is_symlink():
                 self.forced.append(f"removed shim socket {path}")
