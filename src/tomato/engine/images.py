@@ -395,6 +395,9 @@ def _leases(db: sqlite3.Connection, image_id: str) -> list[str]:
 
 def remove(cfg: EngineConfig, name: str, *, force: bool = False) -> RemoveResult:
     """``tomato rmi``: untag, and delete the image once no name and no holder is left."""
+    from tomato.engine import leftovers
+
+    leftovers.sweep(cfg)  # a lease a killed create left names no container: it goes first
     ctx = _Ctx(cfg)
     with ctx.store.lock("gc"):
         with ctx.store.write() as db:
