@@ -344,6 +344,90 @@ def load_bpf(program: bytes, flags: Sequence[str] = ()) -> None:
     Program(program, flags).load()
 
 
+# ---- runc's -ENOSYS stub ---------------------------------------------------------------
+
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_X32_TOKEN = 0x4000003E  # libseccomp's SCMP_ARCH_X32: x86_64 with __X32_SYSCALL_BIT
+_X32_BIT = 0x40000000
+_S390_TOKENS = (0x16, 0x80000016)  # AUDIT_ARCH_S390, AUDIT_ARCH_S390X
+_ALLOWING = (ACT_ALLOW, ACT_LOG, ACT_TRACE)
+# BPF opcodes (linux/filter.h)
+_LD_W_ABS, _JA, _JEQ, _JGT, _JSET, _RET = 0x20, 0x05, 0x15, 0x25, 0x45, 0x06
+
+
+def enosys_stub(spec: SpecLike) -> bytes:
+    """BPF to run before the profile's own: a syscall numbered above every syscall the
+    profile names (for the calling architecture) gets ENOSYS, not the default action.
+
+    A profile written before clone3 existed denies it with EPERM, and glibc then
+    fails instead of falling back to clone; ENOSYS says "not implemented here", which
+    every program handles.  This is runc's stub (patchbpf/enosys_linux.go): the
+    largest number per architecture over every rule's names, the profile's
+    architectures plus the native one, nothing when the default action allows
+    (allow, log, trace) or already is ENOSYS.  Returns b"" when there is nothing to add.
+    """
+    default = action_value(spec.default_action, spec.default_errno_ret)
+    if default in _ALLOWING or (default & 0xFFFF0000 == ACT_ERRNO
+                                and default & 0xFFFF == errno.ENOSYS):
+        return b""
+    tokens = [native_arch()]
+    for name in spec.architectures:
+        token = arch_token(name)
+        if token not in tokens:
+            tokens.append(token)
+    largest: dict[int, dict[str, int]] = {}  # audit arch -> {"": nr} or {"64"/"x32": nr}
+    for token in tokens:
+        top = 0
+        for call in spec.syscalls:
+            for name in call.names:
+                nr = resolve_syscall(name, token)
+                if nr is not None and nr > top:
+                    top = nr
+        if top == 0:
+            continue
+        if token == _X32_TOKEN:
+            largest.setdefault(_AUDIT_ARCH_X86_64, {})["x32"] = top
+        elif token == _AUDIT_ARCH_X86_64:
+            largest.setdefault(_AUDIT_ARCH_X86_64, {})["64"] = top
+        else:
+            largest.setdefault(token, {})[""] = top
+    if not largest:
+        return b""
+    # (code, jt, jf, k); k may be a label for an unconditional jump (resolved below).
+    insns: list[tuple[int, int, int, Any]] = [(_LD_W_ABS, 0, 0, 4)]  # the arch
+    for audit in largest:
+        insns += [(_JEQ, 0, 1, audit), (_JA, 0, 0, ("arch", audit))]
+    insns.append((_JA, 0, 0, "filter"))
+    labels: dict[Any, int] = {}
+    for audit, tops in largest.items():
+        labels[("arch", audit)] = len(insns)
+        insns.append((_LD_W_ABS, 0, 0, 0))  # the syscall number
+        if audit == _AUDIT_ARCH_X86_64:
+            insns += [(_JSET, 0, 1, _X32_BIT), (_JA, 0, 0, "x32")]
+            if "64" in tops:
+                insns += [(_JGT, 0, 1, tops["64"]), (_JA, 0, 0, "enosys")]
+            insns.append((_JA, 0, 0, "filter"))
+            labels["x32"] = len(insns)
+            if "x32" in tops:
+                insns += [(_JGT, 0, 1, tops["x32"]), (_JA, 0, 0, "enosys")]
+        else:
+            if audit in _S390_TOKENS:  # syscall 0 multiplexes the ones the kernel lacks
+                insns += [(_JEQ, 0, 1, 0), (_JA, 0, 0, "enosys")]
+            insns += [(_JGT, 0, 1, tops[""]), (_JA, 0, 0, "enosys")]
+        insns.append((_JA, 0, 0, "filter"))
+    labels["enosys"] = len(insns)
+    insns.append((_RET, 0, 0, ACT_ERRNO | errno.ENOSYS))
+    labels["filter"] = len(insns)
+    import struct
+
+    out = []
+    for i, (code, jt, jf, k) in enumerate(insns):
+        if not isinstance(k, int):
+            k = labels[k] - (i + 1)
+        out.append(struct.pack("=HBBI", code, jt, jf, k))
+    return b"".join(out)
+
+
 def compile(spec: SpecLike, warnings: list[str] | None = None) -> Filter:  # noqa: A001
     """Build a libseccomp filter from a parsed spec (``tomato.oci.seccomp_spec``).
 
@@ -429,6 +513,7 @@ __all__ = [
     "action_value",
     "arch_token",
     "compile",
+    "enosys_stub",
     "load_bpf",
     "native_arch",
     "resolve_syscall",

@@ -54,6 +54,8 @@ def load_bundle(bundle: str) -> tuple[dict[str, Any], Spec]:
         raise NotFound(f"config.json not found in bundle {bundle}") from None
     except ValueError as err:
         raise InvalidArgument(f"config.json in {bundle} is not valid JSON: {err}") from err
+    if c.TRACE is not None:  # --explain's summary draws its [security] group from it
+        c.TRACE.config(raw)
     return raw, parse_spec(raw)
 
 
@@ -285,6 +287,14 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         parent_ch, child_ch = Channel.pair()
         undo.callback(parent_ch.close)
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+        start_fd = None
+        if spec.hooks.get("startContainer"):
+            # The init reports a failing startContainer hook to `start` here (hooks.py).
+            from tomato.runtime.statedir import START_FIFO
+
+            start_fifo = os.path.join(states.path(container_id), START_FIFO)
+            os.mkfifo(start_fifo, 0o600)
+            start_fd = os.open(start_fifo, os.O_RDWR | os.O_CLOEXEC)
         from tomato.runtime.init import InitContext, container_init
         from tomato.runtime.process import preload
 
@@ -296,17 +306,22 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot, new_userns=new_userns,
             new_cgroupns=cgroupns is not None and not cgroupns.path, joined=joined,
             cgroup_dirs=cgroup_dirs, cgroup_unified=unified, caps=caps, seccomp=seccomp_filter,
+            start_fd=start_fd,
         )
         try:
             pid = c.clone(flags)
         except OSError as err:
             os.close(fifo_fd)
+            if start_fd is not None:
+                os.close(start_fd)
             child_ch.close()
             raise TomatoError(f"cannot create namespaces: {err.strerror}") from err
         if pid == 0:
             parent_ch.close()
             container_init(ctx)
         os.close(fifo_fd)
+        if start_fd is not None:
+            os.close(start_fd)
         child_ch.close()
         undo.callback(_reap, pid)
 
@@ -322,7 +337,10 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         states.save(rec)
 
         state = json.dumps(oci_state(rec, "creating"))
-        parent_ch.send("go", state=state)
+        if spec.hooks.get("startContainer"):
+            parent_ch.send("go", state=state, created=json.dumps(oci_state(rec, "created")))
+        else:
+            parent_ch.send("go", state=state)
         _await_ready(parent_ch, spec, state, log, placing)
         placing.wait()
 

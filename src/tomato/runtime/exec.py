@@ -252,13 +252,12 @@ def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int
     if "HOME" not in env:
         env["HOME"] = proc_mod.home_of(proc.user.uid)
     executable = proc_mod.find_executable(proc.args[0], env)
-    proc_mod.apply_security(proc, caps, seccomp_filter, warn)
+    load_seccomp = proc_mod.apply_security(proc, caps, seccomp_filter, warn)
     proc_mod.close_fds_on_exec(3 + preserve_fds)
     proc_mod.restore_signals()
-    if seccomp_filter is not None and proc.no_new_privileges:
-        seccomp_filter.load()
     if c.TRACE is not None:
         c.TRACE.execve([executable, *proc.args[1:]])
+    load_seccomp()  # the last step before execve
     try:
         os.execve(executable, list(proc.args), env)
     except OSError as err:  # the caller reports it, as runc's "exec failed: ..."

@@ -19,7 +19,9 @@ The runtime process clones this child with the new namespaces already made
                                          capabilities, cwd, no_new_privs
                  ◀───────────────────── "ready"
     write state + pid file, exit         block reading the exec fifo ...
-    ... `start` writes one byte ───────▶ startContainer hooks, seccomp, execve
+    ... `start` writes one byte ───────▶ signals, seccomp, execve
+                                         (with startContainer hooks: seccomp, the
+                                         hooks, their failure on start.fifo)
 
 Any failure is sent back as {"type": "error", "msg": ...} and the child exits.
 """
@@ -58,6 +60,7 @@ class InitContext:
     cgroup_unified: bool = False
     caps: Any = None
     seccomp: Any = None
+    start_fd: int | None = None  # start.fifo's write end, with startContainer hooks
 
 
 def container_init(ctx: InitContext) -> NoReturn:
@@ -80,6 +83,24 @@ def describe(err: BaseException) -> str:
         where = f"{err.filename}: " if err.filename else ""
         return f"{where}{err.strerror.lower()}"
     return str(err) or type(err).__name__
+
+
+def _report_start_failure(ctx: InitContext, msg: str) -> NoReturn:
+    """Tell `start` (reading start.fifo, see lifecycle.start) why we will not exec."""
+    if not _tell_start(ctx, msg):
+        os.write(2, f"tomato-runtime: {msg}\n".encode())
+    os._exit(1)
+
+
+def _tell_start(ctx: InitContext, msg: str) -> bool:
+    """Whether `start` got the message (it then reports it, so we stay quiet)."""
+    if ctx.start_fd is None:
+        return False
+    try:
+        os.write(ctx.start_fd, msg.encode()[:4096])
+    except OSError:
+        return False
+    return True
 
 
 def _warn(ctx: InitContext, msg: str) -> None:
@@ -188,7 +209,7 @@ def _init(ctx: InitContext) -> None:
     if "HOME" not in env:
         env["HOME"] = proc_mod.home_of(proc.user.uid)
     executable = proc_mod.find_executable(proc.args[0], env)
-    proc_mod.apply_security(proc, ctx.caps, ctx.seccomp, warn)
+    load_seccomp = proc_mod.apply_security(proc, ctx.caps, ctx.seccomp, warn)
     proc_mod.close_fds_on_exec(3 + ctx.preserve_fds)
 
     ctx.channel.send("ready")
@@ -202,18 +223,28 @@ def _init(ctx: InitContext) -> None:
     os.close(ctx.fifo_fd)
     if not data:
         os._exit(1)
-    if spec.hooks.get("startContainer"):
-        from tomato.runtime.hooks import run_hooks
-
-        run_hooks("startContainer", spec.hooks["startContainer"], state_json)
-    proc_mod.restore_signals()
     if c.TRACE is not None:
         c.TRACE.execve([executable, *proc.args[1:]])
-    if ctx.seccomp is not None and proc.no_new_privileges:
-        ctx.seccomp.load()
+    start_hooks = spec.hooks.get("startContainer")
+    if not start_hooks:
+        proc_mod.restore_signals()
+        load_seccomp()  # the last step before execve
+    else:
+        # The hooks run with the container's filter (as runc's), and with SIGPIPE
+        # still ignored, so a hook closing its stdin cannot kill us.
+        load_seccomp()
+        from tomato.runtime.hooks import HookFailed, run_hooks
+
+        try:
+            run_hooks("startContainer", start_hooks, go.get("created") or state_json)
+        except HookFailed as err:
+            _report_start_failure(ctx, str(err))
+        proc_mod.restore_signals()
     try:
         os.execve(executable, list(proc.args), env)
     except OSError as err:
         # os.write: sys.stderr may be block-buffered (a monitor's), and _exit drops buffers
-        os.write(2, f"tomato-runtime: {proc_mod.exec_failure(executable, err)}\n".encode())
+        why = proc_mod.exec_failure(executable, err)
+        if not _tell_start(ctx, why):
+            os.write(2, f"tomato-runtime: {why}\n".encode())
         os._exit(127 if err.errno == 2 else 126)

@@ -76,29 +76,64 @@ def start(states: StateDir, container_id: str, log: RuntimeLog,
     rec, status = load(states, container_id, rec)
     check_transition("start", container_id, status)
     fifo = states.fifo(container_id)
-    try:
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as err:
-        if err.errno == errno.ENXIO:
-            raise Conflict(f"container {container_id} init is not waiting to start") from err
-        raise
-    try:
-        os.write(fd, b"0")
-    finally:
-        os.close(fd)
-    os.unlink(fifo)
-    rec.status = "running"
-    states.save(rec)
     spec = spec_of(rec)
-    if spec.hooks.get("poststart"):
-        from tomato.runtime.hooks import HookFailed, run_hooks
-
+    # With startContainer hooks, the init reports their failure on start.fifo
+    # (opened before the go, so its writer is surely still there): see hooks.py.
+    outcome = _open_start_outcome(states, container_id) if spec.hooks.get("startContainer") \
+        else None
+    try:
         try:
-            run_hooks("poststart", spec.hooks["poststart"],
-                      json.dumps(oci_state(rec, "running")))
-        except HookFailed as err:
-            log.warning(str(err))
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as err:
+            if err.errno == errno.ENXIO:
+                raise Conflict(f"container {container_id} init is not waiting to start") from err
+            raise
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+        os.unlink(fifo)
+        rec.status = "running"
+        states.save(rec)
+        if outcome is not None:
+            _await_start_outcome(outcome)
+    finally:
+        if outcome is not None:
+            os.close(outcome)
+    if spec.hooks.get("poststart"):
+        from tomato.runtime.hooks import run_hooks_warning
+
+        run_hooks_warning("poststart", spec.hooks["poststart"],
+                          json.dumps(oci_state(rec, "running")), log.warning)
     return rec
+
+
+def _open_start_outcome(states: StateDir, container_id: str) -> int | None:
+    from tomato.runtime.statedir import START_FIFO
+
+    path = os.path.join(states.path(container_id), START_FIFO)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    os.unlink(path)
+    return fd
+
+
+def _await_start_outcome(fd: int) -> None:
+    """Read until the init execs (EOF: its end is close-on-exec) or reports why not."""
+    os.set_blocking(fd, True)
+    report = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        report += chunk
+    if report:
+        raise TomatoError(report.decode(errors="replace").strip())
 
 
 def parse_signal(value: str) -> int:
@@ -189,13 +224,10 @@ def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
     if rec.config:
         spec = spec_of(rec)
         if spec.hooks.get("poststop"):
-            from tomato.runtime.hooks import HookFailed, run_hooks
+            from tomato.runtime.hooks import run_hooks_warning
 
-            try:
-                run_hooks("poststop", spec.hooks["poststop"],
-                          json.dumps(oci_state(rec, "stopped")))
-            except HookFailed as err:
-                log.warning(str(err))
+            run_hooks_warning("poststop", spec.hooks["poststop"],
+                              json.dumps(oci_state(rec, "stopped")), log.warning)
     if mgr is not None:
         mgr.destroy()
     states.remove(container_id)

@@ -1,11 +1,18 @@
 """The last steps before execve, shared by a container's init and by `exec`.
 
-Order matters and follows runc:
-    rlimits → (seccomp, if no noNewPrivileges: loading it needs privilege)
-    → bounding set → keepcaps → setgroups/setgid/setuid → capabilities
+Order matters and follows runc, but for seccomp:
+    rlimits → bounding set → keepcaps → setgroups/setgid/setuid → capabilities
     → cwd (checked to be inside the root) → noNewPrivileges → LSM exec label
     → close-on-exec for every fd past the preserved ones
-    → ... wait for start ... → (seccomp, if noNewPrivileges) → execve
+    → ... wait for start ... → signals → seccomp → execve
+
+Seccomp is the very last step before execve (runc and crun load it before the
+capabilities when there is no noNewPrivileges, so a profile denying getcwd or
+close_range breaks their start).  Without noNewPrivileges loading a filter needs
+CAP_SYS_ADMIN: the process then keeps CAP_SYS_ADMIN, and only it, beyond its
+own capabilities until the filter is in, and drops it with one capset after
+(``apply_security`` returns that last step; the profile must allow capset, as
+Docker's does).
 """
 
 from __future__ import annotations
@@ -250,29 +257,41 @@ def set_dumpable(on: bool) -> None:
 
 
 def apply_security(proc: Process, caps: Any, seccomp_filter: Any,
-                   warn: Callable[[str], None]) -> None:
-    """Everything from the bounding set to no_new_privs (see the module docstring).
+                   warn: Callable[[str], None]) -> Callable[[], None]:
+    """Everything from the bounding set to no_new_privs (see the module docstring);
+    returns the last step, to call right before execve: loading ``seccomp_filter``.
 
     ``caps`` is a parsed ``tomato._sys.caps.CapSets`` (or None to leave
     capabilities alone); ``seccomp_filter`` a compiled filter or None.  Both
     are parsed in the runtime process, before anything is created, so bad
-    names fail early.  The filter is loaded here only without noNewPrivileges
-    (loading needs privilege then), otherwise just before execve.
+    names fail early.
     """
     if proc.user.umask is not None:
         os.umask(proc.user.umask)
-    if seccomp_filter is not None and not proc.no_new_privileges:
+    held = None  # CAP_SYS_ADMIN kept beyond the process's own sets, to load the filter
+    if seccomp_filter is not None and not proc.no_new_privileges and (
+            caps is None and proc.user.uid != 0):
+        # No capability sets to keep CAP_SYS_ADMIN through the uid change: load now.
         seccomp_filter.load()
+        seccomp_filter = None
     if caps is not None:
         from tomato._sys import caps as capmod
 
+        target = caps
+        if seccomp_filter is not None and not proc.no_new_privileges and \
+                _SYS_ADMIN not in caps.effective:
+            held = caps
+            target = capmod.CapSets(bounding=caps.bounding,
+                                    effective=caps.effective | {_SYS_ADMIN},
+                                    permitted=caps.permitted | {_SYS_ADMIN},
+                                    inheritable=caps.inheritable, ambient=caps.ambient)
         capmod.drop_bounding(caps)
         capmod.set_keep_caps(True)
         switch_user(proc)
         capmod.set_keep_caps(False)
         # Like runc, an ambient capability the kernel will not raise (not in
         # the inheritable set, as in runc's own default spec) is not an error.
-        capmod.apply(caps)
+        capmod.apply(target)
     else:
         switch_user(proc)
     enter_cwd(proc.cwd)
@@ -285,3 +304,20 @@ def apply_security(proc: Process, caps: Any, seccomp_filter: Any,
                     lsm.apply_selinux(proc.selinux_label)):
             if msg:
                 warn(msg)
+    return _last_step(seccomp_filter, held)
+
+
+_SYS_ADMIN = 21  # CAP_SYS_ADMIN (linux/capability.h)
+
+
+def _last_step(seccomp_filter: Any, held: Any) -> Callable[[], None]:
+    def load() -> None:
+        if seccomp_filter is None:
+            return
+        seccomp_filter.load()
+        if held is not None:
+            from tomato._sys import caps as capmod
+
+            capmod.capset(held.effective, held.permitted, held.inheritable)
+
+    return load

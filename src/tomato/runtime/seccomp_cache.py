@@ -30,7 +30,8 @@ CACHE_DIR = ".seccomp"
 
 def _key_text(raw: dict[str, Any]) -> bytes:
     version = ".".join(map(str, seccomp_mod.version()))
-    return json.dumps_canonical([version, os.uname().machine, raw]).encode()
+    # "enosys": programs carry the -ENOSYS stub (older cache files do not)
+    return json.dumps_canonical([version, os.uname().machine, "enosys", raw]).encode()
 
 
 def load_filter(root: str, raw: dict[str, Any], warnings: list[str]) -> Any:
@@ -53,7 +54,8 @@ def load_filter(root: str, raw: dict[str, Any], warnings: list[str]) -> Any:
         return seccomp_mod.Program(program, parsed.flags)
     found: list[str] = []
     with seccomp_mod.compile(parsed, found) as filt:
-        program = filt.export_bpf()
+        # runc's -ENOSYS stub first: newer syscalls than the profile fall back (clone3)
+        program = seccomp_mod.enosys_stub(parsed) + filt.export_bpf()
     warnings.extend(found)
     _write(path, key, program, found)
     return seccomp_mod.Program(program, parsed.flags)

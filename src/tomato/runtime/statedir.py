@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
+START_FIFO = "start.fifo"  # only with startContainer hooks: their outcome (lifecycle.start)
 
 
 @record(frozen=False)

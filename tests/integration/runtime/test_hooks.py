@@ -73,9 +73,13 @@ def test_every_hook_kind_gets_the_state(root: Path, bundle: Path, workdir: Path)
         assert "ociVersion" in st and "status" in st, kind
         if kind != "poststop":
             assert st["pid"] == pid, kind
-    assert json.loads((out / "poststart.json").read_text())["status"] == "running"
-    assert json.loads((out / "poststop.json").read_text())["status"] == "stopped"
-    assert json.loads((out / "prestart.json").read_text())["status"] == "creating"
+    # The spec's status at each point of the lifecycle (runtime.md, "Lifecycle").
+    statuses = {kind: json.loads((out / f"{kind}.json").read_text())["status"]
+                for kind in ("prestart", "createRuntime", "createContainer", "startContainer",
+                             "poststart", "poststop")}
+    assert statuses == {"prestart": "creating", "createRuntime": "creating",
+                        "createContainer": "creating", "startContainer": "created",
+                        "poststart": "running", "poststop": "stopped"}
 
 
 def _failing_create(root: Path, bundle: Path, kind: str, hook: dict[str, Any]) -> Any:
@@ -86,28 +90,30 @@ def _failing_create(root: Path, bundle: Path, kind: str, hook: dict[str, Any]) -
 def test_failing_prestart_hook_fails_create(root: Path, bundle: Path) -> None:
     proc = _failing_create(root, bundle, "prestart", {
         "path": "/bin/sh", "args": ["sh", "-c", "echo boom >&2; exit 3"]})
-    assert_one_line_error(proc, "prestart hook /bin/sh", "status 3", "boom")
+    assert_one_line_error(proc, "error running hook #0", "prestart /bin/sh",
+                          "exit status 3, stdout: , stderr: boom")
     assert_nothing_left(root)
 
 
 def test_failing_create_runtime_hook_fails_create(root: Path, bundle: Path) -> None:
     proc = _failing_create(root, bundle, "createRuntime", {
         "path": "/bin/sh", "args": ["sh", "-c", "exit 4"]})
-    assert_one_line_error(proc, "createRuntime hook", "status 4")
+    assert_one_line_error(proc, "error running hook", "createRuntime", "exit status 4")
     assert_nothing_left(root)
 
 
 def test_failing_create_container_hook_fails_create(root: Path, bundle: Path) -> None:
     proc = _failing_create(root, bundle, "createContainer", {
         "path": "/bin/sh", "args": ["sh", "-c", "exit 5"]})
-    assert_one_line_error(proc, "createContainer hook", "status 5")
+    assert_one_line_error(proc, "error running hook", "createContainer", "exit status 5")
     assert_nothing_left(root)
 
 
 def test_prestart_hook_timeout_fails_create(root: Path, bundle: Path) -> None:
     proc = _failing_create(root, bundle, "prestart", {
         "path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1})
-    assert_one_line_error(proc, "prestart hook /bin/sleep", "timed out")
+    assert_one_line_error(proc, "error running hook", "prestart /bin/sleep",
+                          "ran past specified timeout of 1.0s")
     assert_nothing_left(root)
 
 
