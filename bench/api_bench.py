@@ -7,8 +7,10 @@
   tomato CLI none         `tomato run --rm --network none` directly, for reference
 
 and the cost of one request, the same client (this script, raw HTTP/1.1) against each
-server: `GET /_ping` on one keep-alive connection and on a new connection each time,
-`GET /containers/json` with ten created containers, and `docker ps` (the CLI).
+server, taking turns: `GET /_ping` on one keep-alive connection and on a new
+connection each time, `GET /containers/json` with ten created containers, and
+`docker ps` (the CLI).  `--baseline-venv DIR` adds another install's `tomato serve`
+(e.g. the tree before a change) on the same root.
 
 Everything runs in a private mount and network namespace (the script re-runs
 itself under `unshare -m -n`), storage on a tmpfs.  The busybox image comes from
@@ -79,28 +81,40 @@ def _request(sock: socket.socket, path: str) -> None:
         body += sock.recv(65536)
 
 
-def request_costs(path: str, n: int) -> dict[str, float]:
-    """Microseconds a request: keep-alive and a new connection each; /containers/json."""
+def request_costs(servers: dict[str, str], n: int, rounds: int = 10) -> dict[str, dict[str, float]]:
+    """Microseconds a request to each server (socket path): `GET /_ping` on one
+    keep-alive connection and on a new connection each, `GET /containers/json`.
+    The servers take turns, ``rounds`` times, and each gets its median round: the
+    machine's other load falls on all of them alike."""
     def each(fn: Any, count: int) -> float:
         t0 = time.perf_counter()
         for _ in range(count):
             fn()
         return (time.perf_counter() - t0) / count * 1e6
 
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(path)
-        for _ in range(20):
-            _request(s, "/_ping")
-        keep = each(lambda: _request(s, "/_ping"), n)
-        listing = each(lambda: _request(s, "/v1.41/containers/json?all=1"), max(n // 10, 20))
+    def one_round(path: str) -> dict[str, float]:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(path)
+            for _ in range(5):
+                _request(s, "/_ping")
+            keep = each(lambda: _request(s, "/_ping"), max(n // rounds, 10))
+            listing = each(lambda: _request(s, "/v1.41/containers/json?all=1"),
+                           max(n // rounds // 10, 3))
 
-    def fresh() -> None:
-        with socket.socket(socket.AF_UNIX) as c:
-            c.connect(path)
-            _request(c, "/_ping")
+        def fresh() -> None:
+            with socket.socket(socket.AF_UNIX) as c:
+                c.connect(path)
+                _request(c, "/_ping")
 
-    return {"ping keep-alive": keep, "ping new conn": each(fresh, max(n // 4, 50)),
-            "containers/json": listing}
+        return {"ping keep-alive": keep, "ping new conn": each(fresh, max(n // rounds // 4, 5)),
+                "containers/json": listing}
+
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    for _ in range(rounds):
+        for name, path in servers.items():
+            samples[name].append(one_round(path))
+    return {name: {case: statistics.median(r[case] for r in runs) for case in runs[0]}
+            for name, runs in samples.items()}
 
 
 def podman_flags(base: Path) -> list[str]:
@@ -139,6 +153,9 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=20)
     ap.add_argument("--requests", type=int, default=2000, help="pings timed per server")
     ap.add_argument("--skip-podman", action="store_true")
+    ap.add_argument("--baseline-venv", metavar="DIR",
+                    help="also time the `tomato serve` of another install (a venv whose "
+                    "bin/tomato runs an older tree) on the same root: before/after a change")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("api_bench: run as root", file=sys.stderr)
@@ -158,8 +175,9 @@ def main() -> int:
     env = {**os.environ, "TOMATO_ROOT": str(tmp / "tomato")}
     pod = tmp / "podman"
     times: dict[str, list[float]] = {}
+    servers: dict[str, str] = {}
     costs: dict[str, dict[str, float]] = {}
-    serve = podman = None
+    serve = podman = baseline = None
     try:
         rootfs = build_busybox_rootfs(tmp / "rootfs")
         sh(["tar", "-C", str(rootfs), "-cf", str(tmp / "bb.tar"), "."])
@@ -178,7 +196,14 @@ def main() -> int:
                                             "true"], args.n, tenv)
         for _ in range(10):
             sh([TOMATO, "create", "--network", "none", "busybox", "true"], env=env)
-        costs["tomato"] = request_costs(tsock, args.requests)
+        servers["tomato"] = tsock
+        if args.baseline_venv:
+            bsock = str(tmp / "baseline.sock")
+            baseline = subprocess.Popen([str(Path(args.baseline_venv) / "bin" / "tomato"),
+                                         "serve", "--host", f"unix://{bsock}"], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_socket(bsock, baseline, "the baseline's tomato serve")
+            servers["baseline"] = bsock
         times["tomato docker ps"] = timed([DOCKER, "ps", "-a"], args.n, tenv)
         times["tomato CLI none"] = timed([TOMATO, "run", "--rm", "--network", "none", "busybox",
                                           "true"], args.n, env)
@@ -194,15 +219,17 @@ def main() -> int:
             penv = {**denv, "DOCKER_HOST": f"unix://{psock}"}
             for _ in range(10):
                 sh([*podman_flags(pod), "create", "--network", "none", "busybox", "true"])
-            costs["podman"] = request_costs(psock, args.requests)
+            servers["podman"] = psock
             times["podman docker ps"] = timed([DOCKER, "ps", "-a"], args.n, penv)
             for net in ("none", "bridge"):
                 times[f"podman {net}"] = timed([DOCKER, "run", "--rm", "--network", net,
                                                 "--ulimit", "nofile=20000:20000", "--ulimit",
                                                 "nproc=32768:32768", "busybox", "true"],
                                                args.n, penv)
+        costs = request_costs(servers, args.requests)
     finally:
         stop(serve)
+        stop(baseline)
         ids = subprocess.run([TOMATO, "ps", "-aq"], env=env, capture_output=True,
                              text=True).stdout.split()
         if ids:
@@ -222,12 +249,13 @@ def main() -> int:
         ratio = f"{value / ref:.2f}x" if ref and not name.startswith("podman") else "-"
         print(f"{name:<30}{value:>10.1f}{min(times[name]) * 1000:>9.1f}{ratio:>19}")
     if "tomato" in costs:
-        print(f"\n{'one request (raw HTTP/1.1)':<30}{'tomato us':>10}{'podman us':>10}"
-              f"{'ratio':>8}")
+        names = list(costs)
+        print(f"\n{'one request (raw HTTP/1.1), us':<32}" +
+              "".join(f"{n:>10}" for n in names) +
+              "".join(f"{'/ ' + n:>12}" for n in names[1:]))
         for case, value in costs["tomato"].items():
-            ref = costs.get("podman", {}).get(case)
-            print(f"{case:<30}{value:>10.0f}{ref or 0:>10.0f}"
-                  f"{(f'{value / ref:.2f}x' if ref else '-'):>8}")
+            print(f"{case:<32}" + "".join(f"{costs[n][case]:>10.0f}" for n in names) +
+                  "".join(f"{value / costs[n][case]:>11.2f}x" for n in names[1:]))
     return 0
 
 

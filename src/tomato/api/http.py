@@ -200,6 +200,8 @@ class Request:
         can serve the next request; False when it cannot."""
         if self.body_done:
             return True
+        if self._body is None and self.head.expects_continue:
+            return False  # the client waits for a "100 Continue" it will not get
         stream = self.body_stream()
         seen = 0
         while seen <= limit:
@@ -212,7 +214,8 @@ class Request:
     def linger(self, seconds: float = 2.0, limit: int = 4 << 20) -> None:
         """After an error answer to a client still sending its body: stop writing and
         read a little, so closing does not reset the connection before it read us."""
-        if self.body_done or self.hijacked:
+        if self.body_done or self.hijacked or \
+                (self._body is None and self.head.expects_continue):
             return
         sock = self.conn.sock
         try:
