@@ -423,7 +423,8 @@ class Monitor:
                 except Exception as err:  # noqa: BLE001 — recorded for `inspect`, told to the CLI
                     msg = str(err).splitlines()[0] if str(err) else type(err).__name__
                     self.records.set_state(self.cid, status="exited" if not first else "created",
-                                           error=msg, exit_code=128 if first else 0)
+                                           error=msg,
+                                           exit_code=start_failure_code(msg) if first else 0)
                     if first:
                         self._report({"error": msg})
                     remove = False
@@ -467,6 +468,16 @@ def run_monitor(root: Path, cid: str, on_report: Any = None) -> int:
     monitor.records.set_state(cid, monitor_pid=os.getpid(),
                               monitor_start=proc_start_time(os.getpid()))
     return monitor.serve()
+
+
+def start_failure_code(message: str) -> int:
+    """The exit code dockerd records for a process that could not start: 127 when the
+    command is not there, 126 when it cannot be run, else 128."""
+    if "no such file or directory" in message or "not found" in message:
+        return 127
+    if "permission denied" in message or "is a directory" in message:
+        return 126
+    return 128
 
 
 def exit_code(status: int) -> int:
