@@ -1,7 +1,8 @@
 """The study note's lab as `tomato` commands: rootfs, chroot, unshare, nsenter, cgroup, layers.
 
 Each handler parses, calls one function of tomato.lab, and renders.  ``--explain``
-prints every kernel step (with the equivalent shell command) on stderr.
+prints the kernel steps grouped, with the equivalent shell commands, on stderr
+(``--explain=full``: every step as it happens).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from tomato.errors import Conflict, InvalidArgument, NotFound
 
 
 def _explainer(args: argparse.Namespace) -> Any:
-    from tomato.lab.explain import NULL, Explainer
-    return Explainer(sys.stderr) if getattr(args, "explain", False) else NULL
+    from tomato.lab.explain import NULL, for_mode
+    mode = getattr(args, "explain", None)
+    return for_mode(mode, sys.stderr) if mode else NULL
 
 
 def _command(args: argparse.Namespace) -> list[str]:
@@ -206,7 +208,7 @@ def cmd_cgroup_exec(args: argparse.Namespace, cfg: Any) -> int:
         raise InvalidArgument("cgroup exec needs a command")
     for ctrls, path in _groups(args):
         tool.attach(ctrls, path, os.getpid())
-    _explainer(args).execve(cmd)
+    tool.ex.execve(cmd)
     _flush()
     try:
         os.execvp(cmd[0], cmd)
@@ -318,8 +320,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         return p
 
     def explain(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--explain", action="store_true",
-                       help="print each kernel step and its shell equivalent on stderr")
+        p.add_argument("--explain", action="store_const", const="summary",
+                       help="print the kernel steps, grouped, and their shell equivalents on "
+                            "stderr (--explain=full: every step as it happens)")
+        p.add_argument("--explain=full", dest="explain", action="store_const", const="full",
+                       help=argparse.SUPPRESS)
 
     rootfs = sub.add_parser("rootfs", help="make root filesystems", parents=[common])
     rsub = rootfs.add_subparsers(dest="rootfs_command", metavar="COMMAND", required=True)

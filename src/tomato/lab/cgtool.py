@@ -218,9 +218,11 @@ class CgroupTool:
             f = os.path.join(p.directory, knob)
             try:
                 with open(f) as fh:
-                    return fh.read()
+                    value = fh.read()
             except FileNotFoundError as err:
                 raise NotFound(f"the kernel has no {knob} in {p.directory}") from err
+            self.ex.read(f, value)  # --explain: a container's limit is this same file
+            return value
 
         if p.version == 2:
             return tr.v1_value_on_v2(name, read)
@@ -284,6 +286,8 @@ class CgroupTool:
         try:
             p = self.place("cpu", path)
             stat = _read(os.path.join(p.directory, "cpu.stat"))
+            if stat:
+                self.ex.read(os.path.join(p.directory, "cpu.stat"), stat)
             for line in stat.splitlines():
                 k, _, v = line.partition(" ")
                 if k in ("nr_throttled", "nr_periods"):
@@ -299,6 +303,14 @@ class CgroupTool:
         samples: list[Sample] = []
         t0 = time.monotonic()
         prev_t, prev_cpu = t0, self.stats(path).get("cpu_usage_ns") or 0
+        explaining, self.ex = self.ex, NULL  # the same files again: explained once
+        try:
+            return self._sample(path, duration, interval, samples, t0, prev_t, prev_cpu)
+        finally:
+            self.ex = explaining
+
+    def _sample(self, path: str, duration: float, interval: float, samples: list[Sample],
+                t0: float, prev_t: float, prev_cpu: int) -> list[Sample]:
         while True:
             time.sleep(interval)
             now = time.monotonic()

@@ -45,17 +45,17 @@ def test_create_set_get_delete(tomato, lab_group):
 
 def test_explain_lists_what_exists(tomato, lab_group):
     g = f"{lab_group}/x"
-    r = tomato("cgroup", "create", "--explain", "-g", f"cpu,pids:{g}")
+    r = tomato("cgroup", "create", "--explain=full", "-g", f"cpu,pids:{g}")
     made = [line.split('"')[1] for line in r.stderr.splitlines()]
     assert made and all(line.startswith('+ mkdir("') for line in r.stderr.splitlines())
     assert all(os.path.isdir(d) for d in made)
     assert set(_dirs(g, ("cpu", "pids"))) <= set(made)
-    r = tomato("cgroup", "set", "--explain", "-r", "pids.max=7", g)
+    r = tomato("cgroup", "set", "--explain=full", "-r", "pids.max=7", g)
     pids_dir = _dirs(g, ("pids",))[0]
     assert r.stderr == (f'+ write("{pids_dir}/pids.max", "7") — '
                         f"echo 7 > {pids_dir}/pids.max\n")
     assert open(f"{pids_dir}/pids.max").read().strip() == "7"
-    r = tomato("cgroup", "delete", "--explain", "-r", "-g", f"cpu,pids:{lab_group}")
+    r = tomato("cgroup", "delete", "--explain=full", "-r", "-g", f"cpu,pids:{lab_group}")
     removed = [line.split('"')[1] for line in r.stderr.splitlines()]
     assert set(made) == set(removed)
     assert not any(os.path.exists(d) for d in removed)

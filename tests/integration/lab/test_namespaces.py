@@ -96,7 +96,7 @@ def test_nsenter_pid_namespace_sees_the_target_as_pid_1(tomato, target):
 
 
 def test_nsenter_explain_lists_the_setns_calls(tomato, target):
-    r = tomato("nsenter", "--explain", "-t", str(target), "-u", "-n", "true")
+    r = tomato("nsenter", "--explain=full", "-t", str(target), "-u", "-n", "true")
     assert r.stderr.splitlines() == [
         f'+ setns(open("/proc/{target}/ns/uts"), CLONE_NEWUTS) — nsenter -t {target} -u',
         f'+ setns(open("/proc/{target}/ns/net"), CLONE_NEWNET) — nsenter -t {target} -n',
@@ -113,7 +113,7 @@ def test_nsenter_bad_targets(tomato):
 
 
 def test_unshare_explain_matches_the_mounts_made(tomato):
-    r = tomato("unshare", "--explain", "-p", "-f", "--mount-proc", "sh", "-c",
+    r = tomato("unshare", "--explain=full", "-p", "-f", "--mount-proc", "sh", "-c",
                "grep ' /proc ' /proc/self/mountinfo | tail -n 1")
     steps = r.stderr.splitlines()
     assert steps[0] == "+ unshare(CLONE_NEWNS|CLONE_NEWPID) — unshare --mount --pid"

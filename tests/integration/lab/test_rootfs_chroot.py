@@ -80,7 +80,7 @@ def test_plain_chroot_is_escaped_pivot_root_is_not(tomato, workdir):
 def test_chroot_explain_and_missing(tomato, workdir):
     into = workdir / "e"
     tomato("rootfs", "from-host", "/bin/busybox", "--into", str(into))
-    r = tomato("chroot", "--explain", str(into), "/bin/busybox", "true")
+    r = tomato("chroot", "--explain=full", str(into), "/bin/busybox", "true")
     assert r.stderr.splitlines() == [
         f'+ chroot("{into}") — chroot {into}', '+ chdir("/") — cd /',
         "+ execve('/bin/busybox', ['/bin/busybox', 'true']) — /bin/busybox true"]

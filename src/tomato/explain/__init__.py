@@ -1,4 +1,6 @@
-"""``--explain``: each kernel step as it happens, with the shell command that does the same.
+"""``--explain=full``: each kernel step as it happens, with the shell command that does the same.
+
+(Plain ``--explain`` groups the same steps into a summary: ``tomato.explain.summary``.)
 
     ex = Explainer(sys.stderr)          # or NULL (the default): every method is a no-op
     ex.unshare(CLONE_NEWPID | CLONE_NEWNS)
@@ -181,6 +183,17 @@ class Explainer:
         self.step(f'write("{path}", "{shown}")',
                   f"echo {shell_quote(shown)} > {shell_quote(path)}")
 
+    def read(self, path: str, value: str) -> None:
+        """A read of a kernel file (``cgroup get/stats``): the file and what it held."""
+        shown = value.strip().replace("\n", " ")
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        self.step(f'read("{path}") = "{shown}"', f"cat {shell_quote(path)}")
+
+    def config(self, raw: dict) -> None:  # type: ignore[type-arg]
+        """The container's OCI config (the summary draws its [security] group from it);
+        the full trace shows the steps themselves, so nothing is printed here."""
+
     def fork(self, what: str = "fork()", shell: str | None = None) -> None:
         self.step(what, shell)
 
@@ -212,7 +225,8 @@ def _noop(self: object, *_args: object, **_kwargs: object) -> None:
 #: Every reporting method of Explainer; NullExplainer replaces each with _noop (a unit
 #: test checks that no public method is left out).
 REPORTING = ("step", "unshare", "setns", "mount", "umount", "pivot_root", "chroot", "chdir",
-             "sethostname", "mkdir", "rmdir", "write", "fork", "execve", "link")
+             "sethostname", "mkdir", "rmdir", "write", "read", "config", "fork", "execve",
+             "link")
 for _name in REPORTING:
     setattr(NullExplainer, _name, _noop)
 del _name
@@ -232,5 +246,24 @@ def parse_steps(text: str, prefix: str = "+ ") -> list[tuple[str, str]]:
 #: The shared do-nothing explainer (stateless, so sharing it is safe).
 NULL = NullExplainer()
 
-__all__ = ["Explainer", "NULL", "NullExplainer", "REPORTING", "mount_shell", "ms_flag_names",
-           "ns_flag_names", "ns_options", "parse_steps", "shell_join", "shell_quote"]
+#: What ``--explain`` may be given: nothing (a grouped summary) or ``=full``.
+MODES = ("summary", "full")
+
+
+def for_mode(mode: object, stream: IO[str] | int | None = None) -> Explainer:
+    """The explainer ``--explain`` (``mode`` True or "summary") or ``--explain=full`` asks
+    for, writing to ``stream``."""
+    if mode == "full":
+        return Explainer(stream)
+    if mode is True or mode == "summary":
+        from tomato.explain.summary import Summary
+
+        return Summary(stream)
+    from tomato.errors import InvalidArgument
+
+    raise InvalidArgument(f"--explain={mode}: use --explain (a summary) or --explain=full "
+                          f"(every call)")
+
+__all__ = ["MODES", "Explainer", "NULL", "NullExplainer", "REPORTING", "for_mode", "mount_shell",
+           "ms_flag_names", "ns_flag_names", "ns_options", "parse_steps", "shell_join",
+           "shell_quote"]
