@@ -58,7 +58,7 @@ def _explain(args: argparse.Namespace) -> None:
     if getattr(args, "explain", False):
         from tomato.cli.runtime import enable_explain
 
-        enable_explain()
+        enable_explain(args.explain)
 
 
 @_guard
@@ -468,7 +468,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("-u", "--user", default="")
         p.add_argument("-w", "--workdir", default="")
         p.add_argument("--privileged", action="store_true")
-        p.add_argument("--explain", action="store_true")
+        p.add_argument("--explain", action="store_const", const="summary")
+        p.add_argument("--explain=full", dest="explain", action="store_const", const="full",
+                       help=argparse.SUPPRESS)
         p.add_argument("container")
         p.add_argument("command", nargs=argparse.REMAINDER)
         p = add(parent, "inspect", cmd_inspect, "show a container's details")

@@ -15,6 +15,7 @@ from tomato.errors import InvalidArgument
 from tomato.records import field, record
 
 BOOL, VALUE, MULTI = "bool", "value", "multi"
+OPTIONAL = "optional"  # --name alone is True, --name=value gives the value (never the next word)
 
 
 @record
@@ -70,6 +71,10 @@ def parse(argv: list[str], flags: tuple[Flag, ...], stop_at_positional: bool = T
         flag = by_name.get(name)
         if flag is None:
             raise InvalidArgument(f"flag provided but not defined: {arg}")
+        if flag.kind == OPTIONAL:
+            out.values[flag.name] = inline if eq else True
+            i += 1
+            continue
         if flag.kind == BOOL:
             if eq:
                 out.values[flag.name] = inline.lower() in ("1", "true", "yes")
@@ -100,6 +105,6 @@ def usage(flags: tuple[Flag, ...]) -> str:
     for f in flags:
         names = ", ".join(["--" + f.name] + ["-" + a if len(a) == 1 else "--" + a
                                              for a in f.aliases])
-        value = " value" if f.kind != BOOL else ""
+        value = {BOOL: "", OPTIONAL: "[=value]"}.get(f.kind, " value")
         lines.append(f"   {names}{value}\t{f.help}")
     return "\n".join(lines)

@@ -65,7 +65,9 @@ def run_args(p: argparse.ArgumentParser) -> None:
     a("--stop-timeout", type=int)
     a("--log-opt", action="append", default=[])
     a("--sig-proxy", default="true")
-    a("--explain", action="store_true", help="print each kernel step with its shell equivalent")
+    a("--explain", action="store_const", const="summary",
+      help="print the kernel steps grouped, with their shell equivalents (=full: every step)")
+    a("--explain=full", dest="explain", action="store_const", const="full", help=argparse.SUPPRESS)
     a("image")
     a("command", nargs=argparse.REMAINDER)
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 
 from tomato import fastjson as json
-from tomato.cli.flags import BOOL, MULTI, VALUE, Flag, Parsed, parse, usage
+from tomato.cli.flags import BOOL, MULTI, OPTIONAL, VALUE, Flag, Parsed, parse, usage
 from tomato.errors import InvalidArgument, TomatoError
 
 DEFAULT_ROOT = "/run/tomato-runtime"
@@ -26,7 +26,8 @@ GLOBAL_FLAGS = (
     Flag("systemd-cgroup", BOOL, help="use systemd cgroups (not supported)"),
     Flag("rootless", VALUE, help="ignored: rootless mode is detected"),
     Flag("criu", VALUE, help="ignored: checkpointing is not supported"),
-    Flag("explain", BOOL, help="print each kernel step with its shell equivalent"),
+    Flag("explain", OPTIONAL, help="print the kernel steps grouped, with their shell "
+         "equivalents (=full: every step)"),
     Flag("help", BOOL, aliases=("h",)),
     Flag("version", BOOL, aliases=("v",)),
 )
@@ -479,8 +480,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InvalidArgument("--systemd-cgroup is not supported: use cgroupfs paths")
         ctx = Context(g)
         log = ctx.log
-        if g.bool("explain"):
-            enable_explain()
+        if g.get("explain"):
+            enable_explain(g.get("explain"))
         name, rest = g.args[0], g.args[1:]
         cmd = COMMANDS.get(name)
         if cmd is None:
@@ -498,16 +499,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def enable_explain() -> None:
-    """--explain: every kernel step on (a copy of) stderr, with its shell equivalent.
+def enable_explain(mode: object = True) -> None:
+    """--explain (a grouped summary) or --explain=full (every kernel step) on (a copy
+    of) stderr, with shell equivalents.
 
     A copy, because the container's init writes its steps until execve, when
     the copy closes (it is close-on-exec) and stderr belongs to the container.
     """
     from tomato._sys import libc
-    from tomato.explain import Explainer
+    from tomato.explain import for_mode
 
-    libc.TRACE = Explainer(os.dup(2))
+    libc.TRACE = for_mode(mode, os.dup(2))
 
 
 def _fail(msg: str, log: object) -> int:

@@ -10,7 +10,7 @@ from .conftest import Engine
 
 
 def test_run_explain_shows_the_overlay_and_namespaces(engine: Engine) -> None:
-    out = engine.run("run", "--name", "ex", "--network", "none", "--explain", "busybox",
+    out = engine.run("run", "--name", "ex", "--network", "none", "--explain=full", "busybox",
                      "echo", "hi")
     assert out.stdout == "hi\n"
     calls = [c for c, _ in parse_steps(out.stderr)]
@@ -27,7 +27,7 @@ def test_run_explain_shows_the_overlay_and_namespaces(engine: Engine) -> None:
 
 def test_exec_explain_shows_setns(engine: Engine) -> None:
     engine.run("run", "-d", "--name", "exx", "--network", "none", "busybox", "sleep", "60")
-    out = engine.run("exec", "--explain", "exx", "true")
+    out = engine.run("exec", "--explain=full", "exx", "true")
     calls = [c for c, _ in parse_steps(out.stderr)]
     joined = [c for c in calls if c.startswith("setns(")]
     assert len(joined) >= 4  # ipc, uts, net, mnt (and pid through the runtime)
@@ -35,7 +35,7 @@ def test_exec_explain_shows_setns(engine: Engine) -> None:
 
 
 def test_run_explain_shows_the_veth_steps(engine: Engine) -> None:
-    out = engine.run("run", "--rm", "--explain", "busybox", "true")
+    out = engine.run("run", "--rm", "--explain=full", "busybox", "true")
     steps = parse_steps(out.stderr)
     shells = [shell for _, shell in steps]
     assert any(s.startswith("ip link add ") and "type veth peer name eth0" in s for s in shells)

@@ -22,7 +22,7 @@ def test_explain_lists_the_steps_taken(root: Path, bundle: Path) -> None:
     cfg["hostname"] = "explained"
     write_config(bundle, cfg)
     set_args(bundle, "sleep", "60")
-    created = runtime(root, "--explain", "create", "--bundle", str(bundle), "c1")
+    created = runtime(root, "--explain=full", "create", "--bundle", str(bundle), "c1")
     steps = parse_steps(created.stderr)
     calls = [call for call, _shell in steps]
     assert steps and all(shell for _call, shell in steps)  # every step has its shell twin
@@ -50,7 +50,7 @@ def test_explain_lists_the_steps_taken(root: Path, bundle: Path) -> None:
 
 def test_explain_ends_with_the_execve(root: Path, bundle: Path) -> None:
     set_args(bundle, "echo", "done")
-    out = runtime(root, "--explain", "run", "--bundle", str(bundle), "c1")
+    out = runtime(root, "--explain=full", "run", "--bundle", str(bundle), "c1")
     calls = [c for c, _ in parse_steps(out.stderr)]
     assert calls[-1].startswith("execve(") and "echo" in calls[-1]
     assert out.stdout == "done\n"
