@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -120,6 +121,17 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
     if TRACE is not None:  # a pinned destination (/proc/self/fd/N) shown by its path
         shown = os.readlink(target) if target.startswith("/proc/self/fd/") else target
         TRACE.mount(source, shown, fstype, flags, data)
+
+
+PROC_SUPER_MAGIC = 0x9FA0
+SYSFS_MAGIC = 0x62656572
+
+
+def fs_type(path: str) -> int:
+    """statfs(2)'s f_type of the filesystem holding ``path`` (PROC_SUPER_MAGIC ...)."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs: f_type is its first long
+    _check(libc().statfs(_b(path), buf), path)
+    return int.from_bytes(buf.raw[:ctypes.sizeof(ctypes.c_long)], sys.byteorder) & 0xFFFFFFFF
 
 
 def umount2(target: str, flags: int = 0) -> None:

@@ -173,12 +173,14 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             spec: Spec) -> Created:
     if spec.process is None:
         raise InvalidArgument("config.json: process is required to create a container")
-    if spec.linux.namespace("mount") is None:
-        raise InvalidArgument("config.json: a mount namespace is required")
     rootfs = os.path.join(bundle, spec.root_path)
     if not os.path.isdir(rootfs):
         raise NotFound(f"rootfs {rootfs} does not exist")
     rootfs = os.path.realpath(rootfs)
+    if opts.no_pivot and spec.linux.rootfs_propagation in ("private", "rprivate"):
+        # runc's words: MS_MOVE of a private root leaves the host's mounts reachable
+        raise InvalidArgument("linux.rootfsPropagation of [r]private is not safe without "
+                              "pivot_root (--no-pivot)")
     if spec.process.terminal and not opts.console_socket and not keep_master:
         raise InvalidArgument("process.terminal is true: --console-socket is required")
     if opts.console_socket and not spec.process.terminal:
@@ -284,6 +286,15 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             finally:
                 os.close(fd)
 
+        own_mount_ns = spec.linux.namespace("mount") is not None
+        if not own_mount_ns:
+            # The init mounts in our namespace (hostmounts): a failure takes them away,
+            # once the init is gone (callbacks run last to first).
+            from tomato.runtime import hostmounts
+
+            rec.host_mounts = hostmounts.record(rootfs, before=True)
+            states.save(rec)  # before any mount: a killed create is cleaned by delete
+            undo.callback(hostmounts.detach_new, rootfs, rec.host_mounts["before"])
         parent_ch, child_ch = Channel.pair()
         undo.callback(parent_ch.close)
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
@@ -349,6 +360,8 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             from tomato.runtime.console import recv_master
 
             master = recv_master(master_side)
+        if not own_mount_ns:
+            rec.host_mounts["id"] = hostmounts.top_mount(rootfs)  # type: ignore[index]
         rec.status = "created"
         states.save(rec)
         object.__setattr__(rec, "_spec", spec)  # saves lifecycle.spec_of a re-parse

@@ -61,6 +61,7 @@ class InitContext:
     caps: Any = None
     seccomp: Any = None
     start_fd: int | None = None  # start.fifo's write end, with startContainer hooks
+    source_fds: dict[int, int] | None = None  # bind sources by mount index (create.py)
 
 
 def container_init(ctx: InitContext) -> NoReturn:
@@ -162,8 +163,12 @@ def _init(ctx: InitContext) -> None:
     if spec.domainname:
         c.setdomainname(spec.domainname)
 
-    rootfs_mod.mount_all(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs, ctx.cgroup_unified,
-                         in_userns)
+    own_mount_ns = spec.linux.namespace("mount") is not None
+    readonly_later = rootfs_mod.mount_all(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs,
+                                          ctx.cgroup_unified, in_userns, own_mount_ns,
+                                          ctx.source_fds)
+    for fd in (ctx.source_fds or {}).values():
+        os.close(fd)
     if not ctx.cgroup_unified:
         _enter_cgroupns(ctx)
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
@@ -178,7 +183,9 @@ def _init(ctx: InitContext) -> None:
 
     mkdir_all_in_root(ctx.rootfs, proc.cwd)
 
-    if ctx.no_pivot:
+    if not own_mount_ns:
+        rootfs_mod.chroot_only(ctx.rootfs)
+    elif ctx.no_pivot:
         rootfs_mod.chroot_into(ctx.rootfs)
     else:
         rootfs_mod.pivot_into(ctx.rootfs)
@@ -186,6 +193,10 @@ def _init(ctx: InitContext) -> None:
         rootfs_mod.apply_sysctls(spec.linux.sysctl)
     rootfs_mod.mask_paths(spec.linux.masked_paths, spec.linux.mount_label)
     rootfs_mod.readonly_paths(spec.linux.readonly_paths)
+    rootfs_mod.readonly_later(readonly_later)
+    # Last of the mounts: masks and read-only paths are binds, refused below an
+    # unbindable "/" (runc applies it right after pivot_root, and fails so).
+    rootfs_mod.apply_root_propagation(spec.linux.rootfs_propagation)
     if spec.root_readonly:
         rootfs_mod.readonly_root()
 

@@ -230,6 +230,10 @@ def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
                               json.dumps(oci_state(rec, "stopped")), log.warning)
     if mgr is not None:
         mgr.destroy()
+    if rec.host_mounts:
+        from tomato.runtime import hostmounts
+
+        hostmounts.remove(rec.host_mounts, log.warning)
     states.remove(container_id)
 
 

@@ -1,13 +1,21 @@
 """Building the container's root filesystem inside its new mount namespace.
 
 Runs in the container's init process, in this order (as runc does):
-    1. make "/" a slave (or the spec's rootfsPropagation) so nothing leaks to the host
+    1. make "/" a slave (or the spec's rootfsPropagation) so nothing leaks to the host,
+       and the mount holding the rootfs private (slave if the spec asked slave)
     2. bind the rootfs onto itself, so it is a mount point pivot_root accepts
     3. every spec mount, in order, each destination resolved inside the rootfs
-       and mounted through an O_PATH fd checked to still be inside it
+       and mounted through an O_PATH fd checked to still be inside it; tmpfs and
+       /dev mounts asked read-only are mounted read-write until step 6
     4. /dev: default device nodes, /dev/fd, stdio links, ptmx; then linux.devices
-    5. pivot_root (or MS_MOVE + chroot under --no-pivot: the study note's chroot)
-    6. after the switch: sysctls, masked and read-only paths, read-only root
+    5. pivot_root (or MS_MOVE + chroot under --no-pivot, after hiding the host's
+       proc and sysfs mounts; plain chroot without a mount namespace of its own)
+    6. after the switch: rootfsPropagation on the new "/", sysctls, masked and
+       read-only paths, read-only tmpfs and /dev, read-only root
+
+Without a mount namespace (the spec lets it be inherited) steps 1 and 5's pivot
+would change the host's mounts and are skipped; everything else happens below the
+rootfs bind of step 2, which `delete` detaches (``hostmounts``).
 """
 
 from __future__ import annotations
@@ -19,29 +27,13 @@ import stat
 from tomato._sys import libc as c
 from tomato._sys.paths import create_file_in_root, is_within, resolve_in_root
 from tomato.errors import InvalidArgument, NotFound
-from tomato.oci.spec import Device, Mount, Spec
+from tomato.oci.spec import Mount, Spec
+from tomato.runtime.devices import make_default_devices, make_device
 from tomato.runtime.mountopts import parse_options, propagation_flag
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any
-
-#: The devices every container gets (runtime-spec "Default Devices").
-DEFAULT_DEVICES = (
-    Device("/dev/null", "c", 1, 3, 0o666, 0, 0),
-    Device("/dev/zero", "c", 1, 5, 0o666, 0, 0),
-    Device("/dev/full", "c", 1, 7, 0o666, 0, 0),
-    Device("/dev/random", "c", 1, 8, 0o666, 0, 0),
-    Device("/dev/urandom", "c", 1, 9, 0o666, 0, 0),
-    Device("/dev/tty", "c", 5, 0, 0o666, 0, 0),
-)
-
-DEV_LINKS = (
-    ("/proc/self/fd", "/dev/fd"),
-    ("/proc/self/fd/0", "/dev/stdin"),
-    ("/proc/self/fd/1", "/dev/stdout"),
-    ("/proc/self/fd/2", "/dev/stderr"),
-)
 
 # statvfs f_flag bits that match MS_* and may be locked on a mount we bind.
 _LOCKABLE = c.MS_RDONLY | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC | c.MS_NOATIME | \
@@ -54,8 +46,11 @@ _PROC_MOUNTABLE = frozenset({"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo"
                              "/proc/net/dev", "/proc/sys/kernel/ns_last_pid"})
 
 
-def mount_destination(rootfs: str, mnt: Mount) -> str:
-    """The host path to mount on; refuses destinations that climb out of the rootfs."""
+def mount_destination(rootfs: str, mnt: Mount, proc_source: bool = False) -> str:
+    """The host path to mount on; refuses destinations that climb out of the rootfs.
+
+    ``proc_source``: the mount binds a procfs (the host's /proc for a container in the
+    host's pid namespace), which may go on /proc as runc's checkProcMount allows."""
     try:
         host = resolve_in_root(rootfs, mnt.destination, strict=True)
     except OSError as err:
@@ -68,7 +63,7 @@ def mount_destination(rootfs: str, mnt: Mount) -> str:
             raise InvalidArgument(f"mount destination {mnt.destination} is a symlink; "
                                   f"{mnt.type} must be mounted on a real directory")
     rel = os.path.relpath(host, rootfs)
-    if rel == "proc" and mnt.type != "proc" or (
+    if rel == "proc" and mnt.type != "proc" and not proc_source or (
             rel.startswith("proc/") and "/" + rel not in _PROC_MOUNTABLE):
         # Over /proc only procfs, inside it only lxcfs-style files (runc's
         # checkProcMount): a volume an image's symlink steers onto, say,
@@ -121,11 +116,21 @@ def _remount(target: str, flags: int) -> None:
         c.mount(None, target, None, base | flags | locked)
 
 
-def _bind_mount(rootfs: str, bundle: str, mnt: Mount, flags: int) -> str:
-    source = mnt.source if mnt.source.startswith("/") else os.path.join(bundle, mnt.source)
+def bind_source(bundle: str, mnt: Mount) -> str:
+    """A bind mount's source: a relative path is the bundle's (runc's specconv)."""
+    return mnt.source if mnt.source.startswith("/") else os.path.join(bundle, mnt.source)
+
+
+def _bind_mount(rootfs: str, bundle: str, mnt: Mount, flags: int,
+                source_fd: int | None = None) -> str:
+    # source_fd: the source opened by the runtime before we entered a user namespace
+    # that may not reach it (runc's mount source fds); bound through /proc/self/fd.
+    source = bind_source(bundle, mnt) if source_fd is None else f"/proc/self/fd/{source_fd}"
     if not os.path.exists(source):
         raise NotFound(f"mount source {mnt.source} does not exist")
-    dest = mount_destination(rootfs, mnt)
+    proc_source = os.path.normpath(mnt.destination) == "/proc" and \
+        c.fs_type(source) == c.PROC_SUPER_MAGIC
+    dest = mount_destination(rootfs, mnt, proc_source)
     if os.path.isdir(source):
         os.makedirs(dest, exist_ok=True)
     else:
@@ -175,7 +180,7 @@ def _mount_cgroup(rootfs: str, mnt: Mount, flags: int, cgroup_dirs: list[tuple[s
     return dest
 
 
-def _unescape(field: str) -> str:
+def unescape_mountinfo(field: str) -> str:
     """mountinfo escapes space, tab, newline and backslash as \\ooo."""
     if "\\" not in field:
         return field
@@ -190,22 +195,24 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def _make_parent_private(rootfs: str) -> None:
-    """Make the mount holding the rootfs private if it is shared or unbindable.
+def _parent_mount_propagation(rootfs: str, slave: bool) -> None:
+    """Make the mount holding the rootfs private (slave if the spec asked a slave root).
 
-    pivot_root(2) refuses a new root whose mount or parent mount is shared,
-    a shared parent would propagate our rootfs bind back to the host, and an
-    unbindable one cannot be bound at all (runc's rootfsParentMountPrivate).
+    pivot_root(2) refuses a new root whose parent mount is shared, a shared parent
+    would propagate our rootfs bind back to the host, and an unbindable one cannot
+    be bound at all (runc's rootfsParentMountPropagation: EINVAL means "not a mount
+    point", so walk up until one is).
     """
-    best, optional = "", ""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split(" - ", 1)[0].split()
-            point = _unescape(fields[4])
-            if is_within(point, rootfs) and len(point) >= len(best):
-                best, optional = point, " ".join(fields[6:])
-    if best and ("shared:" in optional or "unbindable" in optional):
-        c.mount(None, best, None, c.MS_PRIVATE)
+    flag = c.MS_SLAVE if slave else c.MS_PRIVATE
+    path = rootfs
+    while True:
+        try:
+            c.mount(None, path, None, flag)
+            return
+        except OSError as err:
+            if err.errno != errno.EINVAL or path == "/":
+                raise
+        path = os.path.dirname(path)
 
 
 #: sysctls the ipc namespace owns (runc's validator list).
@@ -218,7 +225,7 @@ def _readonly_below(dest: str) -> None:
     """"rro": bind-remount read-only every mount at or below dest (runc does it with
     mount_setattr(AT_RECURSIVE)), keeping each one's own nosuid/nodev/noexec."""
     with open("/proc/self/mountinfo") as f:
-        points = [_unescape(line.split()[4]) for line in f]
+        points = [unescape_mountinfo(line.split()[4]) for line in f]
     for point in dict.fromkeys(points):  # in mount order, each once
         if point == dest or point.startswith(dest.rstrip("/") + "/"):
             _remount(point, (os.statvfs(point).f_flag & _LOCKABLE) | c.MS_RDONLY)
@@ -243,28 +250,46 @@ def check_sysctls(spec: Spec) -> None:
 
 
 def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str, str]],
-              unified: bool, in_userns: bool) -> bool:
-    """Steps 1-4.  Returns whether /dev was set up by us (default devices made)."""
+              unified: bool, in_userns: bool, own_mount_ns: bool = True,
+              source_fds: dict[int, int] | None = None) -> list[tuple[str, int]]:
+    """Steps 1-4.  Returns the (destination, flags) of the tmpfs and /dev mounts to
+    make read-only once everything below them is mounted (``readonly_later``).
+
+    ``source_fds``: bind sources by mount index, opened by the runtime (see create).
+    """
     check_sysctls(spec)  # here: the first step of init that sees the whole spec
-    propagation = spec.linux.rootfs_propagation
-    # As runc: the spec's propagation exactly as given ("shared" is not "rshared").
-    root_flags = propagation_flag(propagation) if propagation else c.MS_SLAVE | c.MS_REC
-    c.mount(None, "/", None, root_flags)
-    _make_parent_private(rootfs)
+    if own_mount_ns:
+        propagation = spec.linux.rootfs_propagation
+        # As runc: the spec's propagation exactly as given ("shared" is not "rshared"),
+        # but for unbindable: the host's mounts made unbindable here could not be bound
+        # (cgroups, volumes: runc fails so); the new "/" alone is, after the switch.
+        given = propagation_flag(propagation) if propagation else 0
+        root_flags = given if given and not given & c.MS_UNBINDABLE else c.MS_SLAVE | c.MS_REC
+        c.mount(None, "/", None, root_flags)
+        _parent_mount_propagation(rootfs, slave=bool(given & c.MS_SLAVE))
     c.mount(rootfs, rootfs, None, c.MS_BIND | c.MS_REC)
     cgroupns = spec.linux.namespace("cgroup") is not None
     dev_is_ours = False
-    for mnt in spec.mounts:
+    later: list[tuple[str, int]] = []
+    for index, mnt in enumerate(spec.mounts):
         opts = parse_options(mnt.options)
+        mount_flags = opts.flags
+        if mount_flags & c.MS_RDONLY and (mnt.type == "tmpfs" or
+                                          os.path.normpath(mnt.destination) == "/dev"):
+            # Read-only once its submounts (devpts, mqueue, shm) and devices are in:
+            # mounted read-write now, remounted read-only after the switch (runc).
+            mount_flags &= ~c.MS_RDONLY
+            later.append((mnt.destination, opts.flags))
         try:
             if mnt.type == "bind" or opts.is_bind:
-                dest = _bind_mount(rootfs, bundle, mnt, opts.flags)
+                dest = _bind_mount(rootfs, bundle, mnt, mount_flags,
+                                   (source_fds or {}).get(index))
             elif mnt.type == "cgroup":
                 dest = _mount_cgroup(rootfs, mnt, opts.flags, cgroup_dirs, unified, cgroupns)
             else:
                 dest = mount_destination(rootfs, mnt)
                 os.makedirs(dest, exist_ok=True)
-                flags = opts.flags & ~c.MS_REMOUNT
+                flags = mount_flags & ~c.MS_REMOUNT
                 if mnt.type == "sysfs" and in_userns and spec.linux.namespace("network") is None:
                     # sysfs needs a network namespace we own; bind the host's as runc does.
                     with _Pinned(rootfs, dest, mnt.destination) as target:
@@ -291,46 +316,24 @@ def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str,
         if os.path.normpath(dev.path) == "/dev/ptmx":
             continue  # the link to the container's devpts, made above (as runc)
         make_device(rootfs, dev, in_userns)
-    return dev_is_ours
+    return later
 
 
-def make_device(rootfs: str, dev: Device, in_userns: bool) -> None:
-    # Resolve the directory only: a link at the node's own path is replaced,
-    # never followed (it could point into devpts or at another device).
-    path = os.path.normpath(dev.path)
-    host = os.path.join(resolve_in_root(rootfs, os.path.dirname(path)), os.path.basename(path))
-    if not is_within(rootfs, host) or host == rootfs:
-        raise InvalidArgument(f"device path {dev.path} escapes the rootfs")
-    os.makedirs(os.path.dirname(host), exist_ok=True)
-    if os.path.lexists(host):
-        os.unlink(host)
-    mode = dev.file_mode if dev.file_mode is not None else 0o666
-    if in_userns:
-        # mknod is not allowed in a user namespace: bind the host's node instead.
-        fd = os.open(host, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o000)
-        os.close(fd)
-        c.mount(dev.path, host, None, c.MS_BIND)
-        return
-    kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev.type]
-    old = os.umask(0)
-    try:
-        os.mknod(host, kind | mode, os.makedev(dev.major, dev.minor))
-    finally:
-        os.umask(old)
-    os.chown(host, dev.uid or 0, dev.gid or 0)
+def readonly_later(mounts: list[tuple[str, int]]) -> None:
+    """Step 6: the tmpfs and /dev mounts asked read-only, now that everything below
+    them is mounted (paths are the container's: we are inside its root)."""
+    for destination, flags in mounts:
+        _remount(destination, (flags & _LOCKABLE) | c.MS_RDONLY)
 
 
-def make_default_devices(rootfs: str, in_userns: bool) -> None:
-    for dev in DEFAULT_DEVICES:
-        make_device(rootfs, dev, in_userns)
-    for target, link in DEV_LINKS:
-        host = resolve_in_root(rootfs, link)
-        if not os.path.lexists(host):
-            os.symlink(target, host)
-    ptmx = resolve_in_root(rootfs, "/dev/ptmx")
-    if os.path.lexists(ptmx):
-        os.unlink(ptmx)
-    os.symlink("pts/ptmx", ptmx)
+def apply_root_propagation(propagation: str) -> None:
+    """Step 6: shared and unbindable (and their r- forms) on the new "/" itself, as runc
+    does since 1.3 (1.1 left it private): before the switch they would have applied to
+    the host's mounts or been undone by the private parent; private and slave were
+    applied in step 1."""
+    flag = propagation_flag(propagation) if propagation else 0
+    if flag and not flag & (c.MS_PRIVATE | c.MS_SLAVE):
+        c.mount(None, "/", None, flag)
 
 
 def pivot_into(rootfs: str) -> None:
@@ -354,13 +357,50 @@ def chroot_into(rootfs: str) -> None:
 
     The host's mounts stay reachable to a privileged process that escapes the
     chroot (``tomato chroot`` demonstrates it): this is why pivot_root is the default.
+    First the host's full proc and sysfs mounts are detached (or covered) as runc's
+    msMoveRoot does: the kernel lets a new user+pid namespace mount procfs when the
+    mount namespace holds a fully visible one, and the host's would do, unmasked
+    (`unshare -mrpf sh -c 'mount -t proc proc /mnt'` from inside the container).
     """
+    _hide_host_proc_and_sys(rootfs)
     os.chdir(rootfs)
     c.mount(rootfs, "/", None, c.MS_MOVE)
     if c.TRACE is not None:
         c.TRACE.chroot(rootfs)
     os.chroot(".")
     os.chdir("/")
+
+
+def chroot_only(rootfs: str) -> None:
+    """No mount namespace of its own: the root is only changed (pivot_root or
+    MS_MOVE would act on the mounts of the caller's namespace)."""
+    os.chdir(rootfs)
+    if c.TRACE is not None:
+        c.TRACE.chroot(rootfs)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def _hide_host_proc_and_sys(rootfs: str) -> None:
+    with open("/proc/self/mountinfo") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        head, _, tail = line.partition(" - ")
+        fields = head.split()
+        point = unescape_mountinfo(fields[4])
+        if fields[3] != "/" or tail.split()[0] not in ("proc", "sysfs") or \
+                is_within(rootfs, point):
+            continue
+        try:  # our unmount must not propagate to the host
+            c.mount(None, point, None, c.MS_SLAVE | c.MS_REC)
+        except FileNotFoundError:
+            continue  # below a mount point already detached
+        try:
+            c.umount2(point, c.MNT_DETACH)
+        except OSError as err:
+            if err.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            c.mount("tmpfs", point, "tmpfs", 0)  # locked (in a user namespace): cover it
 
 
 def apply_sysctls(sysctl: dict[str, str]) -> None:

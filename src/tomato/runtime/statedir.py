@@ -42,6 +42,9 @@ class Record:
     config: dict[str, Any] = field(default_factory=dict)
     owner: str = ""
     no_pivot: bool = False
+    #: Without a mount namespace of its own: where its mounts are in the caller's
+    #: namespace (hostmounts.record), for `delete` to take them away.
+    host_mounts: dict[str, Any] | None = None
 
 
 def proc_start_time(pid: int) -> int:
