@@ -42,6 +42,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -98,6 +99,42 @@ class CriConfig:
                   '  [plugins."io.containerd.grpc.v1.cri".registry]',
                   f'    config_path = "{self.registry_config_path}"']
         return "\n".join(lines) + "\n"
+
+
+# containerd's shims daemonize: each is orphaned and reparented to the nearest
+# subreaper, and this machine's pid 1 reaps nobody.  This process (containerd's
+# parent) is that subreaper: it joins the cgroups named before "--", runs the
+# command after it, passes on SIGTERM/SIGINT, and reaps every orphan until the
+# command exits (then for up to 5 s more, while the last shims finish).
+_REAPER = """
+import ctypes, os, signal, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
+sep = sys.argv.index("--")
+for procs in sys.argv[1:sep]:
+    try:
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    except OSError as err:
+        print(f"reaper: cannot join {procs}: {err}", file=sys.stderr)
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[sep + 1], sys.argv[sep + 1:])
+for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, lambda n, _: os.kill(pid, n))
+code, deadline = None, None
+while True:
+    try:
+        child, status = os.waitpid(-1, os.WNOHANG if code is not None else 0)
+    except ChildProcessError:
+        break
+    if child == pid:
+        code, deadline = os.waitstatus_to_exitcode(status), time.monotonic() + 5
+    elif child == 0:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+sys.exit(code if code is not None and code >= 0 else 1)
+"""
 
 
 def missing_tools() -> list[str]:
@@ -256,8 +293,9 @@ class Containerd:
         raise RuntimeError(f"containerd did not start:\n{self.log_tail()}")
 
     def _in_own_cgroup(self, argv: list[str]) -> list[str]:
-        """``argv`` run from cgroup <cgroup_parent>/containerd of every hierarchy: its
-        shims stay there, and runc puts containers without a cgroupsPath beside them."""
+        """``argv`` run from cgroup <cgroup_parent>/containerd of every hierarchy (its
+        shims stay there, and runc puts containers without a cgroupsPath beside them)
+        under a subreaper (``_REAPER``) that collects the shims containerd orphans."""
         procs = []
         for top in sorted(CGROUP_ROOT.iterdir()) if CGROUP_ROOT.is_dir() else []:
             if top.is_symlink() or not (top / "cgroup.procs").exists():
@@ -265,8 +303,7 @@ class Containerd:
             d = top / self.cgroup_parent / "containerd"
             d.mkdir(parents=True, exist_ok=True)
             procs.append(str(d / "cgroup.procs"))
-        script = 'for p in $CGROUP_PROCS; do echo $$ > "$p"; done; exec "$@"'
-        return ["env", f"CGROUP_PROCS={' '.join(procs)}", "sh", "-c", script, "sh", *argv]
+        return [sys.executable, "-I", "-S", "-c", _REAPER, *procs, "--", *argv]
 
     def __enter__(self) -> Containerd:
         return self.start()
