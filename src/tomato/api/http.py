@@ -211,6 +211,25 @@ class Request:
             seen += len(data)
         return False
 
+    def discard_body(self, seconds: float = 5.0, limit: int = 64 << 20) -> None:
+        """Before an error answer: read (a bounded part of) what the client is still
+        sending, so it is done writing when it reads why (docker build's context)."""
+        if self.body_done or self.hijacked or \
+                (self._body is None and self.head.expects_continue):
+            return
+        deadline = time.monotonic() + seconds
+        seen = 0
+        try:
+            self.conn.sock.settimeout(seconds)
+            stream = self.body_stream()
+            while seen < limit and time.monotonic() < deadline:
+                data = stream.read(1 << 20)
+                if not data:
+                    return
+                seen += len(data)
+        except (ClientGone, HttpError, OSError, ValueError):
+            pass
+
     def linger(self, seconds: float = 2.0, limit: int = 4 << 20) -> None:
         """After an error answer to a client still sending its body: stop writing and
         read a little, so closing does not reset the connection before it read us."""

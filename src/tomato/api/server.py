@@ -166,6 +166,8 @@ class Server:
         if status == 500 and not _is_tomato(err):  # a bug of ours: the details are logged
             message = f"internal error in {req.method} {req.path} (see the server's log)"
         try:
+            if status not in (408, 413):  # not waiting again for a slow or huge body
+                req.discard_body()
             req.error(status, message)
         except ClientGone:
             return
