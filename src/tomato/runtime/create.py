@@ -295,6 +295,16 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             rec.host_mounts = hostmounts.record(rootfs, before=True)
             states.save(rec)  # before any mount: a killed create is cleaned by delete
             undo.callback(hostmounts.detach_new, rootfs, rec.host_mounts["before"])
+        sources, source_indexes = None, []
+        if new_userns:
+            # Bind sources the namespace's root cannot reach: opened by us (mountsources).
+            from tomato.runtime import mountsources
+
+            source_indexes = mountsources.bind_indexes(spec)
+            if source_indexes:
+                sources = mountsources.pair()
+                undo.callback(sources[0].close)
+                undo.callback(sources[1].close)
         parent_ch, child_ch = Channel.pair()
         undo.callback(parent_ch.close)
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
@@ -317,7 +327,7 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot, new_userns=new_userns,
             new_cgroupns=cgroupns is not None and not cgroupns.path, joined=joined,
             cgroup_dirs=cgroup_dirs, cgroup_unified=unified, caps=caps, seccomp=seccomp_filter,
-            start_fd=start_fd,
+            start_fd=start_fd, source_sock=sources[1].fileno() if sources else None,
         )
         try:
             pid = c.clone(flags)
@@ -338,6 +348,9 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
 
         if new_userns and user_ns is not None:
             _write_mappings(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
+        if sources is not None:  # before the placement thread: setns needs us alone
+            sources[1].close()
+            mountsources.send(sources[0], pid, spec, bundle, source_indexes)
         placing = _Placement(manager, pid, threaded=not any(k == "pid" for k, _ in joined))
         undo.callback(placing.settle)
         from tomato.runtime.process import set_oom_score_adj

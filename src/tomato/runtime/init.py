@@ -61,7 +61,7 @@ class InitContext:
     caps: Any = None
     seccomp: Any = None
     start_fd: int | None = None  # start.fifo's write end, with startContainer hooks
-    source_fds: dict[int, int] | None = None  # bind sources by mount index (create.py)
+    source_sock: int | None = None  # where the runtime sends bind sources (mountsources)
 
 
 def container_init(ctx: InitContext) -> NoReturn:
@@ -164,10 +164,15 @@ def _init(ctx: InitContext) -> None:
         c.setdomainname(spec.domainname)
 
     own_mount_ns = spec.linux.namespace("mount") is not None
+    source_fds = None
+    if ctx.source_sock is not None:
+        from tomato.runtime import mountsources
+
+        source_fds = mountsources.receive(ctx.source_sock)
     readonly_later = rootfs_mod.mount_all(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs,
                                           ctx.cgroup_unified, in_userns, own_mount_ns,
-                                          ctx.source_fds)
-    for fd in (ctx.source_fds or {}).values():
+                                          source_fds)
+    for fd in (source_fds or {}).values():
         os.close(fd)
     if not ctx.cgroup_unified:
         _enter_cgroupns(ctx)

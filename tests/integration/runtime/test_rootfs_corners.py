@@ -215,3 +215,41 @@ def test_no_mount_namespace_failed_create_leaves_no_mount(root: Path, bundle: Pa
     assert proc.returncode == 1 and "/nonexistent/source" in proc.stderr, proc.stderr
     assert _mounts_under(rootfs) == []
     assert_nothing_left(root)
+
+
+def _with_userns(cfg: dict[str, Any]) -> None:
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+@needs_runc
+def test_bind_sources_the_user_namespace_cannot_reach_are_bound(
+        root: Path, bundle: Path, workdir: Path, runc_root: Path) -> None:  # noqa: F811
+    """The mapped root (uid 100000 on the host) cannot reach a 0700 directory of uid
+    4242, nor a file below it; the runtime opens both before the init is in the user
+    namespace, as runc does, so they are bound all the same."""
+    for p in (workdir, bundle):
+        p.chmod(0o755)  # mkdtemp's 0700: the mapped root must reach its rootfs
+    secret = workdir / "secret"
+    (secret / "dir").mkdir(parents=True)
+    (secret / "dir" / "inside").write_text("x")
+    (secret / "file").write_text("y")
+    os.chown(secret, 4242, 4242)
+    secret.chmod(0o700)
+    (bundle / "rootfs" / "secret-dir").mkdir()  # the host's root owns the rootfs: the
+    (bundle / "rootfs" / "secret-file").touch()  # mapped root could not make them
+
+    def fn(cfg: dict[str, Any]) -> None:
+        _with_userns(cfg)
+        cfg["mounts"] += [
+            {"destination": "/secret-dir", "type": "bind", "source": str(secret / "dir"),
+             "options": ["rbind", "ro"]},
+            {"destination": "/secret-file", "type": "bind", "source": str(secret / "file"),
+             "options": ["bind", "ro"]}]
+        cfg["process"]["args"] = ["sh", "-c", "grep -c ' /secret-' /proc/self/mountinfo; "
+                                  "cat /secret-file /secret-dir/inside; echo"]
+    edit(bundle, fn)
+    ours = run_in(root, bundle, C1).stdout.split()
+    theirs = runc(runc_root, "run", "--bundle", str(bundle), "r" + C1).stdout.split()
+    assert ours == theirs == ["2", "yx"]
