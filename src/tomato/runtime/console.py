@@ -8,6 +8,7 @@ socket with SCM_RIGHTS, the message being the slave's path.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import select
@@ -44,6 +45,18 @@ def get_size(fd: int) -> tuple[int, int] | None:
     except OSError:
         return None
     return rows, cols
+
+
+def give_to(slave: int, uid: int) -> None:
+    """The slave belongs to the process's user, keeping the group devpts gave it (tty,
+    with runc's gid=5), so a non-root process can use its own terminal (runc's
+    fixStdioPermissions).  A uid or group not mapped in a user namespace (EINVAL,
+    EPERM), or a read-only /dev (EROFS), leaves it as it is, as runc does."""
+    try:
+        os.fchown(slave, uid, -1)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+            raise
 
 
 def make_controlling(slave: int) -> None:
@@ -149,4 +162,5 @@ def proxy(master: int, child: int) -> int:
     return status if status is not None else 0
 
 
-__all__ = ["open_pty", "send_master", "recv_master", "connect", "proxy", "make_controlling"]
+__all__ = ["open_pty", "send_master", "recv_master", "connect", "proxy", "make_controlling",
+           "give_to"]

@@ -237,6 +237,7 @@ def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int
         from tomato.runtime import console
 
         master, slave, name = console.open_pty(proc.console_size)
+        console.give_to(slave, proc.user.uid)
         assert console_fd is not None
         console.send_master(console_fd, master, name)
         os.close(master)

@@ -209,6 +209,7 @@ def _init(ctx: InitContext) -> None:
         from tomato.runtime import console
 
         master, slave, name = console.open_pty(proc.console_size)
+        console.give_to(slave, proc.user.uid)
         assert ctx.console_fd is not None
         console.send_master(ctx.console_fd, master, name)
         os.close(master)

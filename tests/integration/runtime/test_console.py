@@ -12,10 +12,12 @@ from .rt_extra import (
     assert_nothing_left,
     assert_one_line_error,
     cid,
+    delete_reaping,
     edit,
     read_until,
     wait_stopped,
 )
+from .runc_side import needs_runc, runc_root  # noqa: F401 (fixture)
 
 C1 = cid("c1")
 
@@ -111,3 +113,69 @@ def test_unreachable_console_socket(root: Path, bundle: Path, workdir: Path) -> 
                    C1, check=False)
     assert_one_line_error(proc, "console socket", str(missing))
     assert_nothing_left(root)
+
+
+OWNER = "stat -L -c 'owner %u %g %a' /proc/self/fd/0; echo done"
+
+
+def _owner_through(root_cmd: list[str], listener: ConsoleListener) -> str:
+    """Run a runtime command that hands a pty to ``listener``; what the process said."""
+    import subprocess
+
+    proc = subprocess.Popen(root_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    master = -1
+    try:
+        master, _ = listener.receive()
+        seen = read_until(master, b"done").decode(errors="replace").replace("\r", "")
+    finally:
+        out, err = proc.communicate(timeout=30)
+        if master >= 0:
+            os.close(master)
+    assert proc.returncode == 0, err
+    return next((line for line in seen.splitlines() if line.startswith("owner ")), seen)
+
+
+@needs_runc
+def test_the_pty_is_the_process_users_for_run_and_exec(root: Path, bundle: Path,
+                                                       workdir: Path,
+                                                       runc_root: Path) -> None:  # noqa: F811
+    """As runc: the slave is given to process.user.uid; its group stays devpts' gid=5."""
+    from .rt import RUNTIME
+    from .runc_side import RUNC
+
+    def fn(cfg: dict[str, Any]) -> None:
+        cfg["process"]["terminal"] = True
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+        cfg["process"]["args"] = ["sh", "-c", OWNER]
+    edit(bundle, fn)
+    seen = {}
+    for name, binary, state_root in (("ours", RUNTIME, root), ("runc", RUNC, runc_root)):
+        listener = ConsoleListener(workdir / f"{name}.sock")
+        base = [str(binary), "--root", str(state_root)]
+        try:  # runc takes a console socket only when it detaches
+            seen[name] = _owner_through([*base, "run", "-d", "--bundle", str(bundle),
+                                         "--console-socket", str(listener.path),
+                                         f"{name[0]}{C1}"], listener)
+        finally:
+            listener.close()
+            import subprocess
+
+            subprocess.run([*base, "delete", "--force", f"{name[0]}{C1}"], capture_output=True)
+    assert seen["ours"] == seen["runc"] == "owner 1000 5 620"
+
+    # exec -t of a process of another user: its own pty, given to it as well
+    edit(bundle, lambda cfg: cfg["process"].update(terminal=False, args=["sleep", "60"]))
+    runtime(root, "run", "-d", "--bundle", str(bundle), C1)
+    listener = ConsoleListener(workdir / "exec.sock")
+    pid_file = workdir / "exec.pid"
+    try:
+        seen_exec = _owner_through([str(RUNTIME), "--root", str(root), "exec", "-t", "-d",
+                                    "--pid-file", str(pid_file), "--user", "2000:2000",
+                                    "--console-socket", str(listener.path), C1, "sh", "-c",
+                                    OWNER], listener)
+    finally:
+        listener.close()
+        orphans = [int(pid_file.read_text())] if pid_file.exists() else []
+        delete_reaping(root, C1, orphans)
+    assert seen_exec == "owner 2000 5 620"
