@@ -298,6 +298,32 @@ class Manager:
         raise NotImplementedError
 
     # -- shared --
+    def apply_sub(self, pid: int, sub: dict[str, str]) -> None:
+        """Put ``pid`` in existing sub-cgroups of the container's (runc 1.1's
+        `exec --cgroup`): ``sub[""]`` below every hierarchy's directory, otherwise
+        below the named controllers' (the others keep the container's own)."""
+        paths = self.paths
+        if "" in sub:
+            chosen = {ctrl: sub[""] for ctrl in paths}
+        else:
+            unknown = sorted(set(sub) - set(paths))
+            if unknown:
+                raise InvalidArgument(f"--cgroup: unknown controller {unknown[0]} (this "
+                                      f"container has {', '.join(sorted(paths)) or 'none'})")
+            chosen = dict(sub)
+        targets: list[str] = []
+        for ctrl, directory in paths.items():
+            rel = chosen.get(ctrl)
+            target = directory if rel is None else os.path.normpath(f"{directory}/{rel}")
+            if target != directory and not target.startswith(directory.rstrip("/") + "/"):
+                raise InvalidArgument(f"--cgroup {rel}: not a sub-cgroup of the container's")
+            if not os.path.isdir(target):
+                raise NotFound(f"--cgroup: sub-cgroup {target} does not exist")
+            if target not in targets:
+                targets.append(target)
+        for target in targets:
+            write(os.path.join(target, "cgroup.procs"), str(pid))
+
     def exists(self) -> bool:
         return any(os.path.isdir(p) for p in self.paths.values())
 

@@ -288,12 +288,34 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
     detach = p.bool("detach")
     opts = ExecOptions(process=process, detach=detach, pid_file=p.str("pid-file"),
                        console_socket=p.str("console-socket"),
-                       preserve_fds=_int_flag(p, "preserve-fds"))
+                       preserve_fds=_int_flag(p, "preserve-fds"),
+                       sub_cgroups=_sub_cgroups(p.list("cgroup")))
     result = exec_process(ctx.states, cid, opts, ctx.log, keep_master=not detach)
     if detach:
         return 0
     _forward_signals(result.pid)
     return _wait(result.pid, result.console_master)
+
+
+def _sub_cgroups(args: list[str]) -> dict[str, str] | None:
+    """runc 1.1's `exec --cgroup [<controller>[,<controller>]:]<path>` (repeatable;
+    without a controller, once only: the path below every hierarchy)."""
+    if not args:
+        return None
+    paths: dict[str, str] = {}
+    for arg in args:
+        parts = arg.split(":")
+        if len(parts) > 2 or not parts[-1]:
+            raise InvalidArgument(f"invalid --cgroup argument: {arg}")
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise InvalidArgument(f"invalid --cgroup argument: {arg} (missing "
+                                      "<controller>: prefix)")
+            paths[""] = arg
+        else:
+            for ctrl in parts[0].split(","):
+                paths[ctrl] = parts[1]
+    return paths
 
 
 def cmd_ps(ctx: Context, argv: list[str]) -> int:
@@ -468,6 +490,7 @@ global options:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     log = None
+    name = ""
     try:
         g = parse(argv, GLOBAL_FLAGS)
         if g.bool("version"):
@@ -489,12 +512,15 @@ def main(argv: list[str] | None = None) -> int:
         if rest and rest[0] in ("-h", "--help"):
             print(f"usage: tomato-runtime {name} [options] <container-id>")
             return 0
-        return cmd(ctx, rest)
+        log.debug(f"{name}: {' '.join(rest)}".rstrip(": "))
+        code = cmd(ctx, rest)
+        log.debug(f"{name}: exit status {code}")
+        return code
     except TomatoError as err:
-        return _fail(str(err), log)
+        return _fail(str(err), log, name)
     except OSError as err:
         where = f" {err.filename}" if err.filename else ""
-        return _fail(f"{err.strerror or err}{where}", log)
+        return _fail(f"{err.strerror or err}{where}", log, name)
     except KeyboardInterrupt:
         return 130
 
@@ -512,12 +538,14 @@ def enable_explain(mode: object = True) -> None:
     libc.TRACE = for_mode(mode, os.dup(2))
 
 
-def _fail(msg: str, log: object) -> int:
+def _fail(msg: str, log: object, command: str = "") -> int:
     msg = msg.splitlines()[0] if msg else "unknown error"
     if log is not None and getattr(log, "path", None):
-        log.error(msg)  # type: ignore[attr-defined]
+        # runc's words in the log ("exec failed: ..."), which containerd reads back
+        log.error(f"{command} failed: {msg}" if command else msg)  # type: ignore[attr-defined]
     sys.stderr.write(f"tomato-runtime: {msg}\n")
-    return 1
+    # exec, as runc's: 255 is the runtime's own failure, any other code the process's
+    return 255 if command == "exec" else 1
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ class ExecOptions:
     pid_file: str = ""
     console_socket: str = ""
     preserve_fds: int = 0
+    sub_cgroups: dict[str, str] | None = None  # --cgroup: {controller or "": sub-path}
 
 
 @record(frozen=False)
@@ -75,6 +76,9 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
     rec, status = load(states, container_id)
     if status not in (Status.CREATED, Status.RUNNING):
         raise Conflict(f"cannot exec in a {status} container {container_id}")
+    if opts.pid_file and not os.path.isdir(os.path.dirname(os.path.abspath(opts.pid_file))):
+        # runc finds out once the process runs, and kills it: we look first.
+        raise NotFound(f"--pid-file {opts.pid_file}: its directory does not exist")
     spec = parse_spec(rec.config)
     proc = parse_process(opts.process, "process")
     if proc.terminal and not opts.console_socket and not keep_master:
@@ -148,11 +152,20 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
     os.close(root_fd)
     mgr = manager_of(rec)
     try:
-        if mgr is not None:
+        if mgr is not None and opts.sub_cgroups:
+            mgr.apply_sub(child, opts.sub_cgroups)
+        elif mgr is not None:
             mgr.apply(child)
+    except BaseException:
+        _kill(child)  # never a process left outside the cgroups asked for
+        raise
     finally:
-        os.write(go_w, b"1")
+        try:
+            os.write(go_w, b"1")
+        except OSError:
+            pass  # the child is gone (killed above)
         os.close(go_w)
+    log.debug(f"exec: process {child} joined container {container_id}")
     failure = b""
     while True:
         chunk = os.read(err_r, 4096)
@@ -174,8 +187,23 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
     if opts.pid_file:
         from tomato.runtime.create import _write_pid_file
 
-        _write_pid_file(opts.pid_file, child)
+        try:
+            _write_pid_file(opts.pid_file, child)
+        except OSError as err:
+            _kill(child)  # as runc: the process is not left running unaccounted for
+            if master is not None:
+                os.close(master)
+            raise TomatoError(f"cannot write --pid-file {opts.pid_file}: "
+                              f"{(err.strerror or str(err)).lower()}") from err
     return Execed(child, master)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 class _children_in:

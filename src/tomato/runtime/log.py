@@ -2,7 +2,9 @@
 
 With ``--log FILE`` entries go to that file (``--log-format json`` writes
 one JSON object a line, the shape containerd's go-runc reads back on
-failure); otherwise warnings go to stderr.  The CLI owns the only instance.
+failure; ``text`` is logrus's ``time="..." level=... msg="..."``); otherwise
+warnings go to stderr.  ``--debug`` adds a debug record for each step of a
+command (the CLI's and the lifecycle's).  The CLI owns the only instance.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class RuntimeLog:
         if self.fmt == "json":
             line = json.dumps({"level": level, "msg": msg, "time": stamp})
         else:
-            line = f'time="{stamp}" level={level} msg="{msg}"'
+            line = f'time="{stamp}" level={level} msg={go_quote(msg)}'
         if self.path:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
@@ -45,3 +47,25 @@ class RuntimeLog:
     def debug(self, msg: str) -> None:
         if self.debug_enabled:
             self._write("debug", msg)
+
+
+def go_quote(text: str) -> str:
+    """A string as Go's %q writes it (logrus's text format quotes every msg with it):
+    backslash, quote and control characters escaped, the rest as is."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)

@@ -85,8 +85,11 @@ def assert_nothing_left(root: Path) -> None:
     assert not root.exists() or os.listdir(root) == [], os.listdir(root)
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str,
+                          code: int = 1) -> None:
+    """One "tomato-runtime: ..." line naming every needle, and exit ``code`` (255 for
+    exec, as runc's)."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("tomato-runtime: "), proc.stderr

@@ -141,9 +141,9 @@ def test_exec_tty_in_the_foreground(root: Path, running: int) -> None:
 
 def test_exec_bad_cwd_and_missing_command(root: Path, running: int) -> None:
     bad_cwd = runtime(root, "exec", "--cwd", "/no/such/dir", C1, "true", check=False)
-    assert_one_line_error(bad_cwd, "/no/such/dir")
+    assert_one_line_error(bad_cwd, "/no/such/dir", code=255)
     missing = runtime(root, "exec", C1, "no-such-command", check=False)
-    assert_one_line_error(missing, "no-such-command")
+    assert_one_line_error(missing, "no-such-command", code=255)
 
 
 def test_exec_into_a_stopped_container_fails(root: Path, bundle: Path) -> None:
@@ -151,14 +151,14 @@ def test_exec_into_a_stopped_container_fails(root: Path, bundle: Path) -> None:
     runtime(root, "run", "--keep", "--bundle", str(bundle), C1)
     try:
         proc = runtime(root, "exec", C1, "true", check=False)
-        assert_one_line_error(proc, "stopped", C1)
+        assert_one_line_error(proc, "stopped", C1, code=255)
     finally:
         runtime(root, "delete", C1)
 
 
 def test_exec_into_a_missing_container_fails(root: Path) -> None:
     proc = runtime(root, "exec", "nosuch", "true", check=False)
-    assert_one_line_error(proc, "nosuch")
+    assert_one_line_error(proc, "nosuch", code=255)
 
 
 def test_exec_into_a_created_container(root: Path, bundle: Path) -> None:
@@ -230,4 +230,4 @@ def test_exec_unreachable_console_socket(root: Path, running: int, workdir: Path
     missing = workdir / "nobody-listens.sock"
     proc = runtime(root, "exec", "-t", "--console-socket", str(missing), C1, "true",
                    check=False)
-    assert_one_line_error(proc, "console socket", str(missing))
+    assert_one_line_error(proc, "console socket", str(missing), code=255)
