@@ -264,13 +264,25 @@ def _listen(kind: str, address: Any, group: str | None) -> socket.socket:
         except FileNotFoundError:
             pass
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Bound under a temporary name, given its group, then renamed into place: the
+        # socket appears whole, with its final mode and group (connect finds it by inode)
+        tmp = f"{address}.{os.getpid()}.tmp"
         old = os.umask(0o117)  # the socket is born 0660, never world-reachable
         try:
-            sock.bind(address)
+            sock.bind(tmp)
         finally:
             os.umask(old)
-        os.chown(address, 0 if os.geteuid() == 0 else -1, gid)
-        os.chmod(address, 0o660)
+        try:
+            os.chown(tmp, 0 if os.geteuid() == 0 else -1, gid)
+            os.chmod(tmp, 0o660)
+            os.rename(tmp, address)
+        except BaseException:
+            sock.close()
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
     else:
         sock = socket.socket(socket.AF_INET6 if kind == "tcp6" else socket.AF_INET,
                              socket.SOCK_STREAM)
@@ -322,21 +334,51 @@ def serve(cfg: Any, host: str, group: str | None = None,
         sys.stderr.write(f"tomato: WARNING: {line}\n")
         sys.stderr.flush()
 
-    server, api = make_server(cfg, host, group, transport, warn)
+    # SIGTERM is a clean stop from the first moment (not only once we listen): a stop
+    # during start-up used to kill us with the socket left behind.
+    running: list[Server] = []
+    stopping: list[int] = []
 
     def stop(*_: Any) -> None:
-        server.shutdown()
+        stopping.append(1)
+        for server in running:
+            server.shutdown()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # The engine's supervisor (restart policies, dead monitors) beside the API, as
+    # dockerd is both: a child forked before any thread (it forks monitors), one per
+    # root -- if `tomato daemon` already supervises this root, the child leaves.
+    from tomato.engine import supervise
+
+    Path(cfg.root).mkdir(parents=True, exist_ok=True)
+    supervisor = supervise.spawn(cfg, Path(cfg.root) / "supervisor.log")
     try:
-        server.serve_forever()
+        server, api = make_server(cfg, host, group, transport, warn)
+    except BaseException:
+        _stop_child(supervisor)
+        raise
+    running.append(server)
+    try:
+        if not stopping:
+            server.serve_forever()
     finally:
         server.server_close()
-        api.zygote.stop()
         kind, address = parse_host(host)
         if kind == "unix":
             try:
                 os.unlink(address)
             except FileNotFoundError:
                 pass
+        api.zygote.stop()
+        _stop_child(supervisor)
+
+
+def _stop_child(pid: int) -> None:
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass

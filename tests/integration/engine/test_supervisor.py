@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,3 +127,36 @@ def test_the_systemd_unit_is_one_systemd_accepts(tmp_path: Path) -> None:
     done = subprocess.run(["systemd-analyze", "verify", str(mine)], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_serve_supervises_too_and_stops_cleanly(engine: Engine, tmp_path: Path) -> None:
+    """`tomato serve` runs the supervisor beside the API (one per root): a dead
+    monitor's `always` container comes back while only the API server runs; SIGTERM
+    at any moment stops both, leaving no socket behind."""
+    engine.run("run", "-d", "--name", "api-keep", "--restart", "always", "--network", "none",
+               "busybox", "sleep", "300")
+    sock = tmp_path / "api.sock"
+    proc = subprocess.Popen([TOMATO, "serve", "--host", f"unix://{sock}"], env=engine.env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert until(lambda: sock.exists())
+        first = _state(engine, "api-keep")["Pid"]
+        os.kill(_monitor_of(engine, "api-keep"), signal.SIGKILL)
+        assert until(lambda: _state(engine, "api-keep")["Status"] == "running" and
+                     _state(engine, "api-keep")["Pid"] != first, timeout=20)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert not sock.exists()
+    lock = engine.root / "locks" / "supervisor.lock"
+    holder = lock.read_text().strip()
+    assert not holder or not Path(f"/proc/{holder}").exists() or _gone(int(holder))
+    # stopped the moment it started: still clean
+    early = subprocess.Popen([TOMATO, "serve", "--host", f"unix://{sock}"], env=engine.env(),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    time.sleep(0.05)
+    early.send_signal(signal.SIGTERM)
+    assert early.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert until(lambda: not sock.exists())
