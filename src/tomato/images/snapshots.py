@@ -226,16 +226,10 @@ class Snapshotter:
 
     def usage(self, key: str) -> int:
         """Bytes used by this snapshot's own directory (not its parents)."""
-        info = self.stat(key)
-        total = 0
-        seen: set[tuple[int, int]] = set()
-        for dirpath, dirnames, filenames in os.walk(self.fs_path(info)):
-            for name in dirnames + filenames:
-                st = os.lstat(os.path.join(dirpath, name))
-                if (st.st_dev, st.st_ino) not in seen:
-                    seen.add((st.st_dev, st.st_ino))
-                    total += st.st_blocks * 512
-        return total
+        from tomato._sys.fdtree import disk_usage
+
+        # through fds: an active snapshot's upper directory is the container's to change
+        return disk_usage(self.fs_path(self.stat(key)))
 
     def mounts(self, key: str) -> _List[Mount]:
         with self._db() as db:
