@@ -225,13 +225,15 @@ def stop(api: Any, req: Request, id: str) -> None:  # noqa: A002
     if c.state.status not in LIVE:
         req.send(304)
         return
-    service.stop(api.cfg, c.id, req.int_arg("t", req.int_arg("timeout")))
+    service.stop(api.cfg, c.id, req.int_arg("t", req.int_arg("timeout")),
+                 req.arg("signal") or None)
     req.no_content()
 
 
 def restart(api: Any, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
-    service.stop(api.cfg, c.id, req.int_arg("t", req.int_arg("timeout")))
+    service.stop(api.cfg, c.id, req.int_arg("t", req.int_arg("timeout")),
+                 req.arg("signal") or None)
     api.zygote.call("start", {"id": c.id})
     _event(api, c, "restart")  # the engine reported the kill, stop and start
     req.no_content()

@@ -452,3 +452,19 @@ def test_ps_filters(api: Server) -> None:
     bad = api.docker("ps", "--filter", "before=nonesuch", check=False)
     assert bad.returncode != 0 and "nonesuch" in bad.stderr
     api.docker("rm", "first", "second", "third")
+
+
+def test_stop_and_restart_with_a_signal(api: Server) -> None:
+    """`docker stop -s SIG` / `restart -s SIG` (API 1.42's ?signal=) send SIG first."""
+    api.docker("run", "-d", "--name", "sig", "busybox", "sh", "-c",
+               'trap "exit 3" USR1; while :; do sleep 0.1; done')
+    try:
+        api.docker("stop", "-s", "USR1", "-t", "10", "sig")
+        state = json.loads(api.docker("inspect", "sig").stdout)[0]["State"]
+        assert state["ExitCode"] == 3, state
+        api.docker("start", "sig")
+        api.docker("restart", "-s", "USR1", "-t", "10", "sig")
+        state = json.loads(api.docker("inspect", "sig").stdout)[0]["State"]
+        assert state["Running"] is True
+    finally:
+        api.docker("rm", "-f", "sig", check=False)
