@@ -283,16 +283,9 @@ def get_many(api: Any, req: Request) -> None:
 
 
 def load(api: Any, req: Request) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="load-", dir=api.cfg.root))
-    try:
-        src = tmp / "images.tar"
-        stream = req.body_stream()
-        with open(src, "wb") as f:
-            while chunk := stream.read(1 << 20):
-                f.write(chunk)
-        loaded = im.load(api.cfg, src)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    # read as it comes, into the engine's own scratch space (which a killed load's
+    # successor collects), never a copy a kill -9 would leave in ROOT/load-*
+    loaded = im.load(api.cfg, None, stream=req.body_stream())
     req.start_stream()
     for img in loaded:
         for t in img.repo_tags or (img.id,):
