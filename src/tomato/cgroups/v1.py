@@ -7,6 +7,7 @@ like runc does there.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -209,13 +210,21 @@ class V1Manager(Manager):
             self._add(w, "cpu", "cpu.cfs_quota_us", quota, f + ".quota")
         if c.burst is not None:
             self._add(w, "cpu", "cpu.cfs_burst_us", str(c.burst), f + ".burst", optional=True)
-        if c.realtime_period:
-            self._add(w, "cpu", "cpu.rt_period_us", str(c.realtime_period),
-                      f + ".realtimePeriod", optional=True)
-        if c.realtime_runtime not in (None, 0):
-            self._plan_rt_parents(c.realtime_runtime, w)  # type: ignore[arg-type]
-            self._add(w, "cpu", "cpu.rt_runtime_us", str(c.realtime_runtime),
-                      f + ".realtimeRuntime", optional=True)
+        period, runtime = c.realtime_period or None, c.realtime_runtime or None
+        if runtime is not None:
+            self._plan_rt_parents(runtime, period, w)
+        d = self._dir("cpu")
+        current = read_int(os.path.join(d, "cpu.rt_runtime_us"), 0) if d else 0
+        # runtime <= period always holds in the kernel: a period shorter than the
+        # runtime in place goes after the new runtime (runc retries it so)
+        for key in (("runtime", "period") if period is not None and runtime is not None
+                    and period < current else ("period", "runtime")):
+            if key == "period" and period is not None:
+                self._add(w, "cpu", "cpu.rt_period_us", str(period), f + ".realtimePeriod",
+                          optional=True)
+            elif key == "runtime" and runtime is not None:
+                self._add(w, "cpu", "cpu.rt_runtime_us", str(runtime),
+                          f + ".realtimeRuntime", optional=True)
         if c.idle is not None:
             self._add(w, "cpu", "cpu.idle", str(c.idle), f + ".idle", optional=True)
         cs = self._dir("cpuset")
@@ -232,27 +241,40 @@ class V1Manager(Manager):
                     check_cpuset(value, avail, key)
                     self._add(w, "cpuset", name, value, f"{f}.{key}")
 
-    def _plan_rt_parents(self, runtime: int, w: list[Write]) -> None:
-        """A child's rt runtime must fit in its parent's: grow the runtime of the
-        parents this container owns (made by us, or the shared default "tomato")
-        from the top down.  Parents we do not own are left to their owner."""
+    def _plan_rt_parents(self, runtime: int, period: int | None, w: list[Write]) -> None:
+        """A child's rt bandwidth (runtime/period) must fit in its parent's, with its
+        siblings': grow the runtime of the parents this container owns (made by us, or
+        the shared default "tomato") from the top down.  Parents we do not own are left
+        to their owner (the kernel's EINVAL then names the file)."""
         d = self._dir("cpu")
         if d is None or runtime < 0:
             return
         owned = base.parents_to_remove(self._created.get(d, 0), self.cgroups_path,
                                        self.container_id)
-        chain, p = [], os.path.dirname(d)
+        if period is None:
+            period = read_int(os.path.join(d, "cpu.rt_period_us"), 1_000_000) or 1_000_000
+        ratio, child, wanted = runtime / period, d, []
         for _ in range(owned):
-            chain.append(p)
-            p = os.path.dirname(p)
-        for parent in reversed(chain):
-            path = os.path.join(parent, "cpu.rt_runtime_us")
+            parent = os.path.dirname(child)
             try:
-                current = int(read(path).strip())
+                current = int(read(os.path.join(parent, "cpu.rt_runtime_us")).strip())
+                parent_period = int(read(os.path.join(parent, "cpu.rt_period_us")).strip())
             except (OSError, ValueError):
-                return
-            if current != -1 and current < runtime:
-                w.append(Write(path, str(runtime)))
+                break
+            if current == -1:
+                break  # unlimited: nothing above needs to grow
+            for sibling in os.scandir(parent):
+                if sibling.is_dir() and sibling.path != child:
+                    r = read_int(os.path.join(sibling.path, "cpu.rt_runtime_us"), 0)
+                    p = read_int(os.path.join(sibling.path, "cpu.rt_period_us"), 0)
+                    if r > 0 and p > 0:
+                        ratio += r / p
+            needed = math.ceil(ratio * parent_period - 1e-9)  # in whole microseconds
+            if current < needed:
+                wanted.append((os.path.join(parent, "cpu.rt_runtime_us"), needed))
+            ratio, child = max(needed, current) / parent_period, parent
+        for path, value in reversed(wanted):
+            w.append(Write(path, str(value)))
 
     def _plan_memory(self, res: Resources, w: list[Write]) -> None:
         m = res.memory

@@ -74,6 +74,8 @@ UPDATE_FLAGS = (
     Flag("memory-reservation", VALUE),
     Flag("memory-swap", VALUE),
     Flag("pids-limit", VALUE),
+    Flag("kernel-memory", VALUE),
+    Flag("kernel-memory-tcp", VALUE),
     Flag("l3-cache-schema", VALUE),
     Flag("mem-bw-schema", VALUE),
 )
@@ -232,27 +234,52 @@ def cmd_delete(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_list(ctx: Context, argv: list[str]) -> int:
+    """runc's list: a tabwriter table (columns at least 12 wide, 3 spaces apart), or
+    a compact JSON array of runc's fields (``null`` when there is none), or ids."""
     p = parse(argv, (Flag("format", VALUE, aliases=("f",), default="table"),
                      Flag("quiet", BOOL, aliases=("q",))))
     from tomato.runtime.lifecycle import list_all
 
-    items = list_all(ctx.states)
     fmt = p.str("format", "table")
+    if fmt not in ("table", "json") and not p.bool("quiet"):
+        raise InvalidArgument(f"invalid --format {fmt!r}: use table or json")
+    items = list_all(ctx.states)
     if p.bool("quiet"):
         for s in items:
             print(s["id"])
-    elif fmt == "json":
-        print(json.dumps(items))
-    elif fmt == "table":
-        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        return 0
+    import pwd
+
+    def owner(cid: str) -> str:
+        try:
+            uid = os.stat(ctx.states.path(cid)).st_uid
+        except OSError:
+            return ""
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return f"#{uid}"
+
+    if fmt == "json":
+        import json as stdjson
+
+        keys = ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created")
+        out = []
         for s in items:
-            rows.append((s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"],
-                         s["owner"] or "root"))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
-    else:
-        raise InvalidArgument(f"invalid --format {fmt!r}: use table or json")
+            item = {k: s[k] for k in keys}
+            if s.get("annotations"):
+                item["annotations"] = s["annotations"]
+            item["owner"] = owner(s["id"])
+            out.append(item)
+        print(stdjson.dumps(out or None, separators=(",", ":"), ensure_ascii=False))
+        return 0
+    rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+    for s in items:
+        rows.append([s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"],
+                     owner(s["id"])])
+    widths = [max(12, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + r[-1])
     return 0
 
 
@@ -363,6 +390,9 @@ def cmd_resume(ctx: Context, argv: list[str]) -> int:
 
 
 def _update_resources(p: Parsed) -> dict:
+    """runc 1.1's update: -r FILE|- (linux.resources JSON) or its flags, parsed as runc
+    parses them (unsigned: periods and shares; signed: quotas and rt runtime; sizes
+    with units or -1; 0 or an absent flag leaves the value alone)."""
     if p.str("resources"):
         src = p.str("resources")
         try:
@@ -377,40 +407,62 @@ def _update_resources(p: Parsed) -> dict:
             raise InvalidArgument(f"resources {src} must be a JSON object")
         return data
 
-    def num(name: str) -> int | None:
+    def num(name: str, signed: bool = True) -> int | None:
         raw = p.get(name)
         if raw is None:
             return None
-        text = str(raw)
-        if name.startswith("memory") and text == "-1":
-            return -1
+        text = str(raw).strip()
         try:
-            from tomato.runtime.units import parse_size
-
-            return parse_size(text) if name.startswith("memory") else int(text)
+            value = int(text, 10)
         except ValueError:
-            raise InvalidArgument(f"invalid --{name} {text!r}") from None
+            value = None
+        if value is None or (value < 0 and not signed):
+            kind = "an integer" if signed else "an unsigned integer"
+            raise InvalidArgument(f"invalid value for --{name}: {text!r} is not {kind}")
+        return value
+
+    def size(name: str) -> int | None:
+        raw = p.get(name)
+        if raw is None:
+            return None
+        text = str(raw).strip()
+        if text == "-1":
+            return -1
+        from tomato.runtime.units import parse_size
+
+        try:
+            return parse_size(text)
+        except ValueError:
+            raise InvalidArgument(f"invalid value for --{name}: {text!r} is not a size "
+                                  "(bytes, or with k, m, g...; -1 for unlimited)") from None
 
     res: dict = {}
-    cpu_flags = (("shares", num("cpu-share")), ("quota", num("cpu-quota")),
-                 ("period", num("cpu-period")), ("burst", num("cpu-burst")),
+    cpu_flags = (("shares", num("cpu-share", False)), ("quota", num("cpu-quota")),
+                 ("period", num("cpu-period", False)), ("burst", num("cpu-burst", False)),
                  ("realtimeRuntime", num("cpu-rt-runtime")),
-                 ("realtimePeriod", num("cpu-rt-period")))
-    cpu: dict[str, int | str] = {k: v for k, v in cpu_flags if v is not None}
+                 ("realtimePeriod", num("cpu-rt-period", False)))
+    cpu: dict[str, int | str] = {k: v for k, v in cpu_flags if v}
     if p.get("cpuset-cpus") is not None:
         cpu["cpus"] = p.str("cpuset-cpus")
     if p.get("cpuset-mems") is not None:
         cpu["mems"] = p.str("cpuset-mems")
     if cpu:
         res["cpu"] = cpu
-    mem = {k: v for k, v in (("limit", num("memory")), ("reservation", num("memory-reservation")),
-                             ("swap", num("memory-swap"))) if v is not None}
+    limit, swap = size("memory"), size("memory-swap")
+    if limit and swap and limit > 0 and 0 < swap < limit:
+        raise InvalidArgument(f"invalid value for --memory-swap: {swap} is below --memory "
+                              f"{limit} (it limits memory + swap)")
+    mem = {k: v for k, v in (("limit", limit), ("reservation", size("memory-reservation")),
+                             ("swap", swap), ("kernel", size("kernel-memory")),
+                             ("kernelTCP", size("kernel-memory-tcp"))) if v}
     if mem:
         res["memory"] = mem
-    if num("pids-limit") is not None:
-        res["pids"] = {"limit": num("pids-limit")}
-    if num("blkio-weight") is not None:
-        res["blockIO"] = {"weight": num("blkio-weight")}
+    pids = num("pids-limit")
+    if pids:  # runc: 0 leaves it alone, -1 is "max"
+        res["pids"] = {"limit": pids}
+    weight = num("blkio-weight", False)
+    if weight:
+        res["blockIO"] = {"weight": weight}
     return res
 
 

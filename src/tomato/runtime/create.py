@@ -60,8 +60,11 @@ def load_bundle(bundle: str) -> tuple[dict[str, Any], Spec]:
 
 
 def now_rfc3339() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+    """Go's time.RFC3339Nano, as runc's state and list show it: no trailing zeros."""
+    ns = time.time_ns()
+    fraction = f"{ns % 1_000_000_000:09d}".rstrip("0")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
+        (f".{fraction}Z" if fraction else "Z")
 
 
 def oci_state(rec: Record, status: str) -> dict[str, Any]:
@@ -107,9 +110,14 @@ DEFAULT_DEVICE_RULES = (
 
 
 def _with_default_devices(spec: Spec) -> dict[str, Any] | None:
+    return with_default_devices(spec.linux.resources, spec.linux.devices)
+
+
+def with_default_devices(res: dict[str, Any] | None,
+                         devices: tuple[Any, ...]) -> dict[str, Any] | None:
     """linux.resources with the default devices and linux.devices allowed after the
-    spec's own rules, as runc does, so a deny-all list still leaves /dev/null usable."""
-    res = spec.linux.resources
+    spec's own rules, as runc does, so a deny-all list still leaves /dev/null usable
+    (at create, and at an update of the device rules)."""
     if res is None or res.get("devices") is None:
         return res
     rules = list(res["devices"])
@@ -120,7 +128,7 @@ def _with_default_devices(spec: Spec) -> dict[str, Any] | None:
         if minor is not None:
             rule["minor"] = minor
         rules.append(rule)
-    for dev in spec.linux.devices:
+    for dev in devices:
         if dev.type in ("c", "b", "u"):
             rules.append({"allow": True, "type": "c" if dev.type == "u" else dev.type,
                           "major": dev.major, "minor": dev.minor, "access": "rwm"})

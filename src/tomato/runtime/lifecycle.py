@@ -137,10 +137,11 @@ def _await_start_outcome(fd: int) -> None:
 
 
 def parse_signal(value: str) -> int:
+    """A signal by number or name; 0 is valid: it only asks whether the target is there."""
     value = value.strip()
     if value.isdigit():
         num = int(value)
-        if 0 < num < signal.NSIG:
+        if 0 <= num < signal.NSIG:
             return num
         raise TomatoError(f"invalid signal {value}")
     name = value.upper()
@@ -163,6 +164,10 @@ def kill(states: StateDir, container_id: str, sig: int, all_processes: bool = Fa
             mgr = manager_of(rec)
             if mgr is not None and mgr.exists():
                 mgr.kill_all(sig)
+            return
+        if sig == 0:
+            # "Is it there?": it is, stopped (runc 1.1 says "container not running";
+            # the spec's kill only sends signals, and 0 sends none).
             return
         # runc's words: containerd's shim matches "container not running" to learn
         # that the process is already gone.
@@ -277,8 +282,12 @@ def update(states: StateDir, container_id: str, resources: dict[str, Any]) -> li
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
+    if resources.get("devices") is not None:
+        from tomato.runtime.create import with_default_devices
+
+        resources = with_default_devices(resources, spec_of(rec).linux.devices) or {}
     res = cgroups.Resources.from_oci(resources)
-    mgr.set(res)
+    mgr.set(res)  # a paused container stays paused: nothing here thaws it
     rec.config.setdefault("linux", {})["resources"] = merged
     states.save(rec)
     return list(getattr(mgr, "warnings", []))

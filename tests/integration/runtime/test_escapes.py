@@ -160,12 +160,12 @@ def test_exec_cwd_through_a_host_fd_is_refused(root: Path, bundle: Path,
     try:
         for fd in range(3, 11):
             proc = runtime(root, "exec", "--cwd", f"/proc/self/fd/{fd}", C1, "pwd", check=False)
-            assert_one_line_error(proc, f"/proc/self/fd/{fd}")
+            assert_one_line_error(proc, f"/proc/self/fd/{fd}", code=255)
         proc = subprocess.run(
             ["sh", "-c", f'exec "$0" --root {root} exec --preserve-fds 1 '
                          f'--cwd /proc/self/fd/3 {C1} pwd 3<{host_dir}', RUNTIME],
             capture_output=True, text=True, timeout=30)
-        assert_one_line_error(proc, "/proc/self/fd/3", "outside")
+        assert_one_line_error(proc, "/proc/self/fd/3", "outside", code=255)
     finally:
         runtime(root, "delete", "--force", C1)
 

@@ -162,3 +162,42 @@ def test_v2_missing_controller_is_an_error_not_a_silent_skip(tmp_path):
         m.plan(Resources.from_oci({"memory": {"limit": MiB}}))
     m.plan(Resources.from_oci({"cpu": {"quota": 10000, "burst": 5}}))  # burst: optional
     assert any("cpu.max.burst" in w for w in m.warnings)
+
+
+def _rt_tree(tmp_path, parent_runtime: str, sibling: tuple[str, str] | None = None):
+    """cpu/tomato/c (ours, made by us) under cpu/tomato, with rt files."""
+    root = tmp_path / "cpu"
+    fake(root, {"cpu.rt_runtime_us": "950000", "cpu.rt_period_us": "1000000"})
+    fake(root / "tomato", {"cpu.rt_runtime_us": parent_runtime,
+                           "cpu.rt_period_us": "1000000"})
+    if sibling:
+        fake(root / "tomato" / "other", {"cpu.rt_runtime_us": sibling[0],
+                                         "cpu.rt_period_us": sibling[1]})
+    ours = fake(root / "tomato" / "c", {"cpu.rt_runtime_us": "0", "cpu.rt_period_us": "1000000",
+                                        "cpu.shares": "1024"})
+    return V1Manager({"cpu": ours}, None, {ours: 1}, "tomato/c", "c")
+
+
+def test_v1_rt_parent_grows_by_bandwidth_not_by_runtime(tmp_path):
+    """2000us of every 100000us is 2%: the parent, with a 1 s period, needs 20000us."""
+    m = _rt_tree(tmp_path, "0")
+    plan = m.plan(Resources.from_oci({"cpu": {"realtimePeriod": 100000,
+                                              "realtimeRuntime": 2000}}))
+    assert names(plan) == [("cpu.rt_runtime_us", "20000"), ("cpu.rt_period_us", "100000"),
+                           ("cpu.rt_runtime_us", "2000")]
+    assert plan[0].path.endswith("/tomato/cpu.rt_runtime_us")
+
+
+def test_v1_rt_parent_keeps_room_for_siblings(tmp_path):
+    m = _rt_tree(tmp_path, "10000", sibling=("5000", "100000"))  # a sibling holds 5%
+    plan = m.plan(Resources.from_oci({"cpu": {"realtimeRuntime": 10000}}))  # 1%, 1 s period
+    assert names(plan)[0] == ("cpu.rt_runtime_us", "60000")
+
+
+def test_v1_rt_period_below_the_current_runtime_goes_after_it(tmp_path):
+    m = _rt_tree(tmp_path, "950000")
+    with open(os.path.join(m.paths["cpu"], "cpu.rt_runtime_us"), "w") as f:
+        f.write("300000\n")
+    plan = m.plan(Resources.from_oci({"cpu": {"realtimePeriod": 200000,
+                                              "realtimeRuntime": 100000}}))
+    assert names(plan) == [("cpu.rt_runtime_us", "100000"), ("cpu.rt_period_us", "200000")]
