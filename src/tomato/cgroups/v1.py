@@ -210,20 +210,20 @@ class V1Manager(Manager):
             self._add(w, "cpu", "cpu.cfs_quota_us", quota, f + ".quota")
         if c.burst is not None:
             self._add(w, "cpu", "cpu.cfs_burst_us", str(c.burst), f + ".burst", optional=True)
-        period, runtime = c.realtime_period or None, c.realtime_runtime or None
-        if runtime is not None:
-            self._plan_rt_parents(runtime, period, w)
+        rt_period, rt_runtime = c.realtime_period or None, c.realtime_runtime or None
+        if rt_runtime is not None:
+            self._plan_rt_parents(rt_runtime, rt_period, w)
         d = self._dir("cpu")
         current = read_int(os.path.join(d, "cpu.rt_runtime_us"), 0) if d else 0
         # runtime <= period always holds in the kernel: a period shorter than the
         # runtime in place goes after the new runtime (runc retries it so)
-        for key in (("runtime", "period") if period is not None and runtime is not None
-                    and period < current else ("period", "runtime")):
-            if key == "period" and period is not None:
-                self._add(w, "cpu", "cpu.rt_period_us", str(period), f + ".realtimePeriod",
-                          optional=True)
-            elif key == "runtime" and runtime is not None:
-                self._add(w, "cpu", "cpu.rt_runtime_us", str(runtime),
+        for key in (("runtime", "period") if rt_period is not None and rt_runtime is not None
+                    and rt_period < current else ("period", "runtime")):
+            if key == "period" and rt_period is not None:
+                self._add(w, "cpu", "cpu.rt_period_us", str(rt_period),
+                          f + ".realtimePeriod", optional=True)
+            elif key == "runtime" and rt_runtime is not None:
+                self._add(w, "cpu", "cpu.rt_runtime_us", str(rt_runtime),
                           f + ".realtimeRuntime", optional=True)
         if c.idle is not None:
             self._add(w, "cpu", "cpu.idle", str(c.idle), f + ".idle", optional=True)

@@ -24,14 +24,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def top_mount(path: str) -> int:
+def top_mount(path: str, mountinfo: str | None = None) -> int:
     """The id of the topmost mount on ``path`` in our mount namespace (0: none)."""
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as f:
+            mountinfo = f.read()
     at: dict[int, int] = {}  # mount id -> parent id, of the mounts on path
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split(" ", 5)
-            if _unescape(fields[4]) == path:
-                at[int(fields[0])] = int(fields[1])
+    for line in mountinfo.splitlines():
+        fields = line.split(" ", 5)
+        if len(fields) > 4 and _unescape(fields[4]) == path:
+            at[int(fields[0])] = int(fields[1])
     covered = set(at.values())
     tops = [mid for mid in at if mid not in covered]
     return tops[-1] if tops else 0

@@ -100,6 +100,7 @@ def start(states: StateDir, container_id: str, log: RuntimeLog,
     finally:
         if outcome is not None:
             os.close(outcome)
+    log.debug(f"start: container {container_id} started (pid {rec.pid})")
     if spec.hooks.get("poststart"):
         from tomato.runtime.hooks import run_hooks_warning
 
@@ -240,6 +241,7 @@ def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
 
         hostmounts.remove(rec.host_mounts, log.warning)
     states.remove(container_id)
+    log.debug(f"delete: container {container_id} removed")
 
 
 def pause(states: StateDir, container_id: str) -> None:
