@@ -46,7 +46,7 @@ COMMAND_HOMES: dict[str, str] = {
                      "start", "stats", "stop", "top", "unpause", "update", "volume", "wait"),
                     "tomato.cli.containers"),
     **dict.fromkeys(("network", "port"), "tomato.cli.networks"),
-    **dict.fromkeys(("cgroup", "chroot", "layers", "nsenter", "rootfs", "unshare"),
+    **dict.fromkeys(("cgroup", "chroot", "layers", "ns", "nsenter", "rootfs", "unshare"),
                     "tomato.cli.lab"),
     "serve": "tomato.cli.serve",
     "daemon": "tomato.cli.supervise",
