@@ -37,29 +37,35 @@ def _flush() -> None:
 def cmd_rootfs_from_host(args: argparse.Namespace, cfg: Any) -> int:
     from tomato.lab import rootfs
     plan = rootfs.resolve(args.programs)
-    for line in rootfs.ldd_lines(plan):
+    for line in rootfs.tree_lines(plan):
         print(line)
-    for src, _dest in rootfs.copy_into(plan, args.into):
-        print(f"copied {src}")
+    if any(plan.needs.values()):
+        print(f"{rootfs.VDSO} is not copied: the kernel maps it into every process")
+    copied = rootfs.copy_into(plan, args.into)
+    print(f"copied {len(copied)} files into {os.path.abspath(args.into)}")
     if args.image:
-        img = _import_dir(cfg, args.into, args.image, plan.programs[0])
+        img = _import_dir(cfg, args.into, args.image, plan.programs)
         print(f"imported {args.image}: {img.id}")
     return 0
 
 
-def _import_dir(cfg: Any, directory: str, name: str, program: str) -> Any:
+def _import_dir(cfg: Any, directory: str, name: str, programs: list[str]) -> Any:
+    """The directory as an image of one layer; its history says what made it (the
+    line ``tomato history`` and ``tomato layers`` show)."""
     import tarfile
     import tempfile
+    from pathlib import Path
 
     from tomato.engine import images
-    with tempfile.TemporaryDirectory(prefix="tomato-rootfs-") as tmp:
-        path = os.path.join(tmp, "rootfs.tar")
-        with tarfile.open(path, "w") as tar:
+    with tempfile.TemporaryFile(prefix="tomato-rootfs-") as tmp:
+        with tarfile.open(fileobj=tmp, mode="w") as tar:
             for entry in sorted(os.listdir(directory)):
                 tar.add(os.path.join(directory, entry), arcname=entry)
-        from pathlib import Path
-        return images.import_image(cfg, Path(path), reference=name,
-                                   config={"Cmd": [program]}, message="tomato rootfs from-host")
+        tmp.seek(0)
+        made_by = "rootfs from-host " + " ".join(os.path.basename(p) for p in programs)
+        return images.import_image(cfg, Path(made_by), stream=tmp, reference=name,
+                                   config={"Cmd": [programs[0]]},
+                                   message="tomato rootfs from-host")
 
 
 # -- chroot ------------------------------------------------------------------------------
@@ -189,12 +195,19 @@ def cmd_cgroup_set(args: argparse.Namespace, cfg: Any) -> int:
 
 
 def cmd_cgroup_get(args: argparse.Namespace, cfg: Any) -> int:
-    tool = _tool(args)
-    for i, path in enumerate(args.paths):
+    if args.container or args.pid:
+        tool, path, label = _stats_target(args, cfg)
+        paths = [(path, label)]
+    elif args.paths:
+        tool = _tool(args)
+        paths = [(p, p) for p in args.paths]
+    else:
+        raise InvalidArgument("name a group: PATH, --pid PID or --container NAME")
+    for i, (path, label) in enumerate(paths):
         if i:
             print()
         if not args.n and not args.v:
-            print(f"{path}:")
+            print(f"{label}:")
         for name in args.r:
             value = tool.get(path, name).rstrip("\n")
             print(value if args.v else f"{name}: {value}")
@@ -217,49 +230,71 @@ def cmd_cgroup_exec(args: argparse.Namespace, cfg: Any) -> int:
     return 0  # not reached
 
 
-def cmd_cgroup_stats(args: argparse.Namespace, cfg: Any) -> int:
+def _stats_target(args: argparse.Namespace, cfg: Any) -> tuple[Any, str, str]:
+    """(tool, group path, label) for PATH, --pid or --container: a process's groups are
+    found per hierarchy (it may sit in different ones per v1 controller)."""
     from tomato.lab.cgtool import CgroupTool, cgroups_of_pid, check_path
     pid = _target_pid(cfg, args.container) if args.container else args.pid
     if pid:
         pinned = cgroups_of_pid(pid)
         tool = CgroupTool(ex=_explainer(args), pinned=pinned)
-        path = pinned.get("cpuacct") or pinned.get("") or "/"
-        label = args.container or f"pid {pid}"
-    elif args.path:
-        tool, path = _tool(args), check_path(args.path)
-        label = path
-    else:
+        return tool, pinned.get("cpuacct") or pinned.get("") or "/", \
+            args.container or f"pid {pid}"
+    paths = getattr(args, "paths", None) or ([args.path] if getattr(args, "path", None)
+                                             else [])
+    if len(paths) != 1:
         raise InvalidArgument("name a group: PATH, --pid PID or --container NAME")
+    return _tool(args), check_path(paths[0]), paths[0]
+
+
+def cmd_cgroup_stats(args: argparse.Namespace, cfg: Any) -> int:
+    tool, path, label = _stats_target(args, cfg)
+    st = tool.stats(path)
     if not args.plot:
-        for k, v in tool.stats(path).items():
+        for k, v in st.items():
             print(f"{k}: {'-' if v is None else v}")
         return 0
     from tomato.lab.plot import plot_usage
-    st = tool.stats(path)
     quota = st.get("cpu_quota_us")
     period = st.get("cpu_period_us") or 100000
     cap = quota / period if quota is not None and quota > 0 else None
     samples = tool.sample(path, args.duration, args.interval)
     plot_usage(samples, args.plot, quota_cpus=cap, memory_limit=st.get("memory_limit_bytes"),
+               has_memory=st.get("memory_bytes") is not None,
                title=f"cgroup of {label}"[:70])
-    peak = max((s.cpus for s in samples), default=0.0)
-    print(f"{len(samples)} samples over {args.duration:g} s; highest CPU {peak * 100:.1f} %"
-          + (f" under a {cap * 100:.0f} % quota" if cap else "") + f"; wrote {args.plot}")
+    cpus = [s.cpus * 100 for s in samples] or [0.0]
+    print(f"{len(samples)} samples over {args.duration:g} s, one every {args.interval:g} s; "
+          f"wrote {args.plot}")
+    print(f"CPU used: {sum(cpus) / len(cpus):.1f} % of one CPU on average, "
+          f"{max(cpus):.1f} % in the busiest sample")
+    if cap is not None:
+        # CFS grants the quota per period: a sample spanning periods unevenly may
+        # show a little more than the quota, never its average over many periods.
+        print(f"the quota: {quota / 1000:g} ms of CPU time per {period / 1000:g} ms period, "
+              f"{cap * 100:.0f} % on average")
+    if st.get("memory_bytes") is not None:
+        peak = max(s.memory_bytes for s in samples) / (1 << 20)
+        limit = st.get("memory_limit_bytes")
+        print(f"memory: at most {peak:.1f} MiB"
+              + (f" under a {limit / (1 << 20):g} MiB limit" if limit else ", no limit"))
     return 0
 
 
 # -- layers ---------------------------------------------------------------------------------
 def _stack(cfg: Any, target: str) -> tuple[Any, str]:
+    """The layer stack of a mount point, a container or an image, and what the merged
+    view is (a directory, or a container's or image's root)."""
     from tomato.lab import layers
     if target.startswith("/") or os.path.isdir(target):
-        return layers.stack_of_mountpoint(target), target
+        return layers.stack_of_mountpoint(target), os.path.abspath(target)
     from tomato.engine import images
     try:
         from tomato.engine import service
         c = service.get(cfg, target)
         m = images.rootfs_mounts(cfg, c.id)[0]
         stack = layers.stack_from_options(m.type, m.source, m.options)
-        return layers.with_names(stack, _layer_names(cfg, c.image_id)), f"container {c.name}"
+        return layers.with_names(stack, *_layer_names(cfg, c.image_id)), \
+            f"the root of container {c.name}"
     except NotFound:
         pass
     img = images.get_image(cfg, target)
@@ -267,28 +302,34 @@ def _stack(cfg: Any, target: str) -> tuple[Any, str]:
         raise NotFound(f"image {target} has no layers")
     m = images.rootfs_mounts(cfg, img.top_layer)[0]
     stack = layers.stack_from_options(m.type, m.source, m.options)
-    return layers.with_names(stack, _layer_names(cfg, img.id)), f"image {target}"
+    return layers.with_names(stack, *_layer_names(cfg, img.id)), \
+        f"the root of a container of image {target}"
 
 
-def _layer_names(cfg: Any, image: str) -> dict[str, str]:
-    """Snapshot directory → "layer i/n sha256:…" (the image's diff ids, bottom first)."""
+def _layer_names(cfg: Any, image: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Snapshot directory → "layer i/n sha256:…" (the image's diff ids, bottom first),
+    and → the history line that made the layer (``tomato history``'s CREATED BY)."""
     from tomato.engine import images
     from tomato.images.snapshots import Snapshotter
     try:
         detail = images.inspect(cfg, image)
     except NotFound:
-        return {}
+        return {}, {}
     chains = detail.summary.chain_ids
+    made = [h.get("created_by", "") for h in detail.history if not h.get("empty_layer")]
     snaps = Snapshotter(cfg.root / "snapshots")
-    out = {}
+    names, created_by = {}, {}
     for i, chain in enumerate(chains):
         try:
             info = snaps.stat(chain)
         except NotFound:
             continue
         diff = detail.diff_ids[i] if i < len(detail.diff_ids) else chain
-        out[str(snaps.fs_path(info))] = f"layer {i + 1}/{len(chains)} {diff[:19]}…"
-    return out
+        path = str(snaps.fs_path(info))
+        names[path] = f"layer {i + 1}/{len(chains)} {diff.removeprefix('sha256:')[:12]}"
+        if i < len(made) and len(made) == len(chains):
+            created_by[path] = made[i]
+    return names, created_by
 
 
 def cmd_layers(args: argparse.Namespace, cfg: Any) -> int:
@@ -303,10 +344,22 @@ def cmd_layers(args: argparse.Namespace, cfg: Any) -> int:
         return 0
     if len(words) != 1:
         raise InvalidArgument("usage: tomato layers IMAGE|CONTAINER|MOUNTPOINT")
-    stack, what = _stack(cfg, words[0])
-    target = words[0] if what == words[0] else "ROOTFS"
-    for line in layers.stack_lines(stack, target):
+    stack, merged = _stack(cfg, words[0])
+    for line in layers.drawing(stack, merged):
         print(line)
+    return 0
+
+
+# -- ns show -------------------------------------------------------------------------------
+def cmd_ns_show(args: argparse.Namespace, cfg: Any) -> int:
+    from tomato.lab import nsview
+    targets = [(t if not t.isdigit() else f"pid {t}", _target_pid(cfg, t)) for t in args.targets]
+    view = nsview.inspect(targets)
+    for line in nsview.table_lines(view):
+        print(line)
+    if args.png:
+        nsview.draw(view, args.png)
+        print(f"wrote {args.png}")
     return 0
 
 
@@ -394,7 +447,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-r", action="append", required=True, metavar="NAME")
     p.add_argument("-n", action="store_true", help="do not print the group name")
     p.add_argument("-v", action="store_true", help="print the values only")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--pid", type=int, help="the groups of this process")
+    p.add_argument("--container", metavar="NAME", help="the groups of this container")
+    p.add_argument("paths", nargs="*", metavar="PATH")
     p = add(csub, "exec", cmd_cgroup_exec, "run a command in groups (cgexec)")
     explain(p)
     p.add_argument("-g", "--group", action="append", required=True, metavar="CONTROLLERS:PATH")
@@ -407,6 +462,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", metavar="FILE.png")
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--interval", type=float, default=0.5)
+
+    ns = sub.add_parser("ns", help="the namespaces of processes and containers",
+                        parents=[common])
+    nsub = ns.add_subparsers(dest="ns_command", metavar="COMMAND", required=True)
+    p = add(nsub, "show", cmd_ns_show,
+            "each namespace of the processes (type, inode, who shares it); --png draws it")
+    p.add_argument("targets", nargs="+", metavar="CONTAINER|PID")
+    p.add_argument("--png", metavar="FILE.png", help="draw processes, namespaces and cgroups")
 
     p = add(sub, "layers", cmd_layers,
             "the overlay stack of an image, container or mount point; 'which PATH' too")

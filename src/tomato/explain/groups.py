@@ -71,8 +71,10 @@ class Group:
         if kept:
             self.texts.append(kept)
 
-    def shell(self, *commands: str) -> None:
-        kept = [short(c) for c in commands if c]
+    def shell(self, *commands: str, exact: bool = False) -> None:
+        """Commands joined with ``&&``; ``exact`` keeps their full ids (a path one may
+        paste, as cgroup get's files), else 64-hex ids are cut to 12."""
+        kept = [c if exact else short(c) for c in commands if c]
         if kept:
             self.blocks.append(kept)
 
@@ -85,8 +87,9 @@ class Group:
         first = f"[{self.label}]".ljust(LABEL)
         lines = [_cut((first if i == 0 else " " * LABEL) + t) for i, t in enumerate(out)]
         for block in self.blocks:
-            lines += [_cut(" " * LABEL + "$ " + t)
-                      for t in _wrap(block, " && ", WIDTH - LABEL - 2)]
+            wrapped = _wrap(block, " && ", WIDTH - LABEL - 2)
+            lines += [" " * LABEL + "$ " + t if len(block) == 1 else _cut(" " * LABEL + "$ " + t)
+                      for t in wrapped]
         return lines
 
 
@@ -169,54 +172,54 @@ def net(items: Items, story: Story) -> Group:
     """The engine's network: a netns pinned to a file, a veth pair into it, addresses.
 
     Devices are named by index in the steps (``dev #728``): the veth's master is the
-    bridge, ``#1`` in the netns is lo, and an address after the veth is its peer's."""
+    bridge, ``#1`` in the netns is lo, and an address after the veth is its peer's.
+    Each part is a line of its own, and the netns file is NETNS after the first
+    line, so the lines do not move with the length of the engine's root."""
     cmds = [list(args[0]) for kind, args in items if kind == "link"]
     pin = story.net_pins[0] if story.net_pins else None
     master = next((c[c.index("master") + 1] for c in cmds
                    if c[1:3] == ["link", "add"] and "master" in c), "")
-    bridge = next((c[3] for c in cmds if c[1:3] == ["link", "add"] and "bridge" in c), "")
+    made = next((c[3] for c in cmds if c[1:3] == ["link", "add"] and "bridge" in c), "")
     named = next((args[1] for kind, args in items if kind == "link" and len(args) > 1
                   and args[1]), "")  # the bridge's name, when it was made before
-    bridge = bridge or named or (f"#{master}" if master else "")
-    texts: list[str] = [f"netns pinned at {pin}"] if pin else []
-    host: list[str] = []      # ip commands on the host's side
-    inside: list[str] = []    # ...and in the netns
-    peer = ""
+    bridge = made or named or (f"#{master}" if master else "")
+    host: list[str] = [f"ip link add {made} type bridge"] if made else []
+    inside: list[str] = []    # ip commands in the netns
+    veth = gateway = ""
+    addresses: list[str] = []
     for c in cmds:
-        if c[1:3] == ["link", "add"] and "bridge" in c:
-            texts.append(f"bridge {c[3]} made")
-            host.append(f"ip link add {c[3]} type bridge")
-        elif c[1:3] == ["link", "add"] and "veth" in c:
-            peer = c[c.index("name") + 1] if "name" in c else "eth0"
-            texts.append(f"veth {c[3]}{f' (on bridge {bridge})' if bridge else ''} ⇄ "
-                         f"{peer} in the netns")
+        if c[1:3] == ["link", "add"] and "veth" in c:
+            veth = f"{c[3]} ⇄ {c[c.index('name') + 1] if 'name' in c else 'eth0'}"
             host.append(f"ip link add {c[3]}{' master ' + bridge if bridge else ''} "
-                        f"type veth peer name {peer}{' netns ' + pin if pin else ''}")
+                        f"type veth peer name {veth.split()[-1]}{' netns NETNS' if pin else ''}")
+        elif c[1:3] == ["addr", "add"] and master and c[5:6] == [f"#{master}"]:
+            gateway = c[3]
+            if made:  # made now (else only made sure of)
+                host.insert(1, f"ip addr add {c[3]} dev {bridge}")
         elif c[1:3] == ["addr", "add"]:
-            dev = c[5] if len(c) > 5 else ""
-            if master and dev == f"#{master}":
-                texts.append(f"gateway {c[3]} on the bridge")
-                if any("bridge" in c for c in cmds):  # made now (else only made sure of)
-                    host.append(f"ip addr add {c[3]} dev {bridge}")
-            else:
-                texts.append(f"{peer or dev} {c[3]}")
-                inside.append(f"ip addr add {c[3]} dev {peer or dev}")
+            addresses.append(c[3])
+            inside.append(f"ip addr add {c[3]} dev {veth.split()[-1] if veth else c[5]}")
         elif c[1:3] == ["link", "set"]:
-            inside.append(f"ip link set {'lo' if c[4] == '#1' and not peer else peer} up")
+            inside.append(f"ip link set {veth.split()[-1] if veth else 'lo'} up")
         elif c[1:3] == ["route", "add"]:
-            texts.append(f"route {' '.join(c[3:])}")
+            addresses.append(f"route {' '.join(c[3:])}")
             inside.append(f"ip route add {' '.join(c[3:])}")
         elif c[1:3] == ["link", "delete"]:
-            texts.append(f"deleted {' '.join(c[3:])}")
             host.append(shell_join(c))
     out = Group("net")
-    out.text(*texts)
     if pin:
-        out.shell(f"touch {shell_quote(pin)}", f"unshare --net={shell_quote(pin)} true")
+        out.text(f"a netns pinned to a file: NETNS = {pin}")
+    if bridge:
+        out.text(f"bridge {bridge}{' made' if made else ''}" +
+                 (f", the gateway {gateway} on it" if gateway else ""))
+    if veth:
+        out.text(f"veth pair {veth} (in NETNS): " + ", ".join(addresses))
+    if pin:
+        out.shell("touch NETNS", "unshare --net=NETNS true")
     out.shell(*host)
     if inside:
-        out.shell(f"nsenter --net={shell_quote(pin)} sh -c {shell_quote(' && '.join(inside))}"
-                  if pin else " && ".join(inside))
+        script = shell_quote(" && ".join(inside))
+        out.shell(f"nsenter --net=NETNS sh -c {script}" if pin else " && ".join(inside))
     return out
 
 
@@ -245,8 +248,8 @@ def namespaces(items: Items, story: Story) -> Group:
                 continue
             name = _SHORT.get(nstype) or path.rsplit("/", 1)[-1]
             joined.append((name, path))
-            shown = tail(path) if path in story.net_pins else path  # [net] names it in full
-            shells.append(f"nsenter --{name}={shown if shown != path else shell_quote(path)}")
+            shown = "NETNS" if path in story.net_pins else shell_quote(path)  # see [net]
+            shells.append(f"nsenter --{name}={shown}")
         elif kind == "fork" and args[1] == "unshare --fork" and shells and \
                 shells[-1].startswith("unshare "):
             shells[-1] += " --fork"
@@ -273,7 +276,7 @@ def namespaces(items: Items, story: Story) -> Group:
         shells.insert(len(shells) if new else 0, nsenter)
     elif joined:
         words.append("joined: " + ", ".join(
-            f"{k} (the pinned netns)" if p in story.net_pins else f"{k} ({p})"
+            f"{k} (NETNS)" if p in story.net_pins else f"{k} ({p})"
             for k, p in joined))
     if forked:
         words.append(forked)
@@ -309,8 +312,8 @@ def cgroup(items: Items, story: Story) -> Group:
     seen: dict[tuple[str, str], str] = {}
     for kind, args in items:
         seen[(kind, args[0])] = args[1] if len(args) > 1 else ""
-    if len(seen) <= DETAILED:
-        return _cgroup_each(seen)
+    if len(seen) <= DETAILED or all(kind == "read" for kind, _p in seen):
+        return _cgroup_each(seen)  # (the files cgroup get/stats read: each one, always)
     hierarchies: list[str] = []
     groups: dict[str, int] = {}
     limits: list[str] = []
@@ -367,23 +370,31 @@ def cgroup(items: Items, story: Story) -> Group:
 
 
 def _cgroup_each(seen: dict[tuple[str, str], str]) -> Group:
+    """Each file on a ``$`` line; the text says what happened in few words (directories
+    by their path, then the hierarchies they were made in)."""
     out = Group("cgroup")
+    dirs: dict[str, tuple[list[str], list[str]]] = {}  # mkdir/rmdir -> (paths, hierarchies)
     words: list[str] = []
     for (kind, path), value in seen.items():
         hier, parts = cgroup_path(path) or ("", [])
         if kind in ("mkdir", "rmdir"):
-            words.append(f"{kind} {'/'.join(parts)} ({hier or 'cgroup2'})")
-            out.shell(f"{kind} {shell_quote(path)}")
+            paths, hiers = dirs.setdefault(kind, ([], []))
+            rel, where = "/".join(parts), hier or "cgroup2"
+            paths += [] if rel in paths else [rel]
+            hiers += [] if where in hiers else [where]
+            out.shell(f"{kind} {shell_quote(path)}", exact=True)
         elif kind == "write" and parts[-1] == "cgroup.procs":
             words.append(f"pid {value} joins {'/'.join(parts[:-1])} ({hier or 'cgroup2'})")
-            out.shell(f"echo {shell_quote(value)} > {shell_quote(path)}")
+            out.shell(f"echo {shell_quote(value)} > {shell_quote(path)}", exact=True)
         elif kind == "write":
             words.append(f"{parts[-1]}={value}")
-            out.shell(f"echo {shell_quote(value)} > {shell_quote(path)}")
+            out.shell(f"echo {shell_quote(value)} > {shell_quote(path)}", exact=True)
         else:
             words.append(f"{parts[-1]} is {value}")
-            out.shell(f"cat {shell_quote(path)}")
-    out.text(*words)
+            out.shell(f"cat {shell_quote(path)}", exact=True)
+    made = [f"{'made' if kind == 'mkdir' else 'removed'} {', '.join(paths)} in "
+            f"{', '.join(hiers)}" for kind, (paths, hiers) in dirs.items()]
+    out.text(*made, *words)
     return out
 
 

@@ -104,19 +104,19 @@ def steps_group(items: list[tuple[str, tuple[Any, ...]]], story: g.Story) -> g.G
         if kind == "step":
             out.text(args[0])
             if args[1]:
-                out.shell(args[1])
+                out.shell(args[1], exact=True)
         elif kind == "umount":
             out.text(f"unmount {args[0]}")
-            out.shell(f"umount{' -l' if args[1] & 2 else ''} {shell_quote(args[0])}")
+            out.shell(f"umount{' -l' if args[1] & 2 else ''} {shell_quote(args[0])}", exact=True)
         elif kind in ("mkdir", "rmdir"):
             out.text(f"{kind} {args[0]}")
-            out.shell(f"{kind} {shell_quote(args[0])}")
+            out.shell(f"{kind} {shell_quote(args[0])}", exact=True)
         elif kind == "write":
             out.text(f"write {args[1]} to {args[0]}")
-            out.shell(f"echo {shell_quote(args[1])} > {shell_quote(args[0])}")
+            out.shell(f"echo {shell_quote(args[1])} > {shell_quote(args[0])}", exact=True)
         elif kind == "read":
             out.text(f"{args[0]} holds {args[1]}")
-            out.shell(f"cat {shell_quote(args[0])}")
+            out.shell(f"cat {shell_quote(args[0])}", exact=True)
     return out
 
 

@@ -282,6 +282,8 @@ class CgroupTool:
         out["memory_bytes"] = get("memory.usage_in_bytes")
         limit = get("memory.limit_in_bytes")
         out["memory_limit_bytes"] = None if limit is None or limit >= int(tr.V1_MAX) else limit
+        out["memory_failcnt"] = get("memory.failcnt")  # times usage hit the limit (v1 only)
+        out["oom_kills"] = self._oom_kills(path)
         out["pids"] = get("pids.current")
         try:
             p = self.place("cpu", path)
@@ -295,6 +297,21 @@ class CgroupTool:
         except Unavailable:
             pass
         return out
+
+    def _oom_kills(self, path: str) -> int | None:
+        """Processes the OOM killer killed in the group: ``oom_kill N`` of v1's
+        memory.oom_control or v2's memory.events."""
+        try:
+            knob = "memory.oom_control" if self.place("memory", path).version == 1 \
+                else "memory.events"
+            text = self.get(path, knob)
+        except (NotFound, Unavailable, InvalidArgument):
+            return None
+        for line in text.splitlines():
+            key, _sep, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+        return None
 
     def sample(self, path: str, duration: float, interval: float) -> list[Sample]:
         """Usage over time: one Sample per interval (CPU share since the previous one)."""

@@ -28,7 +28,8 @@ class Layer:
     role: str    # "upperdir" or "lowerdir"
     index: int   # 0 for the upperdir; 1.. for lowerdirs, 1 being the top one
     path: str
-    name: str = ""  # what the layer is, when known (an image layer's diff id ...)
+    name: str = ""        # what the layer is, when known (an image layer's diff id ...)
+    created_by: str = ""  # the history line that made it (a Dockerfile step, a commit)
 
     @property
     def label(self) -> str:
@@ -61,10 +62,13 @@ class Stack:
         return f"mount -t overlay overlay -o {','.join(self.options)} {target}"
 
 
-def with_names(stack: Stack, names: dict[str, str]) -> Stack:
-    """The same stack with ``names[path]`` attached to its layers."""
-    layers = tuple(Layer(la.role, la.index, la.path, names.get(la.path, la.name))
-                   for la in stack.layers)
+def with_names(stack: Stack, names: dict[str, str],
+               created_by: dict[str, str] | None = None) -> Stack:
+    """The same stack with ``names[path]`` (and the history line that made each layer)
+    attached to its layers."""
+    made = created_by or {}
+    layers = tuple(Layer(la.role, la.index, la.path, names.get(la.path, la.name),
+                         made.get(la.path, la.created_by)) for la in stack.layers)
     return Stack(stack.fstype, layers, stack.workdir, stack.options)
 
 
@@ -322,8 +326,49 @@ def describe(stack: Stack, prov: Provenance) -> list[str]:
         else:
             lines.append(f"  hides {h.layer.label}: {h.path}")
     if prov.opaque is not None:
-        lines.append(f"  an opaque directory in {prov.opaque.label} hides every lower layer")
+        lines.append(f"  an opaque directory in {prov.opaque.label} (xattr "
+                     f"trusted.overlay.opaque=y) hides every lower layer")
     return lines
+
+
+BOX = 68  # inner width of the drawn stack
+
+
+def drawing(stack: Stack, merged: str, history_width: int = 60) -> list[str]:
+    """``tomato layers``: the stack drawn top to bottom, as the kernel looks names up
+    (upperdir, then lowerdir 1, 2, ...: the leftmost lowerdir is the top), with what
+    made each layer beside it, each layer's directory, and the mount(8) line."""
+    n = len(stack.lowers)
+    rows = []
+    for layer in stack.layers:
+        if layer.role == "upperdir":
+            role = "read-write: the container layer"
+        elif stack.fstype != "overlay":
+            role = "read-only (a bind: one layer)"
+        else:
+            role = "read-only" + (", top" if layer.index == 1 and n > 1 else
+                                  ", bottom" if layer.index == n and n > 1 else "")
+        text = f"{layer.label:<12}{role}"
+        if layer.name:
+            text = f"{text:<42}{layer.name}"
+        beside = layer.created_by.replace("\n", " ").strip()
+        if len(beside) > history_width:
+            beside = beside[:history_width - 1] + "…"
+        rows.append((text[:BOX - 2], beside))
+    out = [f"merged: {merged}", "  ▲  a name is looked up from the top down: the first layer "
+           "that has it wins"]
+    out.append("┌" + "─" * BOX + "┐")
+    for i, (text, beside) in enumerate(rows):
+        if i:
+            out.append("├" + "─" * BOX + "┤")
+        out.append(f"│ {text:<{BOX - 1}}│" + (f"  {beside}" if beside else ""))
+    out.append("└" + "─" * BOX + "┘")
+    width = max(len(la.label) for la in stack.layers)
+    out += [f"{la.label:<{width}} = {la.path}" for la in stack.layers]
+    if stack.workdir:
+        out.append(f"{'workdir':<{width}} = {stack.workdir} (overlayfs's scratch space)")
+    out.append(stack.mount_command(merged if merged.startswith("/") else "ROOTFS"))
+    return out
 
 
 def stack_lines(stack: Stack, target: str | None = None) -> list[str]:
@@ -344,5 +389,5 @@ def stack_lines(stack: Stack, target: str | None = None) -> list[str]:
     return lines
 
 
-__all__ = ["Hit", "Layer", "Provenance", "Stack", "describe", "stack_from_options",
+__all__ = ["Hit", "Layer", "Provenance", "Stack", "describe", "drawing", "stack_from_options",
            "resolve", "stack_lines", "stack_of_mountpoint", "which", "with_names"]

@@ -40,6 +40,8 @@ class Plan:
     programs: list[str] = field(default_factory=list)
     libraries: list[Library] = field(default_factory=list)
     interpreters: list[str] = field(default_factory=list)
+    needs: dict[str, list[str]] = field(default_factory=dict)   # ELF path -> its DT_NEEDED
+    interpreter_of: dict[str, str] = field(default_factory=dict)  # program -> PT_INTERP
 
     def files(self) -> list[str]:
         out = list(self.programs) + [lib.path for lib in self.libraries] + self.interpreters
@@ -130,6 +132,9 @@ def resolve(programs: Iterable[str], conf_dirs: Iterable[str] | None = None) -> 
         queue.append(info)
     while queue:
         obj = queue.pop(0)
+        plan.needs[obj.path] = [n for n in obj.needed if n != VDSO]
+        if obj.interpreter:
+            plan.interpreter_of[obj.path] = obj.interpreter
         if obj.interpreter and obj.interpreter not in plan.interpreters:
             if not os.path.exists(obj.interpreter):
                 raise NotFound(f"{obj.path} needs the loader {obj.interpreter}, "
@@ -193,6 +198,40 @@ def _mkdirs_inside(root: str, directory: str) -> None:
             os.mkdir(cur, 0o755)
 
 
+def tree_lines(plan: Plan) -> list[str]:
+    """Which program needs which library, as a tree (ldd lists them flat): each
+    library's own needs are drawn where it first appears, later it is "(above)"."""
+    path_of = {lib.soname: lib.path for lib in plan.libraries}
+    loaders = {os.path.basename(i) for i in plan.interpreters}
+    shown: set[str] = set()
+    lines: list[str] = []
+
+    def draw(obj: str, prefix: str) -> None:
+        kids = [n for n in plan.needs.get(obj, []) if n in loaders or n in path_of]
+        interp = plan.interpreter_of.get(obj) if obj in plan.programs else None
+        for i, soname in enumerate(kids + ([interp] if interp else [])):
+            last = i == len(kids) - (0 if interp else 1)
+            branch, below = ("└── ", "    ") if last else ("├── ", "│   ")
+            if soname == interp:
+                lines.append(f"{prefix}{branch}{interp} (the dynamic loader: PT_INTERP)")
+            elif soname in loaders:
+                lines.append(f"{prefix}{branch}{soname} (the dynamic loader)")
+            elif path_of[soname] in shown:
+                lines.append(f"{prefix}{branch}{soname} (above)")
+            else:
+                shown.add(path_of[soname])
+                lines.append(f"{prefix}{branch}{soname} => {path_of[soname]}")
+                draw(path_of[soname], prefix + below)
+
+    for program in plan.programs:
+        lines.append(program)
+        if not plan.needs.get(program) and program not in plan.interpreter_of:
+            lines.append("└── (statically linked: nothing else to copy)")
+        else:
+            draw(program, "")
+    return lines
+
+
 def ldd_lines(plan: Plan) -> list[str]:
     """What ``ldd`` would print for the whole set (without load addresses)."""
     lines = [f"{VDSO} (skipped: the kernel maps it into every process)"]
@@ -206,4 +245,4 @@ def ldd_lines(plan: Plan) -> list[str]:
 
 
 __all__ = ["Library", "Plan", "copy_into", "find_program", "ld_so_conf_dirs", "ldd_lines",
-           "resolve", "search_dirs"]
+           "resolve", "search_dirs", "tree_lines"]

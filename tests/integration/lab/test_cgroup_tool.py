@@ -129,7 +129,12 @@ def test_stress_held_at_30_percent(tomato, lab_group, workdir):
         png = workdir / "cpu.png"
         r = tomato("cgroup", "stats", g, "--plot", str(png), "--duration", "2",
                    "--interval", "0.5", timeout=60)
-        assert "under a 30 % quota" in r.stdout
+        lines = r.stdout.splitlines()
+        assert lines[0] == f"4 samples over 2 s, one every 0.5 s; wrote {png}"
+        assert lines[1].startswith("CPU used: ") and " % of one CPU on average, " in lines[1]
+        # what a quota means: an average per period (a sample may show a little more)
+        assert lines[2] == "the quota: 30 ms of CPU time per 100 ms period, 30 % on average"
+        assert len(lines) == 3  # no memory line: the group has no memory cgroup
         with open(png, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     finally:
@@ -149,11 +154,19 @@ def test_container_stats_plot(tomato, workdir):
                   tomato("cgroup", "stats", "--container", "hot").stdout.splitlines())
         assert st["cpu_quota_us"] == "30000" and st["cpu_period_us"] == "100000"
         assert st["memory_limit_bytes"] == str(64 << 20) and st["pids"] == "1"
+        assert st["memory_failcnt"] == "0" and st["oom_kills"] == "0"
         png = workdir / "hot.png"
         r = tomato("cgroup", "stats", "--container", "hot", "--plot", str(png), "--duration",
                    "1", "--interval", "0.5", timeout=60)
-        assert r.stdout.startswith("2 samples over 1 s; highest CPU ")
-        assert r.stdout.endswith(f"under a 30 % quota; wrote {png}\n")
+        lines = r.stdout.splitlines()
+        assert lines[0] == f"2 samples over 1 s, one every 0.5 s; wrote {png}"
+        assert lines[2] == "the quota: 30 ms of CPU time per 100 ms period, 30 % on average"
+        assert lines[3].startswith("memory: at most ") and \
+            lines[3].endswith(" MiB under a 64 MiB limit")
+        # the limit is the same file a cgroup of our own has: cgroup get --container
+        assert tomato("cgroup", "get", "--container", "hot", "-r", "cpu.cfs_quota_us",
+                      "-r", "memory.limit_in_bytes").stdout == \
+            f"hot:\ncpu.cfs_quota_us: 30000\nmemory.limit_in_bytes: {64 << 20}\n"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         r = tomato("cgroup", "stats", "--container", "nope", check=False)
         assert r.returncode == 1 and "nope" in r.stderr

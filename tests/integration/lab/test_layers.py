@@ -35,13 +35,29 @@ def note_overlay(workdir: Path):
 def test_layers_of_a_mount_point(tomato, note_overlay):
     w = note_overlay
     out = tomato("layers", str(w / "merged")).stdout.splitlines()
+    box = "─" * 68
     assert out == [
-        f"upperdir    {w}/upper   (read-write: the container layer)",
-        f"lowerdir 1  {w}/lower1   (read-only, top)",
-        f"lowerdir 2  {w}/lower2   (read-only, bottom)",
-        f"workdir     {w}/work   (overlayfs's scratch space)",
+        f"merged: {w}/merged",
+        "  ▲  a name is looked up from the top down: the first layer that has it wins",
+        f"┌{box}┐",
+        f"│ {'upperdir    read-write: the container layer':<67}│",
+        f"├{box}┤",
+        f"│ {'lowerdir 1  read-only, top':<67}│",
+        f"├{box}┤",
+        f"│ {'lowerdir 2  read-only, bottom':<67}│",
+        f"└{box}┘",
+        f"upperdir   = {w}/upper",
+        f"lowerdir 1 = {w}/lower1",
+        f"lowerdir 2 = {w}/lower2",
+        f"workdir    = {w}/work (overlayfs's scratch space)",
         f"mount -t overlay overlay -o lowerdir={w}/lower1:{w}/lower2,upperdir={w}/upper,"
         f"workdir={w}/work {w}/merged"]
+
+
+def _paths(drawing: list[str]) -> dict[str, str]:
+    """"lowerdir 1 = PATH" lines of a drawing, by layer."""
+    return {k.strip(): v.split(" (")[0] for k, _s, v in
+            (line.partition(" = ") for line in drawing) if _s}
 
 
 def test_which_answers_the_note(tomato, note_overlay):
@@ -82,10 +98,13 @@ def test_image_and_container_layers(tomato, workdir):
                "-c", "echo changed >> /etc/a.txt; rm /etc/b.txt; echo n > /etc/new.txt",
                timeout=120)
         stack = tomato("layers", "lab-c").stdout.splitlines()
-        assert stack[0].startswith("upperdir ") and stack[1].startswith("lowerdir 1 ")
-        assert stack[1].endswith("…)") and "(read-only; layer 1/1 sha256:" in stack[1]
-        assert stack[3].startswith("mount -t overlay overlay -o lowerdir=")
-        upper, lower = stack[0].split()[1], stack[1].split()[2]
+        assert stack[0] == "merged: the root of container lab-c"
+        assert stack[3].startswith("│ upperdir    read-write: the container layer")
+        # the image's one layer, named by its diff id, with the history line beside it
+        assert stack[5].startswith("│ lowerdir 1  read-only ") and " layer 1/1 " in stack[5]
+        assert stack[5].endswith("│  tomato import rootfs from-host busybox")
+        assert stack[-1].startswith("mount -t overlay overlay -o lowerdir=")
+        upper, lower = _paths(stack)["upperdir"], _paths(stack)["lowerdir 1"]
         assert tomato("layers", "which", "lab-c", "/etc/a.txt").stdout.splitlines() == [
             "/etc/a.txt", f"  from upperdir: {upper}/etc/a.txt (copied up: the container "
                           "changed it, the image's copy is below)",
@@ -98,10 +117,16 @@ def test_image_and_container_layers(tomato, workdir):
         # Committed, the container layer becomes the image's top lowerdir.
         tomato("commit", "lab-c", "lab-t:2")
         stack2 = tomato("layers", "lab-t:2").stdout.splitlines()
-        # Named after the image's layers (diff ids), bottom first as in `inspect`.
-        assert "(read-only, top; layer 2/2 sha256:" in stack2[0]
-        assert "(read-only, bottom; layer 1/2 sha256:" in stack2[1]
-        top, bottom = stack2[0].split()[2], stack2[1].split()[2]
+        # Named after the image's layers (diff ids, bottom first as in `inspect`), each
+        # with the history line that made it: the commit's command on top.
+        assert stack2[3].startswith("│ lowerdir 1  read-only, top ") and " layer 2/2 " in \
+            stack2[3]
+        assert stack2[3].endswith("│  /bin/busybox sh -c echo changed >> /etc/a.txt; rm "
+                                  "/etc/b.tx…")  # cut at 60 characters
+        assert stack2[5].startswith("│ lowerdir 2  read-only, bottom ") and " layer 1/2 " in \
+            stack2[5]
+        assert stack2[5].endswith("│  tomato import rootfs from-host busybox")
+        top, bottom = _paths(stack2)["lowerdir 1"], _paths(stack2)["lowerdir 2"]
         assert bottom == lower
         assert tomato("layers", "which", "lab-t:2", "/etc/a.txt").stdout.splitlines() == [
             "/etc/a.txt", f"  from lowerdir 1: {top}/etc/a.txt",

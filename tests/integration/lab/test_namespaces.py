@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
+
+TOMATO = os.path.join(os.path.dirname(sys.executable), "tomato")
 
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("nsenter") is None,
                                 reason="util-linux's unshare/nsenter are needed to compare")
@@ -160,3 +163,32 @@ def test_nsenter_user_namespace_agrees(tomato, user_target, flags):
     ours = tomato("nsenter", "-t", str(user_target), *flags, *cmd, check=False)
     assert (ours.returncode, ours.stdout, ours.stderr) == \
         (real.returncode, real.stdout, real.stderr.replace("nsenter:", "tomato:"))
+
+
+@pytest.mark.parametrize("forkserver", ["on", "off"])
+def test_nsenter_all_into_a_container_prints_its_output_and_nothing_else(tomato, workdir,
+                                                                         forkserver):
+    """util-linux's nsenter exits 0 here; ours once printed the right output, then an
+    ImportError from after joining the container's mount namespace, and exited 1."""
+    tomato("rootfs", "from-host", "/bin/busybox", "--into", str(workdir / "r"), "--image",
+           "ns-bb")
+    env = dict(os.environ, TOMATO_ROOT=str(workdir / "root"))
+    if forkserver == "off":
+        env["TOMATO_NO_FORKSERVER"] = "1"
+    try:
+        tomato("run", "-d", "--name", "ns-c", "--network", "none", "--hostname", "ns-box",
+               "ns-bb", "/bin/busybox", "sleep", "1000", timeout=120)
+        p = subprocess.run([TOMATO, "nsenter", "-t", "ns-c", "-a", "/bin/busybox", "sh", "-c",
+                            "cat /proc/sys/kernel/hostname; echo $$"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert (p.returncode, p.stdout, p.stderr) == (0, "ns-box\n2\n", "")
+        # and its --explain says the same on stderr, in a summary, then exits 0 too
+        p = subprocess.run([TOMATO, "nsenter", "--explain", "-t", "ns-c", "-a",
+                            "/bin/busybox", "true"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert p.returncode == 0 and p.stdout == ""
+        assert p.stderr.startswith("[ns]       joined: cgroup ipc uts net pid mnt of pid ")
+        assert p.stderr.endswith("[exec]     /bin/busybox true\n") and "Error" not in p.stderr
+    finally:
+        tomato("rm", "-f", "ns-c", check=False)
+        tomato("rmi", "ns-bb", check=False)

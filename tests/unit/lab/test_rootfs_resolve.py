@@ -8,7 +8,7 @@ import pytest
 from elfbuild import elf64 as _elf64
 
 from tomato.errors import InvalidArgument, NotFound
-from tomato.lab.rootfs import copy_into, ld_so_conf_dirs, ldd_lines, resolve
+from tomato.lab.rootfs import copy_into, ld_so_conf_dirs, ldd_lines, resolve, tree_lines
 
 
 def _write(path, data: bytes) -> str:
@@ -36,6 +36,14 @@ def test_runpath_origin_then_conf_dirs(tmp_path):
     lines = ldd_lines(plan)
     assert lines[0].startswith("linux-vdso.so.1 (skipped")
     assert f"libone.so.1 => {one}" in lines and f"{loader} (the dynamic loader)" in lines
+    # which program needs which library: libtwo under libone, where it first appears
+    assert tree_lines(plan) == [
+        prog,
+        f"├── libone.so.1 => {one}",
+        f"│   └── libtwo.so.2 => {two}",
+        "├── libtwo.so.2 (above)",
+        f"└── {loader} (the dynamic loader: PT_INTERP)",
+    ]
     root = tmp_path / "root"
     copy_into(plan, str(root))
     for f in (prog, one, two, loader):
@@ -75,3 +83,13 @@ def test_ld_so_conf_includes(tmp_path):
     (tmp_path / "conf.d/a.conf").write_text("/a\n")
     (tmp_path / "ld.so.conf").write_text(f"include {tmp_path}/conf.d/*.conf\n/c\n")
     assert ld_so_conf_dirs(str(tmp_path / "ld.so.conf")) == ["/a", "/b", "/c"]
+
+
+def test_tree_of_a_static_program_and_of_two_sharing_a_library(tmp_path):
+    static = _write(tmp_path / "bin/static", _elf64(None, []))
+    lib = _write(tmp_path / "lib/libs.so.1", _elf64(None, []))
+    a = _write(tmp_path / "bin/a", _elf64(None, [b"libs.so.1"]))
+    b = _write(tmp_path / "bin/b", _elf64(None, [b"libs.so.1"]))
+    plan = resolve([static, a, b], conf_dirs=[str(tmp_path / "lib")])
+    assert tree_lines(plan) == [static, "└── (statically linked: nothing else to copy)",
+                                a, f"└── libs.so.1 => {lib}", b, "└── libs.so.1 (above)"]
