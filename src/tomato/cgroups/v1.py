@@ -7,7 +7,6 @@ like runc does there.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
@@ -269,7 +268,7 @@ class V1Manager(Manager):
                     p = read_int(os.path.join(sibling.path, "cpu.rt_period_us"), 0)
                     if r > 0 and p > 0:
                         ratio += r / p
-            needed = math.ceil(ratio * parent_period - 1e-9)  # in whole microseconds
+            needed = -int(-(ratio * parent_period - 1e-9) // 1)  # ceil, whole microseconds
             if current < needed:
                 wanted.append((os.path.join(parent, "cpu.rt_runtime_us"), needed))
             ratio, child = max(needed, current) / parent_period, parent
