@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from tomato.cli.runtime import _sub_cgroups
+from tomato.cli.runtime_values import sub_cgroups as _sub_cgroups
 from tomato.errors import InvalidArgument
 from tomato.runtime.create import now_rfc3339
 from tomato.runtime.features import features

@@ -52,12 +52,15 @@ def test_list_is_runcs(root: Path, bundle: Path, runc_root: Path) -> None:  # no
         ours = runtime(root, "list").stdout.splitlines()
         theirs = runc(runc_root, "list").stdout.splitlines()
 
-        def starts(line: str) -> list[int]:
-            return [i for i in range(len(line)) if line[i] != " " and (i == 0 or
-                                                                      line[i - 1] == " ")]
-        assert ours[0] == theirs[0]
+        def tabwriter(lines: list[str]) -> list[str]:
+            """Go's tabwriter(minwidth 12, padding 3) over the same cells."""
+            rows = [line.split() for line in lines]
+            widths = [max(12, max(len(r[i]) for r in rows) + 3) for i in range(5)]
+            return ["".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + r[5]
+                    for r in rows]
         assert len(ours) == len(theirs) == 2
-        assert starts(ours[1]) == starts(theirs[1]), (ours, theirs)
+        assert ours[0].split() == theirs[0].split()
+        assert ours == tabwriter(ours) and theirs == tabwriter(theirs), (ours, theirs)
         assert ours[1].split()[2:4] == theirs[1].split()[2:4] == ["running", str(bundle)]
         assert ours[1].split()[5] == theirs[1].split()[5] == "root"
         mine = json.loads(runtime(root, "list", "--format", "json").stdout)
