@@ -1,14 +1,12 @@
-"""Each group of the ``--explain`` summary: what its steps did, and the shell doing it.
-
-A group is a few lines: ``[label]`` and what was done (with 64-hex ids cut to
-12), then ``$ `` lines with the shell commands doing the same (joined with
-``&&``, wrapped at a readable width, long paths shortened to their last two
-parts where the text above names them in full).
+"""Each group of the ``--explain`` summary: what its steps did, and the shell doing it
+(laid out by ``tomato.explain.layout``).  Paths the text names in full once are
+ROOTFS and NETNS after that, so lines do not move with the length of a root.
 """
 
 from __future__ import annotations
 
 from tomato.explain import _NS, mount_shell, shell_join, shell_quote
+from tomato.explain.layout import Group, short, tail
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,9 +14,6 @@ if TYPE_CHECKING:
 
     Items = list[tuple[str, tuple[Any, ...]]]
 
-LABEL = 11       # width of "[security] "
-WIDTH = 130      # lines are wrapped at this (text at "; ", shell at " && ")
-LONGEST = 160    # ...and a single part longer than that is cut with "…"
 DETAILED = 8     # a cgroup group touching at most this many files lists each one
 
 CLONE_NEWNET = 0x40000000
@@ -32,86 +27,6 @@ _V1 = frozenset({"cpu", "cpuacct", "cpu,cpuacct", "cpuset", "memory", "devices",
                  "hugetlb", "rdma", "misc", "systemd", "unified"})
 MS_RDONLY, MS_REMOUNT, MS_BIND = 0x1, 0x20, 0x1000
 MS_PROPAGATION = 0x20000 | 0x40000 | 0x80000 | 0x100000
-
-
-# -- layout -------------------------------------------------------------------------------------
-def short(text: str) -> str:
-    """64-hex ids (containers, layers) cut to Docker's 12."""
-    out, i, n = [], 0, len(text)
-    while i < n:
-        j = i
-        while j < n and text[j] in "0123456789abcdef":
-            j += 1
-        if j - i == 64:
-            out.append(text[i:i + 12])
-        elif j > i:
-            out.append(text[i:j])
-        else:
-            out.append(text[i])
-            j = i + 1
-        i = j
-    return "".join(out)
-
-
-def _cut(line: str) -> str:
-    return line if len(line) <= LONGEST else line[:LONGEST - 1] + "…"
-
-
-class Group:
-    """One group's lines: text parts (wrapped at "; ") and blocks of shell commands."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.texts: list[list[str]] = []   # paragraphs of parts
-        self.blocks: list[list[str]] = []  # each: commands joined with " && "
-
-    def text(self, *parts: str) -> None:
-        """A paragraph: its parts joined with "; " (a new paragraph starts a new line)."""
-        kept = [short(p) for p in parts if p]
-        if kept:
-            self.texts.append(kept)
-
-    def shell(self, *commands: str, exact: bool = False) -> None:
-        """Commands joined with ``&&``; ``exact`` keeps their full ids (a path one may
-        paste, as cgroup get's files), else 64-hex ids are cut to 12."""
-        kept = [c if exact else short(c) for c in commands if c]
-        if kept:
-            self.blocks.append(kept)
-
-    def lines(self) -> list[str]:
-        if not self.texts and not self.blocks:
-            return []
-        out: list[str] = []
-        for parts in self.texts or [[""]]:
-            out += _wrap(parts, "; ", WIDTH - LABEL)
-        first = f"[{self.label}]".ljust(LABEL)
-        lines = [_cut((first if i == 0 else " " * LABEL) + t) for i, t in enumerate(out)]
-        for block in self.blocks:
-            wrapped = _wrap(block, " && ", WIDTH - LABEL - 2)
-            lines += [" " * LABEL + "$ " + t if len(block) == 1 else _cut(" " * LABEL + "$ " + t)
-                      for t in wrapped]
-        return lines
-
-
-def _wrap(parts: list[str], sep: str, width: int) -> list[str]:
-    lines: list[str] = []
-    cur = ""
-    for p in parts:
-        if cur and len(cur) + len(sep) + len(p) > width:
-            lines.append(cur + sep.rstrip())
-            cur = p
-        else:
-            cur = cur + sep + p if cur else p
-    return lines + [cur]
-
-
-def tail(path: str) -> str:
-    """``…/last/two`` of each ``:``-separated path: enough to tell layers apart."""
-    out = []
-    for p in path.split(":"):
-        bits = p.rstrip("/").split("/")
-        out.append(p if len(bits) <= 3 else "…/" + "/".join(bits[-2:]))
-    return ":".join(out)
 
 
 # -- what the groups need to know about the whole set -----------------------------------------

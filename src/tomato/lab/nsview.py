@@ -172,7 +172,7 @@ def draw(view: View, out: str) -> dict[str, Any]:
 
 def _short_path(path: str) -> str:
     """A cgroup path short enough to draw: 64-hex ids cut to 12, deep paths to their end."""
-    from tomato.explain.groups import short
+    from tomato.explain.layout import short
     path = short(path) or "/"
     return path if len(path) <= 34 else "…/" + "/".join(path.split("/")[-2:])
 

@@ -15,8 +15,12 @@ TOMATO = str(Path(sys.executable).parent / "tomato")
 
 
 @pytest.fixture
-def tomato(workdir: Path) -> Callable[..., subprocess.CompletedProcess]:
-    """tomato(*args, check=True, input=None) → CompletedProcess (text, stdout/stderr captured)."""
+def tomato(workdir: Path) -> Iterator[Callable[..., subprocess.CompletedProcess]]:
+    """tomato(*args, check=True, input=None) → CompletedProcess (text, stdout/stderr captured).
+
+    The root is the test's own, so its default bridge (kept after its containers, as
+    Docker's docker0) is the test's to remove: the session's sweep finds only roots
+    that still exist, and the workdir is gone by then."""
     env = dict(os.environ, TOMATO_ROOT=str(workdir / "root"))
 
     def run(*args: str, check: bool = True, timeout: float = 60,
@@ -28,7 +32,17 @@ def tomato(workdir: Path) -> Callable[..., subprocess.CompletedProcess]:
                                  f"{p.stderr}")
         return p
 
-    return run
+    yield run
+    remove_default_bridge(workdir / "root")
+
+
+def remove_default_bridge(root: Path) -> None:
+    if not (root / "tomato.db").exists():
+        return
+    from tomato.engine.networks import Networks
+    nets = Networks(root)
+    subprocess.run(["ip", "link", "delete", nets.default_bridge], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", nets.table], capture_output=True)
 
 
 @pytest.fixture

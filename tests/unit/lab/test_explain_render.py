@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tomato.explain import groups, render
+from tomato.explain import layout, render
 from tomato.explain.summary import Summary
 
 CONTAINER = "fa16beae1db442e460b417cb870c70426099efb47ad66c9514cd57083ba94943"
@@ -16,18 +16,18 @@ MS_BIND, MS_REC, MS_PRIVATE, MS_SLAVE, MS_REMOUNT, MS_RDONLY = (0x1000, 0x4000, 
 
 
 def test_short_cuts_64_hex_ids_only():
-    assert groups.short(f"/x/{CONTAINER}/y") == "/x/fa16beae1db4/y"
-    assert groups.short("deadbeef" * 7) == "deadbeef" * 7  # 56 hex: not an id of ours
-    assert groups.short("") == ""
+    assert layout.short(f"/x/{CONTAINER}/y") == "/x/fa16beae1db4/y"
+    assert layout.short("deadbeef" * 7) == "deadbeef" * 7  # 56 hex: not an id of ours
+    assert layout.short("") == ""
 
 
 def test_group_wraps_text_at_semicolons_and_shell_at_ands():
-    g = groups.Group("ns")
+    g = layout.Group("ns")
     g.text(*[f"part {i:02d} " + "x" * 30 for i in range(5)])
     g.shell(*[f"command{i} " + "y" * 40 for i in range(4)])
     lines = g.lines()
     assert lines[0].startswith("[ns]       part 00 ") and lines[0].endswith(";")
-    assert all(len(line) <= groups.WIDTH for line in lines)
+    assert all(len(line) <= layout.WIDTH for line in lines)
     assert [line for line in lines if "$ " in line][0].endswith(" &&")
     assert sum(line.count("command") for line in lines) == 4
 
