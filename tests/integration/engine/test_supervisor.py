@@ -88,6 +88,7 @@ def test_boot_starts_what_the_policies_say(engine: Engine) -> None:
     victims = []
     for name in ("always", "unless", "no"):
         victims += [_monitor_of(engine, name), _state(engine, name)["Pid"]]
+    assert all(pid > 0 for pid in victims)  # (kill(0) would be our own process group)
     for pid in victims:
         os.kill(pid, signal.SIGSTOP)  # nobody records anything until all are dead
     for pid in victims:

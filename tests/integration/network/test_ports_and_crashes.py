@@ -125,12 +125,14 @@ def test_rm_and_kill9_of_the_monitor_leave_nothing(engine: Engine, port: int) ->
     before = links()
     cid = engine.run("run", "-d", "--rm", "-p", f"{port}:80", "busybox", "sleep",
                      "60").stdout.strip()
-    os.kill(_state_of(engine, cid)["monitor_pid"], signal.SIGKILL)
     pid = engine.inspect(cid)["State"]["Pid"]
-    os.kill(pid, signal.SIGKILL)
+    os.kill(_state_of(engine, cid)["monitor_pid"], signal.SIGKILL)
+    # The next look finds the monitor dead and kills the container (nobody would read
+    # its output or record its exit); nobody was left to remove it (--rm): the record
+    # and its network stay until rm, which releases everything.
     assert until(lambda: engine.inspect(cid)["State"]["Status"] == "exited")
-    # Nobody was left to remove it (its monitor died): the record and its network stay
-    # until rm, which releases everything.
+    assert until(lambda: not os.path.exists(f"/proc/{pid}/stat") or
+                 open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z")
     engine.run("rm", cid)
     _nothing_left(engine, before)
 
