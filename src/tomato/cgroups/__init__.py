@@ -13,6 +13,10 @@ cgroup in that hierarchy (/proc/self/cgroup).  Unified hosts get the v2
 backend; legacy and hybrid hosts get the v1 backend (which on a hybrid host
 also joins the cgroup2 hierarchy for ``unified`` keys and v2-only hugetlb).
 
+With ``systemd=True`` (``tomato-runtime --systemd-cgroup``) the cgroup is a
+transient systemd scope named by ``slice:prefix:name`` (:mod:`.systemd`, which
+alone imports the D-Bus client); its state carries ``driver: "systemd"``.
+
 Things accepted but not applied (kernel memory limits, net_cls where it is not
 mounted...) are listed in ``manager.warnings``.  Stdlib only; the eBPF device
 code (ctypes) is imported only when a v2 manager sets device rules.
@@ -37,14 +41,25 @@ def _cgroup_for(h: Hierarchy, cgroups_path: str) -> str:
 
 
 def new_manager(cgroups_path: str, container_id: str,
-                found: list[Hierarchy] | None = None) -> Manager:
-    """A manager for this container (nothing is created until ``create()``)."""
+                found: list[Hierarchy] | None = None, systemd: bool = False,
+                annotations: dict[str, str] | None = None) -> Manager:
+    """A manager for this container (nothing is created until ``create()``);
+    ``systemd``: systemd's unit, with ``annotations``' org.systemd.property.* set."""
+    if systemd:
+        from .systemd import is_running_systemd, new_systemd_manager
+
+        if not is_running_systemd():  # before reading the hierarchies: runc's words
+            from .systemd import NOT_RUNNING
+
+            raise Unavailable(NOT_RUNNING)
+        return new_systemd_manager(cgroups_path, container_id,
+                                   hierarchies() if found is None else found, annotations)
     if cgroups_path == "":
         if not container_id or "/" in container_id:
             raise InvalidArgument(f"container id {container_id!r} cannot name a cgroup")
         cgroups_path = f"tomato/{container_id}"
     if ".." in cgroups_path.split("/") or ":" in cgroups_path:
-        # "slice:prefix:name" is the systemd driver's syntax, which we do not have.
+        # "slice:prefix:name" is the systemd driver's syntax (--systemd-cgroup).
         raise InvalidArgument(f"linux.cgroupsPath {cgroups_path!r}: must be a plain path")
     if found is None:
         found = hierarchies()
@@ -165,6 +180,10 @@ def load_manager(saved: dict) -> Manager:
     """Reopen the cgroups recorded by ``Manager.to_dict()``."""
     try:
         version = saved["version"]
+        if saved.get("driver") == "systemd":
+            from .systemd import SystemdManager
+
+            return SystemdManager.from_dict(saved)
         if version == 1:
             from .v1 import V1Manager
 

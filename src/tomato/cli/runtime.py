@@ -23,7 +23,8 @@ GLOBAL_FLAGS = (
     Flag("log", VALUE, default="", help="log file (default: stderr)"),
     Flag("log-format", VALUE, default="text", help="text or json"),
     Flag("debug", BOOL, help="debug logging"),
-    Flag("systemd-cgroup", BOOL, help="use systemd cgroups (not supported)"),
+    Flag("systemd-cgroup", BOOL, help="cgroups as systemd scopes (cgroupsPath "
+         "\"slice:prefix:name\", e.g. \"system.slice:tomato:ID\")"),
     Flag("rootless", VALUE, help="ignored: rootless mode is detected"),
     Flag("criu", VALUE, help="ignored: checkpointing is not supported"),
     Flag("explain", OPTIONAL, help="print the kernel steps grouped, with their shell "
@@ -99,6 +100,8 @@ class Context:
 
                 root = default_root()
         self.states = StateDir(root)
+        # create/run make a systemd unit; later commands follow the state's record.
+        self.systemd_cgroup = g.bool("systemd-cgroup")
 
 
 def _one_id(p: Parsed, cmd: str) -> str:
@@ -144,13 +147,14 @@ def cmd_spec(ctx: Context, argv: list[str]) -> int:
     return 0
 
 
-def _create_options(p: Parsed) -> object:
+def _create_options(p: Parsed, ctx: Context) -> object:
     from tomato.runtime.create import CreateOptions
 
     return CreateOptions(bundle=p.str("bundle", "."), pid_file=p.str("pid-file"),
                          console_socket=p.str("console-socket"), no_pivot=p.bool("no-pivot"),
                          preserve_fds=_int_flag(p, "preserve-fds"),
-                         no_new_keyring=p.bool("no-new-keyring"))
+                         no_new_keyring=p.bool("no-new-keyring"),
+                         systemd_cgroup=ctx.systemd_cgroup)
 
 
 def cmd_create(ctx: Context, argv: list[str]) -> int:
@@ -158,7 +162,7 @@ def cmd_create(ctx: Context, argv: list[str]) -> int:
     cid = _one_id(p, "create")
     from tomato.runtime.create import create
 
-    create(ctx.states, cid, _create_options(p), ctx.log)  # type: ignore[arg-type]
+    create(ctx.states, cid, _create_options(p, ctx), ctx.log)  # type: ignore[arg-type]
     return 0
 
 
@@ -189,7 +193,7 @@ def cmd_run(ctx: Context, argv: list[str]) -> int:
     from tomato.runtime.lifecycle import delete, start
 
     detach = p.bool("detach")
-    opts = _create_options(p)
+    opts = _create_options(p, ctx)
     created = create(ctx.states, cid, opts, ctx.log,  # type: ignore[arg-type]
                      keep_master=not detach)
     rec = created.record
@@ -455,8 +459,6 @@ def main(argv: list[str] | None = None) -> int:
         if g.bool("help") or not g.args:
             print(HELP + usage(GLOBAL_FLAGS))
             return 0
-        if g.bool("systemd-cgroup"):
-            raise InvalidArgument("--systemd-cgroup is not supported: use cgroupfs paths")
         ctx = Context(g)
         log = ctx.log
         if g.get("explain"):

@@ -35,6 +35,7 @@ class CreateOptions:
     preserve_fds: int = 0
     no_new_keyring: bool = False
     prime_cgroups: bool = True  # False: the caller already did (cgroups.prime_migration)
+    systemd_cgroup: bool = False  # --systemd-cgroup: the cgroup is a systemd scope unit
 
 
 @record(frozen=False)
@@ -243,7 +244,8 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         unified = False
         if use_cgroups:
             found = cgroups.hierarchies()  # once: the kernel renders every mount for it
-            manager = cgroups.new_manager(spec.linux.cgroups_path, container_id, found)
+            manager = cgroups.new_manager(spec.linux.cgroups_path, container_id, found,
+                                          opts.systemd_cgroup, spec.annotations)
             # Recorded before it exists: a create killed half-way through making it
             # leaves cgroups that `delete --force` then knows to remove.
             rec.cgroup = manager.to_dict()
@@ -251,8 +253,6 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             manager.create()
             undo.callback(manager.destroy)
             manager.set(resources)
-            for w in getattr(manager, "warnings", []):
-                log.warning(w)
             rec.cgroup = manager.to_dict()
             unified = manager.version == 2
             from tomato.runtime.rootfs import cgroup_mount_dirs
@@ -375,6 +375,9 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             parent_ch.send("go", state=state)
         _await_ready(parent_ch, spec, state, log, placing)
         placing.wait()
+        # After the placement: the systemd driver writes the files once its unit exists.
+        for w in getattr(manager, "warnings", []):
+            log.warning(w)
 
         master = None
         if console_sock is not None and not opts.console_socket:

@@ -1,0 +1,536 @@
+"""A small D-Bus client: the wire protocol, for the handful of systemd calls the
+systemd cgroup driver makes (StartTransientUnit, StopUnit, SetUnitProperties ...).
+
+    with Connection.system() as bus:
+        job = bus.call(SYSTEMD, "/org/freedesktop/systemd1", MANAGER, "StopUnit",
+                       "ss", ["x.scope", "replace"])[0]
+        bus.wait_job(job)
+
+What is here (the D-Bus specification's "Message Protocol"):
+
+- authentication: SASL EXTERNAL, our uid as hex digits, then BEGIN;
+- messages: a 12-byte fixed header, the header fields ``a(yv)``, padding to 8,
+  the body; written little-endian, read in either byte order;
+- every marshalled type but unix fds (``h``): the basic types, strings (``s o g``),
+  arrays (a ``dict`` for ``a{..}``), structs (a tuple or list), variants
+  (:class:`Variant` out; a decoded ``(signature, value)`` pair in).
+
+Where systemd is reached: its private socket /run/systemd/private (root only; no
+bus daemon needed, every signal is sent to it unsubscribed) or the system bus
+(/run/dbus/system_bus_socket or ``DBUS_SYSTEM_BUS_ADDRESS``: Hello, AddMatch and
+systemd's Subscribe first).  Stdlib only (socket, struct), imported only by the
+systemd driver, so `tomato-runtime` without --systemd-cgroup never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+
+from tomato.errors import TomatoError, Unavailable
+
+SYSTEMD = "org.freedesktop.systemd1"
+SYSTEMD_PATH = "/org/freedesktop/systemd1"
+MANAGER = "org.freedesktop.systemd1.Manager"
+PRIVATE_SOCKET = "/run/systemd/private"
+SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"
+
+METHOD_CALL, METHOD_RETURN, ERROR, SIGNAL = 1, 2, 3, 4
+# Header field codes and the type of their values.
+_PATH, _INTERFACE, _MEMBER, _ERROR_NAME, _REPLY_SERIAL, _DESTINATION, _SENDER, \
+    _SIGNATURE = 1, 2, 3, 4, 5, 6, 7, 8
+_FIELD_TYPE = {_PATH: "o", _INTERFACE: "s", _MEMBER: "s", _ERROR_NAME: "s",
+               _REPLY_SERIAL: "u", _DESTINATION: "s", _SENDER: "s", _SIGNATURE: "g"}
+
+#: The specification's limits: a message of at most 128 MiB, arrays of 64 MiB,
+#: nesting 32 deep. A peer that sends more is not one we talk to.
+MAX_MESSAGE = 128 << 20
+MAX_ARRAY = 64 << 20
+MAX_DEPTH = 64
+
+_FIXED = {"y": "B", "b": "I", "n": "h", "q": "H", "i": "i", "u": "I", "x": "q",
+          "t": "Q", "d": "d", "h": "I"}
+_ALIGN = {"y": 1, "b": 4, "n": 2, "q": 2, "i": 4, "u": 4, "x": 8, "t": 8, "d": 8, "h": 4,
+          "s": 4, "o": 4, "g": 1, "v": 1, "a": 4, "(": 8, "{": 8}
+
+
+class DBusError(TomatoError):
+    """An error reply: ``name`` is the D-Bus error name (org.freedesktop.systemd1.NoSuchUnit)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message or name)
+        self.name = name
+
+
+class Variant:
+    """A value to be marshalled with its own signature (``v``)."""
+
+    __slots__ = ("signature", "value")
+
+    def __init__(self, signature: str, value: object) -> None:
+        self.signature = signature
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Variant({self.signature!r}, {self.value!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Variant) and (self.signature, self.value) == \
+            (other.signature, other.value)
+
+
+# ---- signatures ----------------------------------------------------------------
+
+def split_signature(sig: str) -> list[str]:
+    """"a(sv)su" → ["a(sv)", "s", "u"]; ValueError for a malformed signature."""
+    out, i = [], 0
+    while i < len(sig):
+        end = _complete_type_end(sig, i, 0)
+        out.append(sig[i:end])
+        i = end
+    return out
+
+
+def _complete_type_end(sig: str, i: int, depth: int) -> int:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"signature {sig!r} nests too deeply")
+    if i >= len(sig):
+        raise ValueError(f"signature {sig!r} ends inside a type")
+    c = sig[i]
+    if c in _FIXED or c in "sogv":
+        return i + 1
+    if c == "a":
+        if i + 1 < len(sig) and sig[i + 1] == "{":
+            key_end = _complete_type_end(sig, i + 2, depth + 1)
+            if sig[i + 2] not in _FIXED and sig[i + 2] not in "sog":
+                raise ValueError(f"signature {sig!r}: a dict key must be a basic type")
+            value_end = _complete_type_end(sig, key_end, depth + 1)
+            if value_end >= len(sig) or sig[value_end] != "}":
+                raise ValueError(f"signature {sig!r}: a dict entry holds two types")
+            return value_end + 1
+        return _complete_type_end(sig, i + 1, depth + 1)
+    if c == "(":
+        j = i + 1
+        if j < len(sig) and sig[j] == ")":
+            raise ValueError(f"signature {sig!r}: an empty struct")
+        while j < len(sig) and sig[j] != ")":
+            j = _complete_type_end(sig, j, depth + 1)
+        if j >= len(sig):
+            raise ValueError(f"signature {sig!r}: an unclosed struct")
+        return j + 1
+    raise ValueError(f"signature {sig!r}: unknown type code {c!r}")
+
+
+# ---- marshalling ----------------------------------------------------------------
+
+class _Writer:
+    def __init__(self, endian: str = "<") -> None:
+        self.buf = bytearray()
+        self.endian = endian
+
+    def pad(self, n: int) -> None:
+        self.buf += b"\0" * (-len(self.buf) % n)
+
+    def fixed(self, code: str, value: object) -> None:
+        self.pad(_ALIGN[code])
+        if code == "b":
+            value = 1 if value else 0
+        self.buf += struct.pack(self.endian + _FIXED[code], value)
+
+    def string(self, code: str, value: str) -> None:
+        data = value.encode()
+        if b"\0" in data:
+            raise ValueError(f"a D-Bus string cannot hold a NUL byte: {value!r}")
+        if code == "g":
+            self.buf.append(len(data))
+        else:
+            self.fixed("u", len(data))
+        self.buf += data + b"\0"
+
+    def value(self, sig: str, v: object) -> None:
+        c = sig[0]
+        if c in _FIXED:
+            self.fixed(c, v)
+        elif c in "sog":
+            self.string(c, v)  # type: ignore[arg-type]
+        elif c == "v":
+            if not isinstance(v, Variant):
+                raise TypeError(f"a variant needs a Variant, got {v!r}")
+            split_signature(v.signature)
+            self.string("g", v.signature)
+            self.value(v.signature, v.value)
+        elif c == "(":
+            self.pad(8)
+            fields = split_signature(sig[1:-1])
+            items = list(v)  # type: ignore[call-overload]
+            if len(items) != len(fields):
+                raise ValueError(f"struct {sig} needs {len(fields)} fields, got {len(items)}")
+            for f, item in zip(fields, items):
+                self.value(f, item)
+        elif c == "a":
+            self.pad(4)
+            at = len(self.buf)
+            self.buf += b"\0\0\0\0"
+            elem = sig[1:]
+            self.pad(_ALIGN[elem[0]])
+            start = len(self.buf)
+            if elem[0] == "{":
+                key, val = split_signature(elem[1:-1])
+                for k, item in v.items():  # type: ignore[attr-defined]
+                    self.pad(8)
+                    self.value(key, k)
+                    self.value(val, item)
+            else:
+                for item in v:  # type: ignore[attr-defined]
+                    self.value(elem, item)
+            length = len(self.buf) - start
+            if length > MAX_ARRAY:
+                raise ValueError("a D-Bus array is limited to 64 MiB")
+            struct.pack_into(self.endian + "I", self.buf, at, length)
+        else:
+            raise ValueError(f"cannot marshal type {sig!r}")
+
+
+def marshal(signature: str, values: list[object] | tuple[object, ...]) -> bytes:
+    """The body for ``signature`` (aligned as if it started at offset 0, as bodies do)."""
+    w = _Writer()
+    types = split_signature(signature)
+    if len(types) != len(values):
+        raise ValueError(f"signature {signature!r} needs {len(types)} values, got {len(values)}")
+    for t, v in zip(types, values):
+        w.value(t, v)
+    return bytes(w.buf)
+
+
+class _Reader:
+    def __init__(self, data: bytes, endian: str, pos: int = 0) -> None:
+        self.data = data
+        self.endian = endian
+        self.pos = pos
+
+    def align(self, n: int) -> None:
+        self.pos += -self.pos % n
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise ValueError("a D-Bus message ends inside a value")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def fixed(self, code: str) -> object:
+        self.align(_ALIGN[code])
+        fmt = _FIXED[code]
+        (value,) = struct.unpack(self.endian + fmt, self.take(struct.calcsize(fmt)))
+        return bool(value) if code == "b" else value
+
+    def value(self, sig: str, depth: int = 0) -> object:
+        if depth > MAX_DEPTH:
+            raise ValueError("a D-Bus value nests too deeply")
+        c = sig[0]
+        if c in _FIXED:
+            return self.fixed(c)
+        if c in "so":
+            n = self.fixed("u")
+            text = self.take(n + 1)  # type: ignore[operator]
+            return text[:-1].decode(errors="replace")
+        if c == "g":
+            n = self.take(1)[0]
+            return self.take(n + 1)[:-1].decode("ascii", errors="replace")
+        if c == "v":
+            inner = self.value("g")
+            types = split_signature(inner)  # type: ignore[arg-type]
+            if len(types) != 1:
+                raise ValueError(f"a variant holds one type, not {inner!r}")
+            return (inner, self.value(types[0], depth + 1))
+        if c == "(":
+            self.align(8)
+            return tuple(self.value(f, depth + 1) for f in split_signature(sig[1:-1]))
+        if c == "a":
+            n: int = self.fixed("u")  # type: ignore[assignment]
+            if n > MAX_ARRAY:
+                raise ValueError("a D-Bus array over 64 MiB")
+            elem = sig[1:]
+            self.align(_ALIGN[elem[0]])
+            end = self.pos + n
+            if end > len(self.data):
+                raise ValueError("a D-Bus array runs past its message")
+            if elem[0] == "{":
+                key, val = split_signature(elem[1:-1])
+                d = {}
+                while self.pos < end:
+                    self.align(8)
+                    k = self.value(key, depth + 1)
+                    d[k] = self.value(val, depth + 1)
+                return d
+            items = []
+            while self.pos < end:
+                items.append(self.value(elem, depth + 1))
+            return items
+        raise ValueError(f"cannot unmarshal type {sig!r}")
+
+
+def unmarshal(signature: str, data: bytes, endian: str = "<") -> list[object]:
+    r = _Reader(data, endian)
+    return [r.value(t) for t in split_signature(signature)]
+
+
+class Message:
+    """One message: its type, serial, header fields (by code) and decoded body."""
+
+    __slots__ = ("type", "serial", "fields", "body")
+
+    def __init__(self, type_: int, serial: int, fields: dict[int, object],
+                 body: list[object]) -> None:
+        self.type = type_
+        self.serial = serial
+        self.fields = fields
+        self.body = body
+
+    @property
+    def member(self) -> object:
+        return self.fields.get(_MEMBER)
+
+    @property
+    def interface(self) -> object:
+        return self.fields.get(_INTERFACE)
+
+
+def encode_message(type_: int, serial: int, fields: dict[int, object], signature: str = "",
+                   body: list[object] | tuple[object, ...] = (), flags: int = 0) -> bytes:
+    payload = marshal(signature, body) if signature else b""
+    header_fields = [(code, Variant(_FIELD_TYPE[code], value))
+                     for code, value in sorted(fields.items())]
+    if signature:
+        header_fields.append((_SIGNATURE, Variant("g", signature)))
+    w = _Writer()
+    w.buf += struct.pack("<cBBBII", b"l", type_, flags, 1, len(payload), serial)
+    w.value("a(yv)", header_fields)
+    w.pad(8)
+    return bytes(w.buf) + payload
+
+
+def decode_message(data: bytes) -> Message:
+    """A whole message (as framed by :func:`message_length`)."""
+    endian = {b"l"[0]: "<", b"B"[0]: ">"}.get(data[0])
+    if endian is None:
+        raise ValueError(f"unknown D-Bus byte order {data[:1]!r}")
+    type_, _flags, _version, body_len, serial = struct.unpack(endian + "BBBII", data[1:12])
+    r = _Reader(data, endian, 12)
+    raw_fields: list = r.value("a(yv)")  # type: ignore[assignment]
+    fields = {code: value for code, (_sig, value) in raw_fields}
+    r.align(8)
+    body_data = data[r.pos:r.pos + body_len]
+    sig = fields.get(_SIGNATURE, "")
+    body = unmarshal(sig, body_data, endian) if sig else []  # type: ignore[arg-type]
+    return Message(type_, serial, fields, body)
+
+
+def message_length(head: bytes) -> int:
+    """The whole length of a message from its first 16 bytes."""
+    endian = "<" if head[:1] == b"l" else ">"
+    body_len, _serial, fields_len = struct.unpack(endian + "III", head[4:16])
+    header = 16 + fields_len
+    total = header + (-header % 8) + body_len
+    if total > MAX_MESSAGE:
+        raise ValueError(f"a D-Bus message of {total} bytes is over the 128 MiB limit")
+    return total
+
+
+# ---- the connection ----------------------------------------------------------------
+
+def system_bus_address() -> str:
+    """The system bus's socket path (DBUS_SYSTEM_BUS_ADDRESS's first unix:path=)."""
+    env = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "")
+    for address in env.split(";"):
+        kind, _, params = address.partition(":")
+        if kind != "unix":
+            continue
+        for kv in params.split(","):
+            key, _, value = kv.partition("=")
+            if key == "path" and value:
+                return _unescape_address(value)
+    return SYSTEM_BUS_SOCKET
+
+
+def _unescape_address(value: str) -> str:
+    out = bytearray()
+    i = 0
+    raw = value.encode()
+    while i < len(raw):
+        if raw[i:i + 1] == b"%" and i + 3 <= len(raw):
+            out.append(int(raw[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode()
+
+
+class Connection:
+    """A blocking connection, for one process (not shared between threads)."""
+
+    def __init__(self, path: str, bus: bool, timeout: float = 30.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._serial = 0
+        self._buf = b""
+        self._signals: list[Message] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.connect(path)
+            self._authenticate()
+            if bus:
+                self.call("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                          "org.freedesktop.DBus", "Hello")
+        except BaseException:
+            self.sock.close()
+            raise
+
+    @classmethod
+    def systemd(cls, timeout: float = 30.0) -> Connection:
+        """Systemd's manager: its private socket when we may use it, else the system bus."""
+        errors = []
+        if os.geteuid() == 0 and os.path.exists(PRIVATE_SOCKET):
+            try:
+                return cls(PRIVATE_SOCKET, bus=False, timeout=timeout)
+            except (OSError, TomatoError) as err:
+                errors.append(f"{PRIVATE_SOCKET}: {_reason(err)}")
+        address = system_bus_address()
+        try:
+            conn = cls(address, bus=True, timeout=timeout)
+        except (OSError, TomatoError) as err:
+            errors.append(f"{address}: {_reason(err)}")
+            raise Unavailable("cannot connect to systemd over d-bus: " + "; ".join(errors)) \
+                from err
+        try:
+            # On the bus systemd signals job ends only to its subscribers.
+            conn.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                      "AddMatch", "s", [f"type='signal',sender='{SYSTEMD}',"
+                                        f"interface='{MANAGER}',member='JobRemoved'"])
+            conn.call(SYSTEMD, SYSTEMD_PATH, MANAGER, "Subscribe")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    # -- the wire --
+    def _authenticate(self) -> None:
+        uid = str(os.geteuid()).encode().hex().encode()
+        self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\n")
+        line = self._line()
+        if not line.startswith(b"OK "):
+            raise Unavailable(f"d-bus authentication refused at {self.path}: "
+                              f"{line.decode(errors='replace').strip() or 'no answer'}")
+        self.sock.sendall(b"BEGIN\r\n")
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self._buf:
+            if len(self._buf) > 4096:
+                raise Unavailable(f"d-bus peer at {self.path} sent no authentication line")
+            self._recv_some()
+        line, _, self._buf = self._buf.partition(b"\r\n")
+        return line
+
+    def _recv_some(self) -> None:
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout as err:
+            raise Unavailable(f"no answer from d-bus peer at {self.path} within "
+                              f"{self.timeout:g} s") from err
+        if not chunk:
+            raise Unavailable(f"d-bus peer at {self.path} closed the connection")
+        self._buf += chunk
+
+    def _read_message(self) -> Message:
+        while len(self._buf) < 16:
+            self._recv_some()
+        try:
+            total = message_length(self._buf[:16])
+        except ValueError as err:
+            raise Unavailable(f"d-bus peer at {self.path}: {err}") from err
+        while len(self._buf) < total:
+            self._recv_some()
+        data, self._buf = self._buf[:total], self._buf[total:]
+        try:
+            return decode_message(data)
+        except (ValueError, struct.error, KeyError, TypeError) as err:
+            raise Unavailable(f"d-bus peer at {self.path} sent a malformed message: "
+                              f"{err}") from err
+
+    def send(self, type_: int, fields: dict[int, object], signature: str = "",
+             body: list[object] | tuple[object, ...] = ()) -> int:
+        self._serial += 1
+        self.sock.sendall(encode_message(type_, self._serial, fields, signature, body))
+        return self._serial
+
+    def call(self, destination: str, path: str, interface: str, member: str,
+             signature: str = "", body: list[object] | tuple[object, ...] = ()) -> list[object]:
+        """Call a method and return the reply's body; an error reply raises DBusError."""
+        serial = self.send(METHOD_CALL, {_PATH: path, _INTERFACE: interface, _MEMBER: member,
+                                         _DESTINATION: destination}, signature, body)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            msg = self._read_message()
+            if msg.type == SIGNAL:
+                self._signals.append(msg)  # a JobRemoved may overtake its call's reply
+            elif msg.type in (METHOD_RETURN, ERROR) and msg.fields.get(_REPLY_SERIAL) == serial:
+                if msg.type == ERROR:
+                    text = msg.body[0] if msg.body and isinstance(msg.body[0], str) else ""
+                    raise DBusError(str(msg.fields.get(_ERROR_NAME, "")), text)
+                return msg.body
+            if time.monotonic() > deadline:
+                raise Unavailable(f"no reply to {member} from {self.path} within "
+                                  f"{self.timeout:g} s")
+
+    def wait_signal(self, interface: str, member: str, match: object = None,
+                    timeout: float | None = None) -> Message:
+        """The next signal ``interface.member`` whose body's first value is ``match``
+        (any, when None), including those that arrived during earlier calls."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            for i, msg in enumerate(self._signals):
+                if msg.interface == interface and msg.member == member and \
+                        (match is None or (msg.body and msg.body[0] == match)):
+                    del self._signals[i]
+                    return msg
+            self._signals = self._signals[-64:]  # others are of no interest to us
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unavailable(f"no {member} signal from {self.path} within "
+                                  f"{self.timeout if timeout is None else timeout:g} s")
+            self.sock.settimeout(left)
+            try:
+                msg = self._read_message()
+            finally:
+                self.sock.settimeout(self.timeout)
+            if msg.type == SIGNAL:
+                self._signals.append(msg)
+
+    def wait_job(self, job: str, timeout: float | None = None) -> str:
+        """Wait for systemd's job ``job`` to end; its result ("done", "failed" ...)."""
+        # JobRemoved(u id, o job, s unit, s result): match on the object path.
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            msg = self.wait_signal(MANAGER, "JobRemoved", None,
+                                   max(deadline - time.monotonic(), 0.001))
+            if len(msg.body) == 4 and msg.body[1] == job:
+                return str(msg.body[3])
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, OSError):
+        return os.strerror(err.errno).lower() if err.errno else str(err)
+    return str(err)
