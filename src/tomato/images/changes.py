@@ -14,11 +14,11 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from tomato._sys.fdtree import Node, tar_header, walk
 from tomato._sys.paths import lexists_beneath
-from tomato.records import record as dataclass
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
@@ -64,11 +64,42 @@ def _in_lower(lower_fds: list[int], rel: str) -> bool:
     return any(lexists_beneath(fd, rel) for fd in lower_fds)
 
 
-def _placeholder(rel: str, st: os.stat_result, lower_fds: list[int],
+def _placeholder(rel: str, node: Node, lower_fds: list[int],
                  hidden: frozenset[str]) -> bool:
-    """An empty file the runtime made only to mount over (/etc/hosts ...): not a change."""
-    return ("/" + rel) in hidden and stat.S_ISREG(st.st_mode) and st.st_size == 0 \
-        and not _in_lower(lower_fds, rel)
+    """An empty file (or directory) the runtime made only to mount over (/etc/hosts,
+    /proc in an image without one ...): not a change."""
+    if ("/" + rel) not in hidden:
+        return False
+    st = node.st
+    if stat.S_ISREG(st.st_mode):
+        empty = st.st_size == 0
+    elif stat.S_ISDIR(st.st_mode):
+        fd = node.open_dir()
+        try:
+            empty = not os.listdir(fd)
+        finally:
+            os.close(fd)
+    else:
+        return False
+    return empty and not _in_lower(lower_fds, rel)
+
+
+def _copied_up_only(rel: str, node: Node, lower_fds: list[int],
+                    hidden: frozenset[str]) -> bool:
+    """A directory overlayfs copied up only because a placeholder was made in it (/etc
+    for /etc/hosts): the same directory as below, so a layer need not carry it unless
+    something real changes beneath it."""
+    if not any(h.startswith("/" + rel + "/") for h in hidden) or _is_opaque(node):
+        return False
+    for fd in lower_fds:
+        try:
+            low = os.stat(rel, dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            continue
+        st = node.st
+        return stat.S_ISDIR(low.st_mode) and stat.S_IMODE(low.st_mode) == \
+            stat.S_IMODE(st.st_mode) and (low.st_uid, low.st_gid) == (st.st_uid, st.st_gid)
+    return False
 
 
 def changes(upper: str, lowers: list[str], hidden: frozenset[str] = frozenset()) -> list[Change]:
@@ -79,7 +110,7 @@ def changes(upper: str, lowers: list[str], hidden: frozenset[str] = frozenset())
     out: list[Change] = []
     with _upper_walk(upper, lowers) as (entries, lower_fds):
         for rel, node in entries:
-            if _placeholder(rel, node.st, lower_fds, hidden):
+            if _placeholder(rel, node, lower_fds, hidden):
                 continue
             if _is_whiteout(node.st):
                 out.append(Change("D", "/" + rel))
@@ -92,21 +123,37 @@ def changes(upper: str, lowers: list[str], hidden: frozenset[str] = frozenset())
 
 
 def write_layer(upper: str, dest: BinaryIO, lowers: list[str] | None = None,
-                hidden: frozenset[str] = frozenset()) -> None:
+                hidden: frozenset[str] = frozenset()) -> int:
     """The upper directory as an uncompressed OCI layer tar written to ``dest``
-    (placeholders for ``hidden`` mount points left out, as in ``changes``)."""
+    (placeholders for ``hidden`` mount points left out, as in ``changes``, and the
+    directories holding them unless something else changed in there); returns how
+    many entries it holds (0: the container changed nothing)."""
+    count = 0
     with tarfile.open(fileobj=dest, mode="w|", format=tarfile.PAX_FORMAT) as tf, \
             _upper_walk(upper, lowers or []) as (entries, lower_fds):
         hardlinks: dict[tuple[int, int], str] = {}
+        waiting: list[tuple[str, tarfile.TarInfo]] = []  # copied-up-only directories
+
+        def add(rel: str, info: tarfile.TarInfo, data: Any = None) -> None:
+            nonlocal count
+            while waiting and not rel.startswith(waiting[-1][0] + "/"):
+                waiting.pop()  # its subtree is over and changed nothing
+            for _, parent in waiting:
+                tf.addfile(parent)
+                count += 1
+            waiting.clear()
+            tf.addfile(info, data)
+            count += 1
+
         for rel, node in entries:
             st = node.st
-            if _placeholder(rel, st, lower_fds, hidden):
+            if _placeholder(rel, node, lower_fds, hidden):
                 continue
             if _is_whiteout(st):
                 parent, name = os.path.split(rel)
                 whiteout = tarfile.TarInfo(f"{parent}/.wh.{name}" if parent else f".wh.{name}")
                 whiteout.mtime = int(st.st_mtime)
-                tf.addfile(whiteout)
+                add(rel, whiteout)
                 continue
             info = tar_header(rel, node)
             if info is None:
@@ -115,18 +162,23 @@ def write_layer(upper: str, dest: BinaryIO, lowers: list[str] | None = None,
                 key = (st.st_dev, st.st_ino)
                 if key in hardlinks:
                     info.type, info.linkname, info.size = tarfile.LNKTYPE, hardlinks[key], 0
-                    tf.addfile(info)
+                    add(rel, info)
                     continue
                 hardlinks[key] = rel
             if info.isreg():
                 with os.fdopen(node.open_file(), "rb") as f:
-                    tf.addfile(info, _Sized(f, info.size))
+                    add(rel, info, _Sized(f, info.size))
+            elif info.isdir() and _copied_up_only(rel, node, lower_fds, hidden):
+                while waiting and not rel.startswith(waiting[-1][0] + "/"):
+                    waiting.pop()
+                waiting.append((rel, info))
             else:
-                tf.addfile(info)
+                add(rel, info)
             if info.isdir() and _is_opaque(node):
                 marker = tarfile.TarInfo(f"{rel}/.wh..wh..opq")
                 marker.mtime = int(st.st_mtime)
-                tf.addfile(marker)
+                add(f"{rel}/.wh..wh..opq", marker)
+    return count
 
 
 class _Sized:
