@@ -12,9 +12,8 @@ import datetime
 import hashlib
 import json
 import tempfile
+from dataclasses import dataclass
 from typing import Any
-
-from tomato.records import record
 
 from .changes import write_layer
 from .content import BlobInfo, ContentStore, digest_bytes
@@ -22,7 +21,7 @@ from .importer import _compressor
 from .manifest import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, load_config, load_manifest
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class StoredLayer:
     blob: BlobInfo  # the gzip'ed layer in the content store
     diff_id: str  # sha256 of the uncompressed tar
