@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "tomato"
 
 LAYER = {
     "__init__": 0,
-    "errors": 0, "_sys": 0, "records": 0, "fastjson": 0, "explain": 0, "sqlitedb": 0, "files": 0,
+    "errors": 0, "_sys": 0, "records": 0, "fastjson": 0, "hashing": 0, "explain": 0, "sqlitedb": 0, "files": 0,
     "oci": 1,
     "cgroups": 2, "images": 2, "network": 2,
     "runtime": 3,

@@ -4,7 +4,10 @@ argparse costs several milliseconds to import and build; tomato-runtime's
 start latency is a headline number, so the runtime CLI parses by hand:
 ``--name value``, ``--name=value``, ``-n value``, single-dash long names
 (urfave accepts ``-bundle``), booleans, and repeatable flags.  Flag parsing
-stops at the first positional argument, as runc's does.
+stops at the first positional argument, as runc's does.  Its errors are Go's
+flag package's words (tests/unit/test_cli_flags.py): ``flag provided but not
+defined: -x``, ``flag needs an argument: -b``, ``invalid boolean value "yes"
+for -d: parse error``, ``bad flag syntax: ---x``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,19 @@ class Parsed:
         return list(value) if isinstance(value, list) else []
 
 
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def _parse_bool(text: str, name: str) -> bool:
+    """Go's strconv.ParseBool, as a --flag=value of a boolean flag is read by runc."""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidArgument(f'invalid boolean value "{text}" for -{name}: parse error')
+
+
 def parse(argv: list[str], flags: tuple[Flag, ...], stop_at_positional: bool = True) -> Parsed:
     by_name: dict[str, Flag] = {}
     for f in flags:
@@ -67,17 +83,20 @@ def parse(argv: list[str], flags: tuple[Flag, ...], stop_at_positional: bool = T
             out.args.append(arg)
             i += 1
             continue
-        name, eq, inline = arg.lstrip("-").partition("=")
+        name, eq, inline = arg[2:].partition("=") if arg.startswith("--") \
+            else arg[1:].partition("=")
+        if not name or name.startswith(("-", "=")):
+            raise InvalidArgument(f"bad flag syntax: {arg}")
         flag = by_name.get(name)
         if flag is None:
-            raise InvalidArgument(f"flag provided but not defined: {arg}")
+            raise InvalidArgument(f"flag provided but not defined: -{name}")
         if flag.kind == OPTIONAL:
             out.values[flag.name] = inline if eq else True
             i += 1
             continue
         if flag.kind == BOOL:
             if eq:
-                out.values[flag.name] = inline.lower() in ("1", "true", "yes")
+                out.values[flag.name] = _parse_bool(inline, name)
             else:
                 out.values[flag.name] = True
             i += 1
@@ -87,7 +106,7 @@ def parse(argv: list[str], flags: tuple[Flag, ...], stop_at_positional: bool = T
             i += 1
         else:
             if i + 1 >= len(argv):
-                raise InvalidArgument(f"flag needs an argument: {arg}")
+                raise InvalidArgument(f"flag needs an argument: -{name}")
             value = argv[i + 1]
             i += 2
         if flag.kind == MULTI:

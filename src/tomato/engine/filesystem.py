@@ -22,6 +22,7 @@ import posixpath
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, BinaryIO
 
@@ -31,7 +32,6 @@ from tomato.engine import rootfs_io
 from tomato.engine.containers import Container, Containers
 from tomato.engine.images import EngineConfig, _Ctx, _record, rootfs_mounts
 from tomato.errors import InvalidArgument, NotFound, TomatoError
-from tomato.records import record
 
 
 def _overlay(cfg: EngineConfig, c: Container) -> tuple[str, list[str]]:
@@ -90,7 +90,7 @@ def commit(cfg: EngineConfig, c: Container, reference: str | None, *, comment: s
     return img.id
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class PathStat:
     """What Docker's X-Docker-Container-Path-Stat header tells about a path."""
 
@@ -101,7 +101,7 @@ class PathStat:
     link_target: str  # a symlink's target fully resolved in the container, else ""
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class _Place:
     """Which host directory holds a container path, and the path inside it."""
 

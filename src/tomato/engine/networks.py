@@ -37,6 +37,7 @@ from tomato.errors import (
     NotFound,
     TomatoError,
 )
+from tomato.hashing import sha256 as _sha256  # no OpenSSL load (~3 ms) for short ids
 from tomato.records import record
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
@@ -44,15 +45,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_ROOT = Path("/var/lib/tomato")
-
-
-def _sha256(data: bytes) -> Any:
-    """hashlib's sha256 without hashlib's OpenSSL load (~3 ms), for the short ids here."""
-    try:
-        from _sha256 import sha256
-    except ImportError:
-        from hashlib import sha256
-    return sha256(data)
 BUILTIN = ("bridge", "host", "none")
 
 

@@ -30,11 +30,11 @@ import stat
 import tarfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, BinaryIO
 
 from tomato._sys.fdtree import DIR_FLAGS, Node, pin, rmtree_at, tar_header, walk
 from tomato.errors import InvalidArgument, TomatoError
-from tomato.records import record
 
 #: One archive entry: its header and, for a regular file, a reader of its data.
 Item = tuple[tarfile.TarInfo, "IO[bytes] | None"]
@@ -121,7 +121,7 @@ def write_tar(out: BinaryIO, entries: Iterable[Item]) -> None:
 
 # -- in: archive items extracted into a directory fd --------------------------------------
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class ExtractOptions:
     #: every entry owned by this (uid, gid): Docker's cp into a container (its root)
     owner: tuple[int, int] | None = None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from dataclasses import dataclass
 
 from tomato.engine.containers import Container, Containers
 from tomato.engine.images import EngineConfig
 from tomato.errors import Conflict, InvalidArgument, TomatoError
-from tomato.records import record as dataclass
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:

@@ -22,11 +22,11 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from tomato.errors import InvalidArgument, NotFound
-from tomato.records import record as dataclass
 
 from .compression import DecompressReader, sniff
 from .content import ContentStore, check_digest, digest_bytes

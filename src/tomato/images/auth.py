@@ -12,10 +12,10 @@ import json
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from tomato.errors import InvalidArgument
-from tomato.records import record as dataclass
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 

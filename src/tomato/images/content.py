@@ -55,12 +55,11 @@ def digest_bytes(data: bytes) -> str:
     if len(data) < 1 << 20:
         # The small blobs every `run` reads (manifest, config): CPython's own
         # sha256 loads in ~1 ms, hashlib's OpenSSL in ~3.5 ms.
-        try:
-            from _sha256 import sha256
-        except ImportError:
-            from hashlib import sha256
-    else:
-        from hashlib import sha256  # OpenSSL's is faster on big data
+        from tomato.hashing import sha256_hex
+
+        return "sha256:" + sha256_hex(data)
+    from hashlib import sha256  # OpenSSL's is faster on big data
+
     return "sha256:" + sha256(data).hexdigest()
 
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 from tomato.errors import InvalidArgument
-from tomato.records import record as dataclass
 
 from .compression import DecompressReader, Prefetch, TeeReader, layer_compression
 from .content import ContentStore, DigestMismatch, Writer

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-
-from tomato.records import record as dataclass
+from dataclasses import dataclass
 
 from .content import ContentStore
 from .manifest import Descriptor, Index, Manifest, parse_manifest

@@ -23,10 +23,10 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from tomato.errors import InvalidArgument, NotFound, PermissionDenied, TomatoError, Unavailable
-from tomato.records import record as dataclass
 
 from .auth import Credentials, parse_challenge
 from .content import DigestMismatch

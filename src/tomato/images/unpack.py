@@ -19,10 +19,10 @@ import os
 import stat
 import tarfile
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from tomato.errors import InvalidArgument
-from tomato.records import record as dataclass
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
