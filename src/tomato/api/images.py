@@ -143,9 +143,9 @@ def _import(api: Any, req: Request) -> None:
                              "as the request body (fromSrc=-)")
     changes: dict[str, Any] = {}
     if req.query.get("changes"):
-        from tomato.cli.engine import parse_changes
+        from tomato.engine import image_changes
 
-        changes = parse_changes(req.query["changes"])
+        changes = image_changes.parse(req.query["changes"])
     img = im.import_image(api.cfg, None, reference=reference, config=changes or None,
                           message=req.arg("message"), stream=_Unclosed(req.body_stream()))
     req.start_stream()
@@ -307,9 +307,9 @@ def commit(api: Any, req: Request) -> None:
     reference = _name(req.arg("repo"), req.arg("tag") or "latest") if req.arg("repo") else None
     changes: dict[str, Any] = {}
     if req.query.get("changes"):
-        from tomato.cli.engine import parse_changes
+        from tomato.engine import image_changes
 
-        changes = parse_changes(req.query["changes"])
+        changes = image_changes.parse(req.query["changes"])
     for key, value in (("Cmd", body.texts("Cmd", lone=True)),
                        ("Entrypoint", body.texts("Entrypoint", lone=True)),
                        ("Env", body.texts("Env")), ("WorkingDir", body.text("WorkingDir")),

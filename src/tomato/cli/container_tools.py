@@ -25,35 +25,10 @@ def cmd_diff(args: argparse.Namespace, cfg: Any) -> int:
 
 @_guard
 def cmd_commit(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.engine import filesystem, service
+    from tomato.engine import filesystem, image_changes, service
 
-    changes: dict[str, Any] = {}
-    for change in args.change:
-        key, _, value = change.partition(" ")
-        key = key.upper()
-        if key in ("CMD", "ENTRYPOINT"):
-            try:
-                parsed = json.loads(value)
-            except ValueError:
-                parsed = ["/bin/sh", "-c", value]
-            changes["Cmd" if key == "CMD" else "Entrypoint"] = parsed
-        elif key == "ENV":
-            changes.setdefault("Env", []).append(value.replace(" ", "=", 1)
-                                                 if "=" not in value else value)
-        elif key == "WORKDIR":
-            changes["WorkingDir"] = value
-        elif key == "USER":
-            changes["User"] = value
-        else:
-            from tomato.errors import InvalidArgument
-
-            raise InvalidArgument(f"{key} is not a valid change command")
+    changes = image_changes.parse(args.change)  # before anything is looked up
     c = service.get(cfg, args.container)
-    if "Env" in changes:
-        from tomato.engine.images import inspect as image_inspect
-
-        base_env = image_inspect(cfg, c.image_id).config.get("Env") or []
-        changes["Env"] = base_env + changes["Env"]
     print(filesystem.commit(cfg, c, args.repository, comment=args.message, author=args.author,
                             changes=changes, pause=args.pause != "false"))
     return 0

@@ -398,42 +398,10 @@ def cmd_load(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
-_CHANGE_KEYS = {"CMD": "Cmd", "ENTRYPOINT": "Entrypoint", "ENV": "Env", "WORKDIR": "WorkingDir",
-                "USER": "User", "LABEL": "Labels", "EXPOSE": "ExposedPorts",
-                "VOLUME": "Volumes", "STOPSIGNAL": "StopSignal"}
-
-
-def parse_changes(changes: list[str]) -> dict[str, Any]:
-    """A subset of Dockerfile instructions for ``import --change``."""
-    cfg: dict[str, Any] = {}
-    for ch in changes:
-        word, _, rest = ch.strip().partition(" ")
-        key = _CHANGE_KEYS.get(word.upper())
-        if key is None:
-            raise InvalidArgument(f"{word} is not a valid change command")
-        rest = rest.strip()
-        if key in ("Cmd", "Entrypoint"):
-            cfg[key] = json.loads(rest) if rest.startswith("[") else ["/bin/sh", "-c", rest]
-        elif key == "Env":
-            k, sep, v = rest.partition("=")
-            if not sep:
-                k, _, v = rest.partition(" ")
-            cfg.setdefault("Env", []).append(f"{k}={v.strip()}")
-        elif key == "Labels":
-            k, _, v = rest.partition("=")
-            cfg.setdefault("Labels", {})[k] = v.strip('"')
-        elif key in ("ExposedPorts", "Volumes"):
-            for item in rest.split():
-                if key == "ExposedPorts" and "/" not in item:
-                    item += "/tcp"
-                cfg.setdefault(key, {})[item] = {}
-        else:
-            cfg[key] = rest
-    return cfg
-
-
 def cmd_import(args: argparse.Namespace, cfg: Any) -> int:
-    config = parse_changes(args.change or [])
+    from tomato.engine import image_changes
+
+    config = image_changes.parse(args.change or [])
     if args.file == "-":
         img = _images().import_image(cfg, None, reference=args.reference, config=config,
                                      message=args.message or "", stream=sys.stdin.buffer)

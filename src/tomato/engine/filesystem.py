@@ -73,6 +73,11 @@ def commit(cfg: EngineConfig, c: Container, reference: str | None, *, comment: s
             from tomato.engine.images import get_image
 
             base = get_image(cfg, c.image_id)
+            if changes:  # laid over the image's config as a Dockerfile's lines would be
+                from tomato.engine.image_changes import merge
+                from tomato.engine.images import inspect
+
+                changes = merge(inspect(cfg, base.id).config or {}, changes)
             digest = commit_layer(ctx.content, base.manifest_digest, upper, changes or {},
                                   comment=comment, author=author,
                                   created_by=" ".join(c.spec.get("process", {}).get("args", [])),

@@ -234,3 +234,24 @@ def test_socket_group_and_loopback_tcp(server: Server, workdir: Any) -> None:
             p.terminate()
             p.wait(20)
     assert not os.path.exists(sock)  # removed on SIGTERM
+
+
+def test_import_and_commit_changes_through_the_api(api: Server) -> None:
+    """The API's `changes` are the CLI's: a bad line is a 400 (it was a 500), a broken
+    exec form is the shell form."""
+    import io
+    import tarfile
+
+    empty = io.BytesIO()
+    tarfile.open(fileobj=empty, mode="w").close()
+    status, body = api.request("POST", "/images/create?fromSrc=-&repo=apichanges&tag=v1"
+                               "&changes=CMD%20%5Boops&changes=EXPOSE%2080",
+                               empty.getvalue())
+    assert status == 200, body
+    status, image = api.request("GET", "/images/apichanges:v1/json")
+    assert image["Config"]["Cmd"] == ["/bin/sh", "-c", "[oops"]
+    assert "80/tcp" in image["Config"]["ExposedPorts"]
+    status, body = api.request("POST", "/images/create?fromSrc=-&repo=apichanges&tag=v2"
+                               "&changes=FROM%20x", empty.getvalue())
+    assert status == 400 and "FROM is not a valid change command" in body["message"]
+    api.request("DELETE", "/images/apichanges:v1")
