@@ -3,14 +3,19 @@
 
 Times two things per runtime and prints medians and the ratio to runc:
   run        `RUNTIME run --bundle B ID` of /bin/true (start -> exit -> cleanup)
-  lifecycle  `create`, `start`, wait for exit, `delete` (three invocations)
+  lifecycle  `create`, `start`, `state` until stopped, `delete` (what containerd's
+             shim calls), and each of those verbs on its own
+
+The machine is shared and noisy, so the runtimes take turns: ``--rounds`` rounds,
+each running a few iterations of every runtime in turn, so that drift and other
+people's load hit all of them alike.  The load average before and after is printed.
 
 Storage (bundle and state roots) is on a tmpfs this script mounts.  crun 1.8
-refuses this machine's hybrid cgroups, so its whole loop runs inside one
+refuses this machine's hybrid cgroups, so each of its turns runs inside one
 private mount namespace with /sys/fs/cgroup/unified unmounted (the wrapper's
-~3 ms is paid once, not per iteration).
+~3 ms is paid once per turn, not per iteration).
 
-    sudo .venv/bin/python bench/runtime_bench.py [-n 30]
+    sudo .venv/bin/python bench/runtime_bench.py [-n 30] [--rounds 6]
 """
 
 from __future__ import annotations
@@ -29,42 +34,52 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 TOMATO = str(Path(sys.executable).parent / "tomato-runtime")
+VERBS = ("create", "start", "state", "delete")
 
 
 def loop(argv: list[str]) -> None:
     """Inner loop (possibly inside crun's wrapper): print timings as JSON."""
-    kind, runtime, root, bundle, n = argv[0], argv[1], argv[2], argv[3], int(argv[4])
+    kind, runtime, root, bundle, n, tag = (argv[0], argv[1], argv[2], argv[3], int(argv[4]),
+                                           argv[5])
     base = [runtime, "--root", root]
-    times = []
-    for i in range(n + 3):  # 3 warm-ups
-        cid = f"b{os.getpid()}-{i}"
+    times: dict[str, list[float]] = {}
+
+    def timed(verb: str, args: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        t0 = time.perf_counter()
+        r = subprocess.run([*base, *args], **kwargs)  # type: ignore[call-overload]
+        times.setdefault(verb, []).append(time.perf_counter() - t0)
+        return r
+
+    for i in range(n):
+        cid = f"b{tag}-{i}"
         t0 = time.perf_counter()
         if kind == "run":
             subprocess.run([*base, "run", "--bundle", bundle, cid], check=True,
                            stdin=subprocess.DEVNULL)
         else:
-            subprocess.run([*base, "create", "--bundle", bundle, cid], check=True,
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-            subprocess.run([*base, "start", cid], check=True)
+            timed("create", ["create", "--bundle", bundle, cid], check=True,
+                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            timed("start", ["start", cid], check=True)
             state = {"status": "running"}
             for _ in range(2000):
-                out = subprocess.run([*base, "state", cid], capture_output=True, text=True)
+                out = timed("state", ["state", cid], capture_output=True, text=True)
                 state = json.loads(out.stdout)
                 if state["status"] == "stopped":
                     break
-            subprocess.run([*base, "delete", cid], check=True)
-        if i >= 3:
-            times.append(time.perf_counter() - t0)
+            timed("delete", ["delete", cid], check=True)
+        times.setdefault(kind, []).append(time.perf_counter() - t0)
     print(json.dumps(times))
 
 
-def measure(kind: str, name: str, runtime: str, root: Path, bundle: Path, n: int) -> list[float]:
-    inner = [sys.executable, __file__, "--loop", kind, runtime, str(root), str(bundle), str(n)]
+def turn(kind: str, name: str, runtime: str, root: Path, bundle: Path, n: int,
+         tag: str) -> dict[str, list[float]]:
+    inner = [sys.executable, __file__, "--loop", kind, runtime, str(root), str(bundle), str(n),
+             tag]
     if name == "crun":
         inner = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                  'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"', "sh", *inner]
     out = subprocess.run(inner, check=True, capture_output=True, text=True).stdout
-    times: list[float] = json.loads(out.strip().splitlines()[-1])
+    times: dict[str, list[float]] = json.loads(out.strip().splitlines()[-1])
     return times
 
 
@@ -81,12 +96,19 @@ def make_bundle(path: Path) -> None:
     (path / "config.json").write_text(json.dumps(spec))
 
 
+def load() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--loop":
         loop(sys.argv[2:])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-n", type=int, default=30, help="iterations per runtime")
+    ap.add_argument("-n", type=int, default=30, help="timed iterations per runtime")
+    ap.add_argument("--rounds", type=int, default=6, help="turns each runtime takes")
+    ap.add_argument("--only", default="", help="comma-separated runtimes (tomato,runc,crun)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("runtime_bench: run as root", file=sys.stderr)
@@ -97,25 +119,38 @@ def main() -> int:
         os.execvp("unshare", ["unshare", "-m", "--propagation", "private", sys.executable,
                               __file__, *sys.argv[1:]])
     peers = {"tomato": TOMATO, "runc": shutil.which("runc"), "crun": shutil.which("crun")}
+    if args.only:
+        peers = {k: v for k, v in peers.items() if k in args.only.split(",")}
+    for name in [k for k, v in peers.items() if v is None]:
+        print(f"{name}: not installed, skipped", file=sys.stderr)
+        del peers[name]
+    per_turn = max(1, -(-args.n // args.rounds))
     tmp = Path(tempfile.mkdtemp(prefix="tomato-bench-"))
     subprocess.run(["mount", "-t", "tmpfs", "tomato-bench", str(tmp)], check=True)
+    before = load()
     try:
         bundle = tmp / "bundle"
         make_bundle(bundle)
-        results: dict[str, dict[str, float]] = {}
-        for kind in ("run", "lifecycle"):
-            for name, binary in peers.items():
-                if binary is None:
-                    print(f"{name}: not installed, skipped", file=sys.stderr)
-                    continue
-                root = tmp / f"state-{name}"
-                times = measure(kind, name, binary, root, bundle, args.n)
-                results.setdefault(kind, {})[name] = statistics.median(times) * 1000
+        results: dict[str, dict[str, list[float]]] = {}
+        for name, binary in peers.items():  # warm-ups: page cache, seccomp cache
+            for kind in ("run", "lifecycle"):
+                turn(kind, name, binary, tmp / f"state-{name}", bundle, 3, f"w{kind[0]}")
+        for r in range(args.rounds):
+            for kind in ("run", "lifecycle"):
+                for name, binary in peers.items():
+                    got = turn(kind, name, binary, tmp / f"state-{name}", bundle, per_turn,
+                               f"{r}{kind[0]}")
+                    for verb, ts in got.items():
+                        results.setdefault(verb, {}).setdefault(name, []).extend(ts)
+        print(f"{per_turn * args.rounds} iterations per runtime in {args.rounds} alternating "
+              f"rounds; load average {before} before, {load()} after")
         print(f"{'benchmark':<11}{'runtime':<9}{'median ms':>10}{'vs runc':>9}")
-        for kind, by_name in results.items():
+        for kind in ("run", "lifecycle", *VERBS):
+            by_name = {k: statistics.median(v) * 1000 for k, v in results.get(kind, {}).items()}
             for name, ms in by_name.items():
                 ratio = ms / by_name["runc"] if "runc" in by_name else float("nan")
-                print(f"{kind:<11}{name:<9}{ms:>10.1f}{ratio:>8.2f}x")
+                label = kind if kind in ("run", "lifecycle") else f" {kind}"
+                print(f"{label:<11}{name:<9}{ms:>10.1f}{ratio:>8.2f}x")
     finally:
         subprocess.run(["umount", "-l", str(tmp)], check=False)
         os.rmdir(tmp)

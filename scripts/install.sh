@@ -36,6 +36,12 @@ if command -v cc >/dev/null 2>&1; then
         # LAUNCHER` when there is no server): no sh to start on every command.
         sed -i "1s|^#!.*|#!$PWD/.venv/bin/tomato-client|" .venv/bin/tomato
     fi
+    # tomato-runtime-front: the runtime's state/start/kill/delete/pause/resume/list
+    # without Python (src/tomato/runtime/front/main.c), the launcher's interpreter.
+    if cc -O2 -Wall -o .venv/bin/tomato-runtime-front.new src/tomato/runtime/front/*.c \
+            && mv .venv/bin/tomato-runtime-front.new .venv/bin/tomato-runtime-front; then
+        sed -i "1s|^#!.*|#!$PWD/.venv/bin/tomato-runtime-front|" .venv/bin/tomato-runtime
+    fi
 else
     echo "install.sh: no C compiler: containers' monitors stay in Python" >&2
 fi

@@ -19,7 +19,7 @@ from tomato.oci.state import validate_id
 from tomato.records import record
 from tomato.runtime.channel import Channel, ChannelClosed
 from tomato.runtime.log import RuntimeLog
-from tomato.runtime.statedir import EXEC_FIFO, Record, StateDir, proc_start_time
+from tomato.runtime.statedir import EXEC_FIFO, Record, StateDir, oci_state, proc_start_time
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
@@ -66,20 +66,6 @@ def now_rfc3339() -> str:
     fraction = f"{ns % 1_000_000_000:09d}".rstrip("0")
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
         (f".{fraction}Z" if fraction else "Z")
-
-
-def oci_state(rec: Record, status: str) -> dict[str, Any]:
-    return {
-        "ociVersion": rec.config.get("ociVersion", "1.2.0"),
-        "id": rec.id,
-        "status": status,
-        "pid": rec.pid if status not in ("stopped",) else 0,
-        "bundle": rec.bundle,
-        "rootfs": rec.rootfs,
-        "created": rec.created,
-        "owner": rec.owner,
-        "annotations": rec.annotations,
-    }
 
 
 def _write_mappings(pid: int, uid_maps: tuple[IdMapping, ...],

@@ -7,31 +7,59 @@ check the transition table → act → persist.
 
 from __future__ import annotations
 
+import _signal  # the signal module's numbers without its enum (~2 ms of imports)
 import errno
 import os
-import signal
 import time
 
 from tomato import fastjson as json
 from tomato.errors import Conflict, NotFound, TomatoError
-from tomato.oci.spec import Spec, parse_spec
 from tomato.oci.state import Status, check_transition
-from tomato.runtime.create import oci_state
 from tomato.runtime.log import RuntimeLog
-from tomato.runtime.statedir import Record, StateDir, alive
+from tomato.runtime.statedir import Record, StateDir, alive, oci_state
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any
+
+    from tomato.oci.spec import Spec
+
+SIGKILL = _signal.SIGKILL
 
 
 def spec_of(rec: Record) -> Spec:
     """The container's parsed config, parsed once per process."""
     spec: Spec | None = getattr(rec, "_spec", None)
     if spec is None:
+        from tomato.oci.spec import parse_spec
+
         spec = parse_spec(rec.config)
         object.__setattr__(rec, "_spec", spec)
     return spec
+
+
+def has_hooks(rec: Record, kind: str) -> bool:
+    """Whether config.hooks holds hooks of ``kind``, read from the raw config as the
+    C front end reads it (anything odd counts as hooks: parse_spec then words it)."""
+    hooks = rec.config.get("hooks")
+    if hooks is None:
+        return False
+    if not isinstance(hooks, dict):
+        return True
+    return bool(hooks.get(kind))
+
+
+def shares_pid_ns(rec: Record) -> bool:
+    """No pid namespace of its own, or one joined by path (as front/state.c reads it)."""
+    linux = rec.config.get("linux")
+    namespaces = linux.get("namespaces") if isinstance(linux, dict) else None
+    if not isinstance(namespaces, list):
+        return True
+    for ns in namespaces:
+        if isinstance(ns, dict) and ns.get("type") == "pid":
+            path = ns.get("path")
+            return isinstance(path, str) and path != ""
+    return True
 
 
 def manager_of(rec: Record) -> Any:
@@ -76,11 +104,10 @@ def start(states: StateDir, container_id: str, log: RuntimeLog,
     rec, status = load(states, container_id, rec)
     check_transition("start", container_id, status)
     fifo = states.fifo(container_id)
-    spec = spec_of(rec)
     # With startContainer hooks, the init reports their failure on start.fifo
     # (opened before the go, so its writer is surely still there): see hooks.py.
-    outcome = _open_start_outcome(states, container_id) if spec.hooks.get("startContainer") \
-        else None
+    outcome = _open_start_outcome(states, container_id) \
+        if has_hooks(rec, "startContainer") else None
     try:
         try:
             fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -101,9 +128,10 @@ def start(states: StateDir, container_id: str, log: RuntimeLog,
         if outcome is not None:
             os.close(outcome)
     log.debug(f"start: container {container_id} started (pid {rec.pid})")
-    if spec.hooks.get("poststart"):
+    if has_hooks(rec, "poststart"):
         from tomato.runtime.hooks import run_hooks_warning
 
+        spec = spec_of(rec)
         run_hooks_warning("poststart", spec.hooks["poststart"],
                           json.dumps(oci_state(rec, "running")), log.warning)
     return rec
@@ -138,20 +166,21 @@ def _await_start_outcome(fd: int) -> None:
 
 
 def parse_signal(value: str) -> int:
-    """A signal by number or name; 0 is valid: it only asks whether the target is there."""
+    """A signal by number or name (signal.Signals' names, SIG optional, any case);
+    0 is valid: it only asks whether the target is there."""
     value = value.strip()
     if value.isdigit():
         num = int(value)
-        if 0 <= num < signal.NSIG:
+        if 0 <= num < _signal.NSIG:
             return num
         raise TomatoError(f"invalid signal {value}")
     name = value.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise TomatoError(f"unknown signal {value!r}") from None
+    found = None if name.startswith("SIG_") else getattr(_signal, name, None)
+    if type(found) is not int:
+        raise TomatoError(f"unknown signal {value!r}")
+    return found
 
 
 def kill(states: StateDir, container_id: str, sig: int, all_processes: bool = False) -> None:
@@ -179,13 +208,8 @@ def kill(states: StateDir, container_id: str, sig: int, all_processes: bool = Fa
         mgr.kill_all(sig)
         return
     os.kill(rec.pid, sig)
-    if status == Status.PAUSED and mgr is not None and sig == signal.SIGKILL:
+    if status == Status.PAUSED and mgr is not None and sig == SIGKILL:
         mgr.thaw()
-
-
-def _shares_pid_ns(rec: Record) -> bool:
-    ns = spec_of(rec).linux.namespace("pid")
-    return ns is None or bool(ns.path)
 
 
 def _wait_gone(rec: Record, timeout: float = 10.0) -> bool:
@@ -203,37 +227,48 @@ def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
         rec, status = load(states, container_id, rec)
     except NotFound:
         if force:
+            # No record, or one nobody can read (corrupt): what it held is unknown,
+            # but its directory must not keep the id taken forever.
+            states.remove(container_id)
             return
         raise
     if status in (Status.RUNNING, Status.PAUSED, Status.CREATING) and not force:
         raise Conflict(f"cannot delete container {container_id} that is not stopped: "
                        f"{status}")
-    mgr = manager_of(rec)
+    try:
+        mgr = manager_of(rec)
+    except TomatoError:
+        if not force:
+            raise
+        mgr = None  # a malformed cgroup record: its cgroups are unknown, the record goes
     if status != Status.STOPPED:
-        if mgr is not None and (_shares_pid_ns(rec) or status == Status.PAUSED):
-            mgr.kill_all(signal.SIGKILL)
+        if mgr is not None and (shares_pid_ns(rec) or status == Status.PAUSED):
+            mgr.kill_all(SIGKILL)
         if alive(rec.pid, rec.pid_start):
             try:
-                os.kill(rec.pid, signal.SIGKILL)
+                os.kill(rec.pid, SIGKILL)
             except ProcessLookupError:
                 pass
         if mgr is not None and status == Status.PAUSED:
             mgr.thaw()
         if not _wait_gone(rec):
             raise TomatoError(f"container {container_id} init (pid {rec.pid}) did not die")
-    elif mgr is not None and (_shares_pid_ns(rec) or rec.status == "creating") \
+    elif mgr is not None and (shares_pid_ns(rec) or rec.status == "creating") \
             and mgr.exists():
         # The init is gone but, sharing the host pid namespace, its children may not
         # be; or the runtime creating the container was killed, and its init, already
         # in the cgroup, waits for a word (or a start) that will never come.
-        mgr.kill_all(signal.SIGKILL)
-    if rec.config:
-        spec = spec_of(rec)
-        if spec.hooks.get("poststop"):
-            from tomato.runtime.hooks import run_hooks_warning
+        mgr.kill_all(SIGKILL)
+    if has_hooks(rec, "poststop"):
+        from tomato.runtime.hooks import run_hooks_warning
 
-            run_hooks_warning("poststop", spec.hooks["poststop"],
-                              json.dumps(oci_state(rec, "stopped")), log.warning)
+        try:
+            hooks = spec_of(rec).hooks.get("poststop", ())
+        except TomatoError as err:  # a poststop hook's failure is a warning; so is this
+            log.warning(f"poststop hooks not run: {err}")
+        else:
+            run_hooks_warning("poststop", hooks, json.dumps(oci_state(rec, "stopped")),
+                              log.warning)
     if mgr is not None:
         mgr.destroy()
     if rec.host_mounts:

@@ -4,6 +4,12 @@ The record is written atomically (temp file, rename).  Liveness is
 never taken from the record alone: a pid is alive only if /proc shows it
 with the same start time we stored, so a recycled pid is not mistaken for
 the container.
+
+This file is read by two programs: here, and by the C front end
+(runtime/front/state.c), which answers state/start/kill/delete/pause/resume/list
+without starting Python.  Its format (docs/runtime.md, "The state directory")
+is ``Record``'s fields as one JSON object; a file whose members are not exactly
+those, with those types, is corrupt for both.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 STATE_FILE = "state.json"
+MAX_STATE_SIZE = 64 << 20  # a config this large is an attack, not a container (front.h too)
 EXEC_FIFO = "exec.fifo"
 START_FIFO = "start.fifo"  # only with startContainer hooks: their outcome (lifecycle.start)
 
@@ -47,6 +54,53 @@ class Record:
     host_mounts: dict[str, Any] | None = None
 
 
+#: Record's members and the JSON types they take (bool is not an int here).
+_MEMBER_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "bundle": (str,), "rootfs": (str,), "created": (str,), "pid": (int,),
+    "pid_start": (int,), "creator_pid": (int,), "creator_start": (int,), "status": (str,),
+    "annotations": (dict,), "cgroup": (dict, type(None)), "config": (dict,), "owner": (str,),
+    "no_pivot": (bool,), "host_mounts": (dict, type(None)),
+}
+_REQUIRED = ("id", "bundle", "rootfs", "created")
+
+
+def _wrong_member(raw: object) -> str:
+    """What makes ``raw`` no Record ("" when nothing does)."""
+    if not isinstance(raw, dict):
+        return "not an object"
+    for name in _REQUIRED:
+        if name not in raw:
+            return f"no {name}"
+    for name, value in raw.items():
+        types = _MEMBER_TYPES.get(name)
+        if types is None:
+            return f"unknown member {name!r}"
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return f"{name} is not {types[0].__name__}"
+    annotations = raw.get("annotations", {})
+    if not all(isinstance(v, str) for v in annotations.values()):
+        return "annotations are not strings"
+    return ""
+
+
+def _lone_surrogate(doc: object) -> bool:
+    """Whether a string anywhere in ``doc`` holds a lone surrogate (JSON's \\ud800)."""
+    todo = [doc]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+        elif isinstance(item, str) and not item.isascii():
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
 def proc_start_time(pid: int) -> int:
     """Field 22 of /proc/PID/stat (clock ticks since boot), 0 if gone or a zombie."""
     try:
@@ -63,6 +117,21 @@ def proc_start_time(pid: int) -> int:
 
 def alive(pid: int, start: int) -> bool:
     return pid > 0 and proc_start_time(pid) == start
+
+
+def oci_state(rec: Record, status: str) -> dict[str, Any]:
+    """The runtime spec's state of a container (what `state` prints, hooks read)."""
+    return {
+        "ociVersion": rec.config.get("ociVersion", "1.2.0"),
+        "id": rec.id,
+        "status": status,
+        "pid": rec.pid if status not in ("stopped",) else 0,
+        "bundle": rec.bundle,
+        "rootfs": rec.rootfs,
+        "created": rec.created,
+        "owner": rec.owner,
+        "annotations": rec.annotations,
+    }
 
 
 class StateDir:
@@ -103,15 +172,31 @@ class StateDir:
         path = os.path.join(self.path(container_id), STATE_FILE)
         try:
             with open(path, "rb") as f:
-                raw = json.loads(f.read())
+                data = f.read(MAX_STATE_SIZE + 1)
         except FileNotFoundError:
             if os.path.isdir(self.path(container_id)):
                 # Reserved but never recorded: a create that died before its first save.
                 return Record(id=container_id, bundle="", rootfs="", created="",
                               status="stopped")
             raise NotFound(f"container {container_id} does not exist") from None
-        except ValueError as err:
+        except IsADirectoryError:
+            raise NotFound(f"container {container_id} has a corrupt state file") from None
+        if len(data) > MAX_STATE_SIZE:
+            raise NotFound(f"container {container_id} has a corrupt state file: larger "
+                           f"than {MAX_STATE_SIZE >> 20} MiB")
+        try:
+            raw = json.loads(data)
+        # ValueError: JSON's errors, UnicodeDecodeError; SystemError: _json's for a bad
+        # string when json.decoder is not imported (fastjson leaves json out).
+        except (ValueError, RecursionError, SystemError) as err:
             raise NotFound(f"container {container_id} has a corrupt state file") from err
+        wrong = _wrong_member(raw)
+        if not wrong and b"\\u" in data and _lone_surrogate(raw):
+            wrong = "a lone surrogate"  # valid JSON, but no text: printing it would crash
+        if not wrong and raw["id"] != container_id:
+            wrong = "it names another container"
+        if wrong:
+            raise NotFound(f"container {container_id} has a corrupt state file: {wrong}")
         return Record(**raw)
 
     def remove(self, container_id: str) -> None:

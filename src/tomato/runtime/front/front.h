@@ -1,0 +1,114 @@
+/* tomato-runtime-front: the verbs containerd calls most, answered without Python.
+ *
+ * See main.c for the contract (what is answered here, what goes to Python) and
+ * docs/runtime.md ("The state directory") for the state format both read.
+ */
+#ifndef TOMATO_FRONT_H
+#define TOMATO_FRONT_H
+
+#include <stddef.h>
+
+/* ---- json.c: a strict RFC 8259 parser (a subset of what Python's json takes) ---- */
+enum jtype { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ };
+
+struct jnode {
+    enum jtype type;
+    int next;       /* next element of the enclosing array / next member of the object */
+    int child;      /* array: first element; object: first member (a key node) */
+    int value;      /* key node: its value */
+    const char *raw; /* where the value starts in the text (strings: at the quote) */
+    size_t rawlen;
+    char *s;        /* strings and keys: decoded UTF-8, NUL-terminated (no NUL inside) */
+    int is_int;     /* numbers: an integer that fits a long long */
+    long long i;
+};
+
+struct json {
+    struct jnode *n;
+    int count, cap;
+    char *arena;    /* decoded strings */
+    size_t used;
+};
+
+/* 0, or -1 for anything this parser does not take (the caller then asks Python). */
+int json_parse(const char *text, size_t len, struct json *out);
+/* The value of KEY in object OBJ (the last one, as Python's dict keeps), or -1. */
+int json_get(const struct json *j, int obj, const char *key);
+/* Whether object OBJ names a key twice (Python's dict would reorder it). */
+int json_has_duplicates(const struct json *j, int obj);
+int json_len(const struct json *j, int node);
+
+/* Output: Python's json.dumps string escaping, ensure_ascii on or off.
+ * -1 if S is not valid UTF-8. */
+int json_put_string(char **buf, size_t *len, size_t *cap, const char *s, int ascii);
+int buf_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+int buf_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- state.c: ROOT/<id>/state.json, as tomato.runtime.statedir writes it ---- */
+struct cgroup_rec;
+
+struct record {
+    char *text;          /* the file as read */
+    size_t len;
+    struct json js;
+    const char *id, *bundle, *rootfs, *created, *status, *owner;
+    long long pid, pid_start, creator_pid, creator_start;
+    int status_node;     /* -1 when the file has no "status" */
+    int annotations;     /* object node, or -1 for none/empty */
+    int config;          /* object node, or -1 */
+    int host_mounts;     /* -1 when null or absent */
+    struct cgroup_rec *cg; /* NULL when the container has no cgroups */
+};
+
+#define MAX_STATE_SIZE (64 << 20) /* statedir.MAX_STATE_SIZE */
+
+/* 0 loaded; 1 no such container; -1 ask Python. */
+int record_load(const char *root, const char *id, struct record *rec);
+/* The true status (statedir/lifecycle.status_of); NULL: ask Python. */
+const char *record_status(const char *root, const struct record *rec);
+/* Rewrite "status" in place (the rest of the file byte for byte); 0 or -1 (errno). */
+int record_save_status(const char *root, struct record *rec, const char *status);
+long long proc_start_time(long long pid);
+int alive(long long pid, long long start);
+int valid_id(const char *id);
+char *state_dir(const char *root, const char *id);
+void remove_state_dir(const char *root, const char *id);
+/* config.hooks.KIND holds hooks (1), none (0), or something odd (-1). */
+int config_hooks(const struct record *rec, const char *kind);
+/* The container shares its caller's pid namespace (no pid namespace, or a path). */
+int shares_pid_ns(const struct record *rec);
+
+/* ---- cgroup.c: the few manager operations these verbs need (cgroups/v1.py, v2.py) ---- */
+/* Parse rec's "cgroup" member; 0, or -1 for anything not fully understood. */
+int cgroup_from_state(struct record *rec, int node);
+int cg_exists(const struct cgroup_rec *cg);
+/* 1 frozen, 0 not, -1 ask Python (no freezer to look at). */
+int cg_frozen(const struct cgroup_rec *cg);
+/* These return 0, or -1 after fail() has been called. */
+int cg_freeze(const struct cgroup_rec *cg);
+int cg_thaw(const struct cgroup_rec *cg);
+int cg_kill_all(const struct cgroup_rec *cg, int sig);
+int cg_destroy(const struct cgroup_rec *cg);
+
+/* ---- main.c ---- */
+/* Record a failure: the message as the Python CLI words it (one line). Returns -1. */
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int fail_os(int err, const char *path); /* as the CLI prints an OSError */
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sleep_ms(double ms);
+
+/* ---- verbs.c ---- */
+/* Each returns an exit code, or -2 to hand the whole command to Python; it may
+ * return -2 only before it has changed anything. */
+int verb_state(const char *root, int argc, char **argv);
+int verb_start(const char *root, int argc, char **argv);
+int verb_kill(const char *root, int argc, char **argv);
+int verb_delete(const char *root, int argc, char **argv);
+int verb_pause(const char *root, int argc, char **argv);
+int verb_resume(const char *root, int argc, char **argv);
+int verb_list(const char *root, int argc, char **argv);
+
+#define ASK_PYTHON (-2)
+
+#endif
