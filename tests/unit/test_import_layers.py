@@ -17,7 +17,7 @@ LAYER = {
     "oci": 1,
     "cgroups": 2, "images": 2, "network": 2,
     "runtime": 3,
-    "engine": 4, "lab": 4,
+    "engine": 4, "lab": 4, "build": 4,
     "api": 5, "cli": 5,
 }
 SIBLINGS = {"cgroups", "images", "network"}
