@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 #: modules that add more commands: each has ``register(sub, common)``.
 COMMAND_MODULES: tuple[str, ...] = ("tomato.cli.containers", "tomato.cli.networks",
                                      "tomato.cli.lab", "tomato.cli.serve",
-                                     "tomato.cli.supervise")
+                                     "tomato.cli.supervise", "tomato.cli.build")
 
 #: which module registers each command, so `tomato ps` imports the container
 #: commands only (not the lab's or the server's); "" is this module's
@@ -50,6 +50,7 @@ COMMAND_HOMES: dict[str, str] = {
                     "tomato.cli.lab"),
     "serve": "tomato.cli.serve",
     "daemon": "tomato.cli.supervise",
+    **dict.fromkeys(("build", "builder"), "tomato.cli.build"),
     **dict.fromkeys(("history", "image", "images", "import", "load", "login", "logout", "pull",
                      "push", "rmi", "save", "system", "tag"), ""),
 }
