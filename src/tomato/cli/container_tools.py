@@ -102,7 +102,7 @@ def cmd_export(args: argparse.Namespace, cfg: Any) -> int:
 
 @_guard
 def cmd_top(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.cli.engine import print_table
+    from tomato.cli.render import print_table
     from tomato.engine import service, usage
 
     print_table(usage.top(cfg, service.get(cfg, args.container), list(args.ps_args)))
@@ -118,7 +118,7 @@ def _human_bytes(n: float) -> str:
 
 
 def _stats_row(c: Any, s: Any) -> list[str]:
-    from tomato.cli.engine import human_size
+    from tomato.cli.render import human_size
 
     if s is None:  # not running (or stopped meanwhile): docker shows nothing in use
         return [c.short_id, c.name, "0.00%", "0B / 0B", "0.00%", "0B / 0B", "0B / 0B", "0"]
@@ -150,7 +150,7 @@ def cmd_stats(args: argparse.Namespace, cfg: Any) -> int:
             for r in rows[1:]:
                 print(json.dumps(dict(zip(keys, r, strict=False))))
         else:
-            from tomato.cli.engine import print_table
+            from tomato.cli.render import print_table
 
             if not args.no_stream:
                 sys.stdout.write("\033[2J\033[H")
@@ -200,9 +200,9 @@ def cmd_attach(args: argparse.Namespace, cfg: Any) -> int:
         raise Conflict("You cannot attach to a stopped container, start it first")
     opts = argparse.Namespace(interactive=not args.no_stdin and c.options.get("interactive"),
                               tty=c.options.get("tty", False), sig_proxy=args.sig_proxy)
-    from tomato.cli.containers import _attach_and_wait
+    from tomato.cli.attaching import attach_and_wait
 
-    return _attach_and_wait(cfg, c, opts)
+    return attach_and_wait(cfg, c, opts)
 
 
 def register_more(add: Any, parent: Any) -> None:

@@ -10,6 +10,7 @@ import json
 import sys
 import time
 
+from tomato.cli.attaching import attach_and_wait
 from tomato.cli.common import ENGINE_ERROR
 from tomato.cli.common import fail as _fail
 from tomato.cli.common import guard as _guard
@@ -22,27 +23,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def _attach_and_wait(cfg: Any, c: Any, args: argparse.Namespace,
-                     auto_remove: bool = False) -> int:
-    from tomato.engine import attach, service
-    from tomato.engine.containers import Containers
-
-    sock = attach.connect(Containers(cfg.root).path(c.id) / "attach.sock")
-    code = attach.stream(sock, stdin=args.interactive, tty=args.tty,
-                         proxy_signals=args.sig_proxy != "false", until_closed=auto_remove)
-    if code is None:  # the monitor died: the record (reconciled) knows the truth
-        try:
-            code = service.wait_exit(cfg, c.id).state.exit_code
-        except NotFound:
-            code = 125
-    return code
-
-
 def _handoff(args: argparse.Namespace) -> Any:
     """In a fork server's child, `run -d` becomes the container's monitor (see
     service.start): this tells the user what happened and lets the client go."""
-    served = sys.modules.get("tomato.cli.forkserver")
-    if served is None or not served.IN_CHILD or getattr(args, "explain", False):
+    served = getattr(args, "served", None)  # the fork server's hold on the client
+    if served is None or getattr(args, "explain", False):
         return None
 
     def tell(code: int, text: str) -> None:
@@ -50,7 +35,7 @@ def _handoff(args: argparse.Namespace) -> Any:
             print(text)
         else:
             _fail(text, code)
-        served.release_client(code)
+        served.release(code)
     return tell
 
 
@@ -81,7 +66,7 @@ def cmd_run(args: argparse.Namespace, cfg: Any) -> int:
         code = 127 if "not found" in msg or "no such file" in msg else \
             126 if "permission denied" in msg else ENGINE_ERROR
         return _fail(err, code)
-    code = _attach_and_wait(cfg, c, args, opts.auto_remove)
+    code = attach_and_wait(cfg, c, args, opts.auto_remove)
     if opts.auto_remove:  # like docker: return once the container is gone
         _wait_removed(cfg, c.id)  # the monitor hung up when it was: a check, as a rule
     return code
@@ -118,7 +103,7 @@ def cmd_start(args: argparse.Namespace, cfg: Any) -> int:
         service.start(cfg, c.id, attach_wait=True)
         opts = argparse.Namespace(interactive=args.interactive, tty=c.options.get("tty", False),
                                   sig_proxy="true")
-        return _attach_and_wait(cfg, c, opts)
+        return attach_and_wait(cfg, c, opts)
     failed = 0
     for ref in args.containers:
         try:
@@ -284,7 +269,7 @@ def cmd_ps(args: argparse.Namespace, cfg: Any) -> int:
             print(c.id if args.no_trunc else c.short_id)
         return 0
     if args.format:
-        from tomato.cli.engine import render_template
+        from tomato.cli.render import render_template
 
         for c in items:
             row = _ps_row(c)
@@ -293,7 +278,7 @@ def cmd_ps(args: argparse.Namespace, cfg: Any) -> int:
             else:
                 print(render_template(args.format.removeprefix("table "), row))
         return 0
-    from tomato.cli.engine import print_table
+    from tomato.cli.render import print_table
 
     rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
     for c in items:
@@ -376,7 +361,7 @@ def cmd_inspect(args: argparse.Namespace, cfg: Any) -> int:
                 _fail(f"No such object: {ref}" if "No such container" in str(err) else err, 1)
                 failed = 1
     if args.format:
-        from tomato.cli.engine import render_template
+        from tomato.cli.render import render_template
 
         for item in out:
             print(render_template(args.format, item))

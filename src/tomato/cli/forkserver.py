@@ -7,7 +7,8 @@ process with the engine imported, listening on ``ROOT/cli.sock``.  The next
 `tomato` is the C client (bin/tomato runs ``tomato-client`` when it is
 installed), which sends its argv, environment, umask, working directory and
 stdio; the server forks a child that becomes that command -- the same
-``tomato.cli.engine.main`` on the client's terminal -- and the child reports
+CLI's ``main`` on the client's terminal (handed to ``serve`` by cli/engine.py,
+which this module never imports) -- and the child reports
 its pid and exit code back to the client.  See client/tomato-client.c.
 
 It changes nothing the command can see:
@@ -35,6 +36,7 @@ import time
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
 
 SOCKET_NAME = "cli.sock"
 LOCK_NAME = "cli-server.lock"
@@ -46,13 +48,40 @@ PR_SET_CHILD_SUBREAPER = 36
 
 #: the CLI modules of the common commands (the engine's: tomato.engine.preload)
 CLI_MODULES = (
-    "tomato.cli.engine", "tomato.cli.containers", "tomato.cli.run_options",
-    "tomato.cli.container_tools", "tomato.cli.volumes", "tomato.cli.networks",
+    "tomato.cli.engine", "tomato.cli.commands", "tomato.cli.render", "tomato.cli.images",
+    "tomato.cli.system", "tomato.cli.containers", "tomato.cli.run_options",
+    "tomato.cli.container_tools", "tomato.cli.attaching", "tomato.cli.volumes",
+    "tomato.cli.networks",
 )
 
-#: set in a forked child: the command it runs must not start another server
-IN_CHILD = False
-_CLIENT: list[socket.socket] = []  # a child's connection to its client, until released
+
+class Served:
+    """A child's hold on its client: the command's ``main`` gets it (``served``), and
+    ``release`` tells the client the exit code and lets it go -- at the command's end,
+    or earlier when the child lives on (`run -d` that became a container's monitor)."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn: socket.socket | None = conn
+
+    def release(self, code: int) -> None:
+        """Tell the client the exit code and let it go, once.  A child that lives on
+        after that is no longer tied to it."""
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        import signal
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        signal.signal(signal.SIGIO, signal.SIG_IGN)  # its hang-up is no longer our death
+        try:
+            conn.sendall(f"exit {code}\n".encode())
+        except OSError:
+            pass
+        conn.close()
 
 
 # -- the CLI's side -------------------------------------------------------------------
@@ -100,26 +129,28 @@ def birthplace() -> tuple[tuple[str, int], ...]:
     return tuple(found)
 
 
-def maybe_start(root: str, born: tuple[tuple[str, int], ...] | None = None) -> None:
+def maybe_start(root: str, born: tuple[tuple[str, int], ...] | None = None,
+                entry: str = "tomato.cli.engine") -> None:
     """After a command run the slow way: leave a server for the next ones.
 
     ``born`` is ``birthplace()`` from when the command began: a command that has since
     joined a container's namespaces (exec, nsenter) must not leave the server -- host
-    root, every capability -- where the container can see or reach it.
+    root, every capability -- where the container can see or reach it.  ``entry`` is
+    the module whose ``serve_commands(root)`` the server runs (the CLI's entry point).
+    A command a server forked never calls this (it is not run the slow way).
     """
-    if IN_CHILD or os.environ.get("TOMATO_NO_FORKSERVER") or not sys.argv:
+    if os.environ.get("TOMATO_NO_FORKSERVER") or not sys.argv:
         return
     if born is None or birthplace() != born:
         return
     launcher = sys.argv[0]
-    if os.path.basename(launcher) != "tomato":
+    if os.path.basename(launcher) not in LAUNCHERS:
         return  # main() called from Python (tests, tools): no server behind their back
-    client = os.path.join(os.path.dirname(os.path.abspath(launcher)), "tomato-client")
-    root = os.path.abspath(root)
-    if not os.access(client, os.X_OK) or not os.path.isdir(root) or running(root):
+    if not client_beside(launcher) or not os.path.isdir(root) or running(root):
         return
+    root = os.path.abspath(root)
     code = (f"import sys; sys.path[:] = {sys.path!r}; "
-            f"from tomato.cli.forkserver import serve; sys.exit(serve({root!r}))")
+            f"from {entry} import serve_commands; sys.exit(serve_commands({root!r}))")
     pid = os.fork()
     if pid == 0:  # pragma: no cover — the detached server's parent, gone at once
         try:
@@ -137,6 +168,31 @@ def maybe_start(root: str, born: tuple[tuple[str, int], ...] | None = None) -> N
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
+
+
+#: the Python launcher's names: bin/tomato (scripts/install.sh, a tomato-client's
+#: script), bin/tomato-launcher (where the installed `tomato` is the client itself)
+LAUNCHERS = ("tomato", "tomato-launcher")
+
+
+def client_beside(launcher: str) -> str:
+    """The C client that runs this launcher's commands through a server, "" if none:
+    bin/tomato-client, or bin/tomato itself when it is the client (an ELF)."""
+    bin_dir = os.path.dirname(os.path.abspath(launcher))
+    for name in ("tomato-client", "tomato"):
+        path = os.path.join(bin_dir, name)
+        if path != os.path.abspath(launcher) and os.access(path, os.X_OK):
+            if name == "tomato-client" or _is_elf(path):
+                return path
+    return ""
+
+
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
 
 
 # -- the server -----------------------------------------------------------------------
@@ -170,16 +226,17 @@ def _code_stamp() -> tuple[tuple[str, int, int], ...]:
 #: the command modules served: the engine's everyday commands.  The lab's
 #: (chroot, unshare, nsenter: they exec, or are the process under study) and
 #: `serve` run as processes of their own.
-SERVED_HOMES = ("tomato.cli.containers", "tomato.cli.networks", "")
+SERVED_HOMES = ("tomato.cli.containers", "tomato.cli.networks", "tomato.cli.images",
+                "tomato.cli.system")
 #: ...but not `login`: its password prompt wants the controlling terminal (/dev/tty),
 #: which a child of the server does not have
 NOT_SERVED = frozenset({"login"})
 
 
 def _served(args: list[str]) -> bool:
-    from tomato.cli.engine import COMMAND_HOMES, _command_word
+    from tomato.cli.commands import COMMAND_HOMES, command_word
 
-    word = _command_word(args)
+    word = command_word(args)
     return (word is not None and word not in NOT_SERVED
             and COMMAND_HOMES.get(word) in SERVED_HOMES)
 
@@ -247,7 +304,10 @@ def _parse(fields: list[bytes]) -> tuple[int, list[str], dict[str, str]]:
     return umask, argv, env
 
 
-def serve(root: str) -> int:
+def serve(root: str, prepare: Callable[[], None],
+          run: Callable[[list[str], Served], int]) -> int:
+    """Serve ``root``'s clients until idle: ``prepare()`` once (every parser built), then
+    each command as ``run(args, served)`` in a forked child (the CLI's ``main``)."""
     import fcntl
     import select
     import signal
@@ -263,10 +323,8 @@ def serve(root: str) -> int:
     from tomato.engine.preload import freeze, preload
 
     preload(CLI_MODULES)
-    from tomato.cli import engine
-
-    engine.prebuild_parser()
-    freeze()  # the parser too
+    prepare()
+    freeze()  # the parsers too
     stamp = _code_stamp()
     own = _namespaces("self")
     from tomato._sys.libc import set_comm
@@ -303,7 +361,7 @@ def serve(root: str) -> int:
             last = time.monotonic()
             with conn:
                 try:
-                    verdict = _handle(conn, own, stamp)
+                    verdict = _handle(conn, own, stamp, run)
                 except Exception as err:  # noqa: BLE001 — one bad request never ends us
                     sys.stderr.write(f"tomato fork server: {err!r}\n")
                     verdict = "bad"
@@ -352,7 +410,8 @@ def _still_ours(path: str, inode: int) -> bool:
 
 
 def _handle(conn: socket.socket, own: tuple[tuple[str, int], ...],
-            stamp: tuple[tuple[str, int, int], ...]) -> str:
+            stamp: tuple[tuple[str, int, int], ...],
+            run: Callable[[list[str], Served], int]) -> str:
     import socket
     import struct
 
@@ -390,19 +449,18 @@ def _handle(conn: socket.socket, own: tuple[tuple[str, int], ...],
         return "stale" if verdict == "refuse stale" else "refused"
     child = os.fork()
     if child == 0:  # pragma: no cover — the forked command
-        _child(conn, fds, umask, argv, env)
+        _child(conn, fds, umask, argv, env, run)
     for fd in fds:
         os.close(fd)
     return "forked"
 
 
 def _child(conn: socket.socket, fds: list[int], umask: int, argv: list[str],
-           env: dict[str, str]) -> None:
+           env: dict[str, str], run: Callable[[list[str], Served], int]) -> None:
     """Become the command: the client's stdio, directory, umask and environment."""
     import signal
 
-    global IN_CHILD
-    IN_CHILD = True
+    served = Served(conn)
     code = 125
     try:
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
@@ -420,7 +478,6 @@ def _child(conn: socket.socket, fds: list[int], umask: int, argv: list[str],
         keep = conn.fileno()
         os.closerange(3, keep)
         os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
-        _CLIENT.append(conn)
         os.umask(umask)
         os.environ.clear()
         os.environ.update(env)
@@ -428,9 +485,7 @@ def _child(conn: socket.socket, fds: list[int], umask: int, argv: list[str],
         _stdio()
         sys.argv = argv
         conn.sendall(f"pid {os.getpid()}\n".encode())
-        from tomato.cli.engine import main
-
-        code = main(argv[1:])
+        code = run(argv[1:], served)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         if not isinstance(exit_.code, int) and exit_.code is not None:
@@ -443,29 +498,8 @@ def _child(conn: socket.socket, fds: list[int], umask: int, argv: list[str],
         traceback.print_exc()
         code = 1
     finally:
-        release_client(code)
+        served.release(code)
         os._exit(code & 0xFF)
-
-
-def release_client(code: int) -> None:
-    """Tell the client the command's exit code and let it go, once.  A child that
-    lives on after that (it became a container's monitor) is no longer tied to it."""
-    if not _CLIENT:
-        return
-    import signal
-
-    conn = _CLIENT.pop()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    signal.signal(signal.SIGIO, signal.SIG_IGN)  # its hang-up is no longer our death
-    try:
-        conn.sendall(f"exit {code}\n".encode())
-    except OSError:
-        pass
-    conn.close()
 
 
 def _watch_client(conn: socket.socket) -> None:

@@ -56,7 +56,7 @@ def cmd_create(args: argparse.Namespace, cfg: Any) -> int:
 
 @_guard
 def cmd_ls(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.cli.engine import print_table
+    from tomato.cli.render import print_table
     from tomato.engine.networks import pseudo_network
 
     rows = [(n.id, n.name, "bridge") for n in _store(cfg).all()]
@@ -90,7 +90,7 @@ def cmd_inspect(args: argparse.Namespace, cfg: Any) -> int:
             print(f"tomato: {err}", file=sys.stderr)
             failed = 1
     if args.format:
-        from tomato.cli.engine import render_template
+        from tomato.cli.render import render_template
 
         for item in out:
             print(render_template(args.format, item))

@@ -35,7 +35,7 @@ def cmd_volume_ls(args: argparse.Namespace, cfg: Any) -> int:
         for v in vols:
             print(v.name)
         return 0
-    from tomato.cli.engine import print_table
+    from tomato.cli.render import print_table
 
     print_table([["DRIVER", "VOLUME NAME"]] + [["local", v.name] for v in vols])
     return 0

@@ -39,9 +39,9 @@ from tomato.images.manifest import (
 )
 from tomato.images.reference import Reference, is_image_id, parse
 from tomato.images.snapshots import COMMITTED, Mount, Snapshotter
-from tomato.records import field
 from tomato.records import record as dataclass
 
+from .config import EngineConfig  # noqa: F401 — its old home; the use cases' first argument
 from .store import Store
 
 # The registry client, archives and the pull machinery (http.client, email,
@@ -55,21 +55,6 @@ if TYPE_CHECKING:
     from tomato.images.push import Pushed
     from tomato.images.registry import RegistryClient
 
-DEFAULT_ROOT = Path("/var/lib/tomato")
-
-
-def default_auth_file() -> Path:
-    env = os.environ.get("TOMATO_CONFIG")
-    base = Path(env) if env else Path.home() / ".tomato"
-    return base / "config.json"
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    root: Path = DEFAULT_ROOT
-    auth_file: Path = field(default_factory=default_auth_file)
-    insecure_registries: tuple[str, ...] = ()
-    platform: Platform | None = None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """``tomato serve``: the Docker Engine API (see tomato.api.server).
 
+The API's own command: `tomato`'s entry point (cli/engine.py) registers it by
+name from cli/commands.py, so neither edge imports the other.
+
 A unix socket (0660, group ``--group`` or ``tomato`` if it exists), or a
 loopback TCP port with mutual TLS as dockerd's flags (``--tlsverify
 --tlscacert --tlscert --tlskey``); TCP without client verification is refused
@@ -10,12 +13,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import
+if TYPE_CHECKING:
+    from typing import Any
+
+    from tomato.engine.config import EngineConfig
 
 DEFAULT_HOST = "unix:///run/tomato/docker.sock"
 
 
-def cmd_serve(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_serve(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.api.server import serve
     from tomato.api.tls import TransportOptions
     from tomato.errors import TomatoError

@@ -1,6 +1,7 @@
 import pytest
 
-from tomato.cli.engine import human_duration, human_size, render_template
+from tomato.cli.render import human_size, render_template
+from tomato.engine.humanize import human_duration
 from tomato.engine.image_changes import parse as parse_changes
 from tomato.errors import InvalidArgument
 

@@ -1,0 +1,194 @@
+"""`tomato system` (df, prune, check), `tomato info` and `tomato version`: the engine
+as a whole, and which of the installation's fast paths are active (the C client
+and the CLI's fork server, the monitors' shim, the runtime's C front)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from tomato.cli.render import human_size, print_table
+from tomato.cli.usage import DockerParser
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import
+if TYPE_CHECKING:
+    from typing import Any
+
+    from tomato.engine.config import EngineConfig
+    from tomato.engine.install import FastPaths
+
+
+def cmd_system_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
+    """docker system prune: stopped containers, unused networks, dangling (or, with -a,
+    unused) images and the Pull Cache, and with --volumes unused volumes."""
+    if not args.force and sys.stdin.isatty():
+        what = ["all stopped containers", "all networks not used by at least one container",
+                *(["all volumes not used by at least one container"]
+                  if args.volumes else []),
+                "all images without at least one container associated to them" if args.all
+                else "all dangling images", "unused pull cache"]
+        answer = input("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
+                       + "\nAre you sure you want to continue? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return 0
+    from tomato.engine import images, service
+    from tomato.engine.networks import Networks, sweep
+
+    sections = [("Deleted Containers", service.prune(cfg))]
+    sweep(cfg.root)
+    sections.append(("Deleted Networks", Networks(cfg.root).prune()))
+    if args.volumes:
+        from tomato.engine import volumes
+
+        sections.append(("Deleted Volumes", volumes.prune(cfg.root)))
+    res = images.prune(cfg, all_images=args.all)
+    sections.append(("Deleted Images", [f"untagged: {u}" for u in res.untagged]
+                     + [f"deleted: {d}" for d in res.deleted]))
+    for title, lines in sections:
+        if lines:
+            print(f"{title}:")
+            for line in lines:
+                print(line)
+            print()
+    print(f"Total reclaimed space: {human_size(res.reclaimed)}")
+    return 0
+
+
+def cmd_df(args: argparse.Namespace, cfg: EngineConfig) -> int:
+    from tomato.engine import images
+
+    rows = images.disk_usage(cfg)
+    if args.format == "json":
+        for r in rows:
+            print(json.dumps({"Type": r.type, "TotalCount": r.total, "Active": r.active,
+                              "Size": human_size(r.size),
+                              "Reclaimable": human_size(r.reclaimable)}))
+        return 0
+    table = [["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]]
+    for r in rows:
+        pct = f" ({r.reclaimable * 100 // r.size}%)" if r.size else ""
+        table.append([r.type, str(r.total), str(r.active), human_size(r.size),
+                      human_size(r.reclaimable) + pct])
+    print_table(table)
+    return 0
+
+
+
+# -- version and info ------------------------------------------------------------------
+def _fork_server(root: str, served: bool, paths: FastPaths) -> str:
+    from tomato.cli import forkserver
+
+    if os.environ.get("TOMATO_NO_FORKSERVER"):
+        return "off (TOMATO_NO_FORKSERVER is set)"
+    if not paths.client:
+        return "unavailable: no tomato-client (every command starts Python)"
+    pid = forkserver.server_pid(root)
+    state = f"running (pid {pid})" if pid else "not running (the next command starts one)"
+    return state + ("; this command was served by it" if served else "")
+
+
+def _path_lines(args: argparse.Namespace, paths: FastPaths) -> list[tuple[str, str]]:
+    launcher = paths.launcher_interpreter or "unknown"
+    if paths.client_as_interpreter:
+        launcher = f"{paths.launcher} through {paths.client or paths.launcher} (the C client)"
+    elif launcher == paths.launcher:
+        launcher = f"{paths.launcher} (the C client itself)"
+    else:
+        launcher = f"{paths.launcher} (interpreter {launcher}: the slow path)"
+    shim = paths.shim or "none: every container's monitor stays a Python process"
+    if paths.shim and paths.shim_disabled:
+        shim += " (off: TOMATO_NO_SHIM is set)"
+    return [
+        ("Launcher", launcher),
+        ("Fork server", _fork_server(args.root, bool(getattr(args, "served", None)), paths)),
+        ("Monitor shim", shim),
+        ("Runtime front", paths.runtime_front or "none: tomato-runtime is Python only"),
+        ("Python", paths.python),
+        ("Bytecode", "compiled" if paths.bytecode else "not compiled (each start compiles)"),
+    ]
+
+
+def version_line(args: argparse.Namespace) -> str:
+    """`tomato --version`: one line, the fast paths included."""
+    from tomato.engine.install import fast_paths
+
+    paths = fast_paths()
+    client = "client" if paths.client else "no client"
+    server = _fork_server(args.root, bool(getattr(args, "served", None)), paths).split(" (")[0]
+    return (f"Tomato version {paths.version} (python {sys.version.split()[0]}; {client}, "
+            f"fork server {server}; shim {'yes' if paths.shim else 'no'}; "
+            f"runtime front {'yes' if paths.runtime_front else 'no'})")
+
+
+def cmd_version(args: argparse.Namespace, cfg: EngineConfig) -> int:
+    import platform
+
+    from tomato.engine.install import fast_paths
+
+    paths = fast_paths()
+    print("Client: Tomato")
+    for key, value in [("Version", paths.version),
+                       ("Python", f"{platform.python_version()} ({paths.python})"),
+                       ("OS/Arch", f"linux/{platform.machine()}"),
+                       *(line for line in _path_lines(args, paths) if line[0] != "Python")]:
+        print(f" {key + ':':<15}{value}")
+    print()
+    print("Engine:")
+    print(f" {'Root:':<15}{cfg.root}")
+    print(f" {'Kernel:':<15}{platform.release()}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, cfg: EngineConfig) -> int:
+    import platform
+
+    from tomato.engine import images, service
+    from tomato.engine.install import fast_paths
+
+    containers = service.list_containers(cfg, all_states=True)
+    states = [c.state.status for c in containers]
+    cgroup = "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+    print("Server:")
+    for key, value in [
+            ("Containers", str(len(containers))),
+            (" Running", str(sum(s in ("running", "restarting") for s in states))),
+            (" Paused", str(states.count("paused"))),
+            (" Stopped", str(sum(s not in ("running", "restarting", "paused")
+                                 for s in states))),
+            ("Images", str(len(images.list_images(cfg)))),
+            ("Server Version", fast_paths().version), ("Storage Driver", "overlay2"),
+            ("Logging Driver", "json-file"), ("Cgroup Driver", "cgroupfs"),
+            ("Cgroup Version", cgroup), ("Default Runtime", "tomato-runtime"),
+            ("Kernel Version", platform.release()), ("Architecture", platform.machine()),
+            ("CPUs", str(os.cpu_count() or 1)), ("Tomato Root Dir", str(cfg.root))]:
+        print(f" {key}: {value}")
+    print(" Fast paths:")
+    for key, value in _path_lines(args, fast_paths()):
+        print(f"  {key}: {value}")
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from tomato.cli.supervise import register_system_check
+
+    p = sub.add_parser("version", help="show the version and which fast paths are active",
+                       parents=[common])
+    p.set_defaults(func=cmd_version)
+    p = sub.add_parser("info", help="show engine-wide information", parents=[common])
+    p.set_defaults(func=cmd_info)
+    system = sub.add_parser("system", help="engine-wide information", parents=[common])
+    ssub = system.add_subparsers(dest="system_command", metavar="COMMAND",
+                                 parser_class=DockerParser, required=True)
+    p = ssub.add_parser("df", help="show disk usage", parents=[common])
+    p.set_defaults(func=cmd_df)
+    p.add_argument("--format")
+    p = ssub.add_parser("prune", help="remove unused data", parents=[common])
+    p.set_defaults(func=cmd_system_prune)
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--volumes", action="store_true", help="prune volumes")
+    p = ssub.add_parser("info", help="show engine-wide information", parents=[common])
+    p.set_defaults(func=cmd_info)
+    register_system_check(ssub, common)
