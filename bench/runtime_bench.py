@@ -15,7 +15,7 @@ refuses this machine's hybrid cgroups, so each of its turns runs inside one
 private mount namespace with /sys/fs/cgroup/unified unmounted (the wrapper's
 ~3 ms is paid once per turn, not per iteration).
 
-    sudo .venv/bin/python bench/runtime_bench.py [-n 30] [--rounds 6]
+    sudo .venv/bin/python bench/runtime_bench.py [-n 30] [--rounds 6] [--runtime NAME=PATH]
 """
 
 from __future__ import annotations
@@ -109,6 +109,8 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=30, help="timed iterations per runtime")
     ap.add_argument("--rounds", type=int, default=6, help="turns each runtime takes")
     ap.add_argument("--only", default="", help="comma-separated runtimes (tomato,runc,crun)")
+    ap.add_argument("--runtime", action="append", default=[], metavar="NAME=PATH",
+                    help="another runtime to time beside them (e.g. an older tomato)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("runtime_bench: run as root", file=sys.stderr)
@@ -121,6 +123,9 @@ def main() -> int:
     peers = {"tomato": TOMATO, "runc": shutil.which("runc"), "crun": shutil.which("crun")}
     if args.only:
         peers = {k: v for k, v in peers.items() if k in args.only.split(",")}
+    for extra in args.runtime:
+        name, _, path = extra.partition("=")
+        peers[name] = path
     for name in [k for k, v in peers.items() if v is None]:
         print(f"{name}: not installed, skipped", file=sys.stderr)
         del peers[name]

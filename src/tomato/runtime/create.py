@@ -1,7 +1,7 @@
 """`create`: everything up to a container init blocked before execve.
 
 Every resource made here (state dir, exec fifo, cgroups, the init process)
-is registered on an ExitStack and rolled back in reverse order if any later
+is registered on an Undo and rolled back in reverse order if any later
 step fails, so bad input leaves nothing behind.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import ExitStack
 
 from tomato import fastjson as json
 from tomato._sys import libc as c
@@ -20,6 +19,7 @@ from tomato.records import record
 from tomato.runtime.channel import Channel, ChannelClosed
 from tomato.runtime.log import RuntimeLog
 from tomato.runtime.statedir import EXEC_FIFO, Record, StateDir, oci_state, proc_start_time
+from tomato.runtime.undo import Undo
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
@@ -150,8 +150,12 @@ def create(states: StateDir, container_id: str, opts: CreateOptions,
     if not os.path.isdir(bundle):
         raise NotFound(f"bundle {opts.bundle} does not exist")
     raw, spec = load_bundle(bundle)
-    primer = None
-    if opts.prime_cgroups and os.geteuid() == 0:
+    from tomato.runtime import primer as front_primer
+
+    primer: Any = front_primer.take()  # started by the front end before Python (primer.py)
+    if primer is not None:
+        log.debug(f"create: cgroup moves primed since before Python started (pid {primer.pid})")
+    elif opts.prime_cgroups and os.geteuid() == 0:
         from tomato import cgroups
 
         # A helper process, not a thread: we clone through ctypes (see prime_migration)
@@ -214,7 +218,7 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         if not ns.path and ns.type not in ("cgroup", "time"):
             flags |= c.NAMESPACE_FLAGS[ns.type]
 
-    with ExitStack() as undo:
+    with Undo() as undo:
         states.reserve(container_id)
         undo.callback(states.remove, container_id)
         rec = Record(id=container_id, bundle=bundle, rootfs=rootfs, created=now_rfc3339(),

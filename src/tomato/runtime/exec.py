@@ -127,6 +127,9 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
 
         console_sock, master_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     proc_mod.preload(proc)
+    from tomato.runtime import primer as front_primer
+
+    primer = front_primer.take()  # started by the front end before Python (primer.py)
     # A close-on-exec pipe: EOF means exec succeeded, data is the error.
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
@@ -160,6 +163,8 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
         _kill(child)  # never a process left outside the cgroups asked for
         raise
     finally:
+        if primer is not None:  # the front end's, which kept that move quick
+            primer.finished()
         try:
             os.write(go_w, b"1")
         except OSError:

@@ -316,3 +316,30 @@ def test_delete_kills_what_an_init_without_a_pid_namespace_left(root: Path, bund
     ok(root, "delete", C, path=path)
     assert wait_for(lambda: not os.path.exists(f"/proc/{child}") or
                     open(f"/proc/{child}/stat").read().split(")")[1].split()[0] == "Z")
+
+
+def test_the_front_end_primes_cgroup_moves_and_leaves_nothing(root: Path, bundle: Path,
+                                                              workdir: Path) -> None:
+    """create starts the primer (front/primer.c) before Python; Python stops and reaps
+    it, and neither its variable nor its pipe reaches the container."""
+    edit(bundle, lambda cfg: cfg["process"].update(args=["sh", "-c", "env; ls /proc/self/fd"]))
+    out = workdir / "out"
+    with open(out, "w") as f:
+        proc = subprocess.run([RUNTIME, "--root", str(root), "--debug", "run", "--bundle",
+                               str(bundle), C], stdout=f, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    primed = re.search(rb"primed since before Python started \(pid (\d+)\)", proc.stderr)
+    assert primed, proc.stderr
+    assert not os.path.exists(f"/proc/{int(primed.group(1))}")  # stopped and reaped
+    text = out.read_text()
+    assert "TOMATO_RUNTIME_PRIMER" not in text
+    assert sorted(int(n) for n in text.split() if n.isdigit()) == [0, 1, 2, 3]  # ls's own 3
+
+
+def test_a_primer_named_by_the_caller_is_not_taken(root: Path, bundle: Path) -> None:
+    edit(bundle, lambda cfg: cfg["process"].update(args=["true"]))
+    for value in (f"1 {os.open('/dev/null', os.O_RDONLY)}", "x y", f"{os.getpid()} 0"):
+        proc = call(root, "--debug", "run", "--bundle", str(bundle), C, path="python",
+                    env={"TOMATO_RUNTIME_PRIMER": value})
+        assert proc.returncode == 0 and b"primed" not in proc.stderr, (value, proc.stderr)

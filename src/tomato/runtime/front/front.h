@@ -98,6 +98,9 @@ int fail_os(int err, const char *path); /* as the CLI prints an OSError */
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sleep_ms(double ms);
 
+/* ---- primer.c ---- */
+void start_primer(int min_fd);
+
 /* ---- verbs.c ---- */
 /* Each returns an exit code, or -2 to hand the whole command to Python; it may
  * return -2 only before it has changed anything. */

@@ -324,6 +324,32 @@ static const struct {
     {"list", verb_list},     {NULL, NULL},
 };
 
+/* 3 + --preserve-fds N: the first fd the runtime does not hand to the container
+ * (any mention of the flag counts; a value we cannot read: no primer). */
+static int preserved_fds(int argc, char **argv, int *min_fd) {
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i] + strspn(argv[i], "-"), *value = NULL;
+        if (a == argv[i] || strncmp(a, "preserve-fds", 12) != 0)
+            continue;
+        if (a[12] == '=')
+            value = a + 13;
+        else if (a[12] == '\0' && i + 1 < argc)
+            value = argv[i + 1];
+        else
+            return -1;
+        char *end;
+        long n = strtol(value, &end, 10);
+        if (*value == '\0' || *end != '\0' || n < 0 || n > 4096)
+            return -1;
+        if (3 + n > *min_fd)
+            *min_fd = 3 + (int)n;
+    }
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return -1;
+    return 0;
+}
+
 static int only_ascii(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         for (const unsigned char *p = (const unsigned char *)argv[i]; *p; p++)
@@ -360,8 +386,13 @@ int main(int argc, char **argv) {
     for (int i = 0; VERBS[i].name; i++)
         if (strcmp(VERBS[i].name, name) == 0)
             run = VERBS[i].run;
-    if (!run || (nargs > 1 && (strcmp(args[1], "-h") == 0 || strcmp(args[1], "--help") == 0)))
+    if (!run || (nargs > 1 && (strcmp(args[1], "-h") == 0 || strcmp(args[1], "--help") == 0))) {
+        int min_fd = 3;
+        if ((strcmp(name, "create") == 0 || strcmp(name, "run") == 0 ||
+             strcmp(name, "exec") == 0) && preserved_fds(nargs - 1, args + 1, &min_fd) == 0)
+            start_primer(min_fd); /* Python's cgroup moves will be quick (primer.c) */
         hand_to_python();
+    }
 
     if (log_debug_on) {
         /* f"{name}: {' '.join(rest)}".rstrip(": ") */
