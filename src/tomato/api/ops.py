@@ -67,10 +67,12 @@ def make_ops(cfg: Any) -> dict[str, Op]:
         return run_exec(cfg, args, job)
 
     _ = networks
+    from tomato.api.build import ops as build_ops
+
     return {"create": create, "start": start, "restart": restart, "remove": remove,
             "prune": prune, "net_create": net_create, "net_remove": net_remove,
             "net_prune": net_prune, "net_connect": net_connect,
-            "net_disconnect": net_disconnect, "exec": exec_op}
+            "net_disconnect": net_disconnect, "exec": exec_op, **build_ops(cfg)}
 
 
 def _networks(cfg: Any) -> Any:

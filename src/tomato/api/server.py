@@ -73,10 +73,10 @@ def compile_routes(routes: list[tuple[str, str, Handler]]) -> list[tuple[str, re
 
 
 def all_routes() -> list[tuple[str, str, Handler]]:
-    from tomato.api import containers, execs, images, objects, stats, streams, system
+    from tomato.api import build, containers, execs, images, objects, stats, streams, system
 
     routes: list[tuple[str, str, Handler]] = []
-    for module in (system, streams, containers, stats, execs, images, objects):
+    for module in (system, streams, containers, stats, execs, images, objects, build):
         routes.extend(module.ROUTES)  # type: ignore[attr-defined]
     return routes
 
