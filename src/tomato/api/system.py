@@ -1,4 +1,4 @@
-"""System endpoints: _ping, version, info, events, system/df, auth, and build (501)."""
+"""System endpoints: _ping, version, info, events, system/df, auth."""
 
 from __future__ import annotations
 
@@ -186,15 +186,6 @@ def auth(api: Any, req: Request) -> None:
     req.json_response({"Status": "Login Succeeded", "IdentityToken": ""})
 
 
-def build(api: Any, req: Request) -> None:
-    raise HttpError(501, "tomato serve does not build images yet (POST /build is not "
-                         "implemented); build with `tomato build` when it lands")
-
-
-def session(api: Any, req: Request) -> None:
-    raise HttpError(501, "BuildKit sessions are not supported by tomato")
-
-
 ROUTES = [
     ("GET", "/_ping", ping),
     ("HEAD", "/_ping", ping),
@@ -203,7 +194,4 @@ ROUTES = [
     ("GET", "/events", events),
     ("GET", "/system/df", df),
     ("POST", "/auth", auth),
-    ("POST", "/build", build),
-    ("POST", "/build/prune", build),
-    ("POST", "/session", session),
 ]

@@ -287,15 +287,6 @@ def test_container_prune_and_system_df(api: Server) -> None:
     assert api.docker("ps", "-aq").stdout == ""
 
 
-def test_build_is_a_clear_501(api: Server, workdir: Path) -> None:
-    (workdir / "Dockerfile").write_text("FROM busybox\n")
-    env = {**api.env(), "DOCKER_BUILDKIT": "0"}
-    proc = subprocess.run([DOCKER, "build", str(workdir)], capture_output=True, text=True,
-                          env=env, timeout=60)
-    assert proc.returncode != 0
-    assert "does not build images yet" in proc.stderr
-
-
 def test_networks(api: Server) -> None:
     api.docker("network", "create", "--subnet", "10.231.7.0/24", "appnet")
     assert "appnet" in api.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
