@@ -13,17 +13,23 @@
 # linux-image-amd64) booted by qemu-system-x86_64 -enable-kvm (or TCG where
 # KVM cannot boot it: kvm_pvm hosts such as the development VM) with a custom
 # initramfs that *is* the root filesystem: an mmdebstrap'd Debian (python3,
-# python3-pytest, busybox-static, stress) plus the few kernel modules 9p needs.
-# Its /init mounts cgroup2 at /sys/fs/cgroup (no systemd), mounts the project
-# read-only over 9p (virtfs), runs pytest on the cgroup tests and powers off.
-# The console (ttyS0) is captured in $CACHE/console.log; the pytest exit code
-# is this script's exit code.
+# python3-pytest, busybox-static, stress, systemd, dbus) plus the few kernel
+# modules 9p needs.  Its /init mounts cgroup2 at /sys/fs/cgroup (no systemd),
+# mounts the project read-only over 9p (virtfs) and runs pytest on the cgroup
+# tests (phase "plain"); then it execs systemd as PID 1, which runs the systemd
+# cgroup driver's tests from tomato-systemd-tests.service (phase "systemd") and
+# powers off.  The console (ttyS0) is captured in $CACHE/console.log; the first
+# failing phase's pytest exit code (or 3 when a phase never reported) is this
+# script's exit code.
 #
 # Environment:
 #   TOMATO_CGROUP2_VM_CACHE   cache directory (default /var/tmp/tomato-cgroup2-vm)
 #   TOMATO_CGROUP2_VM_MIRROR  mmdebstrap mirror (default: the host's apt sources)
 #   TOMATO_CGROUP2_VM_KVER    kernel version from /boot (default: newest vmlinuz-*-amd64)
-#   TOMATO_CGROUP2_VM_TESTS   pytest arguments (default: the cgroup and cgroup-tool tests)
+#   TOMATO_CGROUP2_VM_TESTS   pytest arguments (default: the cgroup and cgroup-tool tests;
+#                             "none" skips the plain phase)
+#   TOMATO_CGROUP2_VM_SYSTEMD_TESTS  pytest arguments of the systemd phase (default: the
+#                             systemd driver's tests; "none" skips it)
 #   TOMATO_CGROUP2_VM_CPU     qemu -cpu model (default host,-arch-capabilities: nested KVM
 #                             here cannot set MSR 0x10a that "host" alone would copy)
 #   TOMATO_CGROUP2_VM_ACCEL   kvm, tcg or auto (default: kvm, falling back to TCG when a
@@ -31,17 +37,18 @@
 #                             TOMATO_CGROUP2_VM_KVM_GRACE seconds, default 45)
 #   TOMATO_CGROUP2_VM_TRY_PVM set to try KVM even on a kvm_pvm host (to see it fail over)
 #   TOMATO_CGROUP2_VM_KARGS   extra kernel arguments (default "quiet loglevel=3")
-#   TOMATO_CGROUP2_VM_TIMEOUT seconds before the guest is killed (default 300)
+#   TOMATO_CGROUP2_VM_TIMEOUT seconds before the guest is killed (default 480)
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
 CACHE=${TOMATO_CGROUP2_VM_CACHE:-/var/tmp/tomato-cgroup2-vm}
 TESTS=${TOMATO_CGROUP2_VM_TESTS:-tests/integration/cgroups tests/unit/cgroups tests/integration/lab/test_cgroup_versions.py tests/unit/lab}
-TIMEOUT=${TOMATO_CGROUP2_VM_TIMEOUT:-300}
-PACKAGES=python3,python3-pytest,busybox-static,stress
+SYSTEMD_TESTS=${TOMATO_CGROUP2_VM_SYSTEMD_TESTS:-tests/integration/cgroups/test_systemd_driver.py}
+TIMEOUT=${TOMATO_CGROUP2_VM_TIMEOUT:-480}
+PACKAGES=python3,python3-pytest,busybox-static,stress,systemd,dbus
 # Bump when the image recipe changes so cached images are rebuilt.
-RECIPE=6
+RECIPE=7
 
 log() { echo "cgroup2-vm: $*" >&2; }
 die() { log "$*"; exit 2; }
@@ -128,6 +135,8 @@ build() {
         echo "$name" >>"$root/modules/order"
     done
     install -m 0755 "$HERE/init" "$root/init"
+    install -m 0644 "$HERE/tomato-systemd-tests.service" "$HERE/tomato-systemd-tests.target" \
+        "$root/etc/systemd/system/"
     (cd "$root" && find . -xdev | cpio --quiet -o -H newc) >"$IMAGE.partial"
     mv "$IMAGE.partial" "$IMAGE"
     rm -rf "$root"
@@ -144,11 +153,12 @@ boot() {
     esac
     # The test arguments reach the guest on the kernel command line.
     args=$(echo "$TESTS" | tr ' ' ',')
+    sdargs=$(echo "$SYSTEMD_TESTS" | tr ' ' ',')
     # shellcheck disable=SC2086
     timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 $accel_args \
         -smp 2 -m 2048 -nographic -no-reboot \
         -kernel "$KERNEL" -initrd "$IMAGE" \
-        -append "console=ttyS0 panic=-1 ${TOMATO_CGROUP2_VM_KARGS:-quiet loglevel=3} $LAYOUT_ARGS tomato.tests=$args" \
+        -append "console=ttyS0 panic=-1 ${TOMATO_CGROUP2_VM_KARGS:-quiet loglevel=3} $LAYOUT_ARGS tomato.tests=$args tomato.systemd_tests=$sdargs" \
         -virtfs local,path="$PROJECT",mount_tag=project,security_model=none,readonly=on \
         -drive file="$CACHE/scratch.img",if=virtio,format=raw \
         -serial "file:$2" -monitor none -display none -nic none &
@@ -206,13 +216,23 @@ run() {
     set -e
     # Show the guest's output (pytest's report) and take its exit code.
     sed -n '/^=== tomato-cgroup2-vm begin/,/^=== tomato-cgroup2-vm end/p' "$console" | tr -d '\r'
-    rc=$(sed -n 's/^=== tomato-cgroup2-vm end rc=\([0-9]*\).*/\1/p' "$console" | tr -d '\r' | tail -n1)
-    if [ -z "$rc" ]; then
-        log "the guest did not report a result (qemu exit $qrc); last console lines:"
-        tail -n 40 "$console" | tr -d '\r' >&2
-        exit 3
-    fi
-    exit "$rc"
+    phases=""
+    [ "$TESTS" = none ] || phases=plain
+    [ "$SYSTEMD_TESTS" = none ] || phases="$phases systemd"
+    for phase in $phases; do
+        rc=$(tr -d '\r' <"$console" |
+             sed -n "s/^=== tomato-cgroup2-vm end rc=\([0-9]*\) phase=$phase\$/\1/p" | tail -n1)
+        if [ -z "$rc" ]; then
+            log "the guest did not report its $phase phase (qemu exit $qrc); last console lines:"
+            tail -n 40 "$console" | tr -d '\r' >&2
+            exit 3
+        fi
+        if [ "$rc" -ne 0 ]; then
+            log "the $phase phase failed (pytest exit $rc)"
+            exit "$rc"
+        fi
+    done
+    exit 0
 }
 
 LAYOUT_ARGS="cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 tomato.cgroups=unified"

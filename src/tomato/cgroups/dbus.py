@@ -39,10 +39,11 @@ SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"
 
 METHOD_CALL, METHOD_RETURN, ERROR, SIGNAL = 1, 2, 3, 4
 # Header field codes and the type of their values.
-_PATH, _INTERFACE, _MEMBER, _ERROR_NAME, _REPLY_SERIAL, _DESTINATION, _SENDER, \
-    _SIGNATURE = 1, 2, 3, 4, 5, 6, 7, 8
-_FIELD_TYPE = {_PATH: "o", _INTERFACE: "s", _MEMBER: "s", _ERROR_NAME: "s",
-               _REPLY_SERIAL: "u", _DESTINATION: "s", _SENDER: "s", _SIGNATURE: "g"}
+FIELD_PATH, FIELD_INTERFACE, FIELD_MEMBER, FIELD_ERROR_NAME = 1, 2, 3, 4
+FIELD_REPLY_SERIAL, FIELD_DESTINATION, FIELD_SENDER, FIELD_SIGNATURE = 5, 6, 7, 8
+_FIELD_TYPE = {FIELD_PATH: "o", FIELD_INTERFACE: "s", FIELD_MEMBER: "s", FIELD_ERROR_NAME: "s",
+               FIELD_REPLY_SERIAL: "u", FIELD_DESTINATION: "s", FIELD_SENDER: "s",
+               FIELD_SIGNATURE: "g"}
 
 #: The specification's limits: a message of at most 128 MiB, arrays of 64 MiB,
 #: nesting 32 deep. A peer that sends more is not one we talk to.
@@ -62,6 +63,10 @@ class DBusError(TomatoError):
     def __init__(self, name: str, message: str) -> None:
         super().__init__(message or name)
         self.name = name
+
+
+class _Silence(Unavailable):
+    """The peer said nothing for as long as we wait (callers name what they awaited)."""
 
 
 class Variant:
@@ -167,7 +172,7 @@ class _Writer:
             items = list(v)  # type: ignore[call-overload]
             if len(items) != len(fields):
                 raise ValueError(f"struct {sig} needs {len(fields)} fields, got {len(items)}")
-            for f, item in zip(fields, items):
+            for f, item in zip(fields, items, strict=True):
                 self.value(f, item)
         elif c == "a":
             self.pad(4)
@@ -199,7 +204,7 @@ def marshal(signature: str, values: list[object] | tuple[object, ...]) -> bytes:
     types = split_signature(signature)
     if len(types) != len(values):
         raise ValueError(f"signature {signature!r} needs {len(types)} values, got {len(values)}")
-    for t, v in zip(types, values):
+    for t, v in zip(types, values, strict=True):
         w.value(t, v)
     return bytes(w.buf)
 
@@ -233,12 +238,11 @@ class _Reader:
         if c in _FIXED:
             return self.fixed(c)
         if c in "so":
-            n = self.fixed("u")
-            text = self.take(n + 1)  # type: ignore[operator]
-            return text[:-1].decode(errors="replace")
+            size: int = self.fixed("u")  # type: ignore[assignment]
+            return self.take(size + 1)[:-1].decode(errors="replace")
         if c == "g":
-            n = self.take(1)[0]
-            return self.take(n + 1)[:-1].decode("ascii", errors="replace")
+            glen = self.take(1)[0]
+            return self.take(glen + 1)[:-1].decode("ascii", errors="replace")
         if c == "v":
             inner = self.value("g")
             types = split_signature(inner)  # type: ignore[arg-type]
@@ -249,12 +253,12 @@ class _Reader:
             self.align(8)
             return tuple(self.value(f, depth + 1) for f in split_signature(sig[1:-1]))
         if c == "a":
-            n: int = self.fixed("u")  # type: ignore[assignment]
-            if n > MAX_ARRAY:
+            alen: int = self.fixed("u")  # type: ignore[assignment]
+            if alen > MAX_ARRAY:
                 raise ValueError("a D-Bus array over 64 MiB")
             elem = sig[1:]
             self.align(_ALIGN[elem[0]])
-            end = self.pos + n
+            end = self.pos + alen
             if end > len(self.data):
                 raise ValueError("a D-Bus array runs past its message")
             if elem[0] == "{":
@@ -291,11 +295,11 @@ class Message:
 
     @property
     def member(self) -> object:
-        return self.fields.get(_MEMBER)
+        return self.fields.get(FIELD_MEMBER)
 
     @property
     def interface(self) -> object:
-        return self.fields.get(_INTERFACE)
+        return self.fields.get(FIELD_INTERFACE)
 
 
 def encode_message(type_: int, serial: int, fields: dict[int, object], signature: str = "",
@@ -304,7 +308,7 @@ def encode_message(type_: int, serial: int, fields: dict[int, object], signature
     header_fields = [(code, Variant(_FIELD_TYPE[code], value))
                      for code, value in sorted(fields.items())]
     if signature:
-        header_fields.append((_SIGNATURE, Variant("g", signature)))
+        header_fields.append((FIELD_SIGNATURE, Variant("g", signature)))
     w = _Writer()
     w.buf += struct.pack("<cBBBII", b"l", type_, flags, 1, len(payload), serial)
     w.value("a(yv)", header_fields)
@@ -323,14 +327,16 @@ def decode_message(data: bytes) -> Message:
     fields = {code: value for code, (_sig, value) in raw_fields}
     r.align(8)
     body_data = data[r.pos:r.pos + body_len]
-    sig = fields.get(_SIGNATURE, "")
+    sig = fields.get(FIELD_SIGNATURE, "")
     body = unmarshal(sig, body_data, endian) if sig else []  # type: ignore[arg-type]
     return Message(type_, serial, fields, body)
 
 
 def message_length(head: bytes) -> int:
     """The whole length of a message from its first 16 bytes."""
-    endian = "<" if head[:1] == b"l" else ">"
+    endian = {b"l": "<", b"B": ">"}.get(head[:1])
+    if endian is None:
+        raise ValueError(f"unknown D-Bus byte order {head[:1]!r}")
     body_len, _serial, fields_len = struct.unpack(endian + "III", head[4:16])
     header = 16 + fields_len
     total = header + (-header % 8) + body_len
@@ -378,23 +384,25 @@ class Connection:
         self._serial = 0
         self._buf = b""
         self._signals: list[Message] = []
+        self.unique_name = ""  # ours on a bus (Hello's answer)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             self.sock.settimeout(timeout)
             self.sock.connect(path)
             self._authenticate()
             if bus:
-                self.call("org.freedesktop.DBus", "/org/freedesktop/DBus",
-                          "org.freedesktop.DBus", "Hello")
+                self.unique_name = str(self.call("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                                 "org.freedesktop.DBus", "Hello")[0])
         except BaseException:
             self.sock.close()
             raise
 
     @classmethod
-    def systemd(cls, timeout: float = 30.0) -> Connection:
-        """Systemd's manager: its private socket when we may use it, else the system bus."""
+    def systemd(cls, timeout: float = 30.0, private: bool = True) -> Connection:
+        """Systemd's manager: its private socket when we may use it (and ``private``),
+        else the system bus."""
         errors = []
-        if os.geteuid() == 0 and os.path.exists(PRIVATE_SOCKET):
+        if private and os.geteuid() == 0 and os.path.exists(PRIVATE_SOCKET):
             try:
                 return cls(PRIVATE_SOCKET, bus=False, timeout=timeout)
             except (OSError, TomatoError) as err:
@@ -428,13 +436,17 @@ class Connection:
 
     # -- the wire --
     def _authenticate(self) -> None:
+        # BEGIN goes with AUTH, as sd-bus's own client sends it, so that the peer has
+        # left its authentication state before our first message arrives: systemd 252
+        # read a first call sent right after a separate BEGIN with the BEGIN, during
+        # authentication, and left it undispatched until the socket stirred again
+        # (seen under qemu/TCG: a 30 s silence, then "Got message" as we hung up).
         uid = str(os.geteuid()).encode().hex().encode()
-        self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\n")
+        self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\nBEGIN\r\n")
         line = self._line()
         if not line.startswith(b"OK "):
             raise Unavailable(f"d-bus authentication refused at {self.path}: "
                               f"{line.decode(errors='replace').strip() or 'no answer'}")
-        self.sock.sendall(b"BEGIN\r\n")
 
     def _line(self) -> bytes:
         while b"\r\n" not in self._buf:
@@ -447,12 +459,16 @@ class Connection:
     def _recv_some(self) -> None:
         try:
             chunk = self.sock.recv(65536)
-        except socket.timeout as err:
-            raise Unavailable(f"no answer from d-bus peer at {self.path} within "
-                              f"{self.timeout:g} s") from err
+        except TimeoutError as err:
+            raise _Silence(f"no answer from d-bus peer at {self.path} within "
+                           f"{self.sock.gettimeout() or self.timeout:g} s") from err
         if not chunk:
             raise Unavailable(f"d-bus peer at {self.path} closed the connection")
         self._buf += chunk
+
+    def read_message(self) -> Message:
+        """The next message, whatever it is (calls to us included)."""
+        return self._read_message()
 
     def _read_message(self) -> Message:
         while len(self._buf) < 16:
@@ -479,17 +495,23 @@ class Connection:
     def call(self, destination: str, path: str, interface: str, member: str,
              signature: str = "", body: list[object] | tuple[object, ...] = ()) -> list[object]:
         """Call a method and return the reply's body; an error reply raises DBusError."""
-        serial = self.send(METHOD_CALL, {_PATH: path, _INTERFACE: interface, _MEMBER: member,
-                                         _DESTINATION: destination}, signature, body)
+        serial = self.send(METHOD_CALL, {FIELD_PATH: path, FIELD_INTERFACE: interface,
+                                         FIELD_MEMBER: member, FIELD_DESTINATION: destination},
+                           signature, body)
         deadline = time.monotonic() + self.timeout
         while True:
-            msg = self._read_message()
+            try:
+                msg = self._read_message()
+            except _Silence as err:
+                raise Unavailable(f"no reply to {member} from {self.path} within "
+                                  f"{self.timeout:g} s") from err
             if msg.type == SIGNAL:
                 self._signals.append(msg)  # a JobRemoved may overtake its call's reply
-            elif msg.type in (METHOD_RETURN, ERROR) and msg.fields.get(_REPLY_SERIAL) == serial:
+            elif msg.type in (METHOD_RETURN, ERROR) and \
+                    msg.fields.get(FIELD_REPLY_SERIAL) == serial:
                 if msg.type == ERROR:
                     text = msg.body[0] if msg.body and isinstance(msg.body[0], str) else ""
-                    raise DBusError(str(msg.fields.get(_ERROR_NAME, "")), text)
+                    raise DBusError(str(msg.fields.get(FIELD_ERROR_NAME, "")), text)
                 return msg.body
             if time.monotonic() > deadline:
                 raise Unavailable(f"no reply to {member} from {self.path} within "
@@ -514,6 +536,9 @@ class Connection:
             self.sock.settimeout(left)
             try:
                 msg = self._read_message()
+            except _Silence as err:
+                raise Unavailable(f"no {member} signal from {self.path} within "
+                                  f"{self.timeout if timeout is None else timeout:g} s") from err
             finally:
                 self.sock.settimeout(self.timeout)
             if msg.type == SIGNAL:
@@ -524,8 +549,11 @@ class Connection:
         # JobRemoved(u id, o job, s unit, s result): match on the object path.
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
-            msg = self.wait_signal(MANAGER, "JobRemoved", None,
-                                   max(deadline - time.monotonic(), 0.001))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unavailable(f"systemd's job {job} did not end within "
+                                  f"{self.timeout if timeout is None else timeout:g} s")
+            msg = self.wait_signal(MANAGER, "JobRemoved", None, left)
             if len(msg.body) == 4 and msg.body[1] == job:
                 return str(msg.body[3])
 

@@ -202,11 +202,12 @@ class SystemdManager(Manager):
         if not self._systemd_version:
             from .dbus import MANAGER, SYSTEMD, SYSTEMD_PATH
 
-            _sig, text = self._systemd().call(
+            answer = self._systemd().call(
                 SYSTEMD, SYSTEMD_PATH, "org.freedesktop.DBus.Properties", "Get", "ss",
-                [MANAGER, "Version"])[0]  # type: ignore[misc]
+                [MANAGER, "Version"])[0]
+            text = str(answer[1]) if isinstance(answer, tuple) else ""
             digits = ""
-            for ch in str(text).lstrip('"v'):
+            for ch in text.lstrip('"v'):
                 if not ch.isdigit():
                     break
                 digits += ch
@@ -277,13 +278,16 @@ class SystemdManager(Manager):
         accounting = ("MemoryAccounting", "CPUAccounting",
                       "IOAccounting" if self.fs.version == 2 else "BlockIOAccounting",
                       "TasksAccounting")
-        props = [("Description", Variant("s", self._description or f"tomato {self.unit}")),
+        # The annotations' properties first: ours win where both speak (the unit's
+        # Description is how destroy knows the unit as ours).
+        props = [*self._extra,
+                 ("Description", Variant("s", self._owner_description())),
                  ("Slice", Variant("s", self.slice)),
                  ("Delegate", Variant("b", True)),
                  ("PIDs", Variant("au", [pid])),
                  *((name, Variant("b", True)) for name in accounting),
                  ("DefaultDependencies", Variant("b", False)),
-                 *resource_props, *self._extra]
+                 *resource_props]
         for attempt in (1, 2):
             try:
                 result = self._run_job("StartTransientUnit", "ssa(sv)a(sa(sv))",
@@ -309,26 +313,54 @@ class SystemdManager(Manager):
             pass  # not failed, or gone: nothing to reset
 
     def destroy(self) -> None:
-        """Stop the unit (systemd removes its cgroups), then remove what is left."""
+        """Stop the unit (systemd removes its cgroups), then remove what is left.
+
+        Only a unit of ours: a create that failed because the name was taken must
+        not stop the container that holds it, nor remove its cgroup.  A unit is
+        ours when its Description names our container (we gave it that name)."""
+        if not self._started:
+            return  # systemd was never asked: nothing of ours exists
         from .dbus import DBusError
 
         error: TomatoError | None = None
         try:
-            self._run_job("StopUnit", "ss", [self.unit, "replace"])
+            owner = self._unit_description()
+            if owner is not None and owner != self._owner_description():
+                return  # another's unit of the same name
+            if owner is not None:
+                self._run_job("StopUnit", "ss", [self.unit, "replace"])
+            self._reset_failed()
         except DBusError as err:
             if not err.name.endswith(".NoSuchUnit"):  # gone with its last process
                 error = Unavailable(f"unable to stop unit {self.unit}: {err}")
         except Unavailable as err:
-            # No systemd to ask: fine for a unit never started (a create that failed).
-            error = err if self._started or is_running_systemd() else None
-        try:
-            if error is None:
-                self._reset_failed()
+            error = err
         finally:
             self.close()
         self.fs.destroy()
         if error is not None:
             raise error
+
+    def _owner_description(self) -> str:
+        return self._description or \
+            f"tomato container {getattr(self.fs, 'container_id', '')}"
+
+    def _unit_description(self) -> str | None:
+        """The loaded unit's Description, None when systemd has no such unit."""
+        from .dbus import DBusError
+
+        try:
+            path = self._call("GetUnit", "s", [self.unit])[0]
+        except DBusError as err:
+            if err.name.endswith(".NoSuchUnit"):
+                return None
+            raise
+        from .dbus import SYSTEMD
+
+        answer = self._systemd().call(SYSTEMD, str(path), "org.freedesktop.DBus.Properties",
+                                      "Get", "ss", ["org.freedesktop.systemd1.Unit",
+                                                    "Description"])[0]
+        return str(answer[1]) if isinstance(answer, tuple) else ""
 
     # ---- the rest is the files' -----------------------------------------------------------
     def exists(self) -> bool:

@@ -57,7 +57,7 @@ def range_to_bits(cpuset: str) -> list[int]:
     return list(bits.to_bytes((bits.bit_length() + 7) // 8, "little"))
 
 
-def cpu_quota(quota: int | None, period: int | None, current: str,
+def cpu_quota(quota: int | None, period: int | None, current: Callable[[str], str],
               version: Callable[[], int]) -> tuple[list[Property], int | None]:
     """CPUQuotaPeriodUSec and CPUQuotaPerSecUSec (runc's addCPUQuota), and the quota
     the files are then to get: systemd keeps a quota as per-second microseconds in
