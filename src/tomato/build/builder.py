@@ -20,7 +20,7 @@ from tomato.build.dockerfile import parse
 from tomato.build.executor import Executor, Options, StepFailed
 from tomato.build.progress import Reporter
 from tomato.build.stages import plan
-from tomato.engine.images import EngineConfig
+from tomato.engine.config import EngineConfig
 from tomato.errors import InvalidArgument
 
 NETWORKS = ("bridge", "none", "host", "default")

@@ -45,7 +45,7 @@ from tomato.build.running import HIDDEN, run_attached, step_container
 from tomato.build.sources import Tree
 from tomato.build.stages import PROXY_ARGS, Plan, Stage, platform_args
 from tomato.engine.buildcache import BuildCache
-from tomato.engine.images import EngineConfig
+from tomato.engine.config import EngineConfig
 from tomato.errors import InvalidArgument, NotFound, TomatoError
 
 

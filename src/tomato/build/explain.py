@@ -11,7 +11,7 @@ layer, and the layer's digest.  The study note's union-fs chapter, live.
 from __future__ import annotations
 
 from tomato.build.running import HIDDEN, StepContainer
-from tomato.engine.images import EngineConfig
+from tomato.engine.config import EngineConfig
 
 MAX_CHANGES = 20
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tomato.engine.images import EngineConfig
+from tomato.engine.config import EngineConfig
 from tomato.errors import TomatoError
 
 #: mount points the runtime makes in a root that lacks them: never part of a layer

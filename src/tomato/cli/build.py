@@ -76,7 +76,7 @@ def cmd_build(args: argparse.Namespace, cfg: Any) -> int:
 
 
 def cmd_builder_prune(args: argparse.Namespace, cfg: Any) -> int:
-    from tomato.cli.engine import human_size
+    from tomato.cli.render import human_size
     from tomato.engine import buildcache
 
     if not args.force:

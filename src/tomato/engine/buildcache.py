@@ -23,9 +23,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tomato import sqlitedb as sqlite3
-from tomato.engine.images import DfRow, EngineConfig, _Ctx, _leases, _sweep
+from tomato.engine.config import EngineConfig
+from tomato.engine.images import DfRow, _Ctx, _leases, _sweep
 from tomato.errors import Unavailable
 
 _SCHEMA = """
@@ -174,9 +176,20 @@ def prune(cfg: EngineConfig) -> PruneResult:
     return PruneResult(tuple(sorted(alone)), len(entries), reclaimed)
 
 
-def usage(cfg: EngineConfig) -> DfRow:
-    """The "Build Cache" row of ``system df``: entries, those whose image is in use or
-    named, and the bytes of the layers only cache images hold."""
+@dataclass(frozen=True)
+class Record:
+    """One cache entry as `system df` tells it (Docker's BuildCache records)."""
+
+    id: str  # the entry's key, short
+    step: str
+    image_id: str
+    size: int  # the bytes of the layer the step added, when only the cache holds it
+    in_use: bool  # its image is named or used by a container
+    shared: bool  # its layer is also an image's that the cache does not hold
+    created: float
+
+
+def records(cfg: EngineConfig) -> list[Record]:
     ctx = _Ctx(cfg)
     cache = BuildCache(cfg.root)
     try:
@@ -186,14 +199,38 @@ def usage(cfg: EngineConfig) -> DfRow:
     alone, kept = _cache_only(ctx, {e.image_id for e in entries})
     with ctx.store.read() as db:
         rows = db.execute("SELECT id, chain_ids FROM images").fetchall()
-    chains = {image_id: set(json.loads(c)) for image_id, c in rows}
-    others = set().union(*(c for i, c in chains.items() if i not in alone)) if chains else set()
-    only_cache = set().union(*(chains.get(i, set()) for i in alone)) - others if alone \
-        else set()
+    chains = {image_id: json.loads(c) for image_id, c in rows}
+    outside = {c for i, cs in chains.items() if i not in alone for c in cs}
     sizes = {s.key: int(s.labels.get("tomato.size", "0")) for s in ctx.snapshots.list()}
-    size = sum(sizes.get(c, 0) for c in only_cache)
-    active = sum(1 for e in entries if e.image_id in kept)
-    return DfRow(ROW, len(entries), active, size, size)
+    out, counted = [], set()
+    for e in entries:
+        own = chains.get(e.image_id) or []
+        parent = chains.get(e.parent) or []
+        layer = own[-1] if len(own) > len(parent) else None
+        shared = layer is not None and layer in outside
+        size = sizes.get(layer, 0) if layer and not shared and layer not in counted else 0
+        if layer:
+            counted.add(layer)
+        out.append(Record(e.key.removeprefix("sha256:")[:25], e.step, e.image_id, size,
+                          e.image_id in kept, shared, e.created))
+    return out
 
 
-__all__ = ["BuildCache", "Entry", "PruneResult", "cached_images", "prune", "usage", "ROW"]
+def usage(cfg: EngineConfig) -> DfRow:
+    """The "Build Cache" row of ``system df``: entries, those whose image is in use or
+    named, and the bytes of the layers only the cache holds."""
+    found = records(cfg)
+    size = sum(r.size for r in found)
+    reclaimable = sum(r.size for r in found if not r.in_use)
+    return DfRow(ROW, len(found), sum(r.in_use for r in found), size, reclaimable)
+
+
+def visible(cfg: EngineConfig, images: list[Any]) -> list[Any]:
+    """``images`` without the untagged ones only the build cache holds (``images`` shows
+    them with ``-a``, as Docker's intermediate images)."""
+    cached = cached_images(cfg)
+    return [i for i in images if i.repo_tags or i.repo_digests or i.id not in cached]
+
+
+__all__ = ["BuildCache", "Entry", "PruneResult", "Record", "cached_images", "prune", "records",
+           "usage", "visible", "ROW"]

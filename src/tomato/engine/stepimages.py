@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tomato.engine.images import EngineConfig, ImageSummary, _Ctx, _disk_space, _find, _record
+from tomato.engine.config import EngineConfig
+from tomato.engine.images import ImageSummary, _Ctx, _disk_space, _find, _record
 
 
 class StagedLayer:
