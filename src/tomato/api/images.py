@@ -186,7 +186,12 @@ def list_json(api: Any, req: Request) -> None:
             reference = values[0]
         elif key not in ("label", "before", "since"):
             raise InvalidArgument(f"invalid filter '{key}'")
-    out = [summary(i) for i in im.list_images(api.cfg, reference=reference, dangling=dangling)]
+    from tomato.engine import buildcache
+
+    found = im.list_images(api.cfg, reference=reference, dangling=dangling)
+    if not req.flag("all"):  # the build cache's untagged step images: with all=1 only
+        found = buildcache.visible(api.cfg, found)
+    out = [summary(i) for i in found]
     req.json_response(out)
 
 

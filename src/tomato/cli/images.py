@@ -96,6 +96,10 @@ def cmd_images(args: argparse.Namespace, cfg: EngineConfig) -> int:
         else:
             raise InvalidArgument(f"invalid filter {k!r}")
     imgs = _images().list_images(cfg, reference=reference, dangling=dangling)
+    if not args.all:  # the build cache's untagged step images: with -a only
+        from tomato.engine import buildcache
+
+        imgs = buildcache.visible(cfg, imgs)
     rows = _image_rows(imgs, args.digests)
     if reference:
         import fnmatch

@@ -57,9 +57,9 @@ def cmd_system_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
 
 def cmd_df(args: argparse.Namespace, cfg: EngineConfig) -> int:
-    from tomato.engine import images
+    from tomato.engine import buildcache, images
 
-    rows = images.disk_usage(cfg)
+    rows = [*images.disk_usage(cfg), buildcache.usage(cfg)]
     if args.format == "json":
         for r in rows:
             print(json.dumps({"Type": r.type, "TotalCount": r.total, "Active": r.active,
