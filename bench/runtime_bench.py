@@ -5,6 +5,7 @@ Times two things per runtime and prints medians and the ratio to runc:
   run        `RUNTIME run --bundle B ID` of /bin/true (start -> exit -> cleanup)
   lifecycle  `create`, `start`, `state` until stopped, `delete` (what containerd's
              shim calls), and each of those verbs on its own
+  exec       `exec ID true` in a running container (what crictl exec costs the runtime)
 
 The machine is shared and noisy, so the runtimes take turns: ``--rounds`` rounds,
 each running a few iterations of every runtime in turn, so that drift and other
@@ -50,6 +51,18 @@ def loop(argv: list[str]) -> None:
         times.setdefault(verb, []).append(time.perf_counter() - t0)
         return r
 
+    if kind == "exec":
+        cid = f"b{tag}-sleeper"
+        sleeper = bundle + "-sleeper"
+        subprocess.run([*base, "run", "-d", "--bundle", sleeper, cid], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        try:
+            for _ in range(n):
+                timed("exec", ["exec", cid, "true"], check=True, stdin=subprocess.DEVNULL)
+        finally:
+            subprocess.run([*base, "delete", "--force", cid], check=False)
+        print(json.dumps(times))
+        return
     for i in range(n):
         cid = f"b{tag}-{i}"
         t0 = time.perf_counter()
@@ -94,6 +107,11 @@ def make_bundle(path: Path) -> None:
     spec["process"]["terminal"] = False
     spec["process"]["args"] = ["/bin/true"]
     (path / "config.json").write_text(json.dumps(spec))
+    sleeper = path.with_name(path.name + "-sleeper")  # the same rootfs, sleeping
+    sleeper.mkdir()
+    spec["root"]["path"] = str(path / "rootfs")
+    spec["process"]["args"] = ["sleep", "1000000"]
+    (sleeper / "config.json").write_text(json.dumps(spec))
 
 
 def load() -> str:
@@ -138,10 +156,10 @@ def main() -> int:
         make_bundle(bundle)
         results: dict[str, dict[str, list[float]]] = {}
         for name, binary in peers.items():  # warm-ups: page cache, seccomp cache
-            for kind in ("run", "lifecycle"):
+            for kind in ("run", "lifecycle", "exec"):
                 turn(kind, name, binary, tmp / f"state-{name}", bundle, 3, f"w{kind[0]}")
         for r in range(args.rounds):
-            for kind in ("run", "lifecycle"):
+            for kind in ("run", "lifecycle", "exec"):
                 for name, binary in peers.items():
                     got = turn(kind, name, binary, tmp / f"state-{name}", bundle, per_turn,
                                f"{r}{kind[0]}")
@@ -150,11 +168,11 @@ def main() -> int:
         print(f"{per_turn * args.rounds} iterations per runtime in {args.rounds} alternating "
               f"rounds; load average {before} before, {load()} after")
         print(f"{'benchmark':<11}{'runtime':<9}{'median ms':>10}{'vs runc':>9}")
-        for kind in ("run", "lifecycle", *VERBS):
+        for kind in ("run", "lifecycle", *VERBS, "exec"):
             by_name = {k: statistics.median(v) * 1000 for k, v in results.get(kind, {}).items()}
             for name, ms in by_name.items():
                 ratio = ms / by_name["runc"] if "runc" in by_name else float("nan")
-                label = kind if kind in ("run", "lifecycle") else f" {kind}"
+                label = f" {kind}" if kind in VERBS else kind
                 print(f"{label:<11}{name:<9}{ms:>10.1f}{ratio:>8.2f}x")
     finally:
         subprocess.run(["umount", "-l", str(tmp)], check=False)

@@ -18,7 +18,14 @@ from tomato.oci.state import validate_id
 from tomato.records import record
 from tomato.runtime.channel import Channel, ChannelClosed
 from tomato.runtime.log import RuntimeLog
-from tomato.runtime.statedir import EXEC_FIFO, Record, StateDir, oci_state, proc_start_time
+from tomato.runtime.statedir import (
+    EXEC_FIFO,
+    Record,
+    StateDir,
+    oci_state,
+    proc_start_time,
+    write_pid_file,
+)
 from tomato.runtime.undo import Undo
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
@@ -122,13 +129,6 @@ def with_default_devices(res: dict[str, Any] | None,
     return {**res, "devices": rules}
 
 
-def _write_pid_file(path: str, pid: int) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
-
-
 def _time_offsets(spec: Spec) -> None:
     """A new time namespace is made by the runtime itself and applies to its children."""
     c.unshare(c.CLONE_NEWTIME)
@@ -225,10 +225,6 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
                      creator_pid=os.getpid(), creator_start=proc_start_time(os.getpid()),
                      annotations=spec.annotations, config=raw, owner="",
                      no_pivot=opts.no_pivot)
-        states.save(rec)
-        fifo = os.path.join(states.path(container_id), EXEC_FIFO)
-        os.mkfifo(fifo, 0o622)
-
         manager = None
         cgroup_dirs: list[tuple[str, str]] = []
         unified = False
@@ -239,7 +235,11 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             # Recorded before it exists: a create killed half-way through making it
             # leaves cgroups that `delete --force` then knows to remove.
             rec.cgroup = manager.to_dict()
-            states.save(rec)
+        states.save(rec)
+        fifo = os.path.join(states.path(container_id), EXEC_FIFO)
+        os.mkfifo(fifo, 0o622)
+
+        if manager is not None:
             manager.create()
             undo.callback(manager.destroy)
             manager.set(resources)
@@ -381,7 +381,7 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         log.debug(f"create: container {container_id} created, init pid {pid}")
         object.__setattr__(rec, "_spec", spec)  # saves lifecycle.spec_of a re-parse
         if opts.pid_file:
-            _write_pid_file(opts.pid_file, pid)
+            write_pid_file(opts.pid_file, pid)
         undo.pop_all()
     parent_ch.close()
     if console_sock is not None:

@@ -119,6 +119,14 @@ def alive(pid: int, start: int) -> bool:
     return pid > 0 and proc_start_time(pid) == start
 
 
+def write_pid_file(path: str, pid: int) -> None:
+    """--pid-file: written whole under a temporary name, then renamed (as runc)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
 def oci_state(rec: Record, status: str) -> dict[str, Any]:
     """The runtime spec's state of a container (what `state` prints, hooks read)."""
     return {
