@@ -165,9 +165,15 @@ class SystemdManager(Manager):
 
     @classmethod
     def from_dict(cls, d: dict) -> SystemdManager:
-        from . import load_manager
+        fs: Manager
+        if d["version"] == 2:
+            from .v2 import V2Manager
 
-        fs = load_manager({k: v for k, v in d.items() if k != "driver"})
+            fs = V2Manager.from_dict(d)
+        else:
+            from .v1 import V1Manager
+
+            fs = V1Manager.from_dict(d)
         unit, slice_name = str(d["unit"]), str(d.get("slice", DEFAULT_SLICE))
         parse_cgroups_path(f"{slice_name}:x:y", "")  # a hostile state file names no path
         if "/" in unit or not _UNIT_CHARS.issuperset(unit) or not unit.endswith(".scope"):

@@ -19,7 +19,7 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": list(NAMESPACE_TYPES),
             "capabilities": list(caps.CAP_NAMES),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False},
             "seccomp": {
                 "enabled": True,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
@@ -59,6 +59,10 @@ RUNC_DIFFERENCES = (
              "there); runc 1.1 says container not running"),
     ("update.devices", "update applies linux.resources.devices (the default devices stay "
                        "allowed), at once; runc 1.1 ignores them"),
+    ("systemd-cgroup", "the default unit is tomato-ID.scope; a .slice name, a rootless "
+                       "caller and annotations overriding the driver's own properties are "
+                       "refused or ignored; pids.limit <= 0 is TasksMax=infinity; delete "
+                       "stops only a unit whose Description names the container"),
     ("exec.pid-file", "a --pid-file whose directory does not exist is refused before the "
                       "process starts; runc starts it, then kills it (255 either way)"),
 )
