@@ -15,7 +15,7 @@ mount namespace (the script re-executes itself under `unshare -m`), so the
 tmpfs and containerd's overlay mounts are invisible to the host and vanish with
 it.  Not a test: run it by hand as root (needs containerd, ctr, umoci, runc).
 
-    sudo .venv/bin/python bench/containerd_bench.py [-n 20]
+    sudo .venv/bin/python bench/containerd_bench.py [-n 20] [--runtime NAME=PATH]
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ def check(r: subprocess.CompletedProcess[str], what: str) -> None:
         raise RuntimeError(f"{what} failed: {r.stderr.strip()}")
 
 
-def bench(n: int) -> int:
+def bench(n: int, extra: dict[str, str]) -> int:
     sys.path.insert(0, str(REPO / "tests"))
     from helpers.containerd import Containerd, Runtime, build_busybox_archive
     from helpers.rootfs import build_busybox_rootfs
 
     runc = shutil.which("runc")
-    peers = {"tomato": TOMATO, **({"runc": runc} if runc else {})}
+    peers = {"tomato": TOMATO, **({"runc": runc} if runc else {}), **extra}
     if runc is None:
         print("runc: not installed, no ratio", file=sys.stderr)
     tmp = Path(tempfile.mkdtemp(prefix="tomato-ctr-bench-"))
@@ -101,6 +101,8 @@ def bench(n: int) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=20, help="timed iterations per runtime")
+    ap.add_argument("--runtime", action="append", default=[], metavar="NAME=PATH",
+                    help="another OCI runtime beside them (e.g. an older tomato-runtime)")
     ap.add_argument("--in-private-ns", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -111,9 +113,10 @@ def main() -> int:
         print(f"containerd_bench: needs {', '.join(missing)}", file=sys.stderr)
         return 1
     if not args.in_private_ns:
+        extra = [f"--runtime={r}" for r in args.runtime]
         return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable,
-                               __file__, "--in-private-ns", "-n", str(args.n)]).returncode
-    return bench(args.n)
+                               __file__, "--in-private-ns", "-n", str(args.n), *extra]).returncode
+    return bench(args.n, dict(r.partition("=")[::2] for r in args.runtime))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ own (the script re-executes itself under `unshare -m`).  Not a test: run it by
 hand as root (needs what the CRI lane needs; crictl is built once from the vendored
 cri-tools source by tools/cri/build-cri-tools.sh).
 
-    sudo .venv/bin/python bench/cri_bench.py [-n 10]
+    sudo .venv/bin/python bench/cri_bench.py [-n 10] [--handler NAME=PATH]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,13 +35,19 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-HANDLERS = ("tomato", "runc")
 WARMUP = 2
 
 
-def bench(n: int) -> int:
+def bench(n: int, extra: dict[str, str]) -> int:
     sys.path.insert(0, str(REPO / "tests"))
-    from helpers.cri import CriNode, build_cri_tools, container_config, missing_tools, pod_config
+    from helpers.cri import (
+        TOMATO_RUNTIME,
+        CriNode,
+        build_cri_tools,
+        container_config,
+        missing_tools,
+        pod_config,
+    )
     from helpers.cri_images import BUSYBOX, build_layout, find_busybox
 
     missing = missing_tools()
@@ -70,16 +77,17 @@ def bench(n: int) -> int:
             return r.stdout.strip()
 
         container = write("c.json", container_config("c", BUSYBOX, ["sleep", "100000"]))
-        with CriNode(tmp / "node", layout, tools) as node:
+        handlers = {"runc": shutil.which("runc") or "runc", "tomato": TOMATO_RUNTIME, **extra}
+        with CriNode(tmp / "node", layout, tools, handlers) as node:
             crictl("pull", BUSYBOX)
             sleepers = {}
-            for h in HANDLERS:
+            for h in handlers:
                 pod = write(f"sleeper-{h}.json",
                             pod_config(f"sleeper-{h}", uuid.uuid4().hex, tmp / "logs"))
                 cid = crictl("run", "--no-pull", "--runtime", h, container, pod)
                 sleepers[h] = cid
             for i in range(n + WARMUP):
-                for h in HANDLERS:
+                for h in handlers:
                     pod = write("p.json", pod_config(f"b{i}-{h}", uuid.uuid4().hex,
                                                      tmp / "logs"))
                     t0 = time.perf_counter()
@@ -116,15 +124,18 @@ def bench(n: int) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=10, help="timed iterations per handler")
+    ap.add_argument("--handler", action="append", default=[], metavar="NAME=PATH",
+                    help="another runtime handler beside them (e.g. an older tomato-runtime)")
     ap.add_argument("--in-private-ns", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("cri_bench: run as root", file=sys.stderr)
         return 1
     if not args.in_private_ns:
+        extra = [f"--handler={h}" for h in args.handler]
         return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable,
-                               __file__, "--in-private-ns", "-n", str(args.n)]).returncode
-    return bench(args.n)
+                               __file__, "--in-private-ns", "-n", str(args.n), *extra]).returncode
+    return bench(args.n, dict(h.partition("=")[::2] for h in args.handler))
 
 
 if __name__ == "__main__":
