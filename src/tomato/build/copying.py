@@ -207,12 +207,15 @@ class CopyJob:
         return "multi:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     # -- copying ----------------------------------------------------------------------
-    def apply(self, layer_fd: int, view: str | None, owner: tuple[int, int]) -> None:
+    def apply(self, layer_fd: int, view: str | None, owner: tuple[int, int],
+              keep_owners: bool = False) -> None:
         """Write what the step adds into the new layer's directory ``layer_fd``: the files
         copied, and the directories above them as the image (``view``: its merged root,
         mounted; None for an image with no files) has them, so the layer changes
         nothing else.  Symlinks in the image's part of the destination are resolved
-        inside the image, as Docker does."""
+        inside the image, as Docker does.  ``keep_owners``: files keep their owners
+        (COPY --from without --chown, as BuildKit and buildah), else ``owner``'s."""
+        self.keep_owners = keep_owners
         spec = self.spec
         target = _resolve(view, spec.target)
         place = _Place(layer_fd, view, owner)
@@ -265,6 +268,7 @@ class CopyJob:
                  owner: tuple[int, int], keep_owner: bool = False) -> None:
         from tomato.engine.rootfs_io import ExtractOptions, Extractor
 
+        keep_owner = keep_owner or getattr(self, "keep_owners", False)
         fd = place.make_dirs(directory)
         opts = ExtractOptions(owner=None if keep_owner else owner, keep_owner=keep_owner,
                               no_overwrite_dir_nondir=False)

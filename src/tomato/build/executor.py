@@ -115,12 +115,12 @@ class Executor:
     def _stage(self, stage: Stage) -> str | None:
         count = 1 + len(stage.instructions)
         is_target = stage.index == self.plan.target
-        state = self._from(stage, f"{stage.name or f'stage-{stage.index}'} 1/{count}"
-                           if len(self.plan.needed) > 1 else f"1/{count}")
+        # BuildKit's labels: "2/5", or "builder 2/5" when the Dockerfile has stages
+        prefix = f"{stage.name or f'stage-{stage.index}'} " if len(self.plan.stages) > 1 \
+            else ""
+        state = self._from(stage, f"{prefix}1/{count}")
         for i, ins in enumerate(stage.instructions, start=2):
-            label = f"{i}/{count}" if len(self.plan.needed) == 1 else \
-                f"{stage.name or f'stage-{stage.index}'} {i}/{count}"
-            self._step(state, ins, label)
+            self._step(state, ins, f"{prefix}{i}/{count}")
         if is_target and self.opts.labels:
             self.n += 1
             text = "LABEL " + " ".join(f"{k}={v}" for k, v in sorted(self.opts.labels.items()))
@@ -193,7 +193,7 @@ class Executor:
             self._step(state, parsed, "onbuild", count=False)
         return state
 
-    def _image(self, ins: Instruction, name: str, pull: bool) -> str:
+    def _image(self, ins: Instruction, name: str, pull: bool, what: str = "") -> str:
         """The id of image ``name``, pulled if missing (or always, with --pull)."""
         from tomato.engine import images
 
@@ -207,7 +207,7 @@ class Executor:
         try:
             return images.pull(self.cfg, name).id
         except TomatoError as err:
-            raise self._error(ins, f"{ins.keyword} {name}: {err}") from None
+            raise self._error(ins, f"{ins.keyword} {what or name}: {err}") from None
 
     # -- one step ---------------------------------------------------------------------------
     def _step(self, state: StageState, ins: Instruction, label: str, count: bool = True) -> None:
@@ -326,8 +326,9 @@ class Executor:
             if kw == "WORKDIR":
                 if not value:
                     raise self._error(ins, "WORKDIR needs a path")
-                if not value.startswith("/"):
-                    value = posixpath.join("/", config.get("WorkingDir") or "/", value)
+                if not value.startswith("/"):  # Go's filepath.Join: cleaned
+                    value = posixpath.normpath(posixpath.join(
+                        "/", config.get("WorkingDir") or "/", value))
                 config["WorkingDir"] = value
                 comment = f"WORKDIR {value}"
             elif kw == "USER":
@@ -445,7 +446,7 @@ class Executor:
             stage = next((s.index for s in self.plan.stages[:self._stage_of(ins)]
                           if s.name == ref.lower() or str(s.index) == ref), None)
             source_image = self.results.get(stage) if stage is not None else \
-                self._image(ins, ref, pull=False)
+                self._image(ins, ref, pull=False, what=f"--from={ref}")
             if source_image is None:  # an earlier stage FROM scratch with nothing in it
                 raise self._error(ins, f"{ins.keyword} --from={ref}: that stage has no files")
             with step_container(self.cfg, source_image, ["true"], env=[], network="none",
@@ -460,14 +461,15 @@ class Executor:
             self._copy_from(state, ins, spec, self.context, None)
 
     def _write_layer(self, state: StageState, job: CopyJob, spec: CopySpec, view: str | None,
-                     config: dict[str, Any], created_by: str) -> Any:
+                     config: dict[str, Any], created_by: str, from_image: bool) -> Any:
         """The copied files as a new layer's directory, committed as the child image."""
         from tomato.engine.stepimages import child_image, new_layer
 
         with new_layer(self.cfg) as staged:
             fd = os.open(staged.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                job.apply(fd, view, resolve_owner(spec.chown, view))
+                job.apply(fd, view, resolve_owner(spec.chown, view),
+                          keep_owners=from_image and not spec.chown)
             finally:
                 os.close(fd)
             if self.opts.explain:
@@ -505,7 +507,8 @@ class Executor:
             config = imageconfig.clean_config(state.config)
             try:
                 if parent is None or state.layers == 0:
-                    image = self._write_layer(state, job, spec, None, config, created_by)
+                    image = self._write_layer(state, job, spec, None, config, created_by,
+                                              source_image is not None)
                 else:  # the image's files are read through a container never started
                     with step_container(self.cfg, parent, ["true"], env=[], network="none",
                                         then_start=False) as view:
@@ -514,7 +517,7 @@ class Executor:
 
                             self.out.explain(explain.container(view, parent, "", []))
                         image = self._write_layer(state, job, spec, str(view.rootfs), config,
-                                                  created_by)
+                                                  created_by, source_image is not None)
             except (InvalidArgument, NotFound) as err:
                 raise StepFailed(f"{self.name}:{ins.line.lineno}: {ins.keyword} failed: "
                                  f"{err}") from None

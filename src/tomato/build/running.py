@@ -62,7 +62,7 @@ def step_container(cfg: EngineConfig, image: str, command: list[str], *, env: li
         try:
             service.remove(cfg, c.id, force=True, volumes=True)
         finally:
-            service.settle()  # the step's monitor, done by now, is reaped
+            service.settle(cfg)  # the step's monitor, done by now, is reaped
 
 
 def run_attached(cfg: EngineConfig, box: StepContainer,
