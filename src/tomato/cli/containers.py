@@ -22,6 +22,8 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.engine.config import EngineConfig
+
 
 def _handoff(args: argparse.Namespace) -> Any:
     """In a fork server's child, `run -d` becomes the container's monitor (see
@@ -39,18 +41,22 @@ def _handoff(args: argparse.Namespace) -> Any:
     return tell
 
 
-def _explain(args: argparse.Namespace) -> None:
+def _explain(args: argparse.Namespace, cfg: EngineConfig) -> None:
+    """--explain: every kernel step told on (a copy of) our stderr -- also by the
+    monitor we fork, which keeps that descriptor (cfg.supervision.keep_fd)."""
     if getattr(args, "explain", False):
+        from tomato._sys import libc
         from tomato.cli.runtime import enable_explain
 
         enable_explain(args.explain)
+        cfg.supervision.keep_fd = getattr(libc.TRACE, "fd", -1)
 
 
 @_guard
 def cmd_run(args: argparse.Namespace, cfg: Any) -> int:
     from tomato.engine import service
 
-    _explain(args)
+    _explain(args, cfg)
     opts = build_options(args)
     c = service.create(cfg, opts, then_start=True)
     if args.detach:
@@ -327,7 +333,7 @@ def _since(text: str) -> float:
 def cmd_exec(args: argparse.Namespace, cfg: Any) -> int:
     from tomato.engine import service
 
-    _explain(args)
+    _explain(args, cfg)
     try:
         return service.exec_in(cfg, args.container, list(args.command), tty=args.tty,
                                detach=args.detach, env=args.env, user=args.user,

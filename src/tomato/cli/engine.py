@@ -130,8 +130,9 @@ def main(argv: list[str] | None = None, served: Served | None = None) -> int:
     if refusal:  # another user: one line, before anything is tried (docker: 125 for run)
         print(f"tomato: {refusal}", file=sys.stderr)
         return USAGE_EXIT if word == "run" else FAIL_EXIT
+    cfg = make_config(args)
     try:
-        return int(args.func(args, make_config(args)) or 0)
+        return int(args.func(args, cfg) or 0)
     except TomatoError as err:
         if args.debug:
             raise
@@ -153,9 +154,7 @@ def main(argv: list[str] | None = None, served: Served | None = None) -> int:
         return 130
     finally:
         if served is None:  # (a fork server's child leaves both to the server, its reaper)
-            service = sys.modules.get("tomato.engine.service")
-            if service is not None:
-                service.settle()
+            cfg.supervision.settle()
             _leave_a_fork_server(args.root, born)
 
 

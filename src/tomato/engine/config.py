@@ -1,13 +1,15 @@
 """What every use case of the engine is given: ``EngineConfig`` (the root, registry
-credentials and settings).  The CLI makes one per command (cli/engine.py
-make_config), the API one per server; nothing in the engine reads a default root
-or the environment behind the caller's back."""
+credentials and settings, and the supervision of the monitors it forks).  The
+CLI makes one per command (cli/engine.py make_config), the API one per server;
+nothing in the engine reads a default root or keeps module state behind the
+caller's back."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from tomato.engine.supervision import Supervision
 from tomato.records import field, record
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
@@ -30,3 +32,6 @@ class EngineConfig:
     auth_file: Path = field(default_factory=default_auth_file)
     insecure_registries: tuple[str, ...] = ()
     platform: Platform | None = None
+    #: the monitors this engine user forked and its cgroup primer (supervision.py)
+    supervision: Supervision = field(default_factory=Supervision, compare=False, hash=False,
+                                     repr=False)

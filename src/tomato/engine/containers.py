@@ -18,20 +18,27 @@ import time
 from pathlib import Path
 
 from tomato import sqlitedb as sqlite3
+from tomato.engine.status import (  # noqa: F401 — Docker's status words, also read from here
+    CREATED,
+    DEAD,
+    EXITED,
+    PAUSED,
+    REMOVING,
+    RESTARTING,
+    RUNNING,
+    StateChange,
+    check_transition,
+)
 from tomato.engine.store import Store
 from tomato.errors import AlreadyExists, InvalidArgument, NotFound
-from tomato.records import field, record
+from tomato.records import field, field_names, record
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
-# Docker's status words.
-CREATED, RUNNING, PAUSED, RESTARTING, EXITED, DEAD, REMOVING = (
-    "created", "running", "paused", "restarting", "exited", "dead", "removing")
-
 #: in a container's directory: `stop`/`kill`/`rm` asked for its end when the disk was
-#: too full to say so in the record (service._request_stop; the monitor looks for it)
+#: too full to say so in the record (state.request_stop; the monitor looks for it)
 STOP_MARKER = "stop-requested"
 #: ...and how it ended, in an empty file's name (exited.CODE[.oom]; its mtime is when),
 #: when neither the record nor exit.json could be written
@@ -93,6 +100,9 @@ _RIGHT = ("tomato", "basil", "pepper", "garlic", "oregano", "thyme", "fennel", "
 
 @record(frozen=False)
 class State:
+    """The last state the engine recorded: a claim that ``state.reconcile`` checks against
+    the kernel.  Changed only through ``Containers.set_state`` (status.py's table)."""
+
     status: str = CREATED
     pid: int = 0
     pid_start: int = 0
@@ -115,7 +125,7 @@ class State:
         return cls(**{k: v for k, v in raw.items() if k in _STATE_FIELDS})
 
 
-_STATE_FIELDS = frozenset(name for name, _ in State.__record_fields__)  # type: ignore[attr-defined]
+_STATE_FIELDS = frozenset(field_names(State))
 
 
 @record(frozen=False)
@@ -132,6 +142,16 @@ class Container:
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+
+def apply_change(cid: str, state: State, change: StateChange) -> None:
+    """``change`` onto ``state`` in memory (the transition checked first)."""
+    items = change.items()
+    for name, value in items:
+        if name == "status":
+            check_transition(cid, state.status, str(value))
+    for name, value in items:
+        setattr(state, name, value)
 
 
 def new_id() -> str:
@@ -223,15 +243,15 @@ class Containers:
             raise NotFound(f"No such container: {ref}")
         return self._row(row)
 
-    def set_state(self, cid: str, **changes: Any) -> State:
-        """Update some state fields in one transaction; returns the new state."""
+    def set_state(self, cid: str, change: StateChange) -> State:
+        """Apply ``change`` in one transaction, its status move checked against the
+        table (status.py) in that same transaction; returns the new state."""
         with self.store.write() as db:
             row = db.execute("SELECT state FROM containers WHERE id=?", (cid,)).fetchone()
             if row is None:
                 raise NotFound(f"No such container: {cid}")
             state = State.from_json(row[0])
-            for key, value in changes.items():
-                setattr(state, key, value)
+            apply_change(cid, state, change)
             db.execute("UPDATE containers SET state=? WHERE id=?", (state.to_json(), cid))
         return state
 

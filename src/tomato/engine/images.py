@@ -1,6 +1,7 @@
-"""Image use cases shared by the CLI and (later) the API: pull, push, list, inspect, tag,
-rmi, prune, history, save, load, import, login/logout, system df, and the rootfs of a
-new container.
+"""Image use cases shared by the CLI and the API: pull, push, list, inspect, tag, rmi,
+prune, history, save, load, import, login/logout, system df.  The records they read
+and write, and a new container's rootfs (a snapshot leased on its image), are
+image_store.py's.
 
 Every function takes an ``EngineConfig`` and returns dataclasses; nothing prints.
 Records live in the engine store (``tomato.db``); blobs in ``ROOT/content``;
@@ -19,14 +20,12 @@ from __future__ import annotations
 import errno
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tomato import sqlitedb as sqlite3
 from tomato.errors import Conflict, InvalidArgument, NoSpace, NotFound
-from tomato.images.content import ContentStore
 from tomato.images.content import disk_usage as _du
 from tomato.images.manifest import (
     Index,
@@ -37,12 +36,29 @@ from tomato.images.manifest import (
     load_manifest,
     parse_manifest,
 )
-from tomato.images.reference import Reference, is_image_id, parse
-from tomato.images.snapshots import COMMITTED, Mount, Snapshotter
-from tomato.records import record as dataclass
+from tomato.images.reference import Reference, parse
+from tomato.images.snapshots import COMMITTED
 
 from .config import EngineConfig  # noqa: F401 — its old home; the use cases' first argument
-from .store import Store
+
+# The records, and the container's rootfs leases: image_store.py (these names are
+# read from here too, the private ones by the build's modules)
+from .image_store import IMAGE_COLUMNS as _COLS  # noqa: F401
+from .image_store import (  # noqa: F401
+    PULL_CACHE,
+    DfRow,
+    HistoryEntry,
+    ImageDetail,
+    ImageSummary,
+    RemoveResult,
+    prepare_rootfs,
+    release_rootfs,
+    rootfs_mounts,
+)
+from .image_store import ImageContext as _Ctx
+from .image_store import find_image as _find
+from .image_store import record_image as _record
+from .image_store import summary_of as _summary  # noqa: F401
 
 # The registry client, archives and the pull machinery (http.client, email,
 # threads...) are imported by the use cases that need them: `tomato ps` and
@@ -51,160 +67,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from tomato.images.pull import Progress, PulledImage, Stores
+    from tomato.images.pull import Progress
     from tomato.images.push import Pushed
     from tomato.images.registry import RegistryClient
 
-
-
-@dataclass(frozen=True)
-class ImageSummary:
-    id: str
-    repo_tags: tuple[str, ...]
-    repo_digests: tuple[str, ...]
-    manifest_digest: str
-    target_digest: str
-    chain_ids: tuple[str, ...]
-    size: int
-    created: str | None
-    added: float
-
-    @property
-    def top_layer(self) -> str | None:
-        """The chain ID a container's writable snapshot goes on top of."""
-        return self.chain_ids[-1] if self.chain_ids else None
-
-
-@dataclass(frozen=True)
-class ImageDetail:
-    summary: ImageSummary
-    config: dict[str, Any]
-    platform: Platform
-    diff_ids: tuple[str, ...]
-    history: tuple[dict[str, Any], ...]
-    manifest_media_type: str
-
-    def to_docker(self) -> dict[str, Any]:
-        s = self.summary
-        return {
-            "Id": s.id, "RepoTags": list(s.repo_tags), "RepoDigests": list(s.repo_digests),
-            "Created": s.created or "", "Size": s.size,
-            "Architecture": self.platform.architecture, "Os": self.platform.os,
-            **({"Variant": self.platform.variant} if self.platform.variant else {}),
-            "Config": self.config,
-            "RootFS": {"Type": "layers", "Layers": list(self.diff_ids)},
-            "Metadata": {"LastTagTime": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                      time.gmtime(s.added))},
-            "Descriptor": {"mediaType": self.manifest_media_type,
-                           "digest": s.manifest_digest},
-        }
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    id: str
-    created: str
-    created_by: str
-    size: int
-    comment: str
-    empty_layer: bool
-
-
-@dataclass(frozen=True)
-class RemoveResult:
-    untagged: tuple[str, ...]
-    deleted: tuple[str, ...]
-    reclaimed: int = 0
-
-
-@dataclass(frozen=True)
-class DfRow:
-    type: str
-    total: int
-    active: int
-    size: int
-    reclaimable: int
-
-
-#: the ``system df`` row of what interrupted pulls (commits, loads) left
-PULL_CACHE = "Pull Cache"
-
-
-class _Ctx:
-    def __init__(self, cfg: EngineConfig) -> None:
-        self.cfg = cfg
-        self.store = Store(cfg.root)
-        self.content = ContentStore(cfg.root / "content")
-        self.snapshots = Snapshotter(cfg.root / "snapshots")
-
-    @property
-    def stores(self) -> Stores:
-        from tomato.images.pull import Stores
-
-        return Stores(self.content, self.snapshots)
-
-
-# -- records ------------------------------------------------------------------------
-_COLS = "id, manifest_digest, target_digest, chain_ids, size, created, added"
-
-
-def _summary(db: sqlite3.Connection, row: tuple[Any, ...]) -> ImageSummary:
-    tags = tuple(r[0] for r in db.execute(
-        "SELECT name FROM tags WHERE image_id=? ORDER BY name", (row[0],)))
-    digests = tuple(r[0] for r in db.execute(
-        "SELECT name FROM repo_digests WHERE image_id=? ORDER BY name", (row[0],)))
-    fam = tuple(parse(t).familiar() for t in tags)
-    famd = tuple(parse(d).familiar() for d in digests)
-    return ImageSummary(row[0], fam, famd, row[1], row[2], tuple(json.loads(row[3])),
-                        row[4], row[5], row[6])
-
-
-def _find(db: sqlite3.Connection, name: str) -> ImageSummary:
-    """Resolve a name, a name@digest or a (short) image ID the way docker does."""
-    row = None
-    try:
-        ref: Reference | None = parse(name)
-    except InvalidArgument:
-        ref = None
-    if ref is not None and ref.digest:
-        hit = db.execute("SELECT image_id FROM repo_digests WHERE name=?",
-                         (f"{ref.repository}@{ref.digest}",)).fetchone()
-        if hit:
-            row = db.execute(f"SELECT {_COLS} FROM images WHERE id=?", hit).fetchone()
-    elif ref is not None:
-        hit = db.execute("SELECT image_id FROM tags WHERE name=?", (str(ref),)).fetchone()
-        if hit:
-            row = db.execute(f"SELECT {_COLS} FROM images WHERE id=?", hit).fetchone()
-    if row is None and is_image_id(name):
-        prefix = name if name.startswith("sha256:") else "sha256:" + name
-        rows = db.execute(f"SELECT {_COLS} FROM images WHERE id LIKE ?",
-                          (prefix + "%",)).fetchall()
-        if len(rows) > 1:
-            raise InvalidArgument(f"image id prefix {name} is ambiguous")
-        row = rows[0] if rows else None
-    if row is None:
-        raise NotFound(f"no such image: {name}")
-    return _summary(db, row)
-
-
-def _record(ctx: _Ctx, image: PulledImage | None, *, image_id: str, manifest_digest: str,
-            target_digest: str, chain_ids: tuple[str, ...], size: int,
-            names: list[Reference]) -> ImageSummary:
-    created = load_config(ctx.content, load_manifest(ctx.content, manifest_digest)).created
-    with ctx.store.write() as db:
-        db.execute(f"INSERT INTO images ({_COLS}) VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO "
-                   "UPDATE SET manifest_digest=excluded.manifest_digest, "
-                   "target_digest=excluded.target_digest, added=excluded.added",
-                   (image_id, manifest_digest, target_digest, json.dumps(chain_ids), size,
-                    created, time.time()))
-        for ref in names:
-            if ref.tag:
-                db.execute("INSERT OR REPLACE INTO tags VALUES (?,?)",
-                           (str(ref.with_tag(ref.tag)), image_id))
-        if image is not None and image.reference is not None:
-            db.execute("INSERT OR REPLACE INTO repo_digests VALUES (?,?)",
-                       (f"{image.reference.repository}@{target_digest}", image_id))
-        return _find(db, image_id)
 
 
 # -- registry access -------------------------------------------------------------------
@@ -620,42 +486,6 @@ def import_image(cfg: EngineConfig, source: Path | None, *, reference: str | Non
         return _record(ctx, None, image_id=manifest.config.digest, manifest_digest=digest,
                        target_digest=digest, chain_ids=chains, size=size,
                        names=[ref] if ref else [])
-
-
-# -- container rootfs (for the engine) --------------------------------------------------------
-def prepare_rootfs(cfg: EngineConfig, image: str, key: str) -> list[Mount]:
-    """A writable snapshot ``key`` over ``image``'s layers; the image is leased to ``key``.
-
-    Returns the mounts: one overlay with lowerdir/upperdir/workdir options (or a bind
-    mount for an image with no layers).
-    """
-    ctx = _Ctx(cfg)
-    # shared gc lock: a concurrent sweep must not take the new snapshot dir for an orphan
-    with ctx.store.lock("gc", shared=True):
-        with ctx.store.write() as db:
-            img = _find(db, image)
-            db.execute("INSERT OR IGNORE INTO image_leases VALUES (?,?)", (img.id, key))
-        try:
-            return ctx.snapshots.prepare(key, img.top_layer, {"tomato.image": img.id})
-        except BaseException:
-            with ctx.store.write() as db:
-                db.execute("DELETE FROM image_leases WHERE holder=?", (key,))
-            raise
-
-
-def rootfs_mounts(cfg: EngineConfig, key: str) -> list[Mount]:
-    return _Ctx(cfg).snapshots.mounts(key)
-
-
-def release_rootfs(cfg: EngineConfig, key: str) -> None:
-    """Remove the container's snapshot (unmount it first) and its lease on the image."""
-    ctx = _Ctx(cfg)
-    try:
-        ctx.snapshots.remove(key)
-    except NotFound:
-        pass
-    with ctx.store.write() as db:
-        db.execute("DELETE FROM image_leases WHERE holder=?", (key,))
 
 
 __all__ = ["EngineConfig", "ImageSummary", "ImageDetail", "HistoryEntry", "RemoveResult",

@@ -23,8 +23,8 @@ import shutil
 from pathlib import Path
 
 from tomato.engine.claims import claimed
+from tomato.engine.config import EngineConfig
 from tomato.engine.containers import Containers
-from tomato.engine.images import EngineConfig
 from tomato.errors import NotFound, TomatoError
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
@@ -88,15 +88,16 @@ def describe(cfg: EngineConfig, cid: str) -> list[str]:
 def remove(cfg: EngineConfig, cid: str) -> None:
     """Every piece of leftover ``cid``: its processes (the runtime's delete kills an
     init whose creator died), mounts, files, snapshot and lease, network."""
-    from tomato.engine import images as image_service
     from tomato.engine import networks
-    from tomato.engine.service import _runtime_delete, _unmount_rootfs
+    from tomato.engine.image_store import release_rootfs
+    from tomato.engine.mounts import unmount_rootfs
+    from tomato.engine.runtime_ops import delete
 
     records = Containers(cfg.root)
-    _runtime_delete(cfg, cid)
-    _unmount_rootfs(records.bundle(cid) / "rootfs")
+    delete(cfg, cid)
+    unmount_rootfs(records.bundle(cid) / "rootfs")
     shutil.rmtree(records.path(cid), ignore_errors=True)
-    image_service.release_rootfs(cfg, cid)
+    release_rootfs(cfg, cid)
     nets = networks.Networks(cfg.root)
     if os.path.lexists(nets.netns_path(cid)):
         nets.teardown(cid)

@@ -1,19 +1,24 @@
 """The per-container monitor (Tomato's conmon/shim): one small process per container.
 
-Started by `tomato start`/`run` as ``python -m tomato.engine.monitor ROOT ID``
-in a new session, it outlives the CLI.  It is the parent of the container's
-init (it calls the runtime in-process, which clones the init from here), so
-it alone can wait for the exit status.  It:
+Forked by `tomato start`/`run` (supervision.py: no interpreter start-up), or the
+very process of a fork server's `run -d` that turned into it, in a session of
+its own: it outlives the CLI.  It is the parent of the container's init (it
+calls the runtime in-process, which clones the init from here), so it alone
+can wait for the exit status.  It:
 
 - owns the container's stdio (pipes, or the pty master for -t) and writes
   every byte to the json-file log, and to attached clients (attach.sock,
   Docker's multiplexed frames; see frames.py);
 - records running (pid, start time) and exited (code, time, OOMKilled) in
-  the engine's store;
-- applies the restart policy, and removes a --rm container when it ends.
+  the engine's store, through the transition table (status.py);
+- applies the restart policy, and removes a --rm container when it ends
+  (removal.py).
 
-It is single-threaded (the runtime forks from it) and imports only the
-runtime, the store and the stdlib.
+A detached container's steady state (copying its output, waiting for it) is
+handed to the C tomato-shim by exec; the shim execs ``python -m
+tomato.engine.monitor --after ...`` when the container exits, to record that.
+
+It is single-threaded: the runtime clones the init from it through ctypes.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tomato.engine import events, frames
 from tomato.engine.containers import STOP_MARKER, leave_exit_marker
 from tomato.engine.logs import LogWriter
+from tomato.engine.status import EXITED, RESTARTING, StateChange, exited, running
 from tomato.errors import NoSpace
 
 ATTACH_WAIT = 10.0  # seconds a foreground run may take to attach before we start anyway
@@ -213,9 +219,7 @@ class Monitor:
         start(self.states, self.cid, self.rtlog, self.rec)
         from tomato.runtime.statedir import proc_start_time
 
-        self.records.set_state(self.cid, status="running", pid=pid,
-                               pid_start=proc_start_time(pid), started_at=time.time(),
-                               exit_code=0, finished_at=0.0, oom_killed=False, error="")
+        self.records.set_state(self.cid, running(pid, proc_start_time(pid), time.time()))
         if not first:  # a restart policy's start (the first one is `start`'s to report)
             events.emit(self.root, "container", "start", self.cid,
                         self.cfg.get("event_attributes"))
@@ -275,9 +279,7 @@ class Monitor:
         events.emit(self.root, "container", "die", self.cid,
                     {**self.cfg.get("event_attributes", {}), "exitCode": str(code)})
         try:
-            self.records.set_state(self.cid, status="exited", exit_code=code,
-                                   finished_at=finished_at, oom_killed=oom, pid=0,
-                                   pid_start=0)
+            self.records.set_state(self.cid, exited(code, finished_at, oom))
         except NoSpace:
             # A full disk: exit.json (if the shim could write it) or a marker stays for
             # the next reader, who finds this monitor gone and takes the exit from there.
@@ -422,9 +424,12 @@ class Monitor:
                         code = self.run_once(listener, wake_r, first)
                 except Exception as err:  # noqa: BLE001 — recorded for `inspect`, told to the CLI
                     msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-                    self.records.set_state(self.cid, status="exited" if not first else "created",
-                                           error=msg,
-                                           exit_code=start_failure_code(msg) if first else 0)
+                    # The first start's failure leaves the status as it was (created, or
+                    # exited from an earlier run) with Docker's code for it; a restart
+                    # policy's start that fails ends the container.
+                    self.records.set_state(self.cid, StateChange(
+                        error=msg, exit_code=start_failure_code(msg)) if first else
+                        StateChange(status=EXITED, error=msg, exit_code=0))
                     if first:
                         self._report({"error": msg})
                     remove = False
@@ -433,7 +438,8 @@ class Monitor:
                 if not self._should_restart(code, restarts):
                     break
                 restarts += 1
-                self.records.set_state(self.cid, status="restarting", restart_count=restarts)
+                self.records.set_state(self.cid, StateChange(status=RESTARTING,
+                                                             restart_count=restarts))
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
         finally:
@@ -445,10 +451,10 @@ class Monitor:
                 pass
             try:
                 if remove:
-                    from tomato.engine import service
+                    from tomato.engine.removal import remove_files
 
                     try:
-                        service.remove_files(self.root, self.cid)
+                        remove_files(self.root, self.cid)
                     except Exception as err:  # noqa: BLE001
                         sys.stderr.write(f"monitor: --rm cleanup failed: {err}\n")
             finally:
@@ -458,6 +464,21 @@ class Monitor:
         return 0
 
 
+def run_as_monitor(root: Path, cid: str, on_report: Any = None) -> NoReturn:
+    """This (forked) process is the container's monitor until it exits; never returns
+    (supervision.py forks it, or hands a fork server's child over to it)."""
+    code = 1
+    try:
+        code = run_monitor(root, cid, on_report=on_report)
+    except BaseException as exc:  # noqa: BLE001
+        try:
+            os.write(2, f"monitor: {exc}\n".encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
 def run_monitor(root: Path, cid: str, on_report: Any = None) -> int:
     """``on_report(msg)``: the first report (``{"pid": N}`` or ``{"error": ...}``) is a
     call rather than a line on stdout, when the CLI became the monitor itself."""
@@ -465,8 +486,8 @@ def run_monitor(root: Path, cid: str, on_report: Any = None) -> int:
 
     monitor = Monitor(root, cid)
     monitor.on_report = on_report
-    monitor.records.set_state(cid, monitor_pid=os.getpid(),
-                              monitor_start=proc_start_time(os.getpid()))
+    monitor.records.set_state(cid, StateChange(monitor_pid=os.getpid(),
+                                               monitor_start=proc_start_time(os.getpid())))
     return monitor.serve()
 
 

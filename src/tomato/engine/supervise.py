@@ -9,7 +9,7 @@ applies the restart policy while it lives.  Two things no monitor can do:
 - notice that a monitor itself was killed: its container then has nobody to read its
   output or record its exit.  Any command's reconcile kills such a container and
   records it exited (137, as containerd does when a shim dies, see
-  service._monitor_lost); the supervisor then applies the restart policy.
+  state.monitor_lost); the supervisor then applies the restart policy.
 
 `tomato daemon` runs ``boot`` once, then ``watch`` until told to stop (SIGTERM); the
 systemd unit in contrib/systemd/ runs it, and `tomato serve` runs the same beside
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from tomato.engine import service
-from tomato.engine.containers import EXITED, PAUSED, RESTARTING, RUNNING, Container
+from tomato.engine.containers import EXITED, PAUSED, RESTARTING, RUNNING, Container, Containers
 from tomato.engine.images import EngineConfig
 from tomato.errors import TomatoError
 
@@ -68,7 +68,7 @@ def boot(cfg: EngineConfig, say: Callable[[str], None]) -> list[str]:
     start the containers their restart policies say should be running."""
     from tomato.engine import leftovers
 
-    records = service._records(cfg)
+    records = Containers(cfg.root)
     found = records.all()
     leftovers.sweep(cfg, {c.id for c in found})
     started = []
@@ -88,7 +88,7 @@ def check(cfg: EngineConfig, say: Callable[[str], None],
     backoff = {} if backoff is None else backoff
     restarted = []
     now = time.monotonic()
-    for c in service._records(cfg).all():
+    for c in Containers(cfg.root).all():
         if c.state.status in _LIVE:
             c = service.reconcile(cfg, c)
             if c.state.status == EXITED and c.state.error == service.MONITOR_LOST:

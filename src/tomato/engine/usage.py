@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def _runtime_states(cfg: EngineConfig) -> Any:
-    from tomato.engine.service import runtime_root
+    from tomato.engine.runtime_ops import runtime_root
     from tomato.runtime.statedir import StateDir
 
     return StateDir(str(runtime_root(cfg)))

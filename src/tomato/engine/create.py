@@ -1,0 +1,204 @@
+"""`create`: a container's record, bundle and root filesystem -- made completely,
+or not at all.
+
+The order, and why:
+
+1. the daemon's checks of the options, then the image (pulled if missing);
+2. the network planned (``plan_network``): a bad network or a busy port fails
+   before anything exists, and the caller's options are never rewritten;
+3. a claim (an flock on ``containers/.ID.lock``) from before anything is made
+   until the record exists: whatever names an id without a record or a live
+   claim was left by a killed create, and leftovers.py sweeps it;
+4. the netns first (its nft rules commit while the rest is made), the rootfs
+   (the image's overlay, mounts.py), volumes, /etc files (etcfiles.py), the
+   OCI spec (specgen.py), and the record last -- each undone, in reverse, if a
+   later step fails.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack
+
+from tomato.engine import events, mounts, runtime_ops
+from tomato.engine import images as image_service
+from tomato.engine.containers import (
+    Container,
+    Containers,
+    State,
+    ensure_dir,
+    new_id,
+    random_name,
+    validate_name,
+)
+from tomato.engine.options import RunOptions
+from tomato.engine.state import get
+from tomato.engine.status import PAUSED, RUNNING
+from tomato.errors import Conflict, NotFound
+from tomato.files import write_private
+from tomato.records import record, replace
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import
+if TYPE_CHECKING:
+    from typing import Any
+
+    from tomato.engine.config import EngineConfig
+    from tomato.engine.networks import Networks
+
+
+@record
+class NetworkPlan:
+    """What a container's network will be, decided before anything is made."""
+
+    mode: str  #: bridge, a network's name, none, host, or container:<full id>
+    publish: tuple[dict[str, Any], ...]  #: -p, with -P's exposed ports added
+    publish_all: bool
+    nets: Networks | None  #: the store, when the container gets a netns of ours
+
+
+def create(cfg: EngineConfig, opts: RunOptions, then_start: bool = False) -> Container:
+    """A container record, bundle and rootfs; ``then_start``: `start` follows at once
+    (the cgroup move it will make is primed now, see cgroups.prime_migration)."""
+    supervision = cfg.supervision
+    if then_start:
+        supervision.prime()
+    try:
+        return _create(cfg, opts)
+    except BaseException:
+        supervision.reap_primer()
+        raise
+    finally:
+        if not then_start:
+            supervision.reap_primer()
+
+
+def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
+    from tomato.engine.options import validate_resources
+
+    validate_resources(opts)  # the daemon's checks (CLI and API), before a pull
+    records = Containers(cfg.root)
+    try:
+        img = image_service.get_image(cfg, opts.image)
+    except NotFound:
+        image_service.pull(cfg, opts.image)
+        img = image_service.get_image(cfg, opts.image)
+    image_config = image_service.inspect(cfg, img.id).config or {}
+    cid = new_id()
+    name = validate_name(opts.name) if opts.name else random_name(records.names())
+    if opts.name and name in records.names():
+        from tomato.errors import AlreadyExists
+
+        raise AlreadyExists(f'Conflict. The container name "/{name}" is already in use by '
+                            "another container. You have to remove (or rename) that "
+                            "container to be able to reuse that name.")
+    plan = plan_network(cfg, opts, image_config)  # bad network or busy port: nothing made yet
+    net = plan.nets
+    cdir = records.path(cid)
+    with ExitStack() as undo:
+        # Claimed until the record exists: what a killed create leaves has neither
+        # (engine/leftovers.py removes it), what a live one is making has the claim.
+        from tomato.engine.claims import claim
+        from tomato.engine.leftovers import claim_path
+
+        undo.enter_context(claim(claim_path(cfg.root, cid)))
+        if net is not None:
+            undo.enter_context(net.claim(cid))  # held until the record exists (see sweep)
+        with ExitStack() as rollback:
+            ensure_dir(cdir)
+            rollback.callback(mounts.rmtree, cdir)
+            netns_path = ""
+            if net is not None:  # first: its nft rules commit while the rootfs is made
+                net.attach(cid, plan.mode, ip=opts.ip, aliases=opts.network_aliases,
+                           mac=opts.mac_address, ports=list(plan.publish))
+                rollback.callback(net.teardown, cid)
+                netns_path = net.netns_path(cid)
+            elif plan.mode.startswith("container:"):
+                netns_path = joined_netns(cfg, plan.mode.partition(":")[2])
+            rootfs_mounts = image_service.prepare_rootfs(cfg, img.id, cid)
+            rollback.callback(image_service.release_rootfs, cfg, cid)
+            rootfs = records.bundle(cid) / "rootfs"
+            mounts.mount_rootfs(rootfs_mounts, rootfs)
+            rollback.callback(mounts.unmount_rootfs, rootfs)
+            volume_mounts, anonymous = mounts.volume_mounts(cfg, opts, image_config)
+            from tomato.engine.etcfiles import write_etc_files
+
+            files = write_etc_files(cfg, cdir, cid, opts, plan.mode, net)
+            from tomato.engine.specgen import build_spec
+
+            planned = replace(opts, network=plan.mode, publish=list(plan.publish),
+                              publish_all=plan.publish_all)
+            spec = build_spec(planned, image_config, cid, rootfs, files, volume_mounts,
+                              runtime_ops.CGROUP_PARENT, netns_path)
+            # Compact: with indent=, json encodes in Python (~1.5 ms for a spec)
+            write_private(records.bundle(cid) / "config.json", json.dumps(spec))
+            options = planned.to_dict()
+            options["anonymous_volumes"] = anonymous
+            c = Container(cid, name, opts.image, img.id, time.time(), options, spec, State())
+            if net is not None:
+                net.settle()
+            records.add(c, pick_name=not opts.name)
+            rollback.pop_all()
+    if net is not None and plan.mode != "bridge":
+        net.refresh_hosts({net.get(plan.mode).id})  # peers learn our name
+    events.container(cfg.root, c, "create")
+    return c
+
+
+def plan_network(cfg: EngineConfig, opts: RunOptions,
+                 image_config: dict[str, Any]) -> NetworkPlan:
+    """Check the network options and decide them: the mode (another container's by its
+    full id), the ports to publish (-P adds the image's and --expose's), and the
+    Networks store when the container gets a netns.  ``opts`` is left as it is."""
+    from tomato.engine import networks
+
+    mode = opts.network
+    publish = tuple(opts.publish)
+    if mode.startswith("container:"):
+        other = get(cfg, mode.partition(":")[2])
+        if opts.publish or opts.publish_all:
+            raise Conflict("conflicting options: port publishing and the container type "
+                           "network mode")
+        return NetworkPlan(f"container:{other.id}", (), False, None)
+    if not networks.is_networked(mode):
+        return NetworkPlan(mode, (), False, None)  # Docker ignores -p/-P there, with a warning
+    net = networks.Networks(cfg.root)
+    net.sweep()
+    net.get(mode)  # NotFound for an unknown network
+    if opts.publish_all:
+        from tomato.network.ports import parse_expose
+
+        have = {(p["container_port"], p["proto"]) for p in publish}
+        added = []
+        for item in [*(image_config.get("ExposedPorts") or {}), *opts.expose]:
+            port, proto = parse_expose(item)
+            if (port, proto) not in have:
+                have.add((port, proto))
+                added.append({"proto": proto, "host_ip": "", "host_port": 0,
+                              "container_port": port})
+        publish = (*publish, *added)
+    net.check_ports(list(publish))
+    return NetworkPlan(mode, publish, opts.publish_all, net)
+
+
+def joined_netns(cfg: EngineConfig, other_id: str) -> str:
+    """--network container:X joins X's netns: ours if X has one, else its init's."""
+    from tomato.engine import networks
+
+    other = get(cfg, other_id)
+    mode = other.options.get("network", "none")
+    if mode == "host":
+        raise Conflict("cannot join the network of a container that uses the host's")
+    if networks.is_networked(mode):
+        return networks.Networks(cfg.root).netns_path(other.id)
+    if mode.startswith("container:"):
+        return joined_netns(cfg, mode.partition(":")[2])
+    if other.state.status not in (RUNNING, PAUSED) or not other.state.pid:
+        raise Conflict(f"cannot join network of a non running container: {other.id}")
+    return f"/proc/{other.state.pid}/ns/net"
+
+
+def rename(cfg: EngineConfig, ref: str, new_name: str) -> None:
+    c = get(cfg, ref)
+    Containers(cfg.root).rename(c.id, new_name)
+    events.container(cfg.root, c, "rename", oldName="/" + c.name, name=new_name)
