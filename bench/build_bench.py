@@ -5,15 +5,15 @@ same context, same busybox image.
 The Dockerfile (~10 steps): FROM busybox, ENV, WORKDIR, COPY of a 2,000-file tree,
 RUN lines, a LABEL, then a second stage that copies a file from the first.
 
-  cold      every step built (--no-cache; the base image is there)
   cached    the same build again, nothing changed: every step from the cache
   1 file    one file of the tree changed: its COPY and every step after it
+  cold      every step built (--no-cache; the base image is there)
 
 Each figure is the median of N builds (tools interleaved round by round).  RUN steps
-use --network none in all three (the steps need no network).  buildah and podman
-keep their layers (--layers) on the overlay driver; buildah runs with chroot
-isolation (its fastest), podman with runc (crun refuses this machine's hybrid
-cgroups).  Everything lives on a tmpfs inside a private mount namespace (the script
+need no network: tomato and podman run them with --network none, buildah with chroot
+isolation (its fastest), which has no network namespace at all.  buildah and podman
+keep their layers (--layers) on the overlay driver; podman runs runc (crun refuses
+this machine's hybrid cgroups).  Everything lives on a tmpfs inside a private mount namespace (the script
 re-runs itself under `unshare -m`); nothing it mounts is visible to the host.
 
     sudo .venv/bin/python bench/build_bench.py [-n 5] [--files 2000] [--skip-podman]
@@ -124,8 +124,7 @@ def main() -> int:
             image = sh([*buildah, "images", "-q"], env=other_env).stdout.split()[0]
             sh([*buildah, "tag", image, "docker.io/library/busybox:latest"], env=other_env)
             tools.append(Tool("buildah", [*buildah, "bud", "--layers", "--isolation", "chroot",
-                                          "--network", "none", "--pull-never", "-q",
-                                          "-t", "bench"], other_env))
+                                          "--pull-never", "-q", "-t", "bench"], other_env))
         if not args.skip_podman and shutil.which("podman"):
             sh([*podman, "load", "-i", str(tmp / "bb-docker.tar")], env=other_env)
             image = sh([*podman, "images", "-q"], env=other_env).stdout.split()[0]
@@ -139,12 +138,18 @@ def main() -> int:
             tool.build(ctx)
         times: dict[str, dict[str, list[float]]] = {
             name: {t.name: [] for t in tools} for name in ("cold", "cached", "1 file")}
+        # one phase at a time, so that the images the cold builds pile up (buildah's and
+        # podman's cache lookups slow down with every image) do not weigh on the others
+        for _ in range(args.n):
+            for tool in tools:
+                times["cached"][tool.name].append(tool.build(ctx))
         for round_ in range(args.n):
             for tool in tools:
-                times["cold"][tool.name].append(tool.build(ctx, "--no-cache"))
-                times["cached"][tool.name].append(tool.build(ctx))
                 changed.write_text(f"changed in round {round_} for {tool.name}\n")
                 times["1 file"][tool.name].append(tool.build(ctx))
+        for _ in range(args.n):
+            for tool in tools:
+                times["cold"][tool.name].append(tool.build(ctx, "--no-cache"))
         for name, by_tool in times.items():
             results[f"{name} (s)"] = {k: statistics.median(v) for k, v in by_tool.items()}
     finally:

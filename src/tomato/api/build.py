@@ -69,12 +69,13 @@ def _request(req: Request) -> dict[str, Any]:
         raise InvalidArgument(f"the Dockerfile must be a path inside the context: "
                               f"{dockerfile}")
     network = req.arg("networkmode", "default") or "default"
-    args = {"tags": req.query.get("t", []), "dockerfile": dockerfile,
+    tags = list(req.query.get("t", []))
+    args: dict[str, Any] = {"tags": tags, "dockerfile": dockerfile,
             "build_args": _json_map(req, "buildargs"), "target": req.arg("target"),
             "no_cache": req.flag("nocache"), "pull": req.flag("pull"),
             "labels": _json_map(req, "labels"), "network": network,
             "quiet": req.flag("q")}
-    check_request(BuildRequest(context="", tags=list(args["tags"]), network=network))
+    check_request(BuildRequest(context="", tags=tags, network=network))
     return args
 
 

@@ -291,9 +291,9 @@ def _find_dockerfile(ctx: Context, dockerfile: str, in_archive: bool) -> tuple[b
         return data, os.path.basename(dockerfile)
     names = [dockerfile] if dockerfile else ["Dockerfile", "dockerfile"]
     for name in names:
-        data = _read_in(ctx.root_fd, name, MAX_DOCKERFILE)
-        if data is not None:
-            return data, os.path.basename(name)
+        found = _read_in(ctx.root_fd, name, MAX_DOCKERFILE)
+        if found is not None:
+            return found, os.path.basename(name)
     raise NotFound(f"cannot locate specified Dockerfile: {names[0]}")
 
 

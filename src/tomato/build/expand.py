@@ -118,7 +118,7 @@ class _Lexer:
 
     def single_quoted(self) -> str:
         self.next()
-        out = []
+        out: list[str] = []
         while True:
             ch = self.next()
             if not ch:
@@ -130,7 +130,7 @@ class _Lexer:
 
     def double_quoted(self) -> str:
         self.next()
-        out = []
+        out: list[str] = []
         while True:
             ch = self.peek()
             if not ch:
@@ -152,7 +152,7 @@ class _Lexer:
             out.append(ch)
 
     def name(self) -> str:
-        out = []
+        out: list[str] = []
         while True:
             ch = self.peek()
             if not ch:

@@ -227,9 +227,8 @@ def parse_instruction(line: Line, name: str = "Dockerfile", escape: str = "\\",
             raise err(f"{kw} requires exactly one argument")
         return Single(line, rest.strip())
     if kw in ("EXPOSE", "VOLUME"):
-        words = _json_array(rest) if kw == "VOLUME" else None
-        if words is None:
-            words = rest.split()
+        found = _json_array(rest) if kw == "VOLUME" else None
+        words = found if found is not None else rest.split()
         if not words:
             raise err(f"{kw} requires at least one argument")
         return Words(line, tuple(words))

@@ -96,9 +96,9 @@ def run_attached(cfg: EngineConfig, box: StepContainer,
                     output(kind, payload)
                     pending = _remember(box.tail, pending + payload)
                 elif kind == frames.CONTROL:
-                    msg = frames.decode_control(payload)
-                    if "exit" in msg:
-                        code = int(msg["exit"])
+                    control = frames.decode_control(payload)
+                    if "exit" in control:
+                        code = int(control["exit"])
     finally:
         sock.close()
     if pending:

@@ -139,7 +139,8 @@ def cached_images(cfg: EngineConfig) -> set[str]:
 def _cache_only(ctx: _Ctx, ids: set[str]) -> tuple[set[str], set[str]]:
     """Of ``ids``: the images the cache alone keeps (no name, no container), and the
     rest (tagged or in use)."""
-    alone, kept = set(), set()
+    alone: set[str] = set()
+    kept: set[str] = set()
     with ctx.store.read() as db:
         for image_id in ids:
             named = db.execute("SELECT 1 FROM tags WHERE image_id=? UNION ALL SELECT 1 FROM "

@@ -70,7 +70,9 @@ def child_image(cfg: EngineConfig, parent: str | None, config: dict[str, Any],
     if staged is not None:
         upper = str(staged.path)
     with _disk_space(cfg, "building an image"), ctx.store.lock("gc", shared=True):
-        base, chains, size = None, (), 0
+        base: str | None = None
+        chains: tuple[str, ...] = ()
+        size = 0
         if parent is not None:
             with ctx.store.read() as db:
                 found = _find(db, parent)
@@ -95,7 +97,8 @@ def child_image(cfg: EngineConfig, parent: str | None, config: dict[str, Any],
             staged.settled = True  # recorded, or dropped for an identical one already there
             chains, size = (*chains, chain), size + layer_size
         elif layer is not None:  # a container's upper: unpacked from the blob
-            chains, size = unpack(digest, ctx.stores)
+            unpacked, size = unpack(digest, ctx.stores)
+            chains = tuple(unpacked)
         manifest = load_manifest(ctx.content, digest)
         return _record(ctx, None, image_id=manifest.config.digest, manifest_digest=digest,
                        target_digest=digest, chain_ids=tuple(chains), size=size, names=[])
