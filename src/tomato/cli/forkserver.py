@@ -51,7 +51,7 @@ CLI_MODULES = (
     "tomato.cli.engine", "tomato.cli.commands", "tomato.cli.render", "tomato.cli.images",
     "tomato.cli.system", "tomato.cli.containers", "tomato.cli.run_options",
     "tomato.cli.container_tools", "tomato.cli.attaching", "tomato.cli.volumes",
-    "tomato.cli.networks",
+    "tomato.cli.networks", "tomato.cli.build", "tomato.build.builder",
 )
 
 
