@@ -15,7 +15,7 @@ import hashlib
 import json
 
 #: bumped when the meaning of a step changes, so older entries miss
-VERSION = 1
+VERSION = 2
 
 
 def step_key(parent: str | None, kind: str, text: str, extra: object = None) -> str:

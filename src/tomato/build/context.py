@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
 import stat
 import tarfile
 from collections.abc import Iterator
@@ -36,6 +35,12 @@ _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
           b"\x28\xb5\x2f\xfd": "zstd"}
 
 
+def _rmtree(path: Path) -> None:
+    import shutil  # (it imports bz2 and lzma: only when a scratch directory goes)
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def scratch_root(engine_root: Path) -> Path:
     return engine_root / "builder" / "tmp"
 
@@ -48,7 +53,7 @@ class Scratch:
     lock_fd: int
 
     def close(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        _rmtree(self.path)
         if self.lock_fd >= 0:
             os.close(self.lock_fd)
             self.lock_fd = -1
@@ -72,7 +77,7 @@ def sweep_scratch(engine_root: Path) -> None:
         except OSError:
             os.close(fd)
             continue
-        shutil.rmtree(path, ignore_errors=True)
+        _rmtree(path)
         os.close(fd)
 
 
@@ -210,6 +215,7 @@ def open_context(engine_root: Path, context: str, stdin: BinaryIO | None = None,
     (``-f -``)."""
     scratch: Scratch | None = None
     ctx: Context | None = None
+    digests: Path | None = None
     try:
         alone: bytes | None = None
         if context == "-":
@@ -217,7 +223,8 @@ def open_context(engine_root: Path, context: str, stdin: BinaryIO | None = None,
             scratch = make_scratch(engine_root)
             spooled = scratch.path / "stdin"
             with open(spooled, "wb") as out:
-                shutil.copyfileobj(stdin, out, 1 << 20)
+                while block := stdin.read(1 << 20):
+                    out.write(block)
             if is_tar(decompressed_head(spooled)):
                 with open(spooled, "rb") as src:
                     extract_archive(src, scratch.path / "context")
@@ -240,8 +247,9 @@ def open_context(engine_root: Path, context: str, stdin: BinaryIO | None = None,
             ctx = open_directory(str(scratch.path / "context"), context)
         else:
             ctx = open_directory(context)
-            if scratch is None:
-                sweep_scratch(engine_root)
+            sweep_scratch(engine_root)
+            digests = _digests_path(engine_root, context)
+            ctx.tree.known = _load_digests(digests)
         ctx.ignore = _ignore_for(ctx, dockerfile)
         ctx.tree.ignore = ctx.ignore if ctx.ignore else None
         if dockerfile_text is not None:
@@ -254,9 +262,45 @@ def open_context(engine_root: Path, context: str, stdin: BinaryIO | None = None,
         yield ctx
     finally:
         if ctx is not None:
+            if digests is not None and ctx.tree.seen and ctx.tree.seen != ctx.tree.known:
+                _save_digests(digests, ctx.tree.seen)
             ctx.close()
         if scratch is not None:
             scratch.close()
+
+
+def _digests_path(engine_root: Path, context: str) -> Path:
+    """Where the content hashes of a directory context's files are kept between builds
+    (one file per context directory, in the engine's own root)."""
+    import hashlib
+
+    name = hashlib.sha256(os.path.realpath(context).encode("utf-8", "surrogateescape"))
+    return engine_root / "builder" / "digests" / f"{name.hexdigest()}.json"
+
+
+def _load_digests(path: Path) -> dict[str, list[object]]:
+    import json
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_digests(path: Path, seen: dict[str, list[object]]) -> None:
+    """Best effort (a cache): written whole under a temporary name, then renamed."""
+    import json
+
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        with open(tmp, "w") as f:
+            json.dump(seen, f, separators=(",", ":"))
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _ignore_for(ctx: Context, dockerfile: str) -> Matcher:

@@ -230,19 +230,12 @@ class Executor:
         """On a hit, ``state`` moves to the cached image."""
         if self.opts.no_cache:
             return False
-        hit = self.cache.lookup(key)
+        hit = self.cache.hit(key)
         if hit is None:
             return False
-        from tomato.engine import images
-
-        try:
-            summary = images.get_image(self.cfg, hit)
-        except NotFound:
-            self.cache.forget(key)
-            return False
         self.out.cached()
-        state.image, state.layers = summary.id, len(summary.chain_ids)
-        self.out.done(summary.id)
+        state.image, state.layers = hit
+        self.out.done(state.image)
         return True
 
     def _remember(self, state: StageState, key: str, parent: str | None, text: str,
@@ -449,12 +442,19 @@ class Executor:
                 self._image(ins, ref, pull=False, what=f"--from={ref}")
             if source_image is None:  # an earlier stage FROM scratch with nothing in it
                 raise self._error(ins, f"{ins.keyword} --from={ref}: that stage has no files")
+            # An image never changes: its id stands for its files, so the cache is asked
+            # before any container is made to read them.
+            key = step_key(state.image, "copy-from", ins.keyword, [
+                source_image, spec.sources, spec.dest, spec.target, spec.chown, ins.chmod,
+                state.author])
+            if self._cached(state, key):
+                return
             with step_container(self.cfg, source_image, ["true"], env=[], network="none",
                                 then_start=False) as src:
                 root = os.open(src.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
                 try:
                     self._copy_from(state, ins, spec, Tree(root, what=f"stage {ref}"),
-                                    source_image)
+                                    source_image, key)
                 finally:
                     os.close(root)
         else:
@@ -487,7 +487,7 @@ class Executor:
         return len(self.plan.stages)
 
     def _copy_from(self, state: StageState, ins: Copy, spec: CopySpec, tree: Tree | None,
-                   source_image: str | None) -> None:
+                   source_image: str | None, key: str = "") -> None:
         try:
             job = CopyJob(spec, tree, self.scratch)
         except (InvalidArgument, NotFound) as err:
@@ -499,10 +499,10 @@ class Executor:
             created_by = imageconfig.nop(imageconfig.shell_of(state.config),
                                          f"{ins.keyword} {flags}{job.describe()} in "
                                          f"{spec.dest} ")
-            key = step_key(state.image, "copy", created_by, [source_image, spec.target,
-                                                               state.author])
-            if self._cached(state, key):
-                return
+            if not key:  # the context's files: the key has their contents' hash
+                key = step_key(state.image, "copy", created_by, [spec.target, state.author])
+                if self._cached(state, key):
+                    return
             parent = state.image
             config = imageconfig.clean_config(state.config)
             try:

@@ -26,7 +26,7 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from tomato._sys.fdtree import DIR_FLAGS, Node, pin, tar_header
 from tomato._sys.paths import open_in_root
@@ -91,6 +91,11 @@ class Tree:
         self.ignore = ignore if ignore else None
         self.what = what
         self._root_path = os.readlink(f"/proc/self/fd/{root_fd}").rstrip("/")
+        #: content hashes known from an earlier build, by "dev:ino": [size, mtime_ns,
+        #: ctime_ns, sha256] -- reused only while all three stamps are the same (a write
+        #: or a chmod moves ctime, which no one can set back); ``seen``: this build's
+        self.known: dict[str, list[Any]] = {}
+        self.seen: dict[str, list[Any]] = {}
 
     # -- resolving ------------------------------------------------------------------
     def _rel_of(self, fd: int) -> str:
@@ -287,17 +292,34 @@ class Tree:
             h.update(f"{name}\0{kind:o}\0{stat.S_IMODE(st.st_mode):o}\0{size}\0{link}\0{dev}\n"
                      .encode("utf-8", "surrogateescape"))
             if kind == stat.S_IFREG:
-                fd = node.open_file()
-                try:
-                    while block := os.read(fd, 1 << 20):
-                        h.update(block)
-                finally:
-                    os.close(fd)
+                h.update(self._content(node).encode())
 
         entry("", source.node)
         if source.is_dir:
             for path, node in self.walk(source):
                 entry(path, node)
+        return h.hexdigest()
+
+
+    def _content(self, node: Node) -> str:
+        """A regular file's sha256 (hex), from ``known`` when its stamps are unchanged."""
+        st = node.st
+        ident = f"{st.st_dev}:{st.st_ino}"
+        stamps = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        found = self.known.get(ident)
+        if found is not None and found[:3] == stamps:
+            self.seen[ident] = found
+            return str(found[3])
+        fd = node.open_file()
+        try:
+            h = hashlib.sha256()
+            while block := os.read(fd, 1 << 20):
+                h.update(block)
+        finally:
+            os.close(fd)
+        after = os.fstat(node.fd)
+        if [after.st_size, after.st_mtime_ns, after.st_ctime_ns] == stamps:
+            self.seen[ident] = [*stamps, h.hexdigest()]  # (not while it was being written)
         return h.hexdigest()
 
 

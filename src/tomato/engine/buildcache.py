@@ -68,8 +68,10 @@ class BuildCache:
     """The index of one engine root; one connection, opened on first use."""
 
     def __init__(self, root: Path) -> None:
+        self.root = Path(root)
         self.path = cache_path(root)
         self._db: sqlite3.Connection | None = None
+        self._store: Any = None
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -104,6 +106,23 @@ class BuildCache:
     def lookup(self, key: str) -> str | None:
         row = self._conn().execute("SELECT image_id FROM steps WHERE key=?", (key,)).fetchone()
         return str(row[0]) if row else None
+
+    def hit(self, key: str) -> tuple[str, int] | None:
+        """The image step ``key`` made and how many layers it has, if it is still there
+        (an entry whose image went, with rmi or image prune -a, is forgotten)."""
+        image_id = self.lookup(key)
+        if image_id is None:
+            return None
+        if self._store is None:
+            from tomato.engine.store import Store
+
+            self._store = Store(self.root)
+        with self._store.read() as db:
+            row = db.execute("SELECT chain_ids FROM images WHERE id=?", (image_id,)).fetchone()
+        if row is None:
+            self.forget(key)
+            return None
+        return image_id, len(json.loads(row[0]))
 
     def record(self, key: str, image_id: str, parent: str, step: str) -> None:
         with self._write() as db:
