@@ -10,8 +10,8 @@ The index is ``ROOT/builder/cache.db`` (sqlite, WAL).  An entry whose image is g
 (``rmi``, ``image prune -a``) is a miss.  ``prune`` (``tomato builder prune``,
 ``POST /build/prune``) forgets every entry and removes the images only the cache
 kept (untagged, not used by a container), then collects their blobs and layers;
-``usage`` is the "Build Cache" row of ``system df``.  Images the cache holds are
-not listed by ``images`` unless ``-a`` (Docker's intermediate images).
+``usage`` is the "Build Cache" row of ``system df``.  The steps' images are not
+listed by ``images`` unless ``-a`` (Docker's intermediate images).
 """
 
 from __future__ import annotations
@@ -191,6 +191,9 @@ def prune(cfg: EngineConfig) -> PruneResult:
             with cache._write() as cdb:
                 cdb.execute("DELETE FROM steps")
             reclaimed = _sweep(ctx)
+        import shutil
+
+        shutil.rmtree(cfg.root / "builder" / "digests", ignore_errors=True)  # file hashes
     finally:
         cache.close()
     return PruneResult(tuple(sorted(alone)), len(entries), reclaimed)
@@ -246,10 +249,15 @@ def usage(cfg: EngineConfig) -> DfRow:
 
 
 def visible(cfg: EngineConfig, images: list[Any]) -> list[Any]:
-    """``images`` without the untagged ones only the build cache holds (``images`` shows
-    them with ``-a``, as Docker's intermediate images)."""
-    cached = cached_images(cfg)
-    return [i for i in images if i.repo_tags or i.repo_digests or i.id not in cached]
+    """``images`` without the build's intermediate ones: untagged, and the parent of
+    another step (``images`` shows them with ``-a``, as Docker does).  A build's
+    untagged result has no child: it is listed, as Docker's ``<none>``."""
+    cache = BuildCache(cfg.root)
+    try:
+        parents = {e.parent for e in cache.entries()}
+    finally:
+        cache.close()
+    return [i for i in images if i.repo_tags or i.repo_digests or i.id not in parents]
 
 
 __all__ = ["BuildCache", "Entry", "PruneResult", "Record", "cached_images", "prune", "records",

@@ -90,8 +90,10 @@ FROM busybox AS builder
 RUN mkdir /out && echo built > /out/artifact && echo other > /out/other
 FROM builder AS unused
 RUN echo never > /never
+FROM builder AS derived
+RUN echo derived >> /out/artifact
 FROM busybox
-COPY --from=builder /out/artifact /artifact
+COPY --from=derived /out/artifact /artifact
 COPY --from=0 /out /all-out/
 CMD ["cat", "/artifact"]
 """, {}, ()),

@@ -110,6 +110,9 @@ def test_builder_prune_and_system_df(builder: Builder, workdir: Path) -> None:
     listed = builder.run("images", "--format", "{{.ID}}").stdout.split()
     every = builder.run("images", "-a", "--format", "{{.ID}}").stdout.split()
     assert len(every) > len(listed)  # the steps' images are listed with -a only
+    untagged = builder.run("build", "-q", "--network", "none", "-", input="FROM busybox\n"
+                           "ENV UNTAGGED=1\n").stdout.strip()
+    assert untagged[7:19] in builder.run("images", "--format", "{{.ID}}").stdout  # <none>
     builder.run("rmi", "prunable")
     out = builder.run("builder", "prune", "-f").stdout
     assert "Total reclaimed space:" in out and "Deleted build cache objects:" in out
