@@ -151,6 +151,7 @@ class SystemdManager(Manager):
         self._extra = extra or []
         self._description = description
         self._pending: Resources | None = None
+        self._made: list[str] = []
         self._bus: Connection | None = None
         self._systemd_version = 0
 
@@ -239,7 +240,25 @@ class SystemdManager(Manager):
 
     # ---- lifecycle --------------------------------------------------------------------
     def create(self) -> None:
-        """Nothing yet: systemd makes the unit's cgroup with its first process."""
+        """v2: nothing yet, systemd makes the unit's cgroup with its first process.
+
+        v1: the directories now, as the cgroupfs driver makes them: the init binds
+        them into its /sys/fs/cgroup before the unit exists (systemd then uses those
+        of the controllers it manages).  What we made is remembered for a rollback
+        before the unit starts; after that the tree below the slices is systemd's."""
+        if self.fs.version != 1:
+            return
+        missing: list[str] = []
+        for d in self._directories():
+            while d not in missing and not os.path.isdir(d):
+                missing.append(d)
+                d = os.path.dirname(d)
+        self._made = sorted(missing, key=len, reverse=True)  # deepest first
+        self.fs.create()
+        self.fs.forget_parents()  # type: ignore[attr-defined]
+
+    def _directories(self) -> list[str]:
+        return sorted(set(self.paths.values()))
 
     def set(self, res: Resources) -> None:
         if not self._started:
@@ -325,7 +344,13 @@ class SystemdManager(Manager):
         not stop the container that holds it, nor remove its cgroup.  A unit is
         ours when its Description names our container (we gave it that name)."""
         if not self._started:
-            return  # systemd was never asked: nothing of ours exists
+            # systemd was never asked: only what create() made is ours (empty).
+            for d in self._made:
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+            return
         from .dbus import DBusError
 
         error: TomatoError | None = None

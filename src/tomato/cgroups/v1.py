@@ -99,6 +99,11 @@ class V1Manager(Manager):
                     raise NotFound(f"process {pid} does not exist") from err
                 raise
 
+    def forget_parents(self) -> None:
+        """The parents are someone else's (systemd's slices): destroy() removes the
+        container's own directories only."""
+        self._created = {}
+
     def destroy(self) -> None:
         for d in self._dirs():
             if os.path.isdir(d):
