@@ -263,14 +263,20 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
     from tomato.runtime.exec import ExecOptions, build_process, exec_process
     from tomato.runtime.lifecycle import load
 
+    rec = None
     if p.str("process"):
         try:
             with open(p.str("process")) as f:
                 process = json.loads(f.read())
         except FileNotFoundError:
             raise InvalidArgument(f"process file {p.str('process')} does not exist") from None
-        except ValueError as err:
+        # SystemError: _json's for a bad string when json.decoder is not imported
+        except (ValueError, RecursionError, SystemError) as err:
             raise InvalidArgument(f"process file {p.str('process')} is not valid JSON") from err
+        from tomato.runtime.statedir import lone_surrogate
+
+        if lone_surrogate(process):  # valid JSON, but no text to exec or to print
+            raise InvalidArgument(f"process file {p.str('process')} holds a lone surrogate")
     else:
         if len(p.args) < 2:
             raise InvalidArgument("exec needs a command (or --process FILE)")
@@ -291,7 +297,7 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
                        console_socket=p.str("console-socket"),
                        preserve_fds=_int_flag(p, "preserve-fds"),
                        sub_cgroups=sub_cgroups(p.list("cgroup")))
-    result = exec_process(ctx.states, cid, opts, ctx.log, keep_master=not detach)
+    result = exec_process(ctx.states, cid, opts, ctx.log, keep_master=not detach, rec=rec)
     if detach:
         return 0
     _forward_signals(result.pid)

@@ -21,7 +21,7 @@ from tomato.records import record
 from tomato.runtime import process as proc_mod
 from tomato.runtime.lifecycle import load, manager_of
 from tomato.runtime.log import RuntimeLog
-from tomato.runtime.statedir import StateDir
+from tomato.runtime.statedir import Record, StateDir
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
@@ -72,8 +72,9 @@ def build_process(base: dict[str, Any], args: list[str], env: list[str], cwd: st
 
 
 def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
-                 log: RuntimeLog, keep_master: bool = False) -> Execed:
-    rec, status = load(states, container_id)
+                 log: RuntimeLog, keep_master: bool = False, rec: Record | None = None) -> Execed:
+    """Run ``opts.process`` in the container (``rec``: its record, if the caller read it)."""
+    rec, status = load(states, container_id, rec)
     if status not in (Status.CREATED, Status.RUNNING):
         raise Conflict(f"cannot exec in a {status} container {container_id}")
     if opts.pid_file and not os.path.isdir(os.path.dirname(os.path.abspath(opts.pid_file))):

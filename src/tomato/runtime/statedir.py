@@ -83,7 +83,7 @@ def _wrong_member(raw: object) -> str:
     return ""
 
 
-def _lone_surrogate(doc: object) -> bool:
+def lone_surrogate(doc: object) -> bool:
     """Whether a string anywhere in ``doc`` holds a lone surrogate (JSON's \\ud800)."""
     todo = [doc]
     while todo:
@@ -199,7 +199,7 @@ class StateDir:
         except (ValueError, RecursionError, SystemError) as err:
             raise NotFound(f"container {container_id} has a corrupt state file") from err
         wrong = _wrong_member(raw)
-        if not wrong and b"\\u" in data and _lone_surrogate(raw):
+        if not wrong and b"\\u" in data and lone_surrogate(raw):
             wrong = "a lone surrogate"  # valid JSON, but no text: printing it would crash
         if not wrong and raw["id"] != container_id:
             wrong = "it names another container"

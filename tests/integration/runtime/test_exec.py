@@ -146,6 +146,18 @@ def test_exec_bad_cwd_and_missing_command(root: Path, running: int) -> None:
     assert_one_line_error(missing, "no-such-command", code=255)
 
 
+@pytest.mark.parametrize("text", ['{"args": ["a\x01b"]}', '{"args": ["\\ud800"]}',
+                                  "[" * 100000, '{"args": ', "\xff"])
+def test_exec_of_a_hostile_process_file(root: Path, running: int, workdir: Path,
+                                        text: str) -> None:
+    """A control character, a lone surrogate, deep nesting, truncation, bad UTF-8: one
+    line naming the file, never a traceback (the JSON decoder's own errors included)."""
+    path = workdir / "process.json"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    proc = runtime(root, "exec", "--process", str(path), C1, check=False)
+    assert_one_line_error(proc, str(path), code=255)
+
+
 def test_exec_into_a_stopped_container_fails(root: Path, bundle: Path) -> None:
     edit(bundle, lambda cfg: cfg["process"].__setitem__("args", ["true"]))
     runtime(root, "run", "--keep", "--bundle", str(bundle), C1)
