@@ -17,7 +17,6 @@ this stage) happen either way.
 from __future__ import annotations
 
 import os
-import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,16 +27,9 @@ from tomato.build.cachekeys import step_key
 from tomato.build.copying import CopyJob, CopySpec, resolve_owner
 from tomato.build.dockerfile import DockerfileError
 from tomato.build.instructions import (
-    Arg,
     Command,
     Copy,
-    Healthcheck,
     Instruction,
-    KeyValues,
-    Onbuild,
-    Shell,
-    Single,
-    Words,
     check_trigger,
 )
 from tomato.build.progress import Reporter
@@ -131,25 +123,25 @@ class Executor:
         return state.image
 
     # -- variables ------------------------------------------------------------------------
-    def _env(self, state: StageState) -> dict[str, str]:
+    def env_of(self, state: StageState) -> dict[str, str]:
         """What $VAR means here: the stage's ARGs, then its ENV on top (ENV wins)."""
         env = {k: v for k, v in state.args.items() if v is not None}
         env.update(imageconfig.env_map(state.config))
         return env
 
-    def _word(self, ins: Instruction, text: str, env: Mapping[str, str]) -> str:
+    def word(self, ins: Instruction, text: str, env: Mapping[str, str]) -> str:
         try:
             return expand.word(text, env, self.escape)
         except expand.ExpansionError as err:
-            raise self._error(ins, str(err)) from None
+            raise self.error(ins, str(err)) from None
 
-    def _words(self, ins: Instruction, text: str, env: Mapping[str, str]) -> list[str]:
+    def words(self, ins: Instruction, text: str, env: Mapping[str, str]) -> list[str]:
         try:
             return expand.words(text, env, self.escape)
         except expand.ExpansionError as err:
-            raise self._error(ins, str(err)) from None
+            raise self.error(ins, str(err)) from None
 
-    def _error(self, ins: Instruction, message: str) -> DockerfileError:
+    def error(self, ins: Instruction, message: str) -> DockerfileError:
         return DockerfileError(f"{self.name}:{ins.line.lineno}: {message}")
 
     def _run_args(self, state: StageState) -> list[tuple[str, str]]:
@@ -187,7 +179,7 @@ class Executor:
             try:
                 parsed = check_trigger(trigger, ins.line, self.name, self.escape)
             except DockerfileError as err:
-                raise self._error(ins, f"bad ONBUILD trigger of {stage.base}: {err}") \
+                raise self.error(ins, f"bad ONBUILD trigger of {stage.base}: {err}") \
                     from None
             self.n += 1
             self._step(state, parsed, "onbuild", count=False)
@@ -203,11 +195,11 @@ class Executor:
             except NotFound:
                 pass
             except InvalidArgument as err:
-                raise self._error(ins, f"invalid image name {name!r}: {err}") from None
+                raise self.error(ins, f"invalid image name {name!r}: {err}") from None
         try:
             return images.pull(self.cfg, name).id
         except TomatoError as err:
-            raise self._error(ins, f"{ins.keyword} {what or name}: {err}") from None
+            raise self.error(ins, f"{ins.keyword} {what or name}: {err}") from None
 
     # -- one step ---------------------------------------------------------------------------
     def _step(self, state: StageState, ins: Instruction, label: str, count: bool = True) -> None:
@@ -270,95 +262,11 @@ class Executor:
         self._remember(state, key, parent, created_by, image)
         self.out.done(image.id)
 
-    # -- metadata instructions ---------------------------------------------------------
+    # -- config-only instructions (metadata.py) --------------------------------------------
     def _metadata(self, state: StageState, ins: Instruction) -> None:
-        env = self._env(state)
-        config = dict(state.config)
-        kw = ins.keyword
-        extra: object = None
-        if isinstance(ins, Arg):
-            parts = []
-            for key, default in ins.pairs:
-                value = default if default is None else self._word(ins, default, env)
-                parts.append(key if value is None else f"{key}={value}")
-                if key in self.plan.build_args:
-                    state.args[key] = self.plan.build_args[key]
-                elif value is not None:
-                    state.args[key] = value
-                else:
-                    state.args[key] = self.plan.global_args.get(key)
-                if state.args[key] is not None:
-                    env[key] = state.args[key]  # type: ignore[assignment]
-            comment = "ARG " + " ".join(parts)
-        elif isinstance(ins, KeyValues):
-            pairs = [(self._word(ins, k, env), self._word(ins, v, env)) for k, v in ins.pairs]
-            if kw == "ENV":
-                for k, v in pairs:
-                    imageconfig.set_env(config, k, v)
-            else:
-                config["Labels"] = {**(config.get("Labels") or {}), **dict(pairs)}
-            comment = kw + "".join(f" {k}={v}" for k, v in pairs)
-        elif isinstance(ins, Command):  # CMD, ENTRYPOINT
-            args = list(ins.args) if ins.exec_form else \
-                [*imageconfig.shell_of(config), *ins.args] if ins.args else []
-            if kw == "CMD":
-                config["Cmd"] = args
-                state.cmd_set = True
-            else:
-                config["Entrypoint"] = args
-                if not state.cmd_set:
-                    config.pop("Cmd", None)
-                extra = state.cmd_set
-            comment = f"{kw} {imageconfig.go_quote(args)}"
-        elif isinstance(ins, Shell):
-            config["Shell"] = list(ins.args)
-            comment = f"SHELL {imageconfig.go_list(list(ins.args))}"
-        elif isinstance(ins, Single):
-            value = ins.value if kw == "MAINTAINER" else self._word(ins, ins.value, env)
-            comment = f"{kw} {value}"
-            if kw == "WORKDIR":
-                if not value:
-                    raise self._error(ins, "WORKDIR needs a path")
-                if not value.startswith("/"):  # Go's filepath.Join: cleaned
-                    value = posixpath.normpath(posixpath.join(
-                        "/", config.get("WorkingDir") or "/", value))
-                config["WorkingDir"] = value
-                comment = f"WORKDIR {value}"
-            elif kw == "USER":
-                if not value:
-                    raise self._error(ins, "USER needs a user")
-                config["User"] = value
-            elif kw == "STOPSIGNAL":
-                try:
-                    config["StopSignal"] = imageconfig.check_signal(value)
-                except ValueError as err:
-                    raise self._error(ins, f"STOPSIGNAL: {err}") from None
-            else:
-                state.author = value
-        elif isinstance(ins, Words):
-            if kw == "EXPOSE":
-                words = [w for word in ins.words for w in self._words(ins, word, env)]
-                try:
-                    ports = imageconfig.parse_ports(words)
-                except ValueError as err:
-                    raise self._error(ins, f"EXPOSE: {err}") from None
-                config["ExposedPorts"] = {**(config.get("ExposedPorts") or {}),
-                                          **{p: {} for p in ports}}
-                comment = "EXPOSE " + " ".join(words)
-            else:
-                paths = [self._word(ins, w, env) for w in ins.words]
-                if any(not p.strip() for p in paths):
-                    raise self._error(ins, "VOLUME specified can not be an empty string")
-                config["Volumes"] = {**(config.get("Volumes") or {}), **{p: {} for p in paths}}
-                comment = f"VOLUME {imageconfig.go_list(paths)}"
-        elif isinstance(ins, Healthcheck):
-            config["Healthcheck"] = imageconfig.healthcheck(ins.test, dict(ins.options))
-            comment = ins.text
-        elif isinstance(ins, Onbuild):
-            config["OnBuild"] = [*(config.get("OnBuild") or []), ins.trigger]
-            comment = f"ONBUILD {ins.trigger}"
-        else:  # pragma: no cover — parse_instruction knows every keyword
-            raise self._error(ins, f"unknown instruction: {kw}")
+        from tomato.build.metadata import config_step
+
+        config, comment, extra = config_step(self, state, ins)
         self._commit_config(state, config, comment, extra)
 
     # -- RUN -------------------------------------------------------------------------------
@@ -421,27 +329,27 @@ class Executor:
 
     # -- COPY / ADD -----------------------------------------------------------------------
     def _copy(self, state: StageState, ins: Copy) -> None:
-        env = self._env(state)
-        heredocs = {d.name: (self._word(ins, d.content, env) if d.expand else d.content)
+        env = self.env_of(state)
+        heredocs = {d.name: (self.word(ins, d.content, env) if d.expand else d.content)
                     for d in ins.heredocs}
         sources = [s if s.lstrip("<-").strip("'\"") not in heredocs else
                    s.lstrip("<-").strip("'\"") for s in ins.sources]
-        sources = [s if s in heredocs else self._word(ins, s, env) for s in sources]
+        sources = [s if s in heredocs else self.word(ins, s, env) for s in sources]
         chmod = int(ins.chmod, 8) if ins.chmod else None
-        spec = CopySpec(sources, self._word(ins, ins.dest, env),
+        spec = CopySpec(sources, self.word(ins, ins.dest, env),
                         state.config.get("WorkingDir") or "/",
-                        chown=self._word(ins, ins.chown, env) if ins.chown else "",
+                        chown=self.word(ins, ins.chown, env) if ins.chown else "",
                         chmod=chmod, is_add=ins.is_add, heredocs=heredocs,
-                        checksum=self._word(ins, ins.checksum, env) if ins.checksum else "")
+                        checksum=self.word(ins, ins.checksum, env) if ins.checksum else "")
         if ins.from_:
-            ref = self._word(ins, ins.from_, {**platform_args(), **{
+            ref = self.word(ins, ins.from_, {**platform_args(), **{
                 k: v for k, v in self.plan.global_args.items() if v is not None}})
             stage = next((s.index for s in self.plan.stages[:self._stage_of(ins)]
                           if s.name == ref.lower() or str(s.index) == ref), None)
             source_image = self.results.get(stage) if stage is not None else \
                 self._image(ins, ref, pull=False, what=f"--from={ref}")
             if source_image is None:  # an earlier stage FROM scratch with nothing in it
-                raise self._error(ins, f"{ins.keyword} --from={ref}: that stage has no files")
+                raise self.error(ins, f"{ins.keyword} --from={ref}: that stage has no files")
             # An image never changes: its id stands for its files, so the cache is asked
             # before any container is made to read them.
             key = step_key(state.image, "copy-from", ins.keyword, [
