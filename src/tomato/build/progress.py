@@ -163,12 +163,15 @@ class Live(Reporter):
         self.drawn = 0
         self.last_draw = 0.0
         self.notes: list[str] = []
+        self.steps = 0
+        self.active = False
 
     def _width(self) -> int:
         try:
-            return os.get_terminal_size(self.out.fileno()).columns
+            columns = os.get_terminal_size(self.out.fileno()).columns
         except (OSError, ValueError):
-            return 80
+            columns = 0
+        return columns if columns > 10 else 80  # (a pty nobody sized says 0)
 
     def _draw(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -176,9 +179,9 @@ class Live(Reporter):
             return
         self.last_draw = now
         width = self._width() - 1
-        head = f"[+] Building {now - self.started:.1f}s ({len(self.lines)}/{self.total})"
+        head = f"[+] Building {now - self.started:.1f}s ({self.steps}/{self.total})"
         body = [head] + [f" => {line}"[:width] for line in self.lines]
-        if self.lines and not self.lines[-1].endswith(("s", "CACHED")):
+        if self.active:  # the running step: its time so far, its last output lines
             body[-1] = f"{body[-1]} {now - self.t0:.1f}s"[:width]
             body += [f"    {t}"[:width] for t in self.tail[-self.SHOWN:]]
         text = ("\x1b[1A\x1b[2K" * self.drawn) + "\r" + "\n".join(body) + "\n"
@@ -188,11 +191,13 @@ class Live(Reporter):
 
     def step(self, n: int, label: str, text: str) -> None:
         self.t0, self.tail, self.partial = time.monotonic(), [], b""
+        self.steps, self.active = n, True
         self.lines.append(f"[{label}] {text}")
         self._draw(force=True)
 
     def cached(self) -> None:
         self.lines[-1] += "  CACHED"
+        self.active = False
         self._draw(force=True)
 
     def output(self, stream: int, data: bytes) -> None:
@@ -202,8 +207,9 @@ class Live(Reporter):
         self._draw()
 
     def done(self, image_id: str, removed_container: str = "") -> None:
-        if not self.lines[-1].endswith("CACHED"):
+        if self.active:
             self.lines[-1] += f"  {time.monotonic() - self.t0:.1f}s"
+        self.active = False
         self.tail = []
         self._draw(force=True)
 
@@ -215,7 +221,7 @@ class Live(Reporter):
 
     def finished(self, image_id: str, names: list[str]) -> None:
         self.lines.append(f"writing image {image_id}" + "".join(f", naming to {n}"
-                                                                for n in names))
+                                                                for n in names) + "  done")
         self.tail = []
         self._draw(force=True)
         for text in self.notes:
