@@ -188,13 +188,15 @@ def open_directory(path: str, description: str = "") -> Context:
 
 
 def extract_archive(stream: BinaryIO, into: Path) -> None:
-    """A context archive (plain or compressed tar) extracted into the scratch ``into``."""
+    """A context archive (plain or compressed tar) extracted into the scratch ``into``
+    (0700, in the engine's root: setuid bits are kept for COPY to copy, as Docker's;
+    no device node is made on the host)."""
     from tomato.engine.rootfs_io import ExtractOptions, Extractor, tar_items
 
     into.mkdir(mode=0o755, exist_ok=True)
     fd = os.open(into, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        opts = ExtractOptions(owner=(0, 0), devices=False, keep_setid=False,
+        opts = ExtractOptions(owner=(0, 0), devices=False, keep_setid=True,
                               no_overwrite_dir_nondir=False)
         try:
             Extractor(fd, opts).extract(tar_items(stream))
