@@ -194,8 +194,11 @@ def _forward_signals(pid: int) -> None:
 
 
 def _wait(pid: int, master: int | None) -> int:
+    import gc
+
     from tomato.runtime.waiting import wait_for
 
+    gc.enable()  # the launcher's start-up switch-off: this wait may last for days
     return wait_for(pid, master)
 
 
@@ -351,6 +354,9 @@ def cmd_events(ctx: Context, argv: list[str]) -> int:
     import time
 
     interval = parse_duration(p.str("interval", "5s"))
+    import gc
+
+    gc.enable()  # see _wait
     while True:
         try:
             emit()
