@@ -15,6 +15,7 @@ those, with those types, is corrupt for both.
 from __future__ import annotations
 
 import os
+import stat
 
 from tomato import fastjson as json
 from tomato.errors import AlreadyExists, NotFound
@@ -179,16 +180,22 @@ class StateDir:
     def load(self, container_id: str) -> Record:
         path = os.path.join(self.path(container_id), STATE_FILE)
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_STATE_SIZE + 1)
+            # O_NONBLOCK: a FIFO put there must not hang us (nor the front end).
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             if os.path.isdir(self.path(container_id)):
                 # Reserved but never recorded: a create that died before its first save.
                 return Record(id=container_id, bundle="", rootfs="", created="",
                               status="stopped")
             raise NotFound(f"container {container_id} does not exist") from None
-        except IsADirectoryError:
-            raise NotFound(f"container {container_id} has a corrupt state file") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NotFound(f"container {container_id} has a corrupt state file: not a "
+                               "regular file")
+            with open(fd, "rb", closefd=False) as f:
+                data = f.read(MAX_STATE_SIZE + 1)
+        finally:
+            os.close(fd)
         if len(data) > MAX_STATE_SIZE:
             raise NotFound(f"container {container_id} has a corrupt state file: larger "
                            f"than {MAX_STATE_SIZE >> 20} MiB")

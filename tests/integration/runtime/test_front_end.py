@@ -285,6 +285,25 @@ def test_hostile_state_files(root: Path, bundle: Path, name: str) -> None:
     runtime(root, "delete", "--force", C)
 
 
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_a_state_file_that_is_no_file(root: Path, kind: str) -> None:
+    """A FIFO (whose open would block), a directory, /dev/zero: corrupt, at once."""
+    (root / C).mkdir()
+    path = root / C / "state.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero")
+    for argv in (["state", C], ["kill", C, "0"], ["list", "-q"]):
+        proc = same(root, *argv)
+        assert proc.stderr.count(b"\n") <= 1, proc.stderr
+    assert b"corrupt state file" in call(root, "state", C).stderr
+    same(root, "delete", "--force", C)
+    assert not (root / C).exists()
+
+
 def test_a_huge_state_file(root: Path) -> None:
     (root / C).mkdir()
     with open(root / C / "state.json", "wb") as f:

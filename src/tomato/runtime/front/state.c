@@ -53,7 +53,7 @@ static char *state_file(const char *root, const char *id, const char *name) {
 }
 
 static int read_file(const char *path, char **text, size_t *len) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not hang us */
     if (fd < 0)
         return -errno;
     struct stat st;
