@@ -1,15 +1,17 @@
-"""Networks: records, IP leases and published ports in the engine's store, and the
-use cases (create/ls/inspect/rm/prune/connect/disconnect, attach at container
-create, detach at rm, reconcile after crashes).
+"""Networks: the use cases (create/rm/prune/connect/disconnect), a container's
+attach at create and teardown at rm, the devices (bridges, veths, the netns) and
+nft rules they stand for, and the sweep after crashes.  The records are
+netrecords.py's, the hosts files and inspect shapes nethosts.py's.
 
 Lifetimes:
 - a container's netns (``ROOT/netns/<id>``), its veths, its leases and its
   ports live from `create` to `rm` (a restart keeps its address);
 - a user network's bridge lives until `network rm`; the default network's
-  bridge (``tomato0``) exists while a container is attached to it, so an
-  idle engine leaves no device behind;
+  bridge (``tomato0``) is made with the first container on it and stays, as
+  Docker's docker0 (making it and its rules again for every `run --rm` cost
+  more than the container);
 - Tomato's nft table (``ip tomato``) is rendered from these records whenever
-  a bridge appears or goes, or ports change, and is deleted when empty.
+  a bridge appears or goes, or ports change.
 
 Every change to devices or rules happens under the ``network`` flock, and a
 container being created holds ``ROOT/netns/.<id>.lock`` until its record
@@ -20,7 +22,6 @@ process left: netns without a record, leases and ports without a container.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -28,89 +29,38 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from tomato import sqlitedb as sqlite3
-from tomato.engine.store import Store
+from tomato.engine.nethosts import HostsFiles, network_json, pseudo_network
+from tomato.engine.netleases import Leases
+from tomato.engine.netrecords import (
+    BUILTIN,
+    Lease,
+    Network,
+    is_networked,
+    network_of,
+    validate_network_name,
+)
 from tomato.errors import (
     AlreadyExists,
     Conflict,
     InvalidArgument,
     NoSpace,
-    NotFound,
     TomatoError,
 )
-from tomato.hashing import sha256 as _sha256  # no OpenSSL load (~3 ms) for short ids
-from tomato.records import record
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
-DEFAULT_ROOT = Path("/var/lib/tomato")
-BUILTIN = ("bridge", "host", "none")
+__all__ = ["BUILTIN", "Lease", "Network", "Networks", "is_networked", "network_json",
+           "pseudo_network", "sweep"]
 
 
-@record
-class Network:
-    id: str
-    name: str
-    subnet: str
-    gateway: str
-    internal: bool
-    bridge: str
-    created: float
-    labels: dict[str, str]
-    builtin: bool
+class Networks(HostsFiles, Leases):
+    """The networks and the devices they stand for: the use cases (create, rm, prune,
+    connect, disconnect), a container's attach at create and teardown at rm, and the
+    sweep of what killed commands left."""
 
-    @property
-    def prefixlen(self) -> int:
-        return int(self.subnet.split("/")[1])
-
-
-@record
-class Lease:
-    network_id: str
-    container_id: str
-    ip: str
-    mac: str
-    ifname: str
-    veth: str
-    aliases: tuple[str, ...]
-
-
-def _network(row: tuple[Any, ...]) -> Network:
-    return Network(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6],
-                   json.loads(row[7]), bool(row[8]))
-
-
-def _lease(row: tuple[Any, ...]) -> Lease:
-    return Lease(row[0], row[1], row[2], row[4], row[5], row[6], tuple(json.loads(row[7])))
-
-
-def validate_network_name(name: str) -> str:
-    if not name or not name[0].isalnum() or not all(c.isalnum() or c in "_.-" for c in name):
-        raise InvalidArgument(f'invalid network name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] '
-                              "are allowed")
-    return name
-
-
-class Networks:
-    """The networks, endpoints and ports tables, and the devices they stand for."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.store = Store(root)
-        self.ns_dir = root / "netns"
-        self._lock_fd = -1
-        self._pending: Any = None  # an nft run started by attach, see settle()
-        own = root == DEFAULT_ROOT
-        tag = "" if own else _sha256(str(root).encode()).hexdigest()[:7]
-        # Another engine root on the same host (a test session) gets its own names.
-        self.table = "tomato" if own else f"tomato_{tag}"
-        self.default_bridge = "tomato0" if own else f"tomato0-{tag}"  # tables: MIGRATIONS
-
-    # -- paths and locks ---------------------------------------------------------------
-    def netns_path(self, cid: str) -> str:
-        return str(self.ns_dir / cid)
-
+    # -- locks and claims ------------------------------------------------------------------
     @contextmanager
     def locked(self) -> Iterator[None]:
         """The ``network`` flock (as Store.lock), its fd kept so an nft child can hold it."""
@@ -135,88 +85,6 @@ class Networks:
         from tomato.engine.claims import claimed
 
         return claimed(self.ns_dir / f".{cid}.lock")
-
-    # -- records -----------------------------------------------------------------------
-    def all(self) -> list[Network]:
-        with self.store.write() as db:
-            self._default(db)
-            rows = db.execute("SELECT * FROM networks ORDER BY created").fetchall()
-        return [_network(r) for r in rows]
-
-    def get(self, ref: str) -> Network:
-        with self.store.write() as db:
-            if ref == "bridge":
-                return self._default(db)
-            return self._find(db, ref)
-
-    def _find(self, db: sqlite3.Connection, ref: str) -> Network:
-        row = db.execute("SELECT * FROM networks WHERE name=? OR id=?", (ref, ref)).fetchone()
-        if row is None and ref and all(c in "0123456789abcdef" for c in ref):
-            rows = db.execute("SELECT * FROM networks WHERE id LIKE ?", (ref + "%",)).fetchall()
-            if len(rows) > 1:
-                raise InvalidArgument(f"network {ref} is ambiguous ({len(rows)} matches found "
-                                      "based on ID prefix)")
-            row = rows[0] if rows else None
-        if row is None:
-            raise NotFound(f"network {ref} not found")
-        return _network(row)
-
-    def _default(self, db: sqlite3.Connection) -> Network:
-        row = db.execute("SELECT * FROM networks WHERE name='bridge'").fetchone()
-        if row is not None:
-            return _network(row)
-        from tomato.network import ipam
-
-        subnet = self._config().get("default_subnet")
-        if subnet:
-            net = ipam.parse_subnet(subnet)
-        else:
-            net = ipam.choose_subnet(self._taken(db))
-        n = Network(os.urandom(32).hex(), "bridge", str(net), str(ipam.gateway_of(net)), False,
-                    self.default_bridge, time.time(), {}, True)
-        self._insert(db, n)
-        return n
-
-    def _config(self) -> dict[str, Any]:
-        """``ROOT/network.json``: {"default_subnet": "10.99.0.0/16"} and the like."""
-        try:
-            with open(self.root / "network.json") as f:
-                raw: dict[str, Any] = json.load(f)
-        except (OSError, ValueError):
-            return {}
-        return raw
-
-    def _taken(self, db: sqlite3.Connection, skip: str = "") -> list[Any]:
-        import ipaddress
-
-        from tomato.network import ipam
-
-        ours = {r[0]: r[1] for r in db.execute("SELECT subnet, bridge FROM networks")
-                if r[1] != skip}
-        nets = [ipaddress.IPv4Network(s) for s in ours]
-        return nets + ipam.host_routes()
-
-    @staticmethod
-    def _insert(db: sqlite3.Connection, n: Network) -> None:
-        db.execute("INSERT INTO networks VALUES (?,?,?,?,?,?,?,?,?)",
-                   (n.id, n.name, n.subnet, n.gateway, int(n.internal), n.bridge, n.created,
-                    json.dumps(n.labels), int(n.builtin)))
-
-    def leases(self, cid: str | None = None, network_id: str | None = None) -> list[Lease]:
-        q, args = "SELECT * FROM endpoints", []
-        if cid is not None:
-            q, args = q + " WHERE container_id=?", [cid]
-        elif network_id is not None:
-            q, args = q + " WHERE network_id=?", [network_id]
-        with self.store.read() as db:
-            return [_lease(r) for r in db.execute(q, args).fetchall()]
-
-    def ports(self, cid: str) -> list[dict[str, Any]]:
-        with self.store.read() as db:
-            rows = db.execute("SELECT proto, host_ip, host_port, container_port FROM ports "
-                              "WHERE container_id=? ORDER BY container_port", (cid,)).fetchall()
-        return [{"proto": r[0], "host_ip": r[1], "host_port": r[2], "container_port": r[3]}
-                for r in rows]
 
     # -- network use cases -------------------------------------------------------------
     def create(self, name: str, subnet: str = "", gateway: str = "", internal: bool = False,
@@ -384,7 +252,7 @@ class Networks:
             # making it (and its nft rules) again for the next container cost more than
             # the container itself.
             row = db.execute("SELECT * FROM networks WHERE builtin=1").fetchone()
-            default = _network(row) if row is not None else None
+            default = network_of(row) if row is not None else None
         # Records first: if we are killed now, sweep finds the netns without a record and
         # removes the devices; the other order could leave leases nobody owns.  The nft
         # commit and the link deletion both sleep in the kernel: side by side.
@@ -448,107 +316,6 @@ class Networks:
         return orphans
 
     # -- containers ----------------------------------------------------------------------
-    def check_ports(self, specs: list[dict[str, Any]]) -> None:
-        """Refuse ports in use before anything is created (attach checks again, locked)."""
-        from tomato.network import ports as portmod
-
-        seen: set[tuple[str, str, int]] = set()
-        with self.store.read() as db:
-            for p in specs:
-                if not p["host_port"]:
-                    continue
-                key = (p["proto"], p["host_ip"], p["host_port"])
-                if key in seen or self._port_taken(db, p):
-                    raise Conflict(f"Bind for {p['host_ip'] or '0.0.0.0'}:{p['host_port']} "
-                                   "failed: port is already allocated")
-                seen.add(key)
-                portmod.check_free(p["proto"], p["host_ip"], p["host_port"])
-
-    @staticmethod
-    def _port_taken(db: sqlite3.Connection, p: dict[str, Any]) -> bool:
-        return db.execute("SELECT 1 FROM ports WHERE proto=? AND host_port=? AND "
-                          "(host_ip=? OR host_ip='' OR ?='')",
-                          (p["proto"], p["host_port"], p["host_ip"],
-                           p["host_ip"])).fetchone() is not None
-
-    def _add_ports(self, db: sqlite3.Connection, cid: str, ip: str,
-                   specs: list[dict[str, Any]]) -> None:
-        from tomato.network import ports as portmod
-
-        for p in specs:
-            p = dict(p)
-            if not p["host_port"]:
-                taken = {r[0] for r in db.execute("SELECT host_port FROM ports WHERE proto=?",
-                                                  (p["proto"],))}
-                p["host_port"] = portmod.free_port(p["proto"], p["host_ip"], taken)
-            elif self._port_taken(db, p):
-                raise Conflict(f"Bind for {p['host_ip'] or '0.0.0.0'}:{p['host_port']} "
-                               "failed: port is already allocated")
-            else:
-                portmod.check_free(p["proto"], p["host_ip"], p["host_port"])
-            db.execute("INSERT INTO ports VALUES (?,?,?,?,?,?)",
-                       (cid, p["proto"], p["host_ip"], p["host_port"], ip,
-                        p["container_port"]))
-
-    def _new_lease(self, cid: str, n: Network, ifname: str, ip: str, aliases: list[str],
-                   mac: str) -> Lease:
-        import ipaddress
-
-        from tomato.network import ipam
-
-        net = ipaddress.IPv4Network(n.subnet)
-        with self.store.write() as db:
-            used = {r[0] for r in db.execute("SELECT ipnum FROM endpoints WHERE network_id=?",
-                                             (n.id,))}
-            used.add(int(ipaddress.IPv4Address(n.gateway)))
-            if ip:
-                addr = ipam.parse_ip(ip)
-                if addr not in net or addr in (net.network_address, net.broadcast_address):
-                    raise InvalidArgument(f"invalid address {ip}: it does not belong to "
-                                          f"network {n.name} ({n.subnet})")
-                if int(addr) in used:
-                    raise Conflict(f"Address already in use: {ip} on network {n.name}")
-            else:
-                row = db.execute("SELECT last FROM ipam_cursor WHERE network_id=?",
-                                 (n.id,)).fetchone()
-                addr = ipam.next_free(net, used, row[0] if row else 0)
-                db.execute("INSERT OR REPLACE INTO ipam_cursor VALUES (?,?)",
-                           (n.id, int(addr)))
-            lease = Lease(n.id, cid, str(addr), mac or ipam.mac_for(addr), ifname,
-                          f"tv{cid[:7]}{n.id[:6]}", tuple(aliases))
-            try:
-                db.execute("INSERT INTO endpoints VALUES (?,?,?,?,?,?,?,?)",
-                           (n.id, cid, lease.ip, int(addr), lease.mac, ifname, lease.veth,
-                            json.dumps(list(aliases))))
-            except sqlite3.IntegrityError as err:
-                raise Conflict(f"container {cid[:12]} is already attached to network "
-                               f"{n.name}") from err
-        return lease
-
-    def _fit_default(self, n: Network) -> Network:
-        """The default bridge, when it has to be made (first use, after a reboot): move
-        its subnet first if a host route (another engine, a VPN) took it meanwhile and
-        nobody uses it."""
-        import ipaddress
-
-        from tomato.network import ipam
-
-        if not n.builtin or _link_exists(n.bridge):
-            return n
-        if self._config().get("default_subnet"):
-            return n
-        net = ipaddress.IPv4Network(n.subnet)
-        if ipam.overlapping(net, ipam.host_routes()) is None:
-            return n
-        with self.store.write() as db:
-            if db.execute("SELECT 1 FROM endpoints WHERE network_id=?", (n.id,)).fetchone():
-                return n
-            new = ipam.choose_subnet(self._taken(db, skip=n.bridge))
-            db.execute("UPDATE networks SET subnet=?, gateway=? WHERE id=?",
-                       (str(new), str(ipam.gateway_of(new)), n.id))
-            return _network(db.execute("SELECT * FROM networks WHERE id=?",
-                                       (n.id,)).fetchone())
-
     def _plug(self, host: Any, inside: Any, cid: str, n: Network, ifname: str, ip: str,
               aliases: list[str], mac: str, default_route: bool,
               lease: Lease | None = None) -> bool:
@@ -560,7 +327,7 @@ class Networks:
                                   "supported only for user defined networks")
         n = self._fit_default(n)
         if lease is None:
-            lease = self._new_lease(cid, n, ifname, ip, aliases, mac)
+            lease = self._newlease_of(cid, n, ifname, ip, aliases, mac)
         index, created = bridge.ensure_bridge(host, n.bridge, n.gateway, n.prefixlen,
                                               forward=not n.internal)
         bridge.plug(host, inside, self.netns_path(cid), index, bridge.Endpoint(
@@ -672,82 +439,6 @@ class Networks:
         self._event("disconnect", n, container=cid)
         return n
 
-    def settings(self, cid: str) -> dict[str, Any]:
-        """Docker's NetworkSettings.Networks for one container."""
-        out: dict[str, Any] = {}
-        with self.store.read() as db:
-            for lease in self.leases(cid):
-                row = db.execute("SELECT * FROM networks WHERE id=?",
-                                 (lease.network_id,)).fetchone()
-                if row is None:
-                    continue
-                n = _network(row)
-                out[n.name] = {"NetworkID": n.id, "EndpointID": _sha256(
-                    (n.id + cid).encode()).hexdigest(), "Gateway": n.gateway,
-                    "IPAddress": lease.ip, "IPPrefixLen": n.prefixlen,
-                    "MacAddress": lease.mac, "Aliases": list(lease.aliases) or None,
-                    "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
-        return out
-
-    # -- hosts files -----------------------------------------------------------------------
-    def hosts_text(self, cid: str, hostname: str, add_hosts: list[str]) -> str:
-        from tomato.network import files
-
-        leases = self.leases(cid)
-        gateway = ""
-        peers: list[tuple[str, list[str]]] = []
-        with self.store.read() as db:
-            for lease in leases:
-                row = db.execute("SELECT gateway, builtin FROM networks WHERE id=?",
-                                 (lease.network_id,)).fetchone()
-                if row is None:
-                    continue
-                gateway = gateway or row[0]
-                if row[1]:
-                    continue  # the default bridge has no name resolution, as Docker's
-                for other in db.execute(
-                        "SELECT e.ip, e.aliases, c.name, e.container_id FROM endpoints e "
-                        "LEFT JOIN containers c "
-                        "ON c.id=e.container_id WHERE e.network_id=? AND e.container_id!=?",
-                        (lease.network_id, cid)).fetchall():
-                    # Docker's embedded DNS answers the name, the aliases, the short id.
-                    names = ([other[2]] if other[2] else []) + json.loads(other[1]) + \
-                        [other[3][:12]]
-                    peers.append((other[0], names))
-        extra = []
-        for item in add_hosts:
-            name, _, ip = item.partition(":")
-            extra.append((name, gateway if ip == "host-gateway" else ip))
-        return files.render_hosts(hostname, [lease.ip for lease in leases], extra, peers)
-
-    def refresh_hosts(self, network_ids: set[str], also: list[str] | None = None) -> None:
-        """Rewrite the hosts file of every container on these networks (and ``also``)."""
-        from tomato.network import files
-
-        with self.store.read() as db:
-            marks = ",".join("?" * len(network_ids))
-            rows = db.execute(
-                f"SELECT DISTINCT c.id, c.options, c.spec FROM endpoints e JOIN containers c "
-                f"ON c.id=e.container_id WHERE e.network_id IN ({marks})",
-                list(network_ids)).fetchall()
-            for cid in also or []:
-                rows += db.execute("SELECT id, options, spec FROM containers WHERE id=?",
-                                   (cid,)).fetchall()
-        for cid, options, spec in rows:
-            path = self.root / "containers" / cid / "hosts"
-            if not path.exists():
-                continue
-            opts = json.loads(options)
-            text = self.hosts_text(cid, json.loads(spec).get("hostname", cid[:12]),
-                                   opts.get("add_hosts", []))
-            try:
-                files.rewrite(str(path), text)
-            except OSError:
-                continue
-
-
-__all__ = ["Networks", "Network", "Lease", "BUILTIN", "sweep", "is_networked"]
-
 
 def sweep(root: Path) -> list[str]:
     """The cheap reconcile every command may run: only when some netns is pinned."""
@@ -759,52 +450,3 @@ def sweep(root: Path) -> list[str]:
     return Networks(root).sweep()
 
 
-def is_networked(mode: str) -> bool:
-    """Whether the container owns a netns of ours (bridge or a user network)."""
-    return mode not in ("none", "host") and not mode.startswith("container:")
-
-
-def _link_exists(name: str) -> bool:
-    """In this process's netns (/sys/class/net shows the netns that mounted sysfs)."""
-    import socket
-
-    try:
-        socket.if_nametoindex(name)
-    except OSError:
-        return False
-    return True
-
-
-def network_json(store: Networks, n: Network) -> dict[str, Any]:
-    """`network inspect`: the shape Docker's CLI and docker-py read."""
-    from tomato.engine.containers import iso
-
-    containers = {}
-    with store.store.read() as db:
-        for lease in store.leases(network_id=n.id):
-            row = db.execute("SELECT name FROM containers WHERE id=?",
-                             (lease.container_id,)).fetchone()
-            containers[lease.container_id] = {
-                "Name": row[0] if row else "", "MacAddress": lease.mac,
-                "EndpointID": _sha256((n.id + lease.container_id).encode()).hexdigest(),
-                "IPv4Address": f"{lease.ip}/{n.prefixlen}", "IPv6Address": ""}
-    return {"Name": n.name, "Id": n.id, "Created": iso(n.created), "Scope": "local",
-            "Driver": "bridge", "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None,
-                     "Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
-            "Internal": n.internal, "Attachable": False, "Ingress": False,
-            "Containers": containers,
-            "Options": {"com.docker.network.bridge.name": n.bridge,
-                        **({"com.docker.network.bridge.default_bridge": "true"}
-                           if n.builtin else {})},
-            "Labels": n.labels}
-
-
-def pseudo_network(root: Path, name: str) -> dict[str, Any]:
-    """`host` and `none` are modes, not records; listed as Docker lists them."""
-    nid = _sha256(f"{root}:{name}".encode()).hexdigest()
-    return {"Name": name, "Id": nid, "Created": "0001-01-01T00:00:00Z", "Scope": "local",
-            "Driver": "host" if name == "host" else "null", "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False,
-            "Attachable": False, "Ingress": False, "Containers": {}, "Options": {},
-            "Labels": {}}

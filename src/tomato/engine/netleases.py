@@ -1,0 +1,133 @@
+"""A container's addresses and ports on the networks' records: a lease of the next
+free address (round-robin, as Docker's IPAM: a freed address is the last to be
+reused, never while its old netns may still be dying), or the one asked for;
+published ports checked free (in our records and on the host) and recorded; and
+the default network's subnet moved when a host route took it meanwhile."""
+
+from __future__ import annotations
+
+import json
+
+from tomato import sqlitedb as sqlite3
+from tomato.engine.netrecords import Lease, Network, NetworkRecords, network_of
+from tomato.errors import Conflict, InvalidArgument
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class Leases(NetworkRecords):
+    """Leases and ports, checked and recorded (Networks plugs the devices)."""
+
+    def check_ports(self, specs: list[dict[str, Any]]) -> None:
+        """Refuse ports in use before anything is created (attach checks again, locked)."""
+        from tomato.network import ports as portmod
+
+        seen: set[tuple[str, str, int]] = set()
+        with self.store.read() as db:
+            for p in specs:
+                if not p["host_port"]:
+                    continue
+                key = (p["proto"], p["host_ip"], p["host_port"])
+                if key in seen or self._port_taken(db, p):
+                    raise Conflict(f"Bind for {p['host_ip'] or '0.0.0.0'}:{p['host_port']} "
+                                   "failed: port is already allocated")
+                seen.add(key)
+                portmod.check_free(p["proto"], p["host_ip"], p["host_port"])
+
+    @staticmethod
+    def _port_taken(db: sqlite3.Connection, p: dict[str, Any]) -> bool:
+        return db.execute("SELECT 1 FROM ports WHERE proto=? AND host_port=? AND "
+                          "(host_ip=? OR host_ip='' OR ?='')",
+                          (p["proto"], p["host_port"], p["host_ip"],
+                           p["host_ip"])).fetchone() is not None
+
+    def _add_ports(self, db: sqlite3.Connection, cid: str, ip: str,
+                   specs: list[dict[str, Any]]) -> None:
+        from tomato.network import ports as portmod
+
+        for p in specs:
+            p = dict(p)
+            if not p["host_port"]:
+                taken = {r[0] for r in db.execute("SELECT host_port FROM ports WHERE proto=?",
+                                                  (p["proto"],))}
+                p["host_port"] = portmod.free_port(p["proto"], p["host_ip"], taken)
+            elif self._port_taken(db, p):
+                raise Conflict(f"Bind for {p['host_ip'] or '0.0.0.0'}:{p['host_port']} "
+                               "failed: port is already allocated")
+            else:
+                portmod.check_free(p["proto"], p["host_ip"], p["host_port"])
+            db.execute("INSERT INTO ports VALUES (?,?,?,?,?,?)",
+                       (cid, p["proto"], p["host_ip"], p["host_port"], ip,
+                        p["container_port"]))
+
+    def _newlease_of(self, cid: str, n: Network, ifname: str, ip: str, aliases: list[str],
+                   mac: str) -> Lease:
+        import ipaddress
+
+        from tomato.network import ipam
+
+        net = ipaddress.IPv4Network(n.subnet)
+        with self.store.write() as db:
+            used = {r[0] for r in db.execute("SELECT ipnum FROM endpoints WHERE network_id=?",
+                                             (n.id,))}
+            used.add(int(ipaddress.IPv4Address(n.gateway)))
+            if ip:
+                addr = ipam.parse_ip(ip)
+                if addr not in net or addr in (net.network_address, net.broadcast_address):
+                    raise InvalidArgument(f"invalid address {ip}: it does not belong to "
+                                          f"network {n.name} ({n.subnet})")
+                if int(addr) in used:
+                    raise Conflict(f"Address already in use: {ip} on network {n.name}")
+            else:
+                row = db.execute("SELECT last FROM ipam_cursor WHERE network_id=?",
+                                 (n.id,)).fetchone()
+                addr = ipam.next_free(net, used, row[0] if row else 0)
+                db.execute("INSERT OR REPLACE INTO ipam_cursor VALUES (?,?)",
+                           (n.id, int(addr)))
+            lease = Lease(n.id, cid, str(addr), mac or ipam.mac_for(addr), ifname,
+                          f"tv{cid[:7]}{n.id[:6]}", tuple(aliases))
+            try:
+                db.execute("INSERT INTO endpoints VALUES (?,?,?,?,?,?,?,?)",
+                           (n.id, cid, lease.ip, int(addr), lease.mac, ifname, lease.veth,
+                            json.dumps(list(aliases))))
+            except sqlite3.IntegrityError as err:
+                raise Conflict(f"container {cid[:12]} is already attached to network "
+                               f"{n.name}") from err
+        return lease
+
+    def _fit_default(self, n: Network) -> Network:
+        """The default bridge, when it has to be made (first use, after a reboot): move
+        its subnet first if a host route (another engine, a VPN) took it meanwhile and
+        nobody uses it."""
+        import ipaddress
+
+        from tomato.network import ipam
+
+        if not n.builtin or _link_exists(n.bridge):
+            return n
+        if self._config().get("default_subnet"):
+            return n
+        net = ipaddress.IPv4Network(n.subnet)
+        if ipam.overlapping(net, ipam.host_routes()) is None:
+            return n
+        with self.store.write() as db:
+            if db.execute("SELECT 1 FROM endpoints WHERE network_id=?", (n.id,)).fetchone():
+                return n
+            new = ipam.choose_subnet(self._taken(db, skip=n.bridge))
+            db.execute("UPDATE networks SET subnet=?, gateway=? WHERE id=?",
+                       (str(new), str(ipam.gateway_of(new)), n.id))
+            return network_of(db.execute("SELECT * FROM networks WHERE id=?",
+                                       (n.id,)).fetchone())
+
+
+def _link_exists(name: str) -> bool:
+    """In this process's netns (/sys/class/net shows the netns that mounted sysfs)."""
+    import socket
+
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
