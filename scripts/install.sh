@@ -23,19 +23,13 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
+# The package's build step (setup.py) builds the C programs into .venv/bin, as it
+# does for `pip install .`: tomato-shim (the steady state of each container's
+# monitor: a Python process would cost ~3-5 MB per container), tomato-client (the
+# CLI through its fork server; `tomato` is the client itself, the Python launcher
+# beside it is tomato-launcher) and tomato-runtime-front.
 .venv/bin/pip install -q --disable-pip-version-check -e ".[dev,lab]"
-# tomato-shim: the steady state of each container's monitor, in C (a Python
-# process would cost ~3-5 MB per container; see src/tomato/engine/shim/).
 if command -v cc >/dev/null 2>&1; then
-    cc -O2 -Wall -o .venv/bin/tomato-shim.new src/tomato/engine/shim/tomato-shim.c \
-        && mv .venv/bin/tomato-shim.new .venv/bin/tomato-shim
-    # tomato-client: `tomato` through the CLI's fork server (src/tomato/cli/forkserver.py)
-    if cc -O2 -Wall -o .venv/bin/tomato-client.new src/tomato/cli/client/tomato-client.c \
-            && mv .venv/bin/tomato-client.new .venv/bin/tomato-client; then
-        # The launcher's interpreter is the client itself (it runs `python -I -S
-        # LAUNCHER` when there is no server): no sh to start on every command.
-        sed -i "1s|^#!.*|#!$PWD/.venv/bin/tomato-client|" .venv/bin/tomato
-    fi
     # tomato-runtime-front: the runtime's state/start/kill/delete/pause/resume/list
     # without Python (src/tomato/runtime/front/main.c), the launcher's interpreter.
     if cc -O2 -Wall -o .venv/bin/tomato-runtime-front.new src/tomato/runtime/front/*.c \

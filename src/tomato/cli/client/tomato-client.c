@@ -1,6 +1,9 @@
 /* tomato-client: `tomato` without starting Python, when a fork server is up.
  *
- * bin/tomato runs us as:   tomato-client LAUNCHER ARGS...
+ * bin/tomato runs us as:   tomato-client LAUNCHER ARGS...   (we are its #! interpreter)
+ * or we are bin/tomato:     tomato ARGS...   (`pip install`'s layout, setup.py: no
+ *                           script's first line can name a venv's path in a wheel),
+ *                           and the launcher is bin/tomato-launcher beside us.
  *
  * We find the engine root the way the CLI does (--root, else TOMATO_ROOT, else
  * /var/lib/tomato) and connect to ROOT/cli.sock, where tomato.cli.forkserver
@@ -230,7 +233,35 @@ static int read_line(int sock, char *line, size_t size) {
     return -1;
 }
 
+/* Run as bin/tomato itself (not as a script's interpreter): argv as the
+ * interpreter form would have it, LAUNCHER = tomato-launcher beside our binary. */
+static char **as_interpreter(int *argc, char **argv) {
+    static char launcher[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", launcher, sizeof launcher - 1);
+    char *slash = n > 0 ? memrchr(launcher, '/', (size_t)n) : NULL;
+    if (!slash || (size_t)(slash - launcher) + sizeof "/tomato-launcher" > sizeof launcher) {
+        fprintf(stderr, "tomato: cannot find tomato-launcher beside this program\n");
+        exit(125);
+    }
+    strcpy(slash, "/tomato-launcher");
+    char **args = calloc((size_t)*argc + 2, sizeof *args);
+    if (!args) {
+        perror("tomato");
+        exit(125);
+    }
+    args[0] = argv[0];
+    args[1] = launcher;
+    for (int i = 1; i < *argc; i++)
+        args[i + 1] = argv[i];
+    *argc += 1;
+    return args;
+}
+
 int main(int argc, char **argv) {
+    const char *self = strrchr(argv[0], '/');
+    self = self ? self + 1 : argv[0];
+    if (strcmp(self, "tomato-client") != 0)
+        argv = as_interpreter(&argc, argv);
     if (argc < 2) {
         fprintf(stderr, "usage: tomato-client LAUNCHER [ARGS...]\n");
         return 125;
