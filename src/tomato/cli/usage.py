@@ -31,6 +31,9 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+#: how argparse starts its message for missing positional arguments
+_REQUIRED = "the following arguments are required: "
+
 FLAG_EXIT = 125  # docker: a flag error is a StatusError 125
 ARGS_EXIT = 1  # docker: the wrong number of arguments, an unknown command
 
@@ -286,9 +289,11 @@ class DockerParser(argparse.ArgumentParser):
         self._fail(f"'{self.prog}' {need}", ARGS_EXIT)
 
     def _argument_error(self, err: argparse.ArgumentError, args: list[str]) -> NoReturn:
+        message = err.message
+        if err.argument_name is None and message.startswith(_REQUIRED):
+            self.error(message)  # Python 3.13 raises what 3.11 and 3.12 hand to error()
         action = next((a for a in self._actions
                        if argparse._get_action_name(a) == err.argument_name), None)
-        message = err.message
         if isinstance(action, argparse._SubParsersAction):
             self._unknown_command(_choice(message))
         if action is None or not action.option_strings:
@@ -320,9 +325,8 @@ class DockerParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """argparse's own complaints that bypass ArgumentError (missing arguments)."""
-        prefix = "the following arguments are required: "
-        if message.startswith(prefix):
-            missing = message.removeprefix(prefix).split(", ")
+        if message.startswith(_REQUIRED):
+            missing = message.removeprefix(_REQUIRED).split(", ")
             if any(isinstance(a, argparse._SubParsersAction) and
                    argparse._get_action_name(a) in missing for a in self._actions):
                 self.print_help()  # `docker container`: the group's help
