@@ -9,7 +9,10 @@ Times two things per runtime and prints medians and the ratio to runc:
 
 The machine is shared and noisy, so the runtimes take turns: ``--rounds`` rounds,
 each running a few iterations of every runtime in turn, so that drift and other
-people's load hit all of them alike.  The load average before and after is printed.
+people's load hit all of them alike.  The load average before and after is printed,
+and beside each wall-clock median the median CPU time (user + system) of the runtime
+processes, which other people's load disturbs less (for `run` it includes the
+container's init, which the runtime reaps; a created init is not ours to count).
 
 Storage (bundle and state roots) is on a tmpfs this script mounts.  crun 1.8
 refuses this machine's hybrid cgroups, so each of its turns runs inside one
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -45,10 +49,15 @@ def loop(argv: list[str]) -> None:
     base = [runtime, "--root", root]
     times: dict[str, list[float]] = {}
 
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
     def timed(verb: str, args: list[str], **kwargs: object) -> subprocess.CompletedProcess:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu()
         r = subprocess.run([*base, *args], **kwargs)  # type: ignore[call-overload]
         times.setdefault(verb, []).append(time.perf_counter() - t0)
+        times.setdefault(verb + ":cpu", []).append(cpu() - c0)
         return r
 
     if kind == "exec":
@@ -65,7 +74,7 @@ def loop(argv: list[str]) -> None:
         return
     for i in range(n):
         cid = f"b{tag}-{i}"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu()
         if kind == "run":
             subprocess.run([*base, "run", "--bundle", bundle, cid], check=True,
                            stdin=subprocess.DEVNULL)
@@ -81,6 +90,7 @@ def loop(argv: list[str]) -> None:
                     break
             timed("delete", ["delete", cid], check=True)
         times.setdefault(kind, []).append(time.perf_counter() - t0)
+        times.setdefault(kind + ":cpu", []).append(cpu() - c0)
     print(json.dumps(times))
 
 
@@ -167,13 +177,18 @@ def main() -> int:
                         results.setdefault(verb, {}).setdefault(name, []).extend(ts)
         print(f"{per_turn * args.rounds} iterations per runtime in {args.rounds} alternating "
               f"rounds; load average {before} before, {load()} after")
-        print(f"{'benchmark':<11}{'runtime':<9}{'median ms':>10}{'vs runc':>9}")
+        print(f"{'benchmark':<11}{'runtime':<9}{'median ms':>10}{'vs runc':>9}"
+              f"{'cpu ms':>9}{'vs runc':>9}")
         for kind in ("run", "lifecycle", *VERBS, "exec"):
             by_name = {k: statistics.median(v) * 1000 for k, v in results.get(kind, {}).items()}
+            cpu = {k: statistics.median(v) * 1000
+                   for k, v in results.get(kind + ":cpu", {}).items()}
             for name, ms in by_name.items():
                 ratio = ms / by_name["runc"] if "runc" in by_name else float("nan")
+                cpu_ratio = cpu[name] / cpu["runc"] if cpu.get("runc") else float("nan")
                 label = f" {kind}" if kind in VERBS else kind
-                print(f"{label:<11}{name:<9}{ms:>10.1f}{ratio:>8.2f}x")
+                print(f"{label:<11}{name:<9}{ms:>10.1f}{ratio:>8.2f}x{cpu[name]:>9.1f}"
+                      f"{cpu_ratio:>8.2f}x")
     finally:
         subprocess.run(["umount", "-l", str(tmp)], check=False)
         os.rmdir(tmp)
