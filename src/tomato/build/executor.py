@@ -249,7 +249,8 @@ class Executor:
         """A step that changes only the config (or nothing): an empty-layer child."""
         from tomato.engine.stepimages import child_image
 
-        created_by = imageconfig.nop(imageconfig.shell_of(state.config), comment)
+        # (Docker writes the line with the shell as it is after the step: a SHELL's own)
+        created_by = imageconfig.nop(imageconfig.shell_of(config), comment)
         key = step_key(state.image, "config", created_by, [extra, state.author])
         state.config = config
         if self._cached(state, key):
