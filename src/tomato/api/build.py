@@ -20,6 +20,7 @@ says ``Builder-Version: 1``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -28,7 +29,7 @@ from typing import Any
 
 from tomato.api.http import HttpError, Request
 from tomato.api.zygote import Job, rebuild_error
-from tomato.errors import InvalidArgument
+from tomato.errors import InvalidArgument, NoSpace
 
 BUILDKIT_REFUSAL = ("tomato serves the classic builder only (BuildKit is not supported): "
                     "build with DOCKER_BUILDKIT=0 (docker build), or plain docker-py / "
@@ -87,9 +88,15 @@ def build(api: Any, req: Request) -> None:
     try:
         body = scratch.path / "context"
         stream = req.body_stream()
-        with open(body, "wb") as out:  # streamed to disk, never whole in memory
-            while block := stream.read(1 << 20):
-                out.write(block)
+        try:
+            with open(body, "wb") as out:  # streamed to disk, never whole in memory
+                while block := stream.read(1 << 20):
+                    out.write(block)
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise NoSpace("no space left on device while receiving the build "
+                              "context") from err
+            raise
         head = decompressed_head(body)
         if not is_tar(head):
             kind = compression_of(open(body, "rb").read(8))  # noqa: SIM115
