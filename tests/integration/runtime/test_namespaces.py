@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from .rt import run_in, runtime
-from .rt_extra import cid, edit, ns_inode, run_detached, status_line
+from .rt_extra import cid, edit, ns_inode, run_detached, status_line, wait_for
 
 ALL_KINDS = ("cgroup", "ipc", "mnt", "net", "pid", "uts", "user", "time")
 C1, A, B = cid("c1"), cid("a"), cid("b")
@@ -149,6 +149,8 @@ def test_user_namespace_mapping(root: Path, bundle: Path, workdir: Path) -> None
         # Nobody on the host: root inside is uid 100000 outside.
         assert status_line(status, "Uid").split() == ["100000"] * 4
         assert status_line(status, "Gid").split() == ["100000"] * 4
+        # `run -d` returns once the process runs, not once it has touched the file
+        assert wait_for(lambda: (shared / "made").exists())
         assert os.stat(shared / "made").st_uid == 100000
     finally:
         runtime(root, "delete", "--force", C1)
