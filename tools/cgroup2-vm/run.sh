@@ -13,7 +13,7 @@
 # linux-image-amd64) booted by qemu-system-x86_64 -enable-kvm (or TCG where
 # KVM cannot boot it: kvm_pvm hosts such as the development VM) with a custom
 # initramfs that *is* the root filesystem: an mmdebstrap'd Debian (python3,
-# python3-pytest, busybox-static, stress, systemd, dbus) plus the few kernel
+# python3-pytest, busybox-static, stress, systemd, dbus, containerd) plus the few kernel
 # modules 9p needs.  Its /init mounts cgroup2 at /sys/fs/cgroup (no systemd),
 # mounts the project read-only over 9p (virtfs) and runs pytest on the cgroup
 # tests (phase "plain"); then it execs systemd as PID 1, which runs the systemd
@@ -44,11 +44,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
 CACHE=${TOMATO_CGROUP2_VM_CACHE:-/var/tmp/tomato-cgroup2-vm}
 TESTS=${TOMATO_CGROUP2_VM_TESTS:-tests/integration/cgroups tests/unit/cgroups tests/integration/lab/test_cgroup_versions.py tests/unit/lab}
-SYSTEMD_TESTS=${TOMATO_CGROUP2_VM_SYSTEMD_TESTS:-tests/integration/cgroups/test_systemd_driver.py}
+SYSTEMD_TESTS=${TOMATO_CGROUP2_VM_SYSTEMD_TESTS:-tests/integration/cgroups/test_systemd_driver.py tests/integration/cgroups/test_systemd_cri.py}
 TIMEOUT=${TOMATO_CGROUP2_VM_TIMEOUT:-480}
-PACKAGES=python3,python3-pytest,busybox-static,stress,systemd,dbus
+PACKAGES=python3,python3-pytest,busybox-static,stress,systemd,dbus,containerd
 # Bump when the image recipe changes so cached images are rebuilt.
-RECIPE=7
+RECIPE=10
 
 log() { echo "cgroup2-vm: $*" >&2; }
 die() { log "$*"; exit 2; }
@@ -95,7 +95,8 @@ mkdir -p "$CACHE"
 KEY="recipe=$RECIPE suite=$SUITE kver=$KVER packages=$PACKAGES"
 IMAGE=$CACHE/initramfs.cpio
 
-# Kernel modules (and their dependencies, in load order) that 9p over virtio needs.
+# Kernel modules (and their dependencies, in load order) that 9p over virtio needs,
+# and overlay (containerd's snapshotter in the systemd phase).
 modules_in_order() {
     seen=" "
     visit() {
@@ -107,7 +108,7 @@ modules_in_order() {
         f=$(modinfo -k "$KVER" -n "$1" 2>/dev/null) || return 0
         case "$f" in /*) echo "$f";; esac   # "(builtin)" needs nothing
     }
-    for m in virtio_pci virtio_blk 9pnet_virtio 9p; do visit "$m"; done
+    for m in virtio_pci virtio_blk 9pnet_virtio 9p overlay; do visit "$m"; done
 }
 
 build() {
@@ -135,6 +136,9 @@ build() {
         echo "$name" >>"$root/modules/order"
     done
     install -m 0755 "$HERE/init" "$root/init"
+    # What a debootstrap'd system has and containerd copies into host-network pods.
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
+    printf '# the guest has no network\n' >"$root/etc/resolv.conf"
     install -m 0644 "$HERE/tomato-systemd-tests.service" "$HERE/tomato-systemd-tests.target" \
         "$root/etc/systemd/system/"
     (cd "$root" && find . -xdev | cpio --quiet -o -H newc) >"$IMAGE.partial"
