@@ -193,3 +193,33 @@ def test_annotation_properties() -> None:
                        ("org.systemd.property.CollectMode", "garbage")):
         with pytest.raises(InvalidArgument, match="annotation org.systemd.property"):
             annotation_properties({key: value})
+
+
+def _record(**changes: object) -> dict:
+    rec = {"version": 2, "cgroups_path": "system.slice:tomato:c1", "container_id": "c1",
+           "path": "/sys/fs/cgroup/system.slice/tomato-c1.scope", "mountpoint": "/sys/fs/cgroup",
+           "created": 0, "driver": "systemd", "unit": "tomato-c1.scope",
+           "slice": "system.slice"}
+    rec.update(changes)
+    return rec
+
+
+def test_a_saved_systemd_record_reopens_as_the_systemd_driver() -> None:
+    from tomato.cgroups import load_manager
+    from tomato.cgroups.systemd import SystemdManager
+
+    mgr = load_manager(_record())
+    assert isinstance(mgr, SystemdManager)
+    assert (mgr.unit, mgr.slice, mgr.version) == ("tomato-c1.scope", "system.slice", 2)
+    assert mgr.paths == {"": "/sys/fs/cgroup/system.slice/tomato-c1.scope"}
+    assert mgr.to_dict() == _record()  # what was saved is what is saved again
+
+
+@pytest.mark.parametrize("changes", [{"unit": "../../x.scope"}, {"unit": "a/b.scope"},
+                                     {"unit": "x.service"}, {"slice": "a/b.slice"},
+                                     {"slice": "../x"}])
+def test_a_hostile_systemd_record_is_refused(changes: dict) -> None:
+    from tomato.cgroups import load_manager
+
+    with pytest.raises(InvalidArgument):
+        load_manager(_record(**changes))
