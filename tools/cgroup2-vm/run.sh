@@ -6,19 +6,22 @@
 #   test         (default) pure cgroup2: the v2 backend
 #   test-legacy  the same suite on a v1-only guest laid out like older distributions
 #                (cpu,cpuacct and net_cls,net_prio co-mounted; hugetlb, rdma, net_cls
-#                present), which the development machine cannot show
+#                present), which the development machine cannot show; its systemd
+#                phase runs systemd (and the systemd cgroup driver) on cgroup v1
 #   build        only prepare the cached image
 #
 # The guest is Debian's own kernel (/boot/vmlinuz-<kver> of the host's
 # linux-image-amd64) booted by qemu-system-x86_64 -enable-kvm (or TCG where
 # KVM cannot boot it: kvm_pvm hosts such as the development VM) with a custom
 # initramfs that *is* the root filesystem: an mmdebstrap'd Debian (python3,
-# python3-pytest, busybox-static, stress, systemd, dbus, containerd) plus the few kernel
-# modules 9p needs.  Its /init mounts cgroup2 at /sys/fs/cgroup (no systemd),
-# mounts the project read-only over 9p (virtfs) and runs pytest on the cgroup
-# tests (phase "plain"); then it execs systemd as PID 1, which runs the systemd
-# cgroup driver's tests from tomato-systemd-tests.service (phase "systemd") and
-# powers off.  The console (ttyS0) is captured in $CACHE/console.log; the first
+# python3-pytest, busybox-static, stress, systemd, dbus, containerd) plus the few
+# kernel modules 9p and overlay need.  Its /init mounts cgroup2 at /sys/fs/cgroup
+# (no systemd), mounts the project read-only over 9p (virtfs) and runs pytest on
+# the cgroup tests (phase "plain"); then it execs systemd as PID 1, which runs the
+# systemd cgroup driver's tests, containerd's CRI with SystemdCgroup among them,
+# from tomato-systemd-tests.service (phase "systemd") and powers off.  Under TCG
+# on an idle 2-core machine: the plain phase ~50 s, the systemd phase ~3 min,
+# ~5 min in all.  The console (ttyS0) is captured in $CACHE/console.log; the first
 # failing phase's pytest exit code (or 3 when a phase never reported) is this
 # script's exit code.
 #
@@ -29,7 +32,8 @@
 #   TOMATO_CGROUP2_VM_TESTS   pytest arguments (default: the cgroup and cgroup-tool tests;
 #                             "none" skips the plain phase)
 #   TOMATO_CGROUP2_VM_SYSTEMD_TESTS  pytest arguments of the systemd phase (default: the
-#                             systemd driver's tests; "none" skips it)
+#                             systemd driver's tests and its CRI test, which needs crictl
+#                             from tools/cri/build-cri-tools.sh; "none" skips the phase)
 #   TOMATO_CGROUP2_VM_CPU     qemu -cpu model (default host,-arch-capabilities: nested KVM
 #                             here cannot set MSR 0x10a that "host" alone would copy)
 #   TOMATO_CGROUP2_VM_ACCEL   kvm, tcg or auto (default: kvm, falling back to TCG when a
