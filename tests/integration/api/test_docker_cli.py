@@ -448,8 +448,12 @@ def test_ps_filters(api: Server) -> None:
 def test_stop_and_restart_with_a_signal(api: Server) -> None:
     """`docker stop -s SIG` / `restart -s SIG` (API 1.42's ?signal=) send SIG first."""
     api.docker("run", "-d", "--name", "sig", "busybox", "sh", "-c",
-               'trap "exit 3" USR1; while :; do sleep 0.1; done')
+               'trap "exit 3" USR1; echo ready; while :; do sleep 0.1; done')
     try:
+        # (as pid 1, sh ignores USR1 until its trap is set: wait for that)
+        deadline = time.monotonic() + 20
+        while "ready" not in api.docker("logs", "sig").stdout and time.monotonic() < deadline:
+            time.sleep(0.05)
         api.docker("stop", "-s", "USR1", "-t", "10", "sig")
         state = json.loads(api.docker("inspect", "sig").stdout)[0]["State"]
         assert state["ExitCode"] == 3, state
