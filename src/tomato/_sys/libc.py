@@ -190,8 +190,16 @@ def clone(flags: int) -> int:
 
     A raw clone with no new stack behaves like fork.  CPython's own fork
     bookkeeping (import lock, thread state, at-fork hooks) is run around it
-    so the child is a sound interpreter.  The caller must be single-threaded.
+    so the child is a sound interpreter.  The caller must be single-threaded,
+    and that is checked, not hoped for: the ctypes call releases the GIL, and a
+    thread that takes it then leaves the child waiting for a GIL nobody will
+    release (threads only after the clone, or os.fork, which hands it over).
     """
+    threading = sys.modules.get("threading")  # never imported: no thread was started
+    others = threading.active_count() - 1 if threading is not None else 0
+    if others:  # (threading's count: _thread's keeps the threads a fork left behind)
+        raise RuntimeError(f"clone() with {others} other Python thread(s) running: "
+                           "the child could wait forever for the GIL")
     if TRACE is not None and flags:
         from tomato.explain import ns_flag_names, ns_options
 
