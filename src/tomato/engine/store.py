@@ -103,9 +103,25 @@ _LOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 #: open connections, one per (process, thread, database file): a `tomato run` makes two
 #: dozen transactions, and opening a connection for each -- and, closing the last one,
-#: checkpointing and deleting the WAL -- cost more than the transactions.  Never carried
-#: across fork(): the key has the pid, and ``forget_connections`` closes them first.
+#: checkpointing and deleting the WAL -- cost more than the transactions.  A process
+#: cache, as sys.modules is.  Never carried across fork() into a child that uses the
+#: store (sqlite's lock bookkeeping is copied with it, while its locks are not): the
+#: forking code calls ``forget_connections`` first, and a child that finds connections
+#: of its parent's here refuses to open one of its own (``_check_not_inherited``).
 _OPEN: dict[tuple[int, int, Path], tuple[sqlite3.Connection, tuple[int, int]]] = {}
+
+
+class InheritedConnections(RuntimeError):
+    """A fork carried the parent's sqlite connections into a child that uses the store."""
+
+
+def _check_not_inherited(pid: int) -> None:
+    inherited = [key for key in _OPEN if key[0] != pid]
+    if inherited:
+        raise InheritedConnections(
+            f"process {pid} was forked with {len(inherited)} open sqlite connection(s) of "
+            f"process {inherited[0][0]}: its code must call store.forget_connections() "
+            "before fork()")
 
 
 def forget_connections() -> None:
@@ -201,12 +217,14 @@ class Store:
 
         st = os.stat(self.path)
         identity = (st.st_dev, st.st_ino)
-        key = (os.getpid(), _thread.get_ident(), self.path)
+        pid = os.getpid()
+        key = (pid, _thread.get_ident(), self.path)
         found = _OPEN.get(key)
         if found is not None:
             if found[1] == identity:
                 return found[0], True
             found[0].close()
+        _check_not_inherited(pid)  # (a new connection only: the common case never gets here)
         try:
             db = self._connect()
             db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # opens the -wal and -shm

@@ -36,3 +36,37 @@ def test_forget_thread_connections(tmp_path: Path) -> None:
     else:
         raise AssertionError("the forgotten connection is still open")
     store.forget_connections()
+
+
+def test_a_child_forked_with_its_parent_s_connections_refuses_the_store(tmp_path) -> None:
+    """sqlite's lock bookkeeping is copied by fork() while its locks are not: a child that
+    opened the store beside its parent's inherited connections could corrupt it.  The
+    forking code must forget them first; a child that finds them refuses, loudly."""
+    import os
+
+    from tomato.engine.store import InheritedConnections, Store, forget_connections
+
+    store = Store(tmp_path / "root")
+    with store.read() as db:
+        db.execute("SELECT 1")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover — the child
+        try:
+            with Store(tmp_path / "root").read():
+                pass
+        except InheritedConnections:
+            os._exit(3)
+        except BaseException:
+            os._exit(4)
+        os._exit(0)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 3
+    forget_connections()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover — the child, after the parent forgot them
+        try:
+            with Store(tmp_path / "root").read() as db:
+                db.execute("SELECT 1")
+        except BaseException:
+            os._exit(4)
+        os._exit(0)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
