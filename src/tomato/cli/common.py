@@ -19,6 +19,8 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.engine.config import EngineConfig
+
 ENGINE_ERROR = 125
 
 
@@ -73,7 +75,7 @@ def root_refusal(root: str) -> str:
 
 def guard(func: Any) -> Any:
     """Engine errors print one line and exit 125 (docker's 'daemon error' code)."""
-    def run(args: argparse.Namespace, cfg: Any) -> int:
+    def run(args: argparse.Namespace, cfg: EngineConfig) -> int:
         try:
             return int(func(args, cfg) or 0)
         except TomatoError as err:

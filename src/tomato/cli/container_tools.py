@@ -13,9 +13,11 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.engine.config import EngineConfig
+
 
 @_guard
-def cmd_diff(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_diff(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import filesystem, service
 
     for kind, path in filesystem.diff(cfg, service.get(cfg, args.container)):
@@ -24,7 +26,7 @@ def cmd_diff(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_commit(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_commit(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import filesystem, image_changes, service
 
     changes = image_changes.parse(args.change)  # before anything is looked up
@@ -34,7 +36,7 @@ def cmd_commit(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
-def cmd_cp(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_cp(args: argparse.Namespace, cfg: EngineConfig) -> int:
     """docker cp: one side CONTAINER:PATH, the other a host path or "-" (a tar stream).
     Errors exit 1, as the docker CLI's do."""
     from tomato.cli.common import fail
@@ -83,7 +85,7 @@ def cmd_cp(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_export(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_export(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import filesystem, service
 
     c = service.get(cfg, args.container)
@@ -101,7 +103,7 @@ def cmd_export(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_top(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_top(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.cli.render import print_table
     from tomato.engine import service, usage
 
@@ -129,7 +131,7 @@ def _stats_row(c: Any, s: Any) -> list[str]:
 
 
 @_guard
-def cmd_stats(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_stats(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service, usage
 
     # One sampler for the whole command: every container read once, one interval, read
@@ -161,7 +163,7 @@ def cmd_stats(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_update(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_update(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import options as o
     from tomato.engine import service, usage
 
@@ -190,7 +192,7 @@ def cmd_update(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_attach(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_attach(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
     c = service.get(cfg, args.container)

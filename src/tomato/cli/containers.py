@@ -53,7 +53,7 @@ def _explain(args: argparse.Namespace, cfg: EngineConfig) -> None:
 
 
 @_guard
-def cmd_run(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_run(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
     _explain(args, cfg)
@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace, cfg: Any) -> int:
     return code
 
 
-def _wait_removed(cfg: Any, cid: str, timeout: float = 30.0) -> None:
+def _wait_removed(cfg: EngineConfig, cid: str, timeout: float = 30.0) -> None:
     from tomato.engine.containers import Containers
 
     records = Containers(cfg.root)
@@ -92,7 +92,7 @@ def _wait_removed(cfg: Any, cid: str, timeout: float = 30.0) -> None:
 
 
 @_guard
-def cmd_create(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_create(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
     c = service.create(cfg, build_options(args))
@@ -101,7 +101,7 @@ def cmd_create(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_start(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_start(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
     if args.attach and len(args.containers) == 1:
@@ -121,7 +121,7 @@ def cmd_start(args: argparse.Namespace, cfg: Any) -> int:
     return failed
 
 
-def _container_of(cfg: Any) -> Any:
+def _container_of(cfg: EngineConfig) -> Any:
     """ref -> the container it names (its id; the ref itself when it names none), so that
     two refs to one container are never acted on side by side (cli/parallel.py)."""
     from tomato.engine.containers import Containers
@@ -138,7 +138,7 @@ def _container_of(cfg: Any) -> Any:
 
 # stop, kill, rm, pause, unpause and restart act on up to 50 containers at once, as
 # docker's CLI does (output in argument order): see cli/parallel.py
-def cmd_stop(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_stop(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.cli import parallel
     from tomato.engine import service
 
@@ -147,7 +147,7 @@ def cmd_stop(args: argparse.Namespace, cfg: Any) -> int:
                          _container_of(cfg))
 
 
-def cmd_restart(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_restart(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.cli import parallel
     from tomato.engine import service
 
@@ -170,7 +170,7 @@ def cmd_restart(args: argparse.Namespace, cfg: Any) -> int:
     return failed
 
 
-def cmd_kill(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_kill(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.cli import parallel
     from tomato.engine import service
 
@@ -178,7 +178,7 @@ def cmd_kill(args: argparse.Namespace, cfg: Any) -> int:
                          _container_of(cfg))
 
 
-def cmd_rm(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_rm(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.cli import parallel
     from tomato.engine import service
 
@@ -187,14 +187,14 @@ def cmd_rm(args: argparse.Namespace, cfg: Any) -> int:
                          _container_of(cfg))
 
 
-def cmd_pause(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_pause(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.cli import parallel
     from tomato.engine import service
 
     return parallel.each(args.containers, lambda r: service.pause(cfg, r), _container_of(cfg))
 
 
-def cmd_unpause(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_unpause(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.cli import parallel
     from tomato.engine import service
 
@@ -202,7 +202,7 @@ def cmd_unpause(args: argparse.Namespace, cfg: Any) -> int:
                          _container_of(cfg))
 
 
-def cmd_wait(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_wait(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
     failed = 0
@@ -216,7 +216,7 @@ def cmd_wait(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_rename(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_rename(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
     service.rename(cfg, args.container, args.new_name)
@@ -263,7 +263,7 @@ def _matches(c: Any, filters: list[str]) -> bool:
 
 
 @_guard
-def cmd_ps(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_ps(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
     items = service.list_containers(cfg, all_states=args.all or bool(args.filter))
@@ -296,7 +296,7 @@ def cmd_ps(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_logs(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_logs(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import logs, service
 
     c, path = service.log_path(cfg, args.container)
@@ -330,7 +330,7 @@ def _since(text: str) -> float:
     return parse_timestamp(text)
 
 
-def cmd_exec(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_exec(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
     _explain(args, cfg)
@@ -349,7 +349,7 @@ def cmd_exec(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_inspect(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_inspect(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
     from tomato.engine.inspect import container_json
 
@@ -377,7 +377,7 @@ def cmd_inspect(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_prune(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
     removed = service.prune(cfg)

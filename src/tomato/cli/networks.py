@@ -12,9 +12,11 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.engine.config import EngineConfig
+
 
 def _guard(func: Any) -> Any:
-    def run(args: argparse.Namespace, cfg: Any) -> int:
+    def run(args: argparse.Namespace, cfg: EngineConfig) -> int:
         try:
             return int(func(args, cfg) or 0)
         except TomatoError as err:
@@ -26,7 +28,7 @@ def _guard(func: Any) -> Any:
     return run
 
 
-def _store(cfg: Any) -> Any:
+def _store(cfg: EngineConfig) -> Any:
     from tomato.engine.networks import Networks, sweep
 
     sweep(cfg.root)
@@ -44,7 +46,7 @@ def _labels(items: list[str]) -> dict[str, str]:
 
 
 @_guard
-def cmd_create(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_create(args: argparse.Namespace, cfg: EngineConfig) -> int:
     if len(args.subnet) > 1 or len(args.gateway) > 1:
         raise InvalidArgument("only one --subnet and one --gateway are supported")
     n = _store(cfg).create(args.name, args.subnet[0] if args.subnet else "",
@@ -55,7 +57,7 @@ def cmd_create(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_ls(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_ls(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.cli.render import print_table
     from tomato.engine.networks import pseudo_network
 
@@ -75,7 +77,7 @@ def cmd_ls(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_inspect(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_inspect(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine.networks import network_json, pseudo_network
 
     store = _store(cfg)
@@ -100,7 +102,7 @@ def cmd_inspect(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_rm(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_rm(args: argparse.Namespace, cfg: EngineConfig) -> int:
     store = _store(cfg)
     failed = 0
     for ref in args.networks:
@@ -114,7 +116,7 @@ def cmd_rm(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_prune(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
     removed = _store(cfg).prune()
     if removed:
         print("Deleted Networks:")
@@ -123,28 +125,28 @@ def cmd_prune(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
-def _networked(cfg: Any, ref: str) -> Any:
+def _networked(cfg: EngineConfig, ref: str) -> Any:
     from tomato.engine import service
 
     return service.get(cfg, ref)
 
 
 @_guard
-def cmd_connect(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_connect(args: argparse.Namespace, cfg: EngineConfig) -> int:
     c = _networked(cfg, args.container)
     _store(cfg).connect(c.id, args.network, ip=args.ip, aliases=list(args.alias))
     return 0
 
 
 @_guard
-def cmd_disconnect(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_disconnect(args: argparse.Namespace, cfg: EngineConfig) -> int:
     c = _networked(cfg, args.container)
     _store(cfg).disconnect(c.id, args.network)
     return 0
 
 
 @_guard
-def cmd_port(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_port(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
     from tomato.engine.networks import Networks, is_networked
 

@@ -12,11 +12,12 @@ from tomato.errors import NotFound
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
-    from typing import Any
+
+    from tomato.engine.config import EngineConfig
 
 
 @_guard
-def cmd_volume_create(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_volume_create(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import volumes
     from tomato.engine.containers import new_id
     from tomato.engine.options import parse_key_values
@@ -27,7 +28,7 @@ def cmd_volume_create(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_volume_ls(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_volume_ls(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import volumes
 
     vols = volumes.list_volumes(cfg.root)
@@ -42,7 +43,7 @@ def cmd_volume_ls(args: argparse.Namespace, cfg: Any) -> int:
 
 
 @_guard
-def cmd_volume_inspect(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_volume_inspect(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import volumes
 
     out = []
@@ -57,14 +58,14 @@ def cmd_volume_inspect(args: argparse.Namespace, cfg: Any) -> int:
     return failed
 
 
-def cmd_volume_rm(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_volume_rm(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import volumes
 
     return _each(args.names, lambda n: volumes.remove(cfg.root, n, args.force))
 
 
 @_guard
-def cmd_volume_prune(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_volume_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import volumes
 
     print("Deleted Volumes:")

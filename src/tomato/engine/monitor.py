@@ -380,7 +380,7 @@ class Monitor:
         if policy in ("always", "unless-stopped"):
             return True
         if policy == "on-failure" and code != 0:
-            limit = self.cfg.get("restart_max", 0)
+            limit = int(self.cfg.get("restart_max", 0))
             return limit == 0 or restarts < limit
         return False
 
