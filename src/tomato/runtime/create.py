@@ -379,7 +379,7 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         rec.status = "created"
         states.save(rec)
         log.debug(f"create: container {container_id} created, init pid {pid}")
-        object.__setattr__(rec, "_spec", spec)  # saves lifecycle.spec_of a re-parse
+        rec._spec = spec  # saves lifecycle.spec_of a re-parse
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         undo.pop_all()

@@ -29,12 +29,11 @@ SIGKILL = _signal.SIGKILL
 
 def spec_of(rec: Record) -> Spec:
     """The container's parsed config, parsed once per process."""
-    spec: Spec | None = getattr(rec, "_spec", None)
+    spec = rec._spec
     if spec is None:
         from tomato.oci.spec import parse_spec
 
-        spec = parse_spec(rec.config)
-        object.__setattr__(rec, "_spec", spec)
+        spec = rec._spec = parse_spec(rec.config)
     return spec
 
 

@@ -26,6 +26,8 @@ TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.oci.spec import Spec
+
 STATE_FILE = "state.json"
 MAX_STATE_SIZE = 64 << 20  # a config this large is an attack, not a container (front.h too)
 EXEC_FIFO = "exec.fifo"
@@ -53,6 +55,9 @@ class Record:
     #: Without a mount namespace of its own: where its mounts are in the caller's
     #: namespace (hostmounts.record), for `delete` to take them away.
     host_mounts: dict[str, Any] | None = None
+    #: ``config`` parsed, cached by lifecycle.spec_of for this process (a leading "_":
+    #: not a field, never written to state.json)
+    _spec: Spec | None = None
 
 
 #: Record's members and the JSON types they take (bool is not an int here).
