@@ -392,7 +392,8 @@ static int signal_all(const struct cgroup_rec *cg, int sig) {
     }
     struct pids pids = {0};
     collect_pids(top, &pids, 0);
-    qsort(pids.v, pids.n, sizeof *pids.v, by_value);
+    if (pids.n)
+        qsort(pids.v, pids.n, sizeof *pids.v, by_value);
     int r = 0;
     for (size_t i = 0; i < pids.n && r == 0; i++) {
         if (i > 0 && pids.v[i] == pids.v[i - 1])

@@ -68,7 +68,7 @@ static void hand_to_python(void) {
         snprintf(python, sizeof python, "%.*s/python3", (int)(slash - launcher), launcher);
     else
         snprintf(python, sizeof python, "python3");
-    char **args = calloc((size_t)saved_argc + 3, sizeof *args);
+    char **args = calloc((size_t)saved_argc + 4, sizeof *args); /* PYTHON -I -S ... NULL */
     if (!args) {
         perror("tomato-runtime");
         exit(1);
