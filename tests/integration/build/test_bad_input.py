@@ -174,8 +174,8 @@ def test_interrupted_build_leaves_nothing(builder: Builder, workdir: Path) -> No
     try:
         assert until(lambda: builder.run("ps", "-q").stdout.strip() != "", 30)
         proc.send_signal(signal.SIGINT)
-        proc.wait(30)
-        assert proc.returncode == 130
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
     finally:
         if proc.poll() is None:
             proc.kill()
