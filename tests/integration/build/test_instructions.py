@@ -143,12 +143,14 @@ def test_copy_options_and_scratch(builder: Builder, workdir: Path) -> None:
     (workdir / "outside").mkdir()
     outside_df = workdir / "outside" / "My.Dockerfile"
     outside_df.write_text("""\
+# syntax=docker/dockerfile:1.4
 FROM scratch AS files
 COPY --chown=1234:5678 --chmod=750 tree/ /
 FROM busybox
 COPY --from=files / /from-scratch/
 ADD --chown=2:2 arch.tar /unpacked
 COPY --chown=daemon bin/x* /wild/
+COPY --from=busybox /bin/busybox /from-an-image
 """)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
@@ -159,14 +161,15 @@ COPY --chown=daemon bin/x* /wild/
     ctx = write_context(workdir / "ctx", {"tree/a": "a\n", "tree/d/b": "b\n",
                                           "arch.tar": buf.getvalue(), "bin/x1": "1",
                                           "bin/x2": "2", "bin/y": "no"})
-    builder.build(ctx, "-f", str(outside_df), "-t", "copies", "--network", "none")
+    built = builder.build(ctx, "-f", str(outside_df), "-t", "copies", "--network", "none")
+    assert "the syntax directive (docker/dockerfile:1.4) is ignored" in built.stderr
     out = _sh(builder, "copies", "stat -c '%n %u:%g %a' /from-scratch/a /from-scratch/d "
                                  "/from-scratch/d/b /unpacked/inner/file /wild/x1 /wild/x2; "
-                                 "ls /wild")
+                                 "ls /wild; cmp /from-an-image /bin/busybox && echo same")
     assert out.splitlines() == ["/from-scratch/a 1234:5678 750", "/from-scratch/d 1234:5678 750",
                                 "/from-scratch/d/b 1234:5678 750",
                                 "/unpacked/inner/file 2:2 644", "/wild/x1 1:1 644",
-                                "/wild/x2 1:1 644", "x1", "x2"]
+                                "/wild/x2 1:1 644", "x1", "x2", "same"]
 
 
 @pytest.fixture
