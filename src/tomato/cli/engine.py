@@ -34,7 +34,7 @@ TYPE_CHECKING = False  # typing, tempfile, shutil, threading: imported where use
 if TYPE_CHECKING:
     from typing import Any
 
-    from tomato.cli.forkserver import Served
+    from tomato.cli.served import Served
     from tomato.engine.config import EngineConfig
 
 USAGE_EXIT = 125

@@ -33,9 +33,10 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tomato.engine import events, frames
+from tomato.engine import events, frames, monitor_config
 from tomato.engine.containers import STOP_MARKER, leave_exit_marker
 from tomato.engine.logs import LogWriter
+from tomato.engine.monitor_config import exit_code, shim_binary, start_failure_code
 from tomato.engine.status import EXITED, RESTARTING, StateChange, exited, running
 from tomato.errors import NoSpace
 
@@ -47,20 +48,20 @@ class Monitor:
         self.root = root
         self.cid = cid
         self.dir = root / "containers" / cid
-        self.cfg: dict[str, Any] = json.loads((self.dir / "monitor.json").read_text())
+        self.cfg = monitor_config.read(self.dir)
         self.clients: list[tuple[socket.socket, frames.FrameReader]] = []
         self.stdin_w: int | None = None
         self.master: int | None = None
         self.outputs: dict[int, str] = {}
-        self.log = LogWriter(str(self.dir / f"{cid}-json.log"), self.cfg.get("log_max_size", 0),
-                             self.cfg.get("log_max_file", 1))
+        self.log = LogWriter(str(self.dir / f"{cid}-json.log"), self.cfg.log_max_size,
+                             self.cfg.log_max_file)
         from tomato.engine.containers import Containers
 
         self.records = Containers(root)
         from tomato.runtime.log import RuntimeLog
         from tomato.runtime.statedir import StateDir
 
-        self.states = StateDir(self.cfg["runtime_root"])
+        self.states = StateDir(self.cfg.runtime_root)
         self.rtlog = RuntimeLog(str(self.dir / "runtime.log"), "json")
         self.on_report: Any = None  # instead of the report pipe, see run_monitor
         self.exit_unrecorded = False  # a full disk kept the exit out of the record
@@ -70,7 +71,7 @@ class Monitor:
         """Create (blocked before execve) with our pipes as its stdio; returns the pid."""
         from tomato.runtime.create import CreateOptions, create
 
-        tty = self.cfg.get("tty", False)
+        tty = self.cfg.tty
         saved = [os.dup(fd) for fd in (0, 1, 2)]
         ours: list[int] = []
         try:
@@ -80,7 +81,7 @@ class Monitor:
                     os.dup2(null, fd)
                 os.close(null)
             else:
-                if self.cfg.get("stdin"):
+                if self.cfg.stdin:
                     r, w = os.pipe()
                     os.dup2(r, 0)
                     os.close(r)
@@ -98,8 +99,8 @@ class Monitor:
                     ours.append(r)
             # `tomato create`/`run` primed the cgroup move already (service.create)
             created = create(self.states, self.cid,
-                             CreateOptions(bundle=self.cfg["bundle"],
-                                           prime_cgroups=not self.cfg.get("primed")),
+                             CreateOptions(bundle=self.cfg.bundle,
+                                           prime_cgroups=not self.cfg.primed),
                              self.rtlog, keep_master=tty)
         except BaseException:
             for r in ours:
@@ -204,7 +205,7 @@ class Monitor:
     def run_once(self, listener: socket.socket, wake_r: int, first: bool) -> int:
         """Start the container, serve it until it exits; return its exit code."""
         pid = self._start_container()
-        attach = first and self.cfg.get("attach_wait")
+        attach = first and self.cfg.attach_wait
         if attach:  # the CLI attaches now; we start on its first connection
             self._report({"pid": pid})
         self.start_now = not attach
@@ -222,7 +223,7 @@ class Monitor:
         self.records.set_state(self.cid, running(pid, proc_start_time(pid), time.time()))
         if not first:  # a restart policy's start (the first one is `start`'s to report)
             events.emit(self.root, "container", "start", self.cid,
-                        self.cfg.get("event_attributes"))
+                        self.cfg.event_attributes)
         if first and not attach:
             self._report({"pid": pid})
         # Detached containers hand the steady state to tomato-shim (memory); a
@@ -275,9 +276,9 @@ class Monitor:
         delete(self.states, self.cid, True, self.rtlog, getattr(self, "rec", None))
         # The events first: `stop` waits for this record, then reports "stop" after "die".
         if oom:
-            events.emit(self.root, "container", "oom", self.cid, self.cfg.get("event_attributes"))
+            events.emit(self.root, "container", "oom", self.cid, self.cfg.event_attributes)
         events.emit(self.root, "container", "die", self.cid,
-                    {**self.cfg.get("event_attributes", {}), "exitCode": str(code)})
+                    {**self.cfg.event_attributes, "exitCode": str(code)})
         try:
             self.records.set_state(self.cid, exited(code, finished_at, oom))
         except NoSpace:
@@ -315,8 +316,8 @@ class Monitor:
         clients = ",".join(str(c[0].fileno()) for c in self.clients) or "-"
         argv = [shim, str(pid), str(out), str(err), str(master),
                 str(self.stdin_w if self.stdin_w is not None else -1), str(listener.fileno()),
-                str(self.dir / f"{self.cid}-json.log"), str(self.cfg.get("log_max_size", 0)),
-                str(self.cfg.get("log_max_file", 1)), clients, str(self.dir / "exit.json"), mem,
+                str(self.dir / f"{self.cid}-json.log"), str(self.cfg.log_max_size),
+                str(self.cfg.log_max_file), clients, str(self.dir / "exit.json"), mem,
                 "--", sys.executable, "-I", "-m", "tomato.engine.monitor", "--after",
                 str(self.root), self.cid, "--listen", str(listener.fileno())]
         os.execv(shim, argv)
@@ -371,7 +372,7 @@ class Monitor:
         os.close(null)
 
     def _should_restart(self, code: int, restarts: int) -> bool:
-        policy = self.cfg.get("restart", "no")
+        policy = self.cfg.restart
         if policy == "no" or self.exit_unrecorded:
             return False  # (a disk too full to record the exit is too full to go on)
         state = self.records.get(self.cid).state
@@ -380,7 +381,7 @@ class Monitor:
         if policy in ("always", "unless-stopped"):
             return True
         if policy == "on-failure" and code != 0:
-            limit = int(self.cfg.get("restart_max", 0))
+            limit = self.cfg.restart_max
             return limit == 0 or restarts < limit
         return False
 
@@ -412,7 +413,7 @@ class Monitor:
         restarts = self.records.get(self.cid).state.restart_count if after else 0
         delay = min(0.1 * 2 ** restarts, 10.0)
         code = 0
-        remove = bool(self.cfg.get("auto_remove"))  # not after a failed start: the CLI does
+        remove = self.cfg.auto_remove  # not after a failed start: the CLI does
         try:
             first = after is None
             while True:
@@ -489,30 +490,6 @@ def run_monitor(root: Path, cid: str, on_report: Any = None) -> int:
     monitor.records.set_state(cid, StateChange(monitor_pid=os.getpid(),
                                                monitor_start=proc_start_time(os.getpid())))
     return monitor.serve()
-
-
-def start_failure_code(message: str) -> int:
-    """The exit code dockerd records for a process that could not start: 127 when the
-    command is not there, 126 when it cannot be run, else 128."""
-    if "no such file or directory" in message or "not found" in message:
-        return 127
-    if "permission denied" in message or "is a directory" in message:
-        return 126
-    return 128
-
-
-def exit_code(status: int) -> int:
-    """A wait status as docker reports it: the code, or 128+N when killed by signal N."""
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
-def shim_binary() -> str | None:
-    """tomato-shim beside our interpreter (scripts/install.sh builds it), if there."""
-    if os.environ.get("TOMATO_NO_SHIM"):
-        return None
-    path = os.path.join(os.path.dirname(sys.executable), "tomato-shim")
-    return path if os.access(path, os.X_OK) else None
 
 
 def main(argv: list[str]) -> int:

@@ -9,18 +9,17 @@ runtime's leftover state of a crashed one is deleted.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
-from tomato.engine import events, mounts, runtime_ops
+from tomato.engine import events, monitor_config, mounts, runtime_ops
 from tomato.engine import images as image_service
 from tomato.engine.containers import Container, Containers, forget_exit
+from tomato.engine.monitor_config import MonitorConfig
 from tomato.engine.options import RunOptions
 from tomato.engine.state import get
 from tomato.engine.status import LIVE, StateChange
 from tomato.errors import TomatoError
-from tomato.files import write_private
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
@@ -70,17 +69,13 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool,
             nets.replug(c.id)
     _wait_monitor_gone(c)  # the last run's monitor may still be cleaning up after it
     runtime_ops.delete(cfg, c.id)  # a leftover from a crashed monitor would block the id
-    monitor_cfg = {
-        "primed": cfg.supervision.primed,
-        "bundle": str(records.bundle(c.id)),
-        "runtime_root": str(runtime_ops.runtime_root(cfg)),
-        "tty": opts.tty, "stdin": opts.interactive, "restart": opts.restart,
-        "restart_max": opts.restart_max, "auto_remove": opts.auto_remove,
-        "attach_wait": attach_wait, "log_max_size": opts.log_max_size,
-        "log_max_file": opts.log_max_file,
-        "event_attributes": events.container_attributes(c.name, c.image, opts.labels),
-    }
-    write_private(records.path(c.id) / "monitor.json", json.dumps(monitor_cfg))
+    monitor_config.write(records.path(c.id), MonitorConfig(
+        bundle=str(records.bundle(c.id)), runtime_root=str(runtime_ops.runtime_root(cfg)),
+        primed=cfg.supervision.primed, tty=opts.tty, stdin=opts.interactive,
+        restart=opts.restart, restart_max=opts.restart_max, auto_remove=opts.auto_remove,
+        attach_wait=attach_wait, log_max_size=opts.log_max_size,
+        log_max_file=opts.log_max_file,
+        event_attributes=events.container_attributes(c.name, c.image, opts.labels)))
     records.set_state(c.id, StateChange(stop_requested=False, error=""))
     forget_exit(records.path(c.id))
     log = records.path(c.id) / "monitor.log"
