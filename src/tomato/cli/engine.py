@@ -27,7 +27,7 @@ from pathlib import Path
 from tomato.cli.commands import COMMAND_HOMES, COMMAND_MODULES, NOT_THE_ENGINES, command_word
 from tomato.cli.common import describe, root_refusal
 from tomato.cli.render import human_size  # noqa: F401 — its old home (cli/build.py)
-from tomato.cli.usage import DockerParser
+from tomato.cli.usage import DockerParser, untranslated
 from tomato.errors import TomatoError
 
 TYPE_CHECKING = False  # typing, tempfile, shutil, threading: imported where used
@@ -67,8 +67,7 @@ class _OnlyCommand:
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    # argparse asks gettext to translate every string it builds (~10 ms here).
-    argparse._ = lambda message: message  # type: ignore[attr-defined]
+    untranslated()  # argparse's gettext lookups cost ~10 ms per command
     common = argparse.ArgumentParser(add_help=False)
     parser = DockerParser(prog="tomato",
                           description="A container engine built on the kernel's parts")

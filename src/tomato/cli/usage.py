@@ -38,6 +38,18 @@ FLAG_EXIT = 125  # docker: a flag error is a StatusError 125
 ARGS_EXIT = 1  # docker: the wrong number of arguments, an unknown command
 
 
+def untranslated() -> None:
+    """argparse without gettext: it asks gettext to translate every string it builds,
+    and each ask searches the locale directories for catalogs (~10 ms for `tomato`'s
+    parsers).  Docker's messages are English only, and so are ours: argparse's own
+    ``_`` (its module's gettext alias) becomes the identity, for this process."""
+    argparse._ = _identity  # type: ignore[attr-defined]
+
+
+def _identity(message: str) -> str:
+    return message
+
+
 class FlagValueError(argparse.ArgumentTypeError):
     """A flag's value refused by a type function; keeps the value for the message."""
 
