@@ -25,8 +25,9 @@ try:
     from _json import encode_basestring_ascii as _ascii
     from _json import make_encoder as _make_encoder
     from _json import make_scanner as _make_scanner
+    _FAST = True
 except ImportError:  # not CPython: the standard library, whatever it costs
-    _make_scanner = None
+    _FAST = False
 
 
 class _Context:
@@ -55,7 +56,7 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
 
 
-if _make_scanner is not None:
+if _FAST:
     _scan = _make_scanner(_Context())  # type: ignore[arg-type]
 
     def loads(data: str | bytes | bytearray) -> Any:

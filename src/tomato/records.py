@@ -231,7 +231,7 @@ def _record(cls: Any = None, *, frozen: bool = True) -> Any:
         klass.__record_compare__ = tuple(compare)  # type: ignore[attr-defined]
         klass.__record_hash__ = tuple(hashed)  # type: ignore[attr-defined]
         klass.__record_repr__ = tuple(shown)  # type: ignore[attr-defined]
-        klass.__match_args__ = tuple(name for name, _ in init)  # type: ignore[attr-defined]
+        setattr(klass, "__match_args__", tuple(name for name, _ in init))  # noqa: B010
         klass.__init__ = _init  # type: ignore[misc]
         klass.__repr__ = _repr  # type: ignore[assignment]
         klass.__eq__ = _eq  # type: ignore[assignment]
