@@ -28,6 +28,10 @@ def _mounts() -> set[str]:
             # session, a benchmark): only ours there are our business.
             if point.startswith("/tmp/") and not ours:
                 continue
+            # ...and so are the cgroup v2 lane's image build's (mmdebstrap, run beside
+            # the suite on a development machine): never ours to unmount
+            if point.startswith("/var/tmp/tomato-cgroup2-vm/"):
+                continue
             points.add(point)
     return points
 
