@@ -79,6 +79,11 @@ if _FAST:
             value, end = _scan(text, i)
         except StopIteration:
             return _json_loads(text)  # "Expecting value: line 1 column 1 (char 0)"...
+        except SystemError:
+            # _json raises its errors through json.decoder's JSONDecodeError, found only
+            # if json.decoder is already imported; else "returned NULL without setting an
+            # exception".  json itself then raises the very error.
+            return _json_loads(text)
         finally:
             _Context.memo.clear()
         while end < n and text[end] in _WS:

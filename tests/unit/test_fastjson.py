@@ -106,3 +106,22 @@ def test_the_fast_path_imports_no_json_or_re() -> None:
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_scanner_errors_without_json_imported_are_jsons() -> None:
+    """In a fresh interpreter (the runtime's start path: -I -S, json never imported),
+    _json's scanner cannot find JSONDecodeError and raised SystemError ("returned NULL
+    without setting an exception"): a control character or a bad escape in config.json
+    was a traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from tomato import fastjson\n"
+            "for bad in ['{\"a\": \"x\\x01\"}', '{\"a\": \"\\\\q\"}']:\n"
+            "    try:\n        fastjson.loads(bad)\n"
+            "    except ValueError as err:\n        print(type(err).__name__)\n")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(src)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["JSONDecodeError", "JSONDecodeError"], out.stderr
