@@ -6,7 +6,7 @@
 # cri-tools source (tools/cri/build-cri-tools.sh; without that source the CRI
 # lane's tests skip, saying why), then
 #   1. the cgroup v2 lane: the cgroup tests inside a guest booted on a pure
-#      cgroup2 hierarchy (tools/cgroup2-vm/run.sh; ~1-2 minutes),
+#      cgroup2 hierarchy (tools/cgroup2-vm/run.sh; ~4 minutes with its systemd phase),
 #   2. pytest on this machine (cgroup v1 hybrid), the CRI lane included
 #      (tests/integration/cri: critest for the runc and tomato handlers, ~4 minutes).
 #   3. the unit tests on the other supported Pythons, 3.12 and 3.13 (a venv each,
