@@ -1,14 +1,37 @@
 #!/bin/sh
 # Install what Tomato needs on a Debian/Ubuntu machine, as root, and the
-# project itself into .venv.  Idempotent: a second run only checks.
+# project itself.  Idempotent: a second run only checks (and reinstalls the package).
+#   scripts/install.sh            the development install: this tree's .venv (editable)
+#   scripts/install.sh --system [--prefix DIR] [--bin-dir DIR]
+#                                 for every user of the machine: a venv at DIR (default
+#                                 /opt/tomato) made with the system's python3, the package
+#                                 installed into it (not editable: the sources may live
+#                                 where others cannot read), tomato and tomato-runtime
+#                                 linked into --bin-dir (default /usr/local/bin), and the
+#                                 rootless engine's helpers (uidmap, slirp4netns).
 #   TOMATO_APT_EXTRA="pkg ..."   more packages (the test suite adds its peers)
 set -eu
 cd "$(dirname "$0")/.."
+
+usage() { echo "usage: install.sh [--system [--prefix DIR] [--bin-dir DIR]]" >&2; exit 2; }
+system=0 prefix=/opt/tomato bindir=/usr/local/bin
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --system) system=1 ;;
+        --prefix) [ $# -ge 2 ] || usage; prefix=$2; shift ;;
+        --prefix=*) prefix=${1#*=} ;;
+        --bin-dir) [ $# -ge 2 ] || usage; bindir=$2; shift ;;
+        --bin-dir=*) bindir=${1#*=} ;;
+        *) usage ;;
+    esac
+    shift
+done
 
 need_root() { [ "$(id -u)" = 0 ] || { echo "install.sh: run as root (sudo)" >&2; exit 1; }; }
 need_root
 
 PKGS="busybox-static python3 python3-venv libseccomp2 iproute2 util-linux gcc libc6-dev ${TOMATO_APT_EXTRA:-}"
+[ "$system" = 0 ] || PKGS="$PKGS uidmap slirp4netns"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -18,6 +41,10 @@ if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ "$system" = 1 ]; then
+    exec scripts/install-system.sh "$prefix" "$bindir"
 fi
 
 if [ ! -x .venv/bin/python ]; then

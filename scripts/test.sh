@@ -17,7 +17,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 TOMATO_APT_EXTRA="runc crun containerd skopeo umoci docker-registry stress nftables iptables \
-uidmap procps psmisc tmux curl tini podman qemu-system-x86 mmdebstrap linux-image-amd64 cpio \
+uidmap slirp4netns procps psmisc tmux curl tini podman qemu-system-x86 mmdebstrap linux-image-amd64 cpio \
 docker-compose golang-go containernetworking-plugins \
 kmod make ${TOMATO_APT_EXTRA:-}" ./scripts/install.sh
 tools/cri/build-cri-tools.sh >/dev/null || echo "test.sh: no crictl/critest: the CRI lane's tests skip" >&2
