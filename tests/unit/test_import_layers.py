@@ -27,11 +27,7 @@ SIBLINGS = ({"cgroups", "images", "network"}, {"api", "cli"})
 
 #: cycles known when this check began, each left to the issue whose files they are in:
 #: the test fails on any other cycle, and once one of these is gone, on its entry here
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"tomato.explain", "tomato.explain.groups", "tomato.explain.render",
-               "tomato.explain.summary"}): "issue 20 (explain/: the package's __init__ "
-    "imports summary, which imports the __init__'s helpers)",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 def _package(module: str) -> str:

@@ -5,8 +5,8 @@ ROOTFS and NETNS after that, so lines do not move with the length of a root.
 
 from __future__ import annotations
 
-from tomato.explain import _NS, mount_shell, shell_join, shell_quote
 from tomato.explain.layout import Group, short, tail
+from tomato.explain.shell import _NS, mount_shell, shell_join, shell_quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

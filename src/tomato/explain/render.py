@@ -22,7 +22,7 @@ renders after pivot_root, when nothing can be imported.
 from __future__ import annotations
 
 from tomato.explain import groups as g
-from tomato.explain import shell_join, shell_quote
+from tomato.explain.shell import shell_join, shell_quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -33,8 +33,9 @@ import atexit
 import mmap
 import os
 
-from tomato.explain import _NS, Explainer
 from tomato.explain.render import render
+from tomato.explain.shell import _NS
+from tomato.explain.trace import Explainer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -136,7 +136,8 @@ def test_explain_is_cheap_to_import():
     added = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout.split()
     assert set(added) <= {"__future__", "tomato", "tomato.lab", "tomato.lab.explain",
-                          "tomato.explain"}, added
+                          "tomato.explain", "tomato.explain.shell",
+                          "tomato.explain.trace"}, added
 
 
 def test_null_explainer_overrides_every_reporting_method():
