@@ -71,8 +71,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     parser = DockerParser(prog="tomato",
                           description="A container engine built on the kernel's parts")
-    parser.add_argument("--root", default=os.environ.get("TOMATO_ROOT") or "/var/lib/tomato",
-                        help="state directory (env TOMATO_ROOT, default /var/lib/tomato)")
+    from tomato.engine.config import default_root
+
+    parser.add_argument("--root", default=default_root(),
+                        help="state directory (env TOMATO_ROOT, default /var/lib/tomato; "
+                        "a user's: $XDG_DATA_HOME/tomato)")
     parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
                         help="allow plain HTTP to this registry (repeatable)")
     parser.add_argument("--config", default=os.environ.get("TOMATO_CONFIG"),
@@ -129,6 +132,10 @@ def main(argv: list[str] | None = None, served: Served | None = None) -> int:
     if refusal:  # another user: one line, before anything is tried (docker: 125 for run)
         print(f"tomato: {refusal}", file=sys.stderr)
         return USAGE_EXIT if word == "run" else FAIL_EXIT
+    if os.geteuid() != 0 and word not in NOT_THE_ENGINES:
+        failed = _enter_rootless(args, argv)
+        if failed:
+            return failed
     cfg = make_config(args)
     try:
         return int(args.func(args, cfg) or 0)
@@ -157,6 +164,36 @@ def main(argv: list[str] | None = None, served: Served | None = None) -> int:
             _leave_a_fork_server(args.root, born)
 
 
+def _enter_rootless(args: argparse.Namespace, argv: list[str]) -> int:
+    """An ordinary user's command runs inside the user's own user namespace
+    (engine/rootless.py); 125 and one line when it cannot be entered, else 0."""
+    from tomato.engine import rootless
+
+    ex = None
+    if "--explain" in argv or "--explain=full" in argv:
+        from tomato.explain import Explainer
+
+        ex = Explainer(sys.stderr)
+    try:
+        rootless.enter(os.path.abspath(args.root), ex)
+    except TomatoError as err:
+        if args.debug:
+            raise
+        print(f"tomato: {err}", file=sys.stderr)
+        return USAGE_EXIT
+    except OSError as err:
+        if args.debug:
+            raise
+        if err.errno == errno.ENOSPC:
+            text = f"no space left on device: {err.filename or args.root} (free some space " \
+                   "or set XDG_DATA_HOME/--root elsewhere)"
+        else:
+            text = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
+        print(f"tomato: {text}", file=sys.stderr)
+        return USAGE_EXIT
+    return 0
+
+
 def _asks_version(argv: list[str], word: str | None) -> bool:
     before = argv[:argv.index(word)] if word is not None and word in argv else argv
     return "--version" in before or "-v" in before
@@ -164,7 +201,9 @@ def _asks_version(argv: list[str], word: str | None) -> bool:
 
 def _globals(argv: list[str]) -> argparse.Namespace:
     """The global flags --version needs (the root), without argparse's command."""
-    root = os.environ.get("TOMATO_ROOT") or "/var/lib/tomato"
+    from tomato.engine.config import default_root
+
+    root = default_root()
     for i, arg in enumerate(argv):
         if arg == "--root" and i + 1 < len(argv):
             root = argv[i + 1]

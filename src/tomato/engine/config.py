@@ -19,6 +19,19 @@ if TYPE_CHECKING:
 DEFAULT_ROOT = Path("/var/lib/tomato")
 
 
+def default_root() -> str:
+    """$TOMATO_ROOT, else root's /var/lib/tomato, else (an ordinary user, the rootless
+    engine: engine/rootless.py) $XDG_DATA_HOME/tomato or ~/.local/share/tomato."""
+    env = os.environ.get("TOMATO_ROOT")
+    if env:
+        return env
+    if os.geteuid() == 0:
+        return str(DEFAULT_ROOT)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
+                                                           ".local", "share")
+    return os.path.join(base, "tomato")
+
+
 def default_auth_file() -> Path:
     """Registry credentials: $TOMATO_CONFIG/config.json, else ~/.tomato/config.json."""
     env = os.environ.get("TOMATO_CONFIG")

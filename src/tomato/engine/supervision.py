@@ -50,7 +50,9 @@ class Supervision:
     # -- the primer ---------------------------------------------------------------------
     def prime(self) -> None:
         """Start priming the cgroup move (root only), unless already primed."""
-        if self.primer is None and os.geteuid() == 0:
+        from tomato._sys import userns
+
+        if self.primer is None and not userns.rootless():  # (a user's cgroups: not here)
             from tomato import cgroups
 
             self.primer = cgroups.prime_migration()

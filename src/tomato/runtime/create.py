@@ -12,6 +12,7 @@ import time
 
 from tomato import fastjson as json
 from tomato._sys import libc as c
+from tomato._sys import userns
 from tomato.errors import InvalidArgument, NotFound, TomatoError
 from tomato.oci.spec import IdMapping, Spec, parse_spec
 from tomato.oci.state import validate_id
@@ -155,7 +156,7 @@ def create(states: StateDir, container_id: str, opts: CreateOptions,
     primer: Any = front_primer.take()  # started by the front end before Python (primer.py)
     if primer is not None:
         log.debug(f"create: cgroup moves primed since before Python started (pid {primer.pid})")
-    elif opts.prime_cgroups and os.geteuid() == 0:
+    elif opts.prime_cgroups and not userns.rootless():
         from tomato import cgroups
 
         # A helper process, not a thread: we clone through ctypes (see prime_migration)
@@ -202,7 +203,7 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
     from tomato import cgroups
 
     resources = cgroups.Resources.from_oci(_with_default_devices(spec))
-    if os.geteuid() != 0:
+    if userns.rootless():  # a user, or root of a user namespace: host cgroups are not ours
         use_cgroups = False
         warnings.append("running rootless: cgroups are not set up")
     for w in warnings:

@@ -249,6 +249,16 @@ class _children_in:
             try:
                 if not in_child:
                     c.setns(fd, c.NAMESPACE_FLAGS[kind], f"/proc/self/ns/{kind}")
+            except PermissionError:
+                # The rootless engine (engine/rootless.py) is root of the user's namespace
+                # only: the host's pid namespace we are active in is not its to join, so
+                # our later children are born beside the container's processes.  They
+                # are the same user's, with every capability of that namespace, which
+                # the container's root lacks (no ptrace, no /proc/PID/root of them).
+                from tomato._sys import userns
+
+                if userns.in_initial():
+                    raise
             finally:
                 os.close(fd)
 

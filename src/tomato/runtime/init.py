@@ -32,6 +32,7 @@ import os
 import sys
 
 from tomato._sys import libc as c
+from tomato._sys import userns
 from tomato.oci.spec import Spec
 from tomato.records import field, record
 from tomato.runtime import process as proc_mod
@@ -155,7 +156,8 @@ def _init(ctx: InitContext) -> None:
         # We hold every capability in the new user namespace; become its root.
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    in_userns = ctx.new_userns or any(k == "user" for k, _ in ctx.joined)
+    in_userns = ctx.new_userns or any(k == "user" for k, _ in ctx.joined) or \
+        not userns.in_initial()  # (a rootless engine made us inside its own)
     if ctx.cgroup_unified:
         _enter_cgroupns(ctx)  # a cgroup2 mount must be made inside the new cgroupns
     if spec.hostname:

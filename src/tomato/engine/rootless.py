@@ -1,0 +1,181 @@
+"""The rootless engine: what an ordinary user's `tomato` needs before any command.
+
+- State under $XDG_DATA_HOME/tomato (default ~/.local/share/tomato), made 0700;
+  runtime files (the keeper's pid file) under $XDG_RUNTIME_DIR/tomato, which must
+  be set and the user's own (as podman asks).
+- The user's subordinate ranges (/etc/subuid, /etc/subgid), checked before
+  anything is made so a missing one is one line that says what to run.
+- ``enter``: the user's namespace keeper found (or started) and joined
+  (userns_keeper.py); from then on the process is "root" of that namespace.
+- What works and what does not, for `tomato info`: cgroups (none on v1: warned
+  once), the overlay driver (the kernel's inside the namespace, or fuse-overlayfs
+  where the kernel refuses or TOMATO_ROOTLESS_OVERLAY=fuse-overlayfs asks).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pwd
+
+from tomato.engine import userns_keeper
+from tomato.errors import InvalidArgument, Unavailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.explain import Explainer
+
+SUBUID = "/etc/subuid"
+SUBGID = "/etc/subgid"
+OVERLAY_ENV = "TOMATO_ROOTLESS_OVERLAY"
+CGROUP_V1_WARNING = ("WARN[0000] cgroup v1 cannot be delegated to an unprivileged user: "
+                     "running containers without resource limits")
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def run_dir() -> str:
+    """$XDG_RUNTIME_DIR/tomato, made 0700; a one-line error when XDG_RUNTIME_DIR is
+    unset or not ours (another user's directory would hold our keeper's pid file)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    uid = os.getuid()
+    if not base:
+        raise InvalidArgument(f"XDG_RUNTIME_DIR is not set: the rootless engine keeps its "
+                              f"runtime files there (log in with a session, or mkdir -m 700 "
+                              f"a directory of your own and export XDG_RUNTIME_DIR=it)")
+    try:
+        st = os.stat(base)
+    except OSError as err:
+        raise InvalidArgument(f"XDG_RUNTIME_DIR={base}: {err.strerror}: set it to a directory "
+                              f"of your own (mkdir -m 700)") from err
+    if st.st_uid != uid or not os.path.isdir(base):
+        raise InvalidArgument(f"XDG_RUNTIME_DIR={base} is not a directory owned by "
+                              f"{_user()} (uid {uid}): set it to one of your own (mkdir -m 700)")
+    path = os.path.join(base, "tomato")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    return path
+
+
+def subid_ranges(path: str, user: str, uid: int) -> list[tuple[int, int]]:
+    """(start, count) of the lines of /etc/subuid (or subgid) naming the user or uid
+    (runtime/rootless.py reads them too; it imports subprocess, which we need not)."""
+    ranges = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) == 3 and parts[0] in (user, str(uid)) and \
+                        parts[1].isdigit() and parts[2].isdigit():
+                    ranges.append((int(parts[1]), int(parts[2])))
+    except OSError:
+        pass
+    return ranges
+
+
+def subordinate_range(path: str, kind: str) -> tuple[int, int]:
+    """The user's first range in /etc/subuid (or subgid): (start, count)."""
+    user = _user()
+    ranges = [r for r in subid_ranges(path, user, os.getuid()) if r[1] > 0]
+    if not ranges:
+        raise InvalidArgument(f"no subordinate {kind} range for {user} in {path}: run "
+                              f"usermod --add-subuids 100000-165535 --add-subgids "
+                              f"100000-165535 {user}")
+    return ranges[0]
+
+
+def make_root(root: str) -> None:
+    """The user's engine root, 0700 when we make it (another user must not even look)."""
+    parent = os.path.dirname(os.path.abspath(root))
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    try:
+        os.mkdir(root, 0o700)
+    except FileExistsError:
+        return
+    os.chmod(root, 0o700)
+
+
+def enter(root: str, ex: Explainer | None = None) -> int:
+    """Join the user's namespace, starting its keeper when none runs; the keeper's pid.
+    Checks everything it needs first, so a refusal leaves nothing behind."""
+    uid_range = subordinate_range(SUBUID, "uid")
+    gid_range = subordinate_range(SUBGID, "gid")
+    runtime = run_dir()
+    make_root(root)
+    fd = os.open(os.path.join(runtime, userns_keeper.LOCK_FILE),
+                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        pid = userns_keeper.alive(runtime)
+        if pid is None:
+            pid = userns_keeper.start(runtime, os.getuid(), os.getgid(), uid_range,
+                                      gid_range, ex)
+        userns_keeper.join(pid, ex)
+    finally:
+        os.close(fd)
+    return pid
+
+
+def overlay_driver() -> str:
+    """"overlay" (the kernel's, inside the user namespace) or "fuse-overlayfs"."""
+    wanted = os.environ.get(OVERLAY_ENV, "")
+    if wanted == "fuse-overlayfs":
+        return wanted
+    if wanted not in ("", "overlay"):
+        raise InvalidArgument(f"{OVERLAY_ENV}={wanted}: overlay or fuse-overlayfs")
+    return "overlay"
+
+
+def cgroups_delegated() -> str | None:
+    """A cgroup v2 directory delegated to us (TOMATO_CGROUP_PARENT or our own cgroup's,
+    if we may write its cgroup.subtree_control), else None: v1 cannot be delegated."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    if lines != [line for line in lines if line.startswith("0::")] or not lines:
+        return None  # v1 or hybrid: limits need root
+    wanted = os.environ.get("TOMATO_CGROUP_PARENT")
+    path = wanted or "/sys/fs/cgroup" + lines[0][3:]
+    if not os.access(os.path.join(path, "cgroup.subtree_control"), os.W_OK):
+        return None
+    return path
+
+
+def describe() -> dict[str, str]:
+    """What `tomato info` shows of a rootless engine."""
+    delegated = cgroups_delegated()
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    return {
+        "Rootless": "true",
+        "Cgroups": f"v2 (delegated: {delegated})" if delegated else "none (cgroup v1 or "
+                   "no delegated v2 subtree: resource limits are not applied)",
+        "Overlay": overlay_driver(),
+        "Network": "none",
+        "RunDir": os.path.join(runtime, "tomato") if runtime else "",
+    }
+
+
+def warn_once(root: str, message: str) -> bool:
+    """True the first time ``message``'s marker is made under the root (warned once, as
+    podman's cgroup v1 warning is)."""
+    marker = os.path.join(root, ".warned-cgroups")
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+__all__ = ["CGROUP_V1_WARNING", "describe", "enter", "make_root",
+           "overlay_driver", "run_dir", "subordinate_range", "warn_once"]
