@@ -85,8 +85,16 @@ def info(api: Any, req: Request) -> None:
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
-        "SecurityOptions": ["name=seccomp,profile=builtin"], "Warnings": None,
+        "SecurityOptions": ["name=seccomp,profile=builtin", *_rootless_option()],
+        "Warnings": None,
     })
+
+
+def _rootless_option() -> list[str]:
+    """docker's rootless daemon says so among its security options."""
+    from tomato._sys import userns
+
+    return ["name=rootless"] if userns.rootless() else []
 
 
 def _engine_id(api: Any) -> str:

@@ -150,6 +150,7 @@ def cmd_info(args: argparse.Namespace, cfg: EngineConfig) -> int:
     containers = service.list_containers(cfg, all_states=True)
     states = [c.state.status for c in containers]
     cgroup = "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+    rootless = _rootless_lines()
     print("Server:")
     for key, value in [
             ("Containers", str(len(containers))),
@@ -163,11 +164,29 @@ def cmd_info(args: argparse.Namespace, cfg: EngineConfig) -> int:
             ("Cgroup Version", cgroup), ("Default Runtime", "tomato-runtime"),
             ("Kernel Version", platform.release()), ("Architecture", platform.machine()),
             ("CPUs", str(os.cpu_count() or 1)), ("Tomato Root Dir", str(cfg.root))]:
+        if key == "Cgroup Driver" and rootless is not None and "none" in rootless["Cgroups"]:
+            value = "none"  # (docker's rootless word on cgroup v1)
         print(f" {key}: {value}")
+    if rootless is not None:  # what a user's engine can and cannot do (engine/rootless.py)
+        print(" Security Options:\n  seccomp\n   Profile: builtin\n  rootless")
+        print(" Rootless: true")
+        for key, value in rootless.items():
+            if key != "Rootless":
+                print(f"  {key}: {value}")
     print(" Fast paths:")
     for key, value in _path_lines(args, fast_paths()):
         print(f"  {key}: {value}")
     return 0
+
+
+def _rootless_lines() -> dict[str, str] | None:
+    from tomato._sys import userns
+
+    if not userns.rootless():
+        return None
+    from tomato.engine import rootless
+
+    return rootless.describe()
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -35,7 +35,7 @@ from tomato.engine.containers import (
 from tomato.engine.options import RunOptions
 from tomato.engine.state import get
 from tomato.engine.status import PAUSED, RUNNING
-from tomato.errors import Conflict, NotFound
+from tomato.errors import Conflict, InvalidArgument, NotFound
 from tomato.files import write_private
 from tomato.records import record, replace
 
@@ -162,6 +162,11 @@ def plan_network(cfg: EngineConfig, opts: RunOptions,
         return NetworkPlan(f"container:{other.id}", (), False, None)
     if not networks.is_networked(mode):
         return NetworkPlan(mode, (), False, None)  # Docker ignores -p/-P there, with a warning
+    from tomato._sys import userns
+
+    if userns.rootless():  # (user-mode networking: issue 18's network part, not here yet)
+        raise InvalidArgument(f"network {mode}: a rootless engine has no bridge networks yet: "
+                              "use --network none (or host)")
     net = networks.Networks(cfg.root)
     net.sweep()
     net.get(mode)  # NotFound for an unknown network

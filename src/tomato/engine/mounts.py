@@ -90,8 +90,23 @@ def mount_rootfs(mounts: list[Mount], target: Path) -> None:
     for m in mounts:
         if m.type == "bind":
             libc.mount(m.source, str(target), None, libc.MS_BIND | libc.MS_REC)
+        elif m.type == "overlay" and _fuse_overlay():
+            from tomato.engine.rootless import mount_fuse_overlay
+
+            mount_fuse_overlay(m.options, str(target))
         else:
             libc.mount(m.source or m.type, str(target), m.type, 0, ",".join(m.options))
+
+
+def _fuse_overlay() -> bool:
+    """A rootless engine that uses fuse-overlayfs (engine/rootless.py decides)."""
+    from tomato._sys import userns
+
+    if not userns.rootless():
+        return False
+    from tomato.engine.rootless import overlay_driver
+
+    return overlay_driver() == "fuse-overlayfs"
 
 
 def unmount_rootfs(target: Path) -> None:

@@ -124,13 +124,39 @@ def enter(root: str, ex: Explainer | None = None) -> int:
 
 
 def overlay_driver() -> str:
-    """"overlay" (the kernel's, inside the user namespace) or "fuse-overlayfs"."""
+    """"overlay" (the kernel's, inside the user namespace: kernels >= 5.11) or
+    "fuse-overlayfs" (older kernels, or TOMATO_ROOTLESS_OVERLAY=fuse-overlayfs)."""
     wanted = os.environ.get(OVERLAY_ENV, "")
-    if wanted == "fuse-overlayfs":
+    if wanted in ("fuse-overlayfs", "overlay"):
         return wanted
-    if wanted not in ("", "overlay"):
+    if wanted:
         raise InvalidArgument(f"{OVERLAY_ENV}={wanted}: overlay or fuse-overlayfs")
-    return "overlay"
+    return "overlay" if _kernel_at_least(5, 11) else "fuse-overlayfs"
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(release[0]), int(release[1])) >= (major, minor)
+    except (IndexError, ValueError):
+        return True
+
+
+def mount_fuse_overlay(options: tuple[str, ...] | list[str], target: str) -> None:
+    """The overlay by fuse-overlayfs (Debian's package): a daemon per mount, gone with
+    its unmount.  Run inside the user namespace, where it may mount FUSE itself."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("fuse-overlayfs")
+    if binary is None:
+        raise Unavailable("fuse-overlayfs not found in PATH: install the fuse-overlayfs "
+                          "package, or use the kernel's overlay (a kernel >= 5.11)")
+    proc = subprocess.run([binary, "-o", ",".join(options), target], capture_output=True,
+                          text=True, check=False, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise Unavailable(f"fuse-overlayfs could not mount {target}: {why}")
 
 
 def cgroups_delegated() -> str | None:
