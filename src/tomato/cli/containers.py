@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from tomato.engine.config import EngineConfig
+    from tomato.engine.options import RunOptions
 
 
 def _handoff(args: argparse.Namespace) -> Any:
@@ -58,6 +59,7 @@ def cmd_run(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
     _explain(args, cfg)
     opts = build_options(args)
+    _rootless_warnings(opts)
     c = service.create(cfg, opts, then_start=True)
     if args.detach:
         service.start(cfg, c.id, handoff=_handoff(args))
@@ -95,9 +97,24 @@ def _wait_removed(cfg: EngineConfig, cid: str, timeout: float = 30.0) -> None:
 def cmd_create(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
-    c = service.create(cfg, build_options(args))
+    opts = build_options(args)
+    _rootless_warnings(opts)
+    c = service.create(cfg, opts)
     print(c.id)
     return 0
+
+
+def _rootless_warnings(opts: RunOptions) -> None:
+    """A user's engine runs without the limits it cannot apply, and says so (podman's way;
+    engine/rootless.py)."""
+    from tomato._sys import userns
+
+    if userns.rootless():
+        from tomato.engine import rootless
+
+        warning = rootless.limits_warning(opts)
+        if warning:
+            print(warning, file=sys.stderr)
 
 
 @_guard

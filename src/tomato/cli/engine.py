@@ -132,6 +132,12 @@ def main(argv: list[str] | None = None, served: Served | None = None) -> int:
     if refusal:  # another user: one line, before anything is tried (docker: 125 for run)
         print(f"tomato: {refusal}", file=sys.stderr)
         return USAGE_EXIT if word == "run" else FAIL_EXIT
+    if os.geteuid() != 0 and word == "unshare":
+        from tomato.cli import unshare
+
+        if unshare.is_podmans(args):  # (with util-linux's flags it is the lab's)
+            return _enter_rootless(args, argv) or \
+                unshare.run_in_userns(os.path.abspath(args.root), args.command)
     if os.geteuid() != 0 and word not in NOT_THE_ENGINES:
         failed = _enter_rootless(args, argv)
         if failed:
@@ -175,7 +181,7 @@ def _enter_rootless(args: argparse.Namespace, argv: list[str]) -> int:
 
         ex = Explainer(sys.stderr)
     try:
-        rootless.enter(os.path.abspath(args.root), ex)
+        warning = rootless.enter(os.path.abspath(args.root), ex)
     except TomatoError as err:
         if args.debug:
             raise
@@ -191,6 +197,8 @@ def _enter_rootless(args: argparse.Namespace, argv: list[str]) -> int:
             text = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
         print(f"tomato: {text}", file=sys.stderr)
         return USAGE_EXIT
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 

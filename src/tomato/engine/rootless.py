@@ -23,6 +23,7 @@ from tomato.errors import InvalidArgument, Unavailable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from tomato.engine.options import RunOptions
     from tomato.explain import Explainer
 
 SUBUID = "/etc/subuid"
@@ -102,9 +103,10 @@ def make_root(root: str) -> None:
     os.chmod(root, 0o700)
 
 
-def enter(root: str, ex: Explainer | None = None) -> int:
-    """Join the user's namespace, starting its keeper when none runs; the keeper's pid.
-    Checks everything it needs first, so a refusal leaves nothing behind."""
+def enter(root: str, ex: Explainer | None = None) -> str:
+    """Join the user's namespace, starting its keeper when none runs; a warning to
+    show ("" for none).  Checks everything it needs first, so a refusal leaves
+    nothing behind."""
     uid_range = subordinate_range(SUBUID, "uid")
     gid_range = subordinate_range(SUBGID, "gid")
     runtime = run_dir()
@@ -120,7 +122,7 @@ def enter(root: str, ex: Explainer | None = None) -> int:
         userns_keeper.join(pid, ex)
     finally:
         os.close(fd)
-    return pid
+    return cgroup_warning(runtime)
 
 
 def overlay_driver() -> str:
@@ -190,18 +192,37 @@ def describe() -> dict[str, str]:
     }
 
 
-def warn_once(root: str, message: str) -> bool:
-    """True the first time ``message``'s marker is made under the root (warned once, as
-    podman's cgroup v1 warning is)."""
-    marker = os.path.join(root, ".warned-cgroups")
+def cgroup_warning(runtime: str) -> str:
+    """The cgroup v1 warning, the first time in this runtime directory's life (once a
+    boot or a login, as podman's), else ""."""
+    if cgroups_delegated() is not None:
+        return ""
+    marker = os.path.join(runtime, "warned-cgroup-v1")
     try:
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     except FileExistsError:
-        return False
+        return ""
     except OSError:
-        return True
-    return True
+        pass
+    return CGROUP_V1_WARNING
 
 
-__all__ = ["CGROUP_V1_WARNING", "describe", "enter", "make_root",
+#: podman's words when limits are asked for where a user cannot have them
+LIMITS_IGNORED = ("WARN[0000] Resource limits are not supported and ignored on cgroups V1 "
+                  "rootless systems")
+
+
+def limits_warning(opts: RunOptions) -> str:
+    """The warning for resource flags a rootless engine cannot apply, else "" (a
+    delegated cgroup v2 subtree applies them)."""
+    asked = (opts.cpus or opts.cpu_shares or opts.cpuset_cpus or opts.memory or
+             opts.memory_swap or opts.memory_reservation or opts.pids_limit or
+             opts.device_read_bps or opts.device_write_bps)
+    if not asked or cgroups_delegated() is not None:
+        return ""
+    return LIMITS_IGNORED
+
+
+__all__ = ["CGROUP_V1_WARNING", "LIMITS_IGNORED", "cgroup_warning", "describe", "enter",
+           "limits_warning", "make_root", "mount_fuse_overlay",
            "overlay_driver", "run_dir", "subordinate_range", "warn_once"]

@@ -142,6 +142,14 @@ def _kill(pid: int) -> None:
         pass
 
 
+def _map_text(pid: int, name: str) -> str:
+    try:
+        with open(f"/proc/{pid}/{name}") as f:
+            return " / ".join(" ".join(line.split()) for line in f.read().splitlines())
+    except OSError as err:
+        return err.strerror or "unreadable"
+
+
 def join(pid: int, ex: Explainer | None = None) -> None:
     """Enter the keeper's user and mount namespaces (cwd kept: setns(NEWNS) moves it)."""
     user = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
@@ -156,6 +164,9 @@ def join(pid: int, ex: Explainer | None = None) -> None:
         cwd = "/"
     try:
         if ex is not None and ex.enabled:
+            ex.step(f"/proc/{pid}/uid_map: {_map_text(pid, 'uid_map')}; "
+                    f"/proc/{pid}/gid_map: {_map_text(pid, 'gid_map')}",
+                    f"cat /proc/{pid}/uid_map /proc/{pid}/gid_map")
             ex.step(f"setns(/proc/{pid}/ns/user, CLONE_NEWUSER); "
                     f"setns(/proc/{pid}/ns/mnt, CLONE_NEWNS)",
                     f"nsenter --user --mount --preserve-credentials -t {pid}")
