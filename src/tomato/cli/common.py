@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 ENGINE_ERROR = 125
 
 
-ROOTLESS_HINT = "the engine needs root; a rootless engine is not there yet"
+#: for a user refused another's root (a user's own engine is the default --root)
+ROOTLESS_HINT = "not your engine's root: yours is $XDG_DATA_HOME/tomato, the default --root"
 
 
 def fail(err: Exception | str, code: int = ENGINE_ERROR) -> int:
