@@ -46,10 +46,11 @@ def create(api: Any, req: Request) -> None:
 
 
 # -- list -----------------------------------------------------------------------------
-def status_text(c: Container) -> str:
+def status_text(api: Any, c: Container) -> str:
+    from tomato.engine.health import of_container
     from tomato.engine.humanize import status_text as text
 
-    return text(c.state)
+    return text(c.state, of_container(api.cfg.root, c))
 
 
 def _ports(api: Any, c: Container) -> list[dict[str, Any]]:
@@ -72,7 +73,7 @@ def summary(api: Any, c: Container) -> dict[str, Any]:
         "Id": c.id, "Names": ["/" + c.name], "Image": c.image, "ImageID": c.image_id,
         "Command": " ".join(args), "Created": int(c.created), "Ports": _ports(api, c),
         "Labels": c.options.get("labels") or {}, "State": c.state.status,
-        "Status": status_text(c),
+        "Status": status_text(api, c),
         "HostConfig": {"NetworkMode": c.options.get("network", "bridge")},
         "NetworkSettings": {"Networks": full["NetworkSettings"]["Networks"]},
         "Mounts": full["Mounts"],
@@ -114,7 +115,11 @@ def _match(api: Any, c: Container, filters: dict[str, list[str]]) -> bool:
             ports = _port_keys(c, exposed=key == "expose")
             ok = any((v if "/" in v else f"{v}/tcp") in ports for v in values)
         elif key == "health":
-            ok = "none" in values  # no container here has a healthcheck
+            from tomato.engine.health import check_filter, of_container
+
+            for value in values:
+                check_filter(value)
+            ok = of_container(api.cfg.root, c) in values
         elif key == "isolation":
             ok = "default" in values  # the only isolation on Linux
         elif key == "is-task":

@@ -97,6 +97,8 @@ class RunOptions:
     cpuset_mems: str = ""
     blkio_weight: int = 0
     device_cgroup_rules: list[str] = field(default_factory=list)
+    #: Docker's HealthConfig (health.py); in a record: the image's merged in
+    healthcheck: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return as_dict(self)
