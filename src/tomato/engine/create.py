@@ -77,6 +77,9 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     from tomato.engine.options import validate_resources
 
     validate_resources(opts)  # the daemon's checks (CLI and API), before a pull
+    from tomato.engine import health
+
+    health.validate(opts.healthcheck)
     from tomato.engine import namespaces
 
     opts = namespaces.planned(cfg, opts)  # container:NAME -> container:<full id>
@@ -84,9 +87,6 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     inherited: list[dict[str, Any]] = []
     if opts.volumes_from:  # kept as given (docker's inspect shows them so)
         inherited = volumes_from(cfg, opts.volumes_from)
-    from tomato.engine import health
-
-    health.validate(opts.healthcheck)
     records = Containers(cfg.root)
     try:
         img = image_service.get_image(cfg, opts.image)
