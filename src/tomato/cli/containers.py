@@ -240,14 +240,13 @@ def cmd_rename(args: argparse.Namespace, cfg: EngineConfig) -> int:
     return 0
 
 
-def _status_text(c: Any, cfg: EngineConfig) -> str:
-    from tomato.engine.health import of_container
+def _status_text(c: Any) -> str:
     from tomato.engine.humanize import status_text
 
-    return status_text(c.state, of_container(cfg.root, c))
+    return status_text(c.state)
 
 
-def _ps_row(c: Any, cfg: EngineConfig) -> dict[str, Any]:
+def _ps_row(c: Any) -> dict[str, Any]:
     from tomato.engine.humanize import human_duration
 
     cmd = " ".join(c.spec.get("process", {}).get("args", []))
@@ -255,19 +254,13 @@ def _ps_row(c: Any, cfg: EngineConfig) -> dict[str, Any]:
             else f'"{cmd}"', "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC",
                                                         time.gmtime(c.created)),
             "RunningFor": human_duration(time.time() - c.created) + " ago",
-            "Status": _status_text(c, cfg), "State": c.state.status, "Names": c.name, "Ports": "",
+            "Status": _status_text(c), "State": c.state.status, "Names": c.name, "Ports": "",
             "Labels": ",".join(f"{k}={v}" for k, v in c.options.get("labels", {}).items())}
 
 
-def _matches(c: Any, filters: list[str], cfg: EngineConfig) -> bool:
+def _matches(c: Any, filters: list[str]) -> bool:
     for f in filters:
         key, _, value = f.partition("=")
-        if key == "health":
-            from tomato.engine.health import check_filter, of_container
-
-            check_filter(value)
-            if of_container(cfg.root, c) != value:
-                return False
         if key == "status" and c.state.status != value:
             return False
         if key == "name" and value not in c.name:
@@ -291,7 +284,7 @@ def cmd_ps(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
     items = service.list_containers(cfg, all_states=args.all or bool(args.filter))
-    items = [c for c in items if _matches(c, args.filter, cfg)]
+    items = [c for c in items if _matches(c, args.filter)]
     if args.last is not None:
         items = items[:args.last]
     if args.quiet:
@@ -302,7 +295,7 @@ def cmd_ps(args: argparse.Namespace, cfg: EngineConfig) -> int:
         from tomato.cli.render import render_template
 
         for c in items:
-            row = _ps_row(c, cfg)
+            row = _ps_row(c)
             if args.format == "json":
                 print(json.dumps(row))
             else:
@@ -312,7 +305,7 @@ def cmd_ps(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
     rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
     for c in items:
-        r = _ps_row(c, cfg)
+        r = _ps_row(c)
         rows.append([c.id if args.no_trunc else r["ID"], r["Image"], r["Command"],
                      r["RunningFor"], r["Status"], r["Ports"], r["Names"]])
     print_table(rows)

@@ -21,7 +21,7 @@ import json
 import time
 from contextlib import ExitStack
 
-from tomato.engine import events, mounts, runtime_ops
+from tomato.engine import events, mounts, rootless_net, runtime_ops
 from tomato.engine import images as image_service
 from tomato.engine.containers import (
     Container,
@@ -35,7 +35,7 @@ from tomato.engine.containers import (
 from tomato.engine.options import RunOptions
 from tomato.engine.state import get
 from tomato.engine.status import PAUSED, RUNNING
-from tomato.errors import Conflict, InvalidArgument, NotFound
+from tomato.errors import Conflict, NotFound
 from tomato.files import write_private
 from tomato.records import record, replace
 
@@ -77,16 +77,6 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     from tomato.engine.options import validate_resources
 
     validate_resources(opts)  # the daemon's checks (CLI and API), before a pull
-    from tomato.engine import health
-
-    health.validate(opts.healthcheck)
-    from tomato.engine import namespaces
-
-    opts = namespaces.planned(cfg, opts)  # container:NAME -> container:<full id>
-    joins = namespaces.join_paths(cfg, opts, strict=False)
-    inherited: list[dict[str, Any]] = []
-    if opts.volumes_from:  # kept as given (docker's inspect shows them so)
-        inherited = volumes_from(cfg, opts.volumes_from)
     records = Containers(cfg.root)
     try:
         img = image_service.get_image(cfg, opts.image)
@@ -117,9 +107,6 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
         with ExitStack() as rollback:
             ensure_dir(cdir)
             rollback.callback(mounts.rmtree, cdir)
-            if opts.ipc_mode == "shareable":
-                namespaces.mount_shm(cdir, opts.shm_size)
-                rollback.callback(namespaces.unmount_shm, cdir)
             netns_path = ""
             if net is not None:  # first: its nft rules commit while the rootfs is made
                 net.attach(cid, plan.mode, ip=opts.ip, aliases=opts.network_aliases,
@@ -128,31 +115,28 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
                 netns_path = net.netns_path(cid)
             elif plan.mode.startswith("container:"):
                 netns_path = joined_netns(cfg, plan.mode.partition(":")[2])
+            elif rootless_net.is_slirp(plan.mode):  # the slirp4netns runs from start
+                netns_path = rootless_net.attach(cfg.root, cid)
+                rollback.callback(rootless_net.teardown, cfg.root, cdir, cid)
             rootfs_mounts = image_service.prepare_rootfs(cfg, img.id, cid)
             rollback.callback(image_service.release_rootfs, cfg, cid)
             rootfs = records.bundle(cid) / "rootfs"
             mounts.mount_rootfs(rootfs_mounts, rootfs)
             rollback.callback(mounts.unmount_rootfs, rootfs)
-            volume_mounts, anonymous = mounts.volume_mounts(cfg, opts, image_config,
-                                                            inherited)
+            volume_mounts, anonymous = mounts.volume_mounts(cfg, opts, image_config)
             from tomato.engine.etcfiles import write_etc_files
 
             files = write_etc_files(cfg, cdir, cid, opts, plan.mode, net)
             from tomato.engine.specgen import build_spec
 
             planned = replace(opts, network=plan.mode, publish=list(plan.publish),
-                              publish_all=plan.publish_all,
-                              healthcheck=health.merge(opts.healthcheck,
-                                                       image_config.get("Healthcheck")))
+                              publish_all=plan.publish_all)
             spec = build_spec(planned, image_config, cid, rootfs, files, volume_mounts,
-                              runtime_ops.CGROUP_PARENT, netns_path, joins,
-                              namespaces.shm_mount(cfg, planned, cdir))
+                              runtime_ops.CGROUP_PARENT, netns_path)
             # Compact: with indent=, json encodes in Python (~1.5 ms for a spec)
             write_private(records.bundle(cid) / "config.json", json.dumps(spec))
             options = planned.to_dict()
             options["anonymous_volumes"] = anonymous
-            if image_config.get("Shell"):  # CMD-SHELL healthchecks run in it (Docker's)
-                options["shell"] = list(image_config["Shell"])
             c = Container(cid, name, opts.image, img.id, time.time(), options, spec, State())
             if net is not None:
                 net.settle()
@@ -169,8 +153,11 @@ def plan_network(cfg: EngineConfig, opts: RunOptions,
     """Check the network options and decide them: the mode (another container's by its
     full id), the ports to publish (-P adds the image's and --expose's), and the
     Networks store when the container gets a netns.  ``opts`` is left as it is."""
+    from tomato._sys import userns
     from tomato.engine import networks
 
+    if userns.rootless():
+        return _plan_rootless(cfg, opts, image_config)
     mode = opts.network
     publish = tuple(opts.publish)
     if mode.startswith("container:"):
@@ -181,28 +168,49 @@ def plan_network(cfg: EngineConfig, opts: RunOptions,
         return NetworkPlan(f"container:{other.id}", (), False, None)
     if not networks.is_networked(mode):
         return NetworkPlan(mode, (), False, None)  # Docker ignores -p/-P there, with a warning
-    from tomato._sys import userns
-
-    if userns.rootless():  # (user-mode networking: issue 18's network part, not here yet)
-        raise InvalidArgument(f"network {mode}: a rootless engine has no bridge networks yet: "
-                              "use --network none (or host)")
     net = networks.Networks(cfg.root)
     net.sweep()
     net.get(mode)  # NotFound for an unknown network
     if opts.publish_all:
-        from tomato.network.ports import parse_expose
-
-        have = {(p["container_port"], p["proto"]) for p in publish}
-        added = []
-        for item in [*(image_config.get("ExposedPorts") or {}), *opts.expose]:
-            port, proto = parse_expose(item)
-            if (port, proto) not in have:
-                have.add((port, proto))
-                added.append({"proto": proto, "host_ip": "", "host_port": 0,
-                              "container_port": port})
-        publish = (*publish, *added)
+        publish = _with_exposed(publish, opts, image_config)
     net.check_ports(list(publish))
     return NetworkPlan(mode, publish, opts.publish_all, net)
+
+
+def _with_exposed(publish: tuple[dict[str, Any], ...], opts: RunOptions,
+                  image_config: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """-P: the image's and --expose's ports added, each on a host port picked later."""
+    from tomato.network.ports import parse_expose
+
+    have = {(p["container_port"], p["proto"]) for p in publish}
+    added = []
+    for item in [*(image_config.get("ExposedPorts") or {}), *opts.expose]:
+        port, proto = parse_expose(item)
+        if (port, proto) not in have:
+            have.add((port, proto))
+            added.append({"proto": proto, "host_ip": "", "host_port": 0,
+                          "container_port": port})
+    return (*publish, *added)
+
+
+def _plan_rootless(cfg: EngineConfig, opts: RunOptions,
+                   image_config: dict[str, Any]) -> NetworkPlan:
+    """A rootless engine's plan (engine/rootless_net.py): the default network is
+    slirp4netns, its ports checked and decided here (a privileged one refused)."""
+    mode = rootless_net.plan_mode(opts.network)
+    if mode.startswith("container:"):
+        other = get(cfg, mode.partition(":")[2])
+        if opts.publish or opts.publish_all:
+            raise Conflict("conflicting options: port publishing and the container type "
+                           "network mode")
+        return NetworkPlan(f"container:{other.id}", (), False, None)
+    if not rootless_net.is_slirp(mode):
+        return NetworkPlan(mode, (), False, None)
+    publish = tuple(opts.publish)
+    if opts.publish_all:
+        publish = _with_exposed(publish, opts, image_config)
+    return NetworkPlan(mode, tuple(rootless_net.plan_ports(list(publish))), opts.publish_all,
+                       None)
 
 
 def joined_netns(cfg: EngineConfig, other_id: str) -> str:
@@ -215,6 +223,8 @@ def joined_netns(cfg: EngineConfig, other_id: str) -> str:
         raise Conflict("cannot join the network of a container that uses the host's")
     if networks.is_networked(mode):
         return networks.Networks(cfg.root).netns_path(other.id)
+    if rootless_net.is_slirp(mode):
+        return rootless_net.netns_path(cfg.root, other.id)
     if mode.startswith("container:"):
         return joined_netns(cfg, mode.partition(":")[2])
     if other.state.status not in (RUNNING, PAUSED) or not other.state.pid:
@@ -226,27 +236,3 @@ def rename(cfg: EngineConfig, ref: str, new_name: str) -> None:
     c = get(cfg, ref)
     Containers(cfg.root).rename(c.id, new_name)
     events.container(cfg.root, c, "rename", oldName="/" + c.name, name=new_name)
-
-
-#: the engine's own binds, never handed on by --volumes-from
-_OWN_BINDS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/sbin/docker-init",
-              "/dev/shm")
-
-
-def volumes_from(cfg: EngineConfig, specs: list[str]) -> list[dict[str, Any]]:
-    """--volumes-from CONTAINER[:ro|:rw]: each container's volumes and bind mounts (as
-    its spec mounts them), read-only if it has them so or ``:ro`` is asked (moby: a
-    read-only source stays read-only)."""
-    from tomato.engine.options import parse_volumes_from
-
-    out = []
-    for spec in specs:
-        ref, mode = parse_volumes_from(spec)
-        source = get(cfg, ref)
-        for m in source.spec.get("mounts", []):
-            if m.get("type") != "bind" or m["destination"] in _OWN_BINDS:
-                continue
-            ro = "ro" in m.get("options", []) or mode == "ro"
-            out.append({"destination": m["destination"], "type": "bind",
-                        "source": m["source"], "options": ["rbind", "ro" if ro else "rw"]})
-    return out

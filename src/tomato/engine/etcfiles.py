@@ -51,6 +51,10 @@ def write_etc_files(cfg: EngineConfig, cdir: Path, cid: str, opts: RunOptions,
             host_resolv = f.read()
     except OSError:
         host_resolv = ""
+    if network.startswith("slirp4netns"):  # the host's resolvers, through slirp's
+        from tomato.network.usermode import resolv_conf
+
+        host_resolv = resolv_conf()
     if network == "host" and not (opts.dns or opts.dns_search or opts.dns_options):
         resolv = host_resolv
     else:

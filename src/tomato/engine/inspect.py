@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from tomato.engine.containers import Container, Containers, iso
 from tomato.engine.images import EngineConfig
-from tomato.engine.namespaces import describe
 from tomato.engine.options import RunOptions
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
@@ -33,9 +32,6 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
                 "Mode": "ro" if "ro" in m.get("options", []) else "",
                 "RW": "ro" not in m.get("options", []), "Propagation": "rprivate"})
     rootfs = records.bundle(c.id) / "rootfs"
-    from tomato.engine import health
-
-    state_health = health.state_health(c.options, st.status == "running", records.path(c.id))
     lower = upper = work = ""
     try:
         from tomato.engine.images import rootfs_mounts
@@ -64,7 +60,6 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
             "Error": st.error,
             "StartedAt": iso(st.started_at),
             "FinishedAt": iso(st.finished_at),
-            **({"Health": state_health} if state_health is not None else {}),
         },
         "Image": c.image_id,
         "ResolvConfPath": str(records.path(c.id) / "resolv.conf"),
@@ -101,22 +96,6 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
             "CpuQuota": cpu.get("quota", 0),
             "CpuPeriod": cpu.get("period", 0),
             "CpusetCpus": cpu.get("cpus", ""),
-            "CpusetMems": cpu.get("mems", ""),
-            "CpuRealtimePeriod": opts.cpu_rt_period,
-            "CpuRealtimeRuntime": opts.cpu_rt_runtime,
-            "BlkioWeight": opts.blkio_weight,
-            "MemorySwappiness": None if opts.memory_swappiness == -1 else opts.memory_swappiness,
-            "OomKillDisable": opts.oom_kill_disable,
-            "OomScoreAdj": opts.oom_score_adj,
-            "DeviceCgroupRules": opts.device_cgroup_rules or None,
-            "CgroupParent": opts.cgroup_parent,
-            "PidMode": opts.pid_mode,
-            "IpcMode": opts.ipc_mode,
-            "UTSMode": opts.uts_mode,
-            "UsernsMode": opts.userns_mode,
-            "CgroupnsMode": opts.cgroupns_mode or "private",
-            "VolumesFrom": opts.volumes_from or None,
-            "GroupAdd": opts.group_add or None,
             "PidsLimit": res.get("pids", {}).get("limit") or None,
             "ShmSize": opts.shm_size,
             "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in opts.tmpfs} or None,
@@ -147,13 +126,8 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
             "StopSignal": c.spec.get("annotations", {}).get(
                 "org.opencontainers.image.stopSignal", "SIGTERM"),
             **({"StopTimeout": opts.stop_timeout} if opts.stop_timeout is not None else {}),
-            **({"Healthcheck": opts.healthcheck} if opts.healthcheck else {}),
-            **({"Shell": c.options["shell"]} if c.options.get("shell") else {}),
         },
         "NetworkSettings": network_settings(cfg, c, opts),
-        # Tomato's own (docker's clients ignore a key they do not know): every namespace,
-        # its inode and who shares it (engine/namespaces.py)
-        "Tomato": {"Namespaces": describe(cfg, c)},
     }
 
 
@@ -179,6 +153,11 @@ def network_settings(cfg: EngineConfig, c: Container, opts: RunOptions) -> dict[
         for p in store.ports(c.id):
             ports.setdefault(f"{p['container_port']}/{p['proto']}", []).append(
                 {"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])})
+    elif opts.network.startswith("slirp4netns"):
+        from tomato.engine import rootless_net
+
+        sandbox, nets, ports = rootless_net.settings(cfg.root, c.id, opts.network,
+                                                     list(opts.publish))
     elif not opts.network.startswith("container:"):
         nets = {opts.network: {"NetworkID": "", "IPAddress": "", "Gateway": "",
                                "MacAddress": "", "IPPrefixLen": 0}}

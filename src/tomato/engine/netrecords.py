@@ -71,8 +71,9 @@ def validate_network_name(name: str) -> str:
 
 
 def is_networked(mode: str) -> bool:
-    """Whether the container owns a netns of ours (bridge or a user network)."""
-    return mode not in ("none", "host") and not mode.startswith("container:")
+    """Whether the container owns a netns of ours (bridge or a user network); a rootless
+    engine's slirp4netns namespace is engine/rootless_net.py's."""
+    return mode not in ("none", "host") and not mode.startswith(("container:", "slirp4netns"))
 
 
 class NetworkRecords:

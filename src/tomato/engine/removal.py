@@ -63,10 +63,14 @@ def remove_files(root: Path, cid: str, volumes: bool = False) -> None:
         # veths, netns, leases, ports, nft rules: the kernel's link deletion sleeps, so
         # it overlaps the rest of the removal (on a thread; joined before the record goes)
         network_done = networks.Networks(root).teardown_started(cid)
+    else:
+        from tomato.engine import rootless_net
+
+        if rootless_net.is_slirp(c.options.get("network", "none")):
+            rootless_net.teardown(root, records.path(cid), cid)
     try:
         runtime_ops.delete(cfg, cid)
         mounts.unmount_rootfs(records.bundle(cid) / "rootfs")
-        mounts.unmount_rootfs(records.path(cid) / mounts.SHM_DIR)  # a shareable /dev/shm
         # Files before records (see the module).
         shutil.rmtree(records.path(cid), ignore_errors=True)
         _freeing(cfg, image_service.release_rootfs, cfg, cid)

@@ -187,7 +187,8 @@ def describe() -> dict[str, str]:
         "Cgroups": f"v2 (delegated: {delegated})" if delegated else "none (cgroup v1 or "
                    "no delegated v2 subtree: resource limits are not applied)",
         "Overlay": overlay_driver(),
-        "Network": "none",
+        "Network": "slirp4netns (the default network; -p forwards ports >= "
+                   "net.ipv4.ip_unprivileged_port_start)",
         "RunDir": os.path.join(runtime, "tomato") if runtime else "",
     }
 

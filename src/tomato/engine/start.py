@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 
-from tomato.engine import events, health, monitor_config, mounts, runtime_ops
+from tomato.engine import events, monitor_config, mounts, runtime_ops
 from tomato.engine import images as image_service
 from tomato.engine.containers import Container, Containers, forget_exit
 from tomato.engine.monitor_config import MonitorConfig
@@ -67,14 +67,12 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool,
         nets = networks.Networks(cfg.root)
         if not is_mounted(nets.netns_path(c.id)):  # after a reboot: the same leases again
             nets.replug(c.id)
-    if opts.ipc_mode == "shareable":  # after a reboot its /dev/shm is gone: mount it again
-        from tomato.engine.namespaces import mount_shm
+    else:
+        from tomato.engine import rootless_net
 
-        mount_shm(records.path(c.id), opts.shm_size)
-    if opts.pid_mode.startswith("container:") or opts.ipc_mode.startswith("container:"):
-        from tomato.engine.namespaces import refresh_joins
-
-        refresh_joins(cfg, c, records.bundle(c.id))  # the joined inits as they are now
+        if rootless_net.is_slirp(opts.network):  # its slirp4netns, again if it is gone
+            rootless_net.ensure_running(cfg.root, records.path(c.id), c.id, opts.network,
+                                        list(opts.publish))
     _wait_monitor_gone(c)  # the last run's monitor may still be cleaning up after it
     runtime_ops.delete(cfg, c.id)  # a leftover from a crashed monitor would block the id
     monitor_config.write(records.path(c.id), MonitorConfig(
@@ -83,10 +81,7 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool,
         restart=opts.restart, restart_max=opts.restart_max, auto_remove=opts.auto_remove,
         attach_wait=attach_wait, log_max_size=opts.log_max_size,
         log_max_file=opts.log_max_file,
-        event_attributes=events.container_attributes(c.name, c.image, opts.labels),
-        healthcheck=c.options.get("healthcheck"),
-        health_command=health.probe_command(c.options.get("healthcheck"),
-                                            c.options.get("shell")) or []))
+        event_attributes=events.container_attributes(c.name, c.image, opts.labels)))
     records.set_state(c.id, StateChange(stop_requested=False, error=""))
     forget_exit(records.path(c.id))
     log = records.path(c.id) / "monitor.log"

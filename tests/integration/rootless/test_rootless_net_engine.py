@@ -1,0 +1,134 @@
+"""The rootless engine's networks (engine/rootless_net.py) as an unprivileged user the
+test makes: the default network is slirp4netns (outbound, DNS through 10.0.2.3), `-p`
+forwards a host port >= ip_unprivileged_port_start, lower ones are refused in one line.
+
+Traffic stays on this machine: the container reaches only a server this test runs on
+the host's 127.0.0.1 (through 10.0.2.2, when host loopback is allowed), and the test
+reaches the container through a forwarded port of 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from helpers.rootless import RootlessUser
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+@pytest.fixture
+def host_server() -> Iterator[int]:
+    """A server on the host's 127.0.0.1 greeting every connection; its port."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            conn.sendall(b"host loopback\n")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield int(srv.getsockname()[1])
+    stop.set()
+    thread.join(5)
+    srv.close()
+
+
+def _read(port: int) -> str:
+    """What the server behind the host's 127.0.0.1:PORT says (bounded retries: the
+    container's server may not listen yet)."""
+    last: OSError | None = None
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                data = c.recv(100).decode()
+                if data:
+                    return data
+        except OSError as err:
+            last = err
+        time.sleep(0.05)
+    raise AssertionError(f"nothing answered on 127.0.0.1:{port}: {last}")
+
+
+def test_default_network_is_slirp4netns(busybox_user: RootlessUser, host_server: int) -> None:
+    u = busybox_user
+    out = u.tomato("run", "--rm", "busybox", "sh", "-c",
+                   "ip -4 -o addr show tap0; ip route; cat /etc/resolv.conf; "
+                   f"nc -w 2 10.0.2.2 {host_server} </dev/null; echo rc=$?").stdout
+    assert "inet 10.0.2.100/24" in out
+    assert "default via 10.0.2.2 dev tap0" in out
+    assert "nameserver 10.0.2.3" in out
+    assert "host loopback" not in out  # the host's 127.0.0.1 is hidden by default
+    allowed = u.tomato("run", "--rm", "--network", "slirp4netns:allow_host_loopback=true",
+                       "busybox", "nc", "-w", "5", "10.0.2.2", str(host_server)).stdout
+    assert allowed == "host loopback\n"
+    # No slirp4netns outlives its container.
+    assert not [p for p in u.pids() if _comm(p) == "slirp4netns"]
+
+
+def _comm(pid: int) -> str:
+    """A live process's name ("" for a zombie: a killed slirp4netns waits for the
+    subreaper, pytest, to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return ""
+    name, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2]
+    return "" if state in "ZX" else name
+
+
+def test_publish_forwards_a_host_port(busybox_user: RootlessUser) -> None:
+    u = busybox_user
+    port = _free_port()
+    cid = u.tomato("run", "-d", "-p", f"{port}:80", "busybox", "sh", "-c",
+                   "while true; do echo hello from 80 | nc -l -p 80; done").stdout.strip()
+    try:
+        assert _read(port) == "hello from 80\n"
+        ports = json.loads(u.tomato("inspect", cid).stdout)[0]["NetworkSettings"]["Ports"]
+        assert ports == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
+        taken = u.tomato("run", "--rm", "-p", f"{port}:80", "busybox", "true", check=False)
+        assert taken.returncode == 125
+        assert taken.stderr.strip().endswith(
+            f"Bind for 0.0.0.0:{port} failed: port is already allocated"), taken.stderr
+    finally:
+        u.tomato("rm", "-f", cid)
+    assert not [p for p in u.pids() if _comm(p) == "slirp4netns"]
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_privileged_ports_are_refused(busybox_user: RootlessUser) -> None:
+    u = busybox_user
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        start = int(f.read())
+    if start <= 80:
+        pytest.skip(f"this host lets users bind port 80 (ip_unprivileged_port_start={start})")
+    proc = u.tomato("run", "--rm", "-p", "80:80", "busybox", "true", check=False)
+    assert proc.returncode == 125
+    assert proc.stderr == (f"tomato: cannot publish port 80: ports below {start} need root "
+                           f"(net.ipv4.ip_unprivileged_port_start={start})\n")
+    assert u.tomato("ps", "-a", "-q").stdout == ""
+    bad = u.tomato("run", "--rm", "--network", "slirp4netns:mtu=9000", "busybox", "true",
+                   check=False)
+    assert bad.returncode == 125
+    assert bad.stderr.startswith("tomato: unknown option for slirp4netns: mtu")
