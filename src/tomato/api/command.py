@@ -7,6 +7,10 @@ A unix socket (0660, group ``--group`` or ``tomato`` if it exists), or a
 loopback TCP port with mutual TLS as dockerd's flags (``--tlsverify
 --tlscacert --tlscert --tlskey``); TCP without client verification is refused
 unless ``--insecure-tcp`` (every local user could connect, and the API is root).
+
+An ordinary user's `tomato serve` is the rootless engine's API (engine/rootless.py):
+its socket is ``$XDG_RUNTIME_DIR/tomato/docker.sock`` by default, 0600 and the user's
+alone (no group: another user's docker CLI must not drive this user's containers).
 """
 
 from __future__ import annotations
@@ -28,22 +32,35 @@ def cmd_serve(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.api.tls import TransportOptions
     from tomato.errors import TomatoError
 
+    host = args.host or default_host()
     transport = TransportOptions(tls=args.tls, tlsverify=args.tlsverify,
                                  tlscacert=args.tlscacert or "", tlscert=args.tlscert or "",
                                  tlskey=args.tlskey or "", insecure_tcp=args.insecure_tcp)
     try:
-        serve(cfg, args.host, args.group, transport)
+        serve(cfg, host, args.group, transport)
     except TomatoError as err:
         print(f"tomato: {err}", file=sys.stderr)
         return 1
     return 0
 
 
+def default_host() -> str:
+    """root's /run/tomato/docker.sock; a user's $XDG_RUNTIME_DIR/tomato/docker.sock."""
+    from tomato._sys import userns
+
+    if not userns.rootless():
+        return DEFAULT_HOST
+    from tomato.engine.rootless import run_dir
+
+    return "unix://" + run_dir() + "/docker.sock"
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", help="serve the Docker Engine API (docker CLI, docker-py, "
                        "compose)", parents=[common])
-    p.add_argument("-H", "--host", default=DEFAULT_HOST,
-                   help="unix:///path (default %(default)s) or tcp://127.0.0.1:PORT "
+    p.add_argument("-H", "--host", default=None,
+                   help=f"unix:///path (default {DEFAULT_HOST}; a user's: "
+                   "unix://$XDG_RUNTIME_DIR/tomato/docker.sock) or tcp://127.0.0.1:PORT "
                    "(loopback only; with --tlsverify)")
     p.add_argument("--group", default=None,
                    help="group that may use the unix socket (mode 0660; default: "

@@ -257,7 +257,13 @@ def _group_id(group: str | None) -> int:
 
 def _listen(kind: str, address: Any, group: str | None) -> socket.socket:
     if kind == "unix":
-        gid = _group_id(group)
+        from tomato._sys import userns
+
+        rootless = userns.rootless()
+        if rootless and group:
+            raise InvalidArgument("--group: a rootless engine's socket is its user's alone "
+                                  "(mode 0600)")
+        gid = -1 if rootless else _group_id(group)
         Path(address).parent.mkdir(parents=True, exist_ok=True)
         try:
             os.unlink(address)
@@ -267,14 +273,15 @@ def _listen(kind: str, address: Any, group: str | None) -> socket.socket:
         # Bound under a temporary name, given its group, then renamed into place: the
         # socket appears whole, with its final mode and group (connect finds it by inode)
         tmp = f"{address}.{os.getpid()}.tmp"
-        old = os.umask(0o117)  # the socket is born 0660, never world-reachable
+        old = os.umask(0o177 if rootless else 0o117)  # born 0600 or 0660, never for all
         try:
             sock.bind(tmp)
         finally:
             os.umask(old)
         try:
-            os.chown(tmp, 0 if os.geteuid() == 0 else -1, gid)
-            os.chmod(tmp, 0o660)
+            if not rootless:
+                os.chown(tmp, 0 if os.geteuid() == 0 else -1, gid)
+            os.chmod(tmp, 0o600 if rootless else 0o660)
             os.rename(tmp, address)
         except BaseException:
             sock.close()
