@@ -159,7 +159,7 @@ def make_user(base: Path, tag: str, sub_start: int | None = None,
     """A user named after this process and ``tag`` with a home under ``base``."""
     name = f"trl{os.getpid() % 100000}{tag}"
     if sub_start is None:  # ranges apart from other sessions' and from each other
-        sub_start = 1_000_000 + ((os.getpid() % 5000) * 4 + (sum(map(ord, tag)) % 4)) * 131072
+        sub_start = 1_000_000 + ((os.getpid() % 2000) * 4 + (sum(map(ord, tag)) % 4)) * 131072
     home = base / f"home-{name}"
     run_dir = base / f"run-{name}"
     src = readable_sources(base / "rootless-src")

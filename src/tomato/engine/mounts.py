@@ -95,7 +95,16 @@ def mount_rootfs(mounts: list[Mount], target: Path) -> None:
 
             mount_fuse_overlay(m.options, str(target))
         else:
-            libc.mount(m.source or m.type, str(target), m.type, 0, ",".join(m.options))
+            options = list(m.options)
+            if m.type == "overlay" and _rootless():  # its xattrs: user.overlay.* (unpack.py)
+                options.append("userxattr")
+            libc.mount(m.source or m.type, str(target), m.type, 0, ",".join(options))
+
+
+def _rootless() -> bool:
+    from tomato._sys import userns
+
+    return userns.rootless()
 
 
 def _fuse_overlay() -> bool:

@@ -41,14 +41,14 @@ def _user() -> str:
 
 
 def run_dir() -> str:
-    """$XDG_RUNTIME_DIR/tomato, made 0700; a one-line error when XDG_RUNTIME_DIR is
+    """$XDG_RUNTIME_DIR/tomato (not made here); a one-line error when XDG_RUNTIME_DIR is
     unset or not ours (another user's directory would hold our keeper's pid file)."""
     base = os.environ.get("XDG_RUNTIME_DIR")
     uid = os.getuid()
     if not base:
-        raise InvalidArgument(f"XDG_RUNTIME_DIR is not set: the rootless engine keeps its "
-                              f"runtime files there (log in with a session, or mkdir -m 700 "
-                              f"a directory of your own and export XDG_RUNTIME_DIR=it)")
+        raise InvalidArgument("XDG_RUNTIME_DIR is not set: the rootless engine keeps its "
+                              "runtime files there (log in with a session, or mkdir -m 700 "
+                              "a directory of your own and export XDG_RUNTIME_DIR=it)")
     try:
         st = os.stat(base)
     except OSError as err:
@@ -57,12 +57,14 @@ def run_dir() -> str:
     if st.st_uid != uid or not os.path.isdir(base):
         raise InvalidArgument(f"XDG_RUNTIME_DIR={base} is not a directory owned by "
                               f"{_user()} (uid {uid}): set it to one of your own (mkdir -m 700)")
-    path = os.path.join(base, "tomato")
+    return os.path.join(base, "tomato")
+
+
+def _make_private_dir(path: str) -> None:
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
-    return path
 
 
 def subid_ranges(path: str, user: str, uid: int) -> list[tuple[int, int]]:
@@ -110,6 +112,9 @@ def enter(root: str, ex: Explainer | None = None) -> str:
     uid_range = subordinate_range(SUBUID, "uid")
     gid_range = subordinate_range(SUBGID, "gid")
     runtime = run_dir()
+    if userns_keeper.alive(runtime) is None:
+        userns_keeper.helpers()  # newuidmap missing: said before anything is made
+    _make_private_dir(runtime)
     make_root(root)
     fd = os.open(os.path.join(runtime, userns_keeper.LOCK_FILE),
                  os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -73,15 +73,20 @@ def _helper(name: str) -> str:
     return found
 
 
+def helpers() -> tuple[str, str]:
+    """newuidmap's and newgidmap's paths; Unavailable, saying what to install, if not."""
+    if not os.access(SLEEP, os.X_OK):
+        raise Unavailable(f"{SLEEP} is missing (coreutils): the user namespace keeper runs it")
+    return _helper("newuidmap"), _helper("newgidmap")
+
+
 def start(run_dir: str, uid: int, gid: int, uid_range: tuple[int, int],
           gid_range: tuple[int, int], ex: Explainer | None = None) -> int:
     """A new keeper whose namespaces map ``uid``/``gid`` to 0 and the ranges to 1..N;
     its pid.  Nothing is left behind when the mapping fails."""
     import subprocess
 
-    helpers = (_helper("newuidmap"), _helper("newgidmap"))
-    if not os.access(SLEEP, os.X_OK):
-        raise Unavailable(f"{SLEEP} is missing (coreutils): the user namespace keeper runs it")
+    uidmap, gidmap = helpers()
     unshared_r, unshared_w = os.pipe()
     mapped_r, mapped_w = os.pipe()
     pid = os.fork()
@@ -108,8 +113,8 @@ def start(run_dir: str, uid: int, gid: int, uid_range: tuple[int, int],
         if os.read(unshared_r, 1) != b"u":
             raise Unavailable("cannot make a user namespace (unshare(CLONE_NEWUSER) failed: "
                               "is user.max_user_namespaces 0?)")
-        for helper, own, (first, count), name in ((helpers[0], uid, uid_range, "uid_map"),
-                                                  (helpers[1], gid, gid_range, "gid_map")):
+        for helper, own, (first, count), name in ((uidmap, uid, uid_range, "uid_map"),
+                                                  (gidmap, gid, gid_range, "gid_map")):
             argv = [helper, str(pid), "0", str(own), "1", "1", str(first), str(count)]
             if ex is not None and ex.enabled:
                 ex.step(f"{os.path.basename(helper)}({pid}): /proc/{pid}/{name} = "

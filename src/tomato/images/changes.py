@@ -21,6 +21,7 @@ from tomato._sys.fdtree import Node, tar_header, walk
 from tomato._sys.paths import lexists_beneath
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
+USER_OPAQUE_XATTR = "user.overlay.opaque"  # overlay's userxattr (a rootless engine)
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,13 @@ def _is_whiteout(st: os.stat_result) -> bool:
 
 
 def _is_opaque(node: Node) -> bool:
-    try:  # through the pinned inode: getxattr has no fd form for an O_PATH fd
-        return os.getxattr(f"/proc/self/fd/{node.fd}", OPAQUE_XATTR) == b"y"
-    except OSError:
-        return False
+    for name in (OPAQUE_XATTR, USER_OPAQUE_XATTR):  # root's, or a rootless engine's
+        try:  # through the pinned inode: getxattr has no fd form for an O_PATH fd
+            if os.getxattr(f"/proc/self/fd/{node.fd}", name) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from tomato._sys import userns
 from tomato.errors import InvalidArgument
 
 WHITEOUT_PREFIX = ".wh."
@@ -63,7 +64,14 @@ def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
     # only the opaque marker may set them, and that comes from a whiteout entry.
     return {k: v for k, v in out.items()
             if k.split(".", 1)[0] in ("user", "security", "trusted", "system")
-            and not k.startswith("trusted.overlay.")}
+            and not k.startswith(("trusted.overlay.", "user.overlay."))}
+
+
+def opaque_xattr() -> str:
+    """trusted.overlay.opaque, or user.overlay.opaque for a rootless engine: root of a
+    user namespace cannot set trusted.* xattrs, and its overlay is mounted with
+    ``userxattr`` (engine/mounts.py), which reads the user.* ones instead."""
+    return "user.overlay.opaque" if userns.rootless() else OPAQUE_XATTR
 
 
 def split_path(name: str, what: str = "entry") -> list[str]:
@@ -159,6 +167,8 @@ class _Applier:
         self.tree = _Tree(root)
         self.opts = options
         self.chown = options.same_owner and os.geteuid() == 0
+        #: a rootless engine's unpacking: owners land mapped, device nodes are skipped
+        self.in_userns = not userns.in_initial()
         self.dir_times: list[tuple[list[str], int]] = []
         self.entries = 0
         self.bytes = 0
@@ -263,6 +273,8 @@ class _Applier:
             return
         if m.ischr() or m.isblk():
             self._check_device(parts, m)
+            if self.in_userns:  # mknod is the host root's alone: podman's rootless skip
+                return
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
             dev = os.makedev(m.devmajor, m.devminor)
             self._replace(pfd, base, lambda: os.mknod(base, kind | 0o600, dev, dir_fd=pfd))
@@ -308,7 +320,7 @@ class _Applier:
 
     def _whiteout(self, pfd: int, base: str, m: tarfile.TarInfo) -> None:
         if base == OPAQUE:
-            os.setxattr(pfd, OPAQUE_XATTR, b"y")
+            os.setxattr(pfd, opaque_xattr(), b"y")
             return
         if base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
             return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): no meaning here
