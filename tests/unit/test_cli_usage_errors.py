@@ -46,7 +46,7 @@ RUN_USAGE = "Usage:  tomato run [OPTIONS] IMAGE [COMMAND] [ARG...]"
     (["run", "-c", "1.5", "busybox"],
      'invalid argument "1.5" for "-c, --cpu-shares" flag: strconv.ParseInt: parsing "1.5": '
      "invalid syntax"),
-    (["run", "--pid", "host", "busybox"], "unknown flag: --pid"),
+    (["run", "--pi", "host", "busybox"], "unknown flag: --pi"),  # --pid and --pids-limit
     (["run", "--pids-lim", "3", "busybox"], "unknown flag: --pids-lim"),
     (["run", "--pids-lim=3", "busybox"], "unknown flag: --pids-lim"),  # 3.11's '=' hole
     (["run", "--foo", "busybox"], "unknown flag: --foo"),

@@ -38,8 +38,11 @@ def create(api: Any, req: Request) -> None:
     from tomato.engine import images as im
 
     im.get_image(api.cfg, opts.image)  # Docker's create never pulls: 404 "No such image"
+    from tomato.engine.hostlimits import adapt
+
+    warnings = adapt(opts)  # what this host's cgroups lack: discarded, said (moby's sysinfo)
     result = api.zygote.call("create", {"options": opts.to_dict()})
-    req.json_response({"Id": result["Id"], "Warnings": []}, 201)
+    req.json_response({"Id": result["Id"], "Warnings": warnings}, 201)
 
 
 # -- list -----------------------------------------------------------------------------

@@ -115,11 +115,9 @@ def run_options(body: Any, name: str = "") -> o.RunOptions:
     if opts.auto_remove and opts.restart != "no":
         raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
     nano = _non_negative(host, "NanoCpus")
-    quota, period = host.integer("CpuQuota"), _non_negative(host, "CpuPeriod")
     if nano:
         opts.cpus = o.parse_cpus(str(nano / 1e9))
-    elif quota > 0:
-        opts.cpus = o.parse_cpus(str(quota / (period or 100000)))
+    opts.cpu_quota, opts.cpu_period = host.integer("CpuQuota"), host.integer("CpuPeriod")
     opts.cpu_shares = _non_negative(host, "CpuShares")
     opts.cpuset_cpus = host.text("CpusetCpus")
     opts.memory = _non_negative(host, "Memory")
@@ -158,4 +156,38 @@ def run_options(body: Any, name: str = "") -> o.RunOptions:
     if opts.tty and len(size) == 2 and all(n > 0 for n in size):
         opts.console_size = (size[0], size[1])
     _network(host, config.obj("NetworkingConfig"), opts)
+    _namespaces_and_cgroups(host, opts)
     return opts
+
+
+#: the daemon's words for a mode its client would have refused (moby's WithNamespaces)
+_MODES = (("PidMode", "pid_mode", "--pid", "invalid PID mode"),
+          ("UTSMode", "uts_mode", "--uts", "invalid UTS mode"),
+          ("UsernsMode", "userns_mode", "--userns", "invalid userns mode"),
+          ("CgroupnsMode", "cgroupns_mode", "--cgroupns", "invalid cgroup namespace mode"))
+
+
+def _namespaces_and_cgroups(host: Fields, opts: o.RunOptions) -> None:
+    """Issue 19's HostConfig fields: the namespace modes, --volumes-from, --group-add and
+    the cgroup settings (checked together by the daemon's validate_resources)."""
+    for key, attr, flag, words in _MODES:
+        value = host.text(key)
+        try:
+            setattr(opts, attr, o.check_namespace_mode(flag, value))
+        except InvalidArgument:
+            raise InvalidArgument(f"{words}: {value}") from None
+    opts.ipc_mode = host.text("IpcMode") or "private"
+    opts.cgroup_parent = host.text("CgroupParent")
+    opts.volumes_from = host.texts("VolumesFrom", lone=True)
+    for spec in opts.volumes_from:
+        o.parse_volumes_from(spec)
+    opts.group_add = host.texts("GroupAdd", lone=True)
+    opts.oom_kill_disable = host.boolean("OomKillDisable")
+    opts.oom_score_adj = host.integer("OomScoreAdj")
+    swappiness = host.optional_integer("MemorySwappiness")
+    opts.memory_swappiness = -1 if swappiness is None else swappiness
+    opts.cpu_rt_period = host.integer("CpuRealtimePeriod")
+    opts.cpu_rt_runtime = host.integer("CpuRealtimeRuntime")
+    opts.cpuset_mems = host.text("CpusetMems")
+    opts.blkio_weight = host.integer("BlkioWeight")
+    opts.device_cgroup_rules = host.texts("DeviceCgroupRules", lone=True)

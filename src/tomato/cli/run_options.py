@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+
+from tomato.cli.usage import go_uint16
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
@@ -65,6 +68,25 @@ def run_args(p: argparse.ArgumentParser) -> None:
     a("--stop-timeout", type=int)
     a("--log-opt", action="append", default=[])
     a("--sig-proxy", default="true")
+    # namespaces and cgroups (issue 19): engine/namespaces.py, specgen
+    a("--pid", default="")
+    a("--ipc", default="")
+    a("--uts", default="")
+    a("--userns", default="")
+    a("--cgroupns", default="")
+    a("--cgroup-parent", default="")
+    a("--volumes-from", action="append", default=[])
+    a("--group-add", action="append", default=[])
+    a("--oom-kill-disable", action="store_true")
+    a("--oom-score-adj", type=int, default=0)
+    a("--memory-swappiness", type=int, default=-1)
+    a("--cpu-period", type=int, default=0)
+    a("--cpu-quota", type=int, default=0)
+    a("--cpu-rt-period", type=int, default=0)
+    a("--cpu-rt-runtime", type=int, default=0)
+    a("--cpuset-mems", default="")
+    a("--blkio-weight", type=go_uint16, default=0)
+    a("--device-cgroup-rule", action="append", default=[])
     a("--explain", action="store_const", const="summary",
       help="print the kernel steps grouped, with their shell equivalents (=full: every step)")
     a("--explain=full", dest="explain", action="store_const", const="full", help=argparse.SUPPRESS)
@@ -114,6 +136,7 @@ def build_options(args: argparse.Namespace) -> Any:
     opts.device_write_bps = [o.parse_device_rate(d, "--device-write-bps")
                              for d in args.device_write_bps]
     opts.ulimits = [o.parse_ulimit(u) for u in args.ulimit]
+    _namespace_and_cgroup_options(opts, args)
     for item in args.sysctl:
         _flag_value("--sysctl", item, _check_sysctl)
     opts.sysctls = o.parse_key_values(args.sysctl, "sysctl")
@@ -154,7 +177,43 @@ def build_options(args: argparse.Namespace) -> Any:
         from tomato.runtime.console import get_size
 
         opts.console_size = get_size(0)
+    from tomato.engine.hostlimits import adapt
+
+    for warning in adapt(opts):  # what this host's cgroups lack, as docker's CLI prints it
+        print(f"WARNING: {warning}", file=sys.stderr)
     return opts  # the daemon's checks of the values together: service.create
+
+
+def _namespace_and_cgroup_options(opts: Any, args: argparse.Namespace) -> None:
+    """--pid/--ipc/--uts/--userns/--cgroupns, --volumes-from, --group-add and the cgroup
+    flags of issue 19, with the docker client's checks (the daemon's: validate_resources)."""
+    from tomato.engine import options as o
+    from tomato.errors import InvalidArgument
+
+    if args.memory_swappiness != -1 and not 0 <= args.memory_swappiness <= 100:
+        raise InvalidArgument(f"invalid value: {args.memory_swappiness}. Valid memory "
+                              "swappiness range is 0-100")
+    opts.pid_mode = o.check_namespace_mode("--pid", args.pid)
+    opts.uts_mode = o.check_namespace_mode("--uts", args.uts)
+    opts.userns_mode = o.check_namespace_mode("--userns", args.userns)
+    opts.cgroupns_mode = o.check_namespace_mode("--cgroupns", args.cgroupns)
+    opts.ipc_mode = args.ipc or "private"  # the daemon's check: validate_resources
+    opts.cgroup_parent = args.cgroup_parent
+    for spec in args.volumes_from:
+        o.parse_volumes_from(spec)
+    opts.volumes_from = list(args.volumes_from)
+    opts.group_add = list(args.group_add)
+    opts.oom_kill_disable = args.oom_kill_disable
+    opts.oom_score_adj = args.oom_score_adj
+    opts.memory_swappiness = args.memory_swappiness
+    opts.cpu_period, opts.cpu_quota = args.cpu_period, args.cpu_quota
+    opts.cpu_rt_period, opts.cpu_rt_runtime = args.cpu_rt_period, args.cpu_rt_runtime
+    opts.cpuset_mems = args.cpuset_mems
+    opts.blkio_weight = args.blkio_weight
+    for rule in args.device_cgroup_rule:
+        _flag_value("--device-cgroup-rule", rule, o.parse_device_cgroup_rule,
+                    f"invalid device cgroup format '{rule}'")
+    opts.device_cgroup_rules = list(args.device_cgroup_rule)
 
 
 def _flag_value(flag: str, value: str, check: Any, reason: str = "") -> Any:

@@ -84,6 +84,21 @@ def go_int(text: str) -> int:
     return value
 
 
+def go_uint16(text: str) -> int:
+    """``strconv.ParseUint(text, 0, 16)``, as pflag parses a uint16 flag (--blkio-weight)."""
+    if text.startswith(("-", "+")):
+        raise FlagValueError(text, f"strconv.ParseUint: parsing {go_quote(text)}: "
+                                   "invalid syntax")
+    try:
+        value = go_int(text)
+    except FlagValueError as err:
+        raise FlagValueError(text, str(err).replace("ParseInt", "ParseUint")) from None
+    if value >= 1 << 16:
+        raise FlagValueError(text, f"strconv.ParseUint: parsing {go_quote(text)}: "
+                                   "value out of range")
+    return value
+
+
 def go_float(text: str) -> float:
     """``strconv.ParseFloat(text, 64)``: no surrounding spaces, no ``_`` but Go's."""
     try:

@@ -77,6 +77,13 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     from tomato.engine.options import validate_resources
 
     validate_resources(opts)  # the daemon's checks (CLI and API), before a pull
+    from tomato.engine import namespaces
+
+    opts = namespaces.planned(cfg, opts)  # container:NAME -> container:<full id>
+    joins = namespaces.join_paths(cfg, opts, strict=False)
+    inherited: list[dict[str, Any]] = []
+    if opts.volumes_from:  # kept as given (docker's inspect shows them so)
+        inherited = volumes_from(cfg, opts.volumes_from)
     records = Containers(cfg.root)
     try:
         img = image_service.get_image(cfg, opts.image)
@@ -107,6 +114,9 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
         with ExitStack() as rollback:
             ensure_dir(cdir)
             rollback.callback(mounts.rmtree, cdir)
+            if opts.ipc_mode == "shareable":
+                namespaces.mount_shm(cdir, opts.shm_size)
+                rollback.callback(namespaces.unmount_shm, cdir)
             netns_path = ""
             if net is not None:  # first: its nft rules commit while the rootfs is made
                 net.attach(cid, plan.mode, ip=opts.ip, aliases=opts.network_aliases,
@@ -123,7 +133,8 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
             rootfs = records.bundle(cid) / "rootfs"
             mounts.mount_rootfs(rootfs_mounts, rootfs)
             rollback.callback(mounts.unmount_rootfs, rootfs)
-            volume_mounts, anonymous = mounts.volume_mounts(cfg, opts, image_config)
+            volume_mounts, anonymous = mounts.volume_mounts(cfg, opts, image_config,
+                                                            inherited)
             from tomato.engine.etcfiles import write_etc_files
 
             files = write_etc_files(cfg, cdir, cid, opts, plan.mode, net)
@@ -132,7 +143,8 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
             planned = replace(opts, network=plan.mode, publish=list(plan.publish),
                               publish_all=plan.publish_all)
             spec = build_spec(planned, image_config, cid, rootfs, files, volume_mounts,
-                              runtime_ops.CGROUP_PARENT, netns_path)
+                              runtime_ops.CGROUP_PARENT, netns_path, joins,
+                              namespaces.shm_mount(cfg, planned, cdir))
             # Compact: with indent=, json encodes in Python (~1.5 ms for a spec)
             write_private(records.bundle(cid) / "config.json", json.dumps(spec))
             options = planned.to_dict()
@@ -236,3 +248,27 @@ def rename(cfg: EngineConfig, ref: str, new_name: str) -> None:
     c = get(cfg, ref)
     Containers(cfg.root).rename(c.id, new_name)
     events.container(cfg.root, c, "rename", oldName="/" + c.name, name=new_name)
+
+
+#: the engine's own binds, never handed on by --volumes-from
+_OWN_BINDS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/sbin/docker-init",
+              "/dev/shm")
+
+
+def volumes_from(cfg: EngineConfig, specs: list[str]) -> list[dict[str, Any]]:
+    """--volumes-from CONTAINER[:ro|:rw]: each container's volumes and bind mounts (as
+    its spec mounts them), read-only if it has them so or ``:ro`` is asked (moby: a
+    read-only source stays read-only)."""
+    from tomato.engine.options import parse_volumes_from
+
+    out = []
+    for spec in specs:
+        ref, mode = parse_volumes_from(spec)
+        source = get(cfg, ref)
+        for m in source.spec.get("mounts", []):
+            if m.get("type") != "bind" or m["destination"] in _OWN_BINDS:
+                continue
+            ro = "ro" in m.get("options", []) or mode == "ro"
+            out.append({"destination": m["destination"], "type": "bind",
+                        "source": m["source"], "options": ["rbind", "ro" if ro else "rw"]})
+    return out

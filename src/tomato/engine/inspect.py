@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tomato.engine.containers import Container, Containers, iso
 from tomato.engine.images import EngineConfig
+from tomato.engine.namespaces import describe
 from tomato.engine.options import RunOptions
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
@@ -96,6 +97,22 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
             "CpuQuota": cpu.get("quota", 0),
             "CpuPeriod": cpu.get("period", 0),
             "CpusetCpus": cpu.get("cpus", ""),
+            "CpusetMems": cpu.get("mems", ""),
+            "CpuRealtimePeriod": opts.cpu_rt_period,
+            "CpuRealtimeRuntime": opts.cpu_rt_runtime,
+            "BlkioWeight": opts.blkio_weight,
+            "MemorySwappiness": None if opts.memory_swappiness == -1 else opts.memory_swappiness,
+            "OomKillDisable": opts.oom_kill_disable,
+            "OomScoreAdj": opts.oom_score_adj,
+            "DeviceCgroupRules": opts.device_cgroup_rules or None,
+            "CgroupParent": opts.cgroup_parent,
+            "PidMode": opts.pid_mode,
+            "IpcMode": opts.ipc_mode,
+            "UTSMode": opts.uts_mode,
+            "UsernsMode": opts.userns_mode,
+            "CgroupnsMode": opts.cgroupns_mode or "private",
+            "VolumesFrom": opts.volumes_from or None,
+            "GroupAdd": opts.group_add or None,
             "PidsLimit": res.get("pids", {}).get("limit") or None,
             "ShmSize": opts.shm_size,
             "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in opts.tmpfs} or None,
@@ -128,6 +145,9 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
             **({"StopTimeout": opts.stop_timeout} if opts.stop_timeout is not None else {}),
         },
         "NetworkSettings": network_settings(cfg, c, opts),
+        # Tomato's own (docker's clients ignore a key they do not know): every namespace,
+        # its inode and who shares it (engine/namespaces.py)
+        "Tomato": {"Namespaces": describe(cfg, c)},
     }
 
 

@@ -90,12 +90,13 @@ def remove(cfg: EngineConfig, cid: str) -> None:
     init whose creator died), mounts, files, snapshot and lease, network."""
     from tomato.engine import networks
     from tomato.engine.image_store import release_rootfs
-    from tomato.engine.mounts import unmount_rootfs
+    from tomato.engine.mounts import SHM_DIR, unmount_rootfs
     from tomato.engine.runtime_ops import delete
 
     records = Containers(cfg.root)
     delete(cfg, cid)
     unmount_rootfs(records.bundle(cid) / "rootfs")
+    unmount_rootfs(records.path(cid) / SHM_DIR)  # a shareable /dev/shm
     shutil.rmtree(records.path(cid), ignore_errors=True)
     release_rootfs(cfg, cid)
     nets = networks.Networks(cfg.root)

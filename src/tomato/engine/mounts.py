@@ -20,15 +20,21 @@ if TYPE_CHECKING:
     from tomato.images.snapshots import Mount
 
 
+SHM_DIR = "shm"  #: containers/ID/shm: a shareable container's /dev/shm (namespaces.py)
+
+
 def _volume_dir(cfg: EngineConfig, name: str) -> Path:
     from tomato.engine import volumes
 
     return volumes.ensure(cfg.root, name).path / "_data"
 
 
-def volume_mounts(cfg: EngineConfig, opts: RunOptions,
-                  image_config: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    """OCI mounts for -v/--mount and the image's VOLUMEs; and the anonymous volumes made."""
+def volume_mounts(cfg: EngineConfig, opts: RunOptions, image_config: dict[str, Any],
+                  inherited: list[dict[str, Any]] | None = None,
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+    """OCI mounts for -v/--mount, --volumes-from (``inherited``: a container's own -v
+    and --mount win a destination, as in Docker) and the image's VOLUMEs; and the
+    anonymous volumes made."""
     mounts: list[dict[str, Any]] = []
     anonymous: list[str] = []
     taken: set[str] = set()
@@ -71,6 +77,11 @@ def volume_mounts(cfg: EngineConfig, opts: RunOptions,
             if not fields.get("source"):
                 anonymous.append(name)
             add(fields["target"], str(_volume_dir(cfg, name)), ro)
+    for inherited_mount in inherited or []:
+        dest = inherited_mount["destination"].rstrip("/") or "/"
+        if dest not in taken:
+            taken.add(dest)
+            mounts.append(inherited_mount)
     for dest in (image_config.get("Volumes") or {}):
         if (dest.rstrip("/") or "/") not in taken:
             name = new_id()
@@ -135,3 +146,4 @@ def rmtree(path: Path) -> None:
     import shutil  # ~2 ms (with bz2, lzma): only when a directory goes
 
     shutil.rmtree(path, ignore_errors=True)
+

@@ -78,6 +78,25 @@ class RunOptions:
     log_max_size: int = 0
     log_max_file: int = 1
     console_size: tuple[int, int] | None = None
+    # namespaces (engine/namespaces.py): "" is Tomato's default, container:<full id> a join
+    pid_mode: str = ""          #: "", host, container:<id>
+    ipc_mode: str = "private"   #: private, shareable, none, host, container:<id>
+    uts_mode: str = ""          #: "", host
+    userns_mode: str = ""       #: "", host
+    cgroupns_mode: str = ""     #: "" (private), private, host
+    cgroup_parent: str = ""
+    volumes_from: list[str] = field(default_factory=list)  #: <full id>[:ro|:rw]
+    group_add: list[str] = field(default_factory=list)
+    oom_kill_disable: bool = False
+    oom_score_adj: int = 0
+    memory_swappiness: int = -1  #: -1: the kernel's (docker's "unset")
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    cpu_rt_period: int = 0
+    cpu_rt_runtime: int = 0
+    cpuset_mems: str = ""
+    blkio_weight: int = 0
+    device_cgroup_rules: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return as_dict(self)
@@ -144,6 +163,39 @@ def validate_resources(opts: RunOptions) -> None:
                               "limit, see usage")
     if opts.shm_size < 0:
         raise InvalidArgument("SHM size can not be less than 0")
+    if opts.memory_swappiness != -1 and not 0 <= opts.memory_swappiness <= 100:
+        raise InvalidArgument(f"Invalid value: {opts.memory_swappiness}, valid memory swappiness "
+                              "range is 0-100")
+    if not -1000 <= opts.oom_score_adj <= 1000:
+        raise InvalidArgument(f"Invalid value {opts.oom_score_adj}, range for oom score adj is "
+                              "[-1000, 1000]")
+    if opts.cpus and opts.cpu_period:
+        raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    if opts.cpus and opts.cpu_quota > 0:
+        raise InvalidArgument("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
+    if opts.cpu_period and not 1000 <= opts.cpu_period <= 1000000:
+        raise InvalidArgument("CPU cfs period can not be less than 1ms (i.e. 1000) or larger "
+                              "than 1s (i.e. 1000000)")
+    if 0 < opts.cpu_quota < 1000:
+        raise InvalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    if opts.cpu_rt_period and opts.cpu_rt_runtime > opts.cpu_rt_period:
+        raise InvalidArgument("cpu real-time runtime cannot be higher than cpu real-time period")
+    if opts.cpu_shares < 0:
+        raise InvalidArgument(f"invalid CPU shares ({opts.cpu_shares}): value must be a "
+                              "positive integer")
+    if opts.blkio_weight and not 10 <= opts.blkio_weight <= 1000:
+        raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+    if opts.cpuset_mems:
+        parse_uint_list(opts.cpuset_mems, f"Invalid value {opts.cpuset_mems} for cpuset mems")
+    for rule in opts.device_cgroup_rules:
+        parse_device_cgroup_rule(rule)
+    check_namespace_mode("--ipc", opts.ipc_mode)
+    parent = opts.cgroup_parent
+    if ".." in parent.split("/") or ":" in parent or "\n" in parent:
+        raise InvalidArgument(f"invalid cgroup parent {parent!r}: a plain path of cgroups "
+                              "(no '..', no ':')")
+    if opts.uts_mode == "host" and opts.hostname:
+        raise InvalidArgument("conflicting options: hostname and the UTS mode")
     if opts.stop_signal:
         parse_signal(opts.stop_signal)
 
@@ -349,3 +401,67 @@ def parse_add_host(spec: str) -> str:
 
         parse_ip(ip)
     return f"{name}:{ip}"
+
+
+def check_namespace_mode(flag: str, value: str) -> str:
+    """docker's client checks of --pid/--uts/--userns/--cgroupns (PidMode.Valid...) and
+    the daemon's of --ipc, in their words."""
+    kind, colon, ref = value.partition(":")
+    ok = {"--pid": value in ("", "host") or (kind == "container" and colon and ref),
+          "--uts": value in ("", "host"),
+          "--userns": value in ("", "host"),
+          "--cgroupns": value in ("", "host", "private"),
+          "--ipc": value in ("", "private", "shareable", "none", "host")
+          or (kind == "container" and colon and ref)}[flag]
+    if not ok:
+        what = {"--pid": "--pid: invalid PID mode", "--uts": "--uts: invalid UTS mode",
+                "--userns": "--userns: invalid USER mode",
+                "--cgroupns": "--cgroupns: invalid CGROUP mode",
+                "--ipc": f"invalid IPC mode: {value}"}[flag]
+        raise InvalidArgument(what)
+    return value
+
+
+def parse_uint_list(text: str, context: str) -> list[int]:
+    """moby's parsers.ParseUintList ("0-3,5"), its error under ``context``."""
+    out: set[int] = set()
+    for part in text.split(","):
+        low, dash, high = part.partition("-")
+        if not (low.isdigit() and low.isascii()) or dash and not (high.isdigit() and
+                                                                   high.isascii()):
+            raise InvalidArgument(f"{context}: invalid format: {text}")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise InvalidArgument(f"{context}: invalid format: {text}")
+        out.update(range(first, min(last, first + 4096) + 1))
+    return sorted(out)
+
+
+def parse_device_cgroup_rule(rule: str) -> dict[str, Any]:
+    """--device-cgroup-rule 'TYPE MAJOR:MINOR ACCESS' (docker's regexp
+    ``^[acb] ([0-9]+|\\*):([0-9]+|\\*) [rwm]{1,3}$``) -> an OCI device rule."""
+    words = rule.split(" ")
+    ok = len(words) == 3 and words[0] in ("a", "b", "c")
+    if ok:
+        major, colon, minor = words[1].partition(":")
+        ok = bool(colon) and all(n == "*" or (n.isdigit() and n.isascii())
+                                 for n in (major, minor))
+        ok = ok and 1 <= len(words[2]) <= 3 and all(ch in "rwm" for ch in words[2])
+    if not ok:  # the daemon's words (the CLI says "invalid device cgroup format")
+        raise InvalidArgument(f"invalid device cgroup rule format: '{rule}'")
+    out: dict[str, Any] = {"allow": True, "type": words[0], "access": words[2]}
+    if major != "*":
+        out["major"] = int(major)
+    if minor != "*":
+        out["minor"] = int(minor)
+    return out
+
+
+def parse_volumes_from(spec: str) -> tuple[str, str]:
+    """--volumes-from CONTAINER[:ro|:rw] (moby's ParseVolumesFrom)."""
+    if not spec:
+        raise InvalidArgument("volumes-from specification cannot be an empty string")
+    ref, _, mode = spec.partition(":")
+    if mode not in ("", "ro", "rw"):
+        raise InvalidArgument(f"invalid mode: {mode}")
+    return ref, mode

@@ -71,6 +71,7 @@ def remove_files(root: Path, cid: str, volumes: bool = False) -> None:
     try:
         runtime_ops.delete(cfg, cid)
         mounts.unmount_rootfs(records.bundle(cid) / "rootfs")
+        mounts.unmount_rootfs(records.path(cid) / mounts.SHM_DIR)  # a shareable /dev/shm
         # Files before records (see the module).
         shutil.rmtree(records.path(cid), ignore_errors=True)
         _freeing(cfg, image_service.release_rootfs, cfg, cid)

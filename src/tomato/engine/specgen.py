@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tomato.engine.options import RunOptions
+from tomato.engine.options import RunOptions, parse_device_cgroup_rule
 from tomato.errors import InvalidArgument, NotFound
 from tomato.oci.defaults import MASKED_PATHS, READONLY_PATHS
 
@@ -95,11 +95,15 @@ def lookup_user(rootfs: Path, user: str) -> tuple[int, int, list[int]]:
 
 def build_spec(opts: RunOptions, image_config: dict[str, Any], cid: str, rootfs: Path,
                files: dict[str, Path], volume_mounts: list[dict[str, Any]],
-               cgroup_parent: str, netns_path: str = "") -> dict[str, Any]:
+               cgroup_parent: str, netns_path: str = "", joins: dict[str, str] | None = None,
+               shm: dict[str, Any] | None = None) -> dict[str, Any]:
     """The complete config.json for one container.
 
     ``netns_path``: the network namespace to join (prepared by the engine: the
-    runtime knows nothing of networks); none: a fresh one with only lo."""
+    runtime knows nothing of networks); none: a fresh one with only lo.  ``joins``:
+    the pid/ipc namespaces a ``container:`` mode joins; ``shm``: the /dev/shm bind of
+    a shareable/host/container IPC mode (engine/namespaces.py)."""
+    from tomato.engine.namespaces import spec_namespaces
     from tomato.oci.security_defaults import DOCKER_DEFAULT_CAPS, docker_default_seccomp
 
     cfg = image_config or {}
@@ -126,6 +130,8 @@ def build_spec(opts: RunOptions, image_config: dict[str, Any], cid: str, rootfs:
             env[key] = os.environ[key]
     user = opts.user or cfg.get("User") or "root"
     uid, gid, extra = lookup_user(rootfs, user) if user not in ("root", "0", "0:0") else (0, 0, [])
+    if opts.group_add:
+        extra = sorted(set(extra) | set(additional_groups(rootfs, opts.group_add)))
     cwd = opts.workdir or cfg.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(f"the working directory '{cwd}' is invalid, it needs to be an "
@@ -142,10 +148,15 @@ def build_spec(opts: RunOptions, image_config: dict[str, Any], cid: str, rootfs:
         "noNewPrivileges": opts.no_new_privileges,
         "rlimits": [_rlimit(u) for u in opts.ulimits],
     }
+    if opts.oom_score_adj:
+        process["oomScoreAdj"] = opts.oom_score_adj
     if opts.tty and opts.console_size:
         process["consoleSize"] = {"height": opts.console_size[0], "width": opts.console_size[1]}
 
     mounts = docker_mounts(opts.shm_size)
+    if shm is not None or opts.ipc_mode == "none":  # Docker's IPC modes (namespaces.py)
+        mounts = [m for m in mounts if m["destination"] != "/dev/shm"]
+        mounts.extend([shm] if shm is not None else [])
     if opts.privileged:
         for m in mounts:
             if m["destination"] in ("/sys", "/sys/fs/cgroup"):
@@ -164,33 +175,30 @@ def build_spec(opts: RunOptions, image_config: dict[str, Any], cid: str, rootfs:
                        "options": options})
     mounts.extend(volume_mounts)
 
-    namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
-    if netns_path:
-        namespaces.append({"type": "network", "path": netns_path})
-    elif opts.network != "host":
-        namespaces.append({"type": "network"})
-    namespaces.append({"type": "cgroup"})
+    namespaces = spec_namespaces(opts, joins or {}, netns_path, opts.network)
     spec: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": "rootfs", "readonly": opts.read_only},
-        "hostname": opts.hostname or cid[:12],
         "mounts": mounts,
         "hooks": {},
         "linux": {
             "namespaces": namespaces,
-            "cgroupsPath": f"{cgroup_parent}/{cid}",
+            "cgroupsPath": f"{opts.cgroup_parent or cgroup_parent}/{cid}",
             "resources": _resources(opts),
             "maskedPaths": [] if opts.privileged else list(DOCKER_MASKED),
             "readonlyPaths": [] if opts.privileged else list(DOCKER_READONLY),
-            "devices": [_device(d) for d in opts.devices],
+            "devices": [*(host_devices() if opts.privileged else []),
+                        *(_device(d) for d in opts.devices)],
             "sysctl": dict(opts.sysctls),
         },
         "annotations": {"org.opencontainers.image.stopSignal":
                         opts.stop_signal or cfg.get("StopSignal") or STOP_SIGNAL_DEFAULT},
     }
-    if opts.domainname:
-        spec["domainname"] = opts.domainname
+    if opts.uts_mode != "host":  # the host's UTS namespace keeps the host's names
+        spec["hostname"] = opts.hostname or cid[:12]
+        if opts.domainname:
+            spec["domainname"] = opts.domainname
     seccomp = _seccomp(opts, caps, docker_default_seccomp)
     if seccomp is not None:
         spec["linux"]["seccomp"] = seccomp
@@ -293,7 +301,12 @@ def _resources(opts: RunOptions) -> dict[str, Any]:
         access = d.split(":")[2] if d.count(":") >= 2 else "rwm"
         res["devices"].append({"allow": True, "type": dev["type"], "major": dev["major"],
                                "minor": dev["minor"], "access": access})
+    res["devices"].extend(parse_device_cgroup_rule(r) for r in opts.device_cgroup_rules)
     mem: dict[str, Any] = {}
+    if opts.memory_swappiness != -1:
+        mem["swappiness"] = opts.memory_swappiness
+    if opts.oom_kill_disable:
+        mem["disableOOMKiller"] = True
     if opts.memory:
         mem["limit"] = opts.memory
     if opts.memory_swap:
@@ -308,8 +321,18 @@ def _resources(opts: RunOptions) -> dict[str, Any]:
         cpu["quota"] = int(opts.cpus * 100000)
     if opts.cpu_shares:
         cpu["shares"] = opts.cpu_shares
+    if opts.cpu_period:
+        cpu["period"] = opts.cpu_period
+    if opts.cpu_quota:
+        cpu["quota"] = opts.cpu_quota
+    if opts.cpu_rt_period:
+        cpu["realtimePeriod"] = opts.cpu_rt_period
+    if opts.cpu_rt_runtime:
+        cpu["realtimeRuntime"] = opts.cpu_rt_runtime
     if opts.cpuset_cpus:
         cpu["cpus"] = opts.cpuset_cpus
+    if opts.cpuset_mems:
+        cpu["mems"] = opts.cpuset_mems
     if cpu:
         res["cpu"] = cpu
     if opts.pids_limit:
@@ -321,6 +344,67 @@ def _resources(opts: RunOptions) -> dict[str, Any]:
             st = os.stat(path)
             throttle.setdefault(key, []).append(
                 {"major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev), "rate": rate})
-    if throttle:
-        res["blockIO"] = throttle
+    block: dict[str, Any] = dict(throttle)
+    if opts.blkio_weight:
+        block["weight"] = opts.blkio_weight
+    if block:
+        res["blockIO"] = block
     return res
+
+
+def additional_groups(rootfs: Path, groups: list[str]) -> list[int]:
+    """--group-add: gids, or names from the image's /etc/group (moby's
+    GetAdditionalGroups: a number need not be listed; a name must)."""
+    from tomato._sys.paths import read_in_root
+
+    try:
+        text = read_in_root(str(rootfs), "/etc/group").decode("utf-8", "surrogateescape")
+    except OSError:
+        text = ""
+    by_name: dict[str, int] = {}
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) > 2 and fields[2].isdigit():
+            by_name.setdefault(fields[0], int(fields[2]))
+    out = []
+    for group in groups:
+        if group in by_name:
+            out.append(by_name[group])
+        elif group.isdigit() and group.isascii() and int(group) < 1 << 31:
+            out.append(int(group))
+        else:
+            raise NotFound(f"unable to find group {group}: no matching entries in group file")
+    return out
+
+
+#: what /dev holds that is not a device to give (containerd's HostDevices skips these)
+_NOT_DEVICES = ("pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev")
+
+
+def host_devices(top: str = "/dev") -> list[dict[str, Any]]:
+    """--privileged: every device node of the host's /dev, as Docker gives them
+    (containerd's oci.HostDevices: /dev/console and the directories above left out)."""
+    import stat
+
+    out: list[dict[str, Any]] = []
+    try:
+        entries = sorted(os.scandir(top), key=lambda e: e.name)
+    except OSError:
+        return out
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name not in _NOT_DEVICES:
+                out.extend(host_devices(entry.path))
+            continue
+        if entry.path == "/dev/console":
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else ""
+        if kind:
+            out.append({"path": entry.path, "type": kind, "major": os.major(st.st_rdev),
+                        "minor": os.minor(st.st_rdev), "fileMode": st.st_mode & 0o777,
+                        "uid": st.st_uid, "gid": st.st_gid})
+    return out

@@ -73,6 +73,14 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool,
         if rootless_net.is_slirp(opts.network):  # its slirp4netns, again if it is gone
             rootless_net.ensure_running(cfg.root, records.path(c.id), c.id, opts.network,
                                         list(opts.publish))
+    if opts.ipc_mode == "shareable":  # after a reboot its /dev/shm is gone: mount it again
+        from tomato.engine.namespaces import mount_shm
+
+        mount_shm(records.path(c.id), opts.shm_size)
+    if opts.pid_mode.startswith("container:") or opts.ipc_mode.startswith("container:"):
+        from tomato.engine.namespaces import refresh_joins
+
+        refresh_joins(cfg, c, records.bundle(c.id))  # the joined inits as they are now
     _wait_monitor_gone(c)  # the last run's monitor may still be cleaning up after it
     runtime_ops.delete(cfg, c.id)  # a leftover from a crashed monitor would block the id
     monitor_config.write(records.path(c.id), MonitorConfig(

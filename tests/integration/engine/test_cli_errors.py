@@ -50,7 +50,7 @@ RUN_TAIL = ("\n\nUsage:  tomato run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n"
     (["run", "--pids-limit", "abc", "busybox"], 125,
      'tomato: invalid argument "abc" for "--pids-limit" flag: strconv.ParseInt: parsing '
      '"abc": invalid syntax' + RUN_TAIL),
-    (["run", "--pid", "host", "busybox"], 125, "tomato: unknown flag: --pid" + RUN_TAIL),
+    (["run", "--pi", "host", "busybox"], 125, "tomato: unknown flag: --pi" + RUN_TAIL),
     (["run", "--pids-lim=3", "busybox"], 125, "tomato: unknown flag: --pids-lim" + RUN_TAIL),
     (["run", "-dz", "busybox"], 125, "tomato: unknown shorthand flag: 'z' in -z" + RUN_TAIL),
     (["run"], 1, "tomato: 'tomato run' requires at least 1 argument" + RUN_TAIL),
