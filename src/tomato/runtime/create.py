@@ -268,8 +268,15 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             undo.callback(master_side.close)
             undo.callback(console_sock.close)
 
+        # Joining a pid namespace is for our children only, and for the init alone: a
+        # caller that goes on (the engine's monitor calls us in-process) must fork and
+        # start threads in its own again, so we return to it right after the clone.
+        own_pidns = -1
         for kind, path in joined:
             if kind == "pid":
+                if own_pidns < 0:
+                    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+                    undo.callback(os.close, own_pidns)
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 try:
                     c.setns(fd, c.CLONE_NEWPID, path)
@@ -339,6 +346,8 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         if pid == 0:
             parent_ch.close()
             container_init(ctx)
+        if own_pidns >= 0:  # back to the namespace we run in (always allowed)
+            c.setns(own_pidns, c.CLONE_NEWPID, "/proc/self/ns/pid")
         os.close(fifo_fd)
         if start_fd is not None:
             os.close(start_fd)

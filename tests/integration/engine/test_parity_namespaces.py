@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Engine
+from .conftest import Engine, until
 
 
 def _info(engine: Engine, ref: str) -> dict:  # type: ignore[type-arg]
@@ -72,6 +72,13 @@ def test_pid_container_joins_its_namespace(engine: Engine) -> None:
     assert "sleep" in lines[1:]  # the other container's processes, pid 1 among them
     cid = engine.run("create", "--pid", "container:pidsrc", "busybox", "true").stdout.strip()
     assert _info(engine, cid)["HostConfig"]["PidMode"] == f"container:{src['Id']}"
+    # the monitor that started it (the runtime in-process) is back in its own pid
+    # namespace: it removes a detached --rm container (a thread it starts once failed)
+    gone = engine.run("run", "-d", "--rm", "--pid", "container:pidsrc", "busybox",
+                      "true").stdout.strip()
+    assert until(lambda: gone not in engine.run("ps", "-aq", "--no-trunc").stdout)
+    logs = Path(engine.root, "containers", gone, "monitor.log")
+    assert not logs.exists() or "cleanup failed" not in logs.read_text()
 
 
 def test_pid_container_errors_are_dockers(engine: Engine) -> None:
