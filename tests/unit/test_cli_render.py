@@ -24,7 +24,7 @@ def test_human_duration(s, text):
 def test_template():
     obj = {"Id": "x", "Config": {"Cmd": ["sh"]}, "N": None}
     assert render_template("{{.Id}}\\t{{json .Config.Cmd}}|{{.N}}|{{.Config}}", obj) == \
-        'x\t["sh"]||{"Cmd": ["sh"]}'
+        'x\t["sh"]|<no value>|map[Cmd:[sh]]'  # Go's text/template, as docker prints
 
 
 def test_changes():

@@ -4,13 +4,11 @@ nothing here knows a command."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
-    import re
     from typing import Any
 
 
@@ -39,26 +37,75 @@ def created_ts(created: str | None) -> float | None:
 
 
 def render_template(template: str, obj: Any) -> str:
-    """A subset of Go templates: ``{{.Field}}``, ``{{.A.B}}``, ``{{json .}}``, ``{{json .X}}``."""
-    import re
+    """One item through a Go template (``inspect -f``): Go's text/template semantics
+    (cli/gotemplate.py), ``\\t`` and ``\\n`` read as docker reads them."""
+    from tomato.cli.gotemplate import Template
 
-    def value(path: str) -> Any:
-        v = obj
-        for part in [p for p in path.split(".") if p]:
-            v = v.get(part) if isinstance(v, dict) else getattr(v, part, None)
-        return v
+    return Template(_docker_escapes(template)).execute(obj)
 
-    def sub(m: re.Match[str]) -> str:
-        expr = m.group(1).strip()
-        if expr.startswith("json "):
-            return json.dumps(value(expr[5:].strip()))
-        v = value(expr)
-        if isinstance(v, (dict, list)):
-            return json.dumps(v)
-        return "" if v is None else str(v)
 
-    text = template.replace("\\t", "\t").replace("\\n", "\n")
-    return re.sub(r"\{\{(.*?)\}\}", sub, text)
+def _docker_escapes(text: str) -> str:
+    return text.replace("\\t", "\t").replace("\\n", "\n")
+
+
+def format_rows(fmt: str, rows: list[Any], headers: dict[str, str]) -> str:
+    """docker's formatter.Context: ``json`` (one object a line), ``table TEMPLATE`` (a
+    header row, then columns aligned by Go's tabwriter) or a bare template (one line an
+    item).  ``headers`` names each field's column (``ID`` -> ``CONTAINER ID``); the header
+    row runs the same template over them with json/lower/... passing names through.
+    Raises TemplateError before printing anything."""
+    from tomato.cli.gotemplate import Template
+    from tomato.cli.govalues import HEADER_FUNCS, go_json
+
+    fmt = fmt.strip(" ")
+    if fmt == "json":
+        return "".join(go_json(dict(r)) + "\n" for r in rows)
+    table = fmt.startswith("table")
+    text = _docker_escapes((fmt[len("table"):] if table else fmt).strip(" "))
+    template = Template(text)
+    body = "".join(template.execute(r) + "\n" for r in rows)
+    if not table:
+        return body
+    header = template.execute(headers, HEADER_FUNCS)
+    return tabwrite(header + "\n" + body)
+
+
+def is_table(fmt: str | None) -> bool:
+    """No --format, or a bare ``table``: the command's own columns."""
+    return fmt is None or fmt.strip(" ") in ("", "table")
+
+
+def tabwrite(text: str, minwidth: int = 10, padding: int = 3) -> str:
+    """Go's text/tabwriter as docker sets it up (minwidth 10, padding 3, spaces): a cell
+    ends with a tab, and a column is as wide as its widest cell over the consecutive
+    lines that have it; a line's last cell is never padded."""
+    lines = [line.split("\t") for line in text.split("\n")]
+    out: list[str] = []
+
+    def write(widths: list[int], first: int, last: int) -> None:
+        for cells in lines[first:last]:
+            out.append("".join(c.ljust(widths[j]) if j < len(widths) else c
+                               for j, c in enumerate(cells)))
+
+    def fmt_block(widths: list[int], line0: int, line1: int) -> None:
+        column = len(widths)
+        this = line0
+        while this < line1:
+            if column >= len(lines[this]) - 1:
+                this += 1
+                continue
+            write(widths, line0, this)
+            line0 = this
+            width = minwidth
+            while this < line1 and column < len(lines[this]) - 1:
+                width = max(width, len(lines[this][column]) + padding)
+                this += 1
+            fmt_block([*widths, width], line0, this)
+            line0 = this
+        write(widths, line0, line1)
+
+    fmt_block([], 0, len(lines))
+    return "\n".join(out)
 
 
 def print_table(rows: list[list[str]]) -> None:
