@@ -240,78 +240,6 @@ def cmd_rename(args: argparse.Namespace, cfg: EngineConfig) -> int:
     return 0
 
 
-def _status_text(c: Any) -> str:
-    from tomato.engine.humanize import status_text
-
-    return status_text(c.state)
-
-
-def _ps_row(c: Any) -> dict[str, Any]:
-    from tomato.engine.humanize import human_duration
-
-    cmd = " ".join(c.spec.get("process", {}).get("args", []))
-    return {"ID": c.short_id, "Image": c.image, "Command": f'"{cmd[:20]}…"' if len(cmd) > 20
-            else f'"{cmd}"', "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC",
-                                                        time.gmtime(c.created)),
-            "RunningFor": human_duration(time.time() - c.created) + " ago",
-            "Status": _status_text(c), "State": c.state.status, "Names": c.name, "Ports": "",
-            "Labels": ",".join(f"{k}={v}" for k, v in c.options.get("labels", {}).items())}
-
-
-def _matches(c: Any, filters: list[str]) -> bool:
-    for f in filters:
-        key, _, value = f.partition("=")
-        if key == "status" and c.state.status != value:
-            return False
-        if key == "name" and value not in c.name:
-            return False
-        if key == "id" and not c.id.startswith(value):
-            return False
-        if key == "ancestor" and value not in (c.image, c.image_id):
-            return False
-        if key == "exited" and (c.state.status != "exited" or str(c.state.exit_code) != value):
-            return False
-        if key == "label":
-            k, _, v = value.partition("=")
-            labels = c.options.get("labels", {})
-            if k not in labels or (v and labels[k] != v):
-                return False
-    return True
-
-
-@_guard
-def cmd_ps(args: argparse.Namespace, cfg: EngineConfig) -> int:
-    from tomato.engine import service
-
-    items = service.list_containers(cfg, all_states=args.all or bool(args.filter))
-    items = [c for c in items if _matches(c, args.filter)]
-    if args.last is not None:
-        items = items[:args.last]
-    if args.quiet:
-        for c in items:
-            print(c.id if args.no_trunc else c.short_id)
-        return 0
-    if args.format:
-        from tomato.cli.render import render_template
-
-        for c in items:
-            row = _ps_row(c)
-            if args.format == "json":
-                print(json.dumps(row))
-            else:
-                print(render_template(args.format.removeprefix("table "), row))
-        return 0
-    from tomato.cli.render import print_table
-
-    rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
-    for c in items:
-        r = _ps_row(c)
-        rows.append([c.id if args.no_trunc else r["ID"], r["Image"], r["Command"],
-                     r["RunningFor"], r["Status"], r["Ports"], r["Names"]])
-    print_table(rows)
-    return 0
-
-
 @_guard
 def cmd_logs(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import logs, service
@@ -408,6 +336,7 @@ def cmd_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
 # -- registration ------------------------------------------------------------------------
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     from tomato.cli.container_tools import register_more
+    from tomato.cli.listing import add_ps_flags, cmd_ps
     from tomato.cli.volumes import (
         cmd_volume_create,
         cmd_volume_inspect,
@@ -454,13 +383,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p = add(parent, "rename", cmd_rename, "rename a container")
         p.add_argument("container")
         p.add_argument("new_name")
-        p = add(parent, "ps", cmd_ps, "list containers", aliases=() if top else ("ls", "list"))
-        p.add_argument("-a", "--all", action="store_true")
-        p.add_argument("-q", "--quiet", action="store_true")
-        p.add_argument("--no-trunc", action="store_true")
-        p.add_argument("-n", "--last", type=int)
-        p.add_argument("-f", "--filter", action="append", default=[])
-        p.add_argument("--format")
+        add_ps_flags(add(parent, "ps", cmd_ps, "list containers",
+                         aliases=() if top else ("ls", "list")))
         p = add(parent, "logs", cmd_logs, "fetch the logs of a container")
         p.add_argument("-f", "--follow", action="store_true")
         p.add_argument("-n", "--tail")

@@ -31,6 +31,7 @@ from tomato.cli.govalues import (
     truth,
     type_name,
 )
+from tomato.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
@@ -38,8 +39,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class TemplateError(Exception):
+class TemplateError(InvalidArgument):
     """A template that cannot be parsed or executed; the message is Go's."""
+
+
+class TemplateParseError(TemplateError):
+    """Refused before anything was executed."""
 
 # -- lexing -----------------------------------------------------------------------------
 _TOKEN = re.compile(r"""
@@ -99,11 +104,18 @@ def _lex_action(body: str, line: int) -> list[_Tok]:
 class Template:
     def __init__(self, text: str) -> None:
         self.source = text
-        self.nodes = _Parser(text).parse()
+        try:
+            self.nodes = _Parser(text).parse()
+        except TemplateError as err:
+            raise TemplateParseError(str(err)) from None
 
-    def execute(self, data: Any, funcs: dict[str, Callable[..., Any]] | None = None) -> str:
+    def execute(self, data: Any, funcs: dict[str, Callable[..., Any]] | None = None,
+                missing_key_error: bool = False) -> str:
+        """The output for ``data``; ``missing_key_error``: Go's ``missingkey=error``
+        (docker's `inspect -f`), else a missing key is ``<no value>``."""
         out: list[str] = []
         state = _State(self, {**BUILTINS, **DOCKER_FUNCS, **(funcs or {})})
+        state.missing_key_error = missing_key_error
         state.vars = [("$", data)]
         state.walk(self.nodes, data, out)
         return "".join(out)
@@ -410,6 +422,7 @@ class _State:
         self.vars: list[tuple[str, Any]] = []
         self.line = 1
         self.at = ""
+        self.missing_key_error = False
 
     def fail(self, text: str) -> TemplateError:
         return TemplateError(f'template: :{self.line}: executing "" at <{self.at}>: {text}')
@@ -570,6 +583,8 @@ class _State:
                     raise self.fail(f"can't evaluate field {name} in type {value.type_name}")
                 value = value[name]
             elif isinstance(value, dict):
+                if name not in value and self.missing_key_error:
+                    raise self.fail(f'map has no entry for key "{name}"')
                 value = value.get(name, MISSING)
             elif value is None:
                 raise self.fail(f"nil pointer evaluating interface {{}}.{name}")

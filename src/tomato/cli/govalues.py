@@ -23,6 +23,16 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+class _Nil:
+    """A typed context's nil pointer (ps's Platform): prints ``<nil>``, json ``null``."""
+
+    def __repr__(self) -> str:
+        return "<nil>"
+
+
+NIL: Any = _Nil()
+
+
 class StrictFields(dict):  # type: ignore[type-arg]
     """A row of a command's output (ps, images...): docker formats a typed context, so
     an unknown field is an error there, not ``<no value>``."""
@@ -61,6 +71,8 @@ def go_str(v: Any, nested: bool = False) -> str:
         return "<no value>"
     if v is None:
         return "<nil>" if nested else "<no value>"
+    if v is NIL:
+        return "<nil>"
     if v is True:
         return "true"
     if v is False:
@@ -80,10 +92,13 @@ def go_str(v: Any, nested: bool = False) -> str:
 
 
 def go_json(v: Any) -> str:
-    """docker's ``json`` function: encoding/json, no HTML escaping, no newline."""
-    if v is MISSING:
-        v = None
-    text = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    """docker's ``json`` function: encoding/json, no HTML escaping, no newline.  A row
+    of a list command marshals as docker's contexts do: keys sorted, <>& escaped."""
+    context = isinstance(v, StrictFields)
+    text = json.dumps(v, ensure_ascii=False, separators=(",", ":"), sort_keys=context,
+                      default=lambda o: None if o is NIL or o is MISSING else str(o))
+    if context:
+        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
@@ -103,7 +118,7 @@ def go_quote(s: str) -> str:
 
 
 def type_name(v: Any) -> str:
-    if v is None or v is MISSING:
+    if v is None or v is MISSING or v is NIL:
         return "<nil>"
     if isinstance(v, bool):
         return "bool"
@@ -124,7 +139,7 @@ def type_name(v: Any) -> str:
 
 def truth(v: Any) -> bool:
     """Go's template truth: false, 0, nil and empty things are false."""
-    if v is MISSING or v is None:
+    if v is MISSING or v is None or v is NIL:
         return False
     if isinstance(v, (bool, int, float, str, list, tuple, dict)):
         return bool(v)

@@ -59,7 +59,7 @@ def format_rows(fmt: str, rows: list[Any], headers: dict[str, str]) -> str:
 
     fmt = fmt.strip(" ")
     if fmt == "json":
-        return "".join(go_json(dict(r)) + "\n" for r in rows)
+        return "".join(go_json(r) + "\n" for r in rows)
     table = fmt.startswith("table")
     text = _docker_escapes((fmt[len("table"):] if table else fmt).strip(" "))
     template = Template(text)
@@ -68,6 +68,57 @@ def format_rows(fmt: str, rows: list[Any], headers: dict[str, str]) -> str:
         return body
     header = template.execute(headers, HEADER_FUNCS)
     return tabwrite(header + "\n" + body)
+
+
+def show(fmt: str | None, rows: list[dict[str, Any]], headers: dict[str, str],
+         default: str, kind: str) -> int:
+    """Print a list command's rows as docker does: ``default`` (a ``table`` template of
+    the command's columns) unless --format says otherwise; rows are typed contexts
+    (``kind``: docker's type name, for an unknown field's error).  Exit code 0, or 1
+    with docker's message for a bad template."""
+    from tomato.cli.gotemplate import TemplateError, TemplateParseError
+    from tomato.cli.govalues import StrictFields
+
+    typed = []
+    for row in rows:
+        fields = StrictFields(row)
+        fields.type_name = kind
+        typed.append(fields)
+    try:
+        text = format_rows(default if is_table(fmt) else str(fmt), typed, headers)
+    except TemplateParseError as err:
+        print(f"tomato: failed to parse template: {err}", file=sys.stderr)
+        return 1
+    except TemplateError as err:
+        print(f"tomato: failed to execute template: {err}", file=sys.stderr)
+        return 1
+    sys.stdout.write(text)
+    return 0
+
+
+def inspect_each(fmt: str | None, items: list[Any]) -> int:
+    """`inspect`'s output: docker's indented JSON array, or each item through the
+    template (a key the item lacks is an error, as docker's raw fallback has it).
+    Exit code 0, 64 for a template that does not parse, 1 when executing fails."""
+    import json
+
+    from tomato.cli.gotemplate import Template, TemplateError, TemplateParseError
+
+    if not fmt:
+        print(json.dumps(items, indent=4))
+        return 0
+    try:
+        template = Template(_docker_escapes(fmt))
+        text = "".join(template.execute(item, missing_key_error=True) + "\n"
+                       for item in items)
+    except TemplateParseError as err:
+        print(f"tomato: template parsing error: {err}", file=sys.stderr)
+        return 64
+    except TemplateError as err:
+        print(f"tomato: template parsing error: {err}", file=sys.stderr)
+        return 1
+    sys.stdout.write(text)
+    return 0
 
 
 def is_table(fmt: str | None) -> bool:

@@ -126,6 +126,22 @@ def changes(upper: str, lowers: list[str], hidden: frozenset[str] = frozenset())
     return out
 
 
+def changes_size(upper: str, lowers: list[str], hidden: frozenset[str] = frozenset()) -> int:
+    """Bytes of the regular files the container added or changed, each inode once
+    (Docker's ``SizeRw``: archive.ChangesSize); placeholders and whiteouts weigh 0."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    with _upper_walk(upper, lowers) as (entries, lower_fds):
+        for rel, node in entries:
+            st = node.st
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in seen or \
+                    _placeholder(rel, node, lower_fds, hidden):
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
+
+
 def write_layer(upper: str, dest: BinaryIO, lowers: list[str] | None = None,
                 hidden: frozenset[str] = frozenset()) -> int:
     """The upper directory as an uncompressed OCI layer tar written to ``dest``
