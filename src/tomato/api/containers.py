@@ -80,60 +80,9 @@ def summary(api: Any, c: Container) -> dict[str, Any]:
 
 
 def _match(api: Any, c: Container, filters: dict[str, list[str]]) -> bool:
-    import re
+    from tomato.engine.listfilters import container_matches
 
-    labels = c.options.get("labels") or {}
-    for key, values in filters.items():
-        if not values:
-            continue
-        if key == "id":
-            ok = any(c.id.startswith(v) for v in values)
-        elif key == "name":
-            ok = any(re.search(v.lstrip("/"), c.name) for v in values)
-        elif key == "label":
-            ok = all((labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
-                     else v in labels for v in values)
-        elif key == "status":
-            ok = c.state.status in values
-        elif key == "exited":
-            ok = c.state.status == "exited" and str(c.state.exit_code) in values
-        elif key == "ancestor":
-            ok = any(v in (c.image, c.image_id, c.image_id.removeprefix("sha256:")[:12]) or
-                     c.image.startswith(v + ":") for v in values)
-        elif key == "network":
-            ok = c.options.get("network") in values
-        elif key == "volume":
-            ok = any(any(v in m.get("source", "") or v == m.get("destination")
-                         for m in c.spec.get("mounts", [])) for v in values)
-        elif key in ("before", "since"):
-            # created before / after each named container (Docker: by creation order)
-            refs = [service.get(api.cfg, v) for v in values]
-            ok = all(c.created < r.created if key == "before" else c.created > r.created
-                     for r in refs)
-        elif key in ("publish", "expose"):
-            ports = _port_keys(c, exposed=key == "expose")
-            ok = any((v if "/" in v else f"{v}/tcp") in ports for v in values)
-        elif key == "health":
-            ok = "none" in values  # no container here has a healthcheck
-        elif key == "isolation":
-            ok = "default" in values  # the only isolation on Linux
-        elif key == "is-task":
-            ok = "false" in values  # no swarm: never a task
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        if not ok:
-            return False
-    return True
-
-
-def _port_keys(c: Container, exposed: bool) -> set[str]:
-    """"80/tcp" for each published container port (and each exposed one if asked)."""
-    keys = {f"{p.get('container_port')}/{p.get('proto', 'tcp')}"
-            for p in c.options.get("publish") or []}
-    if exposed:
-        for item in c.options.get("expose") or []:
-            keys.add(item if "/" in str(item) else f"{item}/tcp")
-    return keys
+    return container_matches(api.cfg, c, filters)
 
 
 def list_json(api: Any, req: Request) -> None:

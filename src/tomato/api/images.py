@@ -176,19 +176,10 @@ def summary(img: Any) -> dict[str, Any]:
 
 
 def list_json(api: Any, req: Request) -> None:
-    filters = req.filters()
-    dangling = None
-    reference = None
-    for key, values in filters.items():
-        if key == "dangling" and values:
-            dangling = values[0].lower() in ("true", "1")
-        elif key == "reference" and values:
-            reference = values[0]
-        elif key not in ("label", "before", "since"):
-            raise InvalidArgument(f"invalid filter '{key}'")
-    from tomato.engine import buildcache
+    from tomato.engine import buildcache, listfilters
 
-    found = im.list_images(api.cfg, reference=reference, dangling=dangling)
+    filters = req.filters()
+    found = listfilters.images(api.cfg, im.list_images(api.cfg), filters)
     if not req.flag("all"):  # the build cache's untagged step images: with all=1 only
         found = buildcache.visible(api.cfg, found)
     out = [summary(i) for i in found]

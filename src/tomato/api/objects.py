@@ -13,24 +13,9 @@ from tomato.errors import InvalidArgument, NotFound
 
 # -- volumes --------------------------------------------------------------------------
 def _vol_match(api: Any, v: Any, filters: dict[str, list[str]]) -> bool:
-    for key, values in filters.items():
-        if not values:
-            continue
-        if key == "name":
-            ok = any(x in v.name for x in values)
-        elif key == "label":
-            ok = all((v.labels.get(x.partition("=")[0]) == x.partition("=")[2]) if "=" in x
-                     else x in v.labels for x in values)
-        elif key == "dangling":
-            in_use = bool(volumes.users(api.cfg.root, v.name))
-            ok = in_use != (values[0].lower() in ("true", "1"))
-        elif key == "driver":
-            ok = "local" in values
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        if not ok:
-            return False
-    return True
+    from tomato.engine.listfilters import volume_matches
+
+    return volume_matches(api.cfg.root, v, filters)
 
 
 def volume_list(api: Any, req: Request) -> None:
@@ -92,29 +77,9 @@ def _network(api: Any, ref: str) -> dict[str, Any]:
 
 
 def _net_match(n: dict[str, Any], filters: dict[str, list[str]]) -> bool:
-    labels = n.get("Labels") or {}
-    for key, values in filters.items():
-        if not values:
-            continue
-        if key == "name":
-            ok = any(v in n["Name"] for v in values)
-        elif key == "id":
-            ok = any(n["Id"].startswith(v) for v in values)
-        elif key == "label":
-            ok = all((labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
-                     else v in labels for v in values)
-        elif key == "driver":
-            ok = n.get("Driver") in values
-        elif key == "type":
-            builtin = n["Name"] in ("bridge", "host", "none")
-            ok = ("builtin" in values and builtin) or ("custom" in values and not builtin)
-        elif key in ("scope", "dangling"):
-            ok = True
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        if not ok:
-            return False
-    return True
+    from tomato.engine.listfilters import network_matches
+
+    return network_matches(n, filters)
 
 
 def network_list(api: Any, req: Request) -> None:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import socket
 import time
 from typing import Any
 
 from tomato.api.http import API_VERSION, MIN_API_VERSION, SERVER_VERSION, HttpError, Request
-from tomato.api.streams import LIVE
 from tomato.engine import service
 from tomato.errors import InvalidArgument, PermissionDenied, TomatoError
 
@@ -23,100 +19,16 @@ def ping(api: Any, req: Request) -> None:
     req.send(200, b"OK", "text/plain; charset=utf-8", headers)
 
 
-def _arch() -> str:
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
-
-
 def version(api: Any, req: Request) -> None:
-    details = {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
-               "Arch": _arch(), "KernelVersion": platform.release(), "GitCommit": "",
-               "GoVersion": f"python{platform.python_version()}", "BuildTime": "",
-               "Experimental": "false"}
-    req.json_response({
-        "Platform": {"Name": "Tomato Engine"},
-        "Components": [{"Name": "Engine", "Version": SERVER_VERSION, "Details": details},
-                       {"Name": "tomato-runtime", "Version": SERVER_VERSION,
-                        "Details": {"GitCommit": ""}}],
-        "Version": SERVER_VERSION, **{k: v for k, v in details.items() if k != "Experimental"},
-    })
+    from tomato.engine import sysinfo
 
-
-def _mem_total() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    req.json_response(sysinfo.server_version(API_VERSION, MIN_API_VERSION, SERVER_VERSION))
 
 
 def info(api: Any, req: Request) -> None:
-    from tomato.engine import images as im
+    from tomato.engine import sysinfo
 
-    containers = service.list_containers(api.cfg, all_states=True)
-    states = [c.state.status for c in containers]
-    req.json_response({
-        "ID": _engine_id(api), "Containers": len(containers),
-        "ContainersRunning": sum(s in ("running", "restarting") for s in states),
-        "ContainersPaused": states.count("paused"),
-        "ContainersStopped": sum(s not in LIVE for s in states),
-        "Images": len(im.list_images(api.cfg)), "Driver": "overlay2",
-        "DriverStatus": [["Backing Filesystem", "overlayfs"]],
-        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
-                    "Authorization": None, "Log": ["json-file"]},
-        "MemoryLimit": True, "SwapLimit": True, "KernelMemory": False, "CpuCfsPeriod": True,
-        "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True, "PidsLimit": True,
-        "IPv4Forwarding": True, "BridgeNfIptables": False, "BridgeNfIp6tables": False,
-        "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
-        "NGoroutines": 0, "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z",
-                                                      time.gmtime()),
-        "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
-        "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
-        "NEventsListener": 0, "KernelVersion": platform.release(),
-        "OperatingSystem": _os_name(), "OSVersion": "", "OSType": "linux",
-        "Architecture": platform.machine(), "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
-                           "AllowNondistributableArtifactsHostnames": None,
-                           "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {},
-                           "Mirrors": None},
-        "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(), "GenericResources": None,
-        "DockerRootDir": str(api.cfg.root), "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
-        "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,
-        "ServerVersion": SERVER_VERSION,
-        "Runtimes": {"tomato": {"path": "tomato-runtime"}}, "DefaultRuntime": "tomato",
-        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
-                  "ControlAvailable": False, "Error": "", "RemoteManagers": None},
-        "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
-        "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
-        "InitCommit": {"ID": "", "Expected": ""},
-        "SecurityOptions": ["name=seccomp,profile=builtin", *_rootless_option()],
-        "Warnings": None,
-    })
-
-
-def _rootless_option() -> list[str]:
-    """docker's rootless daemon says so among its security options."""
-    from tomato._sys import userns
-
-    return ["name=rootless"] if userns.rootless() else []
-
-
-def _engine_id(api: Any) -> str:
-    path = api.cfg.root / "api" / "engine-id"
-    try:
-        return path.read_text().strip()
-    except OSError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ident = os.urandom(16).hex()
-        path.write_text(ident)
-        return ident
-
-
-def _os_name() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"
+    req.json_response(sysinfo.info(api.cfg, SERVER_VERSION))
 
 
 def _when(text: str) -> float | None:

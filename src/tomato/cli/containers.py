@@ -6,7 +6,6 @@ volumes cli/volumes.py."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -295,6 +294,7 @@ def cmd_exec(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
 @_guard
 def cmd_inspect(args: argparse.Namespace, cfg: EngineConfig) -> int:
+    from tomato.cli.render import inspect_each
     from tomato.engine import service
     from tomato.engine.inspect import container_json
 
@@ -302,23 +302,28 @@ def cmd_inspect(args: argparse.Namespace, cfg: EngineConfig) -> int:
     failed = 0
     for ref in args.containers:
         try:
-            out.append(container_json(cfg, service.get(cfg, ref)))
+            if args.type not in (None, "container"):
+                raise NotFound(f"No such object: {ref}")
+            c = service.get(cfg, ref)
+            doc = container_json(cfg, c)
+            if args.size:  # docker: SizeRw and SizeRootFs, asked for (they walk the layer)
+                from tomato.engine.filesystem import sizes
+
+                doc["SizeRw"], doc["SizeRootFs"] = sizes(cfg, c)
+            out.append(doc)
         except NotFound as err:
             try:  # `inspect` also answers for images, as docker's does
+                if args.type not in (None, "image"):
+                    raise
                 from tomato.engine.images import inspect as image_inspect
 
                 out.append(image_inspect(cfg, ref).to_docker())
             except NotFound:
-                _fail(f"No such object: {ref}" if "No such container" in str(err) else err, 1)
+                _fail(f"No such object: {ref}" if "No such container" in str(err) or
+                      args.type else err, 1)
                 failed = 1
-    if args.format:
-        from tomato.cli.render import render_template
-
-        for item in out:
-            print(render_template(args.format, item))
-    else:
-        print(json.dumps(out, indent=4))
-    return failed
+    code = inspect_each(args.format, out)
+    return code or failed
 
 
 @_guard
@@ -408,6 +413,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p = add(parent, "inspect", cmd_inspect, "show a container's details")
         p.add_argument("-f", "--format")
         p.add_argument("-s", "--size", action="store_true")
+        p.add_argument("--type", choices=("container", "image", "network", "volume"))
         containers_arg(p)
         register_more(add, parent)
 
@@ -426,7 +432,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--driver", default="local")
     p = add(vsub, "ls", cmd_volume_ls, "list volumes", aliases=("list",))
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format")
     p = add(vsub, "inspect", cmd_volume_inspect, "show volumes' details")
+    p.add_argument("-f", "--format")
     p.add_argument("names", nargs="+")
     p = add(vsub, "rm", cmd_volume_rm, "remove volumes", aliases=("remove",))
     p.add_argument("-f", "--force", action="store_true")

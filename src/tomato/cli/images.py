@@ -7,13 +7,18 @@ commands do (cli/engine.py prints them)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tomato.cli.render import ProgressView, created_ts, human_size, print_table, render_template
+from tomato.cli.render import (
+    ProgressView,
+    created_ts,
+    go_time,
+    human_size,
+    print_table,
+)
 from tomato.cli.usage import DockerParser
 from tomato.engine.humanize import human_duration
 from tomato.errors import InvalidArgument, NotFound, TomatoError
@@ -76,57 +81,49 @@ def _image_rows(imgs: list[Any], digests: bool) -> list[dict[str, Any]]:
             ts = created_ts(img.created)
             rows.append({
                 "Repository": repo, "Tag": tag, "ID": img.id, "Digest": digest,
-                "CreatedAt": img.created or "",
+                "CreatedAt": go_time(ts) if ts else "",
                 "CreatedSince": human_duration(now - ts) + " ago" if ts else "N/A",
-                "Size": human_size(img.size), "VirtualSize": human_size(img.size),
+                "Size": human_size(img.size), "VirtualSize": human_size(img.size, 4),
                 "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A",
             })
     return rows
 
 
+#: docker/cli's image context: each field's column
+IMAGE_HEADERS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
+                 "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+                 "Containers": "CONTAINERS", "VirtualSize": "SIZE", "SharedSize": "SHARED SIZE",
+                 "UniqueSize": "UNIQUE SIZE"}
+
+
 def cmd_images(args: argparse.Namespace, cfg: EngineConfig) -> int:
-    dangling = None
-    reference = args.reference
-    for f in args.filter or []:
-        k, _, v = f.partition("=")
-        if k == "dangling":
-            dangling = v.lower() in ("true", "1")
-        elif k == "reference":
-            reference = v
-        else:
-            raise InvalidArgument(f"invalid filter {k!r}")
-    imgs = _images().list_images(cfg, reference=reference, dangling=dangling)
+    from tomato.cli.render import show
+    from tomato.engine import listfilters
+
+    filters = listfilters.parse(args.filter)
+    if args.reference:
+        filters.setdefault("reference", []).append(args.reference)
+    imgs = listfilters.images(cfg, _images().list_images(cfg), filters)
     if not args.all:  # the build cache's untagged step images: with -a only
         from tomato.engine import buildcache
 
         imgs = buildcache.visible(cfg, imgs)
     rows = _image_rows(imgs, args.digests)
-    if reference:
+    if filters.get("reference"):  # a row a tag: only the tags that match
         import fnmatch
-        rows = [r for r in rows if fnmatch.fnmatch(r["Repository"], reference)
-                or fnmatch.fnmatch(f"{r['Repository']}:{r['Tag']}", reference)]
+        pats = filters["reference"]
+        rows = [r for r in rows if any(fnmatch.fnmatch(r["Repository"], p)
+                                       or fnmatch.fnmatch(f"{r['Repository']}:{r['Tag']}", p)
+                                       for p in pats)]
     short = (lambda i: i) if args.no_trunc else (lambda i: i.removeprefix("sha256:")[:12])
     if args.quiet:
         for i in dict.fromkeys(short(r["ID"]) for r in rows):
             print(i)
         return 0
-    fmt = args.format
-    if fmt == "json":
-        for r in rows:
-            print(json.dumps({**r, "ID": short(r["ID"])}))
-        return 0
-    if fmt and fmt != "table":
-        for r in rows:
-            print(render_template(fmt.removeprefix("table "), {**r, "ID": short(r["ID"])}))
-        return 0
-    head = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + \
-        ["IMAGE ID", "CREATED", "SIZE"]
-    table = [head]
-    for r in rows:
-        table.append([r["Repository"], r["Tag"]] + ([r["Digest"]] if args.digests else []) +
-                     [short(r["ID"]), r["CreatedSince"], r["Size"]])
-    print_table(table)
-    return 0
+    default = "table {{.Repository}}\t{{.Tag}}\t" + ("{{.Digest}}\t" if args.digests else "") \
+        + "{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    return show(args.format, [{**r, "ID": short(r["ID"])} for r in rows], IMAGE_HEADERS,
+                default, "*formatter.imageContext")
 
 
 def cmd_inspect(args: argparse.Namespace, cfg: EngineConfig) -> int:
@@ -136,14 +133,12 @@ def cmd_inspect(args: argparse.Namespace, cfg: EngineConfig) -> int:
             out.append(_images().inspect(cfg, name).to_docker())
         except NotFound:
             missing.append(name)
-    if args.format:
-        for doc in out:
-            print(render_template(args.format, doc))
-    else:
-        print(json.dumps(out, indent=4))
+    from tomato.cli.render import inspect_each
+
+    code = inspect_each(args.format, out)
     for name in missing:
         print(f"tomato: no such image: {name}", file=sys.stderr)
-    return FAIL_EXIT if missing else 0
+    return code or (FAIL_EXIT if missing else 0)
 
 
 def cmd_tag(args: argparse.Namespace, cfg: EngineConfig) -> int:

@@ -87,58 +87,18 @@ def row(cfg: EngineConfig, c: Any, trunc: bool, size: bool, full: bool) -> dict[
     return out
 
 
-def matches(cfg: EngineConfig, c: Any, filters: list[str]) -> bool:
-    """docker ps's --filter (each key's values OR'ed, the keys AND'ed, as dockerd does)."""
-    import re
-
-    wanted: dict[str, list[str]] = {}
-    for f in filters:
-        key, _, value = f.partition("=")
-        wanted.setdefault(key, []).append(value)
-    labels = c.options.get("labels") or {}
-    for key, values in wanted.items():
-        if key == "status":
-            ok = c.state.status in values
-        elif key == "name":
-            ok = any(re.search(v.lstrip("/"), c.name) for v in values)
-        elif key == "id":
-            ok = any(c.id.startswith(v) for v in values)
-        elif key == "ancestor":
-            ok = any(v in (c.image, c.image_id, c.image_id.removeprefix("sha256:")[:12])
-                     or c.image.startswith(v + ":") for v in values)
-        elif key == "exited":
-            ok = c.state.status == "exited" and str(c.state.exit_code) in values
-        elif key == "label":
-            ok = all((labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
-                     else v in labels for v in values)
-        elif key in ("before", "since"):
-            from tomato.engine import service
-
-            refs = [service.get(cfg, v) for v in values]
-            ok = all(c.created < r.created if key == "before" else c.created > r.created
-                     for r in refs)
-        elif key == "network":
-            ok = c.options.get("network") in values
-        elif key == "health":
-            ok = "none" in values
-        elif key == "isolation":
-            ok = "default" in values
-        else:
-            from tomato.errors import InvalidArgument
-
-            raise InvalidArgument(f"invalid filter '{key}'")
-        if not ok:
-            return False
-    return True
-
-
 @_guard
 def cmd_ps(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.cli.render import show
     from tomato.engine import service
+    from tomato.engine.listfilters import container_matches, parse
 
-    items = service.list_containers(cfg, all_states=args.all or bool(args.filter))
-    items = [c for c in items if matches(cfg, c, args.filter)]
+    filters = parse(args.filter)
+    for ref in (*filters.get("before", []), *filters.get("since", [])):
+        service.get(cfg, ref)  # an unknown one is an error even when nothing is listed
+    every = args.all or "status" in filters or "exited" in filters
+    items = [c for c in service.list_containers(cfg, all_states=every)
+             if container_matches(cfg, c, filters)]
     if args.latest:
         items = items[:1]
     if args.last is not None and args.last >= 0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from tomato.errors import InvalidArgument, NotFound, TomatoError
@@ -58,22 +57,44 @@ def cmd_create(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
 @_guard
 def cmd_ls(args: argparse.Namespace, cfg: EngineConfig) -> int:
-    from tomato.cli.render import print_table
-    from tomato.engine.networks import pseudo_network
+    from tomato.cli.render import show
+    from tomato.engine.listfilters import network_matches, parse
+    from tomato.engine.networks import network_json, pseudo_network, sweep
 
-    rows = [(n.id, n.name, "bridge") for n in _store(cfg).all()]
-    for name in ("host", "none"):
-        p = pseudo_network(cfg.root, name)
-        rows.append((p["Id"], name, p["Driver"]))
-    rows.sort(key=lambda r: r[1])
+    filters = parse(args.filter)
+    sweep(cfg.root)
+    store = _store(cfg)
+    docs = [network_json(store, n) for n in store.all()]
+    docs += [pseudo_network(cfg.root, name) for name in ("host", "none")]
+    docs = sorted((d for d in docs if network_matches(d, filters)), key=lambda d: d["Name"])
+    short = (lambda i: i) if args.no_trunc else (lambda i: i[:12])
     if args.quiet:
-        for r in rows:
-            print(r[0] if args.no_trunc else r[0][:12])
+        for d in docs:
+            print(short(d["Id"]))
         return 0
-    table = [["NETWORK ID", "NAME", "DRIVER", "SCOPE"]]
-    table += [[r[0] if args.no_trunc else r[0][:12], r[1], r[2], "local"] for r in rows]
-    print_table(table)
-    return 0
+    rows = [{"ID": short(d["Id"]), "Name": d["Name"], "Driver": d["Driver"],
+             "Scope": d.get("Scope", "local"), "IPv4": "true",
+             "IPv6": "true" if d.get("EnableIPv6") else "false",
+             "Internal": "true" if d.get("Internal") else "false",
+             "Labels": ",".join(f"{k}={v}" for k, v in (d.get("Labels") or {}).items()),
+             "CreatedAt": _created_at(d.get("Created", ""))} for d in docs]
+    return show(args.format, rows, NETWORK_HEADERS,
+                "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+                "*formatter.networkContext")
+
+
+#: docker/cli's network context
+NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                   "IPv4": "IPV4", "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS",
+                   "CreatedAt": "CREATED AT"}
+
+
+def _created_at(text: str) -> str:
+    """An RFC 3339 time as Go's time.String() prints it (docker's CreatedAt)."""
+    from tomato.cli.render import created_ts, go_time
+
+    ts = created_ts(text) if text and not text.startswith("0001-") else None
+    return go_time(ts) if ts is not None else "0001-01-01 00:00:00 +0000 UTC"
 
 
 @_guard
@@ -91,14 +112,9 @@ def cmd_inspect(args: argparse.Namespace, cfg: EngineConfig) -> int:
         except NotFound as err:
             print(f"tomato: {err}", file=sys.stderr)
             failed = 1
-    if args.format:
-        from tomato.cli.render import render_template
+    from tomato.cli.render import inspect_each
 
-        for item in out:
-            print(render_template(args.format, item))
-    else:
-        print(json.dumps(out, indent=4))
-    return failed
+    return inspect_each(args.format, out) or failed
 
 
 @_guard
@@ -192,6 +208,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = add(nsub, "ls", cmd_ls, "list networks", aliases=("list",))
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format")
     p = add(nsub, "inspect", cmd_inspect, "show networks' details")
     p.add_argument("-f", "--format")
     p.add_argument("networks", nargs="+")

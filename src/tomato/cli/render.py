@@ -12,14 +12,15 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def human_size(n: float) -> str:
-    """docker's units.HumanSize: decimal units, 3 significant digits."""
+def human_size(n: float, digits: int = 3) -> str:
+    """docker's units.HumanSizeWithPrecision: decimal units, 3 significant digits (4 is
+    units.HumanSize, docker's VirtualSize)."""
     units = ["B", "kB", "MB", "GB", "TB", "PB"]
     i = 0
     while n >= 1000 and i < len(units) - 1:
         n /= 1000.0
         i += 1
-    return f"{n:.3g}{units[i]}"
+    return f"{n:.{digits}g}{units[i]}"
 
 
 def created_ts(created: str | None) -> float | None:
@@ -34,6 +35,11 @@ def created_ts(created: str | None) -> float | None:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
+
+
+def go_time(stamp: float) -> str:
+    """Go's time.String() of a Unix time in UTC, as docker's CreatedAt columns print it."""
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(stamp))
 
 
 def render_template(template: str, obj: Any) -> str:
@@ -93,6 +99,23 @@ def show(fmt: str | None, rows: list[dict[str, Any]], headers: dict[str, str],
         print(f"tomato: failed to execute template: {err}", file=sys.stderr)
         return 1
     sys.stdout.write(text)
+    return 0
+
+
+def show_one(fmt: str, data: dict[str, Any], kind: str) -> int:
+    """`info --format` / `version --format`: one typed document through a template;
+    exit code 0, or 1 with Go's message as docker prints it."""
+    from tomato.cli.gotemplate import Template, TemplateError
+    from tomato.cli.govalues import StrictFields
+
+    fields = StrictFields(data)
+    fields.type_name = kind
+    try:
+        text = Template(_docker_escapes(fmt)).execute(fields)
+    except TemplateError as err:
+        print(f"tomato: {err}", file=sys.stderr)
+        return 1
+    print(text)
     return 0
 
 

@@ -5,11 +5,10 @@ and the CLI's fork server, the monitors' shim, the runtime's C front)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
-from tomato.cli.render import human_size, print_table
+from tomato.cli.render import human_size
 from tomato.cli.usage import DockerParser
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
@@ -54,26 +53,6 @@ def cmd_system_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
             print()
     print(f"Total reclaimed space: {human_size(res.reclaimed)}")
     return 0
-
-
-def cmd_df(args: argparse.Namespace, cfg: EngineConfig) -> int:
-    from tomato.engine import buildcache, images
-
-    rows = [*images.disk_usage(cfg), buildcache.usage(cfg)]
-    if args.format == "json":
-        for r in rows:
-            print(json.dumps({"Type": r.type, "TotalCount": r.total, "Active": r.active,
-                              "Size": human_size(r.size),
-                              "Reclaimable": human_size(r.reclaimable)}))
-        return 0
-    table = [["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]]
-    for r in rows:
-        pct = f" ({r.reclaimable * 100 // r.size}%)" if r.size else ""
-        table.append([r.type, str(r.total), str(r.active), human_size(r.size),
-                      human_size(r.reclaimable) + pct])
-    print_table(table)
-    return 0
-
 
 
 # -- version and info ------------------------------------------------------------------
@@ -128,6 +107,8 @@ def cmd_version(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine.install import fast_paths
 
     paths = fast_paths()
+    if args.format:
+        return _version_format(args.format, paths)
     print("Client: Tomato")
     for key, value in [("Version", paths.version),
                        ("Python", f"{platform.python_version()} ({paths.python})"),
@@ -141,11 +122,39 @@ def cmd_version(args: argparse.Namespace, cfg: EngineConfig) -> int:
     return 0
 
 
+def _version_format(fmt: str, paths: FastPaths) -> int:
+    """docker version's document: Client (this CLI) and Server (the engine, as /version)."""
+    import platform
+
+    from tomato.cli.render import show_one
+    from tomato.engine import sysinfo
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    client = {"Platform": {"Name": "Tomato"}, "Version": paths.version, "ApiVersion": "1.43",
+              "DefaultAPIVersion": "1.43", "GitCommit": "",
+              "GoVersion": f"python{platform.python_version()}", "Os": "linux", "Arch": arch,
+              "BuildTime": "", "Context": "default"}
+    server = sysinfo.server_version("1.43", "1.24", paths.version)
+    if fmt.strip() == "json":
+        fmt = "{{json .}}"
+    return show_one(fmt, {"Client": client, "Server": server}, "*types.Version")
+
+
 def cmd_info(args: argparse.Namespace, cfg: EngineConfig) -> int:
     import platform
 
     from tomato.engine import images, service
     from tomato.engine.install import fast_paths
+
+    if args.format:
+        from tomato.cli.render import show_one
+        from tomato.engine import sysinfo
+
+        doc = {**sysinfo.info(cfg, fast_paths().version),
+               "ClientInfo": {"Debug": False, "Version": fast_paths().version,
+                              "Context": "default", "Plugins": [], "Warnings": None}}
+        fmt = "{{json .}}" if args.format.strip() == "json" else args.format
+        return show_one(fmt, doc, "system.dockerInfo")
 
     containers = service.list_containers(cfg, all_states=True)
     states = [c.state.status for c in containers]
@@ -195,14 +204,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("version", help="show the version and which fast paths are active",
                        parents=[common])
     p.set_defaults(func=cmd_version)
+    p.add_argument("-f", "--format")
     p = sub.add_parser("info", help="show engine-wide information", parents=[common])
     p.set_defaults(func=cmd_info)
+    p.add_argument("-f", "--format")
     system = sub.add_parser("system", help="engine-wide information", parents=[common])
     ssub = system.add_subparsers(dest="system_command", metavar="COMMAND",
                                  parser_class=DockerParser, required=True)
+    from tomato.cli.diskusage import cmd_df
+
     p = ssub.add_parser("df", help="show disk usage", parents=[common])
     p.set_defaults(func=cmd_df)
     p.add_argument("--format")
+    p.add_argument("-v", "--verbose", action="store_true")
     p = ssub.add_parser("prune", help="remove unused data", parents=[common])
     p.set_defaults(func=cmd_system_prune)
     p.add_argument("-a", "--all", action="store_true")
@@ -210,4 +224,5 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--volumes", action="store_true", help="prune volumes")
     p = ssub.add_parser("info", help="show engine-wide information", parents=[common])
     p.set_defaults(func=cmd_info)
+    p.add_argument("-f", "--format")
     register_system_check(ssub, common)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from tomato.cli.common import each as _each
 from tomato.cli.common import fail as _fail
@@ -29,17 +28,30 @@ def cmd_volume_create(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
 @_guard
 def cmd_volume_ls(args: argparse.Namespace, cfg: EngineConfig) -> int:
+    from tomato.cli.render import show
     from tomato.engine import volumes
+    from tomato.engine.listfilters import parse, volume_matches
 
-    vols = volumes.list_volumes(cfg.root)
+    filters = parse(args.filter)
+    vols = [v for v in volumes.list_volumes(cfg.root) if volume_matches(cfg.root, v, filters)]
     if args.quiet:
         for v in vols:
             print(v.name)
         return 0
-    from tomato.cli.render import print_table
+    rows = [{"Name": v.name, "Driver": "local", "Scope": "local",
+             "Mountpoint": str(v.mountpoint),
+             "Labels": ",".join(f"{k}={val}" for k, val in v.labels.items()),
+             "Links": "N/A", "Size": "N/A", "Group": "N/A", "Availability": "N/A",
+             "Status": "N/A"} for v in vols]
+    return show(args.format, rows, VOLUME_HEADERS, "table {{.Driver}}\t{{.Name}}",
+                "*formatter.volumeContext")
 
-    print_table([["DRIVER", "VOLUME NAME"]] + [["local", v.name] for v in vols])
-    return 0
+
+#: docker/cli's volume context
+VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                  "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Links": "LINKS",
+                  "Size": "SIZE", "Group": "GROUP", "Availability": "AVAILABILITY",
+                  "Status": "STATUS"}
 
 
 @_guard
@@ -54,8 +66,9 @@ def cmd_volume_inspect(args: argparse.Namespace, cfg: EngineConfig) -> int:
         except NotFound as err:
             _fail(err, 1)
             failed = 1
-    print(json.dumps(out, indent=4))
-    return failed
+    from tomato.cli.render import inspect_each
+
+    return inspect_each(args.format, out) or failed
 
 
 def cmd_volume_rm(args: argparse.Namespace, cfg: EngineConfig) -> int:

@@ -123,7 +123,8 @@ def df_row(root: Path, kind: str) -> dict[str, str]:
 
 
 def size_of(human: str) -> float:
-    """docker's HumanSize back to bytes (3 significant digits)."""
+    """docker's HumanSize back to bytes (3 or 4 significant digits; a "(NN%)" after it)."""
+    human = human.split(" (")[0]
     units = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
     for unit in sorted(units, key=len, reverse=True):
         if human.endswith(unit):
