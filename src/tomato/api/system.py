@@ -7,7 +7,7 @@ from typing import Any
 
 from tomato.api.http import API_VERSION, MIN_API_VERSION, SERVER_VERSION, HttpError, Request
 from tomato.engine import service
-from tomato.errors import InvalidArgument, PermissionDenied, TomatoError
+from tomato.errors import PermissionDenied
 
 
 def ping(api: Any, req: Request) -> None:
@@ -32,24 +32,17 @@ def info(api: Any, req: Request) -> None:
 
 
 def _when(text: str) -> float | None:
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        from tomato.engine.logs import parse_timestamp
+    from tomato.engine.timestamps import parse
 
-        try:
-            return parse_timestamp(text)
-        except (ValueError, TomatoError) as err:
-            raise InvalidArgument(f"invalid time: {text}") from err
+    return parse(text) if text else None
 
 
 def events(api: Any, req: Request) -> None:
-    from tomato.api.events import matches
+    from tomato.engine.events import check_filters, matches
 
     since, until = _when(req.arg("since")), _when(req.arg("until"))
     filters = req.filters()
+    check_filters(filters)
     req.start_stream()
     for event in api.events.follow(since, until, req.client_gone):
         if event is not None and matches(event, filters):

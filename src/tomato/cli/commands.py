@@ -13,7 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = ("tomato.cli.images", "tomato.cli.system",
                                      "tomato.cli.containers",
                                      "tomato.cli.networks", "tomato.cli.lab",
                                      "tomato.api.command", "tomato.cli.supervise",
-                                     "tomato.cli.build")
+                                     "tomato.cli.build", "tomato.cli.events")
 
 #: which module registers each command
 COMMAND_HOMES: dict[str, str] = {
@@ -30,6 +30,7 @@ COMMAND_HOMES: dict[str, str] = {
     **dict.fromkeys(("history", "image", "images", "import", "load", "login", "logout", "pull",
                      "push", "rmi", "save", "tag"), "tomato.cli.images"),
     **dict.fromkeys(("info", "system", "version"), "tomato.cli.system"),
+    "events": "tomato.cli.events",
 }
 
 #: global flags that take a value (the command word comes after them)

@@ -4,7 +4,6 @@ export, top, stats, update, attach."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from tomato.cli.common import guard as _guard
@@ -130,8 +129,17 @@ def _stats_row(c: Any, s: Any) -> list[str]:
             f"{human_size(s.block_read)} / {human_size(s.block_write)}", str(s.pids)]
 
 
+#: docker/cli's stats context
+STATS_HEADERS = {"Container": "CONTAINER", "Name": "NAME", "ID": "CONTAINER ID",
+                 "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
+                 "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+STATS_DEFAULT = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t" \
+    "{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+
+
 @_guard
 def cmd_stats(args: argparse.Namespace, cfg: EngineConfig) -> int:
+    from tomato.cli.render import is_table, show
     from tomato.engine import service, usage
 
     # One sampler for the whole command: every container read once, one interval, read
@@ -144,19 +152,17 @@ def cmd_stats(args: argparse.Namespace, cfg: EngineConfig) -> int:
         else:
             listed = service.list_containers(cfg, all_states=args.all)
         samples = {c.id: s for c, s in sampler.sample(listed)}
-        rows = [["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
-                 "BLOCK I/O", "PIDS"]]
-        rows += [_stats_row(c, samples.get(c.id)) for c in listed]
-        if args.format == "json":
-            keys = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"]
-            for r in rows[1:]:
-                print(json.dumps(dict(zip(keys, r, strict=False))))
-        else:
-            from tomato.cli.render import print_table
-
-            if not args.no_stream:
-                sys.stdout.write("\033[2J\033[H")
-            print_table(rows)
+        keys = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"]
+        rows = []
+        for i, c in enumerate(listed):
+            row = dict(zip(keys, _stats_row(c, samples.get(c.id)), strict=True))
+            row["Container"] = args.containers[i] if args.containers else c.short_id
+            rows.append(row)
+        if not args.no_stream and is_table(args.format):
+            sys.stdout.write("\033[2J\033[H")
+        code = show(args.format, rows, STATS_HEADERS, STATS_DEFAULT, "*formatter.statsContext")
+        if code:
+            return code
         sys.stdout.flush()
         if args.no_stream:
             return 0

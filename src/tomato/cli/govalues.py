@@ -40,6 +40,10 @@ class StrictFields(dict):  # type: ignore[type-arg]
     type_name = "context"
 
 
+class GoStruct(dict):  # type: ignore[type-arg]
+    """A Go struct inside a context (events.Message's Actor): fmt prints ``{v1 v2}``."""
+
+
 # -- printing, as Go's fmt %v does ------------------------------------------------------
 def go_float(v: float) -> str:
     """fmt's %v of a float64: the shortest digits, %e form below 1e-4 or from 1e6."""
@@ -83,6 +87,8 @@ def go_str(v: Any, nested: bool = False) -> str:
         return go_float(v)
     if isinstance(v, str):
         return v
+    if isinstance(v, GoStruct):
+        return "{" + " ".join(go_str(x, True) for x in v.values()) + "}"
     if isinstance(v, dict):
         return "map[" + " ".join(f"{go_str(k, True)}:{go_str(v[k], True)}"
                                  for k in sorted(v, key=str)) + "]"
@@ -94,6 +100,7 @@ def go_str(v: Any, nested: bool = False) -> str:
 def go_json(v: Any) -> str:
     """docker's ``json`` function: encoding/json, no HTML escaping, no newline.  A row
     of a list command marshals as docker's contexts do: keys sorted, <>& escaped."""
+    v = getattr(v, "json_doc", v)  # a context whose JSON is another shape (events.Message)
     context = isinstance(v, StrictFields)
     text = json.dumps(v, ensure_ascii=False, separators=(",", ":"), sort_keys=context,
                       default=lambda o: None if o is NIL or o is MISSING else str(o))

@@ -226,3 +226,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_info)
     p.add_argument("-f", "--format")
     register_system_check(ssub, common)
+    from tomato.cli.events import add_flags
+
+    add_flags(ssub.add_parser("events", help="get real time events from the engine",
+                              parents=[common]))

@@ -15,8 +15,11 @@ import os
 import time
 from pathlib import Path
 
+from tomato.errors import InvalidArgument
+
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 LOG_NAME = "events.jsonl"
@@ -59,3 +62,76 @@ def container(root: Path | str, c: Any, action: str, **extra: str) -> None:
     """An event about container record ``c`` (name, image and labels as attributes)."""
     attrs = container_attributes(c.name, c.image, c.options.get("labels"))
     emit(root, "container", action, c.id, {**attrs, **extra})
+
+
+#: the filter keys dockerd's /events takes (swarm's name objects this engine never has)
+FILTER_KEYS = frozenset(("config", "container", "daemon", "event", "image", "label",
+                         "network", "node", "plugin", "scope", "secret", "service", "type",
+                         "volume"))
+
+
+def check_filters(filters: dict[str, list[str]]) -> None:
+    for key in filters:
+        if key not in FILTER_KEYS:
+            raise InvalidArgument(f"invalid filter '{key}'")
+
+
+def matches(event: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    """Docker's event filters: values of a key OR'ed, keys AND'ed."""
+    actor = event.get("Actor", {})
+    attrs = actor.get("Attributes", {})
+    for key, values in filters.items():
+        if not values:
+            continue
+        if key == "type":
+            ok = event.get("Type") in values
+        elif key == "event":
+            ok = event.get("Action") in values or \
+                str(event.get("Action", "")).split(":")[0] in values
+        elif key in ("container", "image", "volume", "network"):
+            ok = (event.get("Type") == key or key == "image") and any(
+                v == actor.get("ID") or actor.get("ID", "").startswith(v) or
+                v == attrs.get("name") or v == attrs.get("image") for v in values)
+            if key == "container" and event.get("Type") != "container":
+                ok = False
+        elif key == "label":
+            ok = all(attrs.get(v.partition("=")[0]) == v.partition("=")[2] if "=" in v
+                     else v in attrs for v in values)
+        else:
+            ok = True
+        if not ok:
+            return False
+    return True
+
+
+def follow(root: Path | str, since: float | None, until: float | None,
+           stop: Callable[[], bool]) -> Iterator[dict[str, Any] | None]:
+    """Events from ``since`` (or from now), then new ones; yields None when idle so
+    the caller can check its client.  Ends at ``until`` or when ``stop()``."""
+    path = Path(root) / LOG_NAME
+    start_ns = int((since if since is not None else time.time()) * 1e9)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)  # as record() makes it
+    with open(fd, "rb") as f:
+        pending = b""
+        while True:
+            chunk = f.read()
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    if event.get("timeNano", 0) < start_ns:
+                        continue
+                    if until is not None and event.get("timeNano", 0) > until * 1e9:
+                        return
+                    yield event
+                continue
+            if until is not None and time.time() > until:
+                return
+            if stop():
+                return
+            yield None
+            time.sleep(0.05)
