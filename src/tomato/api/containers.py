@@ -92,11 +92,17 @@ def list_json(api: Any, req: Request) -> None:
     every = req.flag("all")
     if "status" in filters or "exited" in filters:
         every = True
-    out = [summary(api, c) for c in service.list_containers(api.cfg, all_states=every)
-           if _match(api, c, filters)]
+    found = [c for c in service.list_containers(api.cfg, all_states=every)
+             if _match(api, c, filters)]
     limit = req.int_arg("limit", -1)
     if limit is not None and limit > 0:
-        out = out[:limit]
+        found = found[:limit]
+    out = [summary(api, c) for c in found]
+    if req.flag("size"):  # docker's SizeRw/SizeRootFs, only when asked (a layer walk each)
+        from tomato.engine.filesystem import sizes
+
+        for row, c in zip(out, found, strict=True):
+            row["SizeRw"], row["SizeRootFs"] = sizes(api.cfg, c)
     req.json_response(out)
 
 
@@ -118,8 +124,9 @@ def inspect(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's
     data.setdefault("ExecIDs", [k for k, v in api.execs.items() if v["ContainerID"] == c.id]
                     or None)
     if req.flag("size"):
-        data["SizeRw"] = 0
-        data["SizeRootFs"] = 0
+        from tomato.engine.filesystem import sizes
+
+        data["SizeRw"], data["SizeRootFs"] = sizes(api.cfg, c)
     req.json_response(data)
 
 

@@ -55,6 +55,7 @@ def df(api: Any, req: Request) -> None:
     from tomato.api import images as imgs
     from tomato.engine import images as im
     from tomato.engine import volumes
+    from tomato.engine.filesystem import sizes
 
     all_containers = service.list_containers(api.cfg, all_states=True)
     used = {c.image_id for c in all_containers}
@@ -73,8 +74,8 @@ def df(api: Any, req: Request) -> None:
     _ = used
     req.json_response({
         "LayersSize": rows[0].size if rows else 0, "Images": images,
-        "Containers": [{**cont.summary(api, c), "SizeRw": 0, "SizeRootFs": 0}
-                       for c in all_containers],
+        "Containers": [dict(zip(("SizeRw", "SizeRootFs"), sizes(api.cfg, c), strict=True),
+                            **cont.summary(api, c)) for c in all_containers],
         "Volumes": vols, "BuildCache": _build_cache(api),
     })
 

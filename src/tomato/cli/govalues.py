@@ -265,7 +265,10 @@ def _index(v: Any, *keys: Any) -> Any:
         if isinstance(v, dict):
             if not isinstance(key, str):
                 raise CallError(f"value has type {type_name(key)}; should be string")
-            v = v.get(key)
+            if key not in v and all(isinstance(x, str) for x in v.values()):
+                v = ""  # docker's map[string]string (Labels): index gives the zero value
+            else:
+                v = v.get(key)
         elif isinstance(v, (list, tuple, str)):
             if not isinstance(key, int) or isinstance(key, bool):
                 raise CallError(f"cannot index slice/array with type {type_name(key)}")

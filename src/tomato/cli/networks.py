@@ -90,11 +90,18 @@ NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scop
 
 
 def _created_at(text: str) -> str:
-    """An RFC 3339 time as Go's time.String() prints it (docker's CreatedAt)."""
+    """An RFC 3339 time as Go's time.String() prints it (docker's CreatedAt): UTC, the
+    fraction of a second as given, without trailing zeros."""
+    import re
+
     from tomato.cli.render import created_ts, go_time
 
     ts = created_ts(text) if text and not text.startswith("0001-") else None
-    return go_time(ts) if ts is not None else "0001-01-01 00:00:00 +0000 UTC"
+    if ts is None:
+        return "0001-01-01 00:00:00 +0000 UTC"
+    frac = re.search(r"\.(\d+)", text)
+    digits = frac.group(1)[:9].rstrip("0") if frac else ""
+    return go_time(ts).replace(" +0000", (f".{digits}" if digits else "") + " +0000")
 
 
 @_guard

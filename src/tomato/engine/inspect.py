@@ -28,7 +28,7 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
             volume = "/volumes/" in m["source"] and m["source"].endswith("/_data")
             mounts.append({
                 "Type": "volume" if volume else "bind",
-                **({"Name": m["source"].split("/")[-2]} if volume else {}),
+                **({"Name": m["source"].split("/")[-2], "Driver": "local"} if volume else {}),
                 "Source": m["source"], "Destination": m["destination"],
                 "Mode": "ro" if "ro" in m.get("options", []) else "",
                 "RW": "ro" not in m.get("options", []), "Propagation": "rprivate"})
