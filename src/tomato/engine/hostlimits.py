@@ -62,6 +62,11 @@ def adapt(opts: RunOptions) -> list[str]:
     if opts.oom_kill_disable and not opts.memory:
         warnings.append("OOM killer is disabled for the container, but no memory limit is "
                         "set, this can result in the system running out of resources.")
+    if opts.oom_score_adj < 0 and not _may_lower_oom_score():
+        # runc's write would fail the start (dockerd runs with CAP_SYS_RESOURCE); the
+        # runtime itself only warns, so the engine says it here, before anything is made
+        raise InvalidArgument(f"cannot set oom_score_adj to {opts.oom_score_adj}: a negative "
+                              "value needs CAP_SYS_RESOURCE, which this engine does not have")
     if (opts.cpu_rt_period or opts.cpu_rt_runtime) and \
             not _has("cpu", "cpu.rt_runtime_us"):
         raise InvalidArgument("Your kernel does not support CPU real-time scheduler")
@@ -79,3 +84,15 @@ def adapt(opts: RunOptions) -> list[str]:
             raise InvalidArgument(f"Requested memory nodes are not available - requested "
                                   f"{opts.cpuset_mems}, available: {have_text}")
     return warnings
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def _may_lower_oom_score() -> bool:
+    """The kernel lets a process go below its oom_score_adj_min (0 unless a privileged
+    writer set it) only with CAP_SYS_RESOURCE (this machine's root lacks it)."""
+    from tomato._sys import caps
+
+    effective, _permitted, _inheritable = caps.capget()
+    return CAP_SYS_RESOURCE in effective

@@ -202,6 +202,14 @@ def test_cgroup_flags_land_in_the_cgroup(engine: Engine) -> None:
     assert "c 42:* rm" in (_cgroup_dir(pid, "devices") / "devices.list").read_text()
     # this host's root may not go below 0 (no CAP_SYS_RESOURCE): a positive adjustment
     assert Path(f"/proc/{pid}/oom_score_adj").read_text().strip() == "500"
+    if "CapEff" in Path("/proc/self/status").read_text():
+        eff = int(next(line.split()[1] for line in
+                       Path("/proc/self/status").read_text().splitlines()
+                       if line.startswith("CapEff")), 16)
+        if not eff & (1 << 24):  # refused in one line, never silently left at 0
+            err = _refused(engine, "run", "--rm", "--oom-score-adj", "-500", "busybox", "true")
+            assert "cannot set oom_score_adj to -500: a negative value needs " \
+                   "CAP_SYS_RESOURCE" in err
     host = info["HostConfig"]
     assert (host["OomKillDisable"], host["OomScoreAdj"], host["MemorySwappiness"]) == \
         (True, 500, 10)
