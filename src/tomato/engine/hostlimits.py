@@ -62,7 +62,7 @@ def adapt(opts: RunOptions) -> list[str]:
     if opts.oom_kill_disable and not opts.memory:
         warnings.append("OOM killer is disabled for the container, but no memory limit is "
                         "set, this can result in the system running out of resources.")
-    if opts.oom_score_adj < 0 and not _may_lower_oom_score():
+    if -1000 <= opts.oom_score_adj < 0 and not _may_lower_oom_score():  # range: options
         # runc's write would fail the start (dockerd runs with CAP_SYS_RESOURCE); the
         # runtime itself only warns, so the engine says it here, before anything is made
         raise InvalidArgument(f"cannot set oom_score_adj to {opts.oom_score_adj}: a negative "

@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from .conftest import Server
 
 
@@ -124,3 +126,41 @@ def test_privileged_through_docker_sees_the_hosts_devices(api: Server) -> None:
     listed = set(api.docker("run", "--rm", "--privileged", "busybox", "ls",
                             "/dev").stdout.split())
     assert host <= listed, sorted(host - listed)
+
+
+def test_docker_py_host_config(api: Server, tmp_path: Path) -> None:
+    docker = pytest.importorskip("docker", reason="needs docker-py: pip install docker")
+    client = docker.DockerClient(base_url=api.host, version="auto", timeout=60)
+    try:
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "f").write_text("from-src\n")
+        client.containers.create("busybox", "true", name="pysrc",
+                                 volumes={str(data): {"bind": "/data", "mode": "rw"}})
+        donor = client.containers.run("busybox", ["sleep", "300"], detach=True, name="pydonor",
+                                      ipc_mode="shareable")
+        out = client.containers.run(
+            "busybox", ["sh", "-c", "for n in pid ipc uts; do readlink /proc/self/ns/$n; done; "
+                        "cat /data/f; id -G; cat /proc/self/oom_score_adj"],
+            remove=True, pid_mode="container:pydonor", ipc_mode="container:pydonor",
+            uts_mode="host", volumes_from=["pysrc:ro"], group_add=["456"],
+            oom_score_adj=200, mem_limit="64m", oom_kill_disable=True, mem_swappiness=30,
+            cpu_period=60000, cpu_quota=30000, cpuset_mems="0",
+            device_cgroup_rules=["c 10:200 rwm"]).decode().split()
+        donor.reload()
+        pid = donor.attrs["State"]["Pid"]
+        assert out[:3] == [os.readlink(f"/proc/{pid}/ns/pid"),
+                           os.readlink(f"/proc/{pid}/ns/ipc"), os.readlink("/proc/self/ns/uts")]
+        assert out[3] == "from-src" and "456" in out[4:-1] and out[-1] == "200"
+        made = client.containers.create("busybox", "true", pid_mode="host", cgroupns="host",
+                                        mem_limit="64m", oom_kill_disable=True,
+                                        mem_swappiness=30, cpu_period=60000, cpu_quota=30000)
+        host = made.attrs["HostConfig"]
+        assert (host["PidMode"], host["CgroupnsMode"], host["OomKillDisable"],
+                host["MemorySwappiness"], host["CpuPeriod"], host["CpuQuota"]) == \
+            ("host", "host", True, 30, 60000, 30000)
+        with pytest.raises(docker.errors.APIError) as info:
+            client.containers.create("busybox", "true", pid_mode="bogus")
+        assert "invalid PID mode: bogus" in str(info.value)
+    finally:
+        client.close()
