@@ -81,6 +81,18 @@ def test_pid_container_joins_its_namespace(engine: Engine) -> None:
     assert not logs.exists() or "cleanup failed" not in logs.read_text()
 
 
+def test_a_join_follows_its_donor_across_restarts(engine: Engine) -> None:
+    engine.run("run", "-d", "--name", "donor", "--ipc", "shareable", "busybox", "sleep", "300")
+    engine.run("create", "--name", "joiner", "--pid", "container:donor", "--ipc",
+               "container:donor", "busybox", "sleep", "300")
+    engine.run("restart", "-t", "0", "donor")  # a new init, new namespaces
+    engine.run("start", "joiner")
+    donor, joiner = (_info(engine, n)["State"]["Pid"] for n in ("donor", "joiner"))
+    for kind in ("pid", "ipc"):
+        assert _ns_of(joiner, kind) == _ns_of(donor, kind)
+    engine.run("rm", "-f", "joiner", "donor")
+
+
 def test_pid_container_errors_are_dockers(engine: Engine) -> None:
     err = _refused(engine, "run", "--rm", "--pid", "container:nosuch", "busybox", "true")
     assert "No such container: nosuch" in err
@@ -363,7 +375,9 @@ def test_explain_shows_the_namespace_joins(engine: Engine) -> None:
     text = proc.stdout + proc.stderr
     assert f'setns(open("/proc/{pid}/ns/pid"), CLONE_NEWPID)' in text, text
     assert f'setns(open("/proc/{pid}/ns/ipc"), CLONE_NEWIPC)' in text, text
-    summary = engine.run("run", "--rm", "--explain", "--pid", "container:exsrc", "busybox",
-                         "true")
-    assert "setns" in summary.stdout + summary.stderr or \
-        "nsenter" in summary.stdout + summary.stderr
+    summary = engine.run("run", "--rm", "--explain", "--pid", "container:exsrc", "--ipc",
+                         "container:exsrc", "--uts", "host", "busybox", "true").stderr
+    ns_line = next(line for line in summary.splitlines() if line.startswith("[ns]"))
+    assert f"joined: pid (/proc/{pid}/ns/pid), ipc (/proc/{pid}/ns/ipc)" in ns_line, summary
+    assert "uts" not in ns_line  # the host's: neither made nor joined
+    assert f"nsenter --pid=/proc/{pid}/ns/pid" in summary
