@@ -13,7 +13,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from tomato.explain.trace import Explainer
 
 # x86_64 syscall numbers (the only architecture Tomato targets today).
 SYS_CLONE = 56
@@ -79,11 +79,20 @@ SIGCHLD = 17
 _libc: ctypes.CDLL | None = None
 _pylibc: ctypes.PyDLL | None = None
 
-#: ``--explain``: an explainer (tomato.explain.Explainer) told about every kernel
-#: step below, or None.  The one piece of module state in Tomato, on purpose: every
-#: syscall wrapper checks it, so explaining costs one global load when off instead
-#: of threading an object through every call of the start path.
-TRACE: Any = None
+#: ``--explain``: the explainer told about every kernel step of the wrappers below,
+#: or None.  Private to this module, installed by ``explain_syscalls`` at the edge that
+#: parsed --explain, which hands the same explainer on explicitly to everything above
+#: _sys that reports a step (the runtime's CreateOptions/ExecOptions, the cgroup
+#: manager's ``explain``, Netlink's, the EngineConfig's): nothing else reads it.  The
+#: wrappers themselves check this one variable (a global load when off) instead of
+#: taking an explainer on every call of the start path; a fork or clone inherits it.
+_trace: Explainer | None = None
+
+
+def explain_syscalls(explainer: Explainer | None) -> None:
+    """Tell ``explainer`` (None: nobody) about each kernel step of this module's wrappers."""
+    global _trace
+    _trace = explainer
 
 
 def libc() -> ctypes.CDLL:
@@ -118,9 +127,9 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
           data: str | None = None) -> None:
     _check(libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
            target)
-    if TRACE is not None:  # a pinned destination (/proc/self/fd/N) shown by its path
+    if _trace is not None:  # a pinned destination (/proc/self/fd/N) shown by its path
         shown = os.readlink(target) if target.startswith("/proc/self/fd/") else target
-        TRACE.mount(source, shown, fstype, flags, data)
+        _trace.mount(source, shown, fstype, flags, data)
 
 
 PROC_SUPER_MAGIC = 0x9FA0
@@ -136,33 +145,33 @@ def fs_type(path: str) -> int:
 
 def umount2(target: str, flags: int = 0) -> None:
     _check(libc().umount2(_b(target), flags), target)
-    if TRACE is not None:
-        TRACE.umount(target, flags)
+    if _trace is not None:
+        _trace.umount(target, flags)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
     _check(libc().syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), new_root)
-    if TRACE is not None:
-        TRACE.pivot_root(new_root, put_old)
+    if _trace is not None:
+        _trace.pivot_root(new_root, put_old)
 
 
 def unshare(flags: int) -> None:
     _check(libc().unshare(flags))
-    if TRACE is not None:
-        TRACE.unshare(flags)
+    if _trace is not None:
+        _trace.unshare(flags)
 
 
 def setns(fd: int, nstype: int = 0, path: str | None = None) -> None:
     _check(libc().setns(fd, nstype), path)
-    if TRACE is not None:
-        TRACE.setns(path or f"/proc/self/fd/{fd}", nstype)
+    if _trace is not None:
+        _trace.setns(path or f"/proc/self/fd/{fd}", nstype)
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
     _check(libc().sethostname(raw, len(raw)))
-    if TRACE is not None:
-        TRACE.sethostname(name)
+    if _trace is not None:
+        _trace.sethostname(name)
 
 
 def setdomainname(name: str) -> None:
@@ -200,10 +209,10 @@ def clone(flags: int) -> int:
     if others:  # (threading's count: _thread's keeps the threads a fork left behind)
         raise RuntimeError(f"clone() with {others} other Python thread(s) running: "
                            "the child could wait forever for the GIL")
-    if TRACE is not None and flags:
-        from tomato.explain import ns_flag_names, ns_options
+    if _trace is not None and flags:
+        from tomato.explain.shell import ns_flag_names, ns_options
 
-        TRACE.step(f"clone({ns_flag_names(flags)}|SIGCHLD)",
+        _trace.step(f"clone({ns_flag_names(flags)}|SIGCHLD)",
                    f"unshare --fork {ns_options(flags)}")
     api = ctypes.pythonapi
     api.PyOS_BeforeFork()

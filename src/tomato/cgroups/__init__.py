@@ -32,6 +32,10 @@ from .base import Manager
 from .detect import Hierarchy, hierarchies, mode
 from .resources import DEFAULT_ALLOWED_DEVICES, Resources
 
+TYPE_CHECKING = False  # typing costs the runtime's start ~2 ms to import
+if TYPE_CHECKING:
+    from tomato.explain.trace import Explainer
+
 
 def _cgroup_for(h: Hierarchy, cgroups_path: str) -> str:
     if cgroups_path.startswith("/"):
@@ -42,9 +46,25 @@ def _cgroup_for(h: Hierarchy, cgroups_path: str) -> str:
 
 def new_manager(cgroups_path: str, container_id: str,
                 found: list[Hierarchy] | None = None, systemd: bool = False,
-                annotations: dict[str, str] | None = None) -> Manager:
+                annotations: dict[str, str] | None = None,
+                explain: Explainer | None = None) -> Manager:
     """A manager for this container (nothing is created until ``create()``);
-    ``systemd``: systemd's unit, with ``annotations``' org.systemd.property.* set."""
+    ``systemd``: systemd's unit, with ``annotations``' org.systemd.property.* set;
+    ``explain`` (--explain) is told of each directory it makes and file it writes."""
+    return _told(_new_manager(cgroups_path, container_id, found, systemd, annotations),
+                 explain)
+
+
+def _told(manager: Manager, explain: Explainer | None) -> Manager:
+    manager.explain = explain
+    fs = getattr(manager, "fs", None)  # the systemd driver's files are its fs manager's
+    if fs is not None:
+        fs.explain = explain
+    return manager
+
+
+def _new_manager(cgroups_path: str, container_id: str, found: list[Hierarchy] | None,
+                 systemd: bool, annotations: dict[str, str] | None) -> Manager:
     if systemd:
         from .systemd import is_running_systemd, new_systemd_manager
 
@@ -176,8 +196,12 @@ def _mode(found: list[Hierarchy]) -> str:
     return mode_of(found)
 
 
-def load_manager(saved: dict) -> Manager:
-    """Reopen the cgroups recorded by ``Manager.to_dict()``."""
+def load_manager(saved: dict, explain: Explainer | None = None) -> Manager:
+    """Reopen the cgroups recorded by ``Manager.to_dict()`` (``explain``: as new_manager's)."""
+    return _told(_load_manager(saved), explain)
+
+
+def _load_manager(saved: dict) -> Manager:
     try:
         version = saved["version"]
         if saved.get("driver") == "systemd":

@@ -16,6 +16,8 @@ TYPE_CHECKING = False  # collections costs the runtime's start ~1 ms to import
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from tomato.explain.trace import Explainer
+
 
 def read(path: str) -> str:
     with open(path) as f:
@@ -105,8 +107,9 @@ def write_error(path: str, value: str, err: OSError) -> TomatoError:
     return InvalidArgument(msg)
 
 
-def write(path: str, value: str) -> None:
-    """One write(2) of ``value`` (cgroup files parse a single write)."""
+def write(path: str, value: str, explain: Explainer | None = None) -> None:
+    """One write(2) of ``value`` (cgroup files parse a single write); ``explain``
+    (--explain) is told of it once it happened."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as err:
@@ -117,10 +120,8 @@ def write(path: str, value: str) -> None:
         raise write_error(path, value, err) from err
     finally:
         os.close(fd)
-    from tomato._sys import libc
-
-    if libc.TRACE is not None:  # --explain: the step, once it happened
-        libc.TRACE.write(path, value)
+    if explain is not None:
+        explain.write(path, value)
 
 
 @dataclass
@@ -134,7 +135,7 @@ class Write:
     undo: str | None = None     # explicit undo value for multi-line files
 
 
-def apply_writes(writes: Iterable[Write]) -> None:
+def apply_writes(writes: Iterable[Write], explain: Explainer | None = None) -> None:
     """Write in order; on a refusal undo what was written (newest first), then raise.
 
     Atomic-ish: the kernel has no transactions, but a container is left with the
@@ -149,11 +150,11 @@ def apply_writes(writes: Iterable[Write]) -> None:
             except OSError:
                 old = None
         try:
-            write(w.path, w.value)
+            write(w.path, w.value, explain)
         except TomatoError:
             for path, value in reversed(done):
                 try:
-                    write(path, value)
+                    write(path, value, explain)
                 except TomatoError:
                     pass
             raise
@@ -175,7 +176,7 @@ def cgroup_pids(directory: str) -> list[int]:
     return sorted(set(pids))
 
 
-def mkdir_p(directory: str) -> int:
+def mkdir_p(directory: str, explain: Explainer | None = None) -> int:
     """mkdir -p that reports how many levels it made, tolerating a concurrent
     destroy() removing an empty shared parent (``tomato``) under our feet."""
     made = 0
@@ -189,10 +190,8 @@ def mkdir_p(directory: str) -> int:
             for m in reversed(missing):
                 try:
                     os.mkdir(m, 0o755)
-                    from tomato._sys import libc
-
-                    if libc.TRACE is not None:
-                        libc.TRACE.mkdir(m)
+                    if explain is not None:
+                        explain.mkdir(m)
                     made += 1
                 except FileExistsError:
                     pass
@@ -264,6 +263,8 @@ class Manager:
     def __init__(self) -> None:
         #: Things accepted but not applied (kernel fields, missing hierarchies...).
         self.warnings: list[str] = []
+        #: --explain: told of each directory made and file written (None: nobody)
+        self.explain: Explainer | None = None
 
     # -- implemented by the backends --
     @property
@@ -325,7 +326,7 @@ class Manager:
             if target not in targets:
                 targets.append(target)
         for target in targets:
-            write(os.path.join(target, "cgroup.procs"), str(pid))
+            write(os.path.join(target, "cgroup.procs"), str(pid), self.explain)
 
     def exists(self) -> bool:
         return any(os.path.isdir(p) for p in self.paths.values())

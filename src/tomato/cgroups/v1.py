@@ -62,7 +62,7 @@ class V1Manager(Manager):
     # ---- lifecycle ------------------------------------------------------------
     def create(self) -> None:
         for d in self._dirs():
-            made = base.mkdir_p(d)
+            made = base.mkdir_p(d, self.explain)
             self._created[d] = max(self._created.get(d, 0), made)
         cs = self._dir("cpuset")
         if cs:
@@ -81,7 +81,8 @@ class V1Manager(Manager):
             for name in ("cpuset.cpus", "cpuset.mems"):
                 try:
                     if read(os.path.join(d, name)).strip() == "":
-                        write(os.path.join(d, name), read(os.path.join(parent, name)).strip())
+                        write(os.path.join(d, name), read(os.path.join(parent, name)).strip(),
+                              self.explain)
                 except FileNotFoundError:
                     pass
 
@@ -93,7 +94,7 @@ class V1Manager(Manager):
             self._fill_cpuset(cs)
         for d in self._dirs():
             try:
-                write(os.path.join(d, "cgroup.procs"), str(pid))
+                write(os.path.join(d, "cgroup.procs"), str(pid), self.explain)
             except (InvalidArgument, PermissionDenied, Unavailable) as err:
                 if not os.path.exists(f"/proc/{pid}"):
                     raise NotFound(f"process {pid} does not exist") from err
@@ -129,17 +130,17 @@ class V1Manager(Manager):
         # sleep); keep asking, bounded, like runc's freezer.go.
         for i in range(_FREEZE_ATTEMPTS):
             if i % 50 == 0:
-                write(path, "FROZEN")
+                write(path, "FROZEN", self.explain)
             if read(path).strip() == "FROZEN":
                 return
             time.sleep(0.001 if i < 10 else 0.01)
-        write(path, "THAWED")
+        write(path, "THAWED", self.explain)
         raise Unavailable(f"cgroup {os.path.dirname(path)} did not freeze in time")
 
     def thaw(self) -> None:
         self.require()
         path = self._freezer()
-        write(path, "THAWED")
+        write(path, "THAWED", self.explain)
         for _ in range(_FREEZE_ATTEMPTS):
             if read(path).strip() == "THAWED":
                 return
@@ -166,7 +167,7 @@ class V1Manager(Manager):
     def set(self, res: Resources) -> None:
         self.require()
         writes = self.plan(res)
-        base.apply_writes(writes)
+        base.apply_writes(writes, self.explain)
 
     def plan(self, res: Resources) -> list[Write]:
         """Validate ``res`` against this host and return the writes, in order."""

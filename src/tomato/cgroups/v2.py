@@ -49,7 +49,7 @@ class V2Manager(Manager):
 
     # ---- lifecycle ------------------------------------------------------------
     def create(self) -> None:
-        made = base.mkdir_p(self.path)
+        made = base.mkdir_p(self.path, self.explain)
         self._created = max(self._created, made)
         self._enable_controllers()
 
@@ -67,7 +67,7 @@ class V2Manager(Manager):
                 if ctrl in enabled:
                     continue
                 try:
-                    write(os.path.join(d, "cgroup.subtree_control"), "+" + ctrl)
+                    write(os.path.join(d, "cgroup.subtree_control"), "+" + ctrl, self.explain)
                 except TomatoError as err:
                     self._warn(f"cannot enable the {ctrl} controller in {d}: {err}")
             d = os.path.join(d, part)
@@ -76,7 +76,7 @@ class V2Manager(Manager):
         if not os.path.isdir(self.path):
             raise NotFound(f"cgroup {self.path} does not exist")
         try:
-            write(self._f("cgroup.procs"), str(pid))
+            write(self._f("cgroup.procs"), str(pid), self.explain)
         except TomatoError as err:
             if not os.path.exists(f"/proc/{pid}"):
                 raise NotFound(f"process {pid} does not exist") from err
@@ -101,14 +101,14 @@ class V2Manager(Manager):
             if not os.path.isdir(self.path):
                 raise NotFound(f"cgroup {self.path} does not exist")
             raise Unavailable("cgroup.freeze needs linux 5.2 or later")
-        write(path, value)
+        write(path, value, self.explain)
         # cgroup.events reports "frozen 1" once every task has stopped.
         for i in range(1000):
             if str(read_keyed(self._f("cgroup.events")).get("frozen", -1)) == value:
                 return
             time.sleep(0.001 if i < 10 else 0.01)
         if value == "1":
-            write(path, "0")
+            write(path, "0", self.explain)
             raise Unavailable(f"cgroup {self.path} did not freeze in time")
 
     def frozen(self) -> bool:
@@ -120,7 +120,7 @@ class V2Manager(Manager):
     def kill_all(self, sig: int = 9) -> None:
         self.require()
         if sig == 9 and os.path.exists(self._f("cgroup.kill")):
-            write(self._f("cgroup.kill"), "1")  # atomic, races no fork (linux 5.14)
+            write(self._f("cgroup.kill"), "1", self.explain)  # atomic, races no fork (linux 5.14)
             return
         super().kill_all(sig)
 
@@ -133,7 +133,7 @@ class V2Manager(Manager):
     def set(self, res: Resources) -> None:
         self.require()
         writes = self.plan(res)
-        base.apply_writes(writes)
+        base.apply_writes(writes, self.explain)
         if res.devices is not None:
             from . import devices_bpf  # ctypes + bpf(2): only when needed
             devices_bpf.install(self.path, res.devices)

@@ -41,22 +41,22 @@ def _handoff(args: argparse.Namespace) -> Any:
     return tell
 
 
-def _explain(args: argparse.Namespace, cfg: EngineConfig) -> None:
+def _explained(args: argparse.Namespace, cfg: EngineConfig) -> EngineConfig:
     """--explain: every kernel step told on (a copy of) our stderr -- also by the
-    monitor we fork, which keeps that descriptor (cfg.supervision.keep_fd)."""
+    monitor we fork, which keeps that descriptor: the config with its explainer."""
     if getattr(args, "explain", False):
-        from tomato._sys import libc
         from tomato.cli.runtime import enable_explain
+        from tomato.records import replace
 
-        enable_explain(args.explain)
-        cfg.supervision.keep_fd = getattr(libc.TRACE, "fd", -1)
+        return replace(cfg, explain=enable_explain(args.explain))
+    return cfg
 
 
 @_guard
 def cmd_run(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
-    _explain(args, cfg)
+    cfg = _explained(args, cfg)
     opts = build_options(args)
     _rootless_warnings(opts)
     c = service.create(cfg, opts, then_start=True)
@@ -277,7 +277,7 @@ def _since(text: str) -> float:
 def cmd_exec(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
 
-    _explain(args, cfg)
+    cfg = _explained(args, cfg)
     try:
         return service.exec_in(cfg, args.container, list(args.command), tty=args.tty,
                                detach=args.detach, env=args.env, user=args.user,

@@ -18,6 +18,8 @@ TYPE_CHECKING = False  # typing and collections cost the start path ~3 ms
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tomato.explain.trace import Explainer
+
 DEFAULT_ROOT = "/run/tomato-runtime"
 VERSION = "0.1.0"
 
@@ -115,6 +117,8 @@ class Context:
         self.states = StateDir(root)
         # create/run make a systemd unit; later commands follow the state's record.
         self.systemd_cgroup = g.bool("systemd-cgroup")
+        #: --explain: handed to each runtime operation that reports a step
+        self.explain: Explainer | None = None
 
 
 def _one_id(p: Parsed, cmd: str) -> str:
@@ -167,7 +171,7 @@ def _create_options(p: Parsed, ctx: Context) -> object:
                          console_socket=p.str("console-socket"), no_pivot=p.bool("no-pivot"),
                          preserve_fds=_int_flag(p, "preserve-fds"),
                          no_new_keyring=p.bool("no-new-keyring"),
-                         systemd_cgroup=ctx.systemd_cgroup)
+                         systemd_cgroup=ctx.systemd_cgroup, explain=ctx.explain)
 
 
 def cmd_create(ctx: Context, argv: list[str]) -> int:
@@ -217,13 +221,13 @@ def cmd_run(ctx: Context, argv: list[str]) -> int:
         _forward_signals(rec.pid)
         start(ctx.states, cid, ctx.log, rec)
     except BaseException:
-        delete(ctx.states, cid, True, ctx.log, rec)
+        delete(ctx.states, cid, True, ctx.log, rec, ctx.explain)
         raise
     if detach:
         return 0
     code = _wait(rec.pid, created.console_master)
     if not p.bool("keep"):
-        delete(ctx.states, cid, True, ctx.log, rec)
+        delete(ctx.states, cid, True, ctx.log, rec, ctx.explain)
     return code
 
 
@@ -241,7 +245,7 @@ def cmd_kill(ctx: Context, argv: list[str]) -> int:
     from tomato.runtime.lifecycle import kill, parse_signal
 
     sig = parse_signal(p.args[1] if len(p.args) > 1 else "SIGTERM")
-    kill(ctx.states, cid, sig, p.bool("all"))
+    kill(ctx.states, cid, sig, p.bool("all"), ctx.explain)
     return 0
 
 
@@ -249,7 +253,7 @@ def cmd_delete(ctx: Context, argv: list[str]) -> int:
     p = parse(argv, (Flag("force", BOOL, aliases=("f",)),))
     from tomato.runtime.lifecycle import delete
 
-    delete(ctx.states, _one_id(p, "delete"), p.bool("force"), ctx.log)
+    delete(ctx.states, _one_id(p, "delete"), p.bool("force"), ctx.log, explain=ctx.explain)
     return 0
 
 
@@ -299,7 +303,7 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
     opts = ExecOptions(process=process, detach=detach, pid_file=p.str("pid-file"),
                        console_socket=p.str("console-socket"),
                        preserve_fds=_int_flag(p, "preserve-fds"),
-                       sub_cgroups=sub_cgroups(p.list("cgroup")))
+                       sub_cgroups=sub_cgroups(p.list("cgroup")), explain=ctx.explain)
     result = exec_process(ctx.states, cid, opts, ctx.log, keep_master=not detach, rec=rec)
     if detach:
         return 0
@@ -316,14 +320,14 @@ def cmd_ps(ctx: Context, argv: list[str]) -> int:
 def cmd_pause(ctx: Context, argv: list[str]) -> int:
     from tomato.runtime.lifecycle import pause
 
-    pause(ctx.states, _one_id(parse(argv, ()), "pause"))
+    pause(ctx.states, _one_id(parse(argv, ()), "pause"), ctx.explain)
     return 0
 
 
 def cmd_resume(ctx: Context, argv: list[str]) -> int:
     from tomato.runtime.lifecycle import resume
 
-    resume(ctx.states, _one_id(parse(argv, ()), "resume"))
+    resume(ctx.states, _one_id(parse(argv, ()), "resume"), ctx.explain)
     return 0
 
 
@@ -333,7 +337,7 @@ def cmd_update(ctx: Context, argv: list[str]) -> int:
     from tomato.cli.runtime_values import update_resources
     from tomato.runtime.lifecycle import update
 
-    for w in update(ctx.states, cid, update_resources(p)):
+    for w in update(ctx.states, cid, update_resources(p), ctx.explain):
         ctx.log.warning(w)
     return 0
 
@@ -419,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(g)
         log = ctx.log
         if g.get("explain"):
-            enable_explain(g.get("explain"))
+            ctx.explain = enable_explain(g.get("explain"))
         name, rest = g.args[0], g.args[1:]
         cmd = COMMANDS.get(name)
         if cmd is None:
@@ -440,9 +444,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def enable_explain(mode: object = True) -> None:
+def enable_explain(mode: object = True) -> Explainer:
     """--explain (a grouped summary) or --explain=full (every kernel step) on (a copy
-    of) stderr, with shell equivalents.
+    of) stderr, with shell equivalents: the explainer, which the caller hands to what
+    it calls, and which _sys's kernel calls tell from now on (libc.explain_syscalls).
 
     A copy, because the container's init writes its steps until execve, when
     the copy closes (it is close-on-exec) and stderr belongs to the container.
@@ -450,7 +455,9 @@ def enable_explain(mode: object = True) -> None:
     from tomato._sys import libc
     from tomato.explain import for_mode
 
-    libc.TRACE = for_mode(mode, os.dup(2))
+    explainer = for_mode(mode, os.dup(2))
+    libc.explain_syscalls(explainer)
+    return explainer
 
 
 def _fail(msg: str, log: object, command: str = "") -> int:

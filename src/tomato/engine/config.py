@@ -14,6 +14,7 @@ from tomato.records import field, record
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
+    from tomato.explain.trace import Explainer
     from tomato.images.manifest import Platform
 
 DEFAULT_ROOT = Path("/var/lib/tomato")
@@ -48,3 +49,6 @@ class EngineConfig:
     #: the monitors this engine user forked and its cgroup primer (supervision.py)
     supervision: Supervision = field(default_factory=Supervision, compare=False, hash=False,
                                      repr=False)
+    #: --explain: told of each step of the use cases that make a container (its network
+    #: devices, the runtime's config, cgroups and execve, in the monitor too); None: off
+    explain: Explainer | None = field(default=None, compare=False, hash=False, repr=False)

@@ -180,7 +180,7 @@ def plan_network(cfg: EngineConfig, opts: RunOptions,
         return NetworkPlan(f"container:{other.id}", (), False, None)
     if not networks.is_networked(mode):
         return NetworkPlan(mode, (), False, None)  # Docker ignores -p/-P there, with a warning
-    net = networks.Networks(cfg.root)
+    net = networks.Networks(cfg.root, cfg.explain)
     net.sweep()
     net.get(mode)  # NotFound for an unknown network
     if opts.publish_all:

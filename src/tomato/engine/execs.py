@@ -59,8 +59,8 @@ def exec_in(cfg: EngineConfig, ref: str, command: list[str], *, tty: bool = Fals
     if detach:
         _exec_detached(states, c.id, proc)
         return 0
-    result = exec_process(states, c.id, ExecOptions(process=proc), RuntimeLog(),
-                          keep_master=True)
+    result = exec_process(states, c.id, ExecOptions(process=proc, explain=cfg.explain),
+                          RuntimeLog(), keep_master=True)
     from tomato.runtime.waiting import forward_signals, wait_for
 
     forward_signals(result.pid)

@@ -43,6 +43,8 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import: `tomato run` forks us fro
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    from tomato.explain.trace import Explainer
+
 ATTACH_WAIT = 10.0  # seconds a foreground run may take to attach before we start anyway
 
 
@@ -67,6 +69,7 @@ class Monitor:
         self.states = StateDir(self.cfg.runtime_root)
         self.rtlog = RuntimeLog(str(self.dir / "runtime.log"), "json")
         self.on_report: Any = None  # instead of the report pipe, see run_monitor
+        self.explain: Explainer | None = None  # --explain: handed to the runtime's create
         self.exit_unrecorded = False  # a full disk kept the exit out of the record
 
     # -- the container ---------------------------------------------------------------
@@ -103,7 +106,8 @@ class Monitor:
             # `tomato create`/`run` primed the cgroup move already (service.create)
             created = create(self.states, self.cid,
                              CreateOptions(bundle=self.cfg.bundle,
-                                           prime_cgroups=not self.cfg.primed),
+                                           prime_cgroups=not self.cfg.primed,
+                                           explain=self.explain),
                              self.rtlog, keep_master=tty)
         except BaseException:
             for r in ours:
@@ -468,12 +472,13 @@ class Monitor:
         return 0
 
 
-def run_as_monitor(root: Path, cid: str, on_report: Any = None) -> NoReturn:
+def run_as_monitor(root: Path, cid: str, on_report: Any = None,
+                   explain: Explainer | None = None) -> NoReturn:
     """This (forked) process is the container's monitor until it exits; never returns
     (supervision.py forks it, or hands a fork server's child over to it)."""
     code = 1
     try:
-        code = run_monitor(root, cid, on_report=on_report)
+        code = run_monitor(root, cid, on_report=on_report, explain=explain)
     except BaseException as exc:  # noqa: BLE001
         try:
             os.write(2, f"monitor: {exc}\n".encode())
@@ -483,13 +488,16 @@ def run_as_monitor(root: Path, cid: str, on_report: Any = None) -> NoReturn:
         os._exit(code)
 
 
-def run_monitor(root: Path, cid: str, on_report: Any = None) -> int:
+def run_monitor(root: Path, cid: str, on_report: Any = None,
+                explain: Explainer | None = None) -> int:
     """``on_report(msg)``: the first report (``{"pid": N}`` or ``{"error": ...}``) is a
-    call rather than a line on stdout, when the CLI became the monitor itself."""
+    call rather than a line on stdout, when the CLI became the monitor itself;
+    ``explain``: --explain's explainer, handed to the runtime's create."""
     from tomato.runtime.statedir import proc_start_time
 
     monitor = Monitor(root, cid)
     monitor.on_report = on_report
+    monitor.explain = explain
     monitor.records.set_state(cid, StateChange(monitor_pid=os.getpid(),
                                                monitor_start=proc_start_time(os.getpid())))
     return monitor.serve()

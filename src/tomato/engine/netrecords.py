@@ -23,6 +23,8 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.explain.trace import Explainer
+
 BUILTIN = ("bridge", "host", "none")
 
 
@@ -79,8 +81,10 @@ def is_networked(mode: str) -> bool:
 class NetworkRecords:
     """The tables, read and written (Networks adds the devices)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, explain: Explainer | None = None) -> None:
         self.root = root
+        #: --explain: told of each device made or removed (None: nobody)
+        self.explain = explain
         self.store = Store(root)
         self.ns_dir = root / "netns"
         self._lock_fd = -1

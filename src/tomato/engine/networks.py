@@ -172,7 +172,7 @@ class Networks(HostsFiles, Leases):
         from tomato.network import bridge
         from tomato.network.netlink import Netlink
 
-        with Netlink() as nl:
+        with Netlink(self.explain) as nl:
             _, created = bridge.ensure_bridge(nl, n.bridge, n.gateway, n.prefixlen,
                                               forward=not n.internal)
         return created
@@ -180,7 +180,7 @@ class Networks(HostsFiles, Leases):
     def _bridge_down(self, n: Network) -> None:
         from tomato.network.netlink import Netlink
 
-        with Netlink() as nl:
+        with Netlink(self.explain) as nl:
             nl.delete_link(n.bridge)
 
     def _apply_rules(self) -> None:
@@ -268,7 +268,7 @@ class Networks(HostsFiles, Leases):
             netns.remove(self.netns_path(cid))
             doomed = [] if pinned else [lease.veth for lease in leases]
             if doomed:
-                with Netlink() as nl:
+                with Netlink(self.explain) as nl:
                     nl.delete_links(doomed)
         finally:
             if rules is not None:
@@ -345,7 +345,8 @@ class Networks(HostsFiles, Leases):
         self.ns_dir.mkdir(mode=0o700, exist_ok=True)
         with self.locked():
             try:
-                with netns.create(self.netns_path(cid)) as inside, Netlink() as host:
+                with netns.create(self.netns_path(cid), self.explain) as inside, \
+                        Netlink(self.explain) as host:
                     bridge.loopback_up(inside)
                     created = self._plug(host, inside, cid, n, "eth0", ip, aliases or [], mac,
                                          True)
@@ -380,7 +381,8 @@ class Networks(HostsFiles, Leases):
             netns.remove(self.netns_path(cid))
             self.ns_dir.mkdir(mode=0o700, exist_ok=True)
             leases = sorted(self.leases(cid), key=lambda lease: lease.ifname)
-            with netns.create(self.netns_path(cid)) as inside, Netlink() as host:
+            with netns.create(self.netns_path(cid), self.explain) as inside, \
+                    Netlink(self.explain) as host:
                 bridge.loopback_up(inside)
                 for i, lease in enumerate(leases):
                     host.delete_link(lease.veth)
@@ -406,7 +408,7 @@ class Networks(HostsFiles, Leases):
             names = {lease.ifname for lease in leases}
             ifname = next(f"eth{i}" for i in range(len(names) + 1) if f"eth{i}" not in names)
             try:
-                with netns.entered(path) as inside, Netlink() as host:
+                with netns.entered(path, self.explain) as inside, Netlink(self.explain) as host:
                     created = self._plug(host, inside, cid, n, ifname, ip, aliases or [], "",
                                          not leases)
             except BaseException:
@@ -428,7 +430,7 @@ class Networks(HostsFiles, Leases):
             lease = next((x for x in self.leases(cid) if x.network_id == n.id), None)
             if lease is None:
                 raise Conflict(f"container {cid[:12]} is not connected to network {n.name}")
-            with Netlink() as nl:
+            with Netlink(self.explain) as nl:
                 nl.delete_link(lease.veth)
             # Bridges stay (the default one as Docker's docker0, a user network's until
             # `network rm`): only the endpoint goes.

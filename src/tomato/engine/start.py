@@ -64,7 +64,7 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool,
     if networks.is_networked(opts.network):
         from tomato.network.netns import is_mounted
 
-        nets = networks.Networks(cfg.root)
+        nets = networks.Networks(cfg.root, cfg.explain)
         if not is_mounted(nets.netns_path(c.id)):  # after a reboot: the same leases again
             nets.replug(c.id)
     else:
@@ -97,7 +97,7 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool,
 
     if handoff is not None:
         _become_monitor(cfg, c, handoff)
-    report = cfg.supervision.spawn_monitor(cfg.root, c.id, log, run_as_monitor)
+    report = cfg.supervision.spawn_monitor(cfg.root, c.id, log, run_as_monitor, cfg.explain)
     if "pid" not in report:
         detail = report.get("error") or _tail(log)
         raise TomatoError(f"failed to start container {c.short_id}: {detail}")

@@ -32,9 +32,12 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from tomato.cgroups import Primer
+    from tomato.explain.trace import Explainer
 
-    #: monitor.run_as_monitor: (root, id, the first report's callback or None) -> never
-    MonitorMain = Callable[[Path, str, Callable[[dict[str, Any]], None] | None], NoReturn]
+    #: monitor.run_as_monitor: (root, id, the first report's callback or None, the
+    #: explainer or None) -> never
+    MonitorMain = Callable[[Path, str, Callable[[dict[str, Any]], None] | None,
+                            Explainer | None], NoReturn]
 
 
 
@@ -44,8 +47,6 @@ class Supervision:
     def __init__(self) -> None:
         self.primer: Primer | None = None
         self.monitors: list[int] = []
-        #: a descriptor the monitors keep beyond stdio (--explain's copy of stderr)
-        self.keep_fd = -1
 
     # -- the primer ---------------------------------------------------------------------
     def prime(self) -> None:
@@ -77,10 +78,11 @@ class Supervision:
                 self.monitors.remove(pid)
 
     # -- the monitor --------------------------------------------------------------------
-    def spawn_monitor(self, root: Path, cid: str, log: Path,
-                      monitor: MonitorMain) -> dict[str, Any]:
+    def spawn_monitor(self, root: Path, cid: str, log: Path, monitor: MonitorMain,
+                      explain: Explainer | None = None) -> dict[str, Any]:
         """Fork the container's monitor from this process and wait for its first report
-        (``{"pid": N}`` once the container runs, or ``{"error": ...}``).
+        (``{"pid": N}`` once the container runs, or ``{"error": ...}``); ``explain``
+        (--explain) goes on telling in the monitor, which keeps its descriptor.
 
         One fork, not two: in a session of its own it outlives us, and until we exit
         it is our child, reaped by ``settle`` if it is done by then (a second fork
@@ -97,7 +99,7 @@ class Supervision:
                 monitor_stdio(log, w)
                 # Nothing else of our caller's may live on in the monitor (a pipe it
                 # waits on, a terminal): only 0, 1 (the report pipe) and 2 stay.
-                keep = self.keep_fd
+                keep = explain.fd if explain is not None and explain.fd is not None else -1
                 if keep > 2:
                     os.closerange(3, keep)
                     os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
@@ -110,7 +112,7 @@ class Supervision:
                     os.write(2, f"monitor: {exc}\n".encode())
                 finally:
                     os._exit(1)
-            monitor(root, cid, None)
+            monitor(root, cid, None, explain)
         os.close(w)
         self.monitors.append(pid)
         chunks = []
@@ -142,7 +144,7 @@ class Supervision:
             reported(msg)
             monitor_stdio(log, -1)  # from now on a monitor like any other: nothing of the user's
 
-        monitor(root, cid, first)
+        monitor(root, cid, first, None)  # never with --explain (no hand-off then)
 
 
 def new_monitor_session() -> None:

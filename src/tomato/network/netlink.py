@@ -18,6 +18,10 @@ import os
 import socket
 import struct
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.explain.trace import Explainer
+
 # message types
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR = 20
@@ -70,9 +74,11 @@ def mac_bytes(mac: str) -> bytes:
 
 
 class Netlink:
-    """One NETLINK_ROUTE socket, bound to the netns it was opened in."""
+    """One NETLINK_ROUTE socket, bound to the netns it was opened in; ``explain``
+    (--explain) is told of each change it makes, with its ip(8) equivalent."""
 
-    def __init__(self) -> None:
+    def __init__(self, explain: Explainer | None = None) -> None:
+        self.explain = explain
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                   0)
         self.sock.bind((0, 0))
@@ -131,8 +137,8 @@ class Netlink:
             attrs += attr(IFLA_ADDRESS, mac_bytes(mac))
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
                      ifinfo(flags=IFF_UP, change=IFF_UP) + attrs, name)
-        _explain(["ip", "link", "add", name, "type", "bridge"],
-                 f"RTM_NEWLINK({name}, kind=bridge, up)")
+        self._explain(["ip", "link", "add", name, "type", "bridge"],
+                      f"RTM_NEWLINK({name}, kind=bridge, up)")
 
     def add_veth(self, name: str, peer: str, peer_netns_fd: int, master: int = 0,
                  peer_mac: str | None = None, mtu: int = 0) -> None:
@@ -151,13 +157,14 @@ class Netlink:
             attrs += attr_u32(IFLA_MTU, mtu)
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
                      ifinfo(flags=IFF_UP, change=IFF_UP) + attrs, name)
-        _explain(["ip", "link", "add", name, *(["master", str(master)] if master else []),
-                  "type", "veth", "peer", "name", peer, "netns", f"/proc/self/fd/{peer_netns_fd}"],
-                 f"RTM_NEWLINK({name}, kind=veth, peer={peer} in netns fd {peer_netns_fd})")
+        self._explain(["ip", "link", "add", name, *(["master", str(master)] if master else []),
+                       "type", "veth", "peer", "name", peer, "netns",
+                       f"/proc/self/fd/{peer_netns_fd}"],
+                      f"RTM_NEWLINK({name}, kind=veth, peer={peer} in netns fd {peer_netns_fd})")
 
     def set_up(self, index: int) -> None:
         self.request(RTM_NEWLINK, 0, ifinfo(index, IFF_UP, IFF_UP), f"link {index}")
-        _explain(["ip", "link", "set", "dev", f"#{index}", "up"], f"RTM_NEWLINK(#{index}, up)")
+        self._explain(["ip", "link", "set", "dev", f"#{index}", "up"], f"RTM_NEWLINK(#{index}, up)")
 
     def delete_link(self, name: str) -> bool:
         """Delete a link by name; False if there was none."""
@@ -167,7 +174,7 @@ class Netlink:
             if err.errno == 19:  # ENODEV
                 return False
             raise
-        _explain(["ip", "link", "delete", name], f"RTM_DELLINK({name})")
+        self._explain(["ip", "link", "delete", name], f"RTM_DELLINK({name})")
         return True
 
     def delete_links(self, names: list[str]) -> None:
@@ -187,8 +194,8 @@ class Netlink:
         if found:
             self.request(RTM_DELLINK, 0, ifinfo() + attr_u32(IFLA_GROUP, group),
                          f"links {', '.join(names)}")
-            _explain(["ip", "link", "delete", "group", str(group)],
-                     f"RTM_DELLINK(group {group}: {', '.join(names)})")
+            self._explain(["ip", "link", "delete", "group", str(group)],
+                          f"RTM_DELLINK(group {group}: {', '.join(names)})")
 
     # -- addresses and routes --------------------------------------------------------------
     def add_address(self, index: int, address: str, prefixlen: int) -> None:
@@ -200,21 +207,18 @@ class Netlink:
         except OSError as err:
             if err.errno != 17:  # EEXIST: already there
                 raise
-        _explain(["ip", "addr", "add", f"{address}/{prefixlen}", "dev", f"#{index}"],
-                 f"RTM_NEWADDR({address}/{prefixlen} on #{index})")
+        self._explain(["ip", "addr", "add", f"{address}/{prefixlen}", "dev", f"#{index}"],
+                      f"RTM_NEWADDR({address}/{prefixlen} on #{index})")
 
     def add_default_route(self, gateway: str, index: int) -> None:
         body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
                            RT_SCOPE_UNIVERSE, RTN_UNICAST, 0) + \
             attr(RTA_GATEWAY, socket.inet_aton(gateway)) + attr_u32(RTA_OIF, index)
         self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, f"default via {gateway}")
-        _explain(["ip", "route", "add", "default", "via", gateway],
-                 f"RTM_NEWROUTE(default via {gateway} on #{index})")
+        self._explain(["ip", "route", "add", "default", "via", gateway],
+                      f"RTM_NEWROUTE(default via {gateway} on #{index})")
 
-
-def _explain(command: list[str], call: str) -> None:
-    """--explain: a network step, once it happened, with its ip(8) equivalent."""
-    from tomato._sys import libc
-
-    if libc.TRACE is not None:
-        libc.TRACE.link(command, call)
+    def _explain(self, command: list[str], call: str) -> None:
+        """--explain: a network step, once it happened, with its ip(8) equivalent."""
+        if self.explain is not None:
+            self.explain.link(command, call)

@@ -16,6 +16,10 @@ from contextlib import contextmanager
 from tomato._sys import libc
 from tomato.network.netlink import Netlink
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.explain.trace import Explainer
+
 
 def is_mounted(path: str) -> bool:
     try:
@@ -24,8 +28,9 @@ def is_mounted(path: str) -> bool:
         return False
 
 
-def create(path: str) -> Netlink:
-    """Make a netns pinned at ``path``; returns a netlink socket that acts inside it.
+def create(path: str, explain: Explainer | None = None) -> Netlink:
+    """Make a netns pinned at ``path``; returns a netlink socket that acts inside it
+    (telling ``explain`` of its steps).
 
     On failure nothing is left: the file is removed and the thread is back home.
     """
@@ -38,7 +43,7 @@ def create(path: str) -> Netlink:
         try:
             _no_ipv6()
             libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
-            inside = Netlink()
+            inside = Netlink(explain)
         finally:
             libc.setns(home, libc.CLONE_NEWNET, "/proc/thread-self/ns/net")
     except BaseException:
@@ -64,14 +69,14 @@ def _no_ipv6() -> None:
 
 
 @contextmanager
-def entered(path: str) -> Iterator[Netlink]:
-    """A netlink socket acting in the netns pinned at ``path``."""
+def entered(path: str, explain: Explainer | None = None) -> Iterator[Netlink]:
+    """A netlink socket acting in the netns pinned at ``path`` (telling ``explain``)."""
     target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         libc.setns(target, libc.CLONE_NEWNET, path)
         try:
-            nl = Netlink()
+            nl = Netlink(explain)
         finally:
             libc.setns(home, libc.CLONE_NEWNET, "/proc/thread-self/ns/net")
     finally:

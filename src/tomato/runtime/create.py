@@ -33,6 +33,8 @@ TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.explain.trace import Explainer
+
 
 @record
 class CreateOptions:
@@ -44,6 +46,9 @@ class CreateOptions:
     no_new_keyring: bool = False
     prime_cgroups: bool = True  # False: the caller already did (cgroups.prime_migration)
     systemd_cgroup: bool = False  # --systemd-cgroup: the cgroup is a systemd scope unit
+    #: --explain: told of the config, the cgroups made and the init's execve (the kernel
+    #: calls of _sys tell the explainer libc.explain_syscalls installed)
+    explain: Explainer | None = None
 
 
 @record(frozen=False)
@@ -54,7 +59,8 @@ class Created:
     console_master: int | None = None
 
 
-def load_bundle(bundle: str) -> tuple[dict[str, Any], Spec]:
+def load_bundle(bundle: str,
+                explain: Explainer | None = None) -> tuple[dict[str, Any], Spec]:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
@@ -63,8 +69,8 @@ def load_bundle(bundle: str) -> tuple[dict[str, Any], Spec]:
         raise NotFound(f"config.json not found in bundle {bundle}") from None
     except ValueError as err:
         raise InvalidArgument(f"config.json in {bundle} is not valid JSON: {err}") from err
-    if c.TRACE is not None:  # --explain's summary draws its [security] group from it
-        c.TRACE.config(raw)
+    if explain is not None:  # --explain's summary draws its [security] group from it
+        explain.config(raw)
     return raw, parse_spec(raw)
 
 
@@ -150,7 +156,7 @@ def create(states: StateDir, container_id: str, opts: CreateOptions,
     bundle = os.path.abspath(opts.bundle)
     if not os.path.isdir(bundle):
         raise NotFound(f"bundle {opts.bundle} does not exist")
-    raw, spec = load_bundle(bundle)
+    raw, spec = load_bundle(bundle, opts.explain)
     from tomato.runtime import primer as front_primer
 
     primer: Any = front_primer.take()  # started by the front end before Python (primer.py)
@@ -232,7 +238,7 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         if use_cgroups:
             found = cgroups.hierarchies()  # once: the kernel renders every mount for it
             manager = cgroups.new_manager(spec.linux.cgroups_path, container_id, found,
-                                          opts.systemd_cgroup, spec.annotations)
+                                          opts.systemd_cgroup, spec.annotations, opts.explain)
             # Recorded before it exists: a create killed half-way through making it
             # leaves cgroups that `delete --force` then knows to remove.
             rec.cgroup = manager.to_dict()
@@ -334,6 +340,7 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             new_cgroupns=cgroupns is not None and not cgroupns.path, joined=joined,
             cgroup_dirs=cgroup_dirs, cgroup_unified=unified, caps=caps, seccomp=seccomp_filter,
             start_fd=start_fd, source_sock=sources[1].fileno() if sources else None,
+            explain=opts.explain,
         )
         try:
             pid = c.clone(flags)

@@ -27,6 +27,8 @@ TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.explain.trace import Explainer
+
 # Join order: user first (it grants the rights for the rest), mount last but one.
 _ORDER = ("user", "ipc", "uts", "network", "cgroup", "mount")
 
@@ -39,6 +41,7 @@ class ExecOptions:
     console_socket: str = ""
     preserve_fds: int = 0
     sub_cgroups: dict[str, str] | None = None  # --cgroup: {controller or "": sub-path}
+    explain: Explainer | None = None  # --explain: told of the cgroup moves and the execve
 
 
 @record(frozen=False)
@@ -145,7 +148,7 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
         os.close(go_w)
         try:
             _child(proc, ns_fds, root_fd, go_r, console_sock.fileno() if console_sock else None,
-                   opts.preserve_fds, caps, seccomp_filter, pid)
+                   opts.preserve_fds, caps, seccomp_filter, pid, opts.explain)
         except BaseException as err:  # noqa: BLE001
             os.write(err_w, (str(err) or type(err).__name__).encode())
         os._exit(126)
@@ -154,7 +157,7 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
     for _, fd in ns_fds:
         os.close(fd)
     os.close(root_fd)
-    mgr = manager_of(rec)
+    mgr = manager_of(rec, opts.explain)
     try:
         if mgr is not None and opts.sub_cgroups:
             mgr.apply_sub(child, opts.sub_cgroups)
@@ -265,7 +268,7 @@ class _children_in:
 
 def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int,
            console_fd: int | None, preserve_fds: int, caps: Any, seccomp_filter: Any,
-           pid: int = 0) -> None:
+           pid: int = 0, explain: Explainer | None = None) -> None:
     proc_mod.set_dumpable(False)
     os.read(go_r, 1)  # wait until we are in the container's cgroups
     os.close(go_r)
@@ -300,8 +303,8 @@ def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int
     load_seccomp = proc_mod.apply_security(proc, caps, seccomp_filter, warn)
     proc_mod.close_fds_on_exec(3 + preserve_fds)
     proc_mod.restore_signals()
-    if c.TRACE is not None:
-        c.TRACE.execve([executable, *proc.args[1:]])
+    if explain is not None:
+        explain.execve([executable, *proc.args[1:]])
     load_seccomp()  # the last step before execve
     try:
         os.execve(executable, list(proc.args), env)

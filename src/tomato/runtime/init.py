@@ -43,6 +43,8 @@ TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    from tomato.explain.trace import Explainer
+
 
 @record(frozen=False)
 class InitContext:
@@ -63,6 +65,7 @@ class InitContext:
     seccomp: Any = None
     start_fd: int | None = None  # start.fifo's write end, with startContainer hooks
     source_sock: int | None = None  # where the runtime sends bind sources (mountsources)
+    explain: Explainer | None = None  # --explain: told of the chroot and the execve
 
 
 def container_init(ctx: InitContext) -> NoReturn:
@@ -191,9 +194,9 @@ def _init(ctx: InitContext) -> None:
     mkdir_all_in_root(ctx.rootfs, proc.cwd)
 
     if not own_mount_ns:
-        rootfs_mod.chroot_only(ctx.rootfs)
+        rootfs_mod.chroot_only(ctx.rootfs, ctx.explain)
     elif ctx.no_pivot:
-        rootfs_mod.chroot_into(ctx.rootfs)
+        rootfs_mod.chroot_into(ctx.rootfs, ctx.explain)
     else:
         rootfs_mod.pivot_into(ctx.rootfs)
     if spec.linux.sysctl:
@@ -242,8 +245,8 @@ def _init(ctx: InitContext) -> None:
     os.close(ctx.fifo_fd)
     if not data:
         os._exit(1)
-    if c.TRACE is not None:
-        c.TRACE.execve([executable, *proc.args[1:]])
+    if ctx.explain is not None:
+        ctx.explain.execve([executable, *proc.args[1:]])
     start_hooks = spec.hooks.get("startContainer")
     if not start_hooks:
         proc_mod.restore_signals()

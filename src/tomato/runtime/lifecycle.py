@@ -22,6 +22,7 @@ TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.explain.trace import Explainer
     from tomato.oci.spec import Spec
 
 SIGKILL = _signal.SIGKILL
@@ -61,12 +62,13 @@ def shares_pid_ns(rec: Record) -> bool:
     return True
 
 
-def manager_of(rec: Record) -> Any:
+def manager_of(rec: Record, explain: Explainer | None = None) -> Any:
+    """The record's cgroup manager, or None; ``explain`` (--explain) is told of its writes."""
     if not rec.cgroup:
         return None
     from tomato import cgroups
 
-    return cgroups.load_manager(rec.cgroup)
+    return cgroups.load_manager(rec.cgroup, explain)
 
 
 def status_of(states: StateDir, rec: Record) -> str:
@@ -182,7 +184,8 @@ def parse_signal(value: str) -> int:
     return found
 
 
-def kill(states: StateDir, container_id: str, sig: int, all_processes: bool = False) -> None:
+def kill(states: StateDir, container_id: str, sig: int, all_processes: bool = False,
+         explain: Explainer | None = None) -> None:
     rec, status = load(states, container_id)
     if status == Status.STOPPED:
         if all_processes:
@@ -190,7 +193,7 @@ def kill(states: StateDir, container_id: str, sig: int, all_processes: bool = Fa
             # init that shared the host's pid namespace, or nothing) and succeeds.
             # containerd's shim runs `kill --all ID 9` after every exit and retries
             # the exit's handling for as long as it fails (stop and rm then hang).
-            mgr = manager_of(rec)
+            mgr = manager_of(rec, explain)
             if mgr is not None and mgr.exists():
                 mgr.kill_all(sig)
             return
@@ -202,7 +205,7 @@ def kill(states: StateDir, container_id: str, sig: int, all_processes: bool = Fa
         # that the process is already gone.
         raise Conflict(f"container not running: {container_id}")
     check_transition("kill", container_id, status)
-    mgr = manager_of(rec)
+    mgr = manager_of(rec, explain)
     if all_processes and mgr is not None:
         mgr.kill_all(sig)
         return
@@ -221,7 +224,7 @@ def _wait_gone(rec: Record, timeout: float = 10.0) -> bool:
 
 
 def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
-           rec: Record | None = None) -> None:
+           rec: Record | None = None, explain: Explainer | None = None) -> None:
     try:
         rec, status = load(states, container_id, rec)
     except NotFound:
@@ -235,7 +238,7 @@ def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
         raise Conflict(f"cannot delete container {container_id} that is not stopped: "
                        f"{status}")
     try:
-        mgr = manager_of(rec)
+        mgr = manager_of(rec, explain)
     except TomatoError:
         if not force:
             raise
@@ -278,19 +281,19 @@ def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
     log.debug(f"delete: container {container_id} removed")
 
 
-def pause(states: StateDir, container_id: str) -> None:
+def pause(states: StateDir, container_id: str, explain: Explainer | None = None) -> None:
     rec, status = load(states, container_id)
     check_transition("pause", container_id, status)
-    mgr = manager_of(rec)
+    mgr = manager_of(rec, explain)
     if mgr is None:
         raise Conflict(f"container {container_id} has no cgroup to freeze")
     mgr.freeze()
 
 
-def resume(states: StateDir, container_id: str) -> None:
+def resume(states: StateDir, container_id: str, explain: Explainer | None = None) -> None:
     rec, status = load(states, container_id)
     check_transition("resume", container_id, status)
-    mgr = manager_of(rec)
+    mgr = manager_of(rec, explain)
     if mgr is None:
         raise Conflict(f"container {container_id} has no cgroup to thaw")
     mgr.thaw()
@@ -304,10 +307,11 @@ def pids(states: StateDir, container_id: str) -> list[int]:
     return sorted(mgr.pids())
 
 
-def update(states: StateDir, container_id: str, resources: dict[str, Any]) -> list[str]:
+def update(states: StateDir, container_id: str, resources: dict[str, Any],
+           explain: Explainer | None = None) -> list[str]:
     rec, status = load(states, container_id)
     check_transition("update", container_id, status)
-    mgr = manager_of(rec)
+    mgr = manager_of(rec, explain)
     if mgr is None:
         raise Conflict(f"container {container_id} has no cgroups to update")
     from tomato import cgroups

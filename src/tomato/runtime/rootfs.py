@@ -35,6 +35,8 @@ TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.explain.trace import Explainer
+
 # statvfs f_flag bits that match MS_* and may be locked on a mount we bind.
 _LOCKABLE = c.MS_RDONLY | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC | c.MS_NOATIME | \
     c.MS_NODIRATIME | c.MS_RELATIME
@@ -352,7 +354,7 @@ def pivot_into(rootfs: str) -> None:
     os.chdir("/")
 
 
-def chroot_into(rootfs: str) -> None:
+def chroot_into(rootfs: str, explain: Explainer | None = None) -> None:
     """--no-pivot: move the rootfs mount over "/" and chroot into it.
 
     The host's mounts stay reachable to a privileged process that escapes the
@@ -365,18 +367,18 @@ def chroot_into(rootfs: str) -> None:
     _hide_host_proc_and_sys(rootfs)
     os.chdir(rootfs)
     c.mount(rootfs, "/", None, c.MS_MOVE)
-    if c.TRACE is not None:
-        c.TRACE.chroot(rootfs)
+    if explain is not None:
+        explain.chroot(rootfs)
     os.chroot(".")
     os.chdir("/")
 
 
-def chroot_only(rootfs: str) -> None:
+def chroot_only(rootfs: str, explain: Explainer | None = None) -> None:
     """No mount namespace of its own: the root is only changed (pivot_root or
     MS_MOVE would act on the mounts of the caller's namespace)."""
     os.chdir(rootfs)
-    if c.TRACE is not None:
-        c.TRACE.chroot(rootfs)
+    if explain is not None:
+        explain.chroot(rootfs)
     os.chroot(".")
     os.chdir("/")
 
