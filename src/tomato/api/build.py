@@ -31,6 +31,12 @@ from tomato.api.http import HttpError, Request
 from tomato.api.zygote import Job, rebuild_error
 from tomato.errors import InvalidArgument, NoSpace
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.api.server import Api
+    from tomato.api.zygote import Op
+    from tomato.engine.config import EngineConfig
+
 BUILDKIT_REFUSAL = ("tomato serves the classic builder only (BuildKit is not supported): "
                     "build with DOCKER_BUILDKIT=0 (docker build), or plain docker-py / "
                     "docker-compose")
@@ -80,7 +86,7 @@ def _request(req: Request) -> dict[str, Any]:
     return args
 
 
-def build(api: Any, req: Request) -> None:
+def build(api: Api, req: Request) -> None:
     from tomato.build.context import compression_of, decompressed_head, is_tar, make_scratch
 
     args = _request(req)
@@ -108,7 +114,7 @@ def build(api: Any, req: Request) -> None:
         scratch.close()
 
 
-def _relay(api: Any, req: Request, args: dict[str, Any]) -> None:
+def _relay(api: Api, req: Request, args: dict[str, Any]) -> None:
     conn = api.zygote.open("build", args)
     child = 0
     reader = conn.makefile("rb")
@@ -161,7 +167,7 @@ def _error(req: Request, message: str, code: int | None = None) -> None:
     req.json_chunk({"errorDetail": detail, "error": message})
 
 
-def build_op(cfg: Any) -> Any:
+def build_op(cfg: EngineConfig) -> Op:
     """The zygote op: the build itself, in a fresh single-threaded child."""
     from tomato.build.progress import Classic
 
@@ -200,7 +206,7 @@ def build_op(cfg: Any) -> Any:
     return run
 
 
-def prune(api: Any, req: Request) -> None:
+def prune(api: Api, req: Request) -> None:
     from tomato.engine import buildcache
 
     result = buildcache.prune(api.cfg)
@@ -209,12 +215,12 @@ def prune(api: Any, req: Request) -> None:
                        "SpaceReclaimed": result.reclaimed})
 
 
-def buildkit(api: Any, req: Request) -> None:
+def buildkit(api: Api, req: Request) -> None:
     """/session and /grpc: BuildKit's; the classic builder is what tomato serves."""
     raise HttpError(501, BUILDKIT_REFUSAL)
 
 
-def ops(cfg: Any) -> dict[str, Any]:
+def ops(cfg: EngineConfig) -> dict[str, Any]:
     """The zygote ops this module adds (api/ops.py)."""
     from tomato.build import builder  # noqa: F401 — imported in the zygote, for its children
 

@@ -16,17 +16,21 @@ from tomato.engine import service
 from tomato.engine.containers import Container
 from tomato.errors import Conflict, InvalidArgument, TomatoError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.api.server import Api
+
 
 def _attrs(c: Container) -> dict[str, str]:
     return {"name": c.name, "image": c.image, **(c.options.get("labels") or {})}
 
 
-def _event(api: Any, c: Container, action: str, **extra: str) -> None:
+def _event(api: Api, c: Container, action: str, **extra: str) -> None:
     api.events.record("container", action, c.id, {**_attrs(c), **extra})
 
 
 # -- create ---------------------------------------------------------------------------
-def create(api: Any, req: Request) -> None:
+def create(api: Api, req: Request) -> None:
     body = req.json(None)
     if body is None:
         raise InvalidArgument("config cannot be empty in order to create a container")
@@ -52,7 +56,7 @@ def status_text(c: Container) -> str:
     return text(c.state)
 
 
-def _ports(api: Any, c: Container) -> list[dict[str, Any]]:
+def _ports(api: Api, c: Container) -> list[dict[str, Any]]:
     from tomato.engine.networks import Networks, is_networked
 
     out: list[dict[str, Any]] = []
@@ -63,7 +67,7 @@ def _ports(api: Any, c: Container) -> list[dict[str, Any]]:
     return out
 
 
-def summary(api: Any, c: Container) -> dict[str, Any]:
+def summary(api: Api, c: Container) -> dict[str, Any]:
     from tomato.engine.inspect import container_json
 
     full = container_json(api.cfg, c)
@@ -79,13 +83,13 @@ def summary(api: Any, c: Container) -> dict[str, Any]:
     }
 
 
-def _match(api: Any, c: Container, filters: dict[str, list[str]]) -> bool:
+def _match(api: Api, c: Container, filters: dict[str, list[str]]) -> bool:
     from tomato.engine.listfilters import container_matches
 
     return container_matches(api.cfg, c, filters)
 
 
-def list_json(api: Any, req: Request) -> None:
+def list_json(api: Api, req: Request) -> None:
     filters = req.filters()
     for ref in (*filters.get("before", []), *filters.get("since", [])):
         service.get(api.cfg, ref)  # an unknown one is a 404 even when nothing is listed
@@ -106,7 +110,7 @@ def list_json(api: Any, req: Request) -> None:
     req.json_response(out)
 
 
-def inspect(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
+def inspect(api: Api, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
     from tomato.engine.inspect import container_json
 
     c = service.get(api.cfg, id)
@@ -131,7 +135,7 @@ def inspect(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's
 
 
 # -- lifecycle ------------------------------------------------------------------------
-def start(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def start(api: Api, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
     if c.state.status in LIVE:
         req.send(304)
@@ -157,7 +161,7 @@ def start(api: Any, req: Request, id: str) -> None:  # noqa: A002
     req.no_content()
 
 
-def _until_started(api: Any, cid: str, timeout: float = 10.0) -> None:
+def _until_started(api: Api, cid: str, timeout: float = 10.0) -> None:
     """A client waiting first (docker's CLI waits even for `run -d`) makes the monitor
     start the process only once the hub has connected: answer when the record says it
     ran, or a `docker exec` right after finds the container still created."""
@@ -179,7 +183,7 @@ def _log_cleanup(c: Container, err: BaseException) -> None:
     sys.stderr.write(f"tomato serve: removing {c.short_id} after its failed start: {err}\n")
 
 
-def stop(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def stop(api: Api, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
     if c.state.status not in LIVE:
         req.send(304)
@@ -189,7 +193,7 @@ def stop(api: Any, req: Request, id: str) -> None:  # noqa: A002
     req.no_content()
 
 
-def restart(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def restart(api: Api, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
     service.stop(api.cfg, c.id, req.int_arg("t", req.int_arg("timeout")),
                  req.arg("signal") or None)
@@ -198,26 +202,26 @@ def restart(api: Any, req: Request, id: str) -> None:  # noqa: A002
     req.no_content()
 
 
-def kill(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def kill(api: Api, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
     sig = req.arg("signal") or "KILL"
     service.kill(api.cfg, c.id, int(sig) if sig.isdigit() else sig)
     req.no_content()
 
 
-def pause(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def pause(api: Api, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
     service.pause(api.cfg, c.id)
     req.no_content()
 
 
-def unpause(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def unpause(api: Api, req: Request, id: str) -> None:  # noqa: A002
     c = service.get(api.cfg, id)
     service.unpause(api.cfg, c.id)
     req.no_content()
 
 
-def rename(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def rename(api: Api, req: Request, id: str) -> None:  # noqa: A002
     new = req.arg("name")
     if not new:
         raise InvalidArgument("a new name is required")
@@ -226,7 +230,7 @@ def rename(api: Any, req: Request, id: str) -> None:  # noqa: A002
     req.no_content()
 
 
-def update(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def update(api: Api, req: Request, id: str) -> None:  # noqa: A002
     from tomato.engine import options as o
     from tomato.engine import usage
 
@@ -258,7 +262,7 @@ def update(api: Any, req: Request, id: str) -> None:  # noqa: A002
     req.json_response({"Warnings": []})
 
 
-def delete(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def delete(api: Api, req: Request, id: str) -> None:  # noqa: A002
     if req.flag("link"):
         raise InvalidArgument("links are not supported")
     c = service.get(api.cfg, id)
@@ -270,13 +274,13 @@ def delete(api: Any, req: Request, id: str) -> None:  # noqa: A002
     req.no_content()
 
 
-def prune(api: Any, req: Request) -> None:
+def prune(api: Api, req: Request) -> None:
     removed = api.zygote.call("prune", {})
     req.json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
 
 
 # -- inside ---------------------------------------------------------------------------
-def top(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def top(api: Api, req: Request, id: str) -> None:  # noqa: A002
     from tomato.engine import usage
 
     c = service.get(api.cfg, id)
@@ -285,7 +289,7 @@ def top(api: Any, req: Request, id: str) -> None:  # noqa: A002
     req.json_response({"Titles": rows[0], "Processes": rows[1:]})
 
 
-def changes(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def changes(api: Api, req: Request, id: str) -> None:  # noqa: A002
     from tomato.engine import filesystem
 
     c = service.get(api.cfg, id)
@@ -313,7 +317,7 @@ class ChunkWriter:
             self.buf.clear()
 
 
-def export(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def export(api: Api, req: Request, id: str) -> None:  # noqa: A002
     from tomato.engine import filesystem
 
     c = service.get(api.cfg, id)
@@ -333,7 +337,7 @@ def _path_stat(st: Any) -> str:
     return base64.b64encode(json.dumps(info).encode()).decode()
 
 
-def archive_head(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def archive_head(api: Api, req: Request, id: str) -> None:  # noqa: A002
     from tomato.engine import filesystem
 
     c = service.get(api.cfg, id)
@@ -341,7 +345,7 @@ def archive_head(api: Any, req: Request, id: str) -> None:  # noqa: A002
     req.send(200, b"", "application/x-tar", {"X-Docker-Container-Path-Stat": header})
 
 
-def archive_get(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def archive_get(api: Api, req: Request, id: str) -> None:  # noqa: A002
     from tomato.engine import filesystem
 
     c = service.get(api.cfg, id)
@@ -355,7 +359,7 @@ def archive_get(api: Any, req: Request, id: str) -> None:  # noqa: A002
         req.end_stream()
 
 
-def archive_put(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def archive_put(api: Api, req: Request, id: str) -> None:  # noqa: A002
     from tomato.engine import filesystem
 
     c = service.get(api.cfg, id)

@@ -18,15 +18,19 @@ from tomato.api.zygote import rebuild_error
 from tomato.engine import frames, service
 from tomato.errors import Conflict, InvalidArgument, NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.api.server import Api
 
-def _get(api: Any, exec_id: str) -> dict[str, Any]:
+
+def _get(api: Api, exec_id: str) -> dict[str, Any]:
     info: dict[str, Any] | None = api.execs.get(exec_id)
     if info is None:
         raise NotFound(f"No such exec instance: {exec_id}")
     return info
 
 
-def create(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
+def create(api: Api, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
     body = req.fields()
     cmd = body.texts("Cmd", lone=True)
     env, user, workdir = body.texts("Env"), body.text("User"), body.text("WorkingDir")
@@ -65,7 +69,7 @@ def failure_code(message: str) -> int:
     return 126
 
 
-def start(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def start(api: Api, req: Request, id: str) -> None:  # noqa: A002
     info = _get(api, id)
     body = req.fields()
     detach, console_size = body.boolean("Detach"), body.integers("ConsoleSize")
@@ -121,12 +125,12 @@ def start(api: Any, req: Request, id: str) -> None:  # noqa: A002
                           {"execID": id, "exitCode": str(info["ExitCode"])})
 
 
-def inspect(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def inspect(api: Api, req: Request, id: str) -> None:  # noqa: A002
     info = _get(api, id)
     req.json_response({k: v for k, v in info.items() if not k.startswith("_")})
 
 
-def resize(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def resize(api: Api, req: Request, id: str) -> None:  # noqa: A002
     info = _get(api, id)
     h, w = req.int_arg("h", 0) or 0, req.int_arg("w", 0) or 0
     conn = info.get("_conn")

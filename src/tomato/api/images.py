@@ -16,6 +16,10 @@ from tomato.api.http import ClientGone, HttpError, Request, docker_message
 from tomato.engine import images as im
 from tomato.errors import InvalidArgument, TomatoError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.api.server import Api
+
 
 def _ts(created: str | None) -> int:
     if not created:
@@ -95,7 +99,7 @@ class ProgressStream:
         self.send({"errorDetail": {"message": message}, "error": message})
 
 
-def create(api: Any, req: Request) -> None:
+def create(api: Api, req: Request) -> None:
     """POST /images/create: fromImage (pull) or fromSrc (import)."""
     from tomato.images.reference import parse
 
@@ -134,7 +138,7 @@ def create(api: Any, req: Request) -> None:
         req.end_stream()
 
 
-def _import(api: Any, req: Request) -> None:
+def _import(api: Api, req: Request) -> None:
     repo = req.arg("repo")
     reference = _name(repo, req.arg("tag")) if repo else None
     src = req.arg("fromSrc")
@@ -175,7 +179,7 @@ def summary(img: Any) -> dict[str, Any]:
             "Containers": -1}
 
 
-def list_json(api: Any, req: Request) -> None:
+def list_json(api: Api, req: Request) -> None:
     from tomato.engine import buildcache, listfilters
 
     filters = req.filters()
@@ -186,7 +190,7 @@ def list_json(api: Any, req: Request) -> None:
     req.json_response(out)
 
 
-def inspect(api: Any, req: Request, name: str) -> None:
+def inspect(api: Api, req: Request, name: str) -> None:
     data = im.inspect(api.cfg, name).to_docker()
     data.update({"Parent": "", "Comment": "", "Container": "", "DockerVersion": "",
                  "Author": data.get("Author", ""), "VirtualSize": data["Size"],
@@ -195,7 +199,7 @@ def inspect(api: Any, req: Request, name: str) -> None:
     req.json_response(data)
 
 
-def history(api: Any, req: Request, name: str) -> None:
+def history(api: Api, req: Request, name: str) -> None:
     img = im.get_image(api.cfg, name)
     out = []
     for i, h in enumerate(im.history(api.cfg, name)):
@@ -205,7 +209,7 @@ def history(api: Any, req: Request, name: str) -> None:
     req.json_response(out)
 
 
-def tag(api: Any, req: Request, name: str) -> None:
+def tag(api: Api, req: Request, name: str) -> None:
     repo = req.arg("repo")
     if not repo:
         raise InvalidArgument("repository name must have at least one component")
@@ -215,7 +219,7 @@ def tag(api: Any, req: Request, name: str) -> None:
     req.send(201, b"", "text/plain")
 
 
-def push(api: Any, req: Request, name: str) -> None:
+def push(api: Api, req: Request, name: str) -> None:
     target = _name(name, req.arg("tag"))
     req.start_stream()
     progress = ProgressStream(req, push=True)
@@ -236,7 +240,7 @@ def push(api: Any, req: Request, name: str) -> None:
         req.end_stream()
 
 
-def delete(api: Any, req: Request, name: str) -> None:
+def delete(api: Api, req: Request, name: str) -> None:
     res = im.remove(api.cfg, name, force=req.flag("force"))
     out = [{"Untagged": u} for u in res.untagged] + [{"Deleted": d} for d in res.deleted]
     for u in res.untagged:
@@ -246,7 +250,7 @@ def delete(api: Any, req: Request, name: str) -> None:
     req.json_response(out)
 
 
-def prune(api: Any, req: Request) -> None:
+def prune(api: Api, req: Request) -> None:
     filters = req.filters()
     every = any(v.lower() in ("false", "0") for v in filters.get("dangling", []))
     res = im.prune(api.cfg, all_images=every)
@@ -254,7 +258,7 @@ def prune(api: Any, req: Request) -> None:
     req.json_response({"ImagesDeleted": out or None, "SpaceReclaimed": res.reclaimed})
 
 
-def _save(api: Any, req: Request, names: list[str]) -> None:
+def _save(api: Api, req: Request, names: list[str]) -> None:
     if not names:
         raise InvalidArgument("no images named")
     tmp = Path(tempfile.mkdtemp(prefix="save-", dir=api.cfg.root))
@@ -270,15 +274,15 @@ def _save(api: Any, req: Request, names: list[str]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def get_one(api: Any, req: Request, name: str) -> None:
+def get_one(api: Api, req: Request, name: str) -> None:
     _save(api, req, [name])
 
 
-def get_many(api: Any, req: Request) -> None:
+def get_many(api: Api, req: Request) -> None:
     _save(api, req, req.query.get("names", []))
 
 
-def load(api: Any, req: Request) -> None:
+def load(api: Api, req: Request) -> None:
     # read as it comes, into the engine's own scratch space (which a killed load's
     # successor collects), never a copy a kill -9 would leave in ROOT/load-*
     loaded = im.load(api.cfg, None, stream=req.body_stream())
@@ -291,11 +295,11 @@ def load(api: Any, req: Request) -> None:
     req.end_stream()
 
 
-def search(api: Any, req: Request) -> None:
+def search(api: Api, req: Request) -> None:
     raise HttpError(501, "image search is not supported by tomato")
 
 
-def commit(api: Any, req: Request) -> None:
+def commit(api: Api, req: Request) -> None:
     from tomato.engine import filesystem, service
 
     c = service.get(api.cfg, req.arg("container"))

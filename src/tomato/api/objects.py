@@ -10,22 +10,27 @@ from tomato.api.http import Request
 from tomato.engine import volumes
 from tomato.errors import InvalidArgument, NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.api.server import Api
+    from tomato.engine.networks import Networks
+
 
 # -- volumes --------------------------------------------------------------------------
-def _vol_match(api: Any, v: Any, filters: dict[str, list[str]]) -> bool:
+def _vol_match(api: Api, v: Any, filters: dict[str, list[str]]) -> bool:
     from tomato.engine.listfilters import volume_matches
 
     return volume_matches(api.cfg.root, v, filters)
 
 
-def volume_list(api: Any, req: Request) -> None:
+def volume_list(api: Api, req: Request) -> None:
     filters = req.filters()
     out = [v.to_docker() for v in volumes.list_volumes(api.cfg.root)
            if _vol_match(api, v, filters)]
     req.json_response({"Volumes": out, "Warnings": None})
 
 
-def volume_create(api: Any, req: Request) -> None:
+def volume_create(api: Api, req: Request) -> None:
     import os
 
     body = req.fields()
@@ -39,28 +44,28 @@ def volume_create(api: Any, req: Request) -> None:
     req.json_response(v.to_docker(), 201)
 
 
-def volume_inspect(api: Any, req: Request, name: str) -> None:
+def volume_inspect(api: Api, req: Request, name: str) -> None:
     req.json_response(volumes.get(api.cfg.root, name).to_docker())
 
 
-def volume_delete(api: Any, req: Request, name: str) -> None:
+def volume_delete(api: Api, req: Request, name: str) -> None:
     volumes.remove(api.cfg.root, name, force=req.flag("force"))
     req.no_content()
 
 
-def volume_prune(api: Any, req: Request) -> None:
+def volume_prune(api: Api, req: Request) -> None:
     removed = volumes.prune(api.cfg.root)
     req.json_response({"VolumesDeleted": removed or None, "SpaceReclaimed": 0})
 
 
 # -- networks -------------------------------------------------------------------------
-def _store(api: Any) -> Any:
-    from tomato.engine.networks import Networks
+def _store(api: Api) -> Networks:
+    from tomato.engine import networks
 
-    return Networks(api.cfg.root)
+    return networks.Networks(api.cfg.root)
 
 
-def _network(api: Any, ref: str) -> dict[str, Any]:
+def _network(api: Api, ref: str) -> dict[str, Any]:
     from tomato.engine.networks import network_json, pseudo_network
 
     if ref in ("host", "none"):
@@ -82,7 +87,7 @@ def _net_match(n: dict[str, Any], filters: dict[str, list[str]]) -> bool:
     return network_matches(n, filters)
 
 
-def network_list(api: Any, req: Request) -> None:
+def network_list(api: Api, req: Request) -> None:
     from tomato.engine.networks import network_json, pseudo_network, sweep
 
     sweep(api.cfg.root)
@@ -93,11 +98,11 @@ def network_list(api: Any, req: Request) -> None:
     req.json_response([n for n in out if _net_match(n, filters)])
 
 
-def network_inspect(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
+def network_inspect(api: Api, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
     req.json_response(_network(api, id))
 
 
-def network_create(api: Any, req: Request) -> None:
+def network_create(api: Api, req: Request) -> None:
     body = req.fields()
     if not body.text("Name"):
         raise InvalidArgument("network name is required")
@@ -112,17 +117,17 @@ def network_create(api: Any, req: Request) -> None:
     req.json_response({"Id": nid, "Warning": ""}, 201)
 
 
-def network_delete(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def network_delete(api: Api, req: Request, id: str) -> None:  # noqa: A002
     api.zygote.call("net_remove", {"id": id})
     req.no_content()
 
 
-def network_prune(api: Any, req: Request) -> None:
+def network_prune(api: Api, req: Request) -> None:
     removed = api.zygote.call("net_prune", {})
     req.json_response({"NetworksDeleted": removed or None})
 
 
-def network_connect(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def network_connect(api: Api, req: Request, id: str) -> None:  # noqa: A002
     body = req.fields()
     ep = body.obj("EndpointConfig")
     api.zygote.call("net_connect", {
@@ -132,7 +137,7 @@ def network_connect(api: Any, req: Request, id: str) -> None:  # noqa: A002
     req.send(200, b"", "text/plain")
 
 
-def network_disconnect(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def network_disconnect(api: Api, req: Request, id: str) -> None:  # noqa: A002
     body = req.fields()
     api.zygote.call("net_disconnect", {"container": body.text("Container"), "network": id})
     req.send(200, b"", "text/plain")

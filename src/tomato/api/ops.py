@@ -13,8 +13,14 @@ from tomato.api.zygote import Job, Op
 from tomato.engine import frames
 from tomato.errors import Conflict, InvalidArgument
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.engine.config import EngineConfig
+    from tomato.engine.containers import Container
+    from tomato.engine.networks import Networks
 
-def make_ops(cfg: Any) -> dict[str, Op]:
+
+def make_ops(cfg: EngineConfig) -> dict[str, Op]:
     # imported now, in the server, so each forked child has them for free
     from tomato.engine.preload import preload
 
@@ -75,14 +81,14 @@ def make_ops(cfg: Any) -> dict[str, Op]:
             "net_disconnect": net_disconnect, "exec": exec_op, **build_ops(cfg)}
 
 
-def _networks(cfg: Any) -> Any:
+def _networks(cfg: EngineConfig) -> Networks:
     from tomato.engine.networks import Networks, sweep
 
     sweep(cfg.root)
     return Networks(cfg.root)
 
 
-def _process(cfg: Any, c: Any, args: dict[str, Any]) -> dict[str, Any]:
+def _process(cfg: EngineConfig, c: Container, args: dict[str, Any]) -> dict[str, Any]:
     """The exec'd process: the container's own, with the exec's command, env, user,
     cwd and terminal (what service.exec_in builds)."""
     proc: dict[str, Any] = json.loads(json.dumps(c.spec["process"]))
@@ -105,7 +111,7 @@ def _process(cfg: Any, c: Any, args: dict[str, Any]) -> dict[str, Any]:
     return proc
 
 
-def run_exec(cfg: Any, args: dict[str, Any], job: Job) -> Any:
+def run_exec(cfg: EngineConfig, args: dict[str, Any], job: Job) -> Any:
     """Run an exec'd process; stream it over the passed client socket (hijacked)."""
     from tomato.engine import service
     from tomato.runtime.exec import ExecOptions, exec_process

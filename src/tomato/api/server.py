@@ -44,6 +44,13 @@ from tomato.api.tls import TransportOptions
 from tomato.api.wire import RequestHead, response_head
 from tomato.errors import InvalidArgument
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.api.events import EventLog
+    from tomato.api.streams import Hubs
+    from tomato.api.zygote import Zygote
+    from tomato.engine.config import EngineConfig
+
 Handler = Callable[..., None]
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 DEFAULT_GROUP = "tomato"  # as Docker's "docker": the group that may use the socket
@@ -53,11 +60,11 @@ DEFAULT_GROUP = "tomato"  # as Docker's "docker": the group that may use the soc
 class Api:
     """What every handler gets: the engine config and the server's shared state."""
 
-    cfg: Any
-    zygote: Any
-    hubs: Any = None
+    cfg: EngineConfig
+    zygote: Zygote
+    hubs: Hubs = None  # type: ignore[assignment]  # set by make_server before any request
     execs: dict[str, Any] = field(default_factory=dict)
-    events: Any = None
+    events: EventLog = None  # type: ignore[assignment]  # likewise
     lock: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.time)
 
@@ -305,7 +312,7 @@ def _listen(kind: str, address: Any, group: str | None) -> socket.socket:
     return sock
 
 
-def make_server(cfg: Any, host: str, group: str | None = None,
+def make_server(cfg: EngineConfig, host: str, group: str | None = None,
                 transport: TransportOptions | None = None,
                 warn: Callable[[str], None] = lambda line: None) -> tuple[Server, Api]:
     """Check the transport (``warn``: each line of a warning, before anyone can connect),
@@ -333,7 +340,7 @@ def make_server(cfg: Any, host: str, group: str | None = None,
     return Server(api, listener, Limits.from_env(), context), api
 
 
-def serve(cfg: Any, host: str, group: str | None = None,
+def serve(cfg: EngineConfig, host: str, group: str | None = None,
           transport: TransportOptions | None = None) -> None:
     import signal
 

@@ -12,6 +12,10 @@ from tomato.engine import service
 from tomato.engine.containers import Container, iso
 from tomato.errors import TomatoError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.api.server import Api
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -97,7 +101,7 @@ def _empty(c: Container) -> dict[str, Any]:
             "memory_stats": {}, "name": "/" + c.name, "id": c.id}
 
 
-def stats(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
+def stats(api: Api, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
     from tomato.engine import usage
 
     c = service.get(api.cfg, id)

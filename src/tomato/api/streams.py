@@ -24,6 +24,11 @@ from tomato.engine.containers import Containers
 from tomato.engine.options import RunOptions
 from tomato.errors import InvalidArgument, NotFound, TomatoError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.api.server import Api
+    from tomato.engine.containers import Container
+
 LIVE = ("running", "paused", "restarting")
 
 
@@ -132,12 +137,12 @@ class Hub:
 
 
 class Hubs:
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Api) -> None:
         self.api = api
         self.map: dict[str, Hub] = {}
         self.lock = threading.Lock()
 
-    def join(self, c: Any, sub: Sub) -> Hub:
+    def join(self, c: Container, sub: Sub) -> Hub:
         with self.lock:
             hub = self.map.get(c.id)
             if hub is None:
@@ -183,7 +188,7 @@ def stream_type(tty: bool) -> str:
 
 
 # -- attach -------------------------------------------------------------------------
-def attach(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
+def attach(api: Api, req: Request, id: str) -> None:  # noqa: A002 — Docker's name
     c = service.get(api.cfg, id)
     tty = bool(c.options.get("tty"))
     want_stdin = req.flag("stdin")
@@ -226,7 +231,7 @@ def attach(api: Any, req: Request, id: str) -> None:  # noqa: A002 — Docker's 
 
 
 # -- wait -----------------------------------------------------------------------------
-def wait(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def wait(api: Api, req: Request, id: str) -> None:  # noqa: A002
     condition = req.arg("condition") or "not-running"
     if condition not in ("not-running", "next-exit", "removed"):
         raise InvalidArgument(f"invalid condition: {condition!r}")
@@ -283,7 +288,7 @@ def wait(api: Any, req: Request, id: str) -> None:  # noqa: A002
         api.hubs.leave(hub, sub)
 
 
-def _settle(api: Any, cid: str, timeout: float = 10.0) -> None:
+def _settle(api: Api, cid: str, timeout: float = 10.0) -> None:
     """The monitor tells its clients the exit code a moment before the record says
     so; a client told "it exited" must find it exited (docker rm right after)."""
     deadline = time.monotonic() + timeout
@@ -309,7 +314,7 @@ def _since(text: str) -> float | None:
     return value if value else None
 
 
-def logs(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def logs(api: Api, req: Request, id: str) -> None:  # noqa: A002
     from tomato.engine import logs as logmod
 
     stdout, stderr = req.flag("stdout"), req.flag("stderr")
@@ -352,7 +357,7 @@ def logs(api: Any, req: Request, id: str) -> None:  # noqa: A002
 
 
 # -- resize ---------------------------------------------------------------------------
-def send_control(api: Any, cid: str, **message: Any) -> None:
+def send_control(api: Api, cid: str, **message: Any) -> None:
     """A control message to a running container's monitor (through the hub if any)."""
     hub = api.hubs.get(cid)
     if hub is not None and hub.sock is not None:
@@ -368,7 +373,7 @@ def send_control(api: Any, cid: str, **message: Any) -> None:
         sock.sendall(frames.control(**message))
 
 
-def resize(api: Any, req: Request, id: str) -> None:  # noqa: A002
+def resize(api: Api, req: Request, id: str) -> None:  # noqa: A002
     h, w = req.int_arg("h", 0) or 0, req.int_arg("w", 0) or 0
     c = service.get(api.cfg, id)
     if c.state.status not in LIVE:

@@ -9,8 +9,12 @@ from tomato.api.http import API_VERSION, MIN_API_VERSION, SERVER_VERSION, HttpEr
 from tomato.engine import service
 from tomato.errors import PermissionDenied
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.api.server import Api
 
-def ping(api: Any, req: Request) -> None:
+
+def ping(api: Api, req: Request) -> None:
     headers = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
                "Builder-Version": "1", "Swarm": "inactive"}
     if req.method == "HEAD":
@@ -19,13 +23,13 @@ def ping(api: Any, req: Request) -> None:
     req.send(200, b"OK", "text/plain; charset=utf-8", headers)
 
 
-def version(api: Any, req: Request) -> None:
+def version(api: Api, req: Request) -> None:
     from tomato.engine import sysinfo
 
     req.json_response(sysinfo.server_version(API_VERSION, MIN_API_VERSION, SERVER_VERSION))
 
 
-def info(api: Any, req: Request) -> None:
+def info(api: Api, req: Request) -> None:
     from tomato.engine import sysinfo
 
     req.json_response(sysinfo.info(api.cfg, SERVER_VERSION))
@@ -37,7 +41,7 @@ def _when(text: str) -> float | None:
     return parse(text) if text else None
 
 
-def events(api: Any, req: Request) -> None:
+def events(api: Api, req: Request) -> None:
     from tomato.engine.events import check_filters, matches
 
     since, until = _when(req.arg("since")), _when(req.arg("until"))
@@ -50,7 +54,7 @@ def events(api: Any, req: Request) -> None:
     req.end_stream()
 
 
-def df(api: Any, req: Request) -> None:
+def df(api: Api, req: Request) -> None:
     from tomato.api import containers as cont
     from tomato.api import images as imgs
     from tomato.engine import images as im
@@ -80,7 +84,7 @@ def df(api: Any, req: Request) -> None:
     })
 
 
-def _build_cache(api: Any) -> list[dict[str, Any]]:
+def _build_cache(api: Api) -> list[dict[str, Any]]:
     """Docker's BuildCache records (what `docker system df` sums)."""
     from tomato.engine import buildcache
 
@@ -102,7 +106,7 @@ def _du(path: Any) -> int:
     return disk_usage(path)
 
 
-def auth(api: Any, req: Request) -> None:
+def auth(api: Api, req: Request) -> None:
     from tomato.engine import images as im
 
     body = req.fields()

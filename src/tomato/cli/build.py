@@ -19,6 +19,8 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.engine.config import EngineConfig
+
 
 def _pairs(values: list[str], flag: str, from_env: bool = False) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -37,7 +39,7 @@ def _pairs(values: list[str], flag: str, from_env: bool = False) -> dict[str, st
     return out
 
 
-def cmd_build(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_build(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.build.builder import BuildRequest, build
     from tomato.build.executor import StepFailed
     from tomato.build.progress import Live, for_terminal
@@ -75,7 +77,7 @@ def cmd_build(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
-def cmd_builder_prune(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_builder_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.cli.render import human_size
     from tomato.engine import buildcache
 

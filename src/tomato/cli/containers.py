@@ -19,13 +19,14 @@ from tomato.errors import NotFound, TomatoError
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from tomato.engine.config import EngineConfig
     from tomato.engine.options import RunOptions
 
 
-def _handoff(args: argparse.Namespace) -> Any:
+def _handoff(args: argparse.Namespace) -> Callable[[int, str], None] | None:
     """In a fork server's child, `run -d` becomes the container's monitor (see
     service.start): this tells the user what happened and lets the client go."""
     served = getattr(args, "served", None)  # the fork server's hold on the client
@@ -137,7 +138,7 @@ def cmd_start(args: argparse.Namespace, cfg: EngineConfig) -> int:
     return failed
 
 
-def _container_of(cfg: EngineConfig) -> Any:
+def _container_of(cfg: EngineConfig) -> Callable[[str], str]:
     """ref -> the container it names (its id; the ref itself when it names none), so that
     two refs to one container are never acted on side by side (cli/parallel.py)."""
     from tomato.engine.containers import Containers

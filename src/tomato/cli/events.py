@@ -35,7 +35,7 @@ class Message(StrictFields):
             "Scope": event.get("scope", "local"), "Time": event.get("time", 0),
             "TimeNano": event.get("timeNano", 0)})
         # its JSON in the struct's order, the pre-1.22 fields only when present
-        self.json_doc = {
+        self.json_doc: dict[str, Any] = {
             **{k: event[k] for k in ("status", "id", "from") if k in event},
             "Type": event.get("Type", ""), "Action": event.get("Action", ""),
             "Actor": {"ID": actor.get("ID", ""),

@@ -320,7 +320,7 @@ class _PipeParser:
         return name
 
     def command(self, closing: str | None) -> list[Any]:
-        operands = []
+        operands: list[Any] = []
         while True:
             tok = self.peek()
             if tok is None or tok.kind == "pipe" or (closing and tok.kind == closing):
@@ -368,8 +368,7 @@ class _PipeParser:
             node = ("paren", inner, [])
         else:
             raise self.err(f"unexpected {text!r} in operand")
-        while self.peek() is not None and self.peek().kind == "field" \
-                and not self.peek().spaced:  # type: ignore[union-attr]
+        while (nxt := self.peek()) is not None and nxt.kind == "field" and not nxt.spaced:
             field = self.toks[self.i].text[1:]
             self.i += 1
             if node[0] == "field":

@@ -14,8 +14,14 @@ from typing import Any
 
 from tomato.errors import Conflict, InvalidArgument, NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tomato.engine.config import EngineConfig
+    from tomato.explain.trace import Explainer
+    from tomato.lab.cgtool import CgroupTool
 
-def _explainer(args: argparse.Namespace) -> Any:
+
+def _explainer(args: argparse.Namespace) -> Explainer:
     from tomato.lab.explain import NULL, for_mode
     mode = getattr(args, "explain", None)
     return for_mode(mode, sys.stderr) if mode else NULL
@@ -34,7 +40,7 @@ def _flush() -> None:
 
 
 # -- rootfs ------------------------------------------------------------------------------
-def cmd_rootfs_from_host(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_rootfs_from_host(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.lab import rootfs
     plan = rootfs.resolve(args.programs)
     for line in rootfs.tree_lines(plan):
@@ -49,7 +55,7 @@ def cmd_rootfs_from_host(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
-def _import_dir(cfg: Any, directory: str, name: str, programs: list[str]) -> Any:
+def _import_dir(cfg: EngineConfig, directory: str, name: str, programs: list[str]) -> Any:
     """The directory as an image of one layer; its history says what made it (the
     line ``tomato history`` and ``tomato layers`` show)."""
     import tarfile
@@ -69,7 +75,7 @@ def _import_dir(cfg: Any, directory: str, name: str, programs: list[str]) -> Any
 
 
 # -- chroot ------------------------------------------------------------------------------
-def cmd_chroot(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_chroot(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.lab import chroot
     ex = _explainer(args)
     if args.try_escape:
@@ -106,7 +112,7 @@ def _id(text: str, what: str) -> int:
             raise InvalidArgument(f"no such {what}: {text}") from err
 
 
-def cmd_unshare(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_unshare(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.lab.namespaces import UnshareOptions, unshare
     names = frozenset(short for long, _o, short in _NS_OPTS if getattr(args, long))
     opts = UnshareOptions(
@@ -131,7 +137,7 @@ def _status(rc: int) -> int:
     return rc
 
 
-def _target_pid(cfg: Any, target: str) -> int:
+def _target_pid(cfg: EngineConfig, target: str) -> int:
     if target.isdigit():
         pid = int(target)
         if not os.path.exists(f"/proc/{pid}"):
@@ -144,7 +150,7 @@ def _target_pid(cfg: Any, target: str) -> int:
     return int(c.state.pid)
 
 
-def cmd_nsenter(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_nsenter(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.lab.namespaces import NsenterOptions, nsenter
     names = frozenset(short for long, _o, short in _NS_OPTS if getattr(args, long))
     opts = NsenterOptions(target=_target_pid(cfg, args.target), namespaces=names,
@@ -155,9 +161,9 @@ def cmd_nsenter(args: argparse.Namespace, cfg: Any) -> int:
 
 
 # -- cgroup ---------------------------------------------------------------------------------
-def _tool(args: argparse.Namespace) -> Any:
-    from tomato.lab.cgtool import CgroupTool
-    return CgroupTool(ex=_explainer(args))
+def _tool(args: argparse.Namespace) -> CgroupTool:
+    from tomato.lab import cgtool
+    return cgtool.CgroupTool(ex=_explainer(args))
 
 
 def _groups(args: argparse.Namespace) -> list[tuple[tuple[str, ...], str]]:
@@ -169,21 +175,21 @@ def _groups(args: argparse.Namespace) -> list[tuple[tuple[str, ...], str]]:
     return out
 
 
-def cmd_cgroup_create(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_cgroup_create(args: argparse.Namespace, cfg: EngineConfig) -> int:
     tool = _tool(args)
     for ctrls, path in _groups(args):
         tool.create(ctrls, path)
     return 0
 
 
-def cmd_cgroup_delete(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_cgroup_delete(args: argparse.Namespace, cfg: EngineConfig) -> int:
     tool = _tool(args)
     for ctrls, path in _groups(args):
         tool.delete(ctrls, path, recursive=args.recursive)
     return 0
 
 
-def cmd_cgroup_set(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_cgroup_set(args: argparse.Namespace, cfg: EngineConfig) -> int:
     tool = _tool(args)
     for path in args.paths:
         for item in args.r:
@@ -194,7 +200,7 @@ def cmd_cgroup_set(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
-def cmd_cgroup_get(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_cgroup_get(args: argparse.Namespace, cfg: EngineConfig) -> int:
     if args.container or args.pid:
         tool, path, label = _stats_target(args, cfg)
         paths = [(path, label)]
@@ -214,7 +220,7 @@ def cmd_cgroup_get(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
-def cmd_cgroup_exec(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_cgroup_exec(args: argparse.Namespace, cfg: EngineConfig) -> int:
     tool = _tool(args)
     cmd = _command(args)
     if not cmd:
@@ -230,7 +236,7 @@ def cmd_cgroup_exec(args: argparse.Namespace, cfg: Any) -> int:
     return 0  # not reached
 
 
-def _stats_target(args: argparse.Namespace, cfg: Any) -> tuple[Any, str, str]:
+def _stats_target(args: argparse.Namespace, cfg: EngineConfig) -> tuple[Any, str, str]:
     """(tool, group path, label) for PATH, --pid or --container: a process's groups are
     found per hierarchy (it may sit in different ones per v1 controller)."""
     from tomato.lab.cgtool import CgroupTool, cgroups_of_pid, check_path
@@ -247,7 +253,7 @@ def _stats_target(args: argparse.Namespace, cfg: Any) -> tuple[Any, str, str]:
     return _tool(args), check_path(paths[0]), paths[0]
 
 
-def cmd_cgroup_stats(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_cgroup_stats(args: argparse.Namespace, cfg: EngineConfig) -> int:
     tool, path, label = _stats_target(args, cfg)
     st = tool.stats(path)
     if not args.plot:
@@ -281,7 +287,7 @@ def cmd_cgroup_stats(args: argparse.Namespace, cfg: Any) -> int:
 
 
 # -- layers ---------------------------------------------------------------------------------
-def _stack(cfg: Any, target: str) -> tuple[Any, str]:
+def _stack(cfg: EngineConfig, target: str) -> tuple[Any, str]:
     """The layer stack of a mount point, a container or an image, and what the merged
     view is (a directory, or a container's or image's root)."""
     from tomato.lab import layers
@@ -306,7 +312,7 @@ def _stack(cfg: Any, target: str) -> tuple[Any, str]:
         f"the root of a container of image {target}"
 
 
-def _layer_names(cfg: Any, image: str) -> tuple[dict[str, str], dict[str, str]]:
+def _layer_names(cfg: EngineConfig, image: str) -> tuple[dict[str, str], dict[str, str]]:
     """Snapshot directory → "layer i/n sha256:…" (the image's diff ids, bottom first),
     and → the history line that made the layer (``tomato history``'s CREATED BY)."""
     from tomato.engine import images
@@ -332,7 +338,7 @@ def _layer_names(cfg: Any, image: str) -> tuple[dict[str, str], dict[str, str]]:
     return names, created_by
 
 
-def cmd_layers(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_layers(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.lab import layers
     words = args.words
     if words and words[0] == "which":
@@ -351,7 +357,7 @@ def cmd_layers(args: argparse.Namespace, cfg: Any) -> int:
 
 
 # -- ns show -------------------------------------------------------------------------------
-def cmd_ns_show(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_ns_show(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.lab import nsview
     targets = [(t if not t.isdigit() else f"pid {t}", _target_pid(cfg, t)) for t in args.targets]
     view = nsview.inspect(targets)

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from tomato.engine.config import EngineConfig
+    from tomato.engine.containers import Container
+    from tomato.engine.networks import Networks
 
 
 def _guard(func: Any) -> Any:
@@ -27,7 +29,7 @@ def _guard(func: Any) -> Any:
     return run
 
 
-def _store(cfg: EngineConfig) -> Any:
+def _store(cfg: EngineConfig) -> Networks:
     from tomato.engine.networks import Networks, sweep
 
     sweep(cfg.root)
@@ -148,7 +150,7 @@ def cmd_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
     return 0
 
 
-def _networked(cfg: EngineConfig, ref: str) -> Any:
+def _networked(cfg: EngineConfig, ref: str) -> Container:
     from tomato.engine import service
 
     return service.get(cfg, ref)

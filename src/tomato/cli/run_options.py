@@ -13,6 +13,8 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.engine.options import RunOptions
+
 
 def run_args(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
@@ -94,7 +96,7 @@ def run_args(p: argparse.ArgumentParser) -> None:
     a("command", nargs=argparse.REMAINDER)
 
 
-def build_options(args: argparse.Namespace) -> Any:
+def build_options(args: argparse.Namespace) -> RunOptions:
     from tomato.engine import options as o
 
     opts = o.RunOptions(image=args.image, command=list(args.command), name=args.name,
@@ -252,7 +254,7 @@ def _check_tmpfs(spec: str) -> None:
         raise InvalidArgument("invalid specification: destination can't be '/'")
 
 
-def _network_options(opts: Any, args: argparse.Namespace) -> None:
+def _network_options(opts: RunOptions, args: argparse.Namespace) -> None:
     from tomato.engine.options import parse_add_host
     from tomato.errors import InvalidArgument
     from tomato.network import ports
