@@ -84,10 +84,11 @@ class Fields:
                 raise InvalidArgument(f"json: cannot unmarshal number {value} into field "
                                       f"{self._name(key)} of type int64")
             value = int(value)
-        if not -INT64 <= value < INT64:
-            raise InvalidArgument(f"json: cannot unmarshal number {value} into field "
+        number: int = value  # an int by now (a bool was refused above)
+        if not -INT64 <= number < INT64:
+            raise InvalidArgument(f"json: cannot unmarshal number {number} into field "
                                   f"{self._name(key)} of type int64")
-        return value
+        return number
 
     def boolean(self, key: str, default: bool = False) -> bool:
         value = self.data.get(key)

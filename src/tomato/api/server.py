@@ -84,7 +84,7 @@ def all_routes() -> list[tuple[str, str, Handler]]:
 
     routes: list[tuple[str, str, Handler]] = []
     for module in (system, streams, containers, stats, execs, images, objects, build):
-        routes.extend(module.ROUTES)  # type: ignore[attr-defined]
+        routes.extend(module.ROUTES)
     return routes
 
 

@@ -319,7 +319,7 @@ def _order(a: Any, b: Any) -> int:
     if not _comparable(a, b) or isinstance(a, (bool, dict, list)) or a is None:
         raise CallError("incompatible types for comparison" if _comparable(a, b)
                          else "invalid type for comparison")
-    return (a > b) - (a < b)
+    return int((a > b) - (a < b))
 
 
 def _sprint(*args: Any) -> str:
@@ -343,10 +343,10 @@ def _title(s: Any) -> str:
 
 
 def _split(s: Any, sep: Any) -> list[str]:
-    s, sep = _str_arg(s, "split"), _str_arg(sep, "split")
-    if sep == "":
-        return list(s)
-    return s.split(sep)
+    text, separator = _str_arg(s, "split"), _str_arg(sep, "split")
+    if separator == "":
+        return list(text)
+    return text.split(separator)
 
 
 def _join(items: Any, sep: Any) -> str:
@@ -356,13 +356,13 @@ def _join(items: Any, sep: Any) -> str:
 
 
 def _pad_with_space(s: Any, prefix: int, suffix: int) -> str:
-    s = _str_arg(s, "pad")
-    return s if s == "" else " " * prefix + s + " " * suffix
+    text = _str_arg(s, "pad")
+    return text if text == "" else " " * prefix + text + " " * suffix
 
 
 def _truncate(s: Any, length: int) -> str:
-    s = _str_arg(s, "truncate")
-    return s if len(s) < length else s[:length]
+    text = _str_arg(s, "truncate")
+    return text if len(text) < length else text[:length]
 
 
 def _html(*args: Any) -> str:

@@ -115,7 +115,9 @@ def cmd_images(args: argparse.Namespace, cfg: EngineConfig) -> int:
         rows = [r for r in rows if any(fnmatch.fnmatch(r["Repository"], p)
                                        or fnmatch.fnmatch(f"{r['Repository']}:{r['Tag']}", p)
                                        for p in pats)]
-    short = (lambda i: i) if args.no_trunc else (lambda i: i.removeprefix("sha256:")[:12])
+    def short(image_id: str) -> str:
+        return image_id if args.no_trunc else image_id.removeprefix("sha256:")[:12]
+
     if args.quiet:
         for i in dict.fromkeys(short(r["ID"]) for r in rows):
             print(i)
@@ -295,7 +297,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """The image commands, top level (``pull``, ``rmi``...) and under ``image``."""
     def add(container: Any, name: str, func: Callable[..., int], help: str,
             aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
-        p = container.add_parser(name, help=help, aliases=list(aliases), parents=[common])
+        p: argparse.ArgumentParser = container.add_parser(name, help=help,
+                                                          aliases=list(aliases), parents=[common])
         p.set_defaults(func=func)
         return p
 

@@ -69,7 +69,9 @@ def cmd_ls(args: argparse.Namespace, cfg: EngineConfig) -> int:
     docs = [network_json(store, n) for n in store.all()]
     docs += [pseudo_network(cfg.root, name) for name in ("host", "none")]
     docs = sorted((d for d in docs if network_matches(d, filters)), key=lambda d: d["Name"])
-    short = (lambda i: i) if args.no_trunc else (lambda i: i[:12])
+    def short(network_id: str) -> str:
+        return network_id if args.no_trunc else network_id[:12]
+
     if args.quiet:
         for d in docs:
             print(short(d["Id"]))

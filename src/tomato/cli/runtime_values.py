@@ -9,8 +9,12 @@ from tomato import fastjson as json
 from tomato.cli.flags import Parsed
 from tomato.errors import InvalidArgument
 
+TYPE_CHECKING = False  # the runtime's start path: no typing import
+if TYPE_CHECKING:
+    from typing import Any
 
-def update_resources(p: Parsed) -> dict:
+
+def update_resources(p: Parsed) -> dict[str, Any]:
     """runc 1.1's update: -r FILE|- (linux.resources JSON) or its flags, parsed as runc
     parses them (unsigned: periods and shares; signed: quotas and rt runtime; sizes
     with units or -1; 0 or an absent flag leaves the value alone)."""
@@ -57,7 +61,7 @@ def update_resources(p: Parsed) -> dict:
             raise InvalidArgument(f"invalid value for --{name}: {text!r} is not a size "
                                   "(bytes, or with k, m, g...; -1 for unlimited)") from None
 
-    res: dict = {}
+    res: dict[str, Any] = {}
     cpu_flags = (("shares", num("cpu-share", False)), ("quota", num("cpu-quota")),
                  ("period", num("cpu-period", False)), ("burst", num("cpu-burst", False)),
                  ("realtimeRuntime", num("cpu-rt-runtime")),

@@ -114,7 +114,7 @@ def client_stdio() -> None:
     def stream(fd: int, writing: bool, errors: str, line: bool) -> io.TextIOWrapper:
         raw = io.FileIO(fd, "w" if writing else "r", closefd=False)
         buffered = io.BufferedWriter(raw) if writing else io.BufferedReader(raw)
-        return io.TextIOWrapper(buffered, encoding="utf-8", errors=errors,  # type: ignore[arg-type]
+        return io.TextIOWrapper(buffered, encoding="utf-8", errors=errors,
                                 line_buffering=line)
 
     sys.stdin = stream(0, False, "surrogateescape", False)

@@ -133,7 +133,7 @@ class DecompressReader:
                 # Another gzip member / zstd frame follows.
                 self._obj = self._new_obj()
             try:
-                out = self._obj.decompress(data)
+                out: bytes = self._obj.decompress(data)
             except Exception as err:  # isal/zlib.error, zstandard.ZstdError
                 raise CompressionError(f"corrupt {self.kind} stream: {err}") from err
             rest = getattr(self._obj, "unused_data", b"")

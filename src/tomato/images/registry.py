@@ -83,7 +83,7 @@ class RegistryClient:
     def _conn(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         conns = self._local.__dict__.setdefault("conns", {})
         key = (scheme, netloc)
-        c = conns.get(key)
+        c: http.client.HTTPConnection | None = conns.get(key)
         if c is None:
             if scheme == "https":
                 c = http.client.HTTPSConnection(netloc, timeout=self.timeout, blocksize=1 << 20,

@@ -51,7 +51,8 @@ class Execed:
 
 
 def build_process(base: dict[str, Any], args: list[str], env: list[str], cwd: str,
-                  user: str, caps: list[str], tty: bool, no_new_privs: bool | None) -> dict:
+                  user: str, caps: list[str], tty: bool,
+                  no_new_privs: bool | None) -> dict[str, Any]:
     """A process.json from the container's own process and exec's flags (runc's rules)."""
     proc: dict[str, Any] = json.loads(json.dumps(base))
     proc["args"] = args
