@@ -191,3 +191,16 @@ def _namespaces_and_cgroups(host: Fields, opts: o.RunOptions) -> None:
     opts.cpuset_mems = host.text("CpusetMems")
     opts.blkio_weight = host.integer("BlkioWeight")
     opts.device_cgroup_rules = host.texts("DeviceCgroupRules", lone=True)
+    rates = {key: [(d.text("Path"), d.integer("Rate")) for d in host.objs(key)]
+             for key in ("BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
+                         "BlkioDeviceWriteIOps")}
+    opts.device_read_bps, opts.device_write_bps = rates["BlkioDeviceReadBps"], \
+        rates["BlkioDeviceWriteBps"]
+    opts.device_read_iops, opts.device_write_iops = rates["BlkioDeviceReadIOps"], \
+        rates["BlkioDeviceWriteIOps"]
+    opts.blkio_weight_device = [o.parse_weight_device(f"{d.text('Path')}:{d.integer('Weight')}")
+                                for d in host.objs("BlkioWeightDevice")]
+    for path, rate in [*opts.device_read_bps, *opts.device_write_bps, *opts.device_read_iops,
+                       *opts.device_write_iops]:
+        if not path.startswith("/") or rate < 0:
+            raise InvalidArgument(f"invalid device rate: {path}:{rate}")

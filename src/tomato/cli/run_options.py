@@ -89,6 +89,9 @@ def run_args(p: argparse.ArgumentParser) -> None:
     a("--cpuset-mems", default="")
     a("--blkio-weight", type=go_uint16, default=0)
     a("--device-cgroup-rule", action="append", default=[])
+    a("--device-read-iops", action="append", default=[])
+    a("--device-write-iops", action="append", default=[])
+    a("--blkio-weight-device", action="append", default=[])
     a("--explain", action="store_const", const="summary",
       help="print the kernel steps grouped, with their shell equivalents (=full: every step)")
     a("--explain=full", dest="explain", action="store_const", const="full", help=argparse.SUPPRESS)
@@ -216,6 +219,12 @@ def _namespace_and_cgroup_options(opts: Any, args: argparse.Namespace) -> None:
         _flag_value("--device-cgroup-rule", rule, o.parse_device_cgroup_rule,
                     f"invalid device cgroup format '{rule}'")
     opts.device_cgroup_rules = list(args.device_cgroup_rule)
+    opts.device_read_iops = [_flag_value("--device-read-iops", d, o.parse_device_iops)
+                             for d in args.device_read_iops]
+    opts.device_write_iops = [_flag_value("--device-write-iops", d, o.parse_device_iops)
+                              for d in args.device_write_iops]
+    opts.blkio_weight_device = [_flag_value("--blkio-weight-device", d, o.parse_weight_device)
+                                for d in args.blkio_weight_device]
 
 
 def _flag_value(flag: str, value: str, check: Any, reason: str = "") -> Any:

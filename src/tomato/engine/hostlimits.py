@@ -75,6 +75,20 @@ def adapt(opts: RunOptions) -> list[str]:
         warnings.append("Your kernel does not support Block I/O weight or the cgroup is not "
                         "mounted. Weight discarded.")
         opts.blkio_weight = 0
+    if opts.blkio_weight_device and not _has("blkio", "blkio.weight_device",
+                                             "blkio.bfq.weight_device") \
+            and not _has("io", "io.weight", "io.bfq.weight"):
+        warnings.append("Your kernel does not support Block I/O weight_device or the cgroup "
+                        "is not mounted. Weight-device discarded.")
+        opts.blkio_weight_device = []
+    for attr, file, what in (("device_read_iops", "read_iops_device", "IOPS Block read"),
+                             ("device_write_iops", "write_iops_device", "IOPS Block write")):
+        if getattr(opts, attr) and not _has("blkio", f"blkio.throttle.{file}") \
+                and not _has("io", "io.max"):
+            warnings.append(f"Your kernel does not support {what} limit or the cgroup is not "
+                            f"mounted. Block I/O {what.split()[0]} "
+                            f"{what.split()[-1]} limit discarded.")
+            setattr(opts, attr, [])
     if opts.cpuset_mems:
         wanted = parse_uint_list(opts.cpuset_mems, f"Invalid value {opts.cpuset_mems} for "
                                  "cpuset mems")

@@ -101,6 +101,13 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
             "CpuRealtimePeriod": opts.cpu_rt_period,
             "CpuRealtimeRuntime": opts.cpu_rt_runtime,
             "BlkioWeight": opts.blkio_weight,
+            "BlkioWeightDevice": [{"Path": p, "Weight": w}
+                                  for p, w in opts.blkio_weight_device],
+            **{key: [{"Path": p, "Rate": r} for p, r in items] for key, items in (
+                ("BlkioDeviceReadBps", opts.device_read_bps),
+                ("BlkioDeviceWriteBps", opts.device_write_bps),
+                ("BlkioDeviceReadIOps", opts.device_read_iops),
+                ("BlkioDeviceWriteIOps", opts.device_write_iops))},
             "MemorySwappiness": None if opts.memory_swappiness == -1 else opts.memory_swappiness,
             "OomKillDisable": opts.oom_kill_disable,
             "OomScoreAdj": opts.oom_score_adj,

@@ -97,6 +97,9 @@ class RunOptions:
     cpuset_mems: str = ""
     blkio_weight: int = 0
     device_cgroup_rules: list[str] = field(default_factory=list)
+    device_read_iops: list[tuple[str, int]] = field(default_factory=list)
+    device_write_iops: list[tuple[str, int]] = field(default_factory=list)
+    blkio_weight_device: list[tuple[str, int]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return as_dict(self)
@@ -465,3 +468,31 @@ def parse_volumes_from(spec: str) -> tuple[str, str]:
     if mode not in ("", "ro", "rw"):
         raise InvalidArgument(f"invalid mode: {mode}")
     return ref, mode
+
+
+def parse_device_iops(spec: str) -> tuple[str, int]:
+    """--device-read-iops/--device-write-iops DEVICE:RATE (docker's
+    ValidateThrottleIOpsDevice)."""
+    path, sep, rate = spec.partition(":")
+    if not sep or not path:
+        raise InvalidArgument(f"bad format: {spec}")
+    if not path.startswith("/dev/"):
+        raise InvalidArgument(f"bad format for device path: {spec}")
+    if not (rate.isdigit() and rate.isascii()) or int(rate) >= 1 << 64:
+        raise InvalidArgument(f"invalid rate for device: {spec}. The correct format is "
+                              "<device-path>:<number>. Number must be a positive integer")
+    return path, int(rate)
+
+
+def parse_weight_device(spec: str) -> tuple[str, int]:
+    """--blkio-weight-device DEVICE:WEIGHT (docker's ValidateWeightDevice: 10 to 1000, or
+    0)."""
+    path, sep, weight = spec.partition(":")
+    if not sep or not path:
+        raise InvalidArgument(f"bad format: {spec}")
+    if not path.startswith("/dev/"):
+        raise InvalidArgument(f"bad format for device path: {spec}")
+    if not (weight.isdigit() and weight.isascii()) or int(weight) and \
+            not 10 <= int(weight) <= 1000:
+        raise InvalidArgument(f"invalid weight for device: {spec}")
+    return path, int(weight)

@@ -339,14 +339,19 @@ def _resources(opts: RunOptions) -> dict[str, Any]:
         res["pids"] = {"limit": opts.pids_limit}
     throttle: dict[str, list[dict[str, int]]] = {}
     for key, items in (("throttleReadBpsDevice", opts.device_read_bps),
-                       ("throttleWriteBpsDevice", opts.device_write_bps)):
+                       ("throttleWriteBpsDevice", opts.device_write_bps),
+                       ("throttleReadIOPSDevice", opts.device_read_iops),
+                       ("throttleWriteIOPSDevice", opts.device_write_iops)):
         for path, rate in items:
-            st = os.stat(path)
-            throttle.setdefault(key, []).append(
-                {"major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev), "rate": rate})
+            major, minor = _block_device(path)
+            throttle.setdefault(key, []).append({"major": major, "minor": minor, "rate": rate})
     block: dict[str, Any] = dict(throttle)
     if opts.blkio_weight:
         block["weight"] = opts.blkio_weight
+    for path, weight in opts.blkio_weight_device:
+        major, minor = _block_device(path)
+        block.setdefault("weightDevice", []).append({"major": major, "minor": minor,
+                                                     "weight": weight})
     if block:
         res["blockIO"] = block
     return res
@@ -408,3 +413,18 @@ def host_devices(top: str = "/dev") -> list[dict[str, Any]]:
                         "minor": os.minor(st.st_rdev), "fileMode": st.st_mode & 0o777,
                         "uid": st.st_uid, "gid": st.st_gid})
     return out
+
+
+def _block_device(path: str) -> tuple[int, int]:
+    """A throttled or weighted device's numbers (moby's getBlkioThrottleDevices: a path
+    that is no device is refused by name)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise InvalidArgument(f"error gathering device information for {path}: "
+                              f"{(err.strerror or '').lower()}") from err
+    if not stat.S_ISBLK(st.st_mode) and not stat.S_ISCHR(st.st_mode):
+        raise InvalidArgument(f"{path} is not a device node")
+    return os.major(st.st_rdev), os.minor(st.st_rdev)

@@ -86,14 +86,21 @@ def test_raw_hostconfig_is_checked_in_the_daemons_words(api: Server) -> None:
 def test_cgroup_flags_through_docker(api: Server, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
+    dev = next((p for p in sorted(Path("/dev").iterdir()) if p.is_block_device()), None)
     api.docker("create", "--name", "vsrc", "-v", f"{data}:/data", "busybox", "true")
     proc = api.docker("run", "-d", "--name", "lim", "-m", "64m", "--oom-kill-disable",
                       "--oom-score-adj", "300", "--memory-swappiness", "20", "--cpu-period",
                       "40000", "--cpu-quota", "20000", "--cpuset-mems", "0",
                       "--device-cgroup-rule", "b 7:* r", "--blkio-weight", "200",
-                      "--group-add", "321", "--volumes-from", "vsrc:ro", "busybox", "sleep",
-                      "300")
+                      "--group-add", "321", "--volumes-from", "vsrc:ro",
+                      *(["--device-read-iops", f"{dev}:77", "--device-write-bps", f"{dev}:1mb"]
+                        if dev else []), "busybox", "sleep", "300")
     pid = _pid(api, "lim")
+    if dev is not None:
+        numbers = f"{os.major(dev.stat().st_rdev)}:{os.minor(dev.stat().st_rdev)}"
+        blkio = _cgroup_dir(pid, "blkio")
+        assert f"{numbers} 77" in (blkio / "blkio.throttle.read_iops_device").read_text()
+        assert f"{numbers} 1048576" in (blkio / "blkio.throttle.write_bps_device").read_text()
     mem = _cgroup_dir(pid, "memory")
     assert "oom_kill_disable 1" in (mem / "memory.oom_control").read_text()
     assert (mem / "memory.swappiness").read_text().strip() == "20"

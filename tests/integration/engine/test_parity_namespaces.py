@@ -381,3 +381,33 @@ def test_explain_shows_the_namespace_joins(engine: Engine) -> None:
     assert f"joined: pid (/proc/{pid}/ns/pid), ipc (/proc/{pid}/ns/ipc)" in ns_line, summary
     assert "uts" not in ns_line  # the host's: neither made nor joined
     assert f"nsenter --pid=/proc/{pid}/ns/pid" in summary
+
+
+def _a_block_device() -> Path | None:
+    return next((p for p in sorted(Path("/dev").iterdir()) if p.is_block_device()), None)
+
+
+def test_block_io_device_flags(engine: Engine) -> None:
+    dev = _a_block_device()
+    if dev is None:
+        pytest.skip("no block device on this host")
+    numbers = f"{os.major(dev.stat().st_rdev)}:{os.minor(dev.stat().st_rdev)}"
+    proc = engine.run("run", "-d", "--name", "bio", "--device-read-iops", f"{dev}:100",
+                      "--device-write-iops", f"{dev}:50", "--blkio-weight-device",
+                      f"{dev}:300", "busybox", "sleep", "300")
+    info = _info(engine, "bio")
+    blkio = _cgroup_dir(info["State"]["Pid"], "blkio")
+    assert f"{numbers} 100" in (blkio / "blkio.throttle.read_iops_device").read_text()
+    assert f"{numbers} 50" in (blkio / "blkio.throttle.write_iops_device").read_text()
+    host = info["HostConfig"]
+    assert host["BlkioDeviceReadIOps"] == [{"Path": str(dev), "Rate": 100}]
+    assert host["BlkioDeviceWriteIOps"] == [{"Path": str(dev), "Rate": 50}]
+    if not (blkio / "blkio.weight_device").exists():  # no CFQ/BFQ: docker's warning
+        assert "Weight-device discarded." in proc.stderr
+        assert host["BlkioWeightDevice"] == []
+    for flags, message in (
+            (("--device-read-iops", "sda"), 'for "--device-read-iops" flag: bad format: sda'),
+            (("--device-write-iops", "/tmp/x:5"), "bad format for device path: /tmp/x:5"),
+            (("--device-read-iops", f"{dev}:-1"), "invalid rate for device"),
+            (("--blkio-weight-device", f"{dev}:5"), f"invalid weight for device: {dev}:5")):
+        assert message in _refused(engine, "run", "--rm", *flags, "busybox", "true")
