@@ -207,7 +207,8 @@ def cmd_attach(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
         raise Conflict("You cannot attach to a stopped container, start it first")
     opts = argparse.Namespace(interactive=not args.no_stdin and c.options.get("interactive"),
-                              tty=c.options.get("tty", False), sig_proxy=args.sig_proxy)
+                              tty=c.options.get("tty", False), sig_proxy=args.sig_proxy,
+                              detach_keys=args.detach_keys)
     from tomato.cli.attaching import attach_and_wait
 
     return attach_and_wait(cfg, c, opts)
@@ -251,4 +252,5 @@ def register_more(add: Any, parent: Any) -> None:
     p = add(parent, "attach", cmd_attach, "attach to a running container's streams")
     p.add_argument("--no-stdin", action="store_true")
     p.add_argument("--sig-proxy", default="true")
+    p.add_argument("--detach-keys", default="")
     p.add_argument("container")

@@ -15,7 +15,7 @@ from tomato.cli.common import fail as _fail
 from tomato.cli.common import guard as _guard
 from tomato.cli.run_options import build_options
 from tomato.cli.run_options import run_args as _run_args
-from tomato.errors import NotFound, TomatoError
+from tomato.errors import InvalidArgument, NotFound, TomatoError
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace, cfg: EngineConfig) -> int:
     cfg = _explained(args, cfg)
     opts = build_options(args)
     _rootless_warnings(opts)
-    c = service.create(cfg, opts, then_start=True)
+    c = create_with_cidfile(cfg, opts, args.cidfile, then_start=True)
     if args.detach:
         service.start(cfg, c.id, handoff=_handoff(args))
         print(c.id)
@@ -75,9 +75,59 @@ def cmd_run(args: argparse.Namespace, cfg: EngineConfig) -> int:
             126 if "permission denied" in msg else ENGINE_ERROR
         return _fail(err, code)
     code = attach_and_wait(cfg, c, args, opts.auto_remove)
-    if opts.auto_remove:  # like docker: return once the container is gone
+    if opts.auto_remove and not getattr(args, "detached", False):  # like docker: return
+        # once the container is gone
         _wait_removed(cfg, c.id)  # the monitor hung up when it was: a check, as a rule
     return code
+
+
+class CidFile:
+    """--cidfile: made before the container (docker: an existing one is refused, another
+    container may be using it), the id written once created, removed if creating fails."""
+
+    def __init__(self, path: str) -> None:
+        import os
+
+        self.path, self.fd = path, -1
+        if not path:
+            return
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            raise InvalidArgument("Container ID file found, make sure the other container "
+                                  f"isn't running or delete {path}") from None
+        except OSError as err:
+            raise InvalidArgument(f"failed to create the container ID file: open {path}: "
+                                  f"{(err.strerror or str(err)).lower()}") from err
+
+    def made(self, cid: str) -> None:
+        import os
+
+        if self.fd >= 0:
+            os.write(self.fd, cid.encode())
+            os.close(self.fd)
+            self.fd = -1
+
+    def failed(self) -> None:
+        import os
+
+        if self.fd >= 0:
+            os.close(self.fd)
+            os.unlink(self.path)
+            self.fd = -1
+
+
+def create_with_cidfile(cfg: EngineConfig, opts: Any, path: str, then_start: bool) -> Any:
+    from tomato.engine import service
+
+    cidfile = CidFile(path)
+    try:
+        c = service.create(cfg, opts, then_start=then_start)
+    except BaseException:
+        cidfile.failed()
+        raise
+    cidfile.made(c.id)
+    return c
 
 
 def _wait_removed(cfg: EngineConfig, cid: str, timeout: float = 30.0) -> None:
@@ -95,11 +145,10 @@ def _wait_removed(cfg: EngineConfig, cid: str, timeout: float = 30.0) -> None:
 
 @_guard
 def cmd_create(args: argparse.Namespace, cfg: EngineConfig) -> int:
-    from tomato.engine import service
 
     opts = build_options(args)
     _rootless_warnings(opts)
-    c = service.create(cfg, opts)
+    c = create_with_cidfile(cfg, opts, args.cidfile, then_start=False)
     print(c.id)
     return 0
 
@@ -244,7 +293,10 @@ def cmd_rename(args: argparse.Namespace, cfg: EngineConfig) -> int:
 def cmd_logs(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import logs, service
 
-    c, path = service.log_path(cfg, args.container)
+    try:
+        c, path = service.log_path(cfg, args.container)
+    except InvalidArgument as err:  # --log-driver none: docker's daemon error, exit 1
+        return _fail(err, 1)
     since = _since(args.since) if args.since else None
     until = _since(args.until) if args.until else None
     tail = None if args.tail in (None, "all") else int(args.tail)
@@ -266,13 +318,10 @@ def cmd_logs(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
 
 def _since(text: str) -> float:
-    from tomato.engine.logs import parse_timestamp
+    """docker's --since/--until forms (engine/timestamps.py): 10m, 2024-01-02T15:04, 1700000000."""
+    from tomato.engine.timestamps import parse
 
-    if text[-1:] in "smh" and text[:-1].replace(".", "").isdigit():
-        return time.time() - float(text[:-1]) * {"s": 1, "m": 60, "h": 3600}[text[-1]]
-    if text.replace(".", "").isdigit():
-        return float(text)
-    return parse_timestamp(text)
+    return parse(text)
 
 
 def cmd_exec(args: argparse.Namespace, cfg: EngineConfig) -> int:

@@ -69,6 +69,13 @@ def run_args(p: argparse.ArgumentParser) -> None:
     a("--stop-signal", default="")
     a("--stop-timeout", type=int)
     a("--log-opt", action="append", default=[])
+    a("--log-driver", default="json-file")
+    a("-a", "--attach", action="append", default=[])
+    a("--cidfile", default="")
+    a("--label-file", action="append", default=[])
+    a("--pull", default="missing")
+    a("--platform", default="")
+    a("--detach-keys", default="")
     a("--sig-proxy", default="true")
     # namespaces and cgroups (issue 19): engine/namespaces.py, specgen
     a("--pid", default="")
@@ -164,20 +171,7 @@ def build_options(args: argparse.Namespace) -> RunOptions:
             from tomato.errors import InvalidArgument
 
             raise InvalidArgument(f"invalid --security-opt: {sec}")
-    for lo in args.log_opt:
-        key, _, value = lo.partition("=")
-        if key == "max-size":
-            opts.log_max_size = o.parse_size(value, "--log-opt max-size")
-        elif key == "max-file":
-            if not value.isdigit() or int(value) < 1:
-                from tomato.errors import InvalidArgument
-
-                raise InvalidArgument(f"invalid value for max-file: {value}")
-            opts.log_max_file = int(value)
-        else:
-            from tomato.errors import InvalidArgument
-
-            raise InvalidArgument(f"unknown log opt '{key}' for json-file log driver")
+    _issue19_options(opts, args)
     if opts.tty and os.isatty(0):
         from tomato.runtime.console import get_size
 
@@ -187,6 +181,78 @@ def build_options(args: argparse.Namespace) -> RunOptions:
     for warning in adapt(opts):  # what this host's cgroups lack, as docker's CLI prints it
         print(f"WARNING: {warning}", file=sys.stderr)
     return opts  # the daemon's checks of the values together: service.create
+
+
+def _issue19_options(opts: Any, args: argparse.Namespace) -> None:
+    """--label-file, --pull, --platform, --log-driver/--log-opt, -a and --detach-keys."""
+    from tomato.engine import options as o
+
+    for path in args.label_file:  # docker: the file's labels, then -l's over them
+        file_labels = o.parse_key_values(read_label_file(path), "label")
+        opts.labels = {**file_labels, **opts.labels}
+    opts.pull, opts.platform, opts.log_driver = args.pull, args.platform, args.log_driver
+    o.check_run_extras(opts)
+    o.parse_log_opts(args.log_driver, args.log_opt, opts)
+    check_attach(args.attach, args.detach)
+    if args.detach_keys:
+        parse_detach_keys(args.detach_keys)
+
+
+def read_label_file(path: str) -> list[str]:
+    """docker's --label-file: KEY=VALUE (or KEY) lines, # comments and blank lines
+    skipped."""
+    from tomato.errors import InvalidArgument
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().removeprefix("\ufeff").splitlines()
+    except OSError as err:
+        raise InvalidArgument(f"open {path}: {(err.strerror or str(err)).lower()}") from err
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"label file {path} contains invalid utf8 bytes") from None
+    out = []
+    for line in lines:
+        text = line.lstrip()
+        if not text or text.startswith("#"):
+            continue
+        if text.startswith("="):
+            raise InvalidArgument(f"invalid label '{line}': no key")
+        out.append(text if "=" in text else text + "=")
+    return out
+
+
+def check_attach(streams: list[str], detach: bool) -> set[str]:
+    """-a STREAM: stdin, stdout, stderr (any case); not with -d."""
+    from tomato.errors import InvalidArgument
+
+    chosen = set()
+    for name in streams:
+        if name.lower() not in ("stdin", "stdout", "stderr"):
+            raise InvalidArgument(f'invalid argument "{name}" for "-a, --attach" flag: valid '
+                                  "streams are STDIN, STDOUT and STDERR")
+        chosen.add(name.lower())
+    if chosen and detach:
+        raise InvalidArgument("conflicting options: cannot specify both --attach and --detach")
+    return chosen
+
+
+def parse_detach_keys(text: str) -> bytes:
+    """docker's --detach-keys: comma separated ``ctrl-<c>`` (a-z, @, [, \\, ], ^, _)
+    or single characters, e.g. the default ``ctrl-p,ctrl-q``."""
+    from tomato.errors import InvalidArgument
+
+    out = bytearray()
+    for key in text.split(","):
+        if key.lower().startswith("ctrl-") and len(key) == 6:
+            c = key[5].lower()
+            if c.isalpha() or c in "@[\\]^_":
+                out.append(ord(c.upper() if c.isalpha() else c) & 0x1f)
+                continue
+        elif len(key) == 1 and key.isprintable():
+            out.append(ord(key))
+            continue
+        raise InvalidArgument(f"Invalid detach keys ({text}) provided")
+    return bytes(out)
 
 
 def _namespace_and_cgroup_options(opts: Any, args: argparse.Namespace) -> None:

@@ -51,12 +51,45 @@ def _winsize() -> tuple[int, int] | None:
     return get_size(0) if os.isatty(0) else None
 
 
+#: what stream() returns when the user typed the detach keys (the container runs on)
+DETACHED = -1
+#: docker's default detach keys: ctrl-p ctrl-q
+DETACH_KEYS = b"\x10\x11"
+
+
+class EscapeProxy:
+    """Watches what the user types for the detach keys: bytes that may begin them are
+    held back until they do (detach) or do not (sent on), as docker's term.EscapeProxy."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.held = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """(what to send to the container, whether the keys were typed)."""
+        out = bytearray()
+        for byte in data:
+            if byte != self.keys[len(self.held)]:
+                out += self.held
+                self.held = b""
+                if byte != self.keys[0]:
+                    out.append(byte)
+                    continue
+            self.held += bytes([byte])
+            if len(self.held) == len(self.keys):
+                return bytes(out), True
+        return bytes(out), False
+
+
 def stream(sock: socket.socket, *, stdin: bool, tty: bool,
-           proxy_signals: bool = True, until_closed: bool = False) -> int | None:
+           proxy_signals: bool = True, until_closed: bool = False,
+           outputs: frozenset[str] = frozenset(("stdout", "stderr")),
+           detach_keys: bytes | None = DETACH_KEYS) -> int | None:
     """Copy frames to our stdout/stderr (and our stdin to the container) until the
-    container exits; return its exit code, or None if the monitor went away.
+    container exits; return its exit code, or None if the monitor went away, or
+    DETACHED when the user typed ``detach_keys`` (on a tty; None: never).
     ``until_closed``: then wait (bounded) for the monitor to hang up, which it does
-    once it has removed an --rm container."""
+    once it has removed an --rm container.  ``outputs``: the streams -a asked for."""
     saved = None
     if tty and os.isatty(0):
         saved = termios.tcgetattr(0)
@@ -86,6 +119,7 @@ def stream(sock: socket.socket, *, stdin: bool, tty: bool,
             signal.signal(sig, lambda num, _f: send(frames.control(signal=num)))
     reader = frames.FrameReader()
     watch: list[Any] = [sock] + ([0] if stdin else [])
+    escape = EscapeProxy(detach_keys) if tty and stdin and detach_keys else None
     code: int | None = None
     try:
         while code is None:
@@ -95,7 +129,13 @@ def stream(sock: socket.socket, *, stdin: bool, tty: bool,
                 continue
             if 0 in ready:
                 data = os.read(0, 65536)
-                if data:
+                if data and escape is not None:
+                    data, detached = escape.feed(data)
+                    if data:
+                        send(frames.frame(frames.STDIN, data))
+                    if detached:
+                        return DETACHED
+                elif data:
                     send(frames.frame(frames.STDIN, data))
                 else:
                     watch.remove(0)
@@ -106,9 +146,9 @@ def stream(sock: socket.socket, *, stdin: bool, tty: bool,
                 if not data:
                     return None
                 for kind, payload in reader.feed(data):
-                    if kind == frames.STDOUT:
+                    if kind == frames.STDOUT and "stdout" in outputs:
                         os.write(1, payload)
-                    elif kind == frames.STDERR:
+                    elif kind == frames.STDERR and "stderr" in outputs:
                         os.write(2, payload)
                     elif kind == frames.CONTROL:
                         msg = frames.decode_control(payload)

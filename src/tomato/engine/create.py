@@ -35,7 +35,7 @@ from tomato.engine.containers import (
 from tomato.engine.options import RunOptions
 from tomato.engine.state import get
 from tomato.engine.status import PAUSED, RUNNING
-from tomato.errors import Conflict, NotFound
+from tomato.errors import Conflict, InvalidArgument, NotFound
 from tomato.files import write_private
 from tomato.records import record, replace
 
@@ -73,10 +73,47 @@ def create(cfg: EngineConfig, opts: RunOptions, then_start: bool = False) -> Con
             supervision.reap_primer()
 
 
+def image_for(cfg: EngineConfig, opts: RunOptions) -> Any:
+    """The image a container is made of, by --pull (always: pulled again; missing: pulled
+    if absent; never: only what is here) and --platform (refused when the image, or this
+    host, is another platform: nothing here emulates one)."""
+    plat = None
+    if opts.platform:
+        import platform as host
+
+        from tomato.images.manifest import parse_platform
+
+        plat = parse_platform(opts.platform)
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(host.machine(), host.machine())
+        if (plat.os, plat.architecture) != ("linux", arch):
+            raise InvalidArgument(f"platform {opts.platform} does not match this host "
+                                  f"(linux/{arch}): no emulation here to run it")
+    if opts.pull == "always":
+        image_service.pull(cfg, opts.image, platform=plat)
+    try:
+        img = image_service.get_image(cfg, opts.image)
+    except NotFound:
+        if opts.pull == "never":
+            raise NotFound(f"No such image: {opts.image}") from None
+        image_service.pull(cfg, opts.image, platform=plat)
+        img = image_service.get_image(cfg, opts.image)
+    if plat is not None:
+        have = image_service.inspect(cfg, img.id).platform
+        wanted = (plat.os, plat.architecture, plat.variant or have.variant)
+        if (have.os, have.architecture, have.variant) != wanted:
+            actual = "/".join(p for p in (have.os, have.architecture, have.variant) if p)
+            raise Conflict(f"image with reference {opts.image} was found but does not match "
+                           f"the specified platform: wanted {opts.platform}, actual: {actual}")
+    return img
+
+
 def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     from tomato.engine.options import validate_resources
 
     validate_resources(opts)  # the daemon's checks (CLI and API), before a pull
+    from tomato.engine.options import check_run_extras
+
+    check_run_extras(opts)
     from tomato.engine import namespaces
 
     opts = namespaces.planned(cfg, opts)  # container:NAME -> container:<full id>
@@ -85,11 +122,7 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     if opts.volumes_from:  # kept as given (docker's inspect shows them so)
         inherited = volumes_from(cfg, opts.volumes_from)
     records = Containers(cfg.root)
-    try:
-        img = image_service.get_image(cfg, opts.image)
-    except NotFound:
-        image_service.pull(cfg, opts.image)
-        img = image_service.get_image(cfg, opts.image)
+    img = image_for(cfg, opts)
     image_config = image_service.inspect(cfg, img.id).config or {}
     cid = new_id()
     name = validate_name(opts.name) if opts.name else random_name(records.names())

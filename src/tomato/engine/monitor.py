@@ -58,7 +58,8 @@ class Monitor:
         self.stdin_w: int | None = None
         self.master: int | None = None
         self.outputs: dict[int, str] = {}
-        self.log = LogWriter(str(self.dir / f"{cid}-json.log"), self.cfg.log_max_size,
+        self.log = LogWriter(self.cfg.log_path or str(self.dir / f"{cid}-json.log"),
+                             self.cfg.log_max_size,
                              self.cfg.log_max_file)
         from tomato.engine.containers import Containers
 
@@ -323,7 +324,8 @@ class Monitor:
         clients = ",".join(str(c[0].fileno()) for c in self.clients) or "-"
         argv = [shim, str(pid), str(out), str(err), str(master),
                 str(self.stdin_w if self.stdin_w is not None else -1), str(listener.fileno()),
-                str(self.dir / f"{self.cid}-json.log"), str(self.cfg.log_max_size),
+                self.cfg.log_path or str(self.dir / f"{self.cid}-json.log"),
+                str(self.cfg.log_max_size),
                 str(self.cfg.log_max_file), clients, str(self.dir / "exit.json"), mem,
                 "--", sys.executable, "-I", "-m", "tomato.engine.monitor", "--after",
                 str(self.root), self.cid, "--listen", str(listener.fileno())]

@@ -28,6 +28,7 @@ class MonitorConfig:
     attach_wait: bool = False  #: a foreground run: start on the CLI's first connection
     log_max_size: int = 0
     log_max_file: int = 1
+    log_path: str = ""  #: where the output goes: "" the json log; /dev/null for --log-driver none
     event_attributes: dict[str, str] = field(default_factory=dict)
 
 

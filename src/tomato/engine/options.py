@@ -100,6 +100,10 @@ class RunOptions:
     device_read_iops: list[tuple[str, int]] = field(default_factory=list)
     device_write_iops: list[tuple[str, int]] = field(default_factory=list)
     blkio_weight_device: list[tuple[str, int]] = field(default_factory=list)
+    # issue 19's commands and flags: create.py's image_for and start.py's log
+    pull: str = "missing"           #: --pull: always, missing, never
+    platform: str = ""              #: --platform: os/arch[/variant] the image must be
+    log_driver: str = "json-file"   #: --log-driver: json-file, local, none
 
     def to_dict(self) -> dict[str, Any]:
         return as_dict(self)
@@ -108,6 +112,42 @@ class RunOptions:
     def from_dict(cls, raw: dict[str, Any]) -> RunOptions:
         known = {name for name, _ in cls.__record_fields__}  # type: ignore[attr-defined]
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+LOG_DRIVERS = ("json-file", "local", "none")
+#: the --log-opt keys each driver takes (docker's; "local" keeps json-file's lines here)
+LOG_OPTS = {"json-file": ("max-size", "max-file", "compress", "labels", "env", "tag"),
+            "local": ("max-size", "max-file", "compress"), "none": ()}
+
+
+def check_run_extras(opts: RunOptions) -> None:
+    """The daemon's checks of --pull, --platform and --log-driver (CLI and API)."""
+    if opts.pull not in ("always", "missing", "never"):
+        raise InvalidArgument(f'invalid pull option: \'{opts.pull}\': must be one of '
+                              '"always", "missing" or "never"')
+    if opts.log_driver not in LOG_DRIVERS:
+        raise InvalidArgument("failed to create task for container: failed to initialize "
+                              f"logging driver: logger: no log driver named "
+                              f"'{opts.log_driver}' is registered")
+
+
+def parse_log_opts(driver: str, items: list[str], opts: RunOptions) -> None:
+    """--log-opt KEY=VALUE for ``driver``: max-size and max-file are kept (rotation)."""
+    allowed = LOG_OPTS.get(driver, ())
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise InvalidArgument(f"invalid log opt format '{item}', must be key=value")
+        if key not in allowed:
+            raise InvalidArgument(f"unknown log opt '{key}' for {driver} log driver")
+        if key == "max-size":
+            opts.log_max_size = parse_size(value, "--log-opt max-size")
+        elif key == "max-file":
+            if not value.isdigit() or int(value) < 1:
+                raise InvalidArgument(f"invalid value for max-file: {value}")
+            opts.log_max_file = int(value)
+    if opts.log_max_file > 1 and not opts.log_max_size:
+        raise InvalidArgument("max-file cannot be set without max-size")
 
 
 def parse_size(text: str, flag: str) -> int:

@@ -89,6 +89,7 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool,
         restart=opts.restart, restart_max=opts.restart_max, auto_remove=opts.auto_remove,
         attach_wait=attach_wait, log_max_size=opts.log_max_size,
         log_max_file=opts.log_max_file,
+        log_path="/dev/null" if opts.log_driver == "none" else "",
         event_attributes=events.container_attributes(c.name, c.image, opts.labels)))
     records.set_state(c.id, StateChange(stop_requested=False, error=""))
     forget_exit(records.path(c.id))

@@ -35,7 +35,7 @@ from tomato.engine.status import (
     StateChange,
     exited,
 )
-from tomato.errors import NoSpace, NotFound
+from tomato.errors import InvalidArgument, NoSpace, NotFound
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
@@ -187,4 +187,6 @@ def is_running(cfg: EngineConfig, cid: str) -> bool:
 
 def log_path(cfg: EngineConfig, ref: str) -> tuple[Container, Path]:
     c = get(cfg, ref)
+    if c.options.get("log_driver") == "none":
+        raise InvalidArgument("configured logging driver does not support reading")
     return c, Containers(cfg.root).log_path(c.id)
