@@ -4,8 +4,9 @@ Starting the interpreter and importing the engine costs a `tomato` command
 ~30 ms of its ~100, and as much CPU again on every one of fifty `run -d` at
 once.  So the first command run the slow way leaves a server behind: a
 process with the engine imported, listening on ``ROOT/cli.sock``.  The next
-`tomato` is the C client (bin/tomato runs ``tomato-client`` when it is
-installed), which sends its argv, environment, umask, working directory and
+`tomato` is the C client (an install's bin/tomato is ``tomato-client`` itself, the
+Python launcher beside it as tomato-launcher; the repository's bin/tomato runs
+``tomato-client`` when it is there), which sends its argv, environment, umask, working directory and
 stdio; the server forks a child that becomes that command -- the same
 CLI's ``main`` on the client's terminal (handed to ``serve`` by cli/engine.py,
 which this module never imports) -- and the child reports

@@ -1,5 +1,6 @@
 """What every use case of the engine is given: ``EngineConfig`` (the root, registry
-credentials and settings, and the supervision of the monitors it forks).  The
+credentials and settings, the supervision of the monitors it forks, and --explain's
+explainer when the command was given it).  The
 CLI makes one per command (cli/engine.py make_config), the API one per server;
 nothing in the engine reads a default root or keeps module state behind the
 caller's back."""
