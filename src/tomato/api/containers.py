@@ -50,10 +50,11 @@ def create(api: Api, req: Request) -> None:
 
 
 # -- list -----------------------------------------------------------------------------
-def status_text(c: Container) -> str:
+def status_text(api: Any, c: Container) -> str:
+    from tomato.engine.health import of_container
     from tomato.engine.humanize import status_text as text
 
-    return text(c.state)
+    return text(c.state, of_container(api.cfg.root, c))
 
 
 def _ports(api: Api, c: Container) -> list[dict[str, Any]]:
@@ -76,7 +77,7 @@ def summary(api: Api, c: Container) -> dict[str, Any]:
         "Id": c.id, "Names": ["/" + c.name], "Image": c.image, "ImageID": c.image_id,
         "Command": " ".join(args), "Created": int(c.created), "Ports": _ports(api, c),
         "Labels": c.options.get("labels") or {}, "State": c.state.status,
-        "Status": status_text(c),
+        "Status": status_text(api, c),
         "HostConfig": {"NetworkMode": c.options.get("network", "bridge")},
         "NetworkSettings": {"Networks": full["NetworkSettings"]["Networks"]},
         "Mounts": full["Mounts"],

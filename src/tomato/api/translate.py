@@ -155,6 +155,11 @@ def run_options(body: Any, name: str = "") -> o.RunOptions:
     size = host.integers("ConsoleSize")
     if opts.tty and len(size) == 2 and all(n > 0 for n in size):
         opts.console_size = (size[0], size[1])
+    if config.has("Healthcheck"):
+        hc = config.obj("Healthcheck")
+        given = {"Test": hc.texts("Test"), **{key: hc.integer(key) for key in (
+            "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries")}}
+        opts.healthcheck = {k: v for k, v in given.items() if v}
     _network(host, config.obj("NetworkingConfig"), opts)
     _namespaces_and_cgroups(host, opts)
     return opts

@@ -54,6 +54,7 @@ def row(cfg: EngineConfig, c: Any, trunc: bool, size: bool, full: bool) -> dict[
     LocalVolumes too (they need the container's inspect document)."""
     from tomato.cli.govalues import NIL, go_quote
     from tomato.cli.render import human_size
+    from tomato.engine.health import of_container
     from tomato.engine.humanize import human_duration, status_text
 
     cmd = " ".join(c.spec.get("process", {}).get("args", []))
@@ -66,7 +67,8 @@ def row(cfg: EngineConfig, c: Any, trunc: bool, size: bool, full: bool) -> dict[
         "LocalVolumes": "0", "Mounts": "", "Names": c.name, "Networks": "",
         "Platform": NIL, "Ports": port_text(cfg, c),
         "RunningFor": human_duration(time.time() - c.created) + " ago",
-        "Size": "0B", "State": c.state.status, "Status": status_text(c.state),
+        "Size": "0B", "State": c.state.status,
+        "Status": status_text(c.state, of_container(cfg.root, c)),
     }
     if size:
         from tomato.engine.filesystem import sizes

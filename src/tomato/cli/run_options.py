@@ -76,6 +76,11 @@ def run_args(p: argparse.ArgumentParser) -> None:
     a("--pull", default="missing")
     a("--platform", default="")
     a("--detach-keys", default="")
+    a("--health-cmd", default="")
+    for flag in ("interval", "timeout", "start-period", "start-interval"):
+        a(f"--health-{flag}")
+    a("--health-retries", type=int, default=0)
+    a("--no-healthcheck", action="store_true")
     a("--sig-proxy", default="true")
     # namespaces and cgroups (issue 19): engine/namespaces.py, specgen
     a("--pid", default="")
@@ -172,6 +177,13 @@ def build_options(args: argparse.Namespace) -> RunOptions:
 
             raise InvalidArgument(f"invalid --security-opt: {sec}")
     _issue19_options(opts, args)
+    from tomato.engine.health import from_flags
+
+    opts.healthcheck = from_flags(
+        args.health_cmd, {flag: getattr(args, "health_" + flag.replace("-", "_"))
+                          for flag in ("interval", "timeout", "start-period", "start-interval")
+                          if getattr(args, "health_" + flag.replace("-", "_")) is not None},
+        args.health_retries, args.no_healthcheck)
     if opts.tty and os.isatty(0):
         from tomato.runtime.console import get_size
 

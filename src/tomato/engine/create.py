@@ -121,6 +121,9 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     inherited: list[dict[str, Any]] = []
     if opts.volumes_from:  # kept as given (docker's inspect shows them so)
         inherited = volumes_from(cfg, opts.volumes_from)
+    from tomato.engine import health
+
+    health.validate(opts.healthcheck)
     records = Containers(cfg.root)
     img = image_for(cfg, opts)
     image_config = image_service.inspect(cfg, img.id).config or {}
@@ -174,7 +177,9 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
             from tomato.engine.specgen import build_spec
 
             planned = replace(opts, network=plan.mode, publish=list(plan.publish),
-                              publish_all=plan.publish_all)
+                              publish_all=plan.publish_all,
+                              healthcheck=health.merge(opts.healthcheck,
+                                                       image_config.get("Healthcheck")))
             spec = build_spec(planned, image_config, cid, rootfs, files, volume_mounts,
                               runtime_ops.CGROUP_PARENT, netns_path, joins,
                               namespaces.shm_mount(cfg, planned, cdir))
@@ -182,6 +187,8 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
             write_private(records.bundle(cid) / "config.json", json.dumps(spec))
             options = planned.to_dict()
             options["anonymous_volumes"] = anonymous
+            if image_config.get("Shell"):  # CMD-SHELL healthchecks run in it (Docker's)
+                options["shell"] = list(image_config["Shell"])
             c = Container(cid, name, opts.image, img.id, time.time(), options, spec, State())
             if net is not None:
                 net.settle()

@@ -97,6 +97,8 @@ def commit(cfg: EngineConfig, c: Container, reference: str | None, *, comment: s
                 from tomato.engine.images import inspect
 
                 changes = merge(inspect(cfg, base.id).config or {}, changes)
+            if c.options.get("healthcheck"):  # the container's, as Docker's commit keeps it
+                changes = {**(changes or {}), "Healthcheck": c.options["healthcheck"]}
             digest = commit_layer(ctx.content, base.manifest_digest, upper, changes or {},
                                   comment=comment, author=author,
                                   created_by=" ".join(c.spec.get("process", {}).get("args", [])),

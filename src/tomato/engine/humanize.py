@@ -36,11 +36,14 @@ def human_duration(seconds: float) -> str:
     return f"{h // 24 // 365} years"
 
 
-def status_text(state: State) -> str:
-    """The STATUS column: "Up 3 minutes", "Exited (0) 2 seconds ago", ..."""
+def status_text(state: State, health: str = "none") -> str:
+    """The STATUS column: "Up 3 minutes", "Up 5 seconds (healthy)", "Exited (0) 2 seconds
+    ago", ...; ``health``: the container's (health.status_of), shown while it runs."""
     now = time.time()
     if state.status == "running":
-        return f"Up {human_duration(now - state.started_at)}"
+        suffix = "" if health == "none" else \
+            " (health: starting)" if health == "starting" else f" ({health})"
+        return f"Up {human_duration(now - state.started_at)}{suffix}"
     if state.status == "paused":
         return f"Up {human_duration(now - state.started_at)} (Paused)"
     if state.status == "restarting":

@@ -33,6 +33,9 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
                 "Mode": "ro" if "ro" in m.get("options", []) else "",
                 "RW": "ro" not in m.get("options", []), "Propagation": "rprivate"})
     rootfs = records.bundle(c.id) / "rootfs"
+    from tomato.engine import health
+
+    state_health = health.state_health(c.options, st.status == "running", records.path(c.id))
     lower = upper = work = ""
     try:
         from tomato.engine.images import rootfs_mounts
@@ -61,6 +64,7 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
             "Error": st.error,
             "StartedAt": iso(st.started_at),
             "FinishedAt": iso(st.finished_at),
+            **({"Health": state_health} if state_health is not None else {}),
         },
         "Image": c.image_id,
         "ResolvConfPath": str(records.path(c.id) / "resolv.conf"),
@@ -150,6 +154,8 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
             "StopSignal": c.spec.get("annotations", {}).get(
                 "org.opencontainers.image.stopSignal", "SIGTERM"),
             **({"StopTimeout": opts.stop_timeout} if opts.stop_timeout is not None else {}),
+            **({"Healthcheck": opts.healthcheck} if opts.healthcheck else {}),
+            **({"Shell": c.options["shell"]} if c.options.get("shell") else {}),
         },
         "NetworkSettings": network_settings(cfg, c, opts),
         # Tomato's own (docker's clients ignore a key they do not know): every namespace,

@@ -83,7 +83,11 @@ def container_matches(cfg: EngineConfig, c: Container, filters: dict[str, list[s
             ports = _port_keys(c, exposed=key == "expose")
             ok = any((v if "/" in v else f"{v}/tcp") in ports for v in values)
         elif key == "health":
-            ok = "none" in values  # no container here has a healthcheck
+            from tomato.engine.health import check_filter, of_container
+
+            for value in values:
+                check_filter(value)
+            ok = of_container(cfg.root, c) in values
         elif key == "isolation":
             ok = "default" in values  # the only isolation on Linux
         elif key == "is-task":

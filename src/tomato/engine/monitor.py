@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from tomato.engine import events, frames, monitor_config
+from tomato.engine import events, frames, health, healthprobe, monitor_config
 from tomato.engine.containers import STOP_MARKER, leave_exit_marker
 from tomato.engine.logs import LogWriter
 from tomato.engine.monitor_config import exit_code, shim_binary, start_failure_code
@@ -228,7 +228,11 @@ class Monitor:
         start(self.states, self.cid, self.rtlog, self.rec)
         from tomato.runtime.statedir import proc_start_time
 
-        self.records.set_state(self.cid, running(pid, proc_start_time(pid), time.time()))
+        started_at = time.time()
+        self.records.set_state(self.cid, running(pid, proc_start_time(pid), started_at))
+        # A healthcheck: starting, and its probes' timer (tomato-shim keeps its own)
+        probes = healthprobe.begin(self.dir, self.cfg, self.rec.config, started_at) \
+            if self.cfg.health_command else None
         if not first:  # a restart policy's start (the first one is `start`'s to report)
             events.emit(self.root, "container", "start", self.cid,
                         self.cfg.event_attributes)
@@ -244,7 +248,8 @@ class Monitor:
         while status is None:
             watch: list[Any] = [listener, wake_r, *self.outputs, *(c[0] for c in self.clients)]
             try:
-                ready, _, _ = select.select(watch, [], [], 1.0)
+                ready, _, _ = select.select(watch, [], [],
+                                            min(1.0, probes.wait()) if probes else 1.0)
             except InterruptedError:
                 ready = []
             for ready_fd in ready:
@@ -262,6 +267,10 @@ class Monitor:
             done, st = os.waitpid(pid, os.WNOHANG)
             if done == pid:
                 status = st
+            elif probes is not None:
+                probes.tick()
+        if probes is not None:
+            probes.stop()  # before the exit's record says unhealthy
         # Drain what the container wrote before it exited.
         for fd in list(self.outputs):
             while select.select([fd], [], [], 0)[0] and self._pump(fd):
@@ -281,6 +290,8 @@ class Monitor:
     def _record_exit(self, code: int, finished_at: float, oom: bool) -> None:
         from tomato.runtime.lifecycle import delete
 
+        if self.cfg.health_command:
+            health.container_stopped(self.dir)
         delete(self.states, self.cid, True, self.rtlog, getattr(self, "rec", None))
         # The events first: `stop` waits for this record, then reports "stop" after "die".
         if oom:
@@ -322,13 +333,16 @@ class Monitor:
         for fd in keep:
             os.set_inheritable(fd, True)
         clients = ",".join(str(c[0].fileno()) for c in self.clients) or "-"
+        health_arg, probe = healthprobe.shim_args(self.dir, self.cfg) \
+            if self.cfg.health_command else ("-", [])
         argv = [shim, str(pid), str(out), str(err), str(master),
                 str(self.stdin_w if self.stdin_w is not None else -1), str(listener.fileno()),
                 self.cfg.log_path or str(self.dir / f"{self.cid}-json.log"),
                 str(self.cfg.log_max_size),
                 str(self.cfg.log_max_file), clients, str(self.dir / "exit.json"), mem,
-                "--", sys.executable, "-I", "-m", "tomato.engine.monitor", "--after",
-                str(self.root), self.cid, "--listen", str(listener.fileno())]
+                health_arg, "--", sys.executable, "-I", "-m", "tomato.engine.monitor",
+                "--after", str(self.root), self.cid, "--listen", str(listener.fileno()),
+                *probe]
         os.execv(shim, argv)
 
     def after_shim(self, status: int, client_fds: list[int]) -> int:

@@ -12,6 +12,10 @@ from pathlib import Path
 
 from tomato.records import as_dict, field, field_names, record
 
+TYPE_CHECKING = False  # typing costs ~2 ms to import: the monitor reads us
+if TYPE_CHECKING:
+    from typing import Any
+
 NAME = "monitor.json"
 
 
@@ -30,6 +34,10 @@ class MonitorConfig:
     log_max_file: int = 1
     log_path: str = ""  #: where the output goes: "" the json log; /dev/null for --log-driver none
     event_attributes: dict[str, str] = field(default_factory=dict)
+    #: the container's healthcheck (Docker's HealthConfig) and what its probe runs
+    #: (health.probe_command): none when empty
+    healthcheck: dict[str, Any] | None = None
+    health_command: list[str] = field(default_factory=list)
 
 
 def write(cdir: Path, config: MonitorConfig) -> None:

@@ -104,6 +104,8 @@ class RunOptions:
     pull: str = "missing"           #: --pull: always, missing, never
     platform: str = ""              #: --platform: os/arch[/variant] the image must be
     log_driver: str = "json-file"   #: --log-driver: json-file, local, none
+    #: Docker's HealthConfig (health.py); in a record: the image's merged in
+    healthcheck: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return as_dict(self)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 
-from tomato.engine import events, monitor_config, mounts, runtime_ops
+from tomato.engine import events, health, monitor_config, mounts, runtime_ops
 from tomato.engine import images as image_service
 from tomato.engine.containers import Container, Containers, forget_exit
 from tomato.engine.monitor_config import MonitorConfig
@@ -90,7 +90,10 @@ def _start(cfg: EngineConfig, ref: str, attach_wait: bool,
         attach_wait=attach_wait, log_max_size=opts.log_max_size,
         log_max_file=opts.log_max_file,
         log_path="/dev/null" if opts.log_driver == "none" else "",
-        event_attributes=events.container_attributes(c.name, c.image, opts.labels)))
+        event_attributes=events.container_attributes(c.name, c.image, opts.labels),
+        healthcheck=c.options.get("healthcheck"),
+        health_command=health.probe_command(c.options.get("healthcheck"),
+                                            c.options.get("shell")) or []))
     records.set_state(c.id, StateChange(stop_requested=False, error=""))
     forget_exit(records.path(c.id))
     log = records.path(c.id) / "monitor.log"

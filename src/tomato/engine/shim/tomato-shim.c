@@ -17,10 +17,20 @@
  * ({"resize":[r,c]}, {"signal":N}, {"close_stdin":true}).
  *
  * usage: tomato-shim PID OUT ERR MASTER STDIN LISTEN LOG MAXSIZE MAXFILES CLIENTS
- *                    EXITFILE MEMCG -- CMD...
+ *                    EXITFILE MEMCG HEALTH -- CMD... [-- PROBE...]
  *   (fd numbers, -1 when absent; CLIENTS is a comma list or "-"; MEMCG the
  *   container's memory cgroup directory or "-"; CMD is exec'd on exit with
  *   "--status N --clients a,b,c" appended)
+ *
+ * Healthchecks: HEALTH is "-", or INTERVAL:TIMEOUT:START_PERIOD:START_INTERVAL in
+ * nanoseconds (defaults applied).  When a check is due the shim forks and execs
+ * PROBE (tomato.engine.healthprobe: one check through the runtime's exec, recorded
+ * by it), and counts the next interval from its end, as dockerd does: the start
+ * interval while the start period lasts and the probe says the container is still
+ * starting (its exit code 10), else the interval.  Between checks there is no
+ * process but this one.  A probe still there TIMEOUT + 30 s after it began is
+ * killed (it kills its own command at TIMEOUT; the 30 s are dockerd's for starting
+ * an exec), and one still running when the container exits too.
  *
  * On exit, before anything else, the shim writes EXITFILE ({"exit_code": N,
  * "finished_at": T, "oom_killed": B}) and sends {"exit": N} to attached
@@ -60,6 +70,81 @@ static int max_files = 1;
 static pid_t child;
 static char partial[2][MAX_LINE];
 static size_t partial_len[2];
+
+/* Healthchecks (see the top): the schedule, and the probe while it runs */
+#define PROBE_STARTING 10        /* the probe's exit code while the container starts */
+#define PROBE_GRACE 30000000000LL /* dockerd's 30 s for an exec to start */
+static int health_on;
+static long long h_interval, h_timeout, h_start_period, h_start_interval;
+static long long began_ns, next_probe_ns, probe_deadline_ns;
+static pid_t probe_pid;
+static char **probe_argv;
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* moby's getInterval: the start interval while starting within the start period */
+static void schedule_probe(int starting) {
+    long long now = now_ns();
+    int in_start_period = now - began_ns < h_start_period;
+    next_probe_ns = now + (in_start_period && starting ? h_start_interval : h_interval);
+}
+
+static void start_probe(void) {
+    pid_t pid = fork();
+    if (pid < 0) { schedule_probe(1); return; }
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL); /* a blocked mask survives exec */
+        signal(SIGPIPE, SIG_DFL);
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); }
+        /* none of the container's stdio, the log or attached clients */
+        for (int fd = 3; fd < 1024; fd++) close(fd);
+        execv(probe_argv[0], probe_argv);
+        _exit(127);
+    }
+    probe_pid = pid;
+    probe_deadline_ns = now_ns() + h_timeout + PROBE_GRACE;
+}
+
+static void reap_probe(void) {
+    int st;
+    if (probe_pid <= 0 || waitpid(probe_pid, &st, WNOHANG) != probe_pid) return;
+    probe_pid = 0;
+    schedule_probe(WIFEXITED(st) && WEXITSTATUS(st) == PROBE_STARTING);
+}
+
+static void end_probe(void) {
+    if (probe_pid <= 0) return;
+    kill(probe_pid, SIGKILL);
+    while (waitpid(probe_pid, NULL, 0) < 0 && errno == EINTR) {}
+    probe_pid = 0;
+}
+
+/* poll's timeout: until the next probe, or until a running one is overdue */
+static int health_wait_ms(void) {
+    if (!health_on) return -1;
+    long long until = (probe_pid > 0 ? probe_deadline_ns : next_probe_ns) - now_ns();
+    if (until <= 0) return 0;
+    return until / 1000000 + 1 > 3600000 ? 3600000 : (int)(until / 1000000 + 1);
+}
+
+static void health_tick(void) {
+    if (!health_on) return;
+    reap_probe();
+    long long now = now_ns();
+    if (probe_pid > 0 && now >= probe_deadline_ns) {
+        end_probe();
+        schedule_probe(1);
+    } else if (probe_pid <= 0 && now >= next_probe_ns) {
+        start_probe();
+    }
+}
 
 static int write_all(int fd, const void *data, size_t len) {
     const char *p = data;
@@ -274,10 +359,25 @@ static void client_input(int i) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 14 || strcmp(argv[13], "--") != 0) {
+    if (argc < 15 || strcmp(argv[14], "--") != 0) {
         fprintf(stderr, "usage: tomato-shim PID OUT ERR MASTER STDIN LISTEN LOG MAXSIZE "
-                        "MAXFILES CLIENTS EXITFILE MEMCG -- CMD...\n");
+                        "MAXFILES CLIENTS EXITFILE MEMCG HEALTH -- CMD... [-- PROBE...]\n");
         return 2;
+    }
+    /* CMD runs to the next "--"; PROBE (the health check) after it */
+    int cmd_argc = 0;
+    while (15 + cmd_argc < argc && strcmp(argv[15 + cmd_argc], "--") != 0) cmd_argc++;
+    if (strcmp(argv[13], "-") != 0) {
+        if (sscanf(argv[13], "%lld:%lld:%lld:%lld", &h_interval, &h_timeout, &h_start_period,
+                   &h_start_interval) != 4 || h_interval <= 0 || h_timeout <= 0 ||
+            h_start_interval <= 0 || 15 + cmd_argc + 1 >= argc) {
+            fprintf(stderr, "tomato-shim: bad HEALTH %s (or no PROBE)\n", argv[13]);
+            return 2;
+        }
+        health_on = 1;
+        probe_argv = argv + 15 + cmd_argc + 1; /* NULL-terminated: argv's own end */
+        began_ns = now_ns();
+        schedule_probe(1);
     }
     const char *exit_file = argv[11], *memcg = argv[12];
     child = (pid_t)atoi(argv[1]);
@@ -316,7 +416,10 @@ int main(int argc, char **argv) {
         }
         int first_client = n;
         for (int i = 0; i < nclients; i++) { fds[n].fd = clients[i].fd; fds[n++].events = POLLIN; }
-        if (poll(fds, (nfds_t)n, -1) < 0) { if (errno == EINTR) continue; break; }
+        if (poll(fds, (nfds_t)n, health_wait_ms()) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
         if (o >= 0 && fds[o].revents && !pump(out_fd, 1)) { close(out_fd); out_fd = -1; }
         if (e >= 0 && fds[e].revents && !pump(err_fd, 2)) { close(err_fd); err_fd = -1; }
         if (m >= 0 && fds[m].revents && !pump(master_fd, 1)) { /* keep the master for resize */
@@ -333,7 +436,9 @@ int main(int argc, char **argv) {
             while (read(sfd, &si, sizeof si) == sizeof si) {}
             if (waitpid(child, &status, WNOHANG) == child) done = 1;
         }
+        if (!done) health_tick();
     }
+    end_probe(); /* the monitor after us writes the health: no probe may be left */
     /* Drain what the container wrote before it exited. */
     struct pollfd d[3];
     int fdsv[3] = {out_fd, err_fd, master_fd};
@@ -365,9 +470,8 @@ int main(int argc, char **argv) {
     int fl = fcntl(listen_fd, F_GETFD);
     if (listen_fd >= 0) fcntl(listen_fd, F_SETFD, fl & ~FD_CLOEXEC);
     sigprocmask(SIG_UNBLOCK, &mask, NULL);
-    int cmd_argc = argc - 14;
     char **cmd = calloc((size_t)cmd_argc + 5, sizeof *cmd);
-    for (int i = 0; i < cmd_argc; i++) cmd[i] = argv[14 + i];
+    for (int i = 0; i < cmd_argc; i++) cmd[i] = argv[15 + i];
     cmd[cmd_argc] = "--status";
     cmd[cmd_argc + 1] = status_text;
     cmd[cmd_argc + 2] = "--clients";
