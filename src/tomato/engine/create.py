@@ -114,6 +114,9 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     from tomato.engine.options import check_run_extras
 
     check_run_extras(opts)
+    from tomato.engine import health
+
+    health.validate(opts.healthcheck)
     from tomato.engine import namespaces
 
     opts = namespaces.planned(cfg, opts)  # container:NAME -> container:<full id>
@@ -121,9 +124,6 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     inherited: list[dict[str, Any]] = []
     if opts.volumes_from:  # kept as given (docker's inspect shows them so)
         inherited = volumes_from(cfg, opts.volumes_from)
-    from tomato.engine import health
-
-    health.validate(opts.healthcheck)
     records = Containers(cfg.root)
     img = image_for(cfg, opts)
     image_config = image_service.inspect(cfg, img.id).config or {}
