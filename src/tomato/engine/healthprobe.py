@@ -145,6 +145,17 @@ def _collect(pid: int, r: int, timeout: float) -> tuple[int | None, bytes, bool]
         os.close(r)
 
 
+def _running(runtime_root: str, cid: str) -> bool:
+    from tomato.errors import TomatoError
+    from tomato.runtime.lifecycle import load
+    from tomato.runtime.statedir import StateDir
+
+    try:
+        return load(StateDir(runtime_root), cid)[1] == "running"
+    except TomatoError:
+        return False
+
+
 def _result(started: float, code: int, output: str) -> dict[str, Any]:
     from tomato.engine.containers import iso
 
@@ -159,6 +170,8 @@ def check(cdir: Path, root: Path, cid: str) -> int:
     hc = plan["healthcheck"]
     _, timeout, _, _, _ = health.timings(hc)
     result = run_probe(plan["runtime_root"], cid, plan["process"], timeout)
+    if result is not None and not _running(plan["runtime_root"], cid):
+        result = None  # paused (or stopped) meanwhile: Docker drops that probe's result
     before = health.read(cdir) or {"Status": health.STARTING, "FailingStreak": 0, "Log": []}
     if result is None:
         return STILL_STARTING if before["Status"] == health.STARTING else 0

@@ -77,6 +77,12 @@ def pause(cfg: EngineConfig, ref: str) -> None:
         raise Conflict(f"Container {c.id} is not running")
     runtime_ops.pause(cfg, c.id)
     note(cfg, c, StateChange(status=PAUSED))
+    from tomato.engine import health
+    from tomato.engine.containers import Containers
+
+    # Docker stops the probes of a paused container, which says unhealthy (until the
+    # first probe after unpause); ours skip it while it is frozen
+    health.container_stopped(Containers(cfg.root).path(c.id))
     events.container(cfg.root, c, "pause")
 
 

@@ -100,7 +100,10 @@ services:
   db:
     image: busybox
     network_mode: none
-    command: ["sh", "-c", "touch /started; until [ -e /ready ]; do sleep 0.05; done; exec sleep 1000"]
+    command:
+      - sh
+      - -c
+      - touch /started; until [ -e /ready ]; do sleep 0.05; done; exec sleep 1000
     healthcheck:
       test: ["CMD", "test", "-e", "/ready"]
       interval: 100ms

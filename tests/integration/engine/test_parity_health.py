@@ -216,3 +216,15 @@ def test_no_process_between_checks(engine: Engine) -> None:
     assert os.readlink(f"/proc/{monitor}/exe").endswith("tomato-shim")
     # Between checks the shim has no child but the container's init.
     assert until(lambda: _monitor_children(engine, cid) == [])
+
+
+def test_paused_is_unhealthy_until_probed_again(engine: Engine) -> None:
+    """Docker stops a paused container's probes, which makes it unhealthy; the first
+    probe after unpause tells again."""
+    cid = _run(engine, "--health-cmd", "true", *FAST, "busybox", "sleep", "1000")
+    assert until(lambda: _status(engine, cid) == "healthy")
+    engine.run("pause", cid)
+    assert _status(engine, cid) == "unhealthy"
+    assert _ps_status(engine, cid).endswith("(Paused)")
+    engine.run("unpause", cid)
+    assert until(lambda: _status(engine, cid) == "healthy")
