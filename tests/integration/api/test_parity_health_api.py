@@ -48,10 +48,14 @@ def test_docker_cli_health_flags(api: Server) -> None:
     entry = json.loads(api.docker("inspect", "-f", "{{json .State.Health}}", cid).stdout)
     assert entry["FailingStreak"] == 0 and entry["Log"][-1]["ExitCode"] == 0
     assert {"Start", "End", "ExitCode", "Output"} <= set(entry["Log"][-1])
-    events = api.docker("events", "--since", "0", "--until", "0s", "--filter",
-                        f"container={cid}", "--filter", "event=health_status",
-                        "--format", "{{.Action}}", timeout=30).stdout.split("\n")
-    assert "health_status: unhealthy" in events and "health_status: healthy" in events
+
+    def events() -> list[str]:  # (as dockerd: the state first, then its event)
+        return api.docker("events", "--since", "0", "--until", "0s", "--filter",
+                          f"container={cid}", "--filter", "event=health_status",
+                          "--format", "{{.Action}}", timeout=30).stdout.split("\n")
+
+    assert until(lambda: "health_status: healthy" in events())
+    assert events()[:2] == ["health_status: unhealthy", "health_status: healthy"]
     proc = api.docker("run", "--rm", "--no-healthcheck", "--health-cmd", "true", "busybox",
                       "true", check=False)
     assert proc.returncode == 125

@@ -64,6 +64,8 @@ def test_starting_healthy_unhealthy_and_back(engine: Engine) -> None:
     assert engine.run("ps", "-q", "--filter", "health=unhealthy").stdout == ""
     assert engine.run("ps", "-q", "--no-trunc", "--filter",
                       "health=healthy").stdout.split() == [cid]
+    # (as dockerd: the state first, then its event)
+    assert until(lambda: "health_status: healthy" in _events(engine, cid))
     actions = _events(engine, cid)
     assert actions.index("health_status: unhealthy") < actions.index("health_status: healthy")
 
