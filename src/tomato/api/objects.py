@@ -106,14 +106,19 @@ def network_create(api: Api, req: Request) -> None:
     body = req.fields()
     if not body.text("Name"):
         raise InvalidArgument("network name is required")
-    configs = body.obj("IPAM").objs("Config")
-    if len(configs) > 1:
-        raise InvalidArgument("only one IPAM config (one subnet) is supported")
-    cfg = configs[0] if configs else Fields({})
+    by_family: dict[bool, Fields] = {}
+    for item in body.obj("IPAM").objs("Config"):
+        six = ":" in item.text("Subnet")
+        if six in by_family:
+            raise InvalidArgument("only one IPAM config (one subnet) for each address "
+                                  "family is supported")
+        by_family[six] = item
+    cfg, cfg6 = by_family.get(False, Fields({})), by_family.get(True, Fields({}))
     nid = api.zygote.call("net_create", {
         "name": body.text("Name"), "subnet": cfg.text("Subnet"), "gateway": cfg.text("Gateway"),
         "internal": body.boolean("Internal"), "labels": body.text_map("Labels"),
-        "driver": body.text("Driver") or "bridge"})
+        "driver": body.text("Driver") or "bridge", "ipv6": body.boolean("EnableIPv6"),
+        "subnet6": cfg6.text("Subnet"), "gateway6": cfg6.text("Gateway")})
     req.json_response({"Id": nid, "Warning": ""}, 201)
 
 
@@ -133,6 +138,7 @@ def network_connect(api: Api, req: Request, id: str) -> None:  # noqa: A002
     api.zygote.call("net_connect", {
         "container": body.text("Container"), "network": id,
         "ip": ep.obj("IPAMConfig").text("IPv4Address"),
+        "ip6": ep.obj("IPAMConfig").text("IPv6Address"),
         "aliases": ep.texts("Aliases", lone=True)})
     req.send(200, b"", "text/plain")
 

@@ -49,7 +49,8 @@ def make_ops(cfg: EngineConfig) -> dict[str, Op]:
         store = _networks(cfg)
         n = store.create(args["name"], args.get("subnet", ""), args.get("gateway", ""),
                          bool(args.get("internal")), args.get("labels") or {},
-                         args.get("driver") or "bridge")
+                         args.get("driver") or "bridge", bool(args.get("ipv6")),
+                         args.get("subnet6", ""), args.get("gateway6", ""))
         return n.id
 
     def net_remove(args: dict[str, Any], job: Job) -> Any:
@@ -61,7 +62,7 @@ def make_ops(cfg: EngineConfig) -> dict[str, Op]:
     def net_connect(args: dict[str, Any], job: Job) -> Any:
         c = service.get(cfg, args["container"])
         _networks(cfg).connect(c.id, args["network"], ip=args.get("ip", ""),
-                               aliases=args.get("aliases") or [])
+                               aliases=args.get("aliases") or [], ip6=args.get("ip6", ""))
         return c.id
 
     def net_disconnect(args: dict[str, Any], job: Job) -> Any:

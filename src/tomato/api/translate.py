@@ -13,6 +13,7 @@ from typing import Any
 from tomato.api.body import Fields
 from tomato.engine import options as o
 from tomato.errors import InvalidArgument
+from tomato.network.ports import port_range
 
 MIN_MEMORY = 6 << 20  # Docker's "Minimum memory limit allowed is 6MB"
 
@@ -26,13 +27,13 @@ def _ports(host: Fields) -> list[dict[str, Any]]:
             raise InvalidArgument(f"invalid port specification: {key!r}")
         for b in bindings_of.objs(key) or [Fields({})]:
             host_port = b.text("HostPort") or "0"
-            if "-" in host_port:
-                raise InvalidArgument(f"invalid port spec {key}: port ranges are not supported")
-            if not host_port.isdigit() or int(host_port) > 65535:
-                raise InvalidArgument(f"invalid hostPort: {host_port}")
+            first, last = port_range(host_port, "hostPort", allow_zero=True)
             host_ip = b.text("HostIp")
-            out.append({"proto": proto or "tcp", "host_ip": "" if host_ip == "0.0.0.0" else host_ip,
-                        "host_port": int(host_port), "container_port": int(port)})
+            item = {"proto": proto or "tcp", "host_ip": "" if host_ip == "0.0.0.0" else host_ip,
+                    "host_port": first, "container_port": int(port)}
+            if last != first:  # "8000-8010": the first free port of the range
+                item["host_port_end"] = last
+            out.append(item)
     return out
 
 
@@ -54,15 +55,25 @@ def _mounts(host: Fields) -> list[str]:
 
 
 def _network(host: Fields, net_cfg: Fields, opts: o.RunOptions) -> None:
+    """NetworkMode and NetworkingConfig.EndpointsConfig: its entry for the mode sets the
+    first network's address and aliases; API 1.44 sends one entry a network, the
+    others are attached too (as repeated --network)."""
     mode = host.text("NetworkMode") or "default"
     opts.network = "bridge" if mode == "default" else mode
     endpoints = net_cfg.obj_map("EndpointsConfig")
     ep = endpoints.get(opts.network) or endpoints.get(mode) or \
         (next(iter(endpoints.values())) if len(endpoints) == 1 else Fields({}))
     opts.network_aliases = ep.texts("Aliases", lone=True)
-    ipv4 = ep.obj("IPAMConfig").text("IPv4Address")
-    if ipv4:
-        opts.ip = ipv4
+    ipam = ep.obj("IPAMConfig")
+    if ipam.text("IPv4Address"):
+        opts.ip = ipam.text("IPv4Address")
+    if ipam.text("IPv6Address"):
+        opts.ip6 = ipam.text("IPv6Address")
+    opts.extra_networks = [
+        {"name": name, "ip": e.obj("IPAMConfig").text("IPv4Address"),
+         "ip6": e.obj("IPAMConfig").text("IPv6Address"), "aliases": e.texts("Aliases", lone=True)}
+        for name, e in endpoints.items() if name not in (opts.network, mode)]
+    opts.links = [o.parse_link(link) for link in host.texts("Links", lone=True)]
     opts.publish = _ports(host)
     opts.publish_all = host.boolean("PublishAllPorts")
     opts.dns = host.texts("Dns", lone=True)

@@ -48,13 +48,23 @@ def _labels(items: list[str]) -> dict[str, str]:
 
 @_guard
 def cmd_create(args: argparse.Namespace, cfg: EngineConfig) -> int:
-    if len(args.subnet) > 1 or len(args.gateway) > 1:
-        raise InvalidArgument("only one --subnet and one --gateway are supported")
-    n = _store(cfg).create(args.name, args.subnet[0] if args.subnet else "",
-                           args.gateway[0] if args.gateway else "", args.internal,
-                           _labels(args.label), args.driver)
+    subnet, subnet6, gateway, gateway6 = _by_family(args.subnet, args.gateway)
+    n = _store(cfg).create(args.name, subnet, gateway, args.internal, _labels(args.label),
+                           args.driver, ipv6=args.ipv6, subnet6=subnet6, gateway6=gateway6)
     print(n.id)
     return 0
+
+
+def _by_family(subnets: list[str], gateways: list[str]) -> tuple[str, str, str, str]:
+    """--subnet/--gateway, once per address family (an IPv4 and an IPv6 one)."""
+    out = {"4": "", "6": "", "g4": "", "g6": ""}
+    for value, kind in [*((s, "") for s in subnets), *((g, "g") for g in gateways)]:
+        key = kind + ("6" if ":" in value else "4")
+        if out[key]:
+            what = "--gateway" if kind else "--subnet"
+            raise InvalidArgument(f"only one {what} for each address family is supported")
+        out[key] = value
+    return out["4"], out["6"], out["g4"], out["g6"]
 
 
 @_guard
@@ -161,7 +171,12 @@ def _networked(cfg: EngineConfig, ref: str) -> Container:
 @_guard
 def cmd_connect(args: argparse.Namespace, cfg: EngineConfig) -> int:
     c = _networked(cfg, args.container)
-    _store(cfg).connect(c.id, args.network, ip=args.ip, aliases=list(args.alias))
+    ip6 = ""
+    if args.ip6:
+        from tomato.network.ipam import parse_ip6
+
+        ip6 = str(parse_ip6(args.ip6))
+    _store(cfg).connect(c.id, args.network, ip=args.ip, aliases=list(args.alias), ip6=ip6)
     return 0
 
 
@@ -176,6 +191,7 @@ def cmd_disconnect(args: argparse.Namespace, cfg: EngineConfig) -> int:
 def cmd_port(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import service
     from tomato.engine.networks import Networks, is_networked
+    from tomato.network.ports import where
 
     c = service.get(cfg, args.container)
     ports = Networks(cfg.root).ports(c.id) if is_networked(c.options.get("network", "")) \
@@ -188,11 +204,10 @@ def cmd_port(args: argparse.Namespace, cfg: EngineConfig) -> int:
         if not ports:
             raise NotFound(f"No public port '{number}/{proto}' published for {args.container}")
         for p in ports:
-            print(f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}")
+            print(where(p["host_ip"], p["host_port"]))
         return 0
     for p in ports:
-        print(f"{p['container_port']}/{p['proto']} -> {p['host_ip'] or '0.0.0.0'}:"
-              f"{p['host_port']}")
+        print(f"{p['container_port']}/{p['proto']} -> {where(p['host_ip'], p['host_port'])}")
     return 0
 
 
@@ -214,6 +229,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--subnet", action="append", default=[])
     p.add_argument("--gateway", action="append", default=[])
     p.add_argument("--internal", action="store_true")
+    p.add_argument("--ipv6", action="store_true", help="enable IPv6 (dual-stack)")
     p.add_argument("--label", action="append", default=[])
     p.add_argument("name")
     p = add(nsub, "ls", cmd_ls, "list networks", aliases=("list",))
@@ -230,6 +246,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true")
     p = add(nsub, "connect", cmd_connect, "connect a container to a network")
     p.add_argument("--ip", default="")
+    p.add_argument("--ip6", default="")
     p.add_argument("--alias", action="append", default=[])
     p.add_argument("network")
     p.add_argument("container")

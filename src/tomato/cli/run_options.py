@@ -54,11 +54,13 @@ def run_args(p: argparse.ArgumentParser) -> None:
     a("--sysctl", action="append", default=[])
     a("--init", action="store_true")
     a("--restart", default="no")
-    a("--network", "--net", default="bridge")
+    a("--network", "--net", action="append", default=[])
     a("-p", "--publish", action="append", default=[])
     a("-P", "--publish-all", action="store_true")
     a("--expose", action="append", default=[])
     a("--ip", default="")
+    a("--ip6", default="")
+    a("--link", action="append", default=[])
     a("--network-alias", "--net-alias", action="append", default=[])
     a("--mac-address", default="")
     a("--dns", action="append", default=[])
@@ -342,28 +344,44 @@ def _check_tmpfs(spec: str) -> None:
 
 
 def _network_options(opts: RunOptions, args: argparse.Namespace) -> None:
-    from tomato.engine.options import parse_add_host
+    from tomato.engine.options import parse_add_host, parse_link, parse_network_attachment
     from tomato.errors import InvalidArgument
     from tomato.network import ports
 
-    mode = args.network or "bridge"
-    if mode == "default":
-        mode = "bridge"
+    attachments = [parse_network_attachment(n) for n in args.network or ["bridge"]]
+    mode = attachments[0]["name"]
     if mode == "container:" or mode.startswith("container:") and not mode[10:]:
         raise InvalidArgument("--network container: needs a container name or id")
+    seen: set[str] = set()
+    for item in attachments:  # docker's parseNetworkOpts
+        if item["name"] in seen:
+            raise InvalidArgument(f'network "{item["name"]}" is specified multiple times')
+        seen.add(item["name"])
+    builtin = [a["name"] for a in attachments
+               if a["name"] in ("bridge", "host", "none") or a["name"].startswith("container:")]
+    if len(attachments) > 1 and builtin:
+        raise InvalidArgument("conflicting options: cannot attach both user-defined and "
+                              "non-user-defined network-modes")
     opts.network = mode
-    opts.publish = [ports.parse_publish(p).as_dict() for p in args.publish]
+    opts.extra_networks = attachments[1:]
+    opts.publish = [spec.as_dict() for p in args.publish for spec in ports.parse_publish(p)]
     opts.publish_all = args.publish_all
-    opts.expose = [f"{p}/{proto}" for p, proto in map(ports.parse_expose, args.expose)]
-    if args.ip:
+    opts.expose = [f"{p}/{proto}" for item in args.expose
+                   for p, proto in ports.parse_expose(item)]
+    if args.ip or attachments[0]["ip"]:
         from tomato.network.ipam import parse_ip
 
-        opts.ip = str(parse_ip(args.ip))
+        opts.ip = str(parse_ip(args.ip or attachments[0]["ip"]))
+    if args.ip6 or attachments[0]["ip6"]:
+        from tomato.network.ipam import parse_ip6
+
+        opts.ip6 = str(parse_ip6(args.ip6 or attachments[0]["ip6"]))
+    opts.links = [_flag_value("--link", item, parse_link) for item in args.link]
     if args.mac_address:
         from tomato.network.ipam import validate_mac
 
         opts.mac_address = validate_mac(args.mac_address)
-    opts.network_aliases = list(args.network_alias)
+    opts.network_aliases = [*args.network_alias, *attachments[0]["aliases"]]
     for server in args.dns:
         from tomato.network.ipam import parse_ip
 

@@ -156,7 +156,8 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
             netns_path = ""
             if net is not None:  # first: its nft rules commit while the rootfs is made
                 net.attach(cid, plan.mode, ip=opts.ip, aliases=opts.network_aliases,
-                           mac=opts.mac_address, ports=list(plan.publish))
+                           mac=opts.mac_address, ports=list(plan.publish), ip6=opts.ip6,
+                           more=opts.extra_networks)
                 rollback.callback(net.teardown, cid)
                 netns_path = net.netns_path(cid)
             elif plan.mode.startswith("container:"):
@@ -194,8 +195,9 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
                 net.settle()
             records.add(c, pick_name=not opts.name)
             rollback.pop_all()
-    if net is not None and plan.mode != "bridge":
-        net.refresh_hosts({net.get(plan.mode).id})  # peers learn our name
+    if net is not None and (plan.mode != "bridge" or opts.extra_networks):
+        joined = [plan.mode, *(m["name"] for m in opts.extra_networks)]
+        net.refresh_hosts({net.get(ref).id for ref in joined})  # peers learn our name
     events.container(cfg.root, c, "create")
     return c
 
@@ -212,6 +214,9 @@ def plan_network(cfg: EngineConfig, opts: RunOptions,
         return _plan_rootless(cfg, opts, image_config)
     mode = opts.network
     publish = tuple(opts.publish)
+    if (opts.extra_networks or opts.links) and not networks.is_networked(mode):
+        raise Conflict(f"conflicting options: {'--link' if opts.links else 'more networks'}"
+                       f" and the {mode.partition(':')[0]} network mode")
     if mode.startswith("container:"):
         other = get(cfg, mode.partition(":")[2])
         if opts.publish or opts.publish_all:
@@ -223,6 +228,17 @@ def plan_network(cfg: EngineConfig, opts: RunOptions,
     net = networks.Networks(cfg.root, cfg.explain)
     net.sweep()
     net.get(mode)  # NotFound for an unknown network
+    for extra in opts.extra_networks:
+        if not networks.is_networked(extra["name"]) or extra["name"] == "bridge":
+            raise InvalidArgument("conflicting options: cannot attach both user-defined and "
+                                  "non-user-defined network-modes")
+        net.get(extra["name"])
+    for link in opts.links:
+        name = link.partition(":")[0]
+        try:
+            get(cfg, name)
+        except NotFound:
+            raise NotFound(f"could not get container for {name}") from None
     if opts.publish_all:
         publish = _with_exposed(publish, opts, image_config)
     net.check_ports(list(publish))
@@ -237,11 +253,11 @@ def _with_exposed(publish: tuple[dict[str, Any], ...], opts: RunOptions,
     have = {(p["container_port"], p["proto"]) for p in publish}
     added = []
     for item in [*(image_config.get("ExposedPorts") or {}), *opts.expose]:
-        port, proto = parse_expose(item)
-        if (port, proto) not in have:
-            have.add((port, proto))
-            added.append({"proto": proto, "host_ip": "", "host_port": 0,
-                          "container_port": port})
+        for port, proto in parse_expose(item):  # a range: each of its ports
+            if (port, proto) not in have:
+                have.add((port, proto))
+                added.append({"proto": proto, "host_ip": "", "host_port": 0,
+                              "container_port": port})
     return (*publish, *added)
 
 

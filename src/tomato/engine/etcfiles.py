@@ -37,7 +37,7 @@ def write_etc_files(cfg: EngineConfig, cdir: Path, cid: str, opts: RunOptions,
     from tomato.network import files as netfiles
 
     if net is not None:
-        hosts = net.hosts_text(cid, hostname, opts.add_hosts)
+        hosts = net.hosts_text(cid, hostname, opts.add_hosts, opts.links)
     else:
         extra = [(h.partition(":")[0], h.partition(":")[2]) for h in opts.add_hosts
                  if not h.endswith(":host-gateway")]

@@ -87,6 +87,8 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
             "DnsSearch": opts.dns_search or None,
             "DnsOptions": opts.dns_options or None,
             "ExtraHosts": opts.add_hosts or None,
+            "Links": [f"/{name}:/{c.name}/{alias}" for name, _, alias in
+                      (link.partition(":") for link in opts.links)] or None,
             "RestartPolicy": {"Name": opts.restart, "MaximumRetryCount": opts.restart_max},
             "AutoRemove": opts.auto_remove,
             "Privileged": opts.privileged,
@@ -167,8 +169,10 @@ def container_json(cfg: EngineConfig, c: Container) -> dict[str, Any]:
 def _port_bindings(opts: RunOptions) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in opts.publish:
+        end = p.get("host_port_end")
         out.setdefault(f"{p['container_port']}/{p['proto']}", []).append(
-            {"HostIp": p["host_ip"], "HostPort": str(p["host_port"] or "")})
+            {"HostIp": p["host_ip"],
+             "HostPort": f"{p['host_port']}-{end}" if end else str(p["host_port"] or "")})
     return out
 
 
@@ -199,4 +203,7 @@ def network_settings(cfg: EngineConfig, c: Container, opts: RunOptions) -> dict[
     first: dict[str, Any] = next(iter(nets.values()), {})
     return {"Bridge": "", "SandboxKey": sandbox, "Ports": ports, "Networks": nets,
             "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
-            "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", "")}
+            "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", ""),
+            "GlobalIPv6Address": first.get("GlobalIPv6Address", ""),
+            "GlobalIPv6PrefixLen": first.get("GlobalIPv6PrefixLen", 0),
+            "IPv6Gateway": first.get("IPv6Gateway", "")}

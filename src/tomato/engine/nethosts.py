@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tomato.engine.netrecords import Network, NetworkRecords, network_of
+from tomato import sqlitedb as sqlite3
+from tomato.engine.netrecords import Lease, Network, NetworkRecords, network_of
 from tomato.hashing import sha256 as _sha256
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
@@ -33,10 +34,17 @@ class HostsFiles(NetworkRecords):
                     (n.id + cid).encode()).hexdigest(), "Gateway": n.gateway,
                     "IPAddress": lease.ip, "IPPrefixLen": n.prefixlen,
                     "MacAddress": lease.mac, "Aliases": list(lease.aliases) or None,
-                    "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
+                    "IPv6Gateway": n.gateway6 if lease.ip6 else "",
+                    "GlobalIPv6Address": lease.ip6,
+                    "GlobalIPv6PrefixLen": n.prefixlen6 if lease.ip6 else 0,
+                    "IPAMConfig": None, "Links": None, "DNSNames": None}
         return out
 
-    def hosts_text(self, cid: str, hostname: str, add_hosts: list[str]) -> str:
+    def hosts_text(self, cid: str, hostname: str, add_hosts: list[str],
+                   links: list[str] | None = None) -> str:
+        """Docker's /etc/hosts: the container's own addresses, --add-host (host-gateway:
+        the first network's gateway), its peers on user networks (name, aliases, short
+        id), and --link's NAME:ALIAS (legacy links, on any network: name resolution)."""
         from tomato.network import files
 
         leases = self.leases(cid)
@@ -52,19 +60,39 @@ class HostsFiles(NetworkRecords):
                 if row[1]:
                     continue  # the default bridge has no name resolution, as Docker's
                 for other in db.execute(
-                        "SELECT e.ip, e.aliases, c.name, e.container_id FROM endpoints e "
-                        "LEFT JOIN containers c "
+                        "SELECT e.ip, e.aliases, c.name, e.container_id, e.ip6 FROM endpoints "
+                        "e LEFT JOIN containers c "
                         "ON c.id=e.container_id WHERE e.network_id=? AND e.container_id!=?",
                         (lease.network_id, cid)).fetchall():
                     # Docker's embedded DNS answers the name, the aliases, the short id.
                     names = ([other[2]] if other[2] else []) + json.loads(other[1]) + \
                         [other[3][:12]]
-                    peers.append((other[0], names))
+                    peers += [(ip, names) for ip in (other[0], other[4]) if ip]
+            peers = self._linked(db, leases, links or []) + peers
         extra = []
         for item in add_hosts:
             name, _, ip = item.partition(":")
             extra.append((name, gateway if ip == "host-gateway" else ip))
-        return files.render_hosts(hostname, [lease.ip for lease in leases], extra, peers)
+        own = [ip for lease in leases for ip in (lease.ip, lease.ip6) if ip]
+        return files.render_hosts(hostname, own, extra, peers)
+
+    def _linked(self, db: sqlite3.Connection, leases: list[Lease],
+                links: list[str]) -> list[tuple[str, list[str]]]:
+        """--link NAME:ALIAS: the linked container's address on a network both share (else
+        its first), as "IP ALIAS ID NAME" (Docker's legacy links file entry)."""
+        mine = {lease.network_id for lease in leases}
+        out: list[tuple[str, list[str]]] = []
+        for link in links:
+            name, _, alias = link.partition(":")
+            row = db.execute("SELECT id FROM containers WHERE name=? OR id=?",
+                             (name, name)).fetchone()
+            if row is None:
+                continue  # removed since: its entry goes, as Docker's
+            theirs = sorted(self.leases(row[0]), key=lambda x: (x.network_id not in mine,
+                                                                 x.ifname))
+            if theirs:
+                out.append((theirs[0].ip, [alias, row[0][:12], name]))
+        return out
 
     def refresh_hosts(self, network_ids: set[str], also: list[str] | None = None) -> None:
         """Rewrite the hosts file of every container on these networks (and ``also``)."""
@@ -85,7 +113,7 @@ class HostsFiles(NetworkRecords):
                 continue
             opts = json.loads(options)
             text = self.hosts_text(cid, json.loads(spec).get("hostname", cid[:12]),
-                                   opts.get("add_hosts", []))
+                                   opts.get("add_hosts", []), opts.get("links", []))
             try:
                 files.rewrite(str(path), text)
             except OSError:
@@ -104,11 +132,14 @@ def network_json(store: NetworkRecords, n: Network) -> dict[str, Any]:
             containers[lease.container_id] = {
                 "Name": row[0] if row else "", "MacAddress": lease.mac,
                 "EndpointID": _sha256((n.id + lease.container_id).encode()).hexdigest(),
-                "IPv4Address": f"{lease.ip}/{n.prefixlen}", "IPv6Address": ""}
+                "IPv4Address": f"{lease.ip}/{n.prefixlen}",
+                "IPv6Address": f"{lease.ip6}/{n.prefixlen6}" if lease.ip6 else ""}
+    config = [{"Subnet": n.subnet, "Gateway": n.gateway}]
+    if n.subnet6:
+        config.append({"Subnet": n.subnet6, "Gateway": n.gateway6})
     return {"Name": n.name, "Id": n.id, "Created": iso(n.created), "Scope": "local",
-            "Driver": "bridge", "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None,
-                     "Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
+            "Driver": "bridge", "EnableIPv6": bool(n.subnet6), "EnableIPv4": True,
+            "IPAM": {"Driver": "default", "Options": None, "Config": config},
             "Internal": n.internal, "Attachable": False, "Ingress": False,
             "Containers": containers,
             "Options": {"com.docker.network.bridge.name": n.bridge,

@@ -39,10 +39,16 @@ class Network:
     created: float
     labels: dict[str, str]
     builtin: bool
+    subnet6: str = ""   #: with --ipv6: the second subnet, and its gateway
+    gateway6: str = ""
 
     @property
     def prefixlen(self) -> int:
         return int(self.subnet.split("/")[1])
+
+    @property
+    def prefixlen6(self) -> int:
+        return int(self.subnet6.split("/")[1]) if self.subnet6 else 0
 
 
 @record
@@ -54,15 +60,17 @@ class Lease:
     ifname: str
     veth: str
     aliases: tuple[str, ...]
+    ip6: str = ""
 
 
 def network_of(row: tuple[Any, ...]) -> Network:
     return Network(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6],
-                   json.loads(row[7]), bool(row[8]))
+                   json.loads(row[7]), bool(row[8]), row[9], row[10])
 
 
 def lease_of(row: tuple[Any, ...]) -> Lease:
-    return Lease(row[0], row[1], row[2], row[4], row[5], row[6], tuple(json.loads(row[7])))
+    return Lease(row[0], row[1], row[2], row[4], row[5], row[6], tuple(json.loads(row[7])),
+                 row[8])
 
 
 def validate_network_name(name: str) -> str:
@@ -89,6 +97,7 @@ class NetworkRecords:
         self.ns_dir = root / "netns"
         self._lock_fd = -1
         self._pending: Any = None  # an nft run started by attach, see settle()
+        self._made_bridge = False  # a plug made a bridge: the rules must be rendered
         own = root == DEFAULT_ROOT
         tag = "" if own else _sha256(str(root).encode()).hexdigest()[:7]
         # Another engine root on the same host (a test session) gets its own names.
@@ -158,10 +167,17 @@ class NetworkRecords:
         return nets + ipam.host_routes()
 
     @staticmethod
+    def _taken6(db: sqlite3.Connection) -> list[Any]:
+        import ipaddress
+
+        return [ipaddress.IPv6Network(r[0]) for r in
+                db.execute("SELECT subnet6 FROM networks WHERE subnet6 != ''")]
+
+    @staticmethod
     def _insert(db: sqlite3.Connection, n: Network) -> None:
-        db.execute("INSERT INTO networks VALUES (?,?,?,?,?,?,?,?,?)",
+        db.execute("INSERT INTO networks VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                    (n.id, n.name, n.subnet, n.gateway, int(n.internal), n.bridge, n.created,
-                    json.dumps(n.labels), int(n.builtin)))
+                    json.dumps(n.labels), int(n.builtin), n.subnet6, n.gateway6))
 
     def leases(self, cid: str | None = None, network_id: str | None = None) -> list[Lease]:
         q, args = "SELECT * FROM endpoints", []
@@ -173,8 +189,17 @@ class NetworkRecords:
             return [lease_of(r) for r in db.execute(q, args).fetchall()]
 
     def ports(self, cid: str) -> list[dict[str, Any]]:
+        """A container's published ports, one entry an address family: a port published
+        on every address of a dual-stack container is listed on 0.0.0.0 (host_ip "")
+        and on :: (as Docker lists it)."""
         with self.store.read() as db:
-            rows = db.execute("SELECT proto, host_ip, host_port, container_port FROM ports "
-                              "WHERE container_id=? ORDER BY container_port", (cid,)).fetchall()
-        return [{"proto": r[0], "host_ip": r[1], "host_port": r[2], "container_port": r[3]}
-                for r in rows]
+            rows = db.execute("SELECT proto, host_ip, host_port, container_port, container_ip6 "
+                              "FROM ports WHERE container_id=? ORDER BY container_port",
+                              (cid,)).fetchall()
+        out = []
+        for r in rows:
+            out.append({"proto": r[0], "host_ip": r[1], "host_port": r[2],
+                        "container_port": r[3]})
+            if not r[1] and r[4]:
+                out.append({**out[-1], "host_ip": "::"})
+        return out

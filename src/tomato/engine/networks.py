@@ -88,7 +88,9 @@ class Networks(HostsFiles, Leases):
 
     # -- network use cases -------------------------------------------------------------
     def create(self, name: str, subnet: str = "", gateway: str = "", internal: bool = False,
-               labels: dict[str, str] | None = None, driver: str = "bridge") -> Network:
+               labels: dict[str, str] | None = None, driver: str = "bridge",
+               ipv6: bool = False, subnet6: str = "", gateway6: str = "") -> Network:
+        """A bridge network; with ``ipv6`` dual-stack (``subnet6`` or a random ULA /64)."""
         from tomato.network import ipam
 
         validate_network_name(name)
@@ -101,6 +103,12 @@ class Networks(HostsFiles, Leases):
         if gateway and net is None:
             raise InvalidArgument("a gateway needs a --subnet")
         gw = ipam.gateway_of(net, gateway) if net is not None else None
+        if (subnet6 or gateway6) and not ipv6:
+            raise InvalidArgument("an IPv6 subnet needs --ipv6 (EnableIPv6)")
+        if gateway6 and not subnet6:
+            raise InvalidArgument("an IPv6 gateway needs an IPv6 --subnet")
+        net6 = ipam.parse_subnet6(subnet6) if subnet6 else None
+        gw6 = ipam.gateway6_of(net6, gateway6) if net6 is not None else None
         nid = os.urandom(32).hex()
         with self.locked():
             with self.store.write() as db:
@@ -116,8 +124,17 @@ class Networks(HostsFiles, Leases):
                     if clash is not None:
                         raise Conflict(f"invalid pool request: pool {net} overlaps with "
                                        f"{clash} (another network or a host route)")
+                if ipv6 and net6 is None:
+                    net6 = ipam.choose_subnet6(self._taken6(db))
+                    gw6 = ipam.gateway6_of(net6)
+                elif net6 is not None:
+                    clash6 = next((t for t in self._taken6(db) if net6.overlaps(t)), None)
+                    if clash6 is not None:
+                        raise Conflict(f"invalid pool request: pool {net6} overlaps with "
+                                       f"{clash6} (another network)")
                 n = Network(nid, name, str(net), str(gw), internal, f"tomato-{nid[:8]}",
-                            time.time(), dict(labels or {}), False)
+                            time.time(), dict(labels or {}), False,
+                            str(net6) if net6 else "", str(gw6) if gw6 else "")
                 self._insert(db, n)
             try:
                 self._bridge_up(n)
@@ -174,7 +191,7 @@ class Networks(HostsFiles, Leases):
 
         with Netlink(self.explain) as nl:
             _, created = bridge.ensure_bridge(nl, n.bridge, n.gateway, n.prefixlen,
-                                              forward=not n.internal)
+                                              not n.internal, n.gateway6, n.prefixlen6)
         return created
 
     def _bridge_down(self, n: Network) -> None:
@@ -194,10 +211,11 @@ class Networks(HostsFiles, Leases):
         from tomato.network import nft
 
         with self.store.read() as db:
-            rows = db.execute("SELECT bridge, subnet, internal FROM networks").fetchall()
+            rows = db.execute("SELECT bridge, subnet, internal, subnet6 FROM networks"
+                              ).fetchall()
             ports = db.execute("SELECT proto, host_ip, host_port, container_ip, "
-                               "container_port FROM ports").fetchall()
-        script = nft.render(self.table, [nft.Net(r[0], r[1], bool(r[2])) for r in rows],
+                               "container_port, container_ip6 FROM ports").fetchall()
+        script = nft.render(self.table, [nft.Net(*r[:3], subnet6=r[3]) for r in rows],
                             [nft.Port(*p) for p in ports])
         return nft.start(script, (self._lock_fd,) if self._lock_fd >= 0 else ())
 
@@ -318,43 +336,53 @@ class Networks(HostsFiles, Leases):
     # -- containers ----------------------------------------------------------------------
     def _plug(self, host: Any, inside: Any, cid: str, n: Network, ifname: str, ip: str,
               aliases: list[str], mac: str, default_route: bool,
-              lease: Lease | None = None) -> bool:
-        """Lease (unless given), bridge, veth; returns whether the bridge was made."""
+              lease: Lease | None = None, ip6: str = "") -> Lease:
+        """Lease (unless given), bridge, veth; returns the lease."""
         from tomato.network import bridge
 
-        if n.builtin and (ip or aliases):
+        if n.builtin and (ip or ip6 or aliases):
             raise InvalidArgument("user specified IP address and network-scoped aliases are "
                                   "supported only for user defined networks")
         n = self._fit_default(n)
         if lease is None:
-            lease = self._newlease_of(cid, n, ifname, ip, aliases, mac)
+            lease = self._newlease_of(cid, n, ifname, ip, aliases, mac, ip6)
         index, created = bridge.ensure_bridge(host, n.bridge, n.gateway, n.prefixlen,
-                                              forward=not n.internal)
+                                              not n.internal, n.gateway6, n.prefixlen6)
+        self._made_bridge = self._made_bridge or created
+        route = default_route and not n.internal
         bridge.plug(host, inside, self.netns_path(cid), index, bridge.Endpoint(
             lease.veth, lease.ifname, lease.ip, n.prefixlen, n.gateway, lease.mac,
-            default_route and not n.internal))
-        return created
+            route, lease.ip6, n.prefixlen6, n.gateway6))
+        return lease
 
     def attach(self, cid: str, ref: str, ip: str = "", aliases: list[str] | None = None,
-               mac: str = "", ports: list[dict[str, Any]] | None = None) -> Network:
-        """At create: the container's netns with lo and eth0 on network ``ref``, its ports."""
+               mac: str = "", ports: list[dict[str, Any]] | None = None, ip6: str = "",
+               more: list[dict[str, Any]] | None = None) -> Network:
+        """At create: the container's netns with lo and eth0 on network ``ref``, eth1...
+        on the ``more`` networks ({"name", "ip", "ip6", "aliases"}), its ports (to its
+        addresses on the first network, as Docker's)."""
         from tomato.network import bridge, netns
         from tomato.network.netlink import Netlink
 
         n = self.get(ref)
+        others = [(self.get(m["name"]), m) for m in more or []]
         self.ns_dir.mkdir(mode=0o700, exist_ok=True)
         with self.locked():
             try:
+                self._made_bridge = False
                 with netns.create(self.netns_path(cid), self.explain) as inside, \
                         Netlink(self.explain) as host:
                     bridge.loopback_up(inside)
-                    created = self._plug(host, inside, cid, n, "eth0", ip, aliases or [], mac,
-                                         True)
+                    first = self._plug(host, inside, cid, n, "eth0", ip, aliases or [], mac,
+                                       True, ip6=ip6)
+                    for i, (other, m) in enumerate(others, start=1):
+                        self._plug(host, inside, cid, other, f"eth{i}", m.get("ip", ""),
+                                   list(m.get("aliases") or []), "", False,
+                                   ip6=m.get("ip6", ""))
                 if ports:
-                    lease = self.leases(cid)[0]
                     with self.store.write() as db:
-                        self._add_ports(db, cid, lease.ip, ports)
-                if created or ports:
+                        self._add_ports(db, cid, first.ip, first.ip6, ports)
+                if self._made_bridge or ports:
                     # Not waited for here: settle() does, before the record is written.
                     self._pending = self._start_rules()
             except BaseException:
@@ -390,8 +418,8 @@ class Networks(HostsFiles, Leases):
                                "", [], "", i == 0, lease=lease)
             self._apply_rules()
 
-    def connect(self, cid: str, ref: str, ip: str = "", aliases: list[str] | None = None
-                ) -> Network:
+    def connect(self, cid: str, ref: str, ip: str = "", aliases: list[str] | None = None,
+                ip6: str = "") -> Network:
         from tomato.network import netns
         from tomato.network.netlink import Netlink
 
@@ -408,15 +436,16 @@ class Networks(HostsFiles, Leases):
             names = {lease.ifname for lease in leases}
             ifname = next(f"eth{i}" for i in range(len(names) + 1) if f"eth{i}" not in names)
             try:
+                self._made_bridge = False
                 with netns.entered(path, self.explain) as inside, Netlink(self.explain) as host:
-                    created = self._plug(host, inside, cid, n, ifname, ip, aliases or [], "",
-                                         not leases)
+                    self._plug(host, inside, cid, n, ifname, ip, aliases or [], "",
+                               not leases, ip6=ip6)
             except BaseException:
                 with self.store.write() as db:
                     db.execute("DELETE FROM endpoints WHERE network_id=? AND container_id=?",
                                (n.id, cid))
                 raise
-            if created:
+            if self._made_bridge:
                 self._apply_rules()
         self.refresh_hosts({n.id})
         self._event("connect", n, container=cid)

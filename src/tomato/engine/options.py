@@ -66,7 +66,12 @@ class RunOptions:
     publish_all: bool = False
     expose: list[str] = field(default_factory=list)
     ip: str = ""
+    ip6: str = ""
     network_aliases: list[str] = field(default_factory=list)
+    #: more networks at create (repeated --network, the API's EndpointsConfig): each
+    #: {"name", "ip", "ip6", "aliases"}, attached after ``network`` in this order
+    extra_networks: list[dict[str, Any]] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  #: --link NAME:ALIAS (legacy)
     mac_address: str = ""
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
@@ -437,15 +442,55 @@ def read_env_file(path: str, environ: Any = None) -> list[str]:
 
 
 def parse_add_host(spec: str) -> str:
-    """--add-host NAME:IP (IP may be host-gateway); stored as NAME:IP."""
-    name, sep, ip = spec.partition(":")
-    if not sep or not name or not ip:
+    """--add-host NAME:IP or NAME=IP (IP may be host-gateway, an IPv6 one in brackets or
+    not, as docker's); stored as NAME:IP."""
+    sep = "=" if "=" in spec else ":"
+    name, found, ip = spec.partition(sep)
+    if ip.startswith("[") and ip.endswith("]"):
+        ip = ip[1:-1]
+    if not found or not name or not ip:
         raise InvalidArgument(f'bad format for add-host: "{spec}"')
     if ip != "host-gateway":
-        from tomato.network.ipam import parse_ip
+        import ipaddress
 
-        parse_ip(ip)
+        try:
+            ip = str(ipaddress.ip_address(ip))
+        except ValueError:
+            raise InvalidArgument(f'invalid IP address in add-host: "{ip}"') from None
     return f"{name}:{ip}"
+
+
+def parse_link(spec: str) -> str:
+    """--link NAME[:ALIAS] (legacy links: name resolution only); stored as NAME:ALIAS."""
+    name, _, alias = spec.partition(":")
+    name = name.lstrip("/")
+    if not name or ":" in alias:
+        raise InvalidArgument(f"bad format for links: {spec}")
+    return f"{name}:{alias or name}"
+
+
+def parse_network_attachment(text: str) -> dict[str, Any]:
+    """One --network: a name, or docker's advanced form name=N,alias=A,ip=I,ip6=J."""
+    item: dict[str, Any] = {"name": text, "ip": "", "ip6": "", "aliases": []}
+    if "=" not in text or text.startswith("container:"):
+        item["name"] = "bridge" if text in ("", "default") else text
+        return item
+    item["name"] = ""
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not value:
+            raise InvalidArgument(f"invalid field '{part}' must be a key=value pair")
+        if key == "name":
+            item["name"] = "bridge" if value == "default" else value
+        elif key == "alias":
+            item["aliases"].append(value)
+        elif key in ("ip", "ip6"):
+            item[key] = value
+        else:
+            raise InvalidArgument(f"invalid field key {key}")
+    if not item["name"]:
+        raise InvalidArgument(f"network name is missing: {text}")
+    return item
 
 
 def check_namespace_mode(flag: str, value: str) -> str:

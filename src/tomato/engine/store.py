@@ -94,6 +94,14 @@ MIGRATIONS: list[str] = [
     """
     -- private state (the root 0710, config.json and monitor.json 0600)
     """,
+    # 5: IPv6 (issue 19): a network's second subnet and gateway (`network create --ipv6`),
+    # a container's IPv6 address on it, the IPv6 address a published port goes to
+    """
+    ALTER TABLE networks ADD COLUMN subnet6 TEXT NOT NULL DEFAULT '';
+    ALTER TABLE networks ADD COLUMN gateway6 TEXT NOT NULL DEFAULT '';
+    ALTER TABLE endpoints ADD COLUMN ip6 TEXT NOT NULL DEFAULT '';
+    ALTER TABLE ports ADD COLUMN container_ip6 TEXT NOT NULL DEFAULT '';
+    """,
 ]
 #: the migration after which an older root is made private
 PRIVATE_FROM = 4

@@ -24,6 +24,9 @@ class Endpoint:
     gateway: str
     mac: str
     default_route: bool
+    ip6: str = ""         # on a network with an IPv6 subnet: the second address
+    prefixlen6: int = 0
+    gateway6: str = ""
 
 
 def _sysctl(path: str, value: str) -> None:
@@ -38,8 +41,10 @@ def _sysctl(path: str, value: str) -> None:
 
 
 def ensure_bridge(nl: Netlink, name: str, gateway: str, prefixlen: int,
-                  forward: bool) -> tuple[int, bool]:
-    """The bridge, up, with the gateway address; returns (ifindex, created)."""
+                  forward: bool, gateway6: str = "", prefixlen6: int = 0) -> tuple[int, bool]:
+    """The bridge, up, with the gateway address (and the IPv6 one); returns (ifindex,
+    created).  Forwarding is switched on in this process's netns, as Docker does
+    (the engine's caller's: the tests run in a netns of their own)."""
     created = False
     try:
         index = nl.link_index(name)
@@ -53,6 +58,11 @@ def ensure_bridge(nl: Netlink, name: str, gateway: str, prefixlen: int,
     _sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
     if forward:
         _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+    if gateway6:
+        _sysctl(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "0")
+        nl.add_address(index, gateway6, prefixlen6)
+        if forward:
+            _sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
     return index, created
 
 
@@ -71,9 +81,14 @@ def plug(host: Netlink, inside: Netlink, netns_path: str, bridge_index: int,
     try:
         index = inside.link_index(ep.ifname)
         inside.add_address(index, ep.ip, ep.prefixlen)
+        if ep.ip6:  # the netns was made with IPv6 off on new interfaces (netns.create)
+            netns.write_sysctl(netns_path, f"net/ipv6/conf/{ep.ifname}/disable_ipv6", "0")
+            inside.add_address(index, ep.ip6, ep.prefixlen6)
         inside.set_up(index)
         if ep.default_route:
             inside.add_default_route(ep.gateway, index)
+            if ep.ip6:
+                inside.add_default_route(ep.gateway6, index)
     except BaseException:
         host.delete_link(ep.veth)
         raise

@@ -110,3 +110,56 @@ def validate_mac(text: str) -> str:
     if int(parts[0], 16) & 1:
         raise InvalidArgument(f"{text} is a multicast mac address")
     return text.lower()
+
+
+# -- IPv6 (a network's second subnet, with --ipv6) ------------------------------------------
+def parse_subnet6(text: str) -> ipaddress.IPv6Network:
+    try:
+        net = ipaddress.IPv6Network(text, strict=True)
+    except ValueError as err:
+        raise InvalidArgument(f"invalid subnet {text}: {err}") from err
+    if net.prefixlen > 124:
+        raise InvalidArgument(f"invalid subnet {text}: too small for a network")
+    return net
+
+
+def parse_ip6(text: str, what: str = "IPv6 address") -> ipaddress.IPv6Address:
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError as err:
+        raise InvalidArgument(f"invalid {what}: {text}") from err
+
+
+def choose_subnet6(taken: Iterable[ipaddress.IPv6Network]) -> ipaddress.IPv6Network:
+    """A unique local /64 (fd00::/8 with 40 random bits, RFC 4193), as Docker 27 gives
+    an IPv6 network created without a subnet."""
+    import os
+
+    taken = list(taken)
+    for _ in range(16):  # bounded: a clash of 40 random bits is already unlikely
+        prefix = (0xFD << 120) | (int.from_bytes(os.urandom(7), "big") << 64)
+        net = ipaddress.IPv6Network((prefix & ~((1 << 64) - 1), 64))
+        if not any(net.overlaps(t) for t in taken):
+            return net
+    raise Conflict("could not find an available IPv6 address pool")
+
+
+def gateway6_of(net: ipaddress.IPv6Network, gateway: str = "") -> ipaddress.IPv6Address:
+    if not gateway:
+        return net.network_address + 1
+    gw = parse_ip6(gateway, "gateway")
+    if gw not in net or gw == net.network_address:
+        raise InvalidArgument(f"no matching subnet for gateway {gateway}: it is not inside "
+                              f"{net}")
+    return gw
+
+
+def next_free6(net: ipaddress.IPv6Network, used: set[str]) -> ipaddress.IPv6Address:
+    """The lowest free address (Docker's IPv6 IPAM hands them out in order); ``used``
+    holds the gateway too, as text."""
+    first = int(net.network_address) + 1
+    for value in range(first, first + len(used) + 2):  # bounded: one of these is free
+        addr = ipaddress.IPv6Address(value)
+        if addr in net and str(addr) not in used:
+            return addr
+    raise Conflict(f"no available IPv6 addresses on network {net}")

@@ -37,7 +37,8 @@ IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFF_UP = 0x1
 # address and route attributes
-IFA_ADDRESS, IFA_LOCAL = 1, 2
+IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+IFA_F_NODAD = 0x02
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
 RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
 RT_SCOPE_UNIVERSE = 0
@@ -199,24 +200,36 @@ class Netlink:
 
     # -- addresses and routes --------------------------------------------------------------
     def add_address(self, index: int, address: str, prefixlen: int) -> None:
-        raw = socket.inet_aton(address)
-        body = _IFADDR.pack(socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index) + \
-            attr(IFA_LOCAL, raw) + attr(IFA_ADDRESS, raw)
+        """An IPv4 or IPv6 address; an IPv6 one without duplicate address detection
+        (as Docker's: the addresses are leased, and DAD would leave it unusable,
+        "tentative", for a second)."""
+        if ":" in address:
+            raw = socket.inet_pton(socket.AF_INET6, address)
+            body = _IFADDR.pack(socket.AF_INET6, prefixlen, IFA_F_NODAD, RT_SCOPE_UNIVERSE,
+                                index) + attr(IFA_ADDRESS, raw) + attr_u32(IFA_FLAGS,
+                                                                          IFA_F_NODAD)
+        else:
+            raw = socket.inet_aton(address)
+            body = _IFADDR.pack(socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index) + \
+                attr(IFA_LOCAL, raw) + attr(IFA_ADDRESS, raw)
         try:
             self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, address)
         except OSError as err:
             if err.errno != 17:  # EEXIST: already there
                 raise
-        self._explain(["ip", "addr", "add", f"{address}/{prefixlen}", "dev", f"#{index}"],
+        self._explain(["ip", "addr", "add", f"{address}/{prefixlen}", "dev", f"#{index}",
+                       *(["nodad"] if ":" in address else [])],
                       f"RTM_NEWADDR({address}/{prefixlen} on #{index})")
 
     def add_default_route(self, gateway: str, index: int) -> None:
-        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
+        six = ":" in gateway
+        fam = socket.AF_INET6 if six else socket.AF_INET
+        body = _RTMSG.pack(fam, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
                            RT_SCOPE_UNIVERSE, RTN_UNICAST, 0) + \
-            attr(RTA_GATEWAY, socket.inet_aton(gateway)) + attr_u32(RTA_OIF, index)
+            attr(RTA_GATEWAY, socket.inet_pton(fam, gateway)) + attr_u32(RTA_OIF, index)
         self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, f"default via {gateway}")
-        self._explain(["ip", "route", "add", "default", "via", gateway],
-                      f"RTM_NEWROUTE(default via {gateway} on #{index})")
+        self._explain(["ip", *(["-6"] if six else []), "route", "add", "default", "via",
+                       gateway], f"RTM_NEWROUTE(default via {gateway} on #{index})")
 
     def _explain(self, command: list[str], call: str) -> None:
         """--explain: a network step, once it happened, with its ip(8) equivalent."""

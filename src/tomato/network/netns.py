@@ -68,6 +68,26 @@ def _no_ipv6() -> None:
         pass  # a kernel without IPv6
 
 
+def write_sysctl(path: str, key: str, value: str) -> None:
+    """Write ``/proc/sys/<key>`` of the netns pinned at ``path`` (the calling thread goes
+    there for the open, and back): IPv6 on one interface of a dual-stack container."""
+    target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.setns(target, libc.CLONE_NEWNET, path)
+        try:
+            fd = os.open(f"/proc/sys/{key}", os.O_WRONLY | os.O_CLOEXEC)
+        finally:
+            libc.setns(home, libc.CLONE_NEWNET, "/proc/thread-self/ns/net")
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    finally:
+        os.close(target)
+        os.close(home)
+
+
 @contextmanager
 def entered(path: str, explain: Explainer | None = None) -> Iterator[Netlink]:
     """A netlink socket acting in the netns pinned at ``path`` (telling ``explain``)."""

@@ -14,6 +14,13 @@ Chains:
   ``ports``, which DNATs each published port to its container.
 - ``forward`` (filter): DNATed traffic passes; otherwise traffic between two
   Tomato networks, or into/out of an internal one, is dropped.
+
+IPv6 networks (``--ipv6``) get the same chains in a table of the ``ip6`` family
+of the same name, in the same transaction: NAT66 (masquerade) out of a
+non-internal network, published ports DNATed to the container's IPv6
+address.  The host's ::1 cannot reach a published port that way: IPv6 has no
+route_localnet, the kernel drops the replies (Docker uses its userland proxy
+there), so the loopback rules are IPv4's only.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import subprocess
 from collections.abc import Iterable
 
 from tomato.errors import Unavailable
-from tomato.records import record
+from tomato.records import record, replace
 
 
 @record
@@ -30,6 +37,7 @@ class Net:
     bridge: str
     subnet: str
     internal: bool = False
+    subnet6: str = ""
 
 
 @record
@@ -39,6 +47,7 @@ class Port:
     host_port: int
     container_ip: str
     container_port: int
+    container_ip6: str = ""
 
 
 def _set(items: Iterable[str]) -> str:
@@ -53,13 +62,25 @@ CHAINS = (("ports", ""), ("prerouting", "type nat hook prerouting priority dstna
 
 
 def render(table: str, nets: list[Net], ports: list[Port]) -> str:
-    """The nft script that makes ``table`` hold exactly these rules, or deletes it.
+    """The nft script that makes ``table`` (and its ``ip6`` twin) hold exactly these
+    rules, or deletes it.
 
     The chains are declared (a no-op when they exist), flushed and refilled in
     one transaction: re-registering netfilter hooks costs an RCU grace period
     (~10 ms), refilling a chain does not."""
+    six = [n for n in nets if n.subnet6]
+    v4 = _render_family("ip", table, nets, [p for p in ports if ":" not in p.host_ip])
+    v6 = _render_family("ip6", table, [replace(n, subnet=n.subnet6) for n in six],
+                        [replace(p, container_ip=p.container_ip6) for p in ports
+                         if p.container_ip6 and "." not in p.host_ip]) if six else \
+        f"table ip6 {table} {{}}\ndelete table ip6 {table}\n"
+    return v4 + v6
+
+
+def _render_family(family: str, table: str, nets: list[Net], ports: list[Port]) -> str:
     if not nets and not ports:
-        return f"table ip {table} {{}}\ndelete table ip {table}\n"
+        return f"table {family} {table} {{}}\ndelete table {family} {table}\n"
+    ip = family
     rules: dict[str, list[str]] = {
         "ports": [], "prerouting": ["fib daddr type local jump ports"],
         "output": ["fib daddr type local jump ports"], "postrouting": [],
@@ -75,23 +96,25 @@ def render(table: str, nets: list[Net], ports: list[Port]) -> str:
         if n.internal:
             pass
         else:
-            post.append(f'ip saddr {n.subnet} oifname != "{n.bridge}" masquerade')
+            post.append(f'{ip} saddr {n.subnet} oifname != "{n.bridge}" masquerade')
             if others:
                 fwd.append(f'iifname "{n.bridge}" oifname {_set(others)} drop')
-        post.append(f'oifname "{n.bridge}" ip saddr 127.0.0.0/8 masquerade')
+        if family == "ip":
+            post.append(f'oifname "{n.bridge}" ip saddr 127.0.0.0/8 masquerade')
     for p in ports:
-        match = f"ip daddr {p.host_ip} " if p.host_ip not in ("", "0.0.0.0") else ""
+        match = f"{ip} daddr {p.host_ip} " if p.host_ip not in ("", "0.0.0.0", "::") else ""
+        to = f"[{p.container_ip}]" if family == "ip6" else p.container_ip
         rules["ports"].append(f"{match}{p.proto} dport {p.host_port} dnat to "
-                              f"{p.container_ip}:{p.container_port}")
-        post.append(f"ip saddr {p.container_ip} ip daddr {p.container_ip} {p.proto} dport "
-                    f"{p.container_port} masquerade")
+                              f"{to}:{p.container_port}")
+        post.append(f"{ip} saddr {p.container_ip} {ip} daddr {p.container_ip} {p.proto} "
+                    f"dport {p.container_port} masquerade")
     declare = "".join(f"  chain {name} {{ {head}{'policy accept; ' if head else ''}}}\n"
                       for name, head in CHAINS)
-    flush = "".join(f"flush chain ip {table} {name}\n" for name, _ in CHAINS)
+    flush = "".join(f"flush chain {family} {table} {name}\n" for name, _ in CHAINS)
     fill = "".join(f"  chain {name} {{\n" + "".join(f"    {r}\n" for r in rules[name])
                    + "  }\n" for name, _ in CHAINS if rules[name])
-    return (f"table ip {table} {{\n{declare}}}\n{flush}"
-            f"table ip {table} {{\n{fill}}}\n")
+    return (f"table {family} {table} {{\n{declare}}}\n{flush}"
+            f"table {family} {table} {{\n{fill}}}\n")
 
 
 def apply(script: str) -> None:

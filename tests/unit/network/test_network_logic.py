@@ -20,7 +20,38 @@ from tomato.network.ports import PortSpec, parse_expose, parse_publish
     ("127.0.0.1::80", PortSpec("tcp", "127.0.0.1", 0, 80)),
 ])
 def test_publish_specs(spec: str, want: PortSpec) -> None:
-    assert parse_publish(spec) == want
+    assert parse_publish(spec) == [want]
+
+
+def test_publish_ranges_as_docker() -> None:
+    """moby's nat.ParsePortSpec: same-size ranges map port to port; one container port
+    with a host range takes the first free port of the range; sizes that differ are
+    docker's error."""
+    both = parse_publish("8000-8002:80-82/udp")
+    assert both == [PortSpec("udp", "", 8000, 80), PortSpec("udp", "", 8001, 81),
+                    PortSpec("udp", "", 8002, 82)]
+    assert parse_publish("8000-8010:80") == [PortSpec("tcp", "", 8000, 80, 8010)]
+    assert parse_publish("8000-8010:80")[0].as_dict()["host_port_end"] == 8010
+    assert [p.container_port for p in parse_publish("90-92")] == [90, 91, 92]
+    assert parse_publish("127.0.0.1::80-81") == [PortSpec("tcp", "127.0.0.1", 0, 80),
+                                                 PortSpec("tcp", "127.0.0.1", 0, 81)]
+    with pytest.raises(InvalidArgument, match="^invalid ranges specified for container and "
+                       "host Ports: 80-90 and 8000-8005$"):
+        parse_publish("8000-8005:80-90")
+    for bad, message in (("9-8:80", "invalid hostPort: 9-8"),
+                         ("80-", "invalid containerPort: 80-"),
+                         ("1-70000", "invalid containerPort: 1-70000")):
+        with pytest.raises(InvalidArgument, match=f"^{message}$"):
+            parse_publish(bad)
+
+
+def test_publish_ipv6_host_addresses() -> None:
+    assert parse_publish("[::1]:8080:80") == [PortSpec("tcp", "::1", 8080, 80)]
+    assert parse_publish("[fd00:0::1]::80/udp") == [PortSpec("udp", "fd00::1", 0, 80)]
+    assert parse_publish("[::]:8080:80") == [PortSpec("tcp", "::", 8080, 80)]
+    for bad in ("[::1:8080:80", "[::1]8080:80", "[zz::1]:1:2", "[::1]:1:2:3"):
+        with pytest.raises(InvalidArgument):
+            parse_publish(bad)
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -38,10 +69,25 @@ def test_bad_publish_specs(spec: str, message: str) -> None:
 
 
 def test_expose() -> None:
-    assert parse_expose("80") == (80, "tcp")
-    assert parse_expose("53/udp") == (53, "udp")
-    with pytest.raises(InvalidArgument):
-        parse_expose("x")
+    assert parse_expose("80") == [(80, "tcp")]
+    assert parse_expose("53/udp") == [(53, "udp")]
+    assert parse_expose("8000-8002") == [(8000, "tcp"), (8001, "tcp"), (8002, "tcp")]
+    for bad in ("x", "9-8", "1-"):
+        with pytest.raises(InvalidArgument):
+            parse_expose(bad)
+
+
+def test_ipv6_addresses() -> None:
+    net = ipam.parse_subnet6("fd00:1::/64")
+    assert str(ipam.gateway6_of(net)) == "fd00:1::1"
+    assert str(ipam.next_free6(net, {"fd00:1::1", "fd00:1::2"})) == "fd00:1::3"
+    with pytest.raises(InvalidArgument, match="no matching subnet for gateway"):
+        ipam.gateway6_of(net, "fd00:2::1")
+    for bad in ("fd00:1::1/64", "10.0.0.0/8", "fd00::/127"):
+        with pytest.raises(InvalidArgument):
+            ipam.parse_subnet6(bad)
+    ula = ipam.choose_subnet6([])
+    assert ula.prefixlen == 64 and ula.network_address.packed[0] == 0xFD
 
 
 def test_subnet_choice_skips_taken_and_host_routes() -> None:
@@ -141,4 +187,23 @@ def test_nft_script() -> None:
     assert "10.3.0.0/16" not in script  # an internal network is never masqueraded
     assert 'iifname "br-a" oifname { "br-b", "br-i" } drop' in script
     assert 'iifname "br-i" oifname != "br-i" drop' in script
-    assert nft.render("t", [], []) == "table ip t {}\ndelete table ip t\n"
+    assert "table ip6" not in script.replace("table ip6 t {}\ndelete table ip6 t\n", "")
+    assert nft.render("t", [], []) == ("table ip t {}\ndelete table ip t\n"
+                                       "table ip6 t {}\ndelete table ip6 t\n")
+
+
+def test_nft_script_ipv6() -> None:
+    """A dual-stack network: NAT66 and its ports in the ip6 twin of the table; a port
+    published on an IPv4 address only is not DNATed for IPv6, nor one on ::1 for IPv4."""
+    nets = [nft.Net("br-a", "10.1.0.0/16", subnet6="fd00:1::/64"),
+            nft.Net("br-b", "10.2.0.0/16")]
+    script = nft.render("t", nets, [
+        nft.Port("tcp", "", 8080, "10.1.0.2", 80, "fd00:1::2"),
+        nft.Port("tcp", "127.0.0.1", 8081, "10.1.0.2", 81, "fd00:1::2"),
+        nft.Port("tcp", "fd00:9::1", 8082, "10.1.0.2", 82, "fd00:1::2")])
+    v4, _, v6 = script.partition("table ip6 t {\n")
+    assert 'ip6 saddr fd00:1::/64 oifname != "br-a" masquerade' in v6
+    assert "tcp dport 8080 dnat to [fd00:1::2]:80" in v6
+    assert "ip6 daddr fd00:9::1 tcp dport 8082 dnat to [fd00:1::2]:82" in v6
+    assert "8081" not in v6 and "8082" not in v4
+    assert "10.2.0.0" not in v6 and "127.0.0.0/8" not in v6
