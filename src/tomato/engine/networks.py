@@ -215,7 +215,7 @@ class Networks(HostsFiles, Leases):
                               ).fetchall()
             ports = db.execute("SELECT proto, host_ip, host_port, container_ip, "
                                "container_port, container_ip6 FROM ports").fetchall()
-        script = nft.render(self.table, [nft.Net(*r[:3], subnet6=r[3]) for r in rows],
+        script = nft.render(self.table, [nft.Net(r[0], r[1], bool(r[2]), r[3]) for r in rows],
                             [nft.Port(*p) for p in ports])
         return nft.start(script, (self._lock_fd,) if self._lock_fd >= 0 else ())
 

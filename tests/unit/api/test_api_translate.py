@@ -100,8 +100,8 @@ def test_mounts_tmpfs_ulimits_security() -> None:
      "invalid restart policy"),
     ({"Image": "b", "HostConfig": {"AutoRemove": True, "RestartPolicy": {"Name": "always"}}},
      "cannot specify both --restart and --rm"),
-    ({"Image": "b", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "1-2"}]}}},
-     "port ranges"),
+    ({"Image": "b", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "2-1"}]}}},
+     "invalid hostPort: 2-1"),
     ({"Image": "b", "HostConfig": {"SecurityOpt": ["bogus=1"]}}, "invalid --security-opt"),
 ])
 def test_bad_bodies(body: object, message: str) -> None:
