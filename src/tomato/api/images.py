@@ -99,6 +99,37 @@ class ProgressStream:
         self.send({"errorDetail": {"message": message}, "error": message})
 
 
+def registry_auth(req: Request) -> Any:
+    """The X-Registry-Auth header: base64url JSON of docker's AuthConfig (username and
+    password, or ``auth``: base64 of user:pass).  As dockerd, one that cannot be read is
+    as none (the credentials `login` stored are used then)."""
+    import base64
+    import binascii
+    import json
+
+    from tomato.images.auth import Credentials
+
+    raw = req.header("X-Registry-Auth").strip()
+    if not raw:
+        return None
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        doc = json.loads(base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_")))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    user, password = doc.get("username") or "", doc.get("password") or ""
+    if not user and isinstance(doc.get("auth"), str) and doc["auth"]:
+        try:
+            user, _, password = base64.b64decode(doc["auth"]).decode().partition(":")
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return None
+    if not isinstance(user, str) or not isinstance(password, str) or not user:
+        return None
+    return Credentials(user, password)
+
+
 def create(api: Api, req: Request) -> None:
     """POST /images/create: fromImage (pull) or fromSrc (import)."""
     from tomato.images.reference import parse
@@ -126,7 +157,8 @@ def create(api: Api, req: Request) -> None:
             before = im.get_image(api.cfg, name).id
         except TomatoError:
             before = None
-        img = im.pull(api.cfg, name, platform=platform, progress=progress)
+        img = im.pull(api.cfg, name, platform=platform, progress=progress,
+                      credentials=registry_auth(req))
     except TomatoError as err:
         progress.error(err)  # Docker reports pull errors inside the 200 stream
     else:
@@ -227,7 +259,7 @@ def push(api: Api, req: Request, name: str) -> None:
 
     try:
         progress.send({"status": f"The push refers to repository [{parse(target).repository}]"})
-        pushed = im.push(api.cfg, target, progress=progress)
+        pushed = im.push(api.cfg, target, progress=progress, credentials=registry_auth(req))
     except TomatoError as err:
         progress.error(err)
     else:

@@ -67,27 +67,31 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.images.auth import Credentials
     from tomato.images.pull import Progress
     from tomato.images.push import Pushed
     from tomato.images.registry import RegistryClient
 
 
-
 # -- registry access -------------------------------------------------------------------
-def _client(ctx: _Ctx, ref: Reference) -> RegistryClient:
+def _client(ctx: _Ctx, ref: Reference, credentials: Credentials | None = None
+            ) -> RegistryClient:
+    """A client of ``ref``'s registry: with the caller's ``credentials`` (the API's
+    X-Registry-Auth), else those `login` stored for it."""
     from tomato.images.auth import CredentialStore
     from tomato.images.registry import RegistryClient
     insecure = ref.domain in ctx.cfg.insecure_registries
-    creds = CredentialStore(ctx.cfg.auth_file).get(ref.domain)
+    creds = credentials or CredentialStore(ctx.cfg.auth_file).get(ref.domain)
     return RegistryClient(ref.domain, insecure=insecure, credentials=creds)
 
 
 def pull(cfg: EngineConfig, name: str, *, platform: Platform | None = None,
-         progress: Callable[[Progress], None] | None = None) -> ImageSummary:
+         progress: Callable[[Progress], None] | None = None,
+         credentials: Credentials | None = None) -> ImageSummary:
     from tomato.images.pull import pull as _pull
     ref = parse(name)
     ctx = _Ctx(cfg)
-    client = _client(ctx, ref)
+    client = _client(ctx, ref, credentials)
     try:
         with _disk_space(cfg, f"pulling {name}"), ctx.store.lock("gc", shared=True):
             img = _pull(ref, client, ctx.stores,
@@ -129,14 +133,15 @@ def _disk_space(cfg: EngineConfig, doing: str) -> Iterator[None]:
 
 
 def push(cfg: EngineConfig, name: str, *,
-         progress: Callable[[Progress], None] | None = None) -> Pushed:
+         progress: Callable[[Progress], None] | None = None,
+         credentials: Credentials | None = None) -> Pushed:
     from tomato.images.push import push as _push
     ref = parse(name)
     ctx = _Ctx(cfg)
     with ctx.store.read() as db:
         img = _find(db, name)
     target = img.target_digest if ctx.content.exists(img.target_digest) else img.manifest_digest
-    client = _client(ctx, ref)
+    client = _client(ctx, ref, credentials)
     try:
         pushed = _push(ref, target, client, ctx.content, progress=progress)
     finally:
