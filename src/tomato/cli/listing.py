@@ -115,6 +115,13 @@ def cmd_ps(args: argparse.Namespace, cfg: EngineConfig) -> int:
     size = args.size or bool(fmt and "Size" in fmt)  # (docker: json alone asks no sizes)
     default = DEFAULT + ("\t{{.Size}}" if args.size else "")
     rows = [row(cfg, c, not args.no_trunc, size, full) for c in items]
+    if not rows and fmt and fmt.strip() != "json":
+        # docker runs the template once on an empty context first, so a field it lacks is
+        # an error even when no container is listed
+        rows_ok = show(fmt, [dict.fromkeys(HEADERS, "")], HEADERS, default,
+                       "*formatter.ContainerContext", dry_run=True)
+        if rows_ok:
+            return rows_ok
     return show(fmt, rows, HEADERS, default, "*formatter.ContainerContext")
 
 

@@ -77,11 +77,11 @@ def format_rows(fmt: str, rows: list[Any], headers: dict[str, str]) -> str:
 
 
 def show(fmt: str | None, rows: list[dict[str, Any]], headers: dict[str, str],
-         default: str, kind: str) -> int:
+         default: str, kind: str, dry_run: bool = False) -> int:
     """Print a list command's rows as docker does: ``default`` (a ``table`` template of
     the command's columns) unless --format says otherwise; rows are typed contexts
     (``kind``: docker's type name, for an unknown field's error).  Exit code 0, or 1
-    with docker's message for a bad template."""
+    with docker's message for a bad template.  ``dry_run``: only check, print nothing."""
     from tomato.cli.gotemplate import TemplateError, TemplateParseError
     from tomato.cli.govalues import StrictFields
 
@@ -98,7 +98,8 @@ def show(fmt: str | None, rows: list[dict[str, Any]], headers: dict[str, str],
     except TemplateError as err:
         print(f"tomato: failed to execute template: {err}", file=sys.stderr)
         return 1
-    sys.stdout.write(text)
+    if not dry_run:
+        sys.stdout.write(text)
     return 0
 
 
