@@ -19,6 +19,7 @@ from tomato.errors import Conflict, InvalidArgument, TomatoError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tomato.api.server import Api
+    from tomato.engine.filesystem import PathStat
 
 
 def _attrs(c: Container) -> dict[str, str]:
@@ -330,7 +331,7 @@ def export(api: Api, req: Request, id: str) -> None:  # noqa: A002
     _event(api, c, "export")
 
 
-def _path_stat(st: Any) -> str:
+def _path_stat(st: PathStat) -> str:
     """Docker's base64 X-Docker-Container-Path-Stat header from a filesystem.PathStat."""
     info = {"name": st.name, "size": st.size, "mode": st.mode,
             "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.mtime)),

@@ -11,6 +11,8 @@ from tomato.errors import PermissionDenied
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tomato.api.server import Api
 
 
@@ -98,7 +100,7 @@ def _rfc3339(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
 
-def _du(path: Any) -> int:
+def _du(path: Path) -> int:
     """A volume's size: walked through fds (a container may swap a directory of it for a
     symlink to the host's / while we count)."""
     from tomato._sys.fdtree import disk_usage

@@ -17,9 +17,14 @@ from tomato.errors import TomatoError
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from tomato.engine.config import EngineConfig
+
+    #: a command's handler: (args, cfg) -> exit code (None: 0)
+    Handler = Callable[[argparse.Namespace, EngineConfig], int | None]
+    Command = Callable[[argparse.Namespace, EngineConfig], int]
 
 ENGINE_ERROR = 125
 
@@ -74,7 +79,7 @@ def root_refusal(root: str) -> str:
     return "" if ok else f"permission denied: {path} ({ROOTLESS_HINT})"
 
 
-def guard(func: Any) -> Any:
+def guard(func: Handler) -> Command:
     """Engine errors print one line and exit 125 (docker's 'daemon error' code)."""
     def run(args: argparse.Namespace, cfg: EngineConfig) -> int:
         try:

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from tomato.engine.config import EngineConfig
+    from tomato.engine.containers import Container
+    from tomato.engine.usage import Sample
 
 
 @_guard
@@ -118,7 +120,7 @@ def _human_bytes(n: float) -> str:
     return f"{n}B"
 
 
-def _stats_row(c: Any, s: Any) -> list[str]:
+def _stats_row(c: Container, s: Sample | None) -> list[str]:
     from tomato.cli.render import human_size
 
     if s is None:  # not running (or stopped meanwhile): docker shows nothing in use

@@ -11,12 +11,13 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
+    from tomato.cli.common import Command, Handler
     from tomato.engine.config import EngineConfig
     from tomato.engine.containers import Container
     from tomato.engine.networks import Networks
 
 
-def _guard(func: Any) -> Any:
+def _guard(func: Handler) -> Command:
     def run(args: argparse.Namespace, cfg: EngineConfig) -> int:
         try:
             return int(func(args, cfg) or 0)
