@@ -40,9 +40,11 @@ def create(api: Api, req: Request) -> None:
         from tomato.engine.containers import validate_name
 
         validate_name(opts.name)
+    opts.platform = req.arg("platform")  # checked against the image by the create
+    opts.pull = "never"  # Docker's create never pulls: 404 "No such image"
     from tomato.engine import images as im
 
-    im.get_image(api.cfg, opts.image)  # Docker's create never pulls: 404 "No such image"
+    im.get_image(api.cfg, opts.image)
     from tomato.engine.hostlimits import adapt
 
     warnings = adapt(opts)  # what this host's cgroups lack: discarded, said (moby's sysinfo)
@@ -277,8 +279,13 @@ def delete(api: Api, req: Request, id: str) -> None:  # noqa: A002
 
 
 def prune(api: Api, req: Request) -> None:
-    removed = api.zygote.call("prune", {})
-    req.json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
+    from tomato.engine.listfilters import prune_matches
+
+    filters = req.filters()
+    prune_matches(0, {}, filters)  # a bad filter is a 400 before anything goes
+    done = api.zygote.call("prune", {"filters": filters})
+    req.json_response({"ContainersDeleted": done["ids"] or None,
+                       "SpaceReclaimed": done["reclaimed"]})
 
 
 # -- inside ---------------------------------------------------------------------------

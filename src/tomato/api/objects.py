@@ -54,7 +54,7 @@ def volume_delete(api: Api, req: Request, name: str) -> None:
 
 
 def volume_prune(api: Api, req: Request) -> None:
-    removed = volumes.prune(api.cfg.root)
+    removed = volumes.prune(api.cfg.root, req.filters())
     req.json_response({"VolumesDeleted": removed or None, "SpaceReclaimed": 0})
 
 

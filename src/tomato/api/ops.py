@@ -43,7 +43,10 @@ def make_ops(cfg: EngineConfig) -> dict[str, Op]:
                               volumes=bool(args.get("volumes")))
 
     def prune(args: dict[str, Any], job: Job) -> Any:
-        return service.prune(cfg)
+        from tomato.engine.removal import prune_reclaiming
+
+        ids, reclaimed = prune_reclaiming(cfg, args.get("filters") or {})
+        return {"ids": ids, "reclaimed": reclaimed}
 
     def net_create(args: dict[str, Any], job: Job) -> Any:
         store = _networks(cfg)

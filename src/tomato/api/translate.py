@@ -158,11 +158,11 @@ def run_options(body: Any, name: str = "") -> o.RunOptions:
             opts.no_new_privileges = value in ("", "true")
         elif key not in ("apparmor", "label"):
             raise InvalidArgument(f"invalid --security-opt: {sec}")
-    log_cfg = host.obj("LogConfig").text_map("Config")
-    if log_cfg.get("max-size"):
-        opts.log_max_size = o.parse_size(log_cfg["max-size"], "--log-opt max-size")
-    if log_cfg.get("max-file", "").isdigit():
-        opts.log_max_file = max(1, int(log_cfg["max-file"]))
+    log = host.obj("LogConfig")
+    opts.log_driver = log.text("Type") or "json-file"
+    o.check_run_extras(opts)
+    o.parse_log_opts(opts.log_driver, [f"{k}={v}" for k, v in log.text_map("Config").items()],
+                     opts)
     size = host.integers("ConsoleSize")
     if opts.tty and len(size) == 2 and all(n > 0 for n in size):
         opts.console_size = (size[0], size[1])

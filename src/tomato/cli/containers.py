@@ -378,13 +378,19 @@ def cmd_inspect(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
 @_guard
 def cmd_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
-    from tomato.engine import service
+    from tomato.cli.render import human_size
+    from tomato.engine.listfilters import parse, prune_matches
+    from tomato.engine.removal import prune_reclaiming
 
-    removed = service.prune(cfg)
-    print("Deleted Containers:")
-    for cid in removed:
-        print(cid)
-    print("\nTotal reclaimed space: 0B")
+    filters = parse(args.filter)
+    prune_matches(0, {}, filters)  # a bad filter before anything is asked or removed
+    removed, reclaimed = prune_reclaiming(cfg, filters)
+    if removed:  # docker: the heading only when something went
+        print("Deleted Containers:")
+        for cid in removed:
+            print(cid)
+        print()
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
     return 0
 
 
@@ -471,8 +477,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     container = sub.add_parser("container", help="manage containers", parents=[common])
     csub = container.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
     install(csub, False)
-    add(csub, "prune", cmd_prune, "remove all stopped containers").add_argument(
-        "-f", "--force", action="store_true")
+    p = add(csub, "prune", cmd_prune, "remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[])
 
     volume = sub.add_parser("volume", help="manage volumes", parents=[common])
     vsub = volume.add_subparsers(dest="volume_command", metavar="COMMAND", required=True)
@@ -490,5 +497,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = add(vsub, "rm", cmd_volume_rm, "remove volumes", aliases=("remove",))
     p.add_argument("-f", "--force", action="store_true")
     p.add_argument("names", nargs="+")
-    add(vsub, "prune", cmd_volume_prune, "remove unused volumes").add_argument(
-        "-f", "--force", action="store_true")
+    p = add(vsub, "prune", cmd_volume_prune, "remove unused volumes")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("--filter", action="append", default=[])

@@ -32,16 +32,21 @@ def cmd_system_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
                        + "\nAre you sure you want to continue? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             return 0
-    from tomato.engine import images, service
+    from tomato.engine import images
+    from tomato.engine.listfilters import parse, prune_matches
     from tomato.engine.networks import Networks, sweep
+    from tomato.engine.removal import prune_reclaiming
 
-    sections = [("Deleted Containers", service.prune(cfg))]
+    filters = parse(args.filter)
+    prune_matches(0, {}, filters)
+    containers, written = prune_reclaiming(cfg, filters)
+    sections = [("Deleted Containers", containers)]
     sweep(cfg.root)
     sections.append(("Deleted Networks", Networks(cfg.root).prune()))
     if args.volumes:
         from tomato.engine import volumes
 
-        sections.append(("Deleted Volumes", volumes.prune(cfg.root)))
+        sections.append(("Deleted Volumes", volumes.prune(cfg.root, filters)))
     res = images.prune(cfg, all_images=args.all)
     sections.append(("Deleted Images", [f"untagged: {u}" for u in res.untagged]
                      + [f"deleted: {d}" for d in res.deleted]))
@@ -51,7 +56,7 @@ def cmd_system_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
             for line in lines:
                 print(line)
             print()
-    print(f"Total reclaimed space: {human_size(res.reclaimed)}")
+    print(f"Total reclaimed space: {human_size(res.reclaimed + written)}")
     return 0
 
 
@@ -222,6 +227,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-f", "--force", action="store_true")
     p.add_argument("--volumes", action="store_true", help="prune volumes")
+    p.add_argument("--filter", action="append", default=[])
     p = ssub.add_parser("info", help="show engine-wide information", parents=[common])
     p.set_defaults(func=cmd_info)
     p.add_argument("-f", "--format")

@@ -80,8 +80,13 @@ def cmd_volume_rm(args: argparse.Namespace, cfg: EngineConfig) -> int:
 @_guard
 def cmd_volume_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import volumes
+    from tomato.engine.listfilters import parse
 
-    print("Deleted Volumes:")
-    for name in volumes.prune(cfg.root):
-        print(name)
+    removed = volumes.prune(cfg.root, parse(args.filter))
+    if removed:
+        print("Deleted Volumes:")
+        for name in removed:
+            print(name)
+        print()
+    print("Total reclaimed space: 0B")
     return 0

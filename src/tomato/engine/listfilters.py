@@ -45,6 +45,30 @@ def _bool(key: str, values: list[str]) -> bool:
     return value in ("true", "1")
 
 
+# -- prunes ----------------------------------------------------------------------------
+def prune_matches(created: float, labels: dict[str, str],
+                  filters: dict[str, list[str]]) -> bool:
+    """The prunes' filters: until (made before it: docker's time forms), label and
+    label! (with or without a value)."""
+    from tomato.engine.timestamps import parse as parse_time
+
+    for key, values in filters.items():
+        if not values:
+            continue
+        if key == "until":
+            if not all(created < parse_time(v) for v in values):
+                return False
+        elif key == "label":
+            if not _labels_match(labels, values):
+                return False
+        elif key == "label!":
+            if any(_labels_match(labels, [v]) for v in values):
+                return False
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    return True
+
+
 # -- containers ------------------------------------------------------------------------
 def container_matches(cfg: EngineConfig, c: Container, filters: dict[str, list[str]]) -> bool:
     from tomato.engine import service

@@ -103,10 +103,23 @@ def _freeing(cfg: EngineConfig, step: Callable[..., Any], *args: Any) -> None:
         step(*args)
 
 
-def prune(cfg: EngineConfig) -> list[str]:
-    removed = []
+def prune(cfg: EngineConfig, filters: dict[str, list[str]] | None = None) -> list[str]:
+    return prune_reclaiming(cfg, filters)[0]
+
+
+def prune_reclaiming(cfg: EngineConfig, filters: dict[str, list[str]] | None = None
+                     ) -> tuple[list[str], int]:
+    """`container prune`: the stopped containers (that ``filters``' until and label
+    allow), removed; their ids and the bytes their layers held (docker's SizeRw)."""
+    from tomato.engine.filesystem import sizes
+    from tomato.engine.listfilters import prune_matches
+
+    removed, reclaimed = [], 0
     for c in list_containers(cfg, all_states=True):
-        if c.state.status in (CREATED, EXITED, DEAD):
+        if c.state.status in (CREATED, EXITED, DEAD) and \
+                prune_matches(c.created, c.options.get("labels") or {}, filters or {}):
+            written = sizes(cfg, c)[0]
             remove_files(cfg.root, c.id)
             removed.append(c.id)
-    return removed
+            reclaimed += written
+    return removed, reclaimed

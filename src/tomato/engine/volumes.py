@@ -103,10 +103,15 @@ def remove(root: Path, name: str, force: bool = False) -> None:
     _event(root, "destroy", name)
 
 
-def prune(root: Path) -> list[str]:
+def prune(root: Path, filters: dict[str, list[str]] | None = None) -> list[str]:
+    """Unused volumes (that ``filters``' label and label! allow; docker's ``all`` is
+    accepted: every volume here is named)."""
+    from tomato.engine.listfilters import prune_matches
+
+    wanted = {k: v for k, v in (filters or {}).items() if k != "all"}
     removed = []
     for vol in list_volumes(root):
-        if not users(root, vol.name):
+        if not users(root, vol.name) and prune_matches(vol.created, vol.labels, wanted):
             shutil.rmtree(vol.path)
             _event(root, "destroy", vol.name)
             removed.append(vol.name)

@@ -184,3 +184,41 @@ def test_api_container_sizes(api: Server, web: str) -> None:
     assert sizes == tomato(api, "ps", "-a", "-s", "--filter", "name=pdone", "--format",
                            "{{.Size}}").stdout.strip()
     assert sizes.startswith("3B (virtual ")
+
+
+def test_api_prunes_with_filters_and_space(api: Server, web: str) -> None:
+    api.docker("run", "--name", "pkeep", "-l", "keep=1", "busybox", "true")
+    query = urllib.parse.quote(json.dumps({"label!": ["keep=1"], "until": ["0s"]}))
+    status, body = api.request("POST", f"/containers/prune?filters={query}")
+    assert status == 200, body
+    assert body["SpaceReclaimed"] == 3  # pdone's "hi\n"
+    assert len(body["ContainersDeleted"]) == 1
+    names = api.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert sorted(names) == ["pkeep", "pweb"]
+    status, body = api.request("POST", "/containers/prune?filters=" +
+                               urllib.parse.quote(json.dumps({"colour": ["red"]})))
+    assert status == 400 and "invalid filter 'colour'" in str(body)
+    # docker's own CLI sends them
+    out = api.docker("container", "prune", "-f", "--filter", "label=keep").stdout
+    assert "Total reclaimed space: 0B" in out
+    assert api.docker("ps", "-a", "--format", "{{.Names}}").stdout.split() == ["pweb"]
+
+
+def test_api_log_config_and_platform(api: Server) -> None:
+    api.docker("run", "-d", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "x")
+    api.docker("wait", "quiet")
+    logs = api.docker("logs", "quiet", check=False)
+    assert logs.returncode != 0
+    assert "configured logging driver does not support reading" in logs.stderr
+    bad = api.docker("run", "--rm", "--log-driver", "syslog", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "no log driver named 'syslog'" in bad.stderr
+    bad = api.docker("run", "--rm", "--log-opt", "colour=red", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "unknown log opt 'colour'" in bad.stderr
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    other = "arm64" if arch != "arm64" else "amd64"
+    status, body = api.request("POST", f"/containers/create?platform=linux/{other}",
+                               {"Image": "busybox", "Cmd": ["true"]})
+    assert status >= 400 and f"linux/{other}" in str(body)
+    status, body = api.request("POST", f"/containers/create?platform=linux/{arch}",
+                               {"Image": "busybox", "Cmd": ["true"]})
+    assert status == 201, body

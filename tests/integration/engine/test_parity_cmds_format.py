@@ -167,10 +167,25 @@ def test_system_and_image_prune(workdir: Path, busybox_rootfs: Path) -> None:
     engine = Engine(engine_root_with_busybox(workdir / "prune-root", busybox_rootfs))
     engine.run("run", "--network", "none", "--name", "gone", "busybox", "sh", "-c",
                "head -c 3000 /dev/zero > /x")
+    engine.run("run", "--network", "none", "--name", "kept", "-l", "keep=1", "busybox", "true")
     engine.run("volume", "create", "prunevol")
+    engine.run("volume", "create", "--label", "keep=1", "keptvol")
     engine.run("commit", "gone", "pruneme:1")
+    out = engine.run("container", "prune", "-f", "--filter", "label!=keep=1", "--filter",
+                     "until=0s").stdout
+    assert out.startswith("Deleted Containers:\n") and out.endswith(
+        "\n\nTotal reclaimed space: 3kB\n")
+    assert engine.run("ps", "-a", "--format", "{{.Names}}").stdout == "kept\n"
+    kept = engine.run("ps", "-aq", "--no-trunc").stdout
+    assert engine.run("container", "prune", "-f").stdout == \
+        f"Deleted Containers:\n{kept}\nTotal reclaimed space: 0B\n"
+    bad = engine.run("container", "prune", "-f", "--filter", "colour=red", check=False)
+    assert bad.returncode == 125 and "invalid filter 'colour'" in bad.stderr
+    out = engine.run("volume", "prune", "-f", "--filter", "label!=keep").stdout
+    assert out == "Deleted Volumes:\nprunevol\n\nTotal reclaimed space: 0B\n"
+    engine.run("volume", "create", "prunevol")
     out = engine.run("system", "prune", "-f", "--volumes").stdout
-    assert "Deleted Containers:" in out and "Deleted Volumes:\nprunevol" in out
+    assert "Deleted Volumes:\nkeptvol\nprunevol" in out
     assert "Total reclaimed space:" in out
     assert engine.run("ps", "-aq").stdout == ""
     assert "pruneme" in engine.run("images", "--format", "{{.Repository}}").stdout
