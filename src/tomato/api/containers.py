@@ -107,7 +107,7 @@ def list_json(api: Api, req: Request) -> None:
         found = found[:limit]
     out = [summary(api, c) for c in found]
     if req.flag("size"):  # docker's SizeRw/SizeRootFs, only when asked (a layer walk each)
-        from tomato.engine.filesystem import sizes
+        from tomato.engine.layersize import sizes
 
         for row, c in zip(out, found, strict=True):
             row["SizeRw"], row["SizeRootFs"] = sizes(api.cfg, c)
@@ -132,7 +132,7 @@ def inspect(api: Api, req: Request, id: str) -> None:  # noqa: A002 — Docker's
     data.setdefault("ExecIDs", [k for k, v in api.execs.items() if v["ContainerID"] == c.id]
                     or None)
     if req.flag("size"):
-        from tomato.engine.filesystem import sizes
+        from tomato.engine.layersize import sizes
 
         data["SizeRw"], data["SizeRootFs"] = sizes(api.cfg, c)
     req.json_response(data)

@@ -215,7 +215,9 @@ def list_json(api: Api, req: Request) -> None:
     from tomato.engine import buildcache, listfilters
 
     filters = req.filters()
-    found = listfilters.images(api.cfg, im.list_images(api.cfg), filters)
+    found = listfilters.images(
+        im.list_images(api.cfg), filters, lambda ref: im.get_image(api.cfg, ref),
+        lambda iid: im.inspect(api.cfg, iid).config.get("Labels") or {})
     if not req.flag("all"):  # the build cache's untagged step images: with all=1 only
         found = buildcache.visible(api.cfg, found)
     out = [summary(i) for i in found]

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def _vol_match(api: Api, v: Any, filters: dict[str, list[str]]) -> bool:
     from tomato.engine.listfilters import volume_matches
 
-    return volume_matches(api.cfg.root, v, filters)
+    return volume_matches(v, filters, lambda name: bool(volumes.users(api.cfg.root, name)))
 
 
 def volume_list(api: Api, req: Request) -> None:

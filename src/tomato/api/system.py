@@ -61,7 +61,7 @@ def df(api: Api, req: Request) -> None:
     from tomato.api import images as imgs
     from tomato.engine import images as im
     from tomato.engine import volumes
-    from tomato.engine.filesystem import sizes
+    from tomato.engine.layersize import sizes
 
     all_containers = service.list_containers(api.cfg, all_states=True)
     used = {c.image_id for c in all_containers}

@@ -357,7 +357,7 @@ def cmd_inspect(args: argparse.Namespace, cfg: EngineConfig) -> int:
             c = service.get(cfg, ref)
             doc = container_json(cfg, c)
             if args.size:  # docker: SizeRw and SizeRootFs, asked for (they walk the layer)
-                from tomato.engine.filesystem import sizes
+                from tomato.engine.layersize import sizes
 
                 doc["SizeRw"], doc["SizeRootFs"] = sizes(cfg, c)
             out.append(doc)

@@ -40,7 +40,7 @@ def _volumes(cfg: EngineConfig) -> list[dict[str, Any]]:
 
 def cmd_df(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine import buildcache, images, service
-    from tomato.engine.filesystem import sizes
+    from tomato.engine.layersize import sizes
     from tomato.engine.status import LIVE
 
     containers = service.list_containers(cfg, all_states=True)

@@ -103,7 +103,9 @@ def cmd_images(args: argparse.Namespace, cfg: EngineConfig) -> int:
     filters = listfilters.parse(args.filter)
     if args.reference:
         filters.setdefault("reference", []).append(args.reference)
-    imgs = listfilters.images(cfg, _images().list_images(cfg), filters)
+    im = _images()
+    imgs = listfilters.images(im.list_images(cfg), filters, lambda ref: im.get_image(cfg, ref),
+                              lambda iid: im.inspect(cfg, iid).config.get("Labels") or {})
     if not args.all:  # the build cache's untagged step images: with -a only
         from tomato.engine import buildcache
 

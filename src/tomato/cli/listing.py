@@ -71,7 +71,7 @@ def row(cfg: EngineConfig, c: Any, trunc: bool, size: bool, full: bool) -> dict[
         "Status": status_text(c.state, of_container(cfg.root, c)),
     }
     if size:
-        from tomato.engine.filesystem import sizes
+        from tomato.engine.layersize import sizes
 
         out["Size"] = size_text(*sizes(cfg, c))
     elif not full:

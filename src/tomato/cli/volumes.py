@@ -33,7 +33,8 @@ def cmd_volume_ls(args: argparse.Namespace, cfg: EngineConfig) -> int:
     from tomato.engine.listfilters import parse, volume_matches
 
     filters = parse(args.filter)
-    vols = [v for v in volumes.list_volumes(cfg.root) if volume_matches(cfg.root, v, filters)]
+    vols = [v for v in volumes.list_volumes(cfg.root)
+            if volume_matches(v, filters, lambda name: bool(volumes.users(cfg.root, name)))]
     if args.quiet:
         for v in vols:
             print(v.name)

@@ -54,25 +54,6 @@ def diff(cfg: EngineConfig, c: Container) -> list[tuple[str, str]]:
     return [(ch.kind, ch.path) for ch in changes(upper, lowers, ENGINE_FILES)]
 
 
-def sizes(cfg: EngineConfig, c: Container) -> tuple[int, int]:
-    """Docker's ``SizeRw`` (what the container wrote) and ``SizeRootFs`` (that and its
-    image's files): `ps -s`, `inspect -s`, `system df -v` and the API's ``size=1``.
-    A container whose layer is gone (being removed) weighs 0."""
-    from tomato.engine.images import get_image
-    from tomato.images.changes import changes_size
-
-    try:
-        upper, lowers = _overlay(cfg, c)
-        written = changes_size(upper, lowers, ENGINE_FILES)
-    except (TomatoError, OSError):
-        written = 0
-    try:
-        image = get_image(cfg, c.image_id).size
-    except TomatoError:
-        image = 0
-    return written, written + image
-
-
 def commit(cfg: EngineConfig, c: Container, reference: str | None, *, comment: str = "",
            author: str = "", changes: dict[str, Any] | None = None, pause: bool = True) -> str:
     """The container's changes as a new image; returns its id."""

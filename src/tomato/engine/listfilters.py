@@ -14,6 +14,7 @@ from tomato.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from tomato.engine.config import EngineConfig
@@ -71,7 +72,7 @@ def prune_matches(created: float, labels: dict[str, str],
 
 # -- containers ------------------------------------------------------------------------
 def container_matches(cfg: EngineConfig, c: Container, filters: dict[str, list[str]]) -> bool:
-    from tomato.engine import service
+    from tomato.engine.containers import Containers
 
     labels = c.options.get("labels") or {}
     for key, values in filters.items():
@@ -100,7 +101,7 @@ def container_matches(cfg: EngineConfig, c: Container, filters: dict[str, list[s
             ok = any(any(v in m.get("source", "") or v == m.get("destination")
                          for m in c.spec.get("mounts", [])) for v in values)
         elif key in ("before", "since"):
-            refs = [service.get(cfg, v) for v in values]
+            refs = [Containers(cfg.root).get(v) for v in values]
             ok = all(c.created < r.created if key == "before" else c.created > r.created
                      for r in refs)
         elif key in ("publish", "expose"):
@@ -141,11 +142,12 @@ def _port_keys(c: Container, exposed: bool) -> set[str]:
 
 
 # -- images ----------------------------------------------------------------------------
-def images(cfg: EngineConfig, found: list[ImageSummary],
-           filters: dict[str, list[str]]) -> list[ImageSummary]:
-    """dangling, reference (a glob on repo or repo:tag), label, before, since."""
-    from tomato.engine import images as im
-
+def images(found: list[ImageSummary], filters: dict[str, list[str]],
+           get_image: Callable[[str], ImageSummary],
+           labels_of: Callable[[str], dict[str, str]]) -> list[ImageSummary]:
+    """dangling, reference (a glob on repo or repo:tag), label, before, since (the
+    caller's ``get_image`` names the pivot, ``labels_of`` reads an image's labels: the
+    engine's image use cases, which this module, imported by them, cannot import)."""
     for key in filters:
         if key not in ("dangling", "reference", "label", "before", "since"):
             raise InvalidArgument(f"invalid filter '{key}'")
@@ -161,13 +163,11 @@ def images(cfg: EngineConfig, found: list[ImageSummary],
             for t in i.repo_tags for p in pats)]
     for key in ("before", "since"):
         for ref in filters.get(key) or []:
-            pivot = im.get_image(cfg, ref)
+            pivot = get_image(ref)
             out = [i for i in out if (i.added < pivot.added if key == "before"
                                       else i.added > pivot.added)]
     if filters.get("label"):
-        out = [i for i in out if _labels_match(
-            im.inspect(cfg, i.id).config.get("Labels") or {},
-            filters["label"])]
+        out = [i for i in out if _labels_match(labels_of(i.id), filters["label"])]
     return out
 
 
@@ -202,9 +202,9 @@ def network_matches(n: dict[str, Any], filters: dict[str, list[str]]) -> bool:
     return True
 
 
-def volume_matches(root: Any, v: Any, filters: dict[str, list[str]]) -> bool:
-    from tomato.engine import volumes
-
+def volume_matches(v: Any, filters: dict[str, list[str]], in_use: Callable[[str], bool]
+                   ) -> bool:
+    """``in_use(name)``: whether a container mounts it (engine/volumes.py's users)."""
     for key, values in filters.items():
         if not values:
             continue
@@ -213,8 +213,7 @@ def volume_matches(root: Any, v: Any, filters: dict[str, list[str]]) -> bool:
         elif key == "label":
             ok = _labels_match(v.labels, values)
         elif key == "dangling":
-            in_use = bool(volumes.users(root, v.name))
-            ok = in_use != _bool(key, values)
+            ok = in_use(v.name) != _bool(key, values)
         elif key == "driver":
             ok = "local" in values
         else:

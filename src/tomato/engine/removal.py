@@ -111,7 +111,7 @@ def prune_reclaiming(cfg: EngineConfig, filters: dict[str, list[str]] | None = N
                      ) -> tuple[list[str], int]:
     """`container prune`: the stopped containers (that ``filters``' until and label
     allow), removed; their ids and the bytes their layers held (docker's SizeRw)."""
-    from tomato.engine.filesystem import sizes
+    from tomato.engine.layersize import sizes
     from tomato.engine.listfilters import prune_matches
 
     removed, reclaimed = [], 0
