@@ -285,9 +285,9 @@ def delete(api: Api, req: Request, name: str) -> None:
 
 
 def prune(api: Api, req: Request) -> None:
-    filters = req.filters()
-    every = any(v.lower() in ("false", "0") for v in filters.get("dangling", []))
-    res = im.prune(api.cfg, all_images=every)
+    from tomato.engine.listfilters import image_prune_all
+
+    res = im.prune(api.cfg, all_images=image_prune_all(req.filters()))
     out = [{"Untagged": u} for u in res.untagged] + [{"Deleted": d} for d in res.deleted]
     req.json_response({"ImagesDeleted": out or None, "SpaceReclaimed": res.reclaimed})
 

@@ -128,7 +128,11 @@ def network_delete(api: Api, req: Request, id: str) -> None:  # noqa: A002
 
 
 def network_prune(api: Api, req: Request) -> None:
-    removed = api.zygote.call("net_prune", {})
+    from tomato.engine.listfilters import prune_matches
+
+    filters = req.filters()
+    prune_matches(0, {}, filters)  # a bad filter is a 400 before anything goes
+    removed = api.zygote.call("net_prune", {"filters": filters})
     req.json_response({"NetworksDeleted": removed or None})
 
 

@@ -60,7 +60,7 @@ def make_ops(cfg: EngineConfig) -> dict[str, Op]:
         return _networks(cfg).remove(args["id"]).id
 
     def net_prune(args: dict[str, Any], job: Job) -> Any:
-        return _networks(cfg).prune()
+        return _networks(cfg).prune(args.get("filters") or {})
 
     def net_connect(args: dict[str, Any], job: Job) -> Any:
         c = service.get(cfg, args["container"])

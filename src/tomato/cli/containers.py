@@ -174,7 +174,7 @@ def cmd_start(args: argparse.Namespace, cfg: EngineConfig) -> int:
         c = service.get(cfg, args.containers[0])
         service.start(cfg, c.id, attach_wait=True)
         opts = argparse.Namespace(interactive=args.interactive, tty=c.options.get("tty", False),
-                                  sig_proxy="true")
+                                  sig_proxy="true", detach_keys=args.detach_keys)
         return attach_and_wait(cfg, c, opts)
     failed = 0
     for ref in args.containers:
@@ -423,6 +423,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p = add(parent, "start", cmd_start, "start stopped containers")
         p.add_argument("-a", "--attach", action="store_true")
         p.add_argument("-i", "--interactive", action="store_true")
+        p.add_argument("--detach-keys", default="")
         containers_arg(p)
         for name, func, text in (("stop", cmd_stop, "stop running containers"),
                                  ("restart", cmd_restart, "restart containers")):

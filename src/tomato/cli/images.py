@@ -167,6 +167,9 @@ def cmd_rmi(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
 
 def cmd_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
+    from tomato.engine.listfilters import image_prune_all, parse
+
+    args.all = image_prune_all(parse(args.filter)) or args.all
     if not args.force and sys.stdin.isatty():
         what = "all images without at least one container associated to them" if args.all \
             else "all dangling images"
@@ -350,6 +353,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     def prune_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("-a", "--all", action="store_true")
         p.add_argument("-f", "--force", action="store_true")
+        p.add_argument("--filter", action="append", default=[])
 
     for container, prefix in ((sub, ""), (None, "image")):
         if container is None:

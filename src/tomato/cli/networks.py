@@ -155,7 +155,11 @@ def cmd_rm(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
 @_guard
 def cmd_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
-    removed = _store(cfg).prune()
+    from tomato.engine.listfilters import parse, prune_matches
+
+    filters = parse(args.filter)
+    prune_matches(0, {}, filters)  # a bad filter before anything goes
+    removed = _store(cfg).prune(filters)
     if removed:
         print("Deleted Networks:")
         for name in removed:
@@ -245,6 +249,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("networks", nargs="+")
     p = add(nsub, "prune", cmd_prune, "remove unused networks")
     p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[])
     p = add(nsub, "connect", cmd_connect, "connect a container to a network")
     p.add_argument("--ip", default="")
     p.add_argument("--ip6", default="")

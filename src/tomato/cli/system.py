@@ -42,7 +42,7 @@ def cmd_system_prune(args: argparse.Namespace, cfg: EngineConfig) -> int:
     containers, written = prune_reclaiming(cfg, filters)
     sections = [("Deleted Containers", containers)]
     sweep(cfg.root)
-    sections.append(("Deleted Networks", Networks(cfg.root).prune()))
+    sections.append(("Deleted Networks", Networks(cfg.root).prune(filters)))
     if args.volumes:
         from tomato.engine import volumes
 

@@ -70,6 +70,18 @@ def prune_matches(created: float, labels: dict[str, str],
     return True
 
 
+def image_prune_all(filters: dict[str, list[str]]) -> bool:
+    """An image prune's filters: dangling=false is -a (every unused image).  until and
+    label are refused, never ignored: ignoring them would remove more than was asked."""
+    for key in filters:
+        if key in ("until", "label", "label!"):
+            raise InvalidArgument(f"image prune's '{key}' filter is not supported by this "
+                                  "engine yet")
+        if key != "dangling":
+            raise InvalidArgument(f"invalid filter '{key}'")
+    return any(not _bool("dangling", [v]) for v in filters.get("dangling", []))
+
+
 # -- containers ------------------------------------------------------------------------
 def container_matches(cfg: EngineConfig, c: Container, filters: dict[str, list[str]]) -> bool:
     from tomato.engine.containers import Containers

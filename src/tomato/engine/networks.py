@@ -173,10 +173,14 @@ class Networks(HostsFiles, Leases):
         self._event("destroy", n)
         return n
 
-    def prune(self) -> list[str]:
+    def prune(self, filters: dict[str, list[str]] | None = None) -> list[str]:
+        """Unused user networks (that ``filters``' until, label and label! allow)."""
+        from tomato.engine.listfilters import prune_matches
+
         removed = []
         for n in self.all():
-            if not n.builtin and not self.leases(network_id=n.id):
+            if not n.builtin and not self.leases(network_id=n.id) and \
+                    prune_matches(n.created, n.labels or {}, filters or {}):
                 try:
                     self.remove(n.id)
                     removed.append(n.name)

@@ -123,6 +123,47 @@ def test_info_version_stats_df_formats(engine: Engine) -> None:
     assert set(doc) == {"Images", "Containers", "Volumes", "BuildCache"}
 
 
+def test_network_prune_filters(engine: Engine) -> None:
+    engine.run("network", "create", "--label", "keep=1", "keepnet")
+    engine.run("network", "create", "dropnet")
+    try:
+        assert engine.run("network", "prune", "-f", "--filter", "label=nope").stdout == ""
+        out = engine.run("network", "prune", "-f", "--filter", "label!=keep=1",
+                         "--filter", "until=0s").stdout
+        assert out == "Deleted Networks:\ndropnet\n"
+        names = engine.run("network", "ls", "--format", "{{.Name}}").stdout.split()
+        assert "keepnet" in names and "dropnet" not in names
+        bad = engine.run("network", "prune", "-f", "--filter", "colour=red", check=False)
+        assert bad.returncode != 0 and "invalid filter 'colour'" in bad.stderr
+    finally:
+        engine.run("network", "rm", "keepnet", check=False)
+        engine.run("network", "rm", "dropnet", check=False)
+
+
+def test_events_follow_until_interrupted(engine: Engine) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from helpers.engine import TOMATO, until
+
+    since = f"{time.time():.3f}"  # (however late it starts, it replays from here)
+    with subprocess.Popen([TOMATO, "events", "--since", since, "--filter", "type=volume",
+                           "--format", "{{.Action}} {{.Actor.ID}}"], env=engine.env(),
+                          stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            engine.run("volume", "create", "followed")
+            assert proc.stdout is not None
+            os.set_blocking(proc.stdout.fileno(), False)
+            seen: list[str] = []
+            assert until(lambda: seen.extend(proc.stdout.readlines()) or  # type: ignore
+                         "create followed\n" in seen)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(10) == 0
+    engine.run("volume", "rm", "followed")
+
+
 def test_events_since_until_filters_format(engine: Engine) -> None:
     start = time.time()
     engine.run("run", "--name", "ev1", "-l", "team=red", "busybox", "true")
@@ -189,6 +230,8 @@ def test_system_and_image_prune(workdir: Path, busybox_rootfs: Path) -> None:
     assert "Total reclaimed space:" in out
     assert engine.run("ps", "-aq").stdout == ""
     assert "pruneme" in engine.run("images", "--format", "{{.Repository}}").stdout
+    refused = engine.run("image", "prune", "-f", "--filter", "until=1h", check=False)
+    assert refused.returncode == 1 and "'until' filter is not supported" in refused.stderr
     out = engine.run("image", "prune", "-a", "-f").stdout
     assert "untagged: pruneme:1" in out and "untagged: busybox:latest" in out
     assert engine.run("images", "-q").stdout == ""
