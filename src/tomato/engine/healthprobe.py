@@ -219,6 +219,10 @@ def shim_args(cdir: Path, mcfg: MonitorConfig) -> tuple[str, list[str]]:
             ["--", *probe_argv(cdir)])
 
 
+#: what a monitor ignores (monitor.py), and a check must not: ignoring survives exec
+_IGNORED_BY_MONITORS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE)
+
+
 class ProbeSchedule:
     """The Python monitor's probe timer, for a container it serves itself (a foreground
     run); tomato-shim keeps the same schedule in C.  ``wait()`` is how long its loop
@@ -255,7 +259,7 @@ class ProbeSchedule:
             self.pid = os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDWR, 0),
                 (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2)],
-                setsigmask=(), setsigdef=(signal.SIGPIPE,))
+                setsigmask=(), setsigdef=_IGNORED_BY_MONITORS)
             self.deadline = time.monotonic() + health.timings(self.hc)[1] / 1e9 + self.GRACE
 
     def stop(self) -> None:

@@ -162,3 +162,26 @@ def test_compose_waits_for_service_healthy(api: Server, workdir: Path) -> None:
     finally:
         compose("down", "--volumes", check=False)
     assert api.docker("ps", "-aq").stdout == ""
+
+
+def test_a_pulled_images_healthcheck(api: Server, registry: Any) -> None:
+    """The image's Healthcheck from a registry (pushed from a commit, which keeps the
+    container's, as Docker's)."""
+    target = f"{registry.addr}/health/probed:v1"
+    cid = api.docker("create", "--health-cmd", "true", "--health-interval", "100ms",
+                     "busybox", "sleep", "1000").stdout.strip()
+    api.docker("commit", cid, target)
+    api.docker("rm", cid)
+    api.docker("push", target)
+    api.docker("rmi", target)
+    assert "Downloaded newer image" in api.docker("pull", target).stdout
+    try:
+        hc = json.loads(api.docker("image", "inspect", "-f", "{{json .Config.Healthcheck}}",
+                                   target).stdout)
+        assert hc == {"Test": ["CMD-SHELL", "true"], "Interval": 100_000_000}
+        cid = api.docker("run", "-d", "--network", "none", target, "sleep",
+                         "1000").stdout.strip()
+        assert until(lambda: _status(api, cid) == "healthy")
+    finally:
+        api.request("DELETE", f"/containers/{cid}?force=1")
+        api.docker("rmi", target, check=False)

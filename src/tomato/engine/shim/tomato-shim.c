@@ -99,8 +99,9 @@ static void start_probe(void) {
     if (pid == 0) {
         sigset_t none;
         sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL); /* a blocked mask survives exec */
-        signal(SIGPIPE, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &none, NULL); /* a blocked mask survives exec, */
+        int ignored[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP}; /* ignoring too (the monitor's) */
+        for (size_t i = 0; i < sizeof ignored / sizeof *ignored; i++) signal(ignored[i], SIG_DFL);
         int null = open("/dev/null", O_RDWR);
         if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); }
         /* none of the container's stdio, the log or attached clients */
