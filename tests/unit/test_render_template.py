@@ -85,10 +85,14 @@ TYPED_CASES = {
 
 # templates Go refuses, at parse time or while executing (message prefixes as Go's)
 ERRORS = {
-    "{{.State.Health.Status}}": "executing \"\" at <.State.Health.Status>: "
+    "{{.State.Health.Status}}": "template: :1:8: executing \"\" at <.State.Health.Status>: "
                                 "nil pointer evaluating interface {}.Status",
+    "{{range .Mounts}}\n  {{.Source.X}}{{end}}": "template: :2:11: executing",
+    "{{$x := .Name}}{{$x.Y}}": "template: :1:19: executing",
+    '{{.Name | printf "%d" | len | index .Mounts}}': "template: :1:30: executing",
     "{{.Name.X}}": "can't evaluate field X in type",
-    "{{index .Mounts 5}}": "error calling index: index out of range: 5",
+    "{{index .Mounts 5}}": ":1:2: executing \"\" at <index .Mounts 5>: error calling index: "
+                           "index out of range: 5",
     "{{nofunc 1}}": 'template: :1: function "nofunc" not defined',
     "{{.Name": "template: :1: unclosed action",
     "{{if 1}}": "template: :1: unexpected EOF",

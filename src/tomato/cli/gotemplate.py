@@ -70,13 +70,15 @@ _KEYWORDS = ("if", "else", "end", "range", "with", "define", "template", "block"
 
 
 class _Tok:
-    __slots__ = ("kind", "text", "spaced")
+    __slots__ = ("kind", "text", "spaced", "col")
 
-    def __init__(self, kind: str, text: str, spaced: bool) -> None:
-        self.kind, self.text, self.spaced = kind, text, spaced
+    def __init__(self, kind: str, text: str, spaced: bool, col: int = 0) -> None:
+        self.kind, self.text, self.spaced, self.col = kind, text, spaced, col
 
 
-def _lex_action(body: str, line: int) -> list[_Tok]:
+def _lex_action(body: str, line: int, col0: int = 0) -> list[_Tok]:
+    """An action's tokens; ``col0``: where the body starts in its line (Go's errors name
+    the column of what failed)."""
     toks: list[_Tok] = []
     pos = 0
     spaced = True
@@ -89,7 +91,7 @@ def _lex_action(body: str, line: int) -> list[_Tok]:
         if kind == "space":
             spaced = True
             continue
-        toks.append(_Tok(kind, m.group(), spaced))
+        toks.append(_Tok(kind, m.group(), spaced, col0 + m.start()))
         spaced = False
     return toks
 
@@ -166,7 +168,8 @@ class _Parser:
             trim_right = body.endswith((" -", "\t-", "\n-"))
             if trim_right:
                 body = body[:-1]
-            items.append(("act", _lex_action(body, line), line))
+            col0 = inner - (text.rfind("\n", 0, inner) + 1)
+            items.append(("act", _lex_action(body, line, col0), line))
             pos = end + 2
             if trim_right:
                 pos = len(text) - len(text[pos:].lstrip(" \t\r\n"))
@@ -338,7 +341,7 @@ class _PipeParser:
         kind, text = tok.kind, tok.text
         node: Any
         if kind == "field":
-            node = ("field", [text[1:]])
+            node = ("field", [(text[1:], tok.col)])
         elif kind == "dot":
             node = ("dot",)
         elif kind == "variable":
@@ -359,7 +362,7 @@ class _PipeParser:
             elif text in _KEYWORDS:
                 raise self.err(f"unexpected <{text}> in command")
             else:
-                node = ("ident", text)
+                node = ("ident", text, tok.col)
         elif kind == "lparen":
             inner = self.pipe(closing="rparen")
             if self.peek() is None:
@@ -369,7 +372,7 @@ class _PipeParser:
         else:
             raise self.err(f"unexpected {text!r} in operand")
         while (nxt := self.peek()) is not None and nxt.kind == "field" and not nxt.spaced:
-            field = self.toks[self.i].text[1:]
+            field = (self.toks[self.i].text[1:], self.toks[self.i].col)
             self.i += 1
             if node[0] == "field":
                 node[1].append(field)
@@ -420,15 +423,18 @@ class _State:
         self.funcs = funcs
         self.vars: list[tuple[str, Any]] = []
         self.line = 1
+        self.col = -1  # the column of what is being evaluated (-1: not known)
         self.at = ""
         self.missing_key_error = False
 
     def fail(self, text: str) -> TemplateError:
-        return TemplateError(f'template: :{self.line}: executing "" at <{self.at}>: {text}')
+        where = f"{self.line}:{self.col}" if self.col >= 0 else str(self.line)
+        return TemplateError(f'template: :{where}: executing "" at <{self.at}>: {text}')
 
     def walk(self, nodes: list[Any], dot: Any, out: list[str]) -> None:
         for node in nodes:
             kind = node[0]
+            self.col = -1
             if kind == "text":
                 out.append(node[1])
             elif kind == "action":
@@ -515,6 +521,7 @@ class _State:
     def command(self, operands: list[Any], dot: Any, piped: Any, has_piped: bool) -> Any:
         head = operands[0]
         if head[0] == "ident":
+            self.col = head[2]
             fn = self.funcs.get(head[1])
             if fn is None:
                 raise TemplateError(f'template: :{self.line}: function "{head[1]}" not '
@@ -524,6 +531,7 @@ class _State:
             args = [self.arg(op, dot) for op in operands[1:]]
             if has_piped:
                 args.append(piped)
+            self.col = head[2]  # Go names the function's column
             try:
                 return fn(*[None if a is MISSING else a for a in args])
             except TemplateError:
@@ -535,10 +543,23 @@ class _State:
                     raise  # a bug inside the function, not the caller's arguments
                 raise self.fail(f"wrong number of args for {head[1]}: got {len(args)}") \
                     from None
-        if len(operands) > 1 or has_piped:
-            what = head[1][-1] if head[0] == "field" and head[1] else "value"
+        target = self.arg(head, dot)
+        what = head[1][-1][0] if head[0] == "field" and head[1] else "value"
+        args = [self.arg(op, dot) for op in operands[1:]] + ([piped] if has_piped else [])
+        if callable(target):  # a context's method: ps's {{.Label "com.example.key"}}
+            return self.method(what, target, args)
+        if args:
             raise self.fail(f"{what} is not a method but has arguments")
-        return self.arg(head, dot)
+        return target
+
+    def method(self, name: str, fn: Callable[..., Any], args: list[Any]) -> Any:
+        want = getattr(fn, "arity", 1)
+        if len(args) != want:
+            raise self.fail(f"wrong number of args for {name}: want {want} got {len(args)}")
+        if not all(isinstance(a, str) for a in args):
+            raise self.fail(f"wrong type for value; expected string; got "
+                            f"{type_name(next(a for a in args if not isinstance(a, str)))}")
+        return fn(*args)
 
     def logic(self, name: str, operands: list[Any], dot: Any, piped: Any,
               has_piped: bool) -> Any:
@@ -559,9 +580,13 @@ class _State:
             return op[1]
         if kind == "dot":
             return dot
-        if kind == "field":
-            return self.fields(dot, op[1])
+        if kind == "field":  # Go's column of a chain: its second field's
+            names = op[1]
+            self.col = names[1][1] if len(names) > 1 else names[0][1]
+            return self.fields(dot, names)
         if kind == "var":
+            if op[2]:
+                self.col = op[2][0][1]
             return self.fields(self.variable(op[1]), op[2])
         if kind == "paren":
             return self.fields(self.pipeline(op[1], dot), op[2])
@@ -573,22 +598,24 @@ class _State:
             return self.command([op], dot, None, False)
         raise self.fail("bad operand")
 
-    def fields(self, value: Any, names: list[str]) -> Any:
-        for name in names:
+    def fields(self, value: Any, names: list[tuple[str, int]]) -> Any:
+        in_map = False  # a value read from a map is Go's interface {} (docker's raw mode)
+        for name, _col in names:
             if value is MISSING:
                 return MISSING
             if isinstance(value, StrictFields):
                 if name not in value:
                     raise self.fail(f"can't evaluate field {name} in type {value.type_name}")
-                value = value[name]
+                value, in_map = value[name], False
             elif isinstance(value, dict):
                 if name not in value and self.missing_key_error:
                     raise self.fail(f'map has no entry for key "{name}"')
-                value = value.get(name, MISSING)
+                value, in_map = value.get(name, MISSING), True
             elif value is None:
                 raise self.fail(f"nil pointer evaluating interface {{}}.{name}")
             else:
-                raise self.fail(f"can't evaluate field {name} in type {type_name(value)}")
+                kind = "interface {}" if in_map else type_name(value)
+                raise self.fail(f"can't evaluate field {name} in type {kind}")
         return value
 
 

@@ -102,6 +102,8 @@ def go_json(v: Any) -> str:
     of a list command marshals as docker's contexts do: keys sorted, <>& escaped."""
     v = getattr(v, "json_doc", v)  # a context whose JSON is another shape (events.Message)
     context = isinstance(v, StrictFields)
+    if context:  # its methods (ps's Label) are not marshalled
+        v = {k: x for k, x in v.items() if not callable(x)}
     text = json.dumps(v, ensure_ascii=False, separators=(",", ":"), sort_keys=context,
                       default=lambda o: None if o is NIL or o is MISSING else str(o))
     if context:

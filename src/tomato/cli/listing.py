@@ -19,7 +19,9 @@ HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
            "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
            "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
            "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
-           "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM"}
+           "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM",
+           # the column of {{.Label "com.example.some-key"}}: "some key", as docker names it
+           "Label": lambda name: name.split(".")[-1].replace("-", " ").replace("_", " ")}
 
 DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t" \
           "{{.Ports}}\t{{.Names}}"
@@ -69,6 +71,7 @@ def row(cfg: EngineConfig, c: Any, trunc: bool, size: bool, full: bool) -> dict[
         "RunningFor": human_duration(time.time() - c.created) + " ago",
         "Size": "0B", "State": c.state.status,
         "Status": status_text(c.state, of_container(cfg.root, c)),
+        "Label": lambda name: labels.get(name, ""),  # docker's ContainerContext.Label
     }
     if size:
         from tomato.engine.layersize import sizes
