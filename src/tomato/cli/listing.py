@@ -15,12 +15,12 @@ if TYPE_CHECKING:
     from tomato.engine.config import EngineConfig
 
 #: docker/cli's containerHeaderContext
-HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
-           "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
-           "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
-           "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
-           "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM",
-           # the column of {{.Label "com.example.some-key"}}: "some key", as docker names it
+HEADERS: dict[str, Any] = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+                           "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
+                           "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
+                           "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+                           "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM",
+                           # the column of {{.Label "com.example.some-key"}}: "some key", as docker names it
            "Label": lambda name: name.split(".")[-1].replace("-", " ").replace("_", " ")}
 
 DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t" \

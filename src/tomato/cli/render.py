@@ -54,7 +54,7 @@ def _docker_escapes(text: str) -> str:
     return text.replace("\\t", "\t").replace("\\n", "\n")
 
 
-def format_rows(fmt: str, rows: list[Any], headers: dict[str, str]) -> str:
+def format_rows(fmt: str, rows: list[Any], headers: dict[str, Any]) -> str:
     """docker's formatter.Context: ``json`` (one object a line), ``table TEMPLATE`` (a
     header row, then columns aligned by Go's tabwriter) or a bare template (one line an
     item).  ``headers`` names each field's column (``ID`` -> ``CONTAINER ID``); the header
@@ -76,7 +76,7 @@ def format_rows(fmt: str, rows: list[Any], headers: dict[str, str]) -> str:
     return tabwrite(header + "\n" + body)
 
 
-def show(fmt: str | None, rows: list[dict[str, Any]], headers: dict[str, str],
+def show(fmt: str | None, rows: list[dict[str, Any]], headers: dict[str, Any],
          default: str, kind: str, dry_run: bool = False) -> int:
     """Print a list command's rows as docker does: ``default`` (a ``table`` template of
     the command's columns) unless --format says otherwise; rows are typed contexts
