@@ -20,8 +20,9 @@ HEADERS: dict[str, Any] = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "C
                            "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
                            "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
                            "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM",
-                           # the column of {{.Label "com.example.some-key"}}: "some key", as docker names it
-           "Label": lambda name: name.split(".")[-1].replace("-", " ").replace("_", " ")}
+                           # {{.Label "com.example.some-key"}}'s column: "some key"
+                           "Label": lambda name: name.split(".")[-1].replace("-", " ")
+                           .replace("_", " ")}
 
 DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t" \
           "{{.Ports}}\t{{.Names}}"
