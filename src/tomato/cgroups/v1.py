@@ -7,6 +7,7 @@ like runc does there.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -151,6 +152,13 @@ class V1Manager(Manager):
             return read(self._freezer()).strip() in ("FROZEN", "FREEZING")
         except FileNotFoundError:
             return False
+        except OSError as err:
+            # ENODEV: the cgroup was removed between the open and the read (its
+            # container exited and its monitor deleted it): gone is not frozen.  A
+            # `stop` of 100 containers at once met it and failed "No such device".
+            if err.errno == errno.ENODEV:
+                return False
+            raise
 
     # ---- processes ----------------------------------------------------------------
     def pids(self) -> list[int]:
