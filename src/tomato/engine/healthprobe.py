@@ -83,9 +83,9 @@ def run_probe(runtime_root: str, cid: str, process: dict[str, Any],
         os.dup2(w, 2)
         pid = exec_process(states, cid, ExecOptions(process=process), RuntimeLog(),
                            rec=rec).pid
-    except TomatoError as err:
+    except (TomatoError, OSError) as err:  # dockerd: an exec that fails to start is -1
         os.close(r)
-        return _result(started, -1, str(err))
+        return _result(started, -1, str(err) or type(err).__name__)
     finally:
         for fd, copy in zip((0, 1, 2), saved, strict=False):
             os.dup2(copy, fd)
