@@ -94,7 +94,8 @@ def test_probe_command() -> None:
         "/bin/sh", "-c", "a && b"]
     assert health.probe_command({"Test": ["CMD-SHELL", "x"]}, ["/bin/bash", "-ec"]) == [
         "/bin/bash", "-ec", "x"]
-    for hc in (None, {}, {"Test": []}, {"Test": ["NONE"]}, {"Test": ["HTTP", "x"]}):
+    for hc in (None, {}, {"Test": []}, {"Test": ["NONE"]}, {"Test": ["HTTP", "x"]},
+               {"Test": ["CMD"]}):
         assert health.probe_command(hc, None) is None
 
 

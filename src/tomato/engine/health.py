@@ -183,7 +183,7 @@ def probe_command(hc: dict[str, Any] | None, shell: list[str] | None) -> list[st
     if not test:
         return None
     if test[0] == "CMD":
-        return list(test[1:])
+        return list(test[1:]) or None  # ["CMD"] alone: nothing to run
     if test[0] == "CMD-SHELL":
         return [*(shell or ["/bin/sh", "-c"]), *test[1:]]
     return None
