@@ -1,5 +1,5 @@
 """One health check of one container: the short process a container's monitor starts
-when a probe is due (``python -I -m tomato.engine.healthprobe CDIR``), so that between
+when a probe is due (an isolated ``python -I`` running ``main([CDIR])``), so that between
 checks a container with a healthcheck costs no process at all.
 
 It runs the probe as Docker's exec would (the container's user, env, cwd and
@@ -195,9 +195,18 @@ def check(cdir: str, root: str, cid: str) -> int:
     return STILL_STARTING if after["Status"] == health.STARTING else 0
 
 
+#: a check's entry point: isolated (-I), with the path this tomato was imported from
+#: (a venv's site-packages, or a source tree a rootless user's engine runs from)
+_ENTRY = ("import sys; sys.path.insert(0, sys.argv[1]); "
+          "from tomato.engine.healthprobe import main; sys.exit(main(sys.argv[2:]))")
+
+
 def probe_argv(cdir: Path) -> list[str]:
     """How a monitor starts one check of the container in ``cdir``."""
-    return [sys.executable, "-I", "-m", "tomato.engine.healthprobe", str(cdir)]
+    import tomato
+
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(tomato.__file__)))
+    return [sys.executable, "-I", "-c", _ENTRY, package_parent, str(cdir)]
 
 
 def begin(cdir: Path, mcfg: MonitorConfig, spec: dict[str, Any],
