@@ -52,6 +52,8 @@ class RootlessUser:
     src: Path
     sub_count: int = SUB_COUNT
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: run (as root) before dropping to the user, e.g. a move into a delegated cgroup
+    prefix: list[str] = field(default_factory=list)
 
     @property
     def data_root(self) -> Path:
@@ -70,7 +72,7 @@ class RootlessUser:
 
     def command(self, argv: list[str], env: dict[str, str]) -> list[str]:
         """``argv`` as this user, with exactly ``env`` (setpriv, as test_rootless.py)."""
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+        return [*self.prefix, "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
                 "--reset-env", "env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
 
     def tomato_argv(self) -> list[str]:

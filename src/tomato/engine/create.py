@@ -182,7 +182,7 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
                               healthcheck=health.merge(opts.healthcheck,
                                                        image_config.get("Healthcheck")))
             spec = build_spec(planned, image_config, cid, rootfs, files, volume_mounts,
-                              runtime_ops.CGROUP_PARENT, netns_path, joins,
+                              _cgroup_parent(), netns_path, joins,
                               namespaces.shm_mount(cfg, planned, cdir))
             # Compact: with indent=, json encodes in Python (~1.5 ms for a spec)
             write_private(records.bundle(cid) / "config.json", json.dumps(spec))
@@ -200,6 +200,18 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
         net.refresh_hosts({net.get(ref).id for ref in joined})  # peers learn our name
     events.container(cfg.root, c, "create")
     return c
+
+
+def _cgroup_parent() -> str:
+    """Root's containers below each hierarchy's tomato/; a user's in its delegated cgroup
+    v2 subtree (engine/rootless.py), or nowhere: the runtime then makes no cgroup."""
+    from tomato._sys import userns
+
+    if userns.rootless():
+        from tomato.engine import rootless
+
+        return rootless.containers_cgroup() or runtime_ops.CGROUP_PARENT
+    return runtime_ops.CGROUP_PARENT
 
 
 def plan_network(cfg: EngineConfig, opts: RunOptions,

@@ -167,20 +167,36 @@ def mount_fuse_overlay(options: tuple[str, ...] | list[str], target: str) -> Non
 
 
 def cgroups_delegated() -> str | None:
-    """A cgroup v2 directory delegated to us (TOMATO_CGROUP_PARENT or our own cgroup's,
-    if we may write its cgroup.subtree_control), else None: v1 cannot be delegated."""
+    """The cgroup v2 directory delegated to this user, else None (cgroup v1 cannot be
+    delegated).  As systemd's user@UID.service delegation: the user's processes run in
+    a leaf (``D/session``, or app.slice's) whose parent ``D`` the user owns, so the
+    containers go beside them (``D/tomato/ID``), and moving an init between the two
+    needs write access only to D's cgroup.procs (the common ancestor's)."""
+    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return None  # v1 or hybrid: limits need root
     try:
         with open("/proc/self/cgroup") as f:
-            lines = f.read().splitlines()
+            own = f.read().splitlines()
     except OSError:
         return None
-    if lines != [line for line in lines if line.startswith("0::")] or not lines:
-        return None  # v1 or hybrid: limits need root
-    wanted = os.environ.get("TOMATO_CGROUP_PARENT")
-    path = wanted or "/sys/fs/cgroup" + lines[0][3:]
-    if not os.access(os.path.join(path, "cgroup.subtree_control"), os.W_OK):
+    if len(own) != 1 or not own[0].startswith("0::/"):
         return None
-    return path
+    parent = os.path.dirname("/sys/fs/cgroup" + own[0][3:].rstrip("/"))
+    if parent == "/sys/fs" or parent == "/sys/fs/cgroup":
+        return None  # the root is never the user's
+    if not all(os.access(os.path.join(parent, name), os.W_OK)
+               for name in ("cgroup.procs", "cgroup.subtree_control")):
+        return None
+    return parent
+
+
+def containers_cgroup() -> str | None:
+    """cgroupsPath's parent for this user's containers (absolute: below the hierarchy's
+    root) when a v2 subtree is delegated, else None (no cgroups: the runtime skips them)."""
+    delegated = cgroups_delegated()
+    if delegated is None:
+        return None
+    return delegated[len("/sys/fs/cgroup"):] + "/tomato"
 
 
 def describe() -> dict[str, str]:
@@ -230,5 +246,5 @@ def limits_warning(opts: RunOptions) -> str:
 
 
 __all__ = ["CGROUP_V1_WARNING", "LIMITS_IGNORED", "cgroup_warning", "describe", "enter",
-           "limits_warning", "make_root", "mount_fuse_overlay",
+           "containers_cgroup", "limits_warning", "make_root", "mount_fuse_overlay",
            "overlay_driver", "run_dir", "subordinate_range", "warn_once"]

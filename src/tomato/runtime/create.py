@@ -102,6 +102,18 @@ def _write_mappings(pid: int, uid_maps: tuple[IdMapping, ...],
     rootless.write_mappings(pid, uid_maps, gid_maps)
 
 
+def _delegated(cgroups_path: str) -> bool:
+    """cgroupsPath (absolute) in a cgroup v2 tree whose nearest existing directory we
+    may write: delegated to this user (the engine's rootless containers_cgroup)."""
+    if not cgroups_path.startswith("/") or \
+            not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return False
+    path = os.path.normpath("/sys/fs/cgroup/" + cgroups_path.strip("/"))
+    while not os.path.isdir(path) and path != "/sys/fs/cgroup":
+        path = os.path.dirname(path)
+    return path != "/sys/fs/cgroup" and os.access(os.path.join(path, "cgroup.procs"), os.W_OK)
+
+
 #: Devices every container may use whatever its device rules say (runc's list).
 DEFAULT_DEVICE_RULES = (
     ("c", None, None, "m"), ("b", None, None, "m"),
@@ -209,9 +221,16 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
     from tomato import cgroups
 
     resources = cgroups.Resources.from_oci(_with_default_devices(spec))
-    if userns.rootless():  # a user, or root of a user namespace: host cgroups are not ours
+    if userns.rootless() and not _delegated(spec.linux.cgroups_path):
+        # a user, or root of a user namespace: the host's cgroups are not ours, unless a
+        # cgroup v2 subtree was delegated (chowned) to us and cgroupsPath is inside it
         use_cgroups = False
         warnings.append("running rootless: cgroups are not set up")
+    elif userns.rootless():
+        # A delegated subtree: limits yes, but no device program (bpf(2) wants the host's
+        # CAP_SYS_ADMIN; inside a user namespace no device node can be made anyway: runc's
+        # rootless choice too).
+        resources.devices = None
     for w in warnings:
         log.warning(w)
 
