@@ -47,12 +47,12 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
 CACHE=${TOMATO_CGROUP2_VM_CACHE:-/var/tmp/tomato-cgroup2-vm}
-TESTS=${TOMATO_CGROUP2_VM_TESTS:-tests/integration/cgroups tests/unit/cgroups tests/integration/lab/test_cgroup_versions.py tests/unit/lab}
+TESTS=${TOMATO_CGROUP2_VM_TESTS:-tests/integration/cgroups tests/unit/cgroups tests/integration/lab/test_cgroup_versions.py tests/unit/lab tests/integration/rootless/test_rootless_cgroup2.py}
 SYSTEMD_TESTS=${TOMATO_CGROUP2_VM_SYSTEMD_TESTS:-tests/integration/cgroups/test_systemd_driver.py tests/integration/cgroups/test_systemd_cri.py}
 TIMEOUT=${TOMATO_CGROUP2_VM_TIMEOUT:-480}
-PACKAGES=python3,python3-pytest,busybox-static,stress,systemd,dbus,containerd
+PACKAGES=python3,python3-pytest,busybox-static,stress,systemd,dbus,containerd,uidmap,passwd
 # Bump when the image recipe changes so cached images are rebuilt.
-RECIPE=10
+RECIPE=11
 
 log() { echo "cgroup2-vm: $*" >&2; }
 die() { log "$*"; exit 2; }
