@@ -29,8 +29,36 @@ SUB_COUNT = 65536
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
+def _readable_by_all(path: Path) -> bool:
+    """Others may read the file and search every directory above it."""
+    return bool(os.stat(path).st_mode & 0o004) and \
+        all(os.stat(p).st_mode & 0o001 for p in path.parents)
+
+
 def readable_sources(dest: Path) -> Path:
-    """A copy of src/ every user can read (the checkout may be under root's home)."""
+    """src/ itself where every user may read it, else a copy every user can read (the
+    checkout may be under root's home)."""
+    if _readable_by_all(SRC / "tomato" / "cli" / "engine.py"):
+        src = SRC
+    else:
+        src = dest
+        _copy_sources(dest)
+    cache = pycache_of(dest)
+    if not cache.exists():
+        # The users' bytecode (python -X pycache_prefix): a user cannot write src's
+        # __pycache__, and compiling the engine anew for every command costs seconds
+        # under TCG (the cgroup v2 guest).  Sticky and open, as /tmp: the first user
+        # to import a module leaves its bytecode for the others to read.
+        cache.mkdir(mode=0o1777)
+        os.chmod(cache, 0o1777)
+    return src
+
+
+def pycache_of(src_copy: Path) -> Path:
+    return src_copy.with_name(src_copy.name + "-pycache")
+
+
+def _copy_sources(dest: Path) -> None:
     if not dest.exists():
         shutil.copytree(SRC, dest, ignore=shutil.ignore_patterns("__pycache__"))
         subprocess.run(["chmod", "-R", "a+rX", str(dest)], check=True)
@@ -38,7 +66,6 @@ def readable_sources(dest: Path) -> Path:
             if str(parent) in ("/", "/tmp"):
                 break
             os.chmod(parent, os.stat(parent).st_mode | 0o055)
-    return dest
 
 
 @dataclass
@@ -50,6 +77,7 @@ class RootlessUser:
     run_dir: Path
     sub_start: int
     src: Path
+    pycache: Path | None = None
     sub_count: int = SUB_COUNT
     extra_env: dict[str, str] = field(default_factory=dict)
     #: run (as root) before dropping to the user, e.g. a move into a delegated cgroup
@@ -78,7 +106,8 @@ class RootlessUser:
     def tomato_argv(self) -> list[str]:
         code = (f"import sys; sys.path.insert(0, {str(self.src)!r}); "
                 "from tomato.cli.engine import main; sys.exit(main())")
-        return [SYSTEM_PYTHON, "-I", "-c", code]
+        cache = ["-X", f"pycache_prefix={self.pycache}"] if self.pycache else []
+        return [SYSTEM_PYTHON, "-I", *cache, "-c", code]
 
     def tomato(self, *args: str, check: bool = True, timeout: float = 60,
                input: str | None = None, **env: str | None) -> subprocess.CompletedProcess[str]:
@@ -165,12 +194,14 @@ def make_user(base: Path, tag: str, sub_start: int | None = None,
     home = base / f"home-{name}"
     run_dir = base / f"run-{name}"
     src = readable_sources(base / "rootless-src")
+    pycache = pycache_of(base / "rootless-src")
     os.chmod(base, 0o755)
     subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", str(home),
                     "--shell", "/bin/sh", name], check=True, capture_output=True)
     try:
         info = pwd.getpwnam(name)
-        user = RootlessUser(name, info.pw_uid, info.pw_gid, home, run_dir, sub_start, src)
+        user = RootlessUser(name, info.pw_uid, info.pw_gid, home, run_dir, sub_start, src,
+                            pycache)
         for path in (home, run_dir):
             path.mkdir(mode=0o700)
             os.chown(path, user.uid, user.gid)

@@ -230,7 +230,9 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         # A delegated subtree: limits yes, but no device program (bpf(2) wants the host's
         # CAP_SYS_ADMIN; inside a user namespace no device node can be made anyway: runc's
         # rootless choice too).
-        resources.devices = None
+        from tomato.records import replace
+
+        resources = replace(resources, devices=None)
     for w in warnings:
         log.warning(w)
 

@@ -199,3 +199,40 @@ def test_fuse_overlayfs_when_asked(busybox_user: RootlessUser) -> None:
                    "grep ' / ' /proc/mounts | cut -d' ' -f3; echo x > /new; cat /new",
                    TOMATO_ROOTLESS_OVERLAY="fuse-overlayfs").stdout
     assert out == "fuse.fuse-overlayfs\nx\n"
+
+
+def test_interactive_tty(busybox_user: RootlessUser) -> None:
+    """run -it as the user: the container's terminal is a pty of its own."""
+    import pty
+    import select
+    import subprocess
+
+    u = busybox_user
+    master, slave = pty.openpty()
+    argv = u.command([*u.tomato_argv(), "run", "-it", "--rm", "--network", "none", "busybox",
+                      "sh", "-c", "tty; id -u; exit 3"], u.env())
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd="/")
+    os.close(slave)
+    out = b""
+    try:
+        for _ in range(600):  # bounded: ~60 s
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: every writer of the pty is gone
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(timeout=30)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = out.decode(errors="replace").replace("\r", "").splitlines()
+    assert code == 3, lines
+    assert lines[:2] == ["/dev/pts/0", "0"], lines
