@@ -187,7 +187,10 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
             # Compact: with indent=, json encodes in Python (~1.5 ms for a spec)
             write_private(records.bundle(cid) / "config.json", json.dumps(spec))
             options = planned.to_dict()
-            options["anonymous_volumes"] = anonymous
+            # --volumes-from's anonymous volumes too: `rm -v` of whichever of the two goes
+            # last removes them (docker's removeMountPoints; the first finds them in use)
+            options["anonymous_volumes"] = anonymous + _inherited_anonymous(
+                cfg, opts.volumes_from, {m["source"] for m in inherited})
             if image_config.get("Shell"):  # CMD-SHELL healthchecks run in it (Docker's)
                 options["shell"] = list(image_config["Shell"])
             c = Container(cid, name, opts.image, img.id, time.time(), options, spec, State())
@@ -321,6 +324,18 @@ def rename(cfg: EngineConfig, ref: str, new_name: str) -> None:
 #: the engine's own binds, never handed on by --volumes-from
 _OWN_BINDS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/sbin/docker-init",
               "/dev/shm")
+
+
+def _inherited_anonymous(cfg: EngineConfig, specs: list[str], sources: set[str]) -> list[str]:
+    """The anonymous volumes of the --volumes-from containers that this one mounts."""
+    from tomato.engine.options import parse_volumes_from
+
+    names: list[str] = []
+    for spec in specs:
+        other = get(cfg, parse_volumes_from(spec)[0])
+        names += [name for name in other.options.get("anonymous_volumes", [])
+                  if any(f"/{name}/" in f"{src}/" for src in sources) and name not in names]
+    return names
 
 
 def volumes_from(cfg: EngineConfig, specs: list[str]) -> list[dict[str, Any]]:

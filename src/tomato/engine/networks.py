@@ -449,7 +449,7 @@ class Networks(HostsFiles, Leases):
                     db.execute("DELETE FROM endpoints WHERE network_id=? AND container_id=?",
                                (n.id, cid))
                 raise
-            if self._made_bridge:
+            if self._repoint_ports(cid) or self._made_bridge:
                 self._apply_rules()
         self.refresh_hosts({n.id})
         self._event("connect", n, container=cid)
@@ -470,9 +470,24 @@ class Networks(HostsFiles, Leases):
             with self.store.write() as db:
                 db.execute("DELETE FROM endpoints WHERE network_id=? AND container_id=?",
                            (n.id, cid))
+            if self._repoint_ports(cid):
+                self._apply_rules()
         self.refresh_hosts({n.id}, also=[cid])
         self._event("disconnect", n, container=cid)
         return n
+
+    def _repoint_ports(self, cid: str) -> bool:
+        """Published ports go to the container's first interface (eth0): after a
+        disconnect and a connect (docker-compose v1 does both before every start, to set
+        the aliases) that is another address.  Returns whether a port changed."""
+        first = min(self.leases(cid), key=lambda lease: lease.ifname, default=None)
+        if first is None:
+            return False  # kept as they are until the container is connected again
+        with self.store.write() as db:
+            changed = db.execute("UPDATE ports SET container_ip=?, container_ip6=? WHERE "
+                                 "container_id=? AND (container_ip!=? OR container_ip6!=?)",
+                                 (first.ip, first.ip6, cid, first.ip, first.ip6)).rowcount
+        return bool(changed)
 
 
 def sweep(root: Path) -> list[str]:

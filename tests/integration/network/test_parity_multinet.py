@@ -95,6 +95,32 @@ def test_connect_with_ip_ip6_and_alias(engine: Engine) -> None:
     assert list(engine.inspect("other")["NetworkSettings"]["Networks"]) == ["plain"]
 
 
+def test_published_ports_follow_a_reconnect(engine: Engine) -> None:
+    """docker-compose v1 disconnects and connects every container before its start (to
+    set its aliases): the published ports go to the address the container has now."""
+    import urllib.request
+
+    from .conftest import until
+
+    engine.run("network", "create", "--subnet", "10.237.0.0/24", "recon")
+    engine.run("create", "--name", "moved", "--network", "recon", "-p", "18097:80", "busybox",
+               "sh", "-c", HTTPD.format(text="moved"))
+    engine.run("network", "disconnect", "recon", "moved")
+    engine.run("network", "connect", "--alias", "m", "recon", "moved")
+    engine.run("start", "moved")
+    ip = engine.ip("moved")
+    assert ip != "10.237.0.2"  # a new lease: the old address is not given again at once
+    assert f"dport 18097 dnat to {ip}:80" in engine.nft_table()
+
+    def fetched() -> bool:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:18097/", timeout=2) as resp:
+                return bool(resp.read() == b"moved\n")
+        except OSError:
+            return False
+    assert until(fetched, timeout=10)
+
+
 def test_links_alias_and_add_host_gateway(engine: Engine) -> None:
     engine.run("run", "-d", "--name", "dbsrv", "busybox", "sh", "-c", HTTPD.format(text="db"))
     db_ip = engine.ip("dbsrv")
