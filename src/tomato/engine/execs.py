@@ -40,6 +40,7 @@ def exec_in(cfg: EngineConfig, ref: str, command: list[str], *, tty: bool = Fals
         raise Conflict(f"Container {c.id} is not running")
     if not command:
         raise InvalidArgument("exec needs a command")
+    _same_user_namespace(c.id, c.name, c.state.pid)
     proc = json.loads(json.dumps(c.spec["process"]))
     proc["args"] = command
     proc["terminal"] = tty
@@ -65,6 +66,26 @@ def exec_in(cfg: EngineConfig, ref: str, command: list[str], *, tty: bool = Fals
 
     forward_signals(result.pid)
     return wait_for(result.pid, result.console_master)
+
+
+def _same_user_namespace(cid: str, name: str, pid: int) -> None:
+    """A rootless container lives in the user namespace its engine had when it started
+    (engine/rootless.py); one whose keeper was killed since is out of reach of the new
+    one (setns needs capabilities over the container's namespaces): say what to do."""
+    from tomato._sys import userns
+
+    if not userns.rootless() or pid <= 0:
+        return
+    try:
+        theirs = os.readlink(f"/proc/{pid}/ns/user")
+    except PermissionError:  # (a non-dumpable init of a namespace we hold no rights in)
+        theirs = ""
+    except OSError:
+        return  # gone: the runtime says so
+    if theirs != os.readlink("/proc/self/ns/user"):
+        raise Conflict(f"container {cid[:12]} runs in an earlier user namespace of yours "
+                       f"(its keeper was killed): restart it to exec into it "
+                       f"(tomato restart {name.lstrip('/') or cid[:12]})")
 
 
 def _exec_detached(states: StateDir, cid: str, proc: dict[str, Any]) -> None:

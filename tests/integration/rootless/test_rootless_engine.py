@@ -236,3 +236,24 @@ def test_interactive_tty(busybox_user: RootlessUser) -> None:
     lines = out.decode(errors="replace").replace("\r", "").splitlines()
     assert code == 3, lines
     assert lines[:2] == ["/dev/pts/0", "0"], lines
+
+
+def test_container_outlives_its_keeper(busybox_user: RootlessUser) -> None:
+    """A container started before its keeper was killed keeps running and can be
+    stopped, removed and restarted; exec into it says what to do (podman's containers
+    need `podman system migrate` there)."""
+    u = busybox_user
+    u.tomato("run", "-d", "--name", "old", "--network", "none", "busybox", "sleep", "100")
+    keeper = u.keeper_pid()
+    assert keeper is not None
+    os.kill(keeper, 9)
+    assert " Up " in u.tomato("ps").stdout
+    proc = u.tomato("exec", "old", "true", check=False)
+    assert (proc.returncode, proc.stdout) == (125, "")  # as exec in a stopped container
+    assert proc.stderr.startswith("tomato: container ")
+    assert "earlier user namespace of yours (its keeper was killed): restart it to exec " \
+        "into it (tomato restart old)" in proc.stderr
+    assert u.tomato("restart", "-t", "1", "old").stdout == "old\n"
+    assert u.tomato("exec", "old", "id", "-u").stdout == "0\n"
+    assert u.tomato("rm", "-f", "old").stdout == "old\n"
+    assert u.tomato("ps", "-aq").stdout == ""
