@@ -28,6 +28,11 @@ class Leases(NetworkRecords):
         seen: set[tuple[str, str, int]] = set()
         with self.store.read() as db:
             for p in specs:
+                if p["host_ip"] == "::1":
+                    raise InvalidArgument(
+                        f"cannot publish on {portmod.where('::1', p['host_port'] or '')}: the "
+                        "kernel does not route IPv6 loopback traffic to a container (Docker "
+                        "needs its userland proxy there); publish on [::] or another address")
                 if not p["host_port"] or p.get("host_port_end"):
                     continue
                 key = (p["proto"], p["host_ip"], p["host_port"])

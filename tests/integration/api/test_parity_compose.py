@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from helpers.engine import until
 
 from .conftest import Server
@@ -159,7 +158,7 @@ def test_compose_project_of_issue_19(api: Server, workdir: Path) -> None:
                      30)
         logs = compose("logs", "--no-color", "client").stdout
         assert "note-from-data" in logs and "second-port" in logs
-        assert _get(f"http://[fd00:c0::20]:81/") == "second-port\n"
+        assert _get("http://[fd00:c0::20]:81/") == "second-port\n"
     finally:
         down = compose("down", "--volumes", check=False)
     assert down.returncode == 0, down.stderr

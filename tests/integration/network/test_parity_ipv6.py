@@ -167,6 +167,10 @@ def test_nat66_and_ports_published_on_ipv6(engine: Engine, outside: str) -> None
     assert f"ip6 daddr fd99::1 tcp dport {port + 1} dnat to [fd00:19::3]:80" in \
         _ip6_table(engine)
     assert f"dport {port + 1}" not in engine.nft_table()
+    # [::1]: refused in one line (IPv6 has no route_localnet; Docker needs its proxy).
+    loop = engine.run("run", "--rm", "--network", "dual", "-p", f"[::1]:{port + 2}:80",
+                      "busybox", "true", check=False)
+    assert loop.returncode == 125 and "cannot publish on [::1]" in loop.stderr
     # Gone with the containers and the network: no ip6 table is left.
     engine.run("rm", "-f", "pub6", "only6")
     engine.run("network", "rm", "dual")
