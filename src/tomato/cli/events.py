@@ -36,7 +36,7 @@ class Message(StrictFields):
             "TimeNano": event.get("timeNano", 0)})
         # its JSON in the struct's order, the pre-1.22 fields only when present
         self.json_doc: dict[str, Any] = {
-            **{k: event[k] for k in ("status", "id", "from") if k in event},
+            **{k: event[k] for k in ("status", "id", "from") if event.get(k)},  # omitempty
             "Type": event.get("Type", ""), "Action": event.get("Action", ""),
             "Actor": {"ID": actor.get("ID", ""),
                       "Attributes": {k: attrs[k] for k in sorted(attrs)}},

@@ -69,24 +69,42 @@ def cmd_push(args: argparse.Namespace, cfg: EngineConfig) -> int:
 
 
 def _image_rows(imgs: list[Any], digests: bool) -> list[dict[str, Any]]:
+    """docker's image rows (formatter.imageFormatTaggedAndDigest): a row a tag (with
+    --digests, a row a tag and digest of its repository), then a row for each repository
+    known only by digest (tag <none>); an image with neither is <none> <none>."""
     rows = []
     now = time.time()
     for img in imgs:
-        names = [t.rsplit(":", 1) for t in img.repo_tags] or \
-            [[d.split("@", 1)[0], "<none>"] for d in img.repo_digests[:1]] or \
-            [["<none>", "<none>"]]
-        for repo, tag in names:
-            digest = next((d.split("@", 1)[1] for d in img.repo_digests
-                           if d.split("@", 1)[0] == repo), "<none>")
-            ts = created_ts(img.created)
-            rows.append({
-                "Repository": repo, "Tag": tag, "ID": img.id, "Digest": digest,
-                "CreatedAt": go_time(ts) if ts else "",
-                "CreatedSince": human_duration(now - ts) + " ago" if ts else "N/A",
-                "Size": human_size(img.size), "VirtualSize": human_size(img.size, 4),
-                "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A",
-            })
+        ts = created_ts(img.created)
+        common = {"ID": img.id, "CreatedAt": go_time(ts) if ts else "",
+                  "CreatedSince": human_duration(now - ts) + " ago" if ts else "N/A",
+                  "Size": human_size(img.size), "VirtualSize": human_size(img.size, 4),
+                  "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A"}
+        by_repo: dict[str, list[str]] = {}
+        for d in img.repo_digests:
+            repo, _, digest = d.partition("@")
+            by_repo.setdefault(_familiar(repo), []).append(digest)
+        if not img.repo_tags and not img.repo_digests:
+            rows.append({"Repository": "<none>", "Tag": "<none>", "Digest": "<none>", **common})
+            continue
+        for name in img.repo_tags:
+            repo, _, tag = name.rpartition(":")
+            repo = _familiar(repo)
+            for digest in (by_repo.get(repo) or ["<none>"]) if digests else ["<none>"]:
+                rows.append({"Repository": repo, "Tag": tag, "Digest": digest, **common})
+        tagged = {_familiar(t.rpartition(":")[0]) for t in img.repo_tags}
+        for repo, found in by_repo.items():
+            if repo in tagged:
+                continue
+            for digest in found if digests else [""]:
+                rows.append({"Repository": repo, "Tag": "<none>", "Digest": digest, **common})
     return rows
+
+
+def _familiar(repo: str) -> str:
+    """docker.io/library/busybox -> busybox, as docker's FamiliarName."""
+    return repo.removeprefix("docker.io/").removeprefix("library/") \
+        if repo.startswith("docker.io/") else repo
 
 
 #: docker/cli's image context: each field's column
@@ -121,8 +139,8 @@ def cmd_images(args: argparse.Namespace, cfg: EngineConfig) -> int:
         return image_id if args.no_trunc else image_id.removeprefix("sha256:")[:12]
 
     if args.quiet:
-        for i in dict.fromkeys(short(r["ID"]) for r in rows):
-            print(i)
+        for r in rows:  # docker: an id a row (an image with two names: twice)
+            print(short(r["ID"]))
         return 0
     default = "table {{.Repository}}\t{{.Tag}}\t" + ("{{.Digest}}\t" if args.digests else "") \
         + "{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
