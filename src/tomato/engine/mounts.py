@@ -5,6 +5,7 @@ is the engine's, so `cp`, `diff` and `commit` reach it while the container runs.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -105,11 +106,20 @@ def mount_rootfs(mounts: list[Mount], target: Path) -> None:
             from tomato.engine.rootless import mount_fuse_overlay
 
             mount_fuse_overlay(m.options, str(target))
+        elif m.type == "overlay" and _rootless():  # its xattrs: user.overlay.* (unpack.py)
+            try:
+                libc.mount(m.source or m.type, str(target), "overlay", 0,
+                           ",".join([*m.options, "userxattr"]))
+            except OSError as err:
+                if err.errno not in (errno.EPERM, errno.EINVAL):
+                    raise
+                # the kernel refuses overlayfs in a user namespace (< 5.11) or userxattr
+                # (< 5.11 too): fuse-overlayfs does it in user space, as podman falls back
+                from tomato.engine.rootless import mount_fuse_overlay
+
+                mount_fuse_overlay(m.options, str(target))
         else:
-            options = list(m.options)
-            if m.type == "overlay" and _rootless():  # its xattrs: user.overlay.* (unpack.py)
-                options.append("userxattr")
-            libc.mount(m.source or m.type, str(target), m.type, 0, ",".join(options))
+            libc.mount(m.source or m.type, str(target), m.type, 0, ",".join(m.options))
 
 
 def _rootless() -> bool:

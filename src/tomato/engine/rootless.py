@@ -132,7 +132,8 @@ def enter(root: str, ex: Explainer | None = None) -> str:
 
 def overlay_driver() -> str:
     """"overlay" (the kernel's, inside the user namespace: kernels >= 5.11) or
-    "fuse-overlayfs" (older kernels, or TOMATO_ROOTLESS_OVERLAY=fuse-overlayfs)."""
+    "fuse-overlayfs" (older kernels, or TOMATO_ROOTLESS_OVERLAY=fuse-overlayfs; a
+    kernel that refuses the mount all the same gets it too: engine/mounts.py)."""
     wanted = os.environ.get(OVERLAY_ENV, "")
     if wanted in ("fuse-overlayfs", "overlay"):
         return wanted
