@@ -201,7 +201,7 @@ def _code_stamp() -> tuple[tuple[str, int, int], ...]:
 #: (chroot, unshare, nsenter: they exec, or are the process under study) and
 #: `serve` run as processes of their own.
 SERVED_HOMES = ("tomato.cli.containers", "tomato.cli.networks", "tomato.cli.images",
-                "tomato.cli.system")
+                "tomato.cli.system", "tomato.cli.events")
 #: ...but not `login`: its password prompt wants the controlling terminal (/dev/tty),
 #: which a child of the server does not have
 NOT_SERVED = frozenset({"login"})
