@@ -8,6 +8,8 @@
                          host that runs containers
   tomato none            the same without networking, for reference
   podman bridge          `podman run --rm` (netavark, bridge podman0) and --network=none
+  --ipv6                 also a user network, IPv4 only and dual-stack (a ULA /64
+                         beside it, NAT66), for both engines, each with a sleeper on it
 
 Everything runs in a private mount *and network* namespace (the script re-runs
 itself under `unshare -m -n`): the bridges, veths, nft/iptables rules and
@@ -16,7 +18,7 @@ makes under /run/netns land on a private tmpfs.  Storage is a tmpfs.  The
 busybox image is made from Debian's busybox-static; tomato imports it and
 `tomato save` gives podman the very same image.
 
-    sudo .venv/bin/python bench/network_bench.py [-n 20] [--skip-podman]
+    sudo .venv/bin/python bench/network_bench.py [-n 20] [--skip-podman] [--ipv6]
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=20)
     ap.add_argument("--skip-podman", action="store_true")
+    ap.add_argument("--ipv6", action="store_true", help="user networks: IPv4 and dual-stack")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("network_bench: run as root", file=sys.stderr)
@@ -102,10 +105,27 @@ def main() -> int:
         sh([TOMATO, "rm", "-f", sleeper], env=env)
         times["tomato none"] = timed([TOMATO, "run", "--rm", "--network", "none", "busybox",
                                       "true"], args.n, env)
+        if args.ipv6:
+            for net, flags in (("v4net", ["--subnet", "10.77.0.0/24"]),
+                               ("dualnet", ["--ipv6", "--subnet", "10.78.0.0/24", "--subnet",
+                                            "fd00:78::/64"])):
+                sh([TOMATO, "network", "create", *flags, net], env=env)
+                sh([TOMATO, "run", "-d", "--network", net, "busybox", "sleep", "600"], env=env)
+                times[f"tomato {net}"] = timed([TOMATO, "run", "--rm", "--network", net,
+                                                "busybox", "true"], args.n, env)
         if not args.skip_podman and shutil.which("podman"):
             sh([*podman_flags(pod), "load", "-i", str(tmp / "bb-docker.tar")])
             times["podman bridge"] = timed(podman_run(pod, "bridge"), args.n)
             times["podman none"] = timed(podman_run(pod, "none"), args.n)
+            if args.ipv6:
+                for net, flags in (("v4net", ["--subnet", "10.97.0.0/24"]),
+                                   ("dualnet", ["--ipv6", "--subnet", "10.98.0.0/24",
+                                                "--subnet", "fd00:98::/64"])):
+                    sh([*podman_flags(pod), "network", "create", *flags, net])
+                    sh([*podman_flags(pod), "run", "-d", f"--network={net}", "--ulimit",
+                        "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
+                        "localhost/busybox:latest", "sleep", "600"])
+                    times[f"podman {net}"] = timed(podman_run(pod, net), args.n)
     finally:
         ids = subprocess.run([TOMATO, "ps", "-aq"], env=env, capture_output=True,
                              text=True).stdout.split()
