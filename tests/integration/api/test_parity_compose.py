@@ -166,3 +166,24 @@ def test_compose_project_of_issue_19(api: Server, workdir: Path) -> None:
     assert api.docker("ps", "-aq").stdout == ""
     assert "proof19" not in api.docker("network", "ls").stdout
     assert api.docker("volume", "ls", "-q").stdout == ""
+
+
+def test_docker_cli_dual_stack_ranges_and_two_networks(api: Server) -> None:
+    """The real docker CLI through `tomato serve`: a dual-stack network, a port range,
+    two networks at run (the CLI sends both in EndpointsConfig), a link, connect --ip6."""
+    api.docker("network", "create", "--ipv6", "--subnet", "10.241.0.0/24", "--subnet",
+               "fd00:c1::/64", "cli6")
+    api.docker("network", "create", "--subnet", "10.242.0.0/24", "cli4")
+    first = _free_pair()
+    api.docker("run", "-d", "--name", "both", "--network", "cli6", "--network", "cli4",
+               "-p", f"{first}-{first + 1}:80-81", "busybox", "sleep", "600")
+    nets = api.docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", "both").stdout
+    assert '"cli6"' in nets and '"cli4"' in nets and "fd00:c1::2" in nets
+    assert api.docker("port", "both").stdout.count("->") == 4  # two ports, two families
+    out = api.docker("network", "inspect", "-f", "{{.EnableIPv6}}", "cli6").stdout
+    assert out == "true\n"
+    api.docker("run", "-d", "--name", "late", "--network", "cli4", "--link", "both:b",
+               "busybox", "sleep", "600")
+    api.docker("network", "connect", "--ip6", "fd00:c1::99", "cli6", "late")
+    hosts = api.docker("exec", "late", "cat", "/etc/hosts").stdout
+    assert "fd00:c1::99\t" in hosts and "\tb " in hosts
