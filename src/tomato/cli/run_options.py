@@ -78,6 +78,8 @@ def run_args(p: argparse.ArgumentParser) -> None:
     a("--pull", default="missing")
     a("--platform", default="")
     a("--detach-keys", default="")
+    a("-q", "--quiet", action="store_true")  # a pull says nothing here anyway
+    a("--disable-content-trust", action="store_true", default=True)
     a("--health-cmd", default="")
     for flag in ("interval", "timeout", "start-period", "start-interval"):
         a(f"--health-{flag}")
@@ -208,6 +210,11 @@ def _issue19_options(opts: Any, args: argparse.Namespace) -> None:
     o.check_run_extras(opts)
     o.parse_log_opts(args.log_driver, args.log_opt, opts)
     check_attach(args.attach, args.detach)
+    if not args.disable_content_trust:
+        from tomato.errors import InvalidArgument
+
+        raise InvalidArgument("content trust is not supported: an image is checked against "
+                              "its digest, never signed (leave --disable-content-trust on)")
     if args.detach_keys:
         parse_detach_keys(args.detach_keys)
 

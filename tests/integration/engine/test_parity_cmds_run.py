@@ -191,3 +191,12 @@ def test_ctrl_p_ctrl_q_detaches_run_it_and_attach(engine: Engine) -> None:
                                     "detach-me").stdout == "true\n")
     bad = engine.run("attach", "--detach-keys", "ctrl-99", "detach-me", check=False)
     assert bad.returncode == 125 and "Invalid detach keys (ctrl-99) provided" in bad.stderr
+
+
+def test_quiet_and_content_trust(engine: Engine) -> None:
+    assert engine.run("run", "--rm", "-q", "busybox", "echo", "q").stdout == "q\n"
+    assert engine.run("run", "--rm", "--disable-content-trust", "busybox", "true"
+                      ).returncode == 0
+    trust = engine.run("run", "--rm", "--disable-content-trust=false", "busybox", "true",
+                       check=False)
+    assert trust.returncode == 125 and "content trust is not supported" in trust.stderr
