@@ -17,7 +17,6 @@ from tomato.cli.render import (
     created_ts,
     go_time,
     human_size,
-    print_table,
 )
 from tomato.cli.usage import DockerParser
 from tomato.engine.humanize import human_duration
@@ -214,17 +213,27 @@ def cmd_history(args: argparse.Namespace, cfg: EngineConfig) -> int:
         for e in entries:
             print(e.id if args.no_trunc else e.id.removeprefix("sha256:")[:12])
         return 0
-    table = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]]
+    rows = []
     for e in entries:
         ts = created_ts(e.created)
-        created = (human_duration(now - ts) + " ago") if ts and args.human else (e.created or "")
-        by = e.created_by if args.no_trunc or len(e.created_by) <= 45 \
-            else e.created_by[:44] + "…"
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else ""
+        created = (human_duration(now - ts) + " ago") if ts and args.human else stamp
+        by = e.created_by.replace("\t", " ")
+        by = by if args.no_trunc or len(by) <= 45 else by[:44] + "…"
         ident = e.id if args.no_trunc or e.id == "<missing>" else e.id[7:19]
-        table.append([ident, created, by,
-                      human_size(e.size) if args.human else str(e.size), e.comment])
-    print_table(table)
-    return 0
+        rows.append({"ID": ident, "CreatedSince": created,
+                     "CreatedAt": stamp, "CreatedBy": by,
+                     "Size": human_size(e.size) if args.human else str(e.size),
+                     "Comment": e.comment})
+    from tomato.cli.render import show
+
+    return show(args.format, rows, HISTORY_HEADERS, "table {{.ID}}\t{{.CreatedSince}}\t"
+                "{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}", "*formatter.historyContext")
+
+
+#: docker/cli's history context
+HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                   "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
 
 
 def cmd_save(args: argparse.Namespace, cfg: EngineConfig) -> int:
@@ -347,6 +356,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("--no-trunc", action="store_true")
         p.add_argument("-q", "--quiet", action="store_true")
         p.add_argument("-H", "--human", action=argparse.BooleanOptionalAction, default=True)
+        p.add_argument("--format")
 
     def save_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("names", nargs="+", metavar="IMAGE")

@@ -86,6 +86,10 @@ LISTS = [
     ("volume", "inspect", "-f", "{{.Name}} {{.Driver}} {{.Labels}} {{.Mountpoint}}", "pvol"),
     ("image", "inspect", "-f", "{{.Os}} {{.Architecture}} {{json .RootFS.Layers}}",
      "busybox"),
+    ("history", "--format", "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}",
+     "busybox"),
+    ("history", "--no-trunc", "-H=false", "--format", "{{.ID}} {{.Size}} {{.CreatedSince}}",
+     "busybox"),
     ("info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.Driver}} "
                          "{{json .Plugins.Volume}} {{.OSType}}"),
 ]
