@@ -25,6 +25,7 @@ from pathlib import Path
 from tomato.engine.claims import claimed
 from tomato.engine.config import EngineConfig
 from tomato.engine.containers import Containers
+from tomato.engine.runtime_ops import runtime_root
 from tomato.errors import NotFound, TomatoError
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
@@ -56,7 +57,7 @@ def find(cfg: EngineConfig, known: set[str] | None = None) -> list[str]:
     records = Containers(cfg.root)
     if known is None:
         known = {c.id for c in records.all()}
-    candidates = (_ids_in(cfg.root / "containers") | _ids_in(cfg.root / "runtime")
+    candidates = (_ids_in(cfg.root / "containers") | _ids_in(runtime_root(cfg))
                   | _leased(cfg)) - known
     found = []
     for cid in sorted(candidates):
@@ -78,7 +79,7 @@ def describe(cfg: EngineConfig, cid: str) -> list[str]:
         what.append("a mounted root filesystem")
     if cdir.exists():
         what.append("a container directory")
-    if (cfg.root / "runtime" / cid).exists():
+    if (runtime_root(cfg) / cid).exists():
         what.append("runtime state")
     if cid in _leased(cfg):
         what.append("a snapshot and an image lease")

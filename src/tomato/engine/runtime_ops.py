@@ -1,5 +1,5 @@
 """The engine's calls into the OCI runtime (tomato.runtime), in-process: each
-container's runtime state lives under ``ROOT/runtime/<id>``.  A container the
+container's runtime state lives under ``ROOT/runtime/<id>`` (a user's: runtime_root).  A container the
 runtime no longer knows is not an error here (its record may outlive it)."""
 
 from __future__ import annotations
@@ -17,6 +17,18 @@ CGROUP_PARENT = "tomato"
 
 
 def runtime_root(cfg: EngineConfig) -> Path:
+    """ROOT/runtime; a user's engine keeps it with its other runtime files under
+    $XDG_RUNTIME_DIR/tomato (engine/rootless.py), one directory per root (so that the
+    leftover sweep of one root never takes another's state)."""
+    import os
+
+    from tomato._sys import userns
+
+    base = os.environ.get("XDG_RUNTIME_DIR") if userns.rootless() else None
+    if base:
+        from tomato.hashing import sha256_hex
+
+        return Path(base) / "tomato" / f"runtime-{sha256_hex(str(cfg.root).encode())[:12]}"
     return cfg.root / "runtime"
 
 

@@ -47,6 +47,9 @@ def test_detached_lifecycle(busybox_user: RootlessUser) -> None:
                    "-w", "/tmp", "busybox", "sh", "-c",
                    "echo started $GREETING $(pwd); exec sleep 100").stdout.strip()
     assert len(cid) == 64
+    # its runtime state with the user's other runtime files, not under its data home
+    assert len(list((u.run_dir / "tomato").glob(f"runtime-*/{cid}"))) == 1
+    assert not (u.data_root / "runtime" / cid).exists()
     ps = u.tomato("ps").stdout.splitlines()
     assert len(ps) == 2 and ps[1].split()[-1] == "web" and " Up " in ps[1]
     for _ in range(100):  # bounded: the log is written by the container
