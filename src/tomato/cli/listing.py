@@ -48,8 +48,10 @@ def port_text(cfg: EngineConfig, c: Any) -> str:
         return ""
     ports = sorted(Networks(cfg.root).ports(c.id),
                    key=lambda p: (p["container_port"], p["proto"], p["host_ip"] or ""))
-    return ", ".join(f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['container_port']}/"
-                      f"{p['proto']}" for p in ports)
+    from tomato.network.ports import where
+
+    return ", ".join(f"{where(p['host_ip'], p['host_port'])}->{p['container_port']}/"
+                     f"{p['proto']}" for p in ports)
 
 
 def row(cfg: EngineConfig, c: Any, trunc: bool, size: bool, full: bool) -> dict[str, Any]:

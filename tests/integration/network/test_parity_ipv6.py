@@ -154,6 +154,8 @@ def test_nat66_and_ports_published_on_ipv6(engine: Engine, outside: str) -> None
     assert engine.inspect("pub6")["NetworkSettings"]["Ports"] == {"80/tcp": [
         {"HostIp": "0.0.0.0", "HostPort": str(port)}, {"HostIp": "::", "HostPort": str(port)}]}
     assert _fetch(f"http://[fd99::1]:{port}/") == "pub6\n"
+    listed = engine.run("ps", "--filter", "name=pub6", "--format", "{{.Ports}}").stdout
+    assert listed == f"0.0.0.0:{port}->80/tcp, [::]:{port}->80/tcp\n"
     got = subprocess.run(["nsenter", f"--net={outside}", "/usr/bin/python3", "-c",
                           "import urllib.request;print(urllib.request.urlopen("
                           f"'http://[fd99::1]:{port}/', timeout=5).read().decode(), end='')"],
