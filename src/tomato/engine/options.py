@@ -472,7 +472,7 @@ def parse_link(spec: str) -> str:
 def parse_network_attachment(text: str) -> dict[str, Any]:
     """One --network: a name, or docker's advanced form name=N,alias=A,ip=I,ip6=J."""
     item: dict[str, Any] = {"name": text, "ip": "", "ip6": "", "aliases": []}
-    if "=" not in text or text.startswith("container:"):
+    if "=" not in text or ":" in text.partition("=")[0]:  # a mode: container:X, slirp4netns:o=v
         item["name"] = "bridge" if text in ("", "default") else text
         return item
     item["name"] = ""

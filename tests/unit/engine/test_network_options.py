@@ -14,6 +14,7 @@ def test_network_attachment_forms() -> None:
                                                  "aliases": []}
     assert parse_network_attachment("default")["name"] == "bridge"
     assert parse_network_attachment("container:db")["name"] == "container:db"
+    assert parse_network_attachment("slirp4netns:mtu=9000")["name"] == "slirp4netns:mtu=9000"
     assert parse_network_attachment("name=back,alias=a,alias=b,ip=10.0.0.5,ip6=fd00::5") == {
         "name": "back", "ip": "10.0.0.5", "ip6": "fd00::5", "aliases": ["a", "b"]}
     for bad, message in (("alias=a", "network name is missing"),
