@@ -53,7 +53,7 @@ def create(api: Api, req: Request) -> None:
 
 
 # -- list -----------------------------------------------------------------------------
-def status_text(api: Any, c: Container) -> str:
+def status_text(api: Api, c: Container) -> str:
     from tomato.engine.health import of_container
     from tomato.engine.humanize import status_text as text
 
