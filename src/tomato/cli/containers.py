@@ -310,9 +310,14 @@ def cmd_logs(args: argparse.Namespace, cfg: EngineConfig) -> int:
     position = path.stat().st_size if path.exists() else 0
     for entry in logs.read_logs(str(path), tail, since, until):
         emit(entry)
-    if args.follow and path.exists():
-        for entry in logs.follow(str(path), position,
-                                 lambda: service.is_running(cfg, c.id)):
+    if args.follow and path.exists() and (until is None or time.time() < until):
+        # docker: -f with --until follows until then
+        def running() -> bool:
+            return (until is None or time.time() < until) and service.is_running(cfg, c.id)
+
+        for entry in logs.follow(str(path), position, running):
+            if until is not None and logs.parse_timestamp(entry.time) > until:
+                break
             emit(entry)
     return 0
 

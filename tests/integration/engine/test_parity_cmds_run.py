@@ -200,3 +200,15 @@ def test_quiet_and_content_trust(engine: Engine) -> None:
     trust = engine.run("run", "--rm", "--disable-content-trust=false", "busybox", "true",
                        check=False)
     assert trust.returncode == 125 and "content trust is not supported" in trust.stderr
+
+
+def test_logs_follow_stops_at_until(engine: Engine) -> None:
+    cid = engine.run("run", "-d", "busybox", "sh", "-c",
+                     "i=0; while true; do echo $i; i=$((i+1)); sleep 0.2; done").stdout.strip()
+    try:
+        until = f"{time.time() + 1.5:.3f}"  # a moment ahead: followed until then, then done
+        out = engine.run("logs", "-f", "--until", until, cid, timeout=20).stdout.split()
+        assert out and out == [str(i) for i in range(len(out))]
+        assert len(out) < 30
+    finally:
+        engine.run("rm", "-f", cid)
