@@ -279,7 +279,8 @@ def _with_exposed(publish: tuple[dict[str, Any], ...], opts: RunOptions,
 def _plan_rootless(cfg: EngineConfig, opts: RunOptions,
                    image_config: dict[str, Any]) -> NetworkPlan:
     """A rootless engine's plan (engine/rootless_net.py): the default network is
-    slirp4netns, its ports checked and decided here (a privileged one refused)."""
+    slirp4netns, its ports checked and decided here (a privileged one refused); a user
+    network is root's, its devices in the user's network namespace."""
     mode = rootless_net.plan_mode(opts.network)
     if mode.startswith("container:"):
         other = get(cfg, mode.partition(":")[2])
@@ -287,13 +288,23 @@ def _plan_rootless(cfg: EngineConfig, opts: RunOptions,
             raise Conflict("conflicting options: port publishing and the container type "
                            "network mode")
         return NetworkPlan(f"container:{other.id}", (), False, None)
-    if not rootless_net.is_slirp(mode):
+    if mode in ("none", "host"):
         return NetworkPlan(mode, (), False, None)
     publish = tuple(opts.publish)
     if opts.publish_all:
         publish = _with_exposed(publish, opts, image_config)
-    return NetworkPlan(mode, tuple(rootless_net.plan_ports(list(publish))), opts.publish_all,
-                       None)
+    if rootless_net.is_slirp(mode):
+        return NetworkPlan(mode, tuple(rootless_net.plan_ports(list(publish))),
+                           opts.publish_all, None)
+    from tomato.engine import networks
+    from tomato.network.usermode import refuse_privileged_ports
+
+    refuse_privileged_ports([int(p["host_port"]) for p in publish])
+    net = networks.Networks(cfg.root)
+    net.sweep()
+    net.get(mode)  # NotFound for an unknown network
+    net.check_ports(list(publish))
+    return NetworkPlan(mode, publish, opts.publish_all, net)
 
 
 def joined_netns(cfg: EngineConfig, other_id: str) -> str:

@@ -51,10 +51,10 @@ def write_etc_files(cfg: EngineConfig, cdir: Path, cid: str, opts: RunOptions,
             host_resolv = f.read()
     except OSError:
         host_resolv = ""
-    if network.startswith("slirp4netns"):  # the host's resolvers, through slirp's
+    if network.startswith("slirp4netns") or (net is not None and net.rootless):
         from tomato.network.usermode import resolv_conf
 
-        host_resolv = resolv_conf()
+        host_resolv = resolv_conf()  # the host's resolvers, through slirp4netns's
     if network == "host" and not (opts.dns or opts.dns_search or opts.dns_options):
         resolv = host_resolv
     else:

@@ -142,9 +142,12 @@ def network_json(store: NetworkRecords, n: Network) -> dict[str, Any]:
             "IPAM": {"Driver": "default", "Options": None, "Config": config},
             "Internal": n.internal, "Attachable": False, "Ingress": False,
             "Containers": containers,
-            "Options": {"com.docker.network.bridge.name": n.bridge,
-                        **({"com.docker.network.bridge.default_bridge": "true"}
-                           if n.builtin else {})},
+            # Docker names the device of its default bridge only: docker-compose 1.29
+            # wants a user network "recreated" for any com.docker.network.* option it
+            # did not ask for (a second `up` failed).
+            "Options": ({"com.docker.network.bridge.name": n.bridge,
+                         "com.docker.network.bridge.default_bridge": "true"}
+                        if n.builtin else {}),
             "Labels": n.labels}
 
 

@@ -22,6 +22,7 @@ process left: netns without a record, leases and ports without a container.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -49,10 +50,36 @@ from tomato.errors import (
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["BUILTIN", "Lease", "Network", "Networks", "is_networked", "network_json",
            "pseudo_network", "sweep"]
+
+
+def _in_user_netns(method: F) -> F:
+    """A rootless engine's bridges, veths and nft table live in the user's network
+    namespace (engine/rootless_net.py): the method runs there, in a child that joined
+    it, and waits for its nft run before it returns (the child's process goes)."""
+
+    @functools.wraps(method)
+    def run(self: Networks, *args: Any, **kwargs: Any) -> Any:
+        if not self.rootless:
+            return method(self, *args, **kwargs)
+        from tomato.engine import rootless_net
+
+        def settled(*a: Any, **kw: Any) -> Any:
+            try:
+                return method(self, *a, **kw)
+            finally:
+                self.settle()
+
+        return rootless_net.inside_user_netns(self.root, self.published, settled,
+                                              *args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 class Networks(HostsFiles, Leases):
@@ -86,7 +113,23 @@ class Networks(HostsFiles, Leases):
 
         return claimed(self.ns_dir / f".{cid}.lock")
 
+    @property
+    def rootless(self) -> bool:
+        """A rootless engine's: devices in the user's network namespace."""
+        from tomato._sys import userns
+
+        return userns.rootless()
+
+    def published(self, but: str = "") -> list[dict[str, Any]]:
+        """Every published port of the records (the user's slirp4netns forwards them),
+        but container ``but``'s."""
+        with self.store.read() as db:
+            rows = db.execute("SELECT proto, host_ip, host_port FROM ports "
+                              "WHERE container_id != ?", (but,)).fetchall()
+        return [{"proto": r[0], "host_ip": r[1], "host_port": r[2]} for r in rows]
+
     # -- network use cases -------------------------------------------------------------
+    @_in_user_netns
     def create(self, name: str, subnet: str = "", gateway: str = "", internal: bool = False,
                labels: dict[str, str] | None = None, driver: str = "bridge",
                ipv6: bool = False, subnet6: str = "", gateway6: str = "") -> Network:
@@ -153,6 +196,7 @@ class Networks(HostsFiles, Leases):
         events.emit(self.root, "network", action, n.id,
                     {"name": n.name, "type": "bridge", **extra})
 
+    @_in_user_netns
     def remove(self, ref: str) -> Network:
         n = self.get(ref)
         if n.builtin or ref in BUILTIN:
@@ -223,6 +267,7 @@ class Networks(HostsFiles, Leases):
                             [nft.Port(*p) for p in ports])
         return nft.start(script, (self._lock_fd,) if self._lock_fd >= 0 else ())
 
+    @_in_user_netns
     def teardown(self, cid: str) -> None:
         """Everything the container's networking holds; idempotent (also for sweep)."""
         try:
@@ -240,8 +285,13 @@ class Networks(HostsFiles, Leases):
         Deleting a link waits for RCU grace periods in the kernel (20-50 ms here) while
         this process sleeps in send(): the caller unmounts and deletes the container's
         files meanwhile.  Only netlink, sqlite and nft run on the thread: no fork, no
-        setns, nothing that needs a single-threaded process."""
+        setns, nothing that needs a single-threaded process.  A rootless engine's runs
+        here (in the user's network namespace's child, not beside a thread)."""
         import threading
+
+        if self.rootless:
+            self.teardown(cid)
+            return lambda: None
 
         failure: list[BaseException] = []
 
@@ -265,6 +315,10 @@ class Networks(HostsFiles, Leases):
         from tomato.network.netlink import Netlink
 
         leases = self.leases(cid)
+        if self.rootless:
+            from tomato.engine import rootless_net
+
+            rootless_net.unforward_ports(self.root, self.ports(cid), self.published(but=cid))
         with self.store.write() as db:
             had_ports = db.execute("SELECT 1 FROM ports WHERE container_id=?",
                                    (cid,)).fetchone() is not None
@@ -359,6 +413,7 @@ class Networks(HostsFiles, Leases):
             route, lease.ip6, n.prefixlen6, n.gateway6))
         return lease
 
+    @_in_user_netns
     def attach(self, cid: str, ref: str, ip: str = "", aliases: list[str] | None = None,
                mac: str = "", ports: list[dict[str, Any]] | None = None, ip6: str = "",
                more: list[dict[str, Any]] | None = None) -> Network:
@@ -386,6 +441,10 @@ class Networks(HostsFiles, Leases):
                 if ports:
                     with self.store.write() as db:
                         self._add_ports(db, cid, first.ip, first.ip6, ports)
+                    if self.rootless:  # the host's port to the user's namespace
+                        from tomato.engine import rootless_net
+
+                        rootless_net.forward_ports(self.root, self.ports(cid))
                 if self._made_bridge or ports:
                     # Not waited for here: settle() does, before the record is written.
                     self._pending = self._start_rules()
@@ -402,6 +461,7 @@ class Networks(HostsFiles, Leases):
 
             nft.finish(proc)
 
+    @_in_user_netns
     def replug(self, cid: str) -> None:
         """After a reboot the netns is gone but the leases remain: make it again."""
         from tomato.network import bridge, netns
@@ -422,6 +482,7 @@ class Networks(HostsFiles, Leases):
                                "", [], "", i == 0, lease=lease)
             self._apply_rules()
 
+    @_in_user_netns
     def connect(self, cid: str, ref: str, ip: str = "", aliases: list[str] | None = None,
                 ip6: str = "") -> Network:
         from tomato.network import netns
@@ -455,6 +516,7 @@ class Networks(HostsFiles, Leases):
         self._event("connect", n, container=cid)
         return n
 
+    @_in_user_netns
     def disconnect(self, cid: str, ref: str) -> Network:
         from tomato.network.netlink import Netlink
 

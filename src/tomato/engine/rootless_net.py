@@ -12,6 +12,21 @@ by a slirp4netns process (network/usermode.py) for its outbound traffic, and its
     bridge (the default), slirp4netns             tap0 10.0.2.100, via 10.0.2.2, DNS 10.0.2.3
     slirp4netns:allow_host_loopback=true          and 10.0.2.2 is the host's 127.0.0.1
     none, host, container:X                       as root's engine (no slirp4netns)
+    a user network (`network create`)             root's bridge networks, in the user's
+                                                  network namespace (below)
+
+User networks: one network namespace per user (ROOT/usernet/netns, podman's
+"rootless netns") holds what root's engine puts in the host's: the networks' bridges,
+the host ends of the containers' veths, Tomato's nft table (masquerade, isolation,
+DNAT of published ports), ip_forward; one slirp4netns serves it (its tap0 is that
+namespace's way out).  engine/networks.py runs its device operations there, in a child
+that joined it (``inside_user_netns``: a process in a user namespace can enter a
+network namespace it owns but never return to the host's), so names resolve between
+containers through the same hosts files as root's networks.  A published port is
+forwarded twice: slirp4netns from the host's HOST_IP:PORT to 10.0.2.100:PORT, then the
+namespace's DNAT rule (as root's) to the container.
+
+    host :8080 -- slirp4netns -- tap0 10.0.2.100 [user netns: DNAT, bridge] -- veth -- eth0 :80
 
 Lifecycle: ``attach`` at create (the namespace), ``ensure_running`` at every start
 (slirp4netns and the forwards, again if the recorded process is gone: a reboot, the
@@ -29,7 +44,10 @@ from tomato.errors import InvalidArgument, Unavailable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
     from tomato.network.usermode import SlirpProcess
 
@@ -59,17 +77,13 @@ def slirp_options(mode: str) -> dict[str, str]:
 
 
 def plan_mode(mode: str) -> str:
-    """A rootless container's network mode: the default bridge is slirp4netns; a user
-    network is refused in one line (user networks need root's bridges here)."""
+    """A rootless container's network mode: the default bridge is slirp4netns; anything
+    else as root's (a user network's name among them)."""
     if mode in ("bridge", "default"):
         return SLIRP
     if is_slirp(mode):
         slirp_options(mode)
-        return mode
-    if mode in ("none", "host") or mode.startswith("container:"):
-        return mode
-    raise InvalidArgument(f"network {mode}: a rootless engine has no user networks yet: use "
-                          "the default network (slirp4netns), --network none or host")
+    return mode
 
 
 def plan_ports(publish: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -199,6 +213,147 @@ def teardown(root: Path, cdir: Path, cid: str) -> None:
         pass
 
 
+# -- the user's network namespace (user networks) ------------------------------------------
+USERNET = "usernet"
+
+
+def user_netns_path(root: Path) -> str:
+    return str(root / USERNET / "netns")
+
+
+def ensure_user_netns(root: Path, ports: Callable[[], list[dict[str, Any]]]) -> str:
+    """The user's network namespace, with its slirp4netns: made (again, after the
+    keeper's mount namespace went with its pin, or a slirp4netns that died) and every
+    recorded port forwarded again.  ``ports`` lists the records' published ports."""
+    from tomato.network import netns, usermode
+
+    base = root / USERNET
+    path = user_netns_path(root)
+    recorded = _recorded(base)
+    if recorded is not None and _alive(recorded) and netns.is_mounted(path):
+        return path
+    base.mkdir(mode=0o700, exist_ok=True)
+    lock = os.open(base / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        import fcntl
+
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        recorded = _recorded(base)  # another command may have made it meanwhile
+        if recorded is not None and _alive(recorded) and netns.is_mounted(path):
+            return path
+        if recorded is not None:
+            usermode.stop(recorded)
+        if not netns.is_mounted(path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            usermode.create_netns(path)
+        api = os.path.join(_run_dir(), "usernet.sock")
+        try:
+            os.unlink(api)
+        except FileNotFoundError:
+            pass
+        slirp = usermode.start(path, api, str(base / "slirp.log"))
+        try:
+            for p in ports():
+                forward(api, p)
+            tmp = base / (RECORD + ".new")
+            tmp.write_text(json.dumps({"pid": slirp.pid, "start_time": slirp.start_time,
+                                       "api_socket": slirp.api_socket}))
+            os.replace(tmp, base / RECORD)
+        except BaseException:
+            usermode.stop(slirp)
+            raise
+    finally:
+        os.close(lock)
+    return path
+
+
+def forward(api: str, port: dict[str, Any]) -> None:
+    """A user network's published port: the host's HOST_IP:PORT to 10.0.2.100:PORT,
+    where the namespace's DNAT rule takes it on."""
+    from tomato.network import usermode
+
+    usermode.add_hostfwd(api, port["proto"], port["host_ip"], int(port["host_port"]),
+                         int(port["host_port"]))
+
+
+def forward_ports(root: Path, ports: list[dict[str, Any]]) -> None:
+    recorded = _recorded(root / USERNET)
+    if recorded is None:
+        raise Unavailable("the user's network namespace has no slirp4netns")
+    for p in ports:
+        forward(recorded.api_socket, p)
+
+
+def unforward_ports(root: Path, ports: list[dict[str, Any]],
+                    kept: list[dict[str, Any]]) -> None:
+    """Drop the forwards of ``ports`` (slirp4netns's list, matched by host port) but
+    those ``kept`` still publish (compose's recreate makes the new container before it
+    removes the old one, on the same port)."""
+    from tomato.network import usermode
+
+    recorded = _recorded(root / USERNET)
+    if recorded is None or not _alive(recorded) or not ports:
+        return
+    wanted = {(p["proto"], int(p["host_port"])) for p in ports} - \
+        {(p["proto"], int(p["host_port"])) for p in kept}
+    for entry in usermode.list_hostfwd(recorded.api_socket):
+        if (entry.get("proto"), entry.get("host_port")) in wanted:
+            usermode.remove_hostfwd(recorded.api_socket, int(str(entry["id"])))
+
+
+def inside_user_netns(root: Path, published: Callable[[], list[dict[str, Any]]],
+                      fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` run in the user's network namespace: in a child that
+    joined it (its result or exception pickled back), or here if already inside."""
+    import pickle
+
+    from tomato._sys import libc
+    from tomato.engine.store import forget_connections
+
+    path = ensure_user_netns(root, published)
+    if os.stat("/proc/self/ns/net").st_ino == os.stat(path).st_ino:
+        return fn(*args, **kwargs)
+    forget_connections()  # sqlite's locks do not survive a fork
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            os.close(r)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            libc.setns(fd, libc.CLONE_NEWNET, path)
+            os.close(fd)
+            result: tuple[str, Any] = ("ok", fn(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001 - handed to the parent
+            result, code = ("err", err), 1
+        try:
+            data = pickle.dumps(result)
+        except Exception:  # noqa: BLE001 - an exception that does not pickle
+            data = pickle.dumps(("err", Unavailable(str(result[1]))))
+        try:
+            while data:
+                data = data[os.write(w, data):]
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks = []
+    try:
+        while chunk := os.read(r, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    if not chunks:
+        raise Unavailable("the user's network namespace: its helper died")
+    kind, value = pickle.loads(b"".join(chunks))
+    if kind == "err":
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
 def settings(root: Path, cid: str, mode: str,
              publish: list[dict[str, Any]]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """Docker's NetworkSettings parts for a slirp4netns container: the sandbox, the
@@ -214,5 +369,6 @@ def settings(root: Path, cid: str, mode: str,
     return netns_path(root, cid), nets, ports
 
 
-__all__ = ["attach", "ensure_running", "is_slirp", "plan_mode", "plan_ports", "settings",
-           "slirp_options", "teardown"]
+__all__ = ["attach", "ensure_running", "ensure_user_netns", "forward_ports",
+           "inside_user_netns", "is_slirp", "plan_mode", "plan_ports", "settings",
+           "slirp_options", "teardown", "unforward_ports", "user_netns_path"]

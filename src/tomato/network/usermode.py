@@ -255,6 +255,20 @@ def add_hostfwd(api_socket: str, proto: str, host_ip: str, host_port: int,
                           f"{reply['error']}")
 
 
+def list_hostfwd(api_socket: str) -> list[dict[str, object]]:
+    """The forwards slirp4netns holds: id, proto, host_addr, host_port, guest_..."""
+    reply = _request(api_socket, {"execute": "list_hostfwd"})
+    found = reply.get("entries")  # at the top, not under "return" (slirp4netns 1.2)
+    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+
+
+def remove_hostfwd(api_socket: str, forward_id: int) -> None:
+    reply = _request(api_socket, {"execute": "remove_hostfwd", "arguments": {"id": forward_id}})
+    if "error" in reply:
+        raise Unavailable(f"slirp4netns could not remove forward {forward_id}: "
+                          f"{reply['error']}")
+
+
 def _refused_why(proto: str, host_ip: str, port: int) -> None:
     """slirp4netns says only "slirp_add_hostfwd failed": bind the port ourselves to
     learn why, and raise Docker's message when it is taken."""
@@ -278,5 +292,6 @@ def resolv_conf() -> str:
 
 
 __all__ = ["DNS", "GATEWAY", "GUEST_ADDR", "SlirpProcess", "add_hostfwd", "create_netns",
-           "refuse_privileged_ports", "resolv_conf", "slirp_argv", "start", "stop",
+           "list_hostfwd", "refuse_privileged_ports", "remove_hostfwd", "resolv_conf",
+           "slirp_argv", "start", "stop",
            "unprivileged_port_start"]

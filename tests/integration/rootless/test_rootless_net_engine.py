@@ -82,7 +82,18 @@ def test_default_network_is_slirp4netns(busybox_user: RootlessUser, host_server:
                        "busybox", "nc", "-w", "5", "10.0.2.2", str(host_server)).stdout
     assert allowed == "host loopback\n"
     # No slirp4netns outlives its container.
-    assert not [p for p in u.pids() if _comm(p) == "slirp4netns"]
+    _no_slirp_left(u)
+
+
+def _no_slirp_left(u: RootlessUser) -> None:
+    """No slirp4netns outlives its container (the monitor of a `run --rm` may still be
+    removing it when the command returns: bounded wait)."""
+    for _ in range(100):
+        left = [p for p in u.pids() if _comm(p) == "slirp4netns"]
+        if not left:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"slirp4netns left running: {left}")
 
 
 def _comm(pid: int) -> str:
@@ -112,7 +123,7 @@ def test_publish_forwards_a_host_port(busybox_user: RootlessUser) -> None:
             f"Bind for 0.0.0.0:{port} failed: port is already allocated"), taken.stderr
     finally:
         u.tomato("rm", "-f", cid)
-    assert not [p for p in u.pids() if _comm(p) == "slirp4netns"]
+    _no_slirp_left(u)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
@@ -132,3 +143,31 @@ def test_privileged_ports_are_refused(busybox_user: RootlessUser) -> None:
                    check=False)
     assert bad.returncode == 125
     assert bad.stderr.startswith("tomato: unknown option for slirp4netns: mtu")
+
+
+def test_user_network_names_and_ports(busybox_user: RootlessUser) -> None:
+    """Root's bridge networks, in the user's network namespace: peers by name, a
+    published port through slirp4netns and the namespace's DNAT rule."""
+    u = busybox_user
+    u.tomato("network", "create", "appnet")
+    port = _free_port()
+    web = u.tomato("run", "-d", "--name", "web", "--network", "appnet", "-p", f"{port}:80",
+                   "busybox", "sh", "-c",
+                   "while true; do echo from-web | nc -l -p 80; done").stdout.strip()
+    try:
+        out = u.tomato("run", "--rm", "--network", "appnet", "busybox", "sh", "-c",
+                       "for i in $(seq 50); do nc -w 2 web 80 </dev/null && exit 0; "
+                       "sleep 0.1; done; exit 1").stdout
+        assert out == "from-web\n"
+        assert _read(port) == "from-web\n"
+        resolv = u.tomato("run", "--rm", "--network", "appnet", "busybox", "cat",
+                          "/etc/resolv.conf").stdout
+        assert "nameserver 10.0.2.3" in resolv
+        busy = u.tomato("network", "rm", "appnet", check=False)
+        assert busy.returncode != 0 and "has active endpoints" in busy.stderr
+    finally:
+        u.tomato("rm", "-f", web)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    u.tomato("network", "rm", "appnet")
+    assert "appnet" not in u.tomato("network", "ls").stdout

@@ -122,9 +122,15 @@ version: "3"
 services:
   web:
     image: busybox
-    network_mode: bridge
     ports: ["{port}:80"]
     command: ["sh", "-c", "while true; do echo from-compose | nc -l -p 80; done"]
+  client:
+    image: busybox
+    depends_on: [web]
+    command:
+      - sh
+      - -c
+      - for i in $$(seq 50); do nc -w 2 web 80 </dev/null && exit 0; sleep 0.2; done; exit 1
 """
 
 
@@ -138,10 +144,13 @@ def test_docker_compose_as_the_user(served: UserServer) -> None:
     (project / "docker-compose.yml").write_text(COMPOSE_FILE.format(port=port))
     shutil.chown(project, served.user.uid, served.user.gid)
     try:
-        served.run([COMPOSE, "-p", "rootless", "up", "-d", "--no-color"], cwd=str(project))
-        assert _fetch(port) == "from-compose\n"
-        names = served.docker("ps", "--format", "{{.Names}}").stdout.split()
-        assert names == ["rootless_web_1"]
+        # The project's network is a user network: the client finds the web by name.
+        up = served.run([COMPOSE, "-p", "rootless", "up", "--exit-code-from", "client",
+                         "--no-color"], cwd=str(project), check=False)
+        assert up.returncode == 0 and "from-compose" in up.stdout, up.stdout + up.stderr
+        assert "rootless_default" in served.docker("network", "ls").stdout
+        assert served.docker("port", "rootless_web_1").stdout.strip() == \
+            f"80/tcp -> 0.0.0.0:{port}"
     finally:
         served.run([COMPOSE, "-p", "rootless", "down"], cwd=str(project), check=False)
     assert served.docker("ps", "-aq").stdout == ""
