@@ -180,13 +180,14 @@ def ensure_running(root: Path, cdir: Path, cid: str, mode: str,
         pass
     slirp = usermode.start(path, api, str(cdir / "slirp.log"), allow_host_loopback=allow)
     try:
-        for p in publish:
-            usermode.add_hostfwd(api, p["proto"], p["host_ip"], int(p["host_port"]),
-                                 int(p["container_port"]))
+        # Recorded first: a command killed from here on leaves a process rm can stop.
         tmp = cdir / (RECORD + ".new")
         tmp.write_text(json.dumps({"pid": slirp.pid, "start_time": slirp.start_time,
                                    "api_socket": slirp.api_socket}))
         os.replace(tmp, cdir / RECORD)
+        for p in publish:
+            usermode.add_hostfwd(api, p["proto"], p["host_ip"], int(p["host_port"]),
+                                 int(p["container_port"]))
     except BaseException:
         usermode.stop(slirp)
         raise
