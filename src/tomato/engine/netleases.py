@@ -70,6 +70,19 @@ class Leases(NetworkRecords):
                        (cid, p["proto"], p["host_ip"], p["host_port"], ip,
                         p["container_port"], ip6))
 
+    def _repoint_ports(self, cid: str) -> bool:
+        """Published ports go to the container's first interface (eth0): after a
+        disconnect and a connect (docker-compose v1 does both before every start, to set
+        the aliases) that is another address.  Returns whether a port changed."""
+        first = min(self.leases(cid), key=lambda lease: lease.ifname, default=None)
+        if first is None:
+            return False  # kept as they are until the container is connected again
+        with self.store.write() as db:
+            changed = db.execute("UPDATE ports SET container_ip=?, container_ip6=? WHERE "
+                                 "container_id=? AND (container_ip!=? OR container_ip6!=?)",
+                                 (first.ip, first.ip6, cid, first.ip, first.ip6)).rowcount
+        return bool(changed)
+
     def _port_of_range(self, db: sqlite3.Connection, p: dict[str, Any]) -> int:
         """-p 8000-8010:80: the first port of the range nobody holds (docker's)."""
         from tomato.network import ports as portmod

@@ -538,19 +538,6 @@ class Networks(HostsFiles, Leases):
         self._event("disconnect", n, container=cid)
         return n
 
-    def _repoint_ports(self, cid: str) -> bool:
-        """Published ports go to the container's first interface (eth0): after a
-        disconnect and a connect (docker-compose v1 does both before every start, to set
-        the aliases) that is another address.  Returns whether a port changed."""
-        first = min(self.leases(cid), key=lambda lease: lease.ifname, default=None)
-        if first is None:
-            return False  # kept as they are until the container is connected again
-        with self.store.write() as db:
-            changed = db.execute("UPDATE ports SET container_ip=?, container_ip6=? WHERE "
-                                 "container_id=? AND (container_ip!=? OR container_ip6!=?)",
-                                 (first.ip, first.ip6, cid, first.ip, first.ip6)).rowcount
-        return bool(changed)
-
 
 def sweep(root: Path) -> list[str]:
     """The cheap reconcile every command may run: only when some netns is pinned."""
