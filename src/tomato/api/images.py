@@ -221,6 +221,12 @@ def list_json(api: Api, req: Request) -> None:
     if not req.flag("all"):  # the build cache's untagged step images: with all=1 only
         found = buildcache.visible(api.cfg, found)
     out = [summary(i) for i in found]
+    if filters.get("reference"):  # dockerd: only the names that match are listed
+        for row in out:
+            for key in ("RepoTags", "RepoDigests"):
+                kept = [n for n in row[key] or []
+                        if listfilters.reference_matches(n, filters["reference"])]
+                row[key] = kept or None
     req.json_response(out)
 
 

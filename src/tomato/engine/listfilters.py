@@ -169,10 +169,7 @@ def images(found: list[ImageSummary], filters: dict[str, list[str]],
         out = [i for i in out if (not i.repo_tags) == dangling]
     if filters.get("reference"):
         pats = filters["reference"]
-        out = [i for i in out if any(
-            fnmatch.fnmatch(t, p) or fnmatch.fnmatch(t.rsplit(":", 1)[0], p)
-            or fnmatch.fnmatch(t.removeprefix("docker.io/library/"), p)
-            for t in i.repo_tags for p in pats)]
+        out = [i for i in out if any(reference_matches(t, pats) for t in i.repo_tags)]
     for key in ("before", "since"):
         for ref in filters.get(key) or []:
             pivot = get_image(ref)
@@ -181,6 +178,16 @@ def images(found: list[ImageSummary], filters: dict[str, list[str]],
     if filters.get("label"):
         out = [i for i in out if _labels_match(labels_of(i.id), filters["label"])]
     return out
+
+
+def reference_matches(name: str, patterns: list[str]) -> bool:
+    """docker's FamiliarMatch: a glob on ``busybox:latest`` (or ``repo@digest``), or on
+    its name alone (``busybox``); docker.io/library/ is not part of either."""
+    if name.startswith("docker.io/"):
+        name = name.removeprefix("docker.io/").removeprefix("library/")
+    bare = name.split("@", 1)[0]
+    bare = bare.rsplit(":", 1)[0] if ":" in bare.rsplit("/", 1)[-1] else bare
+    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(bare, p) for p in patterns)
 
 
 # -- networks and volumes -------------------------------------------------------------
