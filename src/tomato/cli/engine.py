@@ -139,6 +139,11 @@ def main(argv: list[str] | None = None, served: Served | None = None) -> int:
             return _enter_rootless(args, argv) or \
                 unshare.run_in_userns(os.path.abspath(args.root), args.command)
     if os.geteuid() != 0 and word not in NOT_THE_ENGINES:
+        if served is None:
+            # The fork server stays in the user's own namespaces, where its client is;
+            # each command it forks joins the user namespace itself (a server left from
+            # inside it would refuse every client: another namespace).
+            _leave_a_fork_server(args.root, born)
         failed = _enter_rootless(args, argv)
         if failed:
             return failed

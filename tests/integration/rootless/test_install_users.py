@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from helpers.rootless import RootlessUser
 
 REPO = Path(__file__).resolve().parents[3]
 NOBODY = 65534
@@ -70,3 +72,32 @@ def test_system_install_refuses_bad_arguments(workdir: Path) -> None:
     assert not (workdir / "b").exists() and not Path("relative").exists()
     unknown = _install("--sytem")
     assert unknown.returncode == 2 and unknown.stderr.startswith("usage: install.sh")
+
+
+@pytest.mark.slow
+def test_a_users_commands_go_through_a_fork_server(workdir: Path, user: RootlessUser,
+                                                   busybox_tar: Path) -> None:
+    """The installed `tomato` (the C client) as a rootless user: the fork server stays
+    in the user's own namespaces (where the client is) and each command it forks joins
+    the user namespace, so the second command on is served, with its exit code."""
+    os.chmod(workdir, 0o755)
+    prefix, bindir = workdir / "opt-tomato", workdir / "bin"
+    proc = _install("--system", "--prefix", str(prefix), "--bin-dir", str(bindir))
+    assert proc.returncode == 0, proc.stderr
+    tomato = str(bindir / "tomato")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(user.command([tomato, *args], user.env()), capture_output=True,
+                              text=True, timeout=120, cwd="/", stdin=subprocess.DEVNULL)
+
+    assert run("import", str(busybox_tar), "busybox:latest").returncode == 0
+    assert run("ps").returncode == 0  # leaves the server (the root exists now)
+    for _ in range(100):  # bounded: the server imports the engine before it listens
+        version = run("version").stdout
+        if "this command was served by it" in version:
+            break
+        time.sleep(0.1)
+    assert "this command was served by it" in version, version
+    out = run("run", "--rm", "--network", "none", "busybox", "sh", "-c", "id -u; exit 3")
+    assert (out.returncode, out.stdout) == (3, "0\n"), out.stderr
+    assert run("ps", "-aq").stdout == ""

@@ -6,7 +6,8 @@
  *                           and the launcher is bin/tomato-launcher beside us.
  *
  * We find the engine root the way the CLI does (--root, else TOMATO_ROOT, else
- * /var/lib/tomato) and connect to ROOT/cli.sock, where tomato.cli.forkserver
+ * /var/lib/tomato for root, an ordinary user's $XDG_DATA_HOME/tomato or
+ * ~/.local/share/tomato) and connect to ROOT/cli.sock, where tomato.cli.forkserver
  * listens: a Python process with every engine module imported that forks a
  * child per command.  We hand it our argv, environment, umask, working
  * directory and stdio (SCM_RIGHTS), so the child runs the command exactly as
@@ -92,7 +93,22 @@ static const char *engine_root(int argc, char **argv) {
             break; /* the command word: its own flags are not ours */
     }
     const char *env = getenv("TOMATO_ROOT");
-    return env && *env ? env : DEFAULT_ROOT;
+    if (env && *env)
+        return env;
+    if (geteuid() == 0)
+        return DEFAULT_ROOT;
+    /* An ordinary user's (rootless) engine: engine/config.py's default_root. */
+    static char user_root[PATH_MAX];
+    const char *data = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+    int n;
+    if (data && *data)
+        n = snprintf(user_root, sizeof user_root, "%s/tomato", data);
+    else if (home && *home)
+        n = snprintf(user_root, sizeof user_root, "%s/.local/share/tomato", home);
+    else
+        return DEFAULT_ROOT; /* Python asks pwd: no server found, it runs the command */
+    return n > 0 && (size_t)n < sizeof user_root ? user_root : DEFAULT_ROOT;
 }
 
 static int connect_server(const char *root) {
