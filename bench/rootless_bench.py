@@ -13,11 +13,11 @@
 The user is made for the run (tests/helpers/rootless.py: its /etc/subuid and
 /etc/subgid lines, removed after with every process it left) and runs Tomato from a
 system install into a temporary prefix (scripts/install.sh --system), as a user would:
-tomato-client, the fork server and tomato-shim included.  Both tools are timed by one
-Python process running as that user (no setpriv per run), medians after 3 warm-ups.
-Everything lives in a temporary directory on disk, removed at the end: not on a tmpfs
-in a private mount namespace as the other benches, because rootless podman's
-`container cleanup` (run by conmon) stalled ~20 s after every `run --rm` there.
+tomato-client, the fork server and tomato-shim included.  Every run of both tools is
+`setpriv` to the user from here (the same ~2 ms for each), medians after 3 warm-ups.
+Everything lives in a short temporary directory under /tmp, removed at the end (also on
+SIGTERM): under a longer one (/var/tmp/tomato-rlbench-XXXXXXXX/run-USER/...) every
+rootless `podman run --rm` waited ~20 s for its cleanup.
 
     sudo .venv/bin/python bench/rootless_bench.py [-n 20] [--skip-podman]
 """
@@ -25,10 +25,11 @@ in a private mount namespace as the other benches, because rootless podman's
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
+import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,31 +46,24 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 """
 
-#: run as the user: times each argv list n times after 3 warm-ups, prints JSON medians
-TIMER = r"""
-import json, statistics, subprocess, sys, time
-cases, n = json.loads(sys.argv[1]), int(sys.argv[2])
-out = {}
-for name, argv in cases.items():
-    times = []
-    for i in range(n + 3):
-        t0 = time.perf_counter()
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
-        if proc.returncode != 0:
-            sys.exit(f"{name}: {' '.join(argv)} failed: {proc.stderr.decode()[-400:]}")
-        if i >= 3:
-            times.append(time.perf_counter() - t0)
-    out[name] = statistics.median(times) * 1000
-print(json.dumps(out))
-"""
-
-
 def sh(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(argv, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:8])}... failed: {proc.stderr.strip()[-600:]}")
     return proc  # type: ignore[no-any-return]
+
+
+def timed(argv: list[str], n: int) -> list[float]:
+    """Seconds each of n runs took, after 3 warm-ups (output captured, as a caller's)."""
+    times = []
+    for i in range(n + 3):
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, cwd="/")
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[-6:])} failed: {proc.stderr.decode()[-400:]}")
+        if i >= 3:
+            times.append(time.perf_counter() - t0)
+    return times
 
 
 def free_port() -> int:
@@ -114,8 +108,12 @@ def main() -> int:
     if os.geteuid() != 0:
         print("rootless_bench: run as root (it makes the user it runs as)", file=sys.stderr)
         return 1
+    # A SIGTERM unwinds like an exception: the user made for the run is removed, with
+    # its /etc/subuid lines and every process it left.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     podman = not args.skip_podman and shutil.which("podman") is not None
-    tmp = Path(tempfile.mkdtemp(prefix="tomato-rlbench-", dir="/var/tmp"))
+    # A short path: rootless podman under a longer one waited ~20 s after every run
+    tmp = Path(tempfile.mkdtemp(prefix="rlb-", dir="/tmp"))
     os.chmod(tmp, 0o755)
     sys.path.insert(0, str(REPO / "tests"))
     from helpers.rootfs import build_busybox_rootfs
@@ -129,14 +127,13 @@ def main() -> int:
         rootfs = build_busybox_rootfs(tmp / "rootfs")
         sh(["tar", "-C", str(rootfs), "-cf", str(tmp / "bb.tar"), "."])
         os.chmod(tmp / "bb.tar", 0o644)
-        with make_user(tmp, "bench") as user:
+        with make_user(tmp, "b") as user:
             env = user.env()
 
             def as_user(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
                 return sh(user.command(argv, env), cwd="/", **kw)
 
             as_user([tomato, "import", str(tmp / "bb.tar"), "busybox:latest"])
-            as_user([tomato, "save", "-o", str(user.home / "bb-docker.tar"), "busybox:latest"])
             port = free_port()
             cases = {"tomato run --rm": [tomato, "run", "--rm", "busybox", "true"],
                      "tomato run --rm -p": [tomato, "run", "--rm", "-p", f"{port}:80",
@@ -147,15 +144,16 @@ def main() -> int:
                 conf = user.home / ".config" / "containers"
                 as_user(["mkdir", "-p", str(conf)])
                 as_user(["sh", "-c", f"cat > {conf}/containers.conf"], input=PODMAN_CONF)
-                as_user([*PODMAN_FLAGS, "load", "-i", str(user.home / "bb-docker.tar")],
-                        timeout=300)
+                # The same rootfs tar tomato imported (a `podman load` of tomato's save
+                # made every podman run stall ~20 s here).
+                as_user([*PODMAN_FLAGS, "import", str(tmp / "bb.tar"),
+                         "localhost/busybox:latest"], timeout=300)
                 image = "localhost/busybox:latest"
                 cases["podman run --rm"] = [*PODMAN_FLAGS, "run", "--rm", image, "true"]
                 cases["podman run --rm -p"] = [*PODMAN_FLAGS, "run", "--rm", "-p",
                                                f"{port}:80", image, "true"]
-            medians = json.loads(as_user(["/usr/bin/python3", "-I", "-c", TIMER,
-                                          json.dumps(cases), str(args.n)],
-                                         timeout=3600).stdout)
+            medians = {name: statistics.median(timed(user.command(argv, env), args.n)) * 1000
+                       for name, argv in cases.items()}
             for kind in ("run --rm", "run --rm -p"):
                 results[f"{kind} (ms)"] = {tool: medians[f"{tool} {kind}"]
                                            for tool in ("tomato", "podman")
