@@ -152,9 +152,10 @@ def start(netns_path: str, api_socket: str, log_path: str, *,
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     pass_fds=(ready_w,), start_new_session=True)
         except FileNotFoundError as err:
-            raise Unavailable("slirp4netns not found in PATH: a rootless container's network "
-                              "needs it (apt-get install slirp4netns), or use --network "
-                              "none") from err
+            # (not "not found": the CLI would read that as the container's command's, 127)
+            raise Unavailable("slirp4netns is missing from PATH: a rootless container's "
+                              "network needs it (apt-get install slirp4netns), or use "
+                              "--network none") from err
         os.close(ready_w)
         ready_w = -1
         started = _wait_ready(ready_r, proc)

@@ -171,3 +171,20 @@ def test_user_network_names_and_ports(busybox_user: RootlessUser) -> None:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     u.tomato("network", "rm", "appnet")
     assert "appnet" not in u.tomato("network", "ls").stdout
+
+
+def test_without_slirp4netns_one_line_and_nothing_left(busybox_user: RootlessUser) -> None:
+    u = busybox_user
+    tools = u.home / "tools"  # a PATH with what the engine needs, but slirp4netns
+    tools.mkdir()
+    for name in ("newuidmap", "newgidmap"):
+        (tools / name).symlink_to(f"/usr/bin/{name}")
+    proc = u.tomato("run", "--rm", "busybox", "true", check=False, PATH=str(tools))
+    assert proc.returncode == 125, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "tomato: slirp4netns is missing from PATH: a rootless container's network needs "
+        "it (apt-get install slirp4netns), or use --network none"], proc.stderr
+    assert u.tomato("ps", "-aq").stdout == ""
+    assert not list((u.data_root / "netns").glob("*"))
+    assert u.tomato("run", "--rm", "--network", "none", "busybox", "true",
+                    PATH=str(tools)).returncode == 0
