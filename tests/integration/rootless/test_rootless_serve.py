@@ -149,8 +149,12 @@ def test_docker_compose_as_the_user(served: UserServer) -> None:
                          "--no-color"], cwd=str(project), check=False)
         assert up.returncode == 0 and "from-compose" in up.stdout, up.stdout + up.stderr
         assert "rootless_default" in served.docker("network", "ls").stdout
+        # Up again, detached: the stopped web starts, its port forwarded again.
+        served.run([COMPOSE, "-p", "rootless", "up", "-d", "--no-color", "web"],
+                   cwd=str(project))
         assert served.docker("port", "rootless_web_1").stdout.strip() == \
             f"80/tcp -> 0.0.0.0:{port}"
+        assert _fetch(port) == "from-compose\n"
     finally:
         served.run([COMPOSE, "-p", "rootless", "down"], cwd=str(project), check=False)
     assert served.docker("ps", "-aq").stdout == ""
