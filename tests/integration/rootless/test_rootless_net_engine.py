@@ -163,6 +163,13 @@ def test_user_network_names_and_ports(busybox_user: RootlessUser) -> None:
         resolv = u.tomato("run", "--rm", "--network", "appnet", "busybox", "cat",
                           "/etc/resolv.conf").stdout
         assert "nameserver 10.0.2.3" in resolv
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            if int(f.read()) > 80:  # (a host that lets users bind 80 publishes it)
+                low = u.tomato("run", "--rm", "--network", "appnet", "-p", "80:80",
+                               "busybox", "true", check=False)
+                assert low.returncode == 125
+                assert low.stderr.startswith("tomato: cannot publish port 80: ports below "), \
+                    low.stderr
         busy = u.tomato("network", "rm", "appnet", check=False)
         assert busy.returncode != 0 and "has active endpoints" in busy.stderr
     finally:
