@@ -263,6 +263,9 @@ class Networks(HostsFiles, Leases):
                               ).fetchall()
             ports = db.execute("SELECT proto, host_ip, host_port, container_ip, "
                                "container_port, container_ip6 FROM ports").fetchall()
+        if self.rootless:  # the host's address is slirp4netns's bind; here every
+            # forwarded port arrives at 10.0.2.100 (engine/rootless_net.py)
+            ports = [(p[0], "", *p[2:]) for p in ports]
         script = nft.render(self.table, [nft.Net(r[0], r[1], bool(r[2]), r[3]) for r in rows],
                             [nft.Port(*p) for p in ports])
         return nft.start(script, (self._lock_fd,) if self._lock_fd >= 0 else ())

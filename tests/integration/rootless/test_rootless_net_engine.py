@@ -150,9 +150,9 @@ def test_user_network_names_and_ports(busybox_user: RootlessUser) -> None:
     published port through slirp4netns and the namespace's DNAT rule."""
     u = busybox_user
     u.tomato("network", "create", "appnet")
-    port = _free_port()
+    port, local = _free_port(), _free_port()
     web = u.tomato("run", "-d", "--name", "web", "--network", "appnet", "-p", f"{port}:80",
-                   "busybox", "sh", "-c",
+                   "-p", f"127.0.0.1:{local}:80", "busybox", "sh", "-c",
                    "while true; do echo from-web | nc -l -p 80; done").stdout.strip()
     try:
         out = u.tomato("run", "--rm", "--network", "appnet", "busybox", "sh", "-c",
@@ -160,6 +160,7 @@ def test_user_network_names_and_ports(busybox_user: RootlessUser) -> None:
                        "sleep 0.1; done; exit 1").stdout
         assert out == "from-web\n"
         assert _read(port) == "from-web\n"
+        assert _read(local) == "from-web\n"  # a host address: slirp4netns binds it
         resolv = u.tomato("run", "--rm", "--network", "appnet", "busybox", "cat",
                           "/etc/resolv.conf").stdout
         assert "nameserver 10.0.2.3" in resolv
