@@ -100,7 +100,8 @@ class RootlessUser:
 
     def command(self, argv: list[str], env: dict[str, str]) -> list[str]:
         """``argv`` as this user, with exactly ``env`` (setpriv, as test_rootless.py)."""
-        return [*self.prefix, "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+        return [*self.prefix, "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
+                "--clear-groups",
                 "--reset-env", "env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
 
     def tomato_argv(self) -> list[str]:

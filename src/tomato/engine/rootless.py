@@ -248,4 +248,4 @@ def limits_warning(opts: RunOptions) -> str:
 
 __all__ = ["CGROUP_V1_WARNING", "LIMITS_IGNORED", "cgroup_warning", "describe", "enter",
            "containers_cgroup", "limits_warning", "make_root", "mount_fuse_overlay",
-           "overlay_driver", "run_dir", "subordinate_range", "warn_once"]
+           "overlay_driver", "run_dir", "subordinate_range"]

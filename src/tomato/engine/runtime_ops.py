@@ -1,6 +1,6 @@
 """The engine's calls into the OCI runtime (tomato.runtime), in-process: each
-container's runtime state lives under ``ROOT/runtime/<id>`` (a user's: runtime_root).  A container the
-runtime no longer knows is not an error here (its record may outlive it)."""
+container's runtime state lives under ``ROOT/runtime/<id>`` (a user's: runtime_root).
+A container the runtime no longer knows is not an error here (its record may outlive it)."""
 
 from __future__ import annotations
 

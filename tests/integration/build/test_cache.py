@@ -5,7 +5,6 @@ files never bust it, and `builder prune` / `system df` show and free it."""
 from __future__ import annotations
 
 import json
-
 import os
 import re
 from pathlib import Path
