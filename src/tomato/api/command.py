@@ -79,4 +79,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure-tcp", action="store_true",
                    help="serve tcp:// without TLS client verification: every local user "
                    "gets root on this host (warned about loudly)")
+    p.add_argument("--userns-remap", dest="serve_userns_remap", default=None,
+                   metavar="default|USER[:GROUP]",
+                   help="dockerd's: every container in a user namespace mapped to USER's "
+                   "/etc/subuid,/etc/subgid ranges (env TOMATO_USERNS_REMAP)")
     p.set_defaults(func=cmd_serve)

@@ -80,6 +80,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         help="allow plain HTTP to this registry (repeatable)")
     parser.add_argument("--config", default=os.environ.get("TOMATO_CONFIG"),
                         help="directory of config.json with registry credentials")
+    parser.add_argument("--userns-remap", default=None, metavar="default|USER[:GROUP]",
+                        help="run containers in a user namespace mapped to USER's "
+                        "/etc/subuid,/etc/subgid ranges (env TOMATO_USERNS_REMAP)")
     parser.add_argument("--debug", action="store_true", default=bool(
         os.environ.get("TOMATO_DEBUG")), help="show tracebacks")
     parser.add_argument("-v", "--version", action="store_true",
@@ -100,8 +103,24 @@ def make_config(args: argparse.Namespace) -> EngineConfig:
     from tomato.engine.config import EngineConfig, default_auth_file
 
     auth = Path(args.config) / "config.json" if args.config else default_auth_file()
-    return EngineConfig(root=Path(os.path.abspath(args.root)), auth_file=auth,
+    root = Path(os.path.abspath(args.root))
+    remap = _remap(args)
+    if remap is not None:  # dockerd's ROOT/UID.GID: the remapped engine's own storage
+        from tomato.engine.userns_remap import make_root
+
+        root = make_root(root, remap)
+    return EngineConfig(root=root, auth_file=auth, userns_remap=remap,
                         insecure_registries=tuple(args.insecure_registry))
+
+
+def _remap(args: argparse.Namespace) -> Any:
+    """--userns-remap (global, or serve's own), else $TOMATO_USERNS_REMAP; None: off."""
+    flag = getattr(args, "serve_userns_remap", None) or getattr(args, "userns_remap", None)
+    if flag is None and not os.environ.get("TOMATO_USERNS_REMAP"):
+        return None  # (the common case imports nothing)
+    from tomato.engine.userns_remap import from_environment
+
+    return from_environment(flag)
 
 
 #: every command's parser, built once by the fork server for all its children
@@ -147,7 +166,13 @@ def main(argv: list[str] | None = None, served: Served | None = None) -> int:
         failed = _enter_rootless(args, argv)
         if failed:
             return failed
-    cfg = make_config(args)
+    try:
+        cfg = make_config(args)
+    except TomatoError as err:  # --userns-remap's user or ranges: one line, as dockerd
+        if args.debug:
+            raise
+        print(f"tomato: {err}", file=sys.stderr)
+        return USAGE_EXIT
     try:
         return int(args.func(args, cfg) or 0)
     except TomatoError as err:

@@ -187,6 +187,11 @@ def cmd_info(args: argparse.Namespace, cfg: EngineConfig) -> int:
         for key, value in rootless.items():
             if key != "Rootless":
                 print(f"  {key}: {value}")
+    elif cfg.userns_remap is not None:  # dockerd --userns-remap's (engine/userns_remap.py)
+        r = cfg.userns_remap
+        print(" Security Options:\n  seccomp\n   Profile: builtin\n  userns")
+        print(f" User Namespace Remap: {r.user}:{r.group} (uid {r.uid_start}, gid "
+              f"{r.gid_start}, {r.uid_count} ids)")
     print(" Fast paths:")
     for key, value in _path_lines(args, fast_paths()):
         print(f"  {key}: {value}")

@@ -15,6 +15,7 @@ from tomato.records import field, record
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
+    from tomato.engine.userns_remap import Remap
     from tomato.explain.trace import Explainer
     from tomato.images.manifest import Platform
 
@@ -47,6 +48,9 @@ class EngineConfig:
     auth_file: Path = field(default_factory=default_auth_file)
     insecure_registries: tuple[str, ...] = ()
     platform: Platform | None = None
+    #: --userns-remap (engine/userns_remap.py): every container in a user namespace of
+    #: this mapping, and ``root`` is then the remapped storage (BASE/UID.GID); None: off
+    userns_remap: Remap | None = None
     #: the monitors this engine user forked and its cgroup primer (supervision.py)
     supervision: Supervision = field(default_factory=Supervision, compare=False, hash=False,
                                      repr=False)

@@ -18,6 +18,7 @@ The order, and why:
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import ExitStack
 
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from tomato.engine.config import EngineConfig
+    from pathlib import Path
+
     from tomato.engine.networks import Networks
 
 
@@ -120,6 +123,9 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     from tomato.engine import namespaces
 
     opts = namespaces.planned(cfg, opts)  # container:NAME -> container:<full id>
+    from tomato.engine import userns_remap
+
+    userns_remap.check(cfg.userns_remap, opts)  # dockerd's refusals, before anything
     joins = namespaces.join_paths(cfg, opts, strict=False)
     inherited: list[dict[str, Any]] = []
     if opts.volumes_from:  # kept as given (docker's inspect shows them so)
@@ -168,6 +174,8 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
             rootfs_mounts = image_service.prepare_rootfs(cfg, img.id, cid)
             rollback.callback(image_service.release_rootfs, cfg, cid)
             rootfs = records.bundle(cid) / "rootfs"
+            if cfg.userns_remap is not None:  # (before the mount: overlay keeps the owner)
+                _give_upper(cfg, opts, rootfs_mounts)
             mounts.mount_rootfs(rootfs_mounts, rootfs)
             rollback.callback(mounts.unmount_rootfs, rootfs)
             volume_mounts, anonymous = mounts.volume_mounts(cfg, opts, image_config,
@@ -184,6 +192,8 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
             spec = build_spec(planned, image_config, cid, rootfs, files, volume_mounts,
                               _cgroup_parent(), netns_path, joins,
                               namespaces.shm_mount(cfg, planned, cdir))
+            if cfg.userns_remap is not None:
+                _remap_container(cfg, opts, spec, files, volume_mounts)
             # Compact: with indent=, json encodes in Python (~1.5 ms for a spec)
             write_private(records.bundle(cid) / "config.json", json.dumps(spec))
             options = planned.to_dict()
@@ -203,6 +213,31 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
         net.refresh_hosts({net.get(ref).id for ref in joined})  # peers learn our name
     events.container(cfg.root, c, "create")
     return c
+
+
+def _give_upper(cfg: EngineConfig, opts: RunOptions, rootfs_mounts: list[Any]) -> None:
+    """--userns-remap: the upper directory (the merged root's owner) owned by the
+    container's root, the range's start."""
+    from tomato.engine import userns_remap
+
+    uppers = [o.partition("=")[2] for m in rootfs_mounts for o in m.options
+              if o.startswith("upperdir=")]
+    userns_remap.give_to_root(cfg.userns_remap, opts, *uppers)
+
+
+def _remap_container(cfg: EngineConfig, opts: RunOptions, spec: dict[str, Any],
+                     files: dict[str, Path], volume_mounts: list[dict[str, Any]]) -> None:
+    """--userns-remap: the spec's user namespace, and what root inside must write
+    owned by the range's start: the etc files, and volumes of ours still root's (just
+    made)."""
+    from tomato.engine import userns_remap
+
+    remap = cfg.userns_remap
+    userns_remap.apply_to_spec(spec, remap, opts)
+    volumes = cfg.root / "volumes"
+    ours = [m["source"] for m in volume_mounts if m.get("source", "").startswith(
+        f"{volumes}/") and os.stat(m["source"]).st_uid == 0]
+    userns_remap.give_to_root(remap, opts, *files.values(), *ours)
 
 
 def _cgroup_parent() -> str:

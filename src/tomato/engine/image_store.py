@@ -115,7 +115,10 @@ class ImageContext:
     def stores(self) -> Stores:
         from tomato.images.pull import Stores
 
-        return Stores(self.content, self.snapshots)
+        remap = self.cfg.userns_remap
+        shift = None if remap is None else (remap.uid_start, remap.uid_count,
+                                            remap.gid_start, remap.gid_count)
+        return Stores(self.content, self.snapshots, shift)
 
 
 IMAGE_COLUMNS = "id, manifest_digest, target_digest, chain_ids, size, created, added"

@@ -81,7 +81,8 @@ def info(cfg: EngineConfig, server_version: str) -> dict[str, Any]:
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
-        "SecurityOptions": ["name=seccomp,profile=builtin", *_rootless_option()],
+        "SecurityOptions": ["name=seccomp,profile=builtin", *_rootless_option(),
+                            *(["name=userns"] if cfg.userns_remap is not None else [])],
         "Warnings": None,
     }
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as dataclass_replace
 from typing import Any
 
 from tomato.errors import InvalidArgument
@@ -84,6 +84,8 @@ SIZE_LABEL = "tomato.size"
 class Stores:
     content: ContentStore
     snapshots: Snapshotter
+    #: a remapped engine's owner shift for every layer unpacked (UnpackOptions.shift)
+    shift: tuple[int, int, int, int] | None = None
 
 
 class _BadResume(Exception):
@@ -124,7 +126,8 @@ class _Pipeline:
         self.chains = chain_ids(config.diff_ids)
         self.open_remote = open_remote
         self.progress = progress or (lambda p: None)
-        self.options = options
+        self.options = options if stores.shift is None else \
+            dataclass_replace(options, shift=stores.shift)
         self.workers = workers
 
     def _layer(self, i: int) -> tuple[Staging, int] | None:

@@ -44,6 +44,9 @@ class UnpackOptions:
     devices: str = "dev"
     #: chown entries to the uid/gid in the tar (root only).
     same_owner: bool = True
+    #: a remapped engine's (engine/userns_remap.py): owners shifted on the way in,
+    #: (uid start, uid count, gid start, gid count); None: as in the tar
+    shift: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,12 +177,23 @@ class _Applier:
         self.bytes = 0
         self.padded: _Forward | None = None
 
+    def owner(self, member: tarfile.TarInfo) -> tuple[int, int]:
+        """The host's owner of an entry: the tar's, or shifted by a remapped engine (an
+        id outside its range is refused, as dockerd refuses it)."""
+        if self.opts.shift is None:
+            return member.uid, member.gid
+        uid_start, uid_count, gid_start, gid_count = self.opts.shift
+        if not (0 <= member.uid < uid_count and 0 <= member.gid < gid_count):
+            raise HostileLayer(f"{member.name}: owner {member.uid}:{member.gid} cannot be "
+                               f"mapped into the engine's user namespace ({uid_count} ids)")
+        return uid_start + member.uid, gid_start + member.gid
+
     def _meta(self, fd_or_name: Any, member: tarfile.TarInfo, pfd: int | None = None,
               chmod: bool = True) -> None:
         """Owner, then mode (chown clears setuid bits), then xattrs."""
         if pfd is None:
             if self.chown:
-                os.fchown(fd_or_name, member.uid, member.gid)
+                os.fchown(fd_or_name, *self.owner(member))
             if chmod:
                 os.fchmod(fd_or_name, member.mode & 0o7777)
             for k, v in _xattrs(member).items():
@@ -190,7 +204,7 @@ class _Applier:
                         raise
         else:
             if self.chown:
-                os.chown(fd_or_name, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
+                os.chown(fd_or_name, *self.owner(member), dir_fd=pfd, follow_symlinks=False)
             if chmod:
                 os.chmod(fd_or_name, member.mode & 0o7777, dir_fd=pfd)
 
@@ -250,7 +264,7 @@ class _Applier:
         if m.issym():
             self._replace(pfd, base, lambda: os.symlink(m.linkname, base, dir_fd=pfd))
             if self.chown:
-                os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+                os.chown(base, *self.owner(m), dir_fd=pfd, follow_symlinks=False)
             os.utime(base, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
             return
         if m.islnk():
@@ -330,7 +344,7 @@ class _Applier:
         self.tree.remove(pfd, name)
         os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
         if self.chown:
-            os.chown(name, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+            os.chown(name, *self.owner(m), dir_fd=pfd, follow_symlinks=False)
 
     def _finish_dirs(self) -> None:
         # Directory mtimes last: creating children would bump them.  Deepest first.

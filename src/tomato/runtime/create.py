@@ -299,6 +299,7 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
         # caller that goes on (the engine's monitor calls us in-process) must fork and
         # start threads in its own again, so we return to it right after the clone.
         own_pidns = -1
+        back_home: list[tuple[int, int, str]] = []  # (fd, flag, name) to setns back to
         for kind, path in joined:
             if kind == "pid":
                 if own_pidns < 0:
@@ -309,6 +310,24 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
                     c.setns(fd, c.CLONE_NEWPID, path)
                 finally:
                     os.close(fd)
+        if new_userns:
+            # A namespace the host's user namespace owns cannot be joined from inside a
+            # new one (setns wants CAP_SYS_ADMIN over its owner): we join it for the
+            # clone to inherit, as runc's nsexec joins before it unshares the user ns.
+            for kind, path in joined:
+                if kind in _INHERITED_BY_A_NEW_USERNS:
+                    flag = c.NAMESPACE_FLAGS[kind]
+                    proc_name = _PROC_NAMES[kind]
+                    own = os.open(f"/proc/thread-self/ns/{proc_name}",
+                                  os.O_RDONLY | os.O_CLOEXEC)
+                    undo.callback(os.close, own)
+                    undo.callback(c.setns, own, flag, f"/proc/self/ns/{proc_name}")
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        c.setns(fd, flag, path)
+                    finally:
+                        os.close(fd)
+                    back_home.append((own, flag, proc_name))
         tns = spec.linux.namespace("time")
         if tns is not None and not tns.path:
             _time_offsets(spec)
@@ -376,6 +395,8 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             container_init(ctx)
         if own_pidns >= 0:  # back to the namespace we run in (always allowed)
             c.setns(own_pidns, c.CLONE_NEWPID, "/proc/self/ns/pid")
+        for own, flag, proc_name in back_home:  # (the monitor goes on in its own)
+            c.setns(own, flag, f"/proc/self/ns/{proc_name}")
         os.close(fifo_fd)
         if start_fd is not None:
             os.close(start_fd)
@@ -498,6 +519,11 @@ def _await_ready(ch: Channel, spec: Spec, state: str, log: RuntimeLog,
             ch.send("hooks-done")
         elif kind == "error":
             raise TomatoError(msg.get("msg", "container init failed"))
+
+
+#: namespaces the runtime joins before cloning into a new user namespace
+_INHERITED_BY_A_NEW_USERNS = ("network", "ipc", "uts", "cgroup")
+_PROC_NAMES = {"network": "net", "ipc": "ipc", "uts": "uts", "cgroup": "cgroup"}
 
 
 def _reap(pid: int) -> None:

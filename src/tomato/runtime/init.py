@@ -117,8 +117,9 @@ def _warn(ctx: InitContext, msg: str) -> None:
 
 def _join_namespaces(ctx: InitContext) -> None:
     for kind, path in ctx.joined:
-        if kind in ("pid", "time"):
-            continue  # joined by the runtime before clone: they apply to children
+        if kind in ("pid", "time") or (ctx.new_userns and kind in (
+                "network", "ipc", "uts", "cgroup")):
+            continue  # joined by the runtime before clone (runtime/create.py)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as err:

@@ -48,6 +48,19 @@ _PROC_MOUNTABLE = frozenset({"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo"
                              "/proc/net/dev", "/proc/sys/kernel/ns_last_pid"})
 
 
+def _mounted_fresh(rootfs: str, dest: str, mnt: Mount, flags: int, data: str | None) -> bool:
+    """A sysfs of our own mounted at dest; False when the kernel refused it (EPERM: the
+    network namespace is not our user namespace's), for the caller's bind of /sys."""
+    try:
+        with _Pinned(rootfs, dest, mnt.destination) as target:
+            c.mount(mnt.source or mnt.type, target, mnt.type, flags, data or None)
+    except OSError as err:
+        if err.errno != errno.EPERM:
+            raise
+        return False
+    return True
+
+
 def mount_destination(rootfs: str, mnt: Mount, proc_source: bool = False) -> str:
     """The host path to mount on; refuses destinations that climb out of the rootfs.
 
@@ -292,13 +305,17 @@ def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str,
                 dest = mount_destination(rootfs, mnt)
                 os.makedirs(dest, exist_ok=True)
                 flags = mount_flags & ~c.MS_REMOUNT
-                if mnt.type == "sysfs" and in_userns and spec.linux.namespace("network") is None:
-                    # sysfs needs a network namespace we own; bind the host's as runc does.
+                if mnt.type == "sysfs" and in_userns and (
+                        spec.linux.namespace("network") is None
+                        or not _mounted_fresh(rootfs, dest, mnt, flags, opts.data)):
+                    # sysfs needs a network namespace our user namespace owns (not one
+                    # the host's root made and we joined: --userns-remap's containers);
+                    # bind the host's as runc does.
                     with _Pinned(rootfs, dest, mnt.destination) as target:
                         c.mount("/sys", target, None, c.MS_BIND | c.MS_REC)
                     with _Pinned(rootfs, dest, mnt.destination) as target:
                         _remount(target, flags & _LOCKABLE)
-                else:
+                elif mnt.type != "sysfs" or not in_userns:
                     with _Pinned(rootfs, dest, mnt.destination) as target:
                         c.mount(mnt.source or mnt.type, target, mnt.type, flags,
                                 opts.data or None)

@@ -1,0 +1,150 @@
+"""Issue 19: dockerd's ``--userns-remap`` as the engine's config (engine/userns_remap.py).
+
+A user the fixture adds (helpers/rootless.py: its own /etc/subuid and /etc/subgid lines,
+all removed after) is passed as USER: container root is the range's start on the host,
+the image's owners land shifted in ROOT/UID.GID, ``--userns host`` opts out, and a user
+without ranges is dockerd's one-line refusal.  ``default`` is not tested: it adds the
+system user dockremap to the host, which no test may leave behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers.rootless import RootlessUser, make_user
+
+from .conftest import TOMATO, Engine
+
+
+@dataclass
+class RemappedEngine(Engine):
+    remap: str = ""
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "TOMATO_USERNS_REMAP": self.remap}
+
+
+@pytest.fixture(scope="module")
+def remap_user(storage: Path) -> Iterator[RootlessUser]:
+    with make_user(storage, "ur") as user:
+        yield user
+
+
+@pytest.fixture(scope="module")
+def image_tar(storage: Path, busybox_rootfs: Path) -> Path:
+    """busybox plus /www/page owned by 33:33 (www-data), as an image's file."""
+    tarball = storage / f"remap-busybox-{uuid.uuid4().hex[:6]}.tar"
+    subprocess.run(["tar", "-C", str(busybox_rootfs), "-cf", str(tarball), "."], check=True)
+    with tarfile.open(tarball, "a") as tf:
+        for name, kind in (("www", tarfile.DIRTYPE), ("www/page", tarfile.REGTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type, info.uid, info.gid, info.mode = kind, 33, 33, 0o755
+            tf.addfile(info)
+    return tarball
+
+
+@pytest.fixture(scope="module")
+def remapped(storage: Path, remap_user: RootlessUser, image_tar: Path
+             ) -> Iterator[RemappedEngine]:
+    eng = RemappedEngine(storage / f"remap-{uuid.uuid4().hex[:8]}", remap_user.name)
+    eng.run("import", str(image_tar), "busybox:latest")
+    yield eng
+    for cid in eng.ids():
+        eng.run("rm", "-f", "-v", cid, check=False)
+    eng.run("volume", "prune", "-f", check=False)
+
+
+def test_root_inside_is_the_ranges_start_outside(remapped: RemappedEngine,
+                                                  remap_user: RootlessUser) -> None:
+    start = remap_user.sub_start
+    out = remapped.run("run", "--name", "w", "busybox", "sh", "-c",
+                       "id -u; cat /proc/self/uid_map; touch /made-by-root").stdout.split("\n")
+    assert out[0] == "0"
+    assert out[1].split() == ["0", str(start), "65536"]
+    # the file root made is the range's start on the host: in the container's upper dir
+    storage_root = remapped.root / f"{start}.{start}"
+    made = list((storage_root / "snapshots").rglob("made-by-root"))
+    assert len(made) == 1, "no upper dir holds the file"
+    st = os.stat(made[0])
+    assert (st.st_uid, st.st_gid) == (start, start)
+    remapped.run("rm", "w")
+
+
+def test_image_owners_are_shifted_on_disk(remapped: RemappedEngine,
+                                          remap_user: RootlessUser) -> None:
+    start = remap_user.sub_start
+    inside = remapped.run("run", "--rm", "busybox", "stat", "-c", "%u:%g",
+                          "/www/page").stdout.strip()
+    assert inside == "33:33"
+    pages = list((remapped.root / f"{start}.{start}" / "snapshots").rglob("www/page"))
+    assert pages
+    assert {(os.stat(p).st_uid, os.stat(p).st_gid) for p in pages} == {(start + 33,
+                                                                         start + 33)}
+
+
+def test_root_writes_a_volume_and_the_etc_files(remapped: RemappedEngine,
+                                                remap_user: RootlessUser) -> None:
+    vol = f"remapvol{uuid.uuid4().hex[:6]}"
+    out = remapped.run("run", "--rm", "-v", f"{vol}:/data", "busybox", "sh", "-c",
+                       "echo hi > /data/f && echo 10.9.9.9 x >> /etc/hosts && "
+                       "stat -c %u /data/f").stdout.strip()
+    assert out == "0"
+    where = remapped.run("volume", "inspect", "-f", "{{.Mountpoint}}", vol).stdout.strip()
+    assert os.stat(Path(where) / "f").st_uid == remap_user.sub_start
+    remapped.run("volume", "rm", vol)
+
+
+def test_userns_host_opts_out(remapped: RemappedEngine) -> None:
+    out = remapped.run("run", "--rm", "--userns", "host", "busybox",
+                       "cat", "/proc/self/uid_map").stdout.split()
+    assert out == ["0", "0", "4294967295"]
+
+
+def test_dockerds_refusals(remapped: RemappedEngine) -> None:
+    for flags, words in ((["--privileged"], "privileged mode is incompatible"),
+                         (["--network", "host"], "cannot share the host's network"),
+                         (["--pid", "host"], "cannot share the host PID")):
+        proc = remapped.run("run", "--rm", *flags, "busybox", "true", check=False)
+        assert proc.returncode == 125, (flags, proc.stderr)
+        assert words in proc.stderr and "Traceback" not in proc.stderr
+    remapped.run("run", "--rm", "--privileged", "--userns", "host", "busybox", "true")
+
+
+def test_info_shows_userns(remapped: RemappedEngine, remap_user: RootlessUser) -> None:
+    out = remapped.run("info").stdout
+    assert "  userns\n" in out
+    assert f"{remap_user.sub_start}.{remap_user.sub_start}" in out  # its root dir
+
+
+def test_a_user_without_ranges_is_one_line(storage: Path) -> None:
+    with make_user(storage, "un", subids=False) as user:
+        env = {**os.environ, "TOMATO_ROOT": str(storage / "remap-none")}
+        for how in (["--userns-remap", user.name], []):
+            proc = subprocess.run([TOMATO, *how, "ps"], capture_output=True, text=True,
+                                  env={**env, **({} if how else
+                                                 {"TOMATO_USERNS_REMAP": user.name})},
+                                  timeout=60, stdin=subprocess.DEVNULL)
+            assert proc.returncode == 125
+            assert proc.stderr == (f"tomato: no subordinate uid range for {user.name} in "
+                                   f"/etc/subuid: run usermod --add-subuids 100000-165535 "
+                                   f"{user.name}\n")
+    proc = subprocess.run([TOMATO, "--userns-remap", "no-such-user-zz", "ps"],
+                          capture_output=True, text=True, env=env, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert (proc.returncode, proc.stderr) == (125, "tomato: --userns-remap: no such user: "
+                                                   "no-such-user-zz\n")
+
+
+def test_nothing_left_behind(remapped: RemappedEngine, remap_user: RootlessUser) -> None:
+    remapped.run("run", "-d", "--name", "bg", "busybox", "sleep", "60")
+    assert remap_user.pids(), "the container's processes run as the range's ids"
+    remapped.run("rm", "-f", "bg")
+    assert not remap_user.pids()
+    with open("/proc/self/mountinfo") as f:
+        assert str(remapped.root) not in f.read()
