@@ -42,11 +42,10 @@ from tomato.records import record, replace
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
     from tomato.engine.config import EngineConfig
-    from pathlib import Path
-
     from tomato.engine.networks import Networks
 
 

@@ -119,9 +119,7 @@ def ensure_default_user() -> None:
     a 65536-id range past every range in /etc/subuid and /etc/subgid when it has none."""
     import subprocess
 
-    try:
-        pwd.getpwnam(DEFAULT_USER)
-    except KeyError:
+    if not _user_exists(DEFAULT_USER):
         proc = subprocess.run(["useradd", "--system", "--shell", "/bin/false", DEFAULT_USER],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
@@ -138,6 +136,14 @@ def ensure_default_user() -> None:
         why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
         raise InvalidArgument(f"--userns-remap default: cannot give {DEFAULT_USER} "
                               f"subordinate ids: {why}")
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _all_ranges(path: str) -> list[tuple[int, int]]:
