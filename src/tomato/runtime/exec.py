@@ -267,6 +267,30 @@ class _children_in:
                 os.close(fd)
 
 
+def _join_all(ns_fds: list[tuple[str, int]], pid: int) -> None:
+    """setns into each; those the user namespace's root may not join yet (one the
+    host's root made and the container joined: --userns-remap's network namespace)
+    first, while we still have our own rights, then the user namespace, then the rest
+    (runc's nsexec tries the same two passes)."""
+    def join(kind: str, fd: int) -> None:
+        c.setns(fd, c.NAMESPACE_FLAGS[kind], f"/proc/{pid}/ns/{c.NAMESPACE_PROC_NAMES[kind]}")
+
+    later = []
+    user = [(k, fd) for k, fd in ns_fds if k == "user"]
+    for kind, fd in ns_fds:
+        if kind == "user" or not user:
+            continue
+        try:
+            join(kind, fd)
+        except PermissionError:  # an unprivileged caller: its rights come with the user ns
+            later.append((kind, fd))
+            continue
+        os.close(fd)
+    for kind, fd in user + (later if user else ns_fds):
+        join(kind, fd)
+        os.close(fd)
+
+
 def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int,
            console_fd: int | None, preserve_fds: int, caps: Any, seccomp_filter: Any,
            pid: int = 0, explain: Explainer | None = None) -> None:
@@ -274,9 +298,7 @@ def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int
     os.read(go_r, 1)  # wait until we are in the container's cgroups
     os.close(go_r)
     os.setsid()
-    for kind, fd in ns_fds:
-        c.setns(fd, c.NAMESPACE_FLAGS[kind], f"/proc/{pid}/ns/{c.NAMESPACE_PROC_NAMES[kind]}")
-        os.close(fd)
+    _join_all(ns_fds, pid)
     os.fchdir(root_fd)
     os.chroot(".")
     os.close(root_fd)

@@ -148,3 +148,18 @@ def test_nothing_left_behind(remapped: RemappedEngine, remap_user: RootlessUser)
     assert not remap_user.pids()
     with open("/proc/self/mountinfo") as f:
         assert str(remapped.root) not in f.read()
+
+
+def test_exec_stop_start_stay_remapped(remapped: RemappedEngine,
+                                       remap_user: RootlessUser) -> None:
+    remapped.run("run", "-d", "--name", "es", "busybox", "sleep", "60")
+    try:
+        maps = remapped.run("exec", "es", "cat", "/proc/self/uid_map").stdout.split()
+        assert maps == ["0", str(remap_user.sub_start), "65536"]
+        assert remapped.run("exec", "es", "id", "-u").stdout.strip() == "0"
+        remapped.run("stop", "-t", "0", "es")
+        remapped.run("start", "es")
+        maps = remapped.run("exec", "es", "cat", "/proc/self/uid_map").stdout.split()
+        assert maps == ["0", str(remap_user.sub_start), "65536"]
+    finally:
+        remapped.run("rm", "-f", "es")
