@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers.rootless import RootlessUser, make_user
 
-from .conftest import TOMATO, Engine
+from .conftest import TOMATO, Engine, until
 
 
 @dataclass
@@ -163,3 +163,33 @@ def test_exec_stop_start_stay_remapped(remapped: RemappedEngine,
         assert maps == ["0", str(remap_user.sub_start), "65536"]
     finally:
         remapped.run("rm", "-f", "es")
+
+
+DOCKER = "/usr/local/bin/docker"
+
+
+def test_serve_userns_remap_through_the_docker_cli(remapped: RemappedEngine,
+                                                   remap_user: RootlessUser) -> None:
+    if not os.access(DOCKER, os.X_OK):
+        pytest.skip("needs the docker CLI")
+    sock = remapped.root / f"api-{uuid.uuid4().hex[:6]}.sock"
+    env = {**os.environ, "TOMATO_ROOT": str(remapped.root)}
+    env.pop("TOMATO_USERNS_REMAP", None)
+    proc = subprocess.Popen([TOMATO, "serve", "--userns-remap", remap_user.name, "--host",
+                             f"unix://{sock}"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    docker_env = {**os.environ, "DOCKER_HOST": f"unix://{sock}",
+                  "DOCKER_CONFIG": str(remapped.root / "dockercfg")}
+
+    def docker(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([DOCKER, *args], env=docker_env, capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+    try:
+        assert until(lambda: docker("version").returncode == 0, timeout=20)
+        options = docker("info", "--format", "{{json .SecurityOptions}}").stdout
+        assert "name=userns" in options
+        out = docker("run", "--rm", "busybox", "cat", "/proc/self/uid_map")
+        assert out.stdout.split() == ["0", str(remap_user.sub_start), "65536"], out.stderr
+    finally:
+        proc.terminate()
+        proc.wait(20)
