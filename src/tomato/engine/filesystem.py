@@ -83,7 +83,8 @@ def commit(cfg: EngineConfig, c: Container, reference: str | None, *, comment: s
             digest = commit_layer(ctx.content, base.manifest_digest, upper, changes or {},
                                   comment=comment, author=author,
                                   created_by=" ".join(c.spec.get("process", {}).get("args", [])),
-                                  lowers=lowers, hidden=ENGINE_FILES)
+                                  lowers=lowers, hidden=ENGINE_FILES,
+                                  shift=ctx.stores.shift)
             chains, size = unpack(digest, ctx.stores)
             from tomato.images.manifest import load_manifest
 
@@ -401,9 +402,21 @@ def copy_to(cfg: EngineConfig, c: Container, src: str, dest: str,
         _extract_into(cfg, c, into, rootfs_io.items(node, top), keep_owner=keep_owner)
 
 
+def ctx_shift(cfg: EngineConfig) -> tuple[int, int, int, int] | None:
+    r = cfg.userns_remap
+    return None if r is None else (r.uid_start, r.uid_count, r.gid_start, r.gid_count)
+
+
 def export(cfg: EngineConfig, c: Container, out: BinaryIO) -> None:
     """The merged root filesystem as a tar stream (mounts inside it not included)."""
     place = _place(cfg, c, "/")
     with _root_fd(place) as root, Node(os.open(".", os.O_PATH | os.O_CLOEXEC,
                                                dir_fd=root)) as top:
-        rootfs_io.write_tar(out, islice(rootfs_io.items(top, ""), 1, None))
+        items = islice(rootfs_io.items(top, ""), 1, None)
+        shift = ctx_shift(cfg)
+        if shift is not None:  # --userns-remap: the ids the container sees (dockerd's)
+            from tomato.images.changes import unshift
+
+            rootfs_io.write_tar(out, ((unshift(info, shift), data) for info, data in items))
+        else:
+            rootfs_io.write_tar(out, items)

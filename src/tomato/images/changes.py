@@ -142,8 +142,23 @@ def changes_size(upper: str, lowers: list[str], hidden: frozenset[str] = frozens
     return total
 
 
+NOBODY = 65534  #: the owner the kernel shows for an id outside a user namespace's map
+
+
+def unshift(info: tarfile.TarInfo, shift: tuple[int, int, int, int] | None
+            ) -> tarfile.TarInfo:
+    """A remapped engine's entry with the owner the container sees (UnpackOptions.shift
+    undone), so its layers and exports hold the image's own ids."""
+    if shift is not None:
+        uid_start, uid_count, gid_start, gid_count = shift
+        info.uid = info.uid - uid_start if 0 <= info.uid - uid_start < uid_count else NOBODY
+        info.gid = info.gid - gid_start if 0 <= info.gid - gid_start < gid_count else NOBODY
+    return info
+
+
 def write_layer(upper: str, dest: BinaryIO, lowers: list[str] | None = None,
-                hidden: frozenset[str] = frozenset()) -> int:
+                hidden: frozenset[str] = frozenset(),
+                shift: tuple[int, int, int, int] | None = None) -> int:
     """The upper directory as an uncompressed OCI layer tar written to ``dest``
     (placeholders for ``hidden`` mount points left out, as in ``changes``, and the
     directories holding them unless something else changed in there); returns how
@@ -178,6 +193,7 @@ def write_layer(upper: str, dest: BinaryIO, lowers: list[str] | None = None,
             info = tar_header(rel, node)
             if info is None:
                 continue  # a socket
+            unshift(info, shift)
             if info.isreg() and st.st_nlink > 1:
                 key = (st.st_dev, st.st_ino)
                 if key in hardlinks:

@@ -33,12 +33,13 @@ def now() -> str:
 
 
 def store_layer(content: ContentStore, upper: str, lowers: list[str] | None = None,
-                hidden: frozenset[str] = frozenset()) -> StoredLayer:
+                hidden: frozenset[str] = frozenset(),
+                shift: tuple[int, int, int, int] | None = None) -> StoredLayer:
     """The upper directory as a gzip'ed layer blob in the content store."""
     # the uncompressed layer waits in the content store's ingest (never the host's /tmp):
     # unlinked from the start, so an interrupted commit leaves nothing of it
     with tempfile.TemporaryFile(dir=content.ingest_dir) as raw:
-        entries = write_layer(upper, raw, lowers, hidden)
+        entries = write_layer(upper, raw, lowers, hidden, shift)
         raw.seek(0)
         diff = hashlib.sha256()
         comp = _compressor()
@@ -96,9 +97,11 @@ def child_manifest(content: ContentStore, base_manifest: str | None,
 def commit_layer(content: ContentStore, base_manifest: str, upper: str,
                  config_changes: dict[str, Any], comment: str = "", author: str = "",
                  created_by: str = "", lowers: list[str] | None = None,
-                 hidden: frozenset[str] = frozenset()) -> str:
-    """Store the new layer, config and manifest; return the manifest digest."""
-    layer = store_layer(content, upper, lowers, hidden)
+                 hidden: frozenset[str] = frozenset(),
+                 shift: tuple[int, int, int, int] | None = None) -> str:
+    """Store the new layer, config and manifest; return the manifest digest (``shift``:
+    a remapped engine's, undone in the layer)."""
+    layer = store_layer(content, upper, lowers, hidden, shift)
     manifest = load_manifest(content, base_manifest)
     base = json.loads(content.read(manifest.config.digest))
     config = dict(base.get("config") or {})

@@ -8,6 +8,7 @@ system user dockremap to the host, which no test may leave behind."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import tarfile
@@ -193,3 +194,23 @@ def test_serve_userns_remap_through_the_docker_cli(remapped: RemappedEngine,
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_commit_and_export_hold_the_containers_ids(remapped: RemappedEngine,
+                                                   remap_user: RootlessUser) -> None:
+    remapped.run("run", "--name", "ce", "busybox", "sh", "-c",
+                 "echo x > /made && chown 7:8 /made")
+    try:
+        tar = subprocess.run([TOMATO, "export", "ce"], env=remapped.env(), check=True,
+                             capture_output=True, stdin=subprocess.DEVNULL).stdout
+        with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+            owners = {m.name.lstrip("./"): (m.uid, m.gid) for m in tf.getmembers()}
+        assert owners["made"] == (7, 8) and owners["www/page"] == (33, 33)
+        assert owners["bin"] == (0, 0)
+        tag = f"remapcommit{uuid.uuid4().hex[:6]}"
+        remapped.run("commit", "ce", tag)
+        inside = remapped.run("run", "--rm", tag, "stat", "-c", "%u:%g", "/made").stdout
+        assert inside.strip() == "7:8"
+        remapped.run("rmi", tag)
+    finally:
+        remapped.run("rm", "-f", "ce")
