@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import pwd
 import subprocess
 import tarfile
 import uuid
@@ -214,3 +215,35 @@ def test_commit_and_export_hold_the_containers_ids(remapped: RemappedEngine,
         remapped.run("rmi", tag)
     finally:
         remapped.run("rm", "-f", "ce")
+
+
+@pytest.fixture
+def no_dockremap_after(storage: Path) -> Iterator[None]:
+    """`default` adds the system user dockremap and its /etc/subuid,/etc/subgid lines:
+    run only where it does not exist yet, and take all of it away after."""
+    from helpers.rootless import _edit_subids
+
+    try:
+        pwd.getpwnam("dockremap")
+        pytest.skip("dockremap exists on this host already: `default` would not be ours to "
+                    "clean up")
+    except KeyError:
+        pass
+    try:
+        yield
+    finally:
+        subprocess.run(["userdel", "dockremap"], check=False, capture_output=True)
+        subprocess.run(["groupdel", "dockremap"], check=False, capture_output=True)
+        for path in ("/etc/subuid", "/etc/subgid"):
+            _edit_subids(path, remove_prefix="dockremap:")
+
+
+def test_default_is_dockerds_dockremap(storage: Path, image_tar: Path,
+                                       no_dockremap_after: None) -> None:
+    eng = RemappedEngine(storage / f"remap-default-{uuid.uuid4().hex[:6]}", "default")
+    eng.run("import", str(image_tar), "busybox:latest")
+    start = next(int(line.split(":")[1]) for line in Path("/etc/subuid").read_text()
+                 .splitlines() if line.startswith("dockremap:"))
+    maps = eng.run("run", "--rm", "busybox", "cat", "/proc/self/uid_map").stdout.split()
+    assert maps == ["0", str(start), "65536"]
+    assert (eng.root / f"{start}.{start}").is_dir()
