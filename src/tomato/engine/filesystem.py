@@ -20,7 +20,7 @@ import errno
 import os
 import posixpath
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
@@ -245,7 +245,8 @@ def path_archive(cfg: EngineConfig, c: Container, path: str, follow: bool = Fals
     (named as Docker names it) from that same pinned inode."""
     with _source(cfg, c, path, follow) as (node, name, place, root):
         yield (_stat(path, node, name, place, root),
-               lambda out: rootfs_io.write_tar(out, rootfs_io.items(node, name)))
+               lambda out: rootfs_io.write_tar(out, _unshifted(cfg, rootfs_io.items(node,
+                                                                                  name))))
 
 
 def archive(cfg: EngineConfig, c: Container, path: str, out: BinaryIO,
@@ -333,7 +334,7 @@ def _extract_into(cfg: EngineConfig, c: Container, path: str, entries: Any, *,
                   keep_owner: bool, no_overwrite_dir_nondir: bool = True) -> None:
     fd, _ = _open_extraction_point(cfg, c, path)
     try:
-        opts = rootfs_io.ExtractOptions(owner=None if keep_owner else (0, 0),
+        opts = rootfs_io.ExtractOptions(owner=None if keep_owner else _root_owner(cfg, c),
                                         keep_owner=keep_owner,
                                         no_overwrite_dir_nondir=no_overwrite_dir_nondir)
         rootfs_io.Extractor(fd, opts).extract(entries)
@@ -402,9 +403,24 @@ def copy_to(cfg: EngineConfig, c: Container, src: str, dest: str,
         _extract_into(cfg, c, into, rootfs_io.items(node, top), keep_owner=keep_owner)
 
 
-def ctx_shift(cfg: EngineConfig) -> tuple[int, int, int, int] | None:
+def _unshifted(cfg: EngineConfig, items: Iterable[rootfs_io.Item]
+               ) -> Iterable[rootfs_io.Item]:
+    """--userns-remap: entries with the ids a container sees (dockerd's export and cp)."""
     r = cfg.userns_remap
-    return None if r is None else (r.uid_start, r.uid_count, r.gid_start, r.gid_count)
+    if r is None:
+        return items
+    from tomato.images.changes import unshift
+
+    shift = (r.uid_start, r.uid_count, r.gid_start, r.gid_count)
+    return ((unshift(info, shift), data) for info, data in items)
+
+
+def _root_owner(cfg: EngineConfig, c: Container) -> tuple[int, int]:
+    """Who the container's root is on the host: the range's start when remapped."""
+    r = cfg.userns_remap
+    if r is None or c.options.get("userns_mode") == "host":
+        return (0, 0)
+    return (r.uid_start, r.gid_start)
 
 
 def export(cfg: EngineConfig, c: Container, out: BinaryIO) -> None:
@@ -412,11 +428,5 @@ def export(cfg: EngineConfig, c: Container, out: BinaryIO) -> None:
     place = _place(cfg, c, "/")
     with _root_fd(place) as root, Node(os.open(".", os.O_PATH | os.O_CLOEXEC,
                                                dir_fd=root)) as top:
-        items = islice(rootfs_io.items(top, ""), 1, None)
-        shift = ctx_shift(cfg)
-        if shift is not None:  # --userns-remap: the ids the container sees (dockerd's)
-            from tomato.images.changes import unshift
-
-            rootfs_io.write_tar(out, ((unshift(info, shift), data) for info, data in items))
-        else:
-            rootfs_io.write_tar(out, items)
+        rootfs_io.write_tar(out, _unshifted(cfg, islice(rootfs_io.items(top, ""), 1,
+                                                        None)))

@@ -247,3 +247,21 @@ def test_default_is_dockerds_dockremap(storage: Path, image_tar: Path,
     maps = eng.run("run", "--rm", "busybox", "cat", "/proc/self/uid_map").stdout.split()
     assert maps == ["0", str(start), "65536"]
     assert (eng.root / f"{start}.{start}").is_dir()
+
+
+def test_cp_in_and_out_as_the_container_sees_it(remapped: RemappedEngine,
+                                                remap_user: RootlessUser,
+                                                workdir: Path) -> None:
+    (workdir / "in.txt").write_text("hello\n")
+    remapped.run("run", "-d", "--name", "cp", "busybox", "sleep", "60")
+    try:
+        remapped.run("cp", str(workdir / "in.txt"), "cp:/in.txt")
+        inside = remapped.run("exec", "cp", "sh", "-c",
+                              "stat -c %u:%g /in.txt && echo more >> /in.txt").stdout
+        assert inside.strip() == "0:0"  # root's, and root may write it
+        tar = subprocess.run([TOMATO, "cp", "cp:/www", "-"], env=remapped.env(), check=True,
+                             capture_output=True, stdin=subprocess.DEVNULL).stdout
+        with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+            assert {(m.uid, m.gid) for m in tf.getmembers()} == {(33, 33)}
+    finally:
+        remapped.run("rm", "-f", "cp")
