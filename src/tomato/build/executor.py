@@ -381,6 +381,10 @@ class Executor:
                           keep_owners=from_image and not spec.chown)
             finally:
                 os.close(fd)
+            if self.cfg.userns_remap is not None:  # the host's owners of a remapped engine
+                from tomato.engine.userns_remap import shift_tree
+
+                shift_tree(staged.path, self.cfg.userns_remap)
             if self.opts.explain:
                 from tomato.build import explain
 

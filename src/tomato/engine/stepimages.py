@@ -80,7 +80,7 @@ def child_image(cfg: EngineConfig, parent: str | None, config: dict[str, Any],
         layer = None
         entries = [dict(h) for h in history]
         if upper is not None:
-            layer = store_layer(ctx.content, upper, lowers or [], hidden)
+            layer = store_layer(ctx.content, upper, lowers or [], hidden, ctx.stores.shift)
             if layer.entries == 0:
                 layer = None
                 if entries:

@@ -217,6 +217,31 @@ def give_to_root(remap: Remap | None, opts: RunOptions, *paths: Path | str) -> N
         os.chown(p, remap.uid_start, remap.gid_start, follow_symlinks=False)
 
 
+def shift_tree(path: str | Path, remap: Remap | None) -> None:
+    """A layer written on the host (a build's COPY): every entry still owned by a
+    container id (below the range) given its host owner; those already in the range
+    (copied from a remapped image with their owners) are left as they are."""
+    if remap is None:
+        return
+
+    def shift(entry: str) -> None:
+        st = os.lstat(entry)
+        uid, gid = st.st_uid, st.st_gid
+        if uid < remap.uid_count and remap.uid_start >= remap.uid_count:
+            uid += remap.uid_start
+        if gid < remap.gid_count and remap.gid_start >= remap.gid_count:
+            gid += remap.gid_start
+        if (uid, gid) != (st.st_uid, st.st_gid):
+            os.chown(entry, uid, gid, follow_symlinks=False)
+            if not os.path.islink(entry):  # chown clears setuid/setgid: put them back
+                os.chmod(entry, st.st_mode & 0o7777, follow_symlinks=False)
+
+    shift(str(path))
+    for top, dirs, files in os.walk(path):
+        for name in dirs + files:
+            shift(os.path.join(top, name))
+
+
 def describe(remap: Remap | None) -> str:
     """`tomato info`'s line: dockerd shows ``userns`` in its security options."""
     return "" if remap is None else f"name=userns ({remap.user}:{remap.group} -> " \

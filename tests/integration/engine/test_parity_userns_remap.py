@@ -265,3 +265,21 @@ def test_cp_in_and_out_as_the_container_sees_it(remapped: RemappedEngine,
             assert {(m.uid, m.gid) for m in tf.getmembers()} == {(33, 33)}
     finally:
         remapped.run("rm", "-f", "cp")
+
+
+def test_build_run_and_copy_steps_are_remapped(remapped: RemappedEngine,
+                                               workdir: Path) -> None:
+    (workdir / "a.txt").write_text("a\n")
+    (workdir / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN echo hi > /runfile && chown 5:6 /runfile && cat /proc/self/uid_map\n"
+        "COPY a.txt /copied.txt\n"
+        "RUN echo more >> /copied.txt\n")  # root of the step may write what COPY wrote
+    tag = f"remapbuild{uuid.uuid4().hex[:6]}"
+    remapped.run("build", "-q", "-t", tag, str(workdir))
+    try:
+        out = remapped.run("run", "--rm", tag, "stat", "-c", "%u:%g", "/copied.txt",
+                           "/runfile", "/www/page").stdout.split()
+        assert out == ["0:0", "5:6", "33:33"]
+    finally:
+        remapped.run("rmi", tag)
