@@ -283,3 +283,18 @@ def test_build_run_and_copy_steps_are_remapped(remapped: RemappedEngine,
         assert out == ["0:0", "5:6", "33:33"]
     finally:
         remapped.run("rmi", tag)
+
+
+def test_an_owner_outside_the_range_is_refused(remapped: RemappedEngine,
+                                               workdir: Path) -> None:
+    tarball = workdir / "far.tar"
+    with tarfile.open(tarball, "w") as tf:
+        info = tarfile.TarInfo("far")
+        info.uid = 70000
+        tf.addfile(info)
+    proc = remapped.run("import", str(tarball), "far:latest", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "far: owner 70000:0 cannot be mapped into the engine's user namespace" \
+        in proc.stderr
+    assert "far:latest" not in remapped.run("images").stdout
