@@ -170,7 +170,9 @@ def test_events_since_until_filters_format(engine: Engine) -> None:
     start = time.time()
     engine.run("run", "--name", "ev1", "-l", "team=red", "busybox", "true")
     engine.run("create", "--name", "ev2", "busybox", "true")
-    engine.run("volume", "create", "evvol")
+    # a name no other test gives a volume: the "10m" replay below sees the root's
+    # last ten minutes, and test_events.py makes and removes an "evvol" in the same root
+    engine.run("volume", "create", "evfmtvol")
     time.sleep(1.1)  # --until must be in the past for the replay to end
     until = str(int(time.time()))
     since = f"{start - 1:.3f}"
@@ -182,8 +184,8 @@ def test_events_since_until_filters_format(engine: Engine) -> None:
     lines = events()
     assert any(" container create " in line and "name=ev1" in line for line in lines)
     assert lines[0][:4].isdigit() and lines[0][29] == "Z"  # 2006-01-02T15:04:05.000000000Z
-    assert events("--filter", "type=volume", "--filter", "volume=evvol", "--format",
-                  "{{.Type}} {{.Action}} {{.Actor.ID}}") == ["volume create evvol"]
+    assert events("--filter", "type=volume", "--filter", "volume=evfmtvol", "--format",
+                  "{{.Type}} {{.Action}} {{.Actor.ID}}") == ["volume create evfmtvol"]
     acts = events("--filter", "container=ev1", "--format", "{{.Action}}")
     assert acts[:2] == ["create", "start"] and "die" in acts and "ev2" not in " ".join(acts)
     assert events("--filter", "label=team=red", "--filter", "event=create",
@@ -192,7 +194,7 @@ def test_events_since_until_filters_format(engine: Engine) -> None:
     assert list(doc)[:3] == ["status", "id", "from"] and doc["Action"] == "create"
     # docker's other time forms: a duration back from now, an RFC 3339 date
     assert engine.run("events", "--since", "10m", "--until", "0s", "--filter",
-                      "volume=evvol", "--format", "{{.Actor.ID}}").stdout == "evvol\n"
+                      "volume=evfmtvol", "--format", "{{.Actor.ID}}").stdout == "evfmtvol\n"
     day = time.strftime("%Y-%m-%d", time.gmtime(start - 86400 * 2))  # a day long gone
     assert engine.run("events", "--since", day, "--until", day).stdout == ""
     for args, message in ((("--filter", "colour=red"), "invalid filter 'colour'"),
@@ -201,9 +203,9 @@ def test_events_since_until_filters_format(engine: Engine) -> None:
         bad = engine.run("events", "--until", "0s", *args, check=False)
         assert bad.returncode == 1 and message in bad.stderr, (args, bad.stderr)
     assert engine.run("system", "events", "--since", since, "--until", until, "--filter",
-                      "type=volume", "--filter", "volume=evvol", "--format",
-                      "{{.Actor.ID}}").stdout == "evvol\n"
-    engine.run("volume", "rm", "evvol")
+                      "type=volume", "--filter", "volume=evfmtvol", "--format",
+                      "{{.Actor.ID}}").stdout == "evfmtvol\n"
+    engine.run("volume", "rm", "evfmtvol")
 
 
 def test_system_and_image_prune(workdir: Path, busybox_rootfs: Path) -> None:
