@@ -122,9 +122,10 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     from tomato.engine import namespaces
 
     opts = namespaces.planned(cfg, opts)  # container:NAME -> container:<full id>
-    from tomato.engine import userns_remap
+    if cfg.userns_remap is not None:  # dockerd's refusals, before anything is made
+        from tomato.engine import userns_remap
 
-    userns_remap.check(cfg.userns_remap, opts)  # dockerd's refusals, before anything
+        userns_remap.check(cfg.userns_remap, opts)
     joins = namespaces.join_paths(cfg, opts, strict=False)
     inherited: list[dict[str, Any]] = []
     if opts.volumes_from:  # kept as given (docker's inspect shows them so)

@@ -244,7 +244,8 @@ def test_default_is_dockerds_dockremap(storage: Path, image_tar: Path,
     eng.run("import", str(image_tar), "busybox:latest")
     start = next(int(line.split(":")[1]) for line in Path("/etc/subuid").read_text()
                  .splitlines() if line.startswith("dockremap:"))
-    maps = eng.run("run", "--rm", "busybox", "cat", "/proc/self/uid_map").stdout.split()
+    maps = eng.run("run", "--rm", "--network", "none", "busybox", "cat",
+                   "/proc/self/uid_map").stdout.split()
     assert maps == ["0", str(start), "65536"]
     assert (eng.root / f"{start}.{start}").is_dir()
 
