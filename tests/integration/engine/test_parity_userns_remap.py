@@ -60,6 +60,17 @@ def remapped(storage: Path, remap_user: RootlessUser, image_tar: Path
     for cid in eng.ids():
         eng.run("rm", "-f", "-v", cid, check=False)
     eng.run("volume", "prune", "-f", check=False)
+    _drop_default_bridge(eng.root / f"{remap_user.sub_start}.{remap_user.sub_start}")
+
+
+def _drop_default_bridge(root: Path) -> None:
+    """The remapped root's default bridge and nft table now, not at the session's end:
+    the host's address pools are shared with every other session."""
+    from tomato.engine.networks import Networks
+
+    nets = Networks(root)
+    subprocess.run(["ip", "link", "delete", nets.default_bridge], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", nets.table], capture_output=True)
 
 
 def test_root_inside_is_the_ranges_start_outside(remapped: RemappedEngine,
