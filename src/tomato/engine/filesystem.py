@@ -335,7 +335,7 @@ def _extract_into(cfg: EngineConfig, c: Container, path: str, entries: Any, *,
     fd, _ = _open_extraction_point(cfg, c, path)
     try:
         opts = rootfs_io.ExtractOptions(owner=None if keep_owner else _root_owner(cfg, c),
-                                        keep_owner=keep_owner,
+                                        keep_owner=keep_owner, shift=_shift(cfg, c),
                                         no_overwrite_dir_nondir=no_overwrite_dir_nondir)
         rootfs_io.Extractor(fd, opts).extract(entries)
     finally:
@@ -413,6 +413,14 @@ def _unshifted(cfg: EngineConfig, items: Iterable[rootfs_io.Item]
 
     shift = (r.uid_start, r.uid_count, r.gid_start, r.gid_count)
     return ((unshift(info, shift), data) for info, data in items)
+
+
+def _shift(cfg: EngineConfig, c: Container) -> tuple[int, int, int, int] | None:
+    """A remapped container's shift of ids (for `cp -a` into it), else None."""
+    r = cfg.userns_remap
+    if r is None or c.options.get("userns_mode") == "host":
+        return None
+    return (r.uid_start, r.uid_count, r.gid_start, r.gid_count)
 
 
 def _root_owner(cfg: EngineConfig, c: Container) -> tuple[int, int]:

@@ -127,6 +127,9 @@ class ExtractOptions:
     owner: tuple[int, int] | None = None
     #: entries owned by the archive's uid/gid (cp -a); neither: by whoever extracts
     keep_owner: bool = False
+    #: --userns-remap (with keep_owner): the archive's ids shifted to the host's
+    #: (uid start, uid count, gid start, gid count); an id outside the range is nobody's
+    shift: tuple[int, int, int, int] | None = None
     #: an archive's directory never replaces a non-directory, nor the reverse
     #: (the docker CLI asks for this: noOverwriteDirNonDir)
     no_overwrite_dir_nondir: bool = True
@@ -373,6 +376,10 @@ class Extractor:
     def _owner(self, info: tarfile.TarInfo, chown: object) -> None:
         if self.opts.owner is not None:
             chown(*self.opts.owner)  # type: ignore[operator]
+        elif self.opts.keep_owner and self.opts.shift is not None:
+            uid_start, uid_count, gid_start, gid_count = self.opts.shift
+            chown(uid_start + info.uid if 0 <= info.uid < uid_count else 65534,  # type: ignore[operator]
+                  gid_start + info.gid if 0 <= info.gid < gid_count else 65534)
         elif self.opts.keep_owner:
             chown(info.uid, info.gid)  # type: ignore[operator]
 

@@ -271,6 +271,11 @@ def test_cp_in_and_out_as_the_container_sees_it(remapped: RemappedEngine,
         inside = remapped.run("exec", "cp", "sh", "-c",
                               "stat -c %u:%g /in.txt && echo more >> /in.txt").stdout
         assert inside.strip() == "0:0"  # root's, and root may write it
+        (workdir / "kept.txt").write_text("k\n")
+        os.chown(workdir / "kept.txt", 7, 8)
+        remapped.run("cp", "-a", str(workdir / "kept.txt"), "cp:/kept.txt")
+        kept = remapped.run("exec", "cp", "stat", "-c", "%u:%g", "/kept.txt").stdout
+        assert kept.strip() == "7:8"  # -a: the archive's ids, as the container sees them
         tar = subprocess.run([TOMATO, "cp", "cp:/www", "-"], env=remapped.env(), check=True,
                              capture_output=True, stdin=subprocess.DEVNULL).stdout
         with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
