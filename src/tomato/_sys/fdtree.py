@@ -20,7 +20,7 @@ import errno
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 PIN_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -108,10 +108,12 @@ def pin(dir_fd: int, name: str) -> Node | None:
         return None
 
 
-def walk(top: Node, prefix: str = "") -> Iterator[tuple[str, Node]]:
+def walk(top: Node, prefix: str = "",
+         prune: Callable[[str], bool] | None = None) -> Iterator[tuple[str, Node]]:
     """Every entry below the directory ``top`` as (relative path, node), parents first,
     names sorted.  A node is valid until the next item is asked for (it is closed
-    then); an entry removed meanwhile is left out.
+    then); an entry removed meanwhile is left out, and so is one whose path ``prune``
+    says to leave out (with everything below it, unvisited).
 
     One fd is held per level being walked, so the depth is bounded by the fd limit:
     a hostile tree too deep for it ends the walk with EMFILE, never a wrong answer."""
@@ -140,6 +142,9 @@ def walk(top: Node, prefix: str = "") -> Iterator[tuple[str, Node]]:
             if node is None:
                 continue
             path = f"{rel}/{name}" if rel else name
+            if prune is not None and prune(path):
+                node.close()
+                continue
             try:
                 yield path, node
                 if node.is_dir():

@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from tomato._sys.fdtree import DIR_FLAGS, Node, pin, tar_header
+from tomato._sys import fdtree
+from tomato._sys.fdtree import DIR_FLAGS, Node, pin
 from tomato._sys.paths import open_in_root
 from tomato.build.ignore import Matcher, is_forbidden
 from tomato.errors import InvalidArgument, NotFound
@@ -194,78 +195,28 @@ class Tree:
         return found
 
     # -- reading --------------------------------------------------------------------
-    def walk(self, source: Source) -> Iterator[tuple[str, Node]]:
-        """Everything below a directory source as (path below it, node), parents
-        first, names sorted; excluded paths (and their subtrees) left out."""
-        stack: list[tuple[int, str, Iterator[str]]] = []
+    def walk(self, source: Source, prefix: str = "") -> Iterator[tuple[str, Node]]:
+        """Everything below a directory source as (``prefix/``path below it, node),
+        parents first, names sorted; excluded paths left out -- and their subtrees
+        unvisited, unless a ``!`` exception may bring something below them back."""
+        cut = len(prefix) + 1 if prefix else 0
 
-        def push(node: Node, sub: str) -> None:
-            fd = node.open_dir()
-            try:
-                with os.scandir(fd) as it:
-                    names = sorted(e.name for e in it)
-            except BaseException:
-                os.close(fd)
-                raise
-            stack.append((fd, sub, iter(names)))
+        def rel(path: str) -> str:  # the path below the context's root, as ignore rules see it
+            below = path[cut:]
+            return f"{source.rel}/{below}" if source.rel else below
 
-        push(source.node, "")
-        try:
-            while stack:
-                fd, sub, names = stack[-1]
-                name = next(names, None)
-                if name is None:
-                    os.close(fd)
-                    stack.pop()
-                    continue
-                path = f"{sub}/{name}" if sub else name
-                rel = f"{source.rel}/{path}" if source.rel else path
-                excluded = self._excluded(rel)
-                if excluded and not (self.ignore and self.ignore.has_exclusions):
-                    continue
-                node = pin(fd, name)
-                if node is None:
-                    continue
-                try:
-                    if not excluded:
-                        yield path, node
-                    if node.is_dir():
-                        push(node, path)
-                finally:
-                    node.close()
-        finally:
-            for fd, _, _ in stack:
-                os.close(fd)
+        keep_looking = self.ignore is not None and self.ignore.has_exclusions
+        prune = None if keep_looking else (lambda path: self._excluded(rel(path)))
+        for path, node in fdtree.walk(source.node, prefix, prune=prune):
+            if keep_looking and self._excluded(rel(path)):
+                continue
+            yield path, node
 
     def items(self, source: Source, top: str) -> Iterator[Item]:
         """``source`` as archive items named ``top`` and ``top/...`` (hard links kept)."""
-        seen: dict[tuple[int, int], str] = {}
+        from tomato.engine import rootfs_io
 
-        def one(name: str, node: Node) -> Iterator[Item]:
-            info = tar_header(name, node)
-            if info is None:
-                return
-            if info.isreg() and node.st.st_nlink > 1:
-                key = (node.st.st_dev, node.st.st_ino)
-                if key in seen:
-                    info.type, info.linkname, info.size = tarfile.LNKTYPE, seen[key], 0
-                    yield info, None
-                    return
-                seen[key] = name
-            if not info.isreg():
-                yield info, None
-                return
-            fd = node.open_file()
-            try:
-                with os.fdopen(fd, "rb", closefd=False) as f:
-                    yield info, _Exactly(f, info.size)  # type: ignore[misc]
-            finally:
-                os.close(fd)
-
-        yield from one(top, source.node)
-        if source.is_dir:
-            for path, node in self.walk(source):
-                yield from one(f"{top}/{path}" if top else path, node)
+        return rootfs_io.items(source.node, top, self.walk(source, top))
 
     def read(self, source: Source, limit: int) -> bytes:
         """A regular file source's bytes (at most ``limit``)."""
@@ -321,23 +272,6 @@ class Tree:
         if [after.st_size, after.st_mtime_ns, after.st_ctime_ns] == stamps:
             self.seen[ident] = [*stamps, h.hexdigest()]  # (not while it was being written)
         return h.hexdigest()
-
-
-class _Exactly:
-    """A file's data as exactly the size its header announced (cut, or zero-padded)."""
-
-    def __init__(self, f: IO[bytes], size: int) -> None:
-        self.f = f
-        self.left = size
-
-    def read(self, n: int = -1) -> bytes:
-        if self.left <= 0:
-            return b""
-        n = self.left if n is None or n < 0 else min(n, self.left)
-        data = self.f.read(n)
-        data += b"\0" * (n - len(data))
-        self.left -= n
-        return data
 
 
 __all__ = ["Tree", "Source", "has_wildcards", "Item"]

@@ -69,12 +69,14 @@ class _Exact:
         return b"".join(chunks)
 
 
-def items(top: Node, top_name: str) -> Iterator[Item]:
+def items(top: Node, top_name: str,
+          below: Iterator[tuple[str, Node]] | None = None) -> Iterator[Item]:
     """``top`` named ``top_name`` and, for a directory, everything below it, named
     ``top_name/...`` as Docker's archives are: for ``SRC/.`` the directory is "." and
     its contents "./a" (the docker CLI renames them by replacing that "."); with ""
     (export) the contents are bare names.  Files with several links become hard links
-    to the first name seen."""
+    to the first name seen.  ``below``: the entries under a directory ``top``, named
+    ``top_name/...``, when not all of them (a build context's .dockerignore)."""
     seen: dict[tuple[int, int], str] = {}
 
     def one(name: str, node: Node) -> Iterator[Item]:
@@ -99,7 +101,7 @@ def items(top: Node, top_name: str) -> Iterator[Item]:
 
     yield from one(top_name, top)
     if top.is_dir():
-        for rel, node in walk(top, top_name):
+        for rel, node in walk(top, top_name) if below is None else below:
             yield from one(rel, node)
 
 

@@ -119,3 +119,21 @@ def test_builder_prune_and_system_df(builder: Builder, workdir: Path) -> None:
     assert "Total reclaimed space:" in out and "Deleted build cache objects:" in out
     again = _steps(builder.build(ctx, "--network", "none").stderr)
     assert "CACHED" not in again.values()
+
+
+def test_dockerignore_exception_below_an_excluded_directory(builder: Builder,
+                                                            workdir: Path) -> None:
+    """Docker's rule: `logs` excludes the directory, `!logs/keep.txt` brings one file of
+    it back (the walk must look inside what it excluded); without an exception an
+    excluded directory is never walked, and nothing of it is copied."""
+    ctx = write_context(workdir / "ign", {
+        "Dockerfile": "FROM busybox\nCOPY . /ctx/\nCMD [\"find\", \"/ctx\"]\n",
+        "logs/keep.txt": "keep\n", "logs/drop.txt": "drop\n", "logs/deep/x.txt": "x\n",
+        "cache/a": "a\n", "src/main.txt": "main\n",
+        ".dockerignore": "logs\ncache\n!logs/keep.txt\n"})
+    builder.build(ctx, "-t", "ignored", "--network", "none")
+    found = set(builder.run("run", "--rm", "--network", "none", "ignored").stdout.split())
+    assert {"/ctx/logs/keep.txt", "/ctx/src/main.txt"} <= found
+    assert not found & {"/ctx/logs/drop.txt", "/ctx/logs/deep", "/ctx/logs/deep/x.txt",
+                        "/ctx/cache", "/ctx/cache/a"}
+    builder.run("rmi", "ignored")
