@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,3 +49,38 @@ def busybox_user(user: RootlessUser, busybox_tar: Path) -> RootlessUser:
     """``user`` with busybox:latest imported into its own engine."""
     user.tomato("import", str(busybox_tar), "busybox:latest")
     return user
+
+
+def free_port() -> int:
+    """A port of the host's 127.0.0.1 nobody listens on (for -p and forwards)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+@pytest.fixture
+def host_server() -> Iterator[int]:
+    """A server on the host's 127.0.0.1 that greets every connection; its port."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            conn.sendall(b"host loopback\n")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield int(srv.getsockname()[1])
+    stop.set()
+    thread.join(5)
+    srv.close()

@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from .conftest import free_port
 
 SRC = Path(__file__).resolve().parents[3] / "src"
 DRIVER = Path(__file__).with_name("netdriver.py")
@@ -27,40 +26,6 @@ NOBODY = 65534
 
 pytestmark = pytest.mark.skipif(shutil.which("slirp4netns") is None,
                                 reason="slirp4netns is not installed")
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
-
-
-@pytest.fixture
-def host_server() -> Iterator[int]:
-    """A server on the host's 127.0.0.1 that greets every connection; its port."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    srv.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            conn.sendall(b"host loopback\n")
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield int(srv.getsockname()[1])
-    stop.set()
-    thread.join(5)
-    srv.close()
 
 
 @pytest.fixture
@@ -90,7 +55,7 @@ def _drive(src: Path, own: Path, host_port: int, loopback_port: int,
 def test_slirp4netns_forwards_a_port_and_hides_the_host_loopback(
         user_tree: tuple[Path, Path], host_server: int) -> None:
     src, own = user_tree
-    port = _free_port()
+    port = free_port()
     out = _drive(src, own, port, host_server, allow=False)
     # Outbound through slirp, but the host's 127.0.0.1 is not 10.0.2.2 (podman's default).
     assert out["gateway"].startswith("error: "), out
@@ -105,6 +70,6 @@ def test_slirp4netns_forwards_a_port_and_hides_the_host_loopback(
 def test_slirp4netns_reaches_the_host_loopback_only_when_allowed(
         user_tree: tuple[Path, Path], host_server: int) -> None:
     src, own = user_tree
-    out = _drive(src, own, _free_port(), host_server, allow=True)
+    out = _drive(src, own, free_port(), host_server, allow=True)
     assert out["gateway"] == "host loopback\n"
     assert out["forwarded"] == "hello from port 80\n"

@@ -11,46 +11,12 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from helpers.rootless import RootlessUser
 
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
-
-
-@pytest.fixture
-def host_server() -> Iterator[int]:
-    """A server on the host's 127.0.0.1 greeting every connection; its port."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    srv.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            conn.sendall(b"host loopback\n")
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield int(srv.getsockname()[1])
-    stop.set()
-    thread.join(5)
-    srv.close()
+from .conftest import free_port
 
 
 def _read(port: int) -> str:
@@ -110,7 +76,7 @@ def _comm(pid: int) -> str:
 
 def test_publish_forwards_a_host_port(busybox_user: RootlessUser) -> None:
     u = busybox_user
-    port = _free_port()
+    port = free_port()
     cid = u.tomato("run", "-d", "-p", f"{port}:80", "busybox", "sh", "-c",
                    "while true; do echo hello from 80 | nc -l -p 80; done").stdout.strip()
     try:
@@ -150,7 +116,7 @@ def test_user_network_names_and_ports(busybox_user: RootlessUser) -> None:
     published port through slirp4netns and the namespace's DNAT rule."""
     u = busybox_user
     u.tomato("network", "create", "appnet")
-    port, local = _free_port(), _free_port()
+    port, local = free_port(), free_port()
     web = u.tomato("run", "-d", "--name", "web", "--network", "appnet", "-p", f"{port}:80",
                    "-p", f"127.0.0.1:{local}:80", "busybox", "sh", "-c",
                    "while true; do echo from-web | nc -l -p 80; done").stdout.strip()
