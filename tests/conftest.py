@@ -134,9 +134,10 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     reap_orphans()
     left = leaks.difference(before, leaks.snapshot())
-    for _ in range(40):  # bounded: up to ~2 s
+    for _ in range(200):  # bounded: up to ~10 s
         # A netns the engine let go of, and the veths in it, are destroyed by a
-        # kernel worker a moment later: links alone are waited for, briefly.
+        # kernel worker a moment later (seconds on a loaded machine with IPv6
+        # addresses to tear down): links alone are waited for.
         if not left.links or any((left.mounts, left.cgroups, left.processes, left.netns)):
             break
         time.sleep(0.05)

@@ -384,9 +384,15 @@ def copy_to(cfg: EngineConfig, c: Container, src: str, dest: str,
     place = _place(cfg, c, norm)
     with _root_fd(place) as root:
         try:  # DEST's last symlink followed, inside the container, as docker's CLI does
-            with Node(open_in_root(root, place.inner + trailing, os.O_PATH)) as target:
-                exists, is_dir, kind = True, target.is_dir(), stat.S_IFMT(target.st.st_mode)
-                norm = _in_container(place, root, target.fd) or norm
+            with Node(open_in_root(root, place.inner + trailing,
+                                   os.O_PATH | os.O_NOFOLLOW)) as target:
+                st = target.st
+                if target.is_link():  # only then is the resolved path the one to use: an
+                    # fd's path also shows a directory the container renamed meanwhile
+                    with Node(open_in_root(root, place.inner, os.O_PATH)) as linked:
+                        st = linked.st
+                        norm = _in_container(place, root, linked.fd) or norm
+            exists, is_dir, kind = True, stat.S_ISDIR(st.st_mode), stat.S_IFMT(st.st_mode)
         except OSError as err:
             if err.errno != errno.ENOENT:
                 raise _missing(c, dest, err) from err
