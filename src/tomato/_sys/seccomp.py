@@ -312,6 +312,7 @@ class Program:
         class SockFprog(ctypes.Structure):
             _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
+        self.program = program  # the bytes, for runtime.seccomp_cache.save_for_exec
         self._buf = ctypes.create_string_buffer(program, len(program))
         self._prog = SockFprog(len(program) // 8, ctypes.cast(self._buf, ctypes.c_void_p))
         self._libc = _libc()

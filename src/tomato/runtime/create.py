@@ -212,10 +212,12 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
 
         caps = capmod.CapSets.from_oci(spec.process.capabilities, warnings)
     seccomp_filter = None
+    seccomp_warnings: list[str] = []
     if spec.linux.seccomp is not None:
         from tomato.runtime.seccomp_cache import load_filter
 
-        seccomp_filter = load_filter(states.root, spec.linux.seccomp, warnings)
+        seccomp_filter = load_filter(states.root, spec.linux.seccomp, seccomp_warnings)
+        warnings.extend(seccomp_warnings)
     resources = None
     use_cgroups = True
     from tomato import cgroups
@@ -264,6 +266,10 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             # leaves cgroups that `delete --force` then knows to remove.
             rec.cgroup = manager.to_dict()
         states.save(rec)
+        if spec.linux.seccomp is not None:  # for the front end's exec (front/exec.c)
+            from tomato.runtime.seccomp_cache import save_for_exec
+
+            save_for_exec(states.path(container_id), seccomp_filter, seccomp_warnings)
         fifo = os.path.join(states.path(container_id), EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
 

@@ -12,6 +12,10 @@ profile, so a checksum collision can never hand one profile another's
 filter.  The directory is the runtime root's (root-only) and files are
 written to a temporary name and renamed, so readers never see half a file.
 Flags that only libseccomp can apply fall back to the uncached path.
+
+``save_for_exec`` also leaves each container's loadable program in its state
+directory (``ROOT/<id>/seccomp.bpf``), for the front end's `exec` (front/exec.c),
+which loads it with one seccomp(2) and never compiles a profile itself.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 CACHE_DIR = ".seccomp"
+EXEC_PROGRAM = "seccomp.bpf"  # ROOT/<id>/seccomp.bpf (docs/runtime.md)
+EXEC_MAGIC = b"TSECCOMP"  # then u32 load flags, u32 instructions (native order), the program
 
 
 def _key_text(raw: dict[str, Any]) -> bytes:
@@ -89,6 +95,36 @@ def _write(path: str, key: bytes, program: bytes, found: list[str]) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with open(fd, "wb") as f:
             f.write(b"\0".join((key, json.dumps(found).encode(), program)))
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def save_for_exec(state_dir: str, filt: Any, warnings: list[str]) -> None:
+    """The container's seccomp program where the front end's exec finds it.
+
+    ``filt`` is what ``load_filter`` gave for the container's profile (None: the
+    profile filters nothing, written as a program of no instructions).  Only a
+    ``Program`` compiled without warnings is written: a filter only libseccomp can
+    load, or warnings Python's exec would log again, leave no file, and exec then
+    stays Python's.  Best effort, as the cache: no file only costs exec its speed.
+    """
+    if warnings or (filt is not None and not isinstance(filt, seccomp_mod.Program)):
+        return
+    import sys
+
+    bits, program = (filt.bits, filt.program) if filt is not None else (0, b"")
+    data = (EXEC_MAGIC + bits.to_bytes(4, sys.byteorder)
+            + (len(program) // 8).to_bytes(4, sys.byteorder) + program)
+    path = os.path.join(state_dir, EXEC_PROGRAM)
+    tmp = f"{path}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "wb") as f:
+            f.write(data)
         os.rename(tmp, path)
     except OSError:
         try:
