@@ -173,7 +173,24 @@ def run_options(body: Any, name: str = "") -> o.RunOptions:
         opts.healthcheck = {k: v for k, v in given.items() if v}
     _network(host, config.obj("NetworkingConfig"), opts)
     _namespaces_and_cgroups(host, opts)
+    _docker_run_rest(host, opts)
     return opts
+
+
+def _docker_run_rest(host: Fields, opts: o.RunOptions) -> None:
+    """HostConfig's Annotations, Runtime, Isolation, StorageOpt, DeviceRequests,
+    VolumeDriver and the Windows-only fields (refused or kept: check_run_extras)."""
+    opts.annotations = host.text_map("Annotations")
+    opts.runtime = host.text("Runtime") or "runc"
+    opts.isolation = host.text("Isolation")
+    opts.storage_opt = host.text_map("StorageOpt")
+    opts.gpus = [d.text("Driver") for d in host.objs("DeviceRequests")]
+    opts.volume_driver = host.text("VolumeDriver")
+    opts.cpu_count = _non_negative(host, "CpuCount")
+    opts.cpu_percent = _non_negative(host, "CpuPercent")
+    opts.io_max_bandwidth = _non_negative(host, "IOMaximumBandwidth")
+    opts.io_max_iops = _non_negative(host, "IOMaximumIOps")
+    o.check_run_extras(opts)
 
 
 #: the daemon's words for a mode its client would have refused (moby's WithNamespaces)

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from tomato.engine.options import RunOptions
 
 
+#: flags the docker client takes only when its daemon runs on Windows
+WINDOWS_ONLY = ("--cpu-count", "--cpu-percent", "--io-maxbandwidth", "--io-maxiops")
+
+
 def run_args(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
     a("--help", action="help")
@@ -108,6 +112,16 @@ def run_args(p: argparse.ArgumentParser) -> None:
     a("--device-read-iops", action="append", default=[])
     a("--device-write-iops", action="append", default=[])
     a("--blkio-weight-device", action="append", default=[])
+    # the rest of `docker run --help`: engine/options.check_run_extras answers as dockerd
+    a("--annotation", action="append", default=[])
+    a("--runtime", default="runc")
+    a("--isolation", default="")
+    a("--storage-opt", action="append", default=[])
+    a("--gpus", action="append", default=[])
+    a("--volume-driver", default="")
+    for flag in WINDOWS_ONLY:  # the docker client refuses them before asking the daemon
+        a(flag)
+    a("--kernel-memory", default="")  # ignored by dockerd since API 1.42: parsed, dropped
     a("--explain", action="store_const", const="summary",
       help="print the kernel steps grouped, with their shell equivalents (=full: every step)")
     a("--explain=full", dest="explain", action="store_const", const="full", help=argparse.SUPPRESS)
@@ -312,6 +326,42 @@ def _namespace_and_cgroup_options(opts: Any, args: argparse.Namespace) -> None:
                               for d in args.device_write_iops]
     opts.blkio_weight_device = [_flag_value("--blkio-weight-device", d, o.parse_weight_device)
                                 for d in args.blkio_weight_device]
+    _docker_run_rest(opts, args)
+
+
+def _docker_run_rest(opts: Any, args: argparse.Namespace) -> None:
+    """--annotation, --runtime, --isolation, --storage-opt, --gpus, --volume-driver and
+    the Windows-only flags, as the docker client parses them (the daemon's refusals:
+    check_run_extras)."""
+    from tomato.engine import options as o
+    from tomato.errors import InvalidArgument
+
+    opts.annotations = {key: value for key, _, value in
+                        (item.partition("=") for item in args.annotation)}
+    opts.runtime, opts.isolation = args.runtime, args.isolation
+    for item in args.storage_opt:
+        if "=" not in item:
+            raise InvalidArgument("invalid storage option")
+    opts.storage_opt = dict(item.split("=", 1) for item in args.storage_opt)
+    opts.gpus = [_gpu_driver(value) for value in args.gpus]
+    opts.volume_driver = args.volume_driver
+    for flag in WINDOWS_ONLY:
+        if getattr(args, flag[2:].replace("-", "_")) is not None:
+            print(f'"{flag}" is only supported on a Docker daemon running on windows, but '
+                  "the Docker daemon is running on linux", file=sys.stderr)
+            raise SystemExit(1)  # the docker client's exit, before anything is asked
+    if args.kernel_memory:
+        o.parse_size(args.kernel_memory, "--kernel-memory")
+
+
+def _gpu_driver(value: str) -> str:
+    """The driver a --gpus request names ("" for any: `all`, a count, device=...)."""
+    from tomato.errors import InvalidArgument
+
+    fields = [f for f in value.split(",") if f]
+    if not fields:
+        raise InvalidArgument(f'invalid argument "{value}" for "--gpus" flag: empty request')
+    return next((f.partition("=")[2] for f in fields if f.startswith("driver=")), "")
 
 
 def _flag_value(flag: str, value: str, check: Any, reason: str = "") -> Any:

@@ -51,6 +51,9 @@ def adapt(opts: RunOptions) -> list[str]:
     (blkio weight, swappiness, oom-kill-disable) or refused (real-time CPU, memory
     nodes) in docker's words."""
     warnings: list[str] = []
+    if opts.cpu_percent > 0:  # a Windows-only flag
+        warnings.append("linux does not support CPU percent. Percent discarded.")
+        opts.cpu_percent = 0
     if opts.memory_swappiness != -1 and not _has("memory", "memory.swappiness"):
         warnings.append("Your kernel does not support memory swappiness capabilities or the "
                         "cgroup is not mounted. Memory swappiness discarded.")

@@ -111,6 +111,17 @@ class RunOptions:
     log_driver: str = "json-file"   #: --log-driver: json-file, local, none
     #: Docker's HealthConfig (health.py); in a record: the image's merged in
     healthcheck: dict[str, Any] | None = None
+    # the rest of `docker run --help` (check_run_extras: docker's answers on Linux)
+    annotations: dict[str, str] = field(default_factory=dict)  #: into the OCI spec
+    runtime: str = "runc"       #: --runtime: tomato-runtime is runc's stand-in
+    isolation: str = ""         #: --isolation: Linux has "default" only
+    storage_opt: dict[str, str] = field(default_factory=dict)  #: refused (no quotas)
+    gpus: list[str] = field(default_factory=list)  #: --gpus / DeviceRequests: refused
+    volume_driver: str = ""     #: --volume-driver: "local" only
+    cpu_count: int = 0          #: Windows only: kept in HostConfig, as dockerd does
+    cpu_percent: int = 0        #: Windows only: discarded with docker's warning
+    io_max_bandwidth: int = 0   #: Windows only: refused
+    io_max_iops: int = 0        #: Windows only: refused
 
     def to_dict(self) -> dict[str, Any]:
         return as_dict(self)
@@ -127,8 +138,30 @@ LOG_OPTS = {"json-file": ("max-size", "max-file", "compress", "labels", "env", "
             "local": ("max-size", "max-file", "compress"), "none": ()}
 
 
+#: the runtime names `--runtime` takes: dockerd's default and containerd's shim name
+RUNTIMES = ("runc", "io.containerd.runc.v2")
+
+
 def check_run_extras(opts: RunOptions) -> None:
-    """The daemon's checks of --pull, --platform and --log-driver (CLI and API)."""
+    """The daemon's checks of --pull, --platform, --log-driver and the rest of `docker
+    run`'s flags a Linux dockerd refuses (CLI and API)."""
+    if opts.runtime not in RUNTIMES:
+        raise InvalidArgument(f"unknown or invalid runtime name: {opts.runtime}")
+    if opts.isolation not in ("", "default"):
+        raise InvalidArgument(f'Invalid isolation: "{opts.isolation}" - linux only '
+                              "supports 'default'")
+    if opts.io_max_bandwidth or opts.io_max_iops:
+        raise InvalidArgument("Invalid QoS settings: linux does not support Maximum IO "
+                              "Bandwidth or Maximum IO IOps")
+    if opts.gpus:  # no device driver (nvidia's toolkit, CDI) is registered here
+        raise InvalidArgument(f'could not select device driver "{opts.gpus[0]}" with '
+                              "capabilities: [[gpu]]")
+    if opts.storage_opt:  # a per-container size needs overlay on xfs with project quotas
+        raise InvalidArgument("--storage-opt is supported only for overlay over xfs with "
+                              "'pquota' mount option")
+    if opts.volume_driver not in ("", "local") and _uses_volumes(opts):
+        raise InvalidArgument(f"error looking up volume plugin {opts.volume_driver}: plugin "
+                              f'"{opts.volume_driver}" not found')
     if opts.pull not in ("always", "missing", "never"):
         raise InvalidArgument(f'invalid pull option: \'{opts.pull}\': must be one of '
                               '"always", "missing" or "never"')
@@ -583,3 +616,14 @@ def parse_weight_device(spec: str) -> tuple[str, int]:
             not 10 <= int(weight) <= 1000:
         raise InvalidArgument(f"invalid weight for device: {spec}")
     return path, int(weight)
+
+
+def _uses_volumes(opts: RunOptions) -> bool:
+    """Whether --volume-driver would make a volume: a named or anonymous -v, or a
+    --mount of type volume."""
+    for spec in opts.volumes:
+        source = spec.split(":", 1)[0] if ":" in spec else ""
+        if not source.startswith(("/", ".")):
+            return True
+    return any("type=volume" in m.split(",") or not any(
+        part.startswith("type=") for part in m.split(",")) for m in opts.mounts)

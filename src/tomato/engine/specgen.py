@@ -192,7 +192,7 @@ def build_spec(opts: RunOptions, image_config: dict[str, Any], cid: str, rootfs:
                         *(_device(d) for d in opts.devices)],
             "sysctl": dict(opts.sysctls),
         },
-        "annotations": {"org.opencontainers.image.stopSignal":
+        "annotations": {**opts.annotations, "org.opencontainers.image.stopSignal":
                         opts.stop_signal or cfg.get("StopSignal") or STOP_SIGNAL_DEFAULT},
     }
     if opts.uts_mode != "host":  # the host's UTS namespace keeps the host's names
