@@ -68,7 +68,10 @@ def test_a_lifecycle_through_the_sanitized_front_end(sanitized: Path, root: Path
                                                      bundle: Path) -> None:
     edit(bundle, lambda cfg: cfg["process"].update(args=["sh", "-c", "sleep 60 & sleep 60"]))
     assert _call(sanitized, root, "create", "--bundle", str(bundle), C).returncode == 0
-    for argv in (["state", C], ["list"], ["list", "-f", "json"], ["start", C], ["pause", C],
+    for argv in (["state", C], ["list"], ["list", "-f", "json"], ["start", C],
+                 ["exec", C, "sh", "-c", "exit 3"], ["exec", "-e", "A=b", "--cwd", "/tmp", "-u",
+                                                     "1000:1000", C, "/nonexistent"],
+                 ["exec", "--cap", "CAP_KILL", C, "true"], ["pause", C],
                  ["state", C], ["resume", C], ["kill", C, "0"], ["kill", "--all", C, "TERM"],
                  ["kill", "-a", C, "KILL"], ["delete", "--force", C], ["state", C],
                  ["delete", "-f", C], ["kill", C, "BOGUS"], ["--debug", "--log-format=json",

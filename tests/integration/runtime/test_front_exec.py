@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from .rt import RUNTIME, runtime
-from .rt_extra import ConsoleListener, cid, delete_reaping, edit, read_until, run_detached
+from .rt_extra import ConsoleListener, cid, delete_reaping, edit, read_until, reap, run_detached
 
 FRONT = Path(RUNTIME).parent / "tomato-runtime-front"
 pytestmark = pytest.mark.skipif(not FRONT.exists(),
@@ -43,8 +43,10 @@ PROFILE = {"defaultAction": "SCMP_ACT_ALLOW",
 def call(root: Path, *args: str, path: str = "", env: dict[str, str] | None = None,
          **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
     full = {**os.environ, **PATHS.get(path, {}), **(env or {})}
-    return subprocess.run([RUNTIME, "--root", str(root), *args], capture_output=True,
-                          stdin=subprocess.DEVNULL, env=full, timeout=60, **kwargs)
+    if "stdout" not in kwargs:  # (a detached process would hold a pipe open)
+        kwargs["capture_output"] = True
+    return subprocess.run([RUNTIME, "--root", str(root), *args], stdin=subprocess.DEVNULL,
+                          env=full, timeout=60, **kwargs)
 
 
 def both(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -69,8 +71,13 @@ def running(root: Path, bundle: Path) -> Iterator[int]:
 
     edit(bundle, fn)
     pid = run_detached(root, bundle, C, "sleep", "600")
+    ADOPTED.clear()
     yield pid
-    runtime(root, "delete", "--force", C)
+    delete_reaping(root, C, ADOPTED)
+
+
+#: Host pids of detached exec'd processes (adopted by the suite, reaped at delete).
+ADOPTED: list[int] = []
 
 
 def test_create_leaves_the_loadable_program_for_exec(root: Path, running: int) -> None:
@@ -101,3 +108,164 @@ def test_no_program_file_without_a_profile_or_with_warnings(root: Path, bundle: 
         assert not (root / C / "seccomp.bpf").exists()
     finally:
         runtime(root, "delete", "--force", C)
+
+
+#: What an exec'd process sees of itself, printed by the container's busybox.
+SELF = ("id -u; id -g; id -G; pwd; env | sort; ulimit -n; ulimit -c; umask; "
+        "grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status; "
+        "mkdir /tmp/denied 2>&1; for k in ipc uts net cgroup mnt pid; do "
+        "readlink /proc/self/ns/$k; done; cat /proc/self/cgroup; ls /proc/self/fd; echo $$")
+
+
+def _without_pid(out: bytes) -> bytes:
+    """The output but its last line (the process's own pid, different each run)."""
+    return b"\n".join(out.rstrip(b"\n").split(b"\n")[:-1])
+
+
+@pytest.mark.parametrize("flags", [
+    [],
+    ["--env", "FOO=bar", "-e", "FROM_SPEC=overridden", "-e", "HOME=/somewhere"],
+    ["--cwd", "/", "--user", "1000:1001"],
+    ["-u", "65534", "--no-new-privs"],
+    ["--cap", "CAP_SYS_ADMIN", "--cap", "net_raw"],
+    ["--user", "1000", "--cap", "CAP_KILL"],
+    ["-d=false", "--tty=false", "--preserve-fds", "0"],
+], ids=["plain", "env", "cwd-user", "nobody-nnp", "caps", "user-caps", "bool-values"])
+def test_exec_both_ways(root: Path, running: int, flags: list[str]) -> None:
+    front = call(root, "exec", *flags, C, "sh", "-c", SELF, path="front")
+    python = call(root, "exec", *flags, C, "sh", "-c", SELF, path="python")
+    assert front.returncode == python.returncode == 0, (front.stderr, python.stderr)
+    assert front.stderr == python.stderr == b""
+    assert _without_pid(front.stdout) == _without_pid(python.stdout)
+    out = front.stdout.decode()
+    assert "Seccomp:\t2" in out and os.strerror(errno.EXDEV) in out  # the container's filter
+    assert f"{os.readlink(f'/proc/{running}/ns/net')}" in out
+    assert int(out.split()[-1]) < 100  # in the container's pid namespace
+
+
+def test_exec_exit_codes_and_signals_both_ways(root: Path, running: int) -> None:
+    for script in ("exit 7", "true", "kill -TERM $$", "kill -KILL $$", "echo out; echo err >&2"):
+        both(root, "exec", C, "sh", "-c", script)
+
+
+@pytest.mark.parametrize("args", [
+    ["/nonexistent"], ["nonexistent-command"], ["/etc/passwd"], ["/tmp"], ["/tmp/script"],
+    ["/tmp/crlf"], ["/tmp/missing-elf-interp"],
+], ids=["missing-path", "missing-command", "not-executable", "directory", "no-interpreter",
+        "crlf", "elf-interp"])
+def test_exec_failures_both_ways(root: Path, running: int, bundle: Path,
+                                 args: list[str]) -> None:
+    tmp = bundle / "rootfs" / "tmp"
+    (tmp / "script").write_text("#!/no/such/shell -x\necho hi\n")
+    (tmp / "crlf").write_bytes(b"#!/bin/sh\r\necho hi\r\n")
+    elf = bytearray(Path("/bin/true").read_bytes())
+    at = elf.find(b"/lib64/ld-linux-x86-64.so.2")
+    if at > 0:
+        elf[at:at + 5] = b"/nope"
+    (tmp / "missing-elf-interp").write_bytes(bytes(elf))
+    for name in ("script", "crlf", "missing-elf-interp"):
+        (tmp / name).chmod(0o755)
+    proc = both(root, "exec", C, *args)
+    assert proc.returncode == 255 and proc.stderr.count(b"\n") == 1, proc.stderr
+    both(root, "exec", "--cwd", "/nonexistent", C, "true")
+    both(root, "exec", "--user", "1000", "--cwd", "/root", C, "true")
+
+
+def test_containerd_shims_exec_both_ways(root: Path, running: int, workdir: Path) -> None:
+    """`exec --process F --detach --pid-file P`, as containerd's shim runs it: the
+    process (with capabilities of its own, or the container's) runs inside, in its
+    cgroups, and the pid file names it."""
+    init_caps = [line for line in Path(f"/proc/{running}/status").read_text().splitlines()
+                 if line.startswith("Cap")]
+    for path in PATHS:
+        for caps in (None, {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"],
+                            "permitted": ["CAP_KILL"]}):
+            process: dict[str, Any] = {"args": ["sleep", "30"], "cwd": "/", "env": ["A=b"],
+                                       "user": {"uid": 0, "gid": 0,
+                                                "additionalGids": [0, 10]},
+                                       "terminal": False, "noNewPrivileges": True}
+            if caps:
+                process["capabilities"] = caps
+            spec = workdir / "process.json"
+            spec.write_text(json.dumps(process))
+            pid_file = workdir / f"{path}.pid"
+            proc = call(root, "exec", "--process", str(spec), "--detach", "--pid-file",
+                        str(pid_file), C, path=path, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+            assert proc.returncode == 0, (path, caps)
+            child = int(pid_file.read_text())
+            ADOPTED.append(child)
+            try:
+                assert Path(f"/proc/{child}/cgroup").read_text() == \
+                    Path(f"/proc/{running}/cgroup").read_text()
+                for kind in ("ipc", "uts", "net", "cgroup", "mnt", "pid"):
+                    assert os.readlink(f"/proc/{child}/ns/{kind}") == \
+                        os.readlink(f"/proc/{running}/ns/{kind}"), kind
+                text = Path(f"/proc/{child}/status").read_text()
+                caps_seen = [line for line in text.splitlines() if line.startswith("Cap")]
+                if caps:
+                    assert "CapEff:\t0000000000000020" in caps_seen, caps_seen
+                else:
+                    assert caps_seen[1:] == init_caps[1:], (caps_seen, init_caps)
+                assert "NoNewPrivs:\t1" in text and "Seccomp:\t2" in text
+                assert "Groups:\t0 10" in text
+            finally:
+                os.kill(child, 9)
+                assert reap(child) or True
+
+
+def test_exec_tty_through_a_console_socket(root: Path, running: int, workdir: Path) -> None:
+    listener = ConsoleListener(workdir / "console.sock")
+    try:
+        proc = subprocess.Popen(
+            [RUNTIME, "--root", str(root), "exec", "-t", "--console-socket",
+             str(workdir / "console.sock"), "-d", "--pid-file", str(workdir / "pid"), C,
+             "sh", "-c", "tty; echo $((6*7)); sleep 30"],
+            env={**os.environ, **PATHS["front"]}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        master, name = listener.receive()
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
+        try:
+            out = read_until(master, b"42")
+            assert name.startswith("/dev/pts/") and name.encode() in out, (name, out)
+        finally:
+            os.close(master)
+            ADOPTED.append(int((workdir / "pid").read_text()))
+            os.kill(ADOPTED[-1], 9)
+    finally:
+        listener.close()
+
+
+def test_exec_into_a_stopped_container_is_worded_alike(root: Path, bundle: Path) -> None:
+    run_detached(root, bundle, C, "true")
+    try:
+        for _ in range(500):
+            if json.loads(runtime(root, "state", C).stdout)["status"] == "stopped":
+                break
+        front, python = call(root, "exec", C, "true"), call(root, "exec", C, "true",
+                                                            path="python")
+        assert (front.returncode, front.stderr) == (python.returncode, python.stderr)
+        assert front.returncode == 255 and b"stopped" in front.stderr, front.stderr
+    finally:
+        runtime(root, "delete", "--force", C)
+
+
+def test_what_exec_hands_to_python(root: Path, running: int, workdir: Path) -> None:
+    """Not ordinary: handed over (FRONT_ONLY: exit 3) before anything was changed; as
+    installed, Python answers."""
+    for argv in (["exec", "-t", C, "true"], ["exec", "--cgroup", "sub", C, "true"],
+                 ["exec", "--apparmor", "x", C, "true"], ["exec", "-g", "10", C, "true"],
+                 ["exec", "--bogus", C, "true"], ["exec", C], ["exec", "nosuch", "true"],
+                 ["exec", "--pid-file", str(workdir / "no/dir/p"), C, "true"],
+                 ["exec", "--process", str(workdir / "missing.json"), C],
+                 ["exec", "--user", "x", C, "true"], ["exec", "--cap", "CAP_NOPE", C, "true"],
+                 ["exec", "-e", "NOEQUALS", C, "true"], ["--explain", "exec", C, "true"]):
+        proc = call(root, *argv, path="front")
+        assert proc.returncode == 3 and b"handed over" in proc.stderr, (argv, proc.stderr)
+    (workdir / "odd.json").write_text(json.dumps({"args": ["true"], "scheduler": {}}))
+    proc = call(root, "exec", "--process", str(workdir / "odd.json"), C, path="front")
+    assert proc.returncode == 3, proc.stderr
+    # a container made by an older tomato: no program file, so Python compiles it
+    (root / C / "seccomp.bpf").unlink()
+    assert call(root, "exec", C, "true", path="front").returncode == 3
+    assert call(root, "exec", C, "true").returncode == 0

@@ -529,3 +529,48 @@ int cg_destroy(const struct cgroup_rec *cg) {
     }
     return 0;
 }
+
+/* Whether Manager.apply would only write cgroup.procs: every directory there, a v1
+ * cpuset with its cpus and mems (else _fill_cpuset's writes: Python's). */
+int cg_ready_for_exec(const struct cgroup_rec *cg) {
+    for (int i = 0; i < cg->npaths; i++)
+        if (!is_dir(cg->dir[i]))
+            return 0;
+    const char *cs = cg->version == 1 ? controller_dir(cg, "cpuset") : NULL;
+    if (!cs)
+        return 1;
+    static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+    for (int k = 0; k < 2; k++) {
+        char *f = join(cs, files[k]), buf[4096];
+        int r = read_stripped(f, buf, sizeof buf);
+        free(f);
+        if (r < 0 || buf[0] == '\0')
+            return 0;
+    }
+    return 1;
+}
+
+/* Manager.apply(pid): the pid into each directory's cgroup.procs, in the record's order
+ * (v1's paths, then the cgroup2 one).  0, or -1 after fail(). */
+int cg_apply(const struct cgroup_rec *cg, int pid) {
+    char value[32];
+    snprintf(value, sizeof value, "%d", pid);
+    for (int i = 0; i < cg->npaths; i++) {
+        int seen = 0;
+        for (int k = 0; k < i; k++)
+            seen |= strcmp(cg->dir[k], cg->dir[i]) == 0;
+        if (seen)
+            continue;
+        char *procs = join(cg->dir[i], "cgroup.procs");
+        int r = write_value(procs, value);
+        free(procs);
+        if (r < 0) {
+            char proc[64];
+            snprintf(proc, sizeof proc, "/proc/%d", pid);
+            if (!exists(proc))
+                fail("process %d does not exist", pid);
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -7,6 +7,8 @@
 #define TOMATO_FRONT_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 /* ---- json.c: a strict RFC 8259 parser (a subset of what Python's json takes) ---- */
 enum jtype { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ };
@@ -90,6 +92,9 @@ int cg_freeze(const struct cgroup_rec *cg);
 int cg_thaw(const struct cgroup_rec *cg);
 int cg_kill_all(const struct cgroup_rec *cg, int sig);
 int cg_destroy(const struct cgroup_rec *cg);
+/* exec: 1 when apply would only write cgroup.procs; then apply (0, or -1 after fail()). */
+int cg_ready_for_exec(const struct cgroup_rec *cg);
+int cg_apply(const struct cgroup_rec *cg, int pid);
 
 /* ---- main.c ---- */
 /* Record a failure: the message as the Python CLI words it (one line). Returns -1. */
@@ -100,6 +105,64 @@ void sleep_ms(double ms);
 
 /* ---- primer.c ---- */
 void start_primer(int min_fd);
+/* Stop the primer this process started (a byte on its pipe) and reap it; front/exec.c's
+ * primer.finished().  Nothing when none was started. */
+void primer_finished(void);
+
+/* ---- exec.c, exec_child.c: exec's process, built before the fork ---- */
+
+#define MAX_RLIMITS 16
+#define MAX_GIDS 256
+
+struct exec_rlimit {
+    int resource;
+    const char *name;
+    unsigned long long soft, hard;
+};
+
+struct exec_caps {
+    uint64_t bounding, effective, permitted, inheritable, ambient;
+};
+
+/* process.json (oci.spec.parse_process's Process) plus what exec.py decided. */
+struct exec_proc {
+    char **args;               /* NULL-terminated */
+    char **env;                /* env_dict's order, NULL-terminated, one slot kept for HOME */
+    int has_home, has_path;
+    const char *path_value;    /* PATH's value when has_path */
+    const char *cwd;
+    int terminal;
+    unsigned rows, cols;
+    int has_size;
+    uid_t uid;
+    gid_t gid;
+    long umask;                /* -1: none */
+    gid_t gids[MAX_GIDS];
+    int ngids;
+    struct exec_rlimit rlimits[MAX_RLIMITS];
+    int nrlimits;
+    int no_new_privs;
+    int has_caps;
+    struct exec_caps caps;
+    int last_cap;              /* /proc/sys/kernel/cap_last_cap */
+    /* the seccomp program (none: filter == NULL) */
+    void *filter;
+    unsigned short filter_len;
+    unsigned filter_flags;
+    int preserve_fds;
+};
+
+/* The child's side, from fork to execve (exec_child.c).  Never returns: it execs, or
+ * writes Python's words for what failed to ERR_FD and exits 126. */
+void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types, int nns,
+                int root_fd, int go_fd, int console_fd, int err_fd)
+    __attribute__((noreturn));
+const char *cap_name(int number, char *buf, size_t size);
+
+/* ---- exec.c ---- */
+int verb_exec(const char *root, int argc, char **argv);
+/* From the point of no return on: the held-back --log/--debug records go out. */
+void commit_now(void);
 
 /* ---- verbs.c ---- */
 /* Each returns an exit code, or -2 to hand the whole command to Python; it may

@@ -9,12 +9,15 @@
  * and the cgroup, and perhaps signals, freezes or removes.  A Python start-up
  * and its imports cost 20-25 ms for that; runc takes 5.  So state, start, kill,
  * delete, pause, resume and list are answered here when the case is an ordinary
- * one, and everything else is handed to Python by exec'ing
+ * one, and so is exec (exec.c: containerd's `exec --process F --detach --pid-file P`
+ * and `exec ID cmd...` into a container without a user namespace, whose seccomp
+ * program create left in its state directory), and everything else is handed to
+ * Python by exec'ing
  *
  *     PYTHON -I -S LAUNCHER ARGS...       (PYTHON: python3 beside LAUNCHER)
  *
  * which is what the launcher's sh line did before us.  Handed over, always
- * before anything was changed: any other command (create, run, exec, update,
+ * before anything was changed: any other command (create, run, update,
  * ps, events, spec, features), flags we do not know, --systemd-cgroup,
  * --explain, --help, --version, a caller that is not root (rootless), argv
  * bytes beyond ASCII, an id that is not valid, a state.json this parser does
@@ -164,6 +167,12 @@ static void log_record(const char *level, const char *msg, int now) {
 static int committed = 0;
 
 /* From here on the command is ours: the held-back records go out. */
+static void commit(void);
+
+void commit_now(void) {
+    commit();
+}
+
 static void commit(void) {
     if (committed)
         return;
@@ -321,7 +330,7 @@ static const struct {
 } VERBS[] = {
     {"state", verb_state},   {"start", verb_start},   {"kill", verb_kill},
     {"delete", verb_delete}, {"pause", verb_pause},   {"resume", verb_resume},
-    {"list", verb_list},     {NULL, NULL},
+    {"list", verb_list},     {"exec", verb_exec},     {NULL, NULL},
 };
 
 /* 3 + --preserve-fds N: the first fd the runtime does not hand to the container
@@ -427,7 +436,8 @@ int main(int argc, char **argv) {
             free(rec);
         }
         fprintf(stderr, "tomato-runtime: %s\n", msg);
-        return 1;
+        /* exec, as runc's: 255 is the runtime's own failure, any other code the process's */
+        return strcmp(name, "exec") == 0 ? 255 : 1;
     }
     log_debug("%s: exit status %d", name, code);
     return code;
