@@ -105,9 +105,6 @@ void sleep_ms(double ms);
 
 /* ---- primer.c ---- */
 void start_primer(int min_fd);
-/* Stop the primer this process started (a byte on its pipe) and reap it; front/exec.c's
- * primer.finished().  Nothing when none was started. */
-void primer_finished(void);
 
 /* ---- exec.c, exec_child.c: exec's process, built before the fork ---- */
 

@@ -367,6 +367,16 @@ static int only_ascii(int argc, char **argv) {
     return 1;
 }
 
+/* To Python; for create, run and exec with a primer first: Python's cgroup moves will
+ * be quick (primer.c). */
+static void hand_over(const char *name, int nargs, char **args) {
+    int min_fd = 3;
+    if ((strcmp(name, "create") == 0 || strcmp(name, "run") == 0 ||
+         strcmp(name, "exec") == 0) && preserved_fds(nargs - 1, args + 1, &min_fd) == 0)
+        start_primer(min_fd);
+    hand_to_python();
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: tomato-runtime-front LAUNCHER [ARGS...] (the launcher's "
@@ -395,13 +405,8 @@ int main(int argc, char **argv) {
     for (int i = 0; VERBS[i].name; i++)
         if (strcmp(VERBS[i].name, name) == 0)
             run = VERBS[i].run;
-    if (!run || (nargs > 1 && (strcmp(args[1], "-h") == 0 || strcmp(args[1], "--help") == 0))) {
-        int min_fd = 3;
-        if ((strcmp(name, "create") == 0 || strcmp(name, "run") == 0 ||
-             strcmp(name, "exec") == 0) && preserved_fds(nargs - 1, args + 1, &min_fd) == 0)
-            start_primer(min_fd); /* Python's cgroup moves will be quick (primer.c) */
-        hand_to_python();
-    }
+    if (!run || (nargs > 1 && (strcmp(args[1], "-h") == 0 || strcmp(args[1], "--help") == 0)))
+        hand_over(name, nargs, args);
 
     if (log_debug_on) {
         /* f"{name}: {' '.join(rest)}".rstrip(": ") */
@@ -421,7 +426,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "tomato-runtime: internal error: %s handed over too late\n", name);
             return 1;
         }
-        hand_to_python();
+        hand_over(name, nargs, args);
     }
     commit();
     if (fflush(stdout) != 0 && !failure)

@@ -120,25 +120,6 @@ static void keep_priming(const char *procs, int stop) {
     _exit(0);
 }
 
-static pid_t primer_pid = 0;
-static int primer_fd = -1;
-
-void primer_finished(void) {
-    if (primer_fd >= 0) {
-        if (write(primer_fd, "x", 1) < 0) {
-            /* it is gone already */
-        }
-        close(primer_fd);
-        primer_fd = -1;
-    }
-    if (primer_pid > 0) {
-        while (waitpid(primer_pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        primer_pid = 0;
-    }
-    unsetenv("TOMATO_RUNTIME_PRIMER");
-}
-
 /* Start the primer and name it in the environment; nothing if anything is off.
  * MIN_FD: the lowest fd the runtime may be handed (past the ones it preserves). */
 void start_primer(int min_fd) {
@@ -174,8 +155,5 @@ void start_primer(int min_fd) {
         waitpid(pid, NULL, 0);
         if (fd >= 0)
             close(fd);
-        return;
     }
-    primer_pid = pid;
-    primer_fd = fd;
 }
