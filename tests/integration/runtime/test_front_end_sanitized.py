@@ -88,3 +88,23 @@ def test_hostile_state_files_through_the_sanitized_front_end(sanitized: Path, ro
                  ["list"], ["list", "-f", "json"], ["delete", "--force", C]):
         _write_state(root, HOSTILE[name], good)
         _call(sanitized, root, *argv)
+
+
+def test_exec_through_the_sanitized_front_end(sanitized: Path, root: Path, bundle: Path,
+                                              workdir: Path) -> None:
+    """exec (front/exec.c) fed every hostile process file, and its ordinary cases."""
+    from .test_front_exec import HOSTILE_PROCESSES
+
+    edit(bundle, lambda cfg: cfg["process"].update(args=["sleep", "60"]))
+    assert _call(sanitized, root, "run", "-d", "--bundle", str(bundle), C).returncode == 0
+    try:
+        spec = workdir / "process.json"
+        for content in HOSTILE_PROCESSES.values():
+            spec.write_bytes(content)
+            _call(sanitized, root, "exec", "--process", str(spec), C)
+        for argv in (["exec", "-e", "A=b", "-e", "A=c", C, "sh", "-c", "echo $A"],
+                     ["exec", "--cap", "kill", "--no-new-privs", C, "true"],
+                     ["exec", C, "/bin"], ["exec", C, "nosuch"]):
+            _call(sanitized, root, *argv)
+    finally:
+        _call(sanitized, root, "delete", "--force", C)

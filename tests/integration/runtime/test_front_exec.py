@@ -269,3 +269,56 @@ def test_what_exec_hands_to_python(root: Path, running: int, workdir: Path) -> N
     (root / C / "seccomp.bpf").unlink()
     assert call(root, "exec", C, "true", path="front").returncode == 3
     assert call(root, "exec", C, "true").returncode == 0
+
+
+#: process.json files Python refuses or words: the front end must answer alike.
+HOSTILE_PROCESSES: dict[str, bytes] = {
+    "no args": b'{"args": []}',
+    "args a string": b'{"args": "true"}',
+    "arg not a string": b'{"args": ["true", 1]}',
+    "env without =": b'{"args": ["true"], "env": ["NOEQUALS"]}',
+    "env empty name": b'{"args": ["true"], "env": ["=x"]}',
+    "negative uid": b'{"args": ["true"], "user": {"uid": -1}}',
+    "huge uid": b'{"args": ["true"], "user": {"uid": 99999999999999999999}}',
+    "uid as text": b'{"args": ["true"], "user": {"uid": "0"}}',
+    "unknown rlimit": b'{"args": ["true"], "rlimits": [{"type": "RLIMIT_X", "soft": 1, '
+                      b'"hard": 1}]}',
+    "soft above hard": b'{"args": ["true"], "rlimits": [{"type": "RLIMIT_CORE", "soft": 2, '
+                       b'"hard": 1}]}',
+    "rlimit twice": b'{"args": ["true"], "rlimits": [{"type": "RLIMIT_CORE", "soft": 0, '
+                    b'"hard": 0}, {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]}',
+    "unknown capability": b'{"args": ["true"], "capabilities": {"bounding": ["CAP_NOPE"]}}',
+    "unknown capability set": b'{"args": ["true"], "capabilities": {"extra": []}}',
+    "effective not permitted": b'{"args": ["true"], "capabilities": {"effective": ["CAP_KILL"]}}',
+    "relative cwd": b'{"args": ["true"], "cwd": "tmp"}',
+    "terminal without socket": b'{"args": ["true"], "terminal": true}',
+    "terminal as number": b'{"args": ["true"], "terminal": 1}',
+    "duplicate member": b'{"args": ["false"], "args": ["true"]}',
+    "lone surrogate": b'{"args": ["\\ud800"]}',
+    "bad utf-8": b'{"args": ["\xff"]}',
+    "nul": b'{"args": ["tr\\u0000ue"]}',
+    "deep": b'{"args": ["true"], "x": ' + b"[" * 100000 + b"]" * 100000 + b"}",
+    "not json": b'{"args": ["true"',
+    "not an object": b'["true"]',
+    "empty": b"",
+    "apparmor": b'{"args": ["true"], "apparmorProfile": "unconfined"}',
+    "clamped rlimit": b'{"args": ["sh", "-c", "ulimit -n"], "rlimits": [{"type": '
+                      b'"RLIMIT_NOFILE", "soft": 4194304, "hard": 4194304}]}',
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_PROCESSES)
+def test_hostile_process_files_both_ways(root: Path, running: int, workdir: Path,
+                                         name: str) -> None:
+    spec = workdir / "process.json"
+    spec.write_bytes(HOSTILE_PROCESSES[name])
+    installed = call(root, "exec", "--process", str(spec), C)
+    python = call(root, "exec", "--process", str(spec), C, path="python")
+    assert (installed.returncode, installed.stdout, installed.stderr) == \
+        (python.returncode, python.stdout, python.stderr), name
+    assert b"Traceback" not in installed.stderr and installed.stderr.count(b"\n") <= 1, \
+        installed.stderr
+    if name == "clamped rlimit":  # the front end's own, with Python's warning
+        front = call(root, "exec", "--process", str(spec), C, path="front")
+        assert front.returncode == 0 and b"clamped to" in front.stderr, front.stderr
+        assert (front.stdout, front.stderr) == (python.stdout, python.stderr)
