@@ -469,7 +469,8 @@ static void exec_failure(const char *executable, int err) {
 
 /* ---- the whole child ---- */
 
-void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types, int nns,
+void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types,
+                const char *const *ns_names, int nns,
                 int root_fd, int go_fd, int console_fd, int err) {
     err_fd = err;
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) /* before anything of the container's */
@@ -481,12 +482,17 @@ void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types, int
     if (setsid() < 0)
         die_os(errno);
     for (int i = 0; i < nns; i++) {
-        if (setns(ns_fds[i], ns_types[i]) < 0)
-            die_os(errno);
+        if (setns(ns_fds[i], ns_types[i]) < 0) {
+            char path[64];
+            snprintf(path, sizeof path, "/proc/%lld/ns/%s", p->container_pid, ns_names[i]);
+            die_path(errno, path);
+        }
         close(ns_fds[i]);
     }
-    if (fchdir(root_fd) < 0 || chroot(".") < 0)
+    if (fchdir(root_fd) < 0)
         die_os(errno);
+    if (chroot(".") < 0)
+        die_path(errno, ".");
     close(root_fd);
     if (chdir("/") < 0)
         die_path(errno, "/");

@@ -147,14 +147,32 @@ struct exec_proc {
     unsigned short filter_len;
     unsigned filter_flags;
     int preserve_fds;
+    long long container_pid;   /* its init: the ns paths named in errors */
 };
 
 /* The child's side, from fork to execve (exec_child.c).  Never returns: it execs, or
  * writes Python's words for what failed to ERR_FD and exits 126. */
-void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types, int nns,
+void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types,
+                const char *const *ns_names, int nns,
                 int root_fd, int go_fd, int console_fd, int err_fd)
     __attribute__((noreturn));
 const char *cap_name(int number, char *buf, size_t size);
+
+/* ---- exec_process.c: exec's process from process.json, or the container's and flags ---- */
+#define MAX_ARGS 4096
+int is_null(const struct json *j, int v);
+/* caps.parse of one set's names into a mask; -1 for a name Python refuses or warns of */
+int cap_set(const struct json *j, int v, int last_cap, uint64_t *mask);
+int take_caps(const struct json *j, int v, struct exec_proc *p);
+/* The members of process object V into P (ARGS, when given, replaces its args; ENV_EXTRA
+ * is appended to its env); 0, or -1 for anything Python is to answer. */
+int take_process(const struct json *j, int v, struct exec_proc *p, char **args,
+                 const char *const *env_extra, int nextra);
+/* ROOT/<id>/seccomp.bpf into P; -1 when there is none to take */
+int take_seccomp(const char *root, const char *id, struct exec_proc *p);
+/* A regular file of at most MAX bytes, whole (NUL-terminated), or NULL */
+char *read_small(const char *path, size_t max, size_t *len);
+int read_int_file(const char *path, long long *out);
 
 /* ---- exec.c ---- */
 int verb_exec(const char *root, int argc, char **argv);
