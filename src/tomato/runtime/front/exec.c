@@ -486,6 +486,7 @@ int verb_exec(const char *root, int argc, char **argv) {
     }
     if (child < 0)
         return fail_os(fork_err, NULL), 255;
+    signal(SIGPIPE, SIG_IGN); /* a child already gone is an EPIPE here, as in Python */
     close(err_pipe[1]);
     close(go_pipe[0]);
     for (int i = 0; i < nns; i++)

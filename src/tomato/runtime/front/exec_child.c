@@ -476,8 +476,11 @@ void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types,
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) /* before anything of the container's */
         die_os(errno);
     char go;
-    while (read(go_fd, &go, 1) < 0 && errno == EINTR)
+    ssize_t got;
+    while ((got = read(go_fd, &go, 1)) < 0 && errno == EINTR)
         ; /* until we are in the container's cgroups */
+    if (got != 1) /* the runtime died before it moved us: never run outside them */
+        _exit(126);
     close(go_fd);
     if (setsid() < 0)
         die_os(errno);
