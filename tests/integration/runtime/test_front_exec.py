@@ -322,3 +322,27 @@ def test_hostile_process_files_both_ways(root: Path, running: int, workdir: Path
         front = call(root, "exec", "--process", str(spec), C, path="front")
         assert front.returncode == 0 and b"clamped to" in front.stderr, front.stderr
         assert (front.stdout, front.stderr) == (python.stdout, python.stderr)
+
+
+def test_exec_log_records_both_ways(root: Path, running: int, workdir: Path) -> None:
+    """--debug records on stderr and --log records (the shim reads "exec failed: ...")
+    alike from both, but for the exec'd process's pid and the time."""
+    import re
+
+    def norm(text: bytes) -> bytes:
+        text = re.sub(rb"process \d+ joined", b"process N joined", text)
+        return re.sub(rb'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ', b"TIME", text)
+
+    for argv in (["--debug", "exec", C, "true"], ["--debug", "exec", C, "nosuch"]):
+        front, python = call(root, *argv, path="front"), call(root, *argv, path="python")
+        assert front.returncode != 3
+        assert (front.returncode, norm(front.stderr)) == (python.returncode, norm(python.stderr))
+    for fmt in ("json", "text"):
+        logs = []
+        for path in PATHS:
+            log = workdir / f"{path}-{fmt}.log"
+            proc = call(root, "--log", str(log), "--log-format", fmt, "--debug", "exec", C,
+                        "/nonexistent", path=path)
+            assert proc.returncode == 255, proc.stderr
+            logs.append(norm(log.read_bytes()))
+        assert logs[0] == logs[1] and b"exec failed: " in logs[0], logs
