@@ -130,7 +130,8 @@ def _without_pid(out: bytes) -> bytes:
     ["--cap", "CAP_SYS_ADMIN", "--cap", "net_raw"],
     ["--user", "1000", "--cap", "CAP_KILL"],
     ["-d=false", "--tty=false", "--preserve-fds", "0"],
-], ids=["plain", "env", "cwd-user", "nobody-nnp", "caps", "user-caps", "bool-values"])
+    ["-g", "10", "--additional-gids=20", "-u", "1000:1000"],
+], ids=["plain", "env", "cwd-user", "nobody-nnp", "caps", "user-caps", "bool-values", "gids"])
 def test_exec_both_ways(root: Path, running: int, flags: list[str]) -> None:
     front = call(root, "exec", *flags, C, "sh", "-c", SELF, path="front")
     python = call(root, "exec", *flags, C, "sh", "-c", SELF, path="python")
@@ -254,7 +255,7 @@ def test_what_exec_hands_to_python(root: Path, running: int, workdir: Path) -> N
     """Not ordinary: handed over (FRONT_ONLY: exit 3) before anything was changed; as
     installed, Python answers."""
     for argv in (["exec", "-t", C, "true"], ["exec", "--cgroup", "sub", C, "true"],
-                 ["exec", "--apparmor", "x", C, "true"], ["exec", "-g", "10", C, "true"],
+                 ["exec", "--apparmor", "x", C, "true"], ["exec", "-g", "-1", C, "true"],
                  ["exec", "--bogus", C, "true"], ["exec", C], ["exec", "nosuch", "true"],
                  ["exec", "--pid-file", str(workdir / "no/dir/p"), C, "true"],
                  ["exec", "--process", str(workdir / "missing.json"), C],

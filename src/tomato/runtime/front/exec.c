@@ -3,7 +3,7 @@
  *
  * Ordinary is what containerd's shim sends (`exec --process F --detach --pid-file P
  * [--console-socket S]`) and `exec ID cmd...` with runc's common flags (-d, -t with
- * --console-socket, -e, --cwd, -u UID[:GID], --cap, --no-new-privs, --preserve-fds):
+ * --console-socket, -e, --cwd, -u UID[:GID], -g, --cap, --no-new-privs, --preserve-fds):
  * a created or running container without a user namespace, cgroupfs records, root
  * with the capabilities it hands out, a process.json whose every member is understood,
  * and, for a seccomp profile, the program create left in ROOT/<id>/seccomp.bpf (this
@@ -57,8 +57,8 @@ static const struct {
 struct exec_flags {
     const char *process, *pid_file, *console_socket, *cwd, *user, *preserve_fds;
     int detach, tty, no_new_privs;
-    const char *env[MAX_ARGS], *cap[MAX_ARGS];
-    int nenv, ncap;
+    const char *env[MAX_ARGS], *cap[MAX_ARGS], *gid[MAX_GIDS];
+    int nenv, ncap, ngid;
     char **pos;
     int npos;
 };
@@ -108,7 +108,7 @@ static int parse_flags(int argc, char **argv, struct exec_flags *f) {
                              : IS("cwd", NULL) ? &f->cwd
                              : IS("user", "u") ? &f->user
                              : IS("preserve-fds", NULL) ? &f->preserve_fds : NULL;
-        int multi = IS("env", "e") ? 1 : IS("cap", "c") ? 2 : 0;
+        int multi = IS("env", "e") ? 1 : IS("cap", "c") ? 2 : IS("additional-gids", "g") ? 3 : 0;
 #undef IS
         if (!value && !multi)
             return -1; /* unknown, or one Python's alone: --cgroup, --apparmor, -g... */
@@ -126,10 +126,14 @@ static int parse_flags(int argc, char **argv, struct exec_flags *f) {
             if (f->nenv >= MAX_ARGS)
                 return -1;
             f->env[f->nenv++] = v;
-        } else {
+        } else if (multi == 2) {
             if (f->ncap >= MAX_ARGS)
                 return -1;
             f->cap[f->ncap++] = v;
+        } else {
+            if (f->ngid >= MAX_GIDS)
+                return -1;
+            f->gid[f->ngid++] = v;
         }
     }
     f->pos = argv + i;
@@ -196,6 +200,15 @@ static int build_process(const struct json *j, int base, const struct exec_flags
     }
     if (f->no_new_privs)
         p->no_new_privs = 1;
+    if (f->ngid) { /* -g: the user's additionalGids, replaced */
+        for (int i = 0; i < f->ngid; i++) {
+            long long g = decimal(f->gid[i], 0xFFFFFFFEll);
+            if (g < 0)
+                return -1;
+            p->gids[i] = (gid_t)g;
+        }
+        p->ngids = f->ngid;
+    }
     return 0;
 }
 

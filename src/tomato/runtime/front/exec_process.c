@@ -304,7 +304,8 @@ int take_process(const struct json *j, int v, struct exec_proc *p, char **args,
         static const char *const size_keys[] = {"height", "width", NULL};
         long long h = 0, w = 0;
         int hv = json_get(j, m, "height"), wv = json_get(j, m, "width");
-        if (only_members(j, m, size_keys) < 0 || (!is_null(j, hv) && int_in(j, hv, 0, 65535, &h) < 0) ||
+        if (only_members(j, m, size_keys) < 0 ||
+            (!is_null(j, hv) && int_in(j, hv, 0, 65535, &h) < 0) ||
             (!is_null(j, wv) && int_in(j, wv, 0, 65535, &w) < 0))
             return -1;
         p->has_size = 1;
