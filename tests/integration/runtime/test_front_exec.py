@@ -15,9 +15,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -347,3 +349,58 @@ def test_exec_log_records_both_ways(root: Path, running: int, workdir: Path) -> 
             assert proc.returncode == 255, proc.stderr
             logs.append(norm(log.read_bytes()))
         assert logs[0] == logs[1] and b"exec failed: " in logs[0], logs
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_exec_child_is_not_dumpable_while_it_enters(root: Path, bundle: Path,
+                                                         workdir: Path, path: str) -> None:
+    """CVE-2019-5736: the runtime's child is non-dumpable from its first step, so a
+    process with its very credentials but no CAP_SYS_PTRACE cannot reach its
+    /proc/PID/exe.  The child is held where it reads the container's /etc/passwd (a
+    FIFO: no HOME); the runtime, and the prober, run with CAP_SYS_PTRACE out of
+    their bounding sets, so only dumpability tells them apart: the (dumpable)
+    runtime parent's exe is readable by the same prober."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("no setpriv (util-linux)")
+    passwd = bundle / "rootfs" / "etc" / "passwd"
+    passwd.unlink()
+    os.mkfifo(passwd)
+    edit(bundle, lambda cfg: cfg["process"]["env"].append("HOME=/root"))  # the init's
+    run_detached(root, bundle, C, "sleep", "600")
+    no_ptrace = ["setpriv", "--bounding-set", "-sys_ptrace"]
+    try:
+        spec = workdir / "process.json"
+        spec.write_text(json.dumps({"args": ["true"], "cwd": "/", "env": ["PATH=/bin"]}))
+        runner = subprocess.Popen([*no_ptrace, RUNTIME, "--root", str(root), "exec",
+                                   "--process", str(spec), C],
+                                  env={**os.environ, **PATHS[path]}, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        init_mnt = os.readlink(f"/proc/{json.loads(runtime(root, 'state', C).stdout)['pid']}"
+                               "/ns/mnt")
+        child = 0
+        for _ in range(1000):  # bounded: 10 s
+            kids = _children(runner.pid)
+            if kids and os.readlink(f"/proc/{kids[0]}/ns/mnt") == init_mnt:
+                child = kids[0]
+                break
+            time.sleep(0.01)
+        assert child, runner.stderr.read() if runner.poll() is not None and runner.stderr else ""
+        probe = subprocess.run([*no_ptrace, "readlink", "-v", f"/proc/{child}/exe"],
+                               capture_output=True, text=True, timeout=30)
+        control = subprocess.run([*no_ptrace, "readlink", f"/proc/{runner.pid}/exe"],
+                                 capture_output=True, text=True, timeout=30)
+        with open(passwd, "w") as f:  # let it go on
+            f.write("root:x:0:0:root:/root:/bin/sh\n")
+        assert runner.wait(timeout=30) == 0, runner.stderr.read() if runner.stderr else ""
+        assert control.returncode == 0, control.stderr  # same credentials: allowed...
+        assert probe.returncode != 0 and "Permission denied" in probe.stderr, probe  # ...but
+    finally:
+        runtime(root, "delete", "--force", C)
