@@ -102,11 +102,13 @@ int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fail_os(int err, const char *path); /* as the CLI prints an OSError */
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sleep_ms(double ms);
+/* From a verb's point of no return on: the held-back --log/--debug records go out. */
+void commit_now(void);
 
 /* ---- primer.c ---- */
 void start_primer(int min_fd);
 
-/* ---- exec.c, exec_child.c: exec's process, built before the fork ---- */
+/* ---- exec's process, built before the fork (exec_process.c), used after it (exec_child.c) ---- */
 
 #define MAX_RLIMITS 16
 #define MAX_GIDS 256
@@ -156,7 +158,6 @@ void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types,
                 const char *const *ns_names, int nns,
                 int root_fd, int go_fd, int console_fd, int err_fd)
     __attribute__((noreturn));
-const char *cap_name(int number, char *buf, size_t size);
 
 /* ---- exec_process.c: exec's process from process.json, or the container's and flags ---- */
 #define MAX_ARGS 4096
@@ -173,11 +174,10 @@ int take_seccomp(const char *root, const char *id, struct exec_proc *p);
 /* A regular file of at most MAX bytes, whole (NUL-terminated), or NULL */
 char *read_small(const char *path, size_t max, size_t *len);
 int read_int_file(const char *path, long long *out);
+const char *cap_name(int number, char *buf, size_t size); /* caps.cap_name */
 
 /* ---- exec.c ---- */
 int verb_exec(const char *root, int argc, char **argv);
-/* From the point of no return on: the held-back --log/--debug records go out. */
-void commit_now(void);
 
 /* ---- verbs.c ---- */
 /* Each returns an exit code, or -2 to hand the whole command to Python; it may
