@@ -8,6 +8,7 @@ the scripts directory gets the C programs, built here:
     tomato-shim           a detached container's monitor in its steady state
     tomato-client         `tomato` through the CLI's fork server (no Python start-up)
     tomato-runtime-front  tomato-runtime's state/kill/delete/... without Python
+    tomato-dmz            the container's last execve, from a sealed copy (CVE-2019-5736)
 
 and, when the client was built, `tomato` *is* the client (an ELF: no script's #!
 line could name the installed venv's path from inside a wheel) with the Python
@@ -36,18 +37,22 @@ C_PROGRAMS = {
     "tomato-shim": ["src/tomato/engine/shim/tomato-shim.c"],
     "tomato-client": ["src/tomato/cli/client/tomato-client.c"],
     "tomato-runtime-front": sorted(glob("src/tomato/runtime/front/*.c", root_dir=HERE)),
+    # static: it runs inside the container's root, whose loader must never run in it
+    "tomato-dmz": ["src/tomato/runtime/dmz/tomato-dmz.c", "src/tomato/runtime/front/execfail.c"],
 }
+#: extra compiler flags of a program
+C_FLAGS = {"tomato-dmz": ["-static"]}
 
 
-def compile_program(sources: list[str], out: str) -> bool:
-    """``cc -O2 -Wall -o out sources``; False (and a warning) when that fails."""
+def compile_program(sources: list[str], out: str, flags: list[str] | None = None) -> bool:
+    """``cc -O2 -Wall [flags] -o out sources``; False (and a warning) when that fails."""
     if not sources:
         return False
     cc = os.environ.get("CC", "cc")
     tmp = out + ".new"
     try:
-        subprocess.run([cc, "-O2", "-Wall", "-o", tmp, *(os.path.join(HERE, s) for s in sources)],
-                       check=True)
+        subprocess.run([cc, "-O2", "-Wall", *(flags or []), "-o", tmp,
+                        *(os.path.join(HERE, s) for s in sources)], check=True)
     except (OSError, subprocess.CalledProcessError) as err:
         print(f"tomato setup: {os.path.basename(out)} not built ({err}): its fast path "
               "stays off", file=sys.stderr)
@@ -62,7 +67,8 @@ class BuildScripts(build_scripts):
     def run(self) -> None:
         super().run()
         self.mkpath(self.build_dir)
-        built = {name: compile_program(sources, os.path.join(self.build_dir, name))
+        built = {name: compile_program(sources, os.path.join(self.build_dir, name),
+                                       C_FLAGS.get(name))
                  for name, sources in C_PROGRAMS.items()}
         if built["tomato-client"]:
             shutil.copy2(os.path.join(HERE, "bin", "tomato"),

@@ -374,10 +374,14 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             start_fifo = os.path.join(states.path(container_id), START_FIFO)
             os.mkfifo(start_fifo, 0o600)
             start_fd = os.open(start_fifo, os.O_RDWR | os.O_CLOEXEC)
+        from tomato.runtime import dmz_exec
         from tomato.runtime.init import InitContext, container_init
         from tomato.runtime.process import preload
 
         preload(spec.process, hooks=bool(spec.hooks))
+        dmz = dmz_exec.sealed()  # the host's file: copied before the init leaves our root
+        if dmz is None:
+            log.warning(dmz_exec.MISSING)
 
         ctx = InitContext(
             spec=spec, rootfs=rootfs, bundle=bundle, channel=child_ch, fifo_fd=fifo_fd,
@@ -386,8 +390,9 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
             new_cgroupns=cgroupns is not None and not cgroupns.path, joined=joined,
             cgroup_dirs=cgroup_dirs, cgroup_unified=unified, caps=caps, seccomp=seccomp_filter,
             start_fd=start_fd, source_sock=sources[1].fileno() if sources else None,
-            explain=opts.explain,
+            explain=opts.explain, dmz=dmz,
         )
+        pid = -1
         try:
             pid = c.clone(flags)
         except OSError as err:
@@ -396,6 +401,9 @@ def _create(states: StateDir, container_id: str, opts: CreateOptions,
                 os.close(start_fd)
             child_ch.close()
             raise TomatoError(f"cannot create namespaces: {err.strerror}") from err
+        finally:
+            if dmz is not None and pid != 0:  # (the init keeps it for its execve)
+                os.close(dmz)
         if pid == 0:
             parent_ch.close()
             container_init(ctx)

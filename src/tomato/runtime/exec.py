@@ -132,6 +132,11 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
 
         console_sock, master_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     proc_mod.preload(proc)
+    from tomato.runtime import dmz_exec
+
+    dmz = dmz_exec.sealed()  # the host's file: copied before anything is entered
+    if dmz is None:
+        log.warning(dmz_exec.MISSING)
     from tomato.runtime import primer as front_primer
 
     primer = front_primer.take()  # started by the front end before Python (primer.py)
@@ -142,19 +147,26 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
     # return to our own right after it, so that nothing this process forks later -- a
     # fork server, a monitor, a reaper: all trusted by the host -- is ever born inside
     # the container's pid namespace (issue 13: a fork server planted by exec).
-    with _children_in(pid, [k for k in ("pid", "time") if k in kinds]):
-        child = os.fork()
+    try:
+        with _children_in(pid, [k for k in ("pid", "time") if k in kinds]):
+            child = os.fork()
+    except BaseException:
+        if dmz is not None:
+            os.close(dmz)
+        raise
     if child == 0:
         os.close(err_r)
         os.close(go_w)
         try:
             _child(proc, ns_fds, root_fd, go_r, console_sock.fileno() if console_sock else None,
-                   opts.preserve_fds, caps, seccomp_filter, pid, opts.explain)
+                   opts.preserve_fds, caps, seccomp_filter, pid, opts.explain, dmz, err_w)
         except BaseException as err:  # noqa: BLE001
             os.write(err_w, (str(err) or type(err).__name__).encode())
         os._exit(126)
     os.close(err_w)
     os.close(go_r)
+    if dmz is not None:
+        os.close(dmz)
     for _, fd in ns_fds:
         os.close(fd)
     os.close(root_fd)
@@ -293,7 +305,8 @@ def _join_all(ns_fds: list[tuple[str, int]], pid: int) -> None:
 
 def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int,
            console_fd: int | None, preserve_fds: int, caps: Any, seccomp_filter: Any,
-           pid: int = 0, explain: Explainer | None = None) -> None:
+           pid: int = 0, explain: Explainer | None = None, dmz: int | None = None,
+           err_w: int = -1) -> None:
     proc_mod.set_dumpable(False)
     os.read(go_r, 1)  # wait until we are in the container's cgroups
     os.close(go_r)
@@ -329,7 +342,9 @@ def _child(proc: Process, ns_fds: list[tuple[str, int]], root_fd: int, go_r: int
     if explain is not None:
         explain.execve([executable, *proc.args[1:]])
     load_seccomp()  # the last step before execve
-    try:
-        os.execve(executable, list(proc.args), env)
+    from tomato.runtime.dmz_exec import execve
+
+    try:  # through tomato-dmz, which reports its own execve's failure on err_w
+        execve(dmz, "exec", err_w, executable, list(proc.args), env)
     except OSError as err:  # the caller reports it, as runc's "exec failed: ..."
         raise TomatoError(proc_mod.exec_failure(executable, err)) from None

@@ -35,6 +35,7 @@ from tomato._sys import libc as c
 from tomato._sys import userns
 from tomato.oci.spec import Spec
 from tomato.records import field, record
+from tomato.runtime import dmz_exec
 from tomato.runtime import process as proc_mod
 from tomato.runtime import rootfs as rootfs_mod
 from tomato.runtime.channel import Channel
@@ -66,6 +67,7 @@ class InitContext:
     start_fd: int | None = None  # start.fifo's write end, with startContainer hooks
     source_sock: int | None = None  # where the runtime sends bind sources (mountsources)
     explain: Explainer | None = None  # --explain: told of the chroot and the execve
+    dmz: int | None = None  # a sealed copy of tomato-dmz, which makes the last execve
 
 
 def container_init(ctx: InitContext) -> NoReturn:
@@ -263,8 +265,9 @@ def _init(ctx: InitContext) -> None:
         except HookFailed as err:
             _report_start_failure(ctx, str(err))
         proc_mod.restore_signals()
-    try:
-        os.execve(executable, list(proc.args), env)
+    try:  # through tomato-dmz (dmz_exec.py), which reports its own execve's failure
+        dmz_exec.execve(ctx.dmz, "init", -1 if ctx.start_fd is None else ctx.start_fd,
+                        executable, list(proc.args), env)
     except OSError as err:
         # os.write: sys.stderr may be block-buffered (a monitor's), and _exit drops buffers
         why = proc_mod.exec_failure(executable, err)

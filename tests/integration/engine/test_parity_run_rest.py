@@ -6,7 +6,6 @@ words, exit 125, with nothing left behind."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest

@@ -100,7 +100,10 @@ def test_rootless_mapping_beyond_subuid_is_refused(rootless_user: pwd.struct_pas
     proc = _as_user(rootless_user, src, "--root", str(workdir / "state"), "run", "--bundle",
                     str(bundle), "rl2", check=False)
     assert proc.returncode == 1
-    assert "/etc/subuid" in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
+    # (run from a copy of the sources, nothing installed: the runtime also warns that
+    # tomato-dmz is missing, and rightly so)
+    said = [line for line in proc.stderr.strip().splitlines() if "tomato-dmz" not in line]
+    assert "/etc/subuid" in proc.stderr and len(said) <= 2, proc.stderr
     assert not (workdir / "state" / "rl2").exists()
 
 

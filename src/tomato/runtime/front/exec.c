@@ -437,6 +437,9 @@ int verb_exec(const char *root, int argc, char **argv) {
     int root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0)
         return ASK_PYTHON;
+    p.dmz = dmz_sealed(); /* the host's file: copied before anything is entered */
+    if (p.dmz < 0)
+        return ASK_PYTHON; /* Python says it is missing, and goes on without */
     int console = -1;
     if (f.console_socket) {
         struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -502,6 +505,7 @@ int verb_exec(const char *root, int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN); /* a child already gone is an EPIPE here, as in Python */
     close(err_pipe[1]);
     close(go_pipe[0]);
+    close(p.dmz);
     for (int i = 0; i < nns; i++)
         close(ns_fds[i]);
     close(root_fd);

@@ -150,6 +150,7 @@ struct exec_proc {
     unsigned filter_flags;
     int preserve_fds;
     long long container_pid;   /* its init: the ns paths named in errors */
+    int dmz;                   /* a sealed copy of tomato-dmz, which makes the execve (dmz.c) */
 };
 
 /* The child's side, from fork to execve (exec_child.c).  Never returns: it execs, or
@@ -189,6 +190,17 @@ int verb_delete(const char *root, int argc, char **argv);
 int verb_pause(const char *root, int argc, char **argv);
 int verb_resume(const char *root, int argc, char **argv);
 int verb_list(const char *root, int argc, char **argv);
+
+/* ---- dmz.c: tomato-dmz, the container's last execve, from a sealed copy ---- */
+/* A close-on-exec fd of a sealed memfd holding the tomato-dmz installed beside the
+ * launcher; -1 when there is none (the caller then hands over to Python). */
+int dmz_sealed(void);
+/* The container's program through the dmz (MODE "exec": failures to REPORT_FD); returns
+ * only when the dmz itself could not be run, errno set. */
+void dmz_execve(int dmz, const char *mode, int report_fd, const char *executable,
+                char *const *args, char *const *env);
+/* main.c: NAME in the launcher's directory (malloc'd), or NULL */
+char *beside_launcher(const char *name);
 
 #define ASK_PYTHON (-2)
 

@@ -88,6 +88,16 @@ static void hand_to_python(void) {
     exit(1);
 }
 
+char *beside_launcher(const char *name) {
+    const char *slash = strrchr(launcher, '/');
+    char *path = NULL;
+    if (slash && asprintf(&path, "%.*s/%s", (int)(slash - launcher), launcher, name) < 0)
+        return NULL;
+    if (!slash && asprintf(&path, "%s", name) < 0)
+        return NULL;
+    return path;
+}
+
 void sleep_ms(double ms) {
     struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
                           .tv_nsec = (long)((ms - (double)(time_t)(ms / 1000) * 1000) * 1e6)};
