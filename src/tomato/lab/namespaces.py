@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from tomato._sys import libc
 from tomato.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from tomato.runtime import dmz_exec
 
 from .explain import NULL, Explainer
 
@@ -59,17 +60,39 @@ class UnshareOptions:
         return out
 
 
-def _exec(argv: list[str], ex: Explainer) -> None:
+def _exec(argv: list[str], ex: Explainer, dmz: int | None = None) -> None:
+    """execvp; with ``dmz`` (nsenter into another's mount namespace) through tomato-dmz
+    run from its sealed copy, so a "#!/proc/self/exe" program there never wakes our
+    interpreter (CVE-2019-5736, runtime/dmz_exec.py)."""
     if not argv:
         shell = os.environ.get("SHELL") or "/bin/sh"
         argv = [shell]
     ex.execve(argv)
+    if dmz is not None:
+        found = _lookup(argv[0])
+        if found is None:
+            os._exit(127)
+        try:
+            dmz_exec.execve(dmz, "exec", -1, found, argv, dict(os.environ))
+        except OSError:
+            os._exit(126)
     try:
         os.execvp(argv[0], argv)
     except FileNotFoundError:
         os._exit(127)  # like util-linux: "failed to execute": 127 (no shell left to tell)
     except OSError:
         os._exit(126)
+
+
+def _lookup(name: str) -> str | None:
+    """execvp's PATH search, done here (the dmz takes a path): no imports."""
+    if "/" in name:
+        return name
+    for d in (os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin").split(":"):
+        path = os.path.join(d or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
 
 
 def _write(path: str, value: str, ex: Explainer) -> None:
@@ -190,6 +213,8 @@ def nsenter_plan(opts: NsenterOptions) -> list[str]:
 
 def nsenter(opts: NsenterOptions, argv: list[str], ex: Explainer = NULL) -> int:
     order = nsenter_plan(opts)
+    # the host's file, copied before another mount namespace or root hides it
+    dmz = dmz_exec.sealed() if "mnt" in order or opts.root else None
     fds: list[tuple[str, int, str]] = []
     try:
         for n in order:
@@ -238,7 +263,7 @@ def nsenter(opts: NsenterOptions, argv: list[str], ex: Explainer = NULL) -> int:
         pid = os.fork()
         if pid:
             return _wait(pid)
-    _exec(argv, ex)
+    _exec(argv, ex, dmz)
     return 0  # not reached
 
 
