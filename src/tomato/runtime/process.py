@@ -21,6 +21,7 @@ import _signal  # the signal module without its enums (~2 ms to import)
 import errno
 import os
 import resource
+import stat
 
 from tomato._sys import libc as c
 from tomato.errors import InvalidArgument, NotFound, PermissionDenied
@@ -196,11 +197,13 @@ def exec_failure(executable: str, err: OSError) -> str:
 def _interpreter(path: str) -> str:
     """The program the kernel runs for ``path``: its #! interpreter, or its ELF PT_INTERP
     (the dynamic loader); "" when it names none or cannot be read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:  # non-blocking, and a regular file only: an executable FIFO would hang us
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return ""
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
         head = os.pread(fd, 4096, 0)
         if head.startswith(b"#!"):
             words = head[2:].split(b"\n", 1)[0].replace(b"\t", b" ").strip(b" ").split(b" ")

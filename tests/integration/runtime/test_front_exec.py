@@ -404,3 +404,42 @@ def test_the_exec_child_is_not_dumpable_while_it_enters(root: Path, bundle: Path
         assert probe.returncode != 0 and "Permission denied" in probe.stderr, probe  # ...but
     finally:
         runtime(root, "delete", "--force", C)
+
+
+def test_review_findings_both_ways(root: Path, running: int, bundle: Path,
+                                   workdir: Path) -> None:
+    """A review's cases: an executable FIFO is an error, not a hang (the interpreter
+    check opened it blocking); `--pid-file ""` is no pid file; a console socket closed
+    at once is an error, not a silent success with a dead pid."""
+    fifo = bundle / "rootfs" / "tmp" / "fifo"
+    os.mkfifo(fifo)
+    fifo.chmod(0o755)
+    proc = both(root, "exec", C, "/tmp/fifo")
+    assert proc.returncode == 255 and b"exec /tmp/fifo: permission denied" in proc.stderr
+    assert both(root, "exec", "--pid-file", "", C, "true").returncode == 0
+    assert not list(Path.cwd().glob(".*.tmp"))
+    sock_path = workdir / "closer.sock"
+    import socket
+    import threading
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(8)
+
+    def close_each() -> None:
+        for _ in range(2):
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.close()
+    closer = threading.Thread(target=close_each, daemon=True)
+    closer.start()
+    try:
+        answers = [call(root, "exec", "-t", "-d", "--console-socket", str(sock_path), C,
+                        "sleep", "1", path=p) for p in ("front", "python")]
+        for proc in answers:
+            assert proc.returncode == 255, proc.stderr
+    finally:
+        server.close()
+        closer.join(timeout=5)

@@ -366,7 +366,7 @@ int verb_exec(const char *root, int argc, char **argv) {
     const char *status = record_status(root, &rec);
     if (!status || (strcmp(status, "created") != 0 && strcmp(status, "running") != 0))
         return ASK_PYTHON;
-    if (f.pid_file) { /* its directory must be there (else Python's words) */
+    if (f.pid_file && *f.pid_file) { /* its directory must be there (else Python's words) */
         char *copy = strdup(f.pid_file), *slash = copy ? strrchr(copy, '/') : NULL;
         struct stat st;
         if (slash)
@@ -541,7 +541,7 @@ int verb_exec(const char *root, int argc, char **argv) {
     }
     if (console >= 0)
         close(console);
-    if (f.pid_file) {
+    if (f.pid_file && *f.pid_file) { /* "" is no pid file, as Python's */
         int err = write_pid_file(f.pid_file, child);
         if (err < 0) {
             kill_child(child); /* as runc: not left running unaccounted for */

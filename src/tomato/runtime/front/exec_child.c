@@ -259,7 +259,7 @@ static void open_console(const struct exec_proc *p, int console_fd) {
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &master, sizeof(int));
-    if (sendmsg(console_fd, &msg, 0) < 0)
+    if (sendmsg(console_fd, &msg, MSG_NOSIGNAL) < 0) /* a closed socket: an error, as Python */
         die_os(errno);
     close(master);
     for (int target = 0; target < 3; target++)

@@ -34,9 +34,15 @@ static unsigned long long num_at(const unsigned char *buf, ssize_t at, int size,
 /* process._interpreter: the #! interpreter or the ELF PT_INTERP; 0 when none. */
 static int interpreter(const char *path, char *out, size_t size) {
     unsigned char head[4096], table[64 * 64];
-    int fd = open(path, O_RDONLY | O_CLOEXEC), found = 0;
+    /* non-blocking, and only a regular file is read: an executable FIFO would hang us */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), found = 0;
+    struct stat st;
     if (fd < 0)
         return 0;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return 0;
+    }
     ssize_t n = pread(fd, head, sizeof head, 0);
     if (n >= 2 && head[0] == '#' && head[1] == '!') {
         ssize_t i = 2, end = 2;
