@@ -69,6 +69,12 @@ def load_bundle(bundle: str,
         raise NotFound(f"config.json not found in bundle {bundle}") from None
     except ValueError as err:
         raise InvalidArgument(f"config.json in {bundle} is not valid JSON: {err}") from err
+    # arrays or objects thousands deep: the decoder's recursion guard (SystemError: _json's
+    # for a bad string when json.decoder is not imported, as statedir.load says)
+    except (RecursionError, SystemError) as err:
+        raise InvalidArgument(f"config.json in {bundle} is not valid JSON: nested too "
+                              "deeply" if isinstance(err, RecursionError) else
+                              f"config.json in {bundle} is not valid JSON") from err
     if explain is not None:  # --explain's summary draws its [security] group from it
         explain.config(raw)
     return raw, parse_spec(raw)

@@ -108,3 +108,31 @@ def test_exec_through_the_sanitized_front_end(sanitized: Path, root: Path, bundl
             _call(sanitized, root, *argv)
     finally:
         _call(sanitized, root, "delete", "--force", C)
+
+
+def test_create_checks_through_the_sanitized_front_end(sanitized: Path, root: Path,
+                                                       bundle: Path, workdir: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """create_check.c over every config of test_front_create (ordinary, Python's and
+    hostile), under FRONT_ONLY: each handed over with its reason, nothing made."""
+    from .test_front_create import HOSTILE as CONFIGS
+    from .test_front_create import ORDINARY_CASES, PYTHONS_CASES, _write
+
+    monkeypatch.setenv("TOMATO_RUNTIME_FRONT_ONLY", "1")
+    cases = [(change, flags) for change, flags in ORDINARY_CASES.values()] + \
+        [(change, flags) for change, flags, _member in PYTHONS_CASES.values()]
+    for n, (change, flags) in enumerate(cases):
+        tmp = workdir / f"spec{n}"
+        tmp.mkdir()
+        try:
+            _write(bundle, change, tmp)
+        except pytest.skip.Exception:
+            continue
+        for verb in (["create"], ["run", "-d"]):
+            proc = _call(sanitized, root, *verb, "--bundle", str(bundle), *flags, C)
+            assert proc.returncode == 3 and b"handed over" in proc.stderr, proc.stderr
+    for text in CONFIGS.values():
+        (bundle / "config.json").write_bytes(text)
+        proc = _call(sanitized, root, "create", "--bundle", str(bundle), C)
+        assert proc.returncode == 3 and b"handed over" in proc.stderr, proc.stderr
+    assert not any(root.iterdir())

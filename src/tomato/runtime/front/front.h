@@ -204,4 +204,19 @@ char *beside_launcher(const char *name);
 
 #define ASK_PYTHON (-2)
 
+/* ---- create_check.c: whether create/run is ordinary (see its header) ---- */
+struct create_flags {
+    const char *bundle, *pid_file, *console_socket, *preserve_fds_text, *id;
+    int no_pivot, no_new_keyring, detach, keep, preserve_fds;
+};
+/* 0, or -1 for anything Python words or does */
+int create_parse_flags(int argc, char **argv, int is_run, struct create_flags *f);
+/* NULL for an ordinary config (TERMINAL: process.terminal), else the member that
+ * makes it Python's */
+const char *config_not_ordinary(const struct json *j, int last_cap, int *terminal);
+int verb_create(const char *root, int argc, char **argv);
+int verb_run(const char *root, int argc, char **argv);
+/* main.c: said by the hand-over under TOMATO_RUNTIME_FRONT_ONLY, when set */
+extern const char *handover_reason;
+
 #endif

@@ -60,9 +60,15 @@ static char *failure = NULL;
 static char *pending = NULL;
 static size_t pending_len = 0, pending_cap = 0;
 
+const char *handover_reason = NULL;
+
 static void hand_to_python(void) {
     if (getenv("TOMATO_RUNTIME_FRONT_ONLY")) { /* the tests' proof that we answered */
-        fprintf(stderr, "tomato-runtime-front: handed over to Python\n");
+        if (handover_reason)
+            fprintf(stderr, "tomato-runtime-front: handed over to Python: %s\n",
+                    handover_reason);
+        else
+            fprintf(stderr, "tomato-runtime-front: handed over to Python\n");
         exit(3);
     }
     char python[PATH_MAX];
@@ -340,7 +346,8 @@ static const struct {
 } VERBS[] = {
     {"state", verb_state},   {"start", verb_start},   {"kill", verb_kill},
     {"delete", verb_delete}, {"pause", verb_pause},   {"resume", verb_resume},
-    {"list", verb_list},     {"exec", verb_exec},     {NULL, NULL},
+    {"list", verb_list},     {"exec", verb_exec},     {"create", verb_create},
+    {"run", verb_run},       {NULL, NULL},
 };
 
 /* 3 + --preserve-fds N: the first fd the runtime does not hand to the container
