@@ -119,8 +119,13 @@ static int only(const struct json *j, int v, const char *const *keys, const char
         int known = 0;
         for (const char *const *key = keys; *key; key++)
             known |= strcmp(j->n[k].s, *key) == 0;
-        if (!known)
-            return python(where);
+        if (!known) { /* name it: "linux.seccomp", "evil" */
+            static char member[160];
+            int top = strcmp(where, "the document") == 0;
+            snprintf(member, sizeof member, "%s%s%.100s", top ? "" : where, top ? "" : ".",
+                     j->n[k].s);
+            return python(member);
+        }
     }
     return 0;
 }
@@ -348,7 +353,9 @@ static int check_resources(const struct json *j, int v) {
             for (int k = 0; cpuset[k]; k++)
                 all[n++] = cpuset[k];
         all[n] = NULL;
-        if (only(j, m, all, "linux.resources") < 0)
+        static char where[64];
+        snprintf(where, sizeof where, "linux.resources.%s", LIMITS[s].section);
+        if (only(j, m, all, where) < 0)
             return -1;
         for (int k = 0; LIMITS[s].keys[k]; k++) {
             int x = json_get(j, m, LIMITS[s].keys[k]);

@@ -104,6 +104,8 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sleep_ms(double ms);
 /* From a verb's point of no return on: the held-back --log/--debug records go out. */
 void commit_now(void);
+/* Said by the hand-over under TOMATO_RUNTIME_FRONT_ONLY, when set (create_check.c) */
+extern const char *handover_reason;
 
 /* ---- primer.c ---- */
 void start_primer(int min_fd);
@@ -216,7 +218,5 @@ int create_parse_flags(int argc, char **argv, int is_run, struct create_flags *f
 const char *config_not_ordinary(const struct json *j, int last_cap, int *terminal);
 int verb_create(const char *root, int argc, char **argv);
 int verb_run(const char *root, int argc, char **argv);
-/* main.c: said by the hand-over under TOMATO_RUNTIME_FRONT_ONLY, when set */
-extern const char *handover_reason;
 
 #endif

@@ -26,7 +26,9 @@
  * the caller's namespace to remove, and every error but the few containerd
  * meets in ordinary use.  TOMATO_RUNTIME_PYTHON=1 hands over everything (the
  * tests run every verb both ways and compare); TOMATO_RUNTIME_FRONT_ONLY=1 makes
- * a hand-over exit 3 instead (the tests' proof that the ordinary cases are ours).
+ * a hand-over exit 3 instead (the tests' proof that the ordinary cases are ours);
+ * for create and run it also says why (create_check.c: which ones are ordinary,
+ * the next verbs to be answered here).
  *
  * What is answered here is answered as Python would, byte for byte: stdout,
  * stderr, exit codes, and the --log/--log-format/--debug records.
