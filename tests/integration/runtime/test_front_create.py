@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from .rt import RUNTIME
-from .rt_extra import cid
+from .rt_extra import ConsoleListener, cid
 
 FRONT = Path(RUNTIME).parent / "tomato-runtime-front"
 pytestmark = pytest.mark.skipif(not FRONT.exists(),
@@ -96,10 +97,13 @@ def _add_mount(mount: dict[str, Any]) -> Callable[[dict[str, Any], Path], dict[s
 
 
 def _joined(spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    """CRI's app container: the sandbox's net, ipc and uts joined by path."""
+    """CRI's app container: the sandbox's net, ipc and uts joined by path (the holder
+    test_ordinary_configs_are_pythons_too made, else pid 1's: only looked at)."""
+    holder = tmp / "holder.pid"
+    pid = holder.read_text() if holder.exists() else "1"
     for ns in spec["linux"]["namespaces"]:
         if ns["type"] in ("network", "ipc", "uts"):
-            ns["path"] = f"/proc/1/ns/{'net' if ns['type'] == 'network' else ns['type']}"
+            ns["path"] = f"/proc/{pid}/ns/{'net' if ns['type'] == 'network' else ns['type']}"
     return spec
 
 
@@ -148,8 +152,8 @@ ORDINARY_CASES: dict[str, tuple[Callable[[dict[str, Any], Path], dict[str, Any]]
                                                "period": 100000, "cpus": "0"},
         "pids": {"limit": 64}}), ()),
     "joined namespaces": (_joined, ()),
-    "console socket": (_set("process.terminal", True), ("--console-socket", "/tmp/x.sock")),
-    "--pid-file --no-pivot --preserve-fds": (_same, ("--pid-file", "/tmp/p", "--no-pivot",
+    "console socket": (_set("process.terminal", True), ("--console-socket", "{dir}/c.sock")),
+    "--pid-file --no-pivot --preserve-fds": (_same, ("--pid-file", "{dir}/pid", "--no-pivot",
                                                      "--preserve-fds", "2")),
     "oomScoreAdj, noNewPrivileges, cwd, env": (_set("process.oomScoreAdj", 100), ()),
     "empty hooks": (_set("hooks", {"prestart": [], "poststop": None}), ()),
@@ -199,6 +203,10 @@ def _write(bundle: Path, change: Callable[[dict[str, Any], Path], dict[str, Any]
     (bundle / "config.json").write_text(json.dumps(change(spec, tmp)))
 
 
+def _flags(flags: tuple[str, ...], workdir: Path) -> list[str]:
+    return [f.replace("{dir}", str(workdir)) for f in flags]
+
+
 @pytest.mark.parametrize("name", ORDINARY_CASES)
 def test_ordinary_creates(root: Path, bundle: Path, workdir: Path, name: str) -> None:
     change, flags = ORDINARY_CASES[name]
@@ -206,8 +214,37 @@ def test_ordinary_creates(root: Path, bundle: Path, workdir: Path, name: str) ->
     tmp.mkdir()
     _write(bundle, change, tmp)
     for verb in (["create"], ["run", "-d"], ["run", "--keep"]):
-        said = front_only(root, *verb, "--bundle", str(bundle), *flags, C)
+        said = front_only(root, *verb, "--bundle", str(bundle), *_flags(flags, workdir), C)
         assert said.endswith(ORDINARY), (verb, said)
+
+
+@pytest.mark.parametrize("name", ORDINARY_CASES)
+def test_ordinary_configs_are_pythons_too(root: Path, bundle: Path, workdir: Path,
+                                          name: str) -> None:
+    """What the front end calls ordinary Python creates (so create.c, mirroring it, has
+    no refusal of Python's to word for these)."""
+    change, flags = ORDINARY_CASES[name]
+    tmp = workdir / "spec"
+    tmp.mkdir()
+    # namespaces of our own to join (never the host's: the config sets a hostname)
+    holder = subprocess.Popen(["unshare", "--net", "--ipc", "--uts", "sleep", "600"])
+    listener = ConsoleListener(workdir / "c.sock") if "--console-socket" in flags else None
+    try:
+        for _ in range(500):  # until sleep runs in them (bounded)
+            if os.readlink(f"/proc/{holder.pid}/ns/uts") != os.readlink("/proc/self/ns/uts"):
+                break
+            time.sleep(0.01)
+        (tmp / "holder.pid").write_text(str(holder.pid))
+        _write(bundle, change, tmp)
+        proc = call(root, "create", "--bundle", str(bundle), *_flags(flags, workdir), C,
+                    env={"TOMATO_RUNTIME_PYTHON": "1"})
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        call(root, "delete", "--force", C)
+        if listener is not None:
+            listener.close()
+        holder.kill()
+        holder.wait()
 
 
 @pytest.mark.parametrize("name", PYTHONS_CASES)

@@ -116,7 +116,7 @@ def test_create_checks_through_the_sanitized_front_end(sanitized: Path, root: Pa
     """create_check.c over every config of test_front_create (ordinary, Python's and
     hostile), under FRONT_ONLY: each handed over with its reason, nothing made."""
     from .test_front_create import HOSTILE as CONFIGS
-    from .test_front_create import ORDINARY_CASES, PYTHONS_CASES, _write
+    from .test_front_create import ORDINARY_CASES, PYTHONS_CASES, _flags, _write
 
     monkeypatch.setenv("TOMATO_RUNTIME_FRONT_ONLY", "1")
     cases = [(change, flags) for change, flags in ORDINARY_CASES.values()] + \
@@ -129,7 +129,8 @@ def test_create_checks_through_the_sanitized_front_end(sanitized: Path, root: Pa
         except pytest.skip.Exception:
             continue
         for verb in (["create"], ["run", "-d"]):
-            proc = _call(sanitized, root, *verb, "--bundle", str(bundle), *flags, C)
+            proc = _call(sanitized, root, *verb, "--bundle", str(bundle),
+                         *_flags(flags, workdir), C)
             assert proc.returncode == 3 and b"handed over" in proc.stderr, proc.stderr
     for text in CONFIGS.values():
         (bundle / "config.json").write_bytes(text)
