@@ -182,6 +182,19 @@ const char *cap_name(int number, char *buf, size_t size); /* caps.cap_name */
 /* ---- exec.c ---- */
 int verb_exec(const char *root, int argc, char **argv);
 
+/* ---- create_check.c: whether create/run is ordinary (see its header) ---- */
+struct create_flags {
+    const char *bundle, *pid_file, *console_socket, *preserve_fds_text, *id;
+    int no_pivot, no_new_keyring, detach, keep, preserve_fds;
+};
+/* 0, or -1 for anything Python words or does */
+int create_parse_flags(int argc, char **argv, int is_run, struct create_flags *f);
+/* NULL for an ordinary config (TERMINAL: process.terminal), else the member that
+ * makes it Python's */
+const char *config_not_ordinary(const struct json *j, int last_cap, int *terminal);
+int verb_create(const char *root, int argc, char **argv);
+int verb_run(const char *root, int argc, char **argv);
+
 /* ---- verbs.c ---- */
 /* Each returns an exit code, or -2 to hand the whole command to Python; it may
  * return -2 only before it has changed anything. */
@@ -205,18 +218,5 @@ void dmz_execve(int dmz, const char *mode, int report_fd, const char *executable
 char *beside_launcher(const char *name);
 
 #define ASK_PYTHON (-2)
-
-/* ---- create_check.c: whether create/run is ordinary (see its header) ---- */
-struct create_flags {
-    const char *bundle, *pid_file, *console_socket, *preserve_fds_text, *id;
-    int no_pivot, no_new_keyring, detach, keep, preserve_fds;
-};
-/* 0, or -1 for anything Python words or does */
-int create_parse_flags(int argc, char **argv, int is_run, struct create_flags *f);
-/* NULL for an ordinary config (TERMINAL: process.terminal), else the member that
- * makes it Python's */
-const char *config_not_ordinary(const struct json *j, int last_cap, int *terminal);
-int verb_create(const char *root, int argc, char **argv);
-int verb_run(const char *root, int argc, char **argv);
 
 #endif
