@@ -66,6 +66,11 @@ if command -v cc >/dev/null 2>&1; then
 else
     echo "install.sh: no C compiler: containers' monitors stay in Python" >&2
 fi
+# tomato-dmz (the container's last execve: runtime/dmz_exec.py) also beside its source,
+# for a runtime run from the source tree (the cgroup v2 guest runs python3 -m ...).
+if [ -x .venv/bin/tomato-dmz ]; then
+    install -m 0755 .venv/bin/tomato-dmz src/tomato/runtime/dmz/tomato-dmz
+fi
 # Byte-compile now: the runtime's start path must not pay for compiling
 # (and some environments set PYTHONDONTWRITEBYTECODE).
 .venv/bin/python -m compileall -q src >/dev/null

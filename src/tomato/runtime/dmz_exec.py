@@ -29,10 +29,12 @@ MISSING = (f"{NAME} is not installed beside the runtime: the container's program
 
 def _installed() -> int | None:
     """The installed dmz, opened: beside the launcher we run (the venv's or the scripts
-    directory pip fills, also when an interpreter from elsewhere runs it), else beside
-    the interpreter."""
+    directory pip fills, also when an interpreter from elsewhere runs it), beside the
+    interpreter, or beside its source (install.sh puts a copy there for a runtime run
+    from the source tree, as the cgroup v2 guest's `python3 -m tomato.cli.runtime`)."""
     for where in (os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] else "",
-                  os.path.dirname(sys.executable)):
+                  os.path.dirname(sys.executable),
+                  os.path.join(os.path.dirname(os.path.abspath(__file__)), "dmz")):
         try:
             return os.open(os.path.join(where, NAME), os.O_RDONLY | os.O_CLOEXEC)
         except OSError:

@@ -128,7 +128,10 @@ def test_the_attack_works_without_the_dmz(root: Path, glibc_bundle: Path,
     (bare / "bin" / "python3").symlink_to(os.path.realpath(bin_dir / "python3"))
     site = bare / "lib" / "python{}.{}".format(*sys.version_info[:2]) / "site-packages"
     site.mkdir(parents=True)
-    (site / "tomato.pth").write_text(str(Path(tomato.__file__).parent.parent) + "\n")
+    src = tmp_path / "src"  # the sources without the copy install.sh leaves beside dmz/'s
+    shutil.copytree(Path(tomato.__file__).parent, src / "tomato",
+                    ignore=shutil.ignore_patterns("__pycache__", "tomato-dmz"))
+    (site / "tomato.pth").write_text(f"{src}\n")
     run_detached(root, glibc_bundle, C1, "sleep", "60")
     try:
         env = {**os.environ, **PATHS["python"]}
