@@ -88,13 +88,20 @@ def _read(path: str, key: bytes) -> tuple[bytes, list[str]] | None:
 
 def _write(path: str, key: bytes, program: bytes, found: list[str]) -> None:
     """Best effort: a cache that cannot be written only costs the next compile."""
-    directory = os.path.dirname(path)
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    except OSError:
+        return
+    _replace(path, b"\0".join((key, json.dumps(found).encode(), program)))
+
+
+def _replace(path: str, data: bytes) -> None:
+    """``data`` as ``path`` (0600), whole or not at all (temp + rename); best effort."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with open(fd, "wb") as f:
-            f.write(b"\0".join((key, json.dumps(found).encode(), program)))
+            f.write(data)
         os.rename(tmp, path)
     except OSError:
         try:
@@ -119,15 +126,4 @@ def save_for_exec(state_dir: str, filt: Any, warnings: list[str]) -> None:
     bits, program = (filt.bits, filt.program) if filt is not None else (0, b"")
     data = (EXEC_MAGIC + bits.to_bytes(4, sys.byteorder)
             + (len(program) // 8).to_bytes(4, sys.byteorder) + program)
-    path = os.path.join(state_dir, EXEC_PROGRAM)
-    tmp = f"{path}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with open(fd, "wb") as f:
-            f.write(data)
-        os.rename(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    _replace(os.path.join(state_dir, EXEC_PROGRAM), data)
