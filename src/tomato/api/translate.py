@@ -12,6 +12,7 @@ from typing import Any
 
 from tomato.api.body import Fields
 from tomato.engine import options as o
+from tomato.engine.run_checks import check_run_extras
 from tomato.errors import InvalidArgument
 from tomato.network.ports import port_range
 
@@ -160,7 +161,7 @@ def run_options(body: Any, name: str = "") -> o.RunOptions:
             raise InvalidArgument(f"invalid --security-opt: {sec}")
     log = host.obj("LogConfig")
     opts.log_driver = log.text("Type") or "json-file"
-    o.check_run_extras(opts)
+    check_run_extras(opts)
     o.parse_log_opts(opts.log_driver, [f"{k}={v}" for k, v in log.text_map("Config").items()],
                      opts)
     size = host.integers("ConsoleSize")
@@ -179,7 +180,8 @@ def run_options(body: Any, name: str = "") -> o.RunOptions:
 
 def _docker_run_rest(host: Fields, opts: o.RunOptions) -> None:
     """HostConfig's Annotations, Runtime, Isolation, StorageOpt, DeviceRequests,
-    VolumeDriver and the Windows-only fields (refused or kept: check_run_extras)."""
+    VolumeDriver and the Windows-only fields (refused or kept: the engine's create runs
+    run_checks.check_run_extras on them)."""
     opts.annotations = host.text_map("Annotations")
     opts.runtime = host.text("Runtime") or "runc"
     opts.isolation = host.text("Isolation")
@@ -190,7 +192,6 @@ def _docker_run_rest(host: Fields, opts: o.RunOptions) -> None:
     opts.cpu_percent = _non_negative(host, "CpuPercent")
     opts.io_max_bandwidth = _non_negative(host, "IOMaximumBandwidth")
     opts.io_max_iops = _non_negative(host, "IOMaximumIOps")
-    o.check_run_extras(opts)
 
 
 #: the daemon's words for a mode its client would have refused (moby's WithNamespaces)

@@ -112,7 +112,7 @@ def run_args(p: argparse.ArgumentParser) -> None:
     a("--device-read-iops", action="append", default=[])
     a("--device-write-iops", action="append", default=[])
     a("--blkio-weight-device", action="append", default=[])
-    # the rest of `docker run --help`: engine/options.check_run_extras answers as dockerd
+    # the rest of `docker run --help`: engine/run_checks answers as dockerd
     a("--annotation", action="append", default=[])
     a("--runtime", default="runc")
     a("--isolation", default="")
@@ -216,12 +216,13 @@ def build_options(args: argparse.Namespace) -> RunOptions:
 def _issue19_options(opts: Any, args: argparse.Namespace) -> None:
     """--label-file, --pull, --platform, --log-driver/--log-opt, -a and --detach-keys."""
     from tomato.engine import options as o
+    from tomato.engine.run_checks import check_run_extras
 
     for path in args.label_file:  # docker: the file's labels, then -l's over them
         file_labels = o.parse_key_values(read_label_file(path), "label")
         opts.labels = {**file_labels, **opts.labels}
     opts.pull, opts.platform, opts.log_driver = args.pull, args.platform, args.log_driver
-    o.check_run_extras(opts)
+    check_run_extras(opts)
     o.parse_log_opts(args.log_driver, args.log_opt, opts)
     check_attach(args.attach, args.detach)
     if not args.disable_content_trust:

@@ -113,7 +113,7 @@ def _create(cfg: EngineConfig, opts: RunOptions) -> Container:
     from tomato.engine.options import validate_resources
 
     validate_resources(opts)  # the daemon's checks (CLI and API), before a pull
-    from tomato.engine.options import check_run_extras
+    from tomato.engine.run_checks import check_run_extras
 
     check_run_extras(opts)
     from tomato.engine import health
