@@ -118,7 +118,12 @@ class Ingest:
         self.path = store.ingest_dir / name
         self._lock = -1
         while True:  # bounded by the other writers: each pass follows one's removal
-            self.path.mkdir(mode=0o700, exist_ok=True)
+            try:
+                os.mkdir(self.path, 0o700)
+            except FileExistsError:
+                # Another writer's (pathlib's exist_ok would check is_dir() again, and
+                # fail if that writer removed it meanwhile: the open below sees that).
+                pass
             try:
                 fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             except FileNotFoundError:

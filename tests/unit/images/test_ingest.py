@@ -116,6 +116,29 @@ def test_a_second_writer_of_the_same_blob_waits_for_the_first(tmp_path):
     assert os.listdir(cs.ingest_dir) == []
 
 
+def test_writers_that_come_and_go_together_never_fail(tmp_path):
+    """Concurrent pulls of one image: one writer removing its ingest while another makes
+    it again once failed with "File exists" (pathlib's mkdir(exist_ok) checks again)."""
+    from tomato.images.content import Ingest
+
+    cs = ContentStore(tmp_path)
+    errors = []
+
+    def churn() -> None:
+        try:
+            for _ in range(1500):
+                Ingest(cs, "sha256-one").remove()
+        except Exception as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and os.listdir(cs.ingest_dir) == []
+
+
 def test_snapshot_orphans_live_and_dead(tmp_path):
     sn = Snapshotter(tmp_path)
     staging = sn.stage()
