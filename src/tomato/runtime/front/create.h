@@ -1,0 +1,92 @@
+/* create.h: `create` and `run` in C, for the configs create_check.c calls ordinary.
+ *
+ * Two halves meet here:
+ *   create.c (the runtime's side): flags, config.json -> struct init_config, the state
+ *     directory and state.json (statedir.py's format), exec.fifo, the cgroups and their
+ *     resources, clone(2) into the new namespaces, placing the child in its cgroups,
+ *     "go", waiting for "ready", the pid file; run's start, wait and delete.
+ *   init.c (the container's side): container_init_c, from clone to execve, in
+ *     runtime/init.py's and rootfs.py's order.
+ *
+ * Everything the init needs is parsed and allocated by create.c before the clone:
+ * the init only reads this struct (as exec_child.c reads struct exec_proc).
+ *
+ * The sync socket is a SOCK_SEQPACKET pair; one packet a message, its first byte the
+ * kind:
+ *   runtime -> init   'G'            placed in the cgroups (and, with userns, mapped):
+ *                                    go on
+ *   init -> runtime   'W' text       a warning for the runtime's log (log.warning)
+ *                     'E' text       what failed, in Python's words (init.describe);
+ *                                    the init then exits 1
+ *                     'R'            ready: blocked on exec.fifo until `start`
+ *   EOF before 'R': "container init exited before it was ready".
+ */
+#ifndef TOMATO_CREATE_H
+#define TOMATO_CREATE_H
+
+#include "front.h"
+
+#define MAX_MOUNT_PROPAGATION 8
+#define MAX_CGROUP_DIRS 16
+
+struct init_mount {
+    const char *destination;  /* as the config gives it (absolute) */
+    const char *type;         /* the config's type; "" when absent */
+    const char *source;       /* bind: absolute (relative ones joined to the bundle);
+                               * others: the config's source, or the type when absent */
+    unsigned long flags;      /* mountopts.parse_options: MS_* flags (MS_BIND|MS_REC for
+                               * rbind) */
+    unsigned long propagation[MAX_MOUNT_PROPAGATION]; /* MS_PRIVATE|MS_REC ..., in order */
+    int npropagation;
+    const char *data;         /* the data words joined by ",", or NULL for none */
+    int bind;                 /* type "bind", or a bind/rbind option */
+    int recursive_ro;         /* "rro" */
+};
+
+struct init_device {
+    const char *path;        /* as given (absolute) */
+    char type;               /* 'c', 'b', 'u' or 'p' */
+    long long major, minor;
+    unsigned mode;           /* fileMode, 0666 when absent */
+    uid_t uid;               /* 0 when absent */
+    gid_t gid;
+};
+
+struct init_cgroup_dir {
+    const char *name;        /* below /sys/fs/cgroup inside: "cpu,cpuacct", "memory" */
+    const char *host_dir;    /* the container's cgroup in that hierarchy */
+};
+
+struct init_config {
+    const char *rootfs;      /* realpath of the bundle's root.path */
+    const char *bundle;      /* absolute */
+    struct init_mount *mounts;
+    int nmounts;
+    struct init_device *devices;
+    int ndevices;
+    const char **masked;     /* linux.maskedPaths */
+    int nmasked;
+    const char **readonly;   /* linux.readonlyPaths */
+    int nreadonly;
+    const char **sysctl_keys, **sysctl_values; /* linux.sysctl in the config's order */
+    int nsysctl;
+    const char *hostname, *domainname; /* NULL or "": left alone */
+    const char *propagation; /* linux.rootfsPropagation, "" when absent */
+    int root_readonly;       /* root.readonly */
+    int no_pivot;            /* --no-pivot */
+    int new_cgroupns;        /* a cgroup namespace without a path */
+    int has_network_ns, has_ipc_ns, has_uts_ns; /* for check_sysctls */
+    int cgroup_unified;      /* cgroup v2 */
+    struct init_cgroup_dir cgroup_dirs[MAX_CGROUP_DIRS]; /* rootfs.cgroup_mount_dirs */
+    int ncgroup_dirs;
+    struct exec_proc proc;   /* process (take_process), its seccomp program, dmz fd */
+    int sync_fd;             /* the init's end of the SOCK_SEQPACKET pair */
+    int fifo_fd;             /* exec.fifo opened O_RDWR: one byte from `start` means exec */
+    int console_fd;          /* --console-socket, connected; -1 without a terminal */
+};
+
+/* The child's side, from clone to execve (init.c).  Never returns: it execs, or sends
+ * 'E' with what failed and exits 1. */
+void container_init_c(struct init_config *c) __attribute__((noreturn));
+
+#endif
