@@ -28,12 +28,14 @@
 
 #define MAX_MOUNT_PROPAGATION 8
 #define MAX_CGROUP_DIRS 16
+#define MAX_JOINED 8
 
 struct init_mount {
     const char *destination;  /* as the config gives it (absolute) */
     const char *type;         /* the config's type; "" when absent */
-    const char *source;       /* bind: absolute (relative ones joined to the bundle);
-                               * others: the config's source, or the type when absent */
+    const char *source;       /* the config's source as given (a bind's relative source is
+                               * joined to the bundle by the init, whose errors name it as
+                               * given); a non-bind without one: the type */
     unsigned long flags;      /* mountopts.parse_options: MS_* flags (MS_BIND|MS_REC for
                                * rbind) */
     unsigned long propagation[MAX_MOUNT_PROPAGATION]; /* MS_PRIVATE|MS_REC ..., in order */
@@ -57,6 +59,12 @@ struct init_cgroup_dir {
     const char *host_dir;    /* the container's cgroup in that hierarchy */
 };
 
+struct init_joined {
+    const char *kind;        /* "network", "ipc", "uts", "cgroup" (as the config says) */
+    const char *path;
+    int flag;                /* CLONE_NEWNET ... */
+};
+
 struct init_config {
     const char *rootfs;      /* realpath of the bundle's root.path */
     const char *bundle;      /* absolute */
@@ -75,6 +83,12 @@ struct init_config {
     int root_readonly;       /* root.readonly */
     int no_pivot;            /* --no-pivot */
     int new_cgroupns;        /* a cgroup namespace without a path */
+    int cgroupns;            /* a cgroup namespace, new or joined (the cgroup2 mount) */
+    struct init_joined joined[MAX_JOINED]; /* namespaces with a path, joined by the init
+                                            * with setns in the config's order; but pid,
+                                            * which create.c joins before the clone (for
+                                            * the child alone) and leaves after it */
+    int njoined;
     int has_network_ns, has_ipc_ns, has_uts_ns; /* for check_sysctls */
     int cgroup_unified;      /* cgroup v2 */
     struct init_cgroup_dir cgroup_dirs[MAX_CGROUP_DIRS]; /* rootfs.cgroup_mount_dirs */

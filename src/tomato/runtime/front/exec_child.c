@@ -46,41 +46,82 @@
 #endif
 
 static int err_fd = -1;
+static int for_init; /* child_reports_to: 0 exec's child, else the container's init (init.c) */
 static char message[8192];
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void child_reports_to(int fd, int init) {
+    err_fd = fd;
+    for_init = init;
+}
 
-static void die(const char *fmt, ...) {
+/* exec's child: the words alone on the error pipe, exit 126 (exec.c reads them).  The
+ * init: one 'E' packet on the sync socket, exit 1 (create.h). */
+void child_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(message, sizeof message, fmt, ap);
+    int n = vsnprintf(message + 1, sizeof message - 1, fmt, ap);
     va_end(ap);
-    if (n > (int)sizeof message - 1)
-        n = (int)sizeof message - 1;
-    if (n > 0 && write(err_fd, message, (size_t)n) < 0) {
+    if (n > (int)sizeof message - 2)
+        n = (int)sizeof message - 2;
+    message[0] = 'E';
+    if (for_init == INIT_STARTED) /* after "ready": on stderr, as Python's init then */
+        dprintf(2, "tomato-runtime: %s\n", message + 1);
+    else if (n > 0 && (for_init ? send(err_fd, message, (size_t)n + 1, MSG_NOSIGNAL)
+                                : write(err_fd, message + 1, (size_t)n)) < 0) {
         /* the parent is gone: nobody to tell */
     }
-    _exit(126);
+    _exit(for_init ? 1 : 126);
 }
 
-/* str() of the OSError Python would raise, without and with a file name. */
-static void die_os(int err) __attribute__((noreturn));
-static void die_os(int err) {
-    die("[Errno %d] %s", err, strerror(err));
+/* A warning for the runtime's log: the init's 'W' packet; exec's child, on stderr as
+ * the runtime's log would word it. */
+void child_warn(const char *fmt, ...) {
+    char text[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text + 1, sizeof text - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (n > (int)sizeof text - 2)
+        n = (int)sizeof text - 2;
+    text[0] = 'W';
+    if (for_init == INIT_STARTED)
+        dprintf(2, "tomato-runtime: warning: %s\n", text + 1);
+    else if (for_init)
+        send(err_fd, text, (size_t)n + 1, MSG_NOSIGNAL);
+    else
+        dprintf(2, "tomato-runtime: warning: %s\n", text + 1);
 }
 
-static void die_path(int err, const char *path) __attribute__((noreturn));
-static void die_path(int err, const char *path) {
-    die("[Errno %d] %s: '%s'", err, strerror(err), path);
-}
+#define die child_die
 
-static const char *lower(const char *s, char *buf, size_t size) {
+const char *lower(const char *s, char *buf, size_t size) {
     snprintf(buf, size, "%s", s);
     for (char *c = buf; *c; c++)
         if (*c >= 'A' && *c <= 'Z')
             *c = (char)(*c - 'A' + 'a');
     return buf;
 }
+
+/* What the OSError Python would raise says, without and with a file name: its str()
+ * in exec's child (exec.py prints it), init.describe's words in the init. */
+void child_die_os(int err) {
+    char low[256];
+    if (for_init)
+        die("%s", lower(strerror(err), low, sizeof low));
+    die("[Errno %d] %s", err, strerror(err));
+}
+
+void child_die_path(int err, const char *path) {
+    char low[256];
+    if (for_init)
+        die("%s: %s", path, lower(strerror(err), low, sizeof low));
+    die("[Errno %d] %s: '%s'", err, strerror(err), path);
+}
+
+#define die_os child_die_os
+#define die_path child_die_path
 
 /* ---- capabilities (_sys/caps.py) ---- */
 
@@ -287,9 +328,8 @@ static void apply_rlimits(const struct exec_proc *p) {
         struct rlimit clamped = {soft, hard};
         if (setrlimit((__rlimit_resource_t)r->resource, &clamped) < 0)
             die_os(errno);
-        dprintf(2, "tomato-runtime: warning: rlimit %s %llu:%llu clamped to %llu:%llu (cannot "
-                   "raise the hard limit)\n", r->name, r->soft, r->hard,
-                (unsigned long long)soft, (unsigned long long)hard);
+        child_warn("rlimit %s %llu:%llu clamped to %llu:%llu (cannot raise the hard limit)",
+                   r->name, r->soft, r->hard, (unsigned long long)soft, (unsigned long long)hard);
     }
 }
 
@@ -366,38 +406,10 @@ static const char *find_executable(const struct exec_proc *p, const char *name, 
     die("exec: \"%s\": executable file not found in $PATH", name);
 }
 
-/* ---- the whole child ---- */
+/* ---- the process's last steps, exec's child's and the init's (process.py) ---- */
 
-void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types,
-                const char *const *ns_names, int nns,
-                int root_fd, int go_fd, int console_fd, int err) {
-    err_fd = err;
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) /* before anything of the container's */
-        die_os(errno);
-    char go;
-    ssize_t got;
-    while ((got = read(go_fd, &go, 1)) < 0 && errno == EINTR)
-        ; /* until we are in the container's cgroups */
-    if (got != 1) /* the runtime died before it moved us: never run outside them */
-        _exit(126);
-    close(go_fd);
-    if (setsid() < 0)
-        die_os(errno);
-    for (int i = 0; i < nns; i++) {
-        if (setns(ns_fds[i], ns_types[i]) < 0) {
-            char path[64];
-            snprintf(path, sizeof path, "/proc/%lld/ns/%s", p->container_pid, ns_names[i]);
-            die_path(errno, path);
-        }
-        close(ns_fds[i]);
-    }
-    if (fchdir(root_fd) < 0)
-        die_os(errno);
-    if (chroot(".") < 0)
-        die_path(errno, ".");
-    close(root_fd);
-    if (chdir("/") < 0)
-        die_path(errno, "/");
+/* From the pty to every fd close-on-exec: what may fail before the init says "ready". */
+void process_prepare(struct exec_proc *p, int console_fd, struct prepared *out) {
     if (p->terminal)
         open_console(p, console_fd);
     if (console_fd >= 0)
@@ -412,7 +424,7 @@ void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types,
             n++;
         p->env[n] = home;
     }
-    const char *executable = find_executable(p, p->args[0], path_buf, sizeof path_buf);
+    out->executable = find_executable(p, p->args[0], path_buf, sizeof path_buf);
 
     /* process.apply_security */
     if (p->umask >= 0)
@@ -444,6 +456,14 @@ void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types,
     if (syscall(SYS_close_range, 3U + (unsigned)p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         for (int fd = 3 + p->preserve_fds; fd < 65536; fd++)
             fcntl(fd, F_SETFD, FD_CLOEXEC);
+    out->seccomp = seccomp;
+    out->held = held;
+}
+
+/* Default signals, the seccomp filter (the very last step), then the execve through
+ * tomato-dmz (MODE "exec" or "init"), which reports its own execve's failure. */
+void process_exec(struct exec_proc *p, const struct prepared *ready, const char *mode,
+                  int report_fd) {
     /* process.restore_signals: ignored dispositions and the mask survive execve */
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);
@@ -453,14 +473,51 @@ void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types,
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if (seccomp) { /* the last step before execve */
+    if (ready->seccomp) { /* the last step before execve */
         load_filter(p);
-        if (held && capset_self(p->caps.effective, p->caps.permitted, p->caps.inheritable) < 0)
+        if (ready->held &&
+            capset_self(p->caps.effective, p->caps.permitted, p->caps.inheritable) < 0)
             die("[Errno %d] capset: %s", errno, strerror(errno));
     }
-    /* through tomato-dmz (dmz.c), which reports its own execve's failure on err_fd */
-    dmz_execve(p->dmz, "exec", err_fd, executable, p->args, p->env);
+    dmz_execve(p->dmz, mode, report_fd, ready->executable, p->args, p->env);
     char reason[256];
-    die("exec %s: cannot run tomato-dmz: %s", executable,
+    die("exec %s: cannot run tomato-dmz: %s", ready->executable,
         lower(strerror(errno), reason, sizeof reason));
+}
+
+/* ---- the whole child ---- */
+
+void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types,
+                const char *const *ns_names, int nns,
+                int root_fd, int go_fd, int console_fd, int err) {
+    child_reports_to(err, 0);
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) /* before anything of the container's */
+        die_os(errno);
+    char go;
+    ssize_t got;
+    while ((got = read(go_fd, &go, 1)) < 0 && errno == EINTR)
+        ; /* until we are in the container's cgroups */
+    if (got != 1) /* the runtime died before it moved us: never run outside them */
+        _exit(126);
+    close(go_fd);
+    if (setsid() < 0)
+        die_os(errno);
+    for (int i = 0; i < nns; i++) {
+        if (setns(ns_fds[i], ns_types[i]) < 0) {
+            char path[64];
+            snprintf(path, sizeof path, "/proc/%lld/ns/%s", p->container_pid, ns_names[i]);
+            die_path(errno, path);
+        }
+        close(ns_fds[i]);
+    }
+    if (fchdir(root_fd) < 0)
+        die_os(errno);
+    if (chroot(".") < 0)
+        die_path(errno, ".");
+    close(root_fd);
+    if (chdir("/") < 0)
+        die_path(errno, "/");
+    struct prepared ready;
+    process_prepare(p, console_fd, &ready);
+    process_exec(p, &ready, "exec", err_fd);
 }

@@ -162,6 +162,27 @@ void exec_child(struct exec_proc *p, const int *ns_fds, const int *ns_types,
                 int root_fd, int go_fd, int console_fd, int err_fd)
     __attribute__((noreturn));
 
+/* The process's last steps, shared by exec's child and the container's init (init.c).
+ * Failures are reported as child_reports_to says: exec's child writes Python's words to
+ * its error pipe and exits 126; the init sends an 'E' packet (create.h) and exits 1. */
+struct prepared {
+    const char *executable;
+    int seccomp, held;  /* the filter still to load; CAP_SYS_ADMIN held only for it */
+};
+#define INIT_STARTED 2 /* child_reports_to's INIT after "ready": FD is stderr */
+void child_reports_to(int fd, int init);
+void child_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void child_die_os(int err) __attribute__((noreturn));
+void child_die_path(int err, const char *path) __attribute__((noreturn));
+void child_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *lower(const char *s, char *buf, size_t size);
+/* pty, rlimits, HOME, the executable, umask, capabilities, user, cwd, no_new_privs,
+ * fds past the preserved ones close-on-exec */
+void process_prepare(struct exec_proc *p, int console_fd, struct prepared *out);
+/* default signals, seccomp, execve through tomato-dmz */
+void process_exec(struct exec_proc *p, const struct prepared *ready, const char *mode,
+                  int report_fd) __attribute__((noreturn));
+
 /* ---- exec_process.c: exec's process from process.json, or the container's and flags ---- */
 #define MAX_ARGS 4096
 int is_null(const struct json *j, int v);
