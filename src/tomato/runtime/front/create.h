@@ -99,6 +99,30 @@ struct init_config {
     int console_fd;          /* --console-socket, connected; -1 without a terminal */
 };
 
+/* ---- inroot.c: paths inside the rootfs (_sys/paths.py) ---- */
+void normpath(const char *path, char *out, size_t size); /* os.path.normpath, absolute */
+int is_within(const char *root, const char *path);
+/* resolve_in_root: the host path PATH names inside ROOT (symlinks resolved as if ROOT
+ * were "/"); 0, or -1 with errno (EXDEV: ".." above the root when STRICT) */
+int resolve_in_root(const char *root, const char *path, int strict, char *out, size_t size);
+int make_dirs(const char *path, mode_t mode); /* os.makedirs(exist_ok=True) */
+int real_within(const char *root, const char *path); /* its realpath is inside ROOT */
+
+/* ---- init_devices.c: /dev (devices.py) ---- */
+void init_make_device(const char *rootfs, const char *path, char type, long long major,
+                      long long minor, unsigned mode, uid_t uid, gid_t gid);
+void init_default_devices(const char *rootfs);
+
+/* ---- init_rootfs.c: steps 1-6 of rootfs.py ---- */
+struct later { /* a tmpfs or /dev asked read-only: made so after the switch */
+    const char *destination;
+    unsigned long flags;
+};
+/* Steps 1-4; returns how many of LATER (room for c->nmounts) it filled. */
+int init_mount_all(const struct init_config *c, struct later *later);
+void init_pivot_root(void); /* step 5, into the rootfs given to init_mount_all */
+void init_after_pivot(const struct init_config *c, const struct later *later, int nlater);
+
 /* The child's side, from clone to execve (init.c).  Never returns: it execs, or sends
  * 'E' with what failed and exits 1. */
 void container_init_c(struct init_config *c) __attribute__((noreturn));
