@@ -17,8 +17,6 @@
 
 #include "front.h"
 
-#define SECCOMP_FILE "seccomp.bpf"
-#define SECCOMP_MAGIC "TSECCOMP"
 
 static const char *const CAP_NAMES[] = {
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",

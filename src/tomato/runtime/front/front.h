@@ -200,6 +200,15 @@ char *read_small(const char *path, size_t max, size_t *len);
 int read_int_file(const char *path, long long *out);
 const char *cap_name(int number, char *buf, size_t size); /* caps.cap_name */
 
+/* ---- seccomp_cache.c: linux.seccomp from Python's compiled cache (never compiled here) ---- */
+#define SECCOMP_FILE "seccomp.bpf"  /* ROOT/<id>/seccomp.bpf, for exec (seccomp_cache.py) */
+#define SECCOMP_MAGIC "TSECCOMP"
+/* PROFILE's program from ROOT/.seccomp into P (filter, filter_len, filter_flags); -1 on a
+ * miss (the create is then Python's, which fills the cache) */
+int seccomp_from_cache(const char *root, const struct json *j, int profile,
+                       struct exec_proc *p);
+void seccomp_save_for_exec(const char *state_dir, const struct exec_proc *p);
+
 /* ---- exec.c ---- */
 int verb_exec(const char *root, int argc, char **argv);
 
