@@ -148,15 +148,23 @@ def env_dict(env: tuple[str, ...]) -> dict[str, str]:
 
 
 def home_of(uid: int) -> str:
-    """HOME from the container's /etc/passwd (runc sets it when the spec does not)."""
+    """HOME from the container's /etc/passwd (runc sets it when the spec does not).
+
+    Read as bytes, as runc and the front end (exec_child.c) read it: the image is
+    hostile input, and a line that is not UTF-8 (or holds a CR, which text mode takes
+    for a line end) must give the same HOME both ways, byte for byte (the str is
+    surrogate-escaped, so execve hands the very bytes on).  A NUL ends the scan, as
+    in C: no HOME can hold one."""
+    want = str(uid).encode()
     try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                parts = line.rstrip("\n").split(":")
-                if len(parts) >= 6 and parts[2] == str(uid):
-                    return parts[5] or "/"
+        with open("/etc/passwd", "rb") as f:
+            data = f.read().split(b"\0", 1)[0]
     except OSError:
-        pass
+        return "/"
+    for line in data.split(b"\n"):
+        parts = line.split(b":", 6)
+        if len(parts) >= 6 and parts[2] == want:
+            return os.fsdecode(parts[5]) or "/"
     return "/"
 
 
