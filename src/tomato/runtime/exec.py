@@ -211,12 +211,11 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
 
         try:
             write_pid_file(opts.pid_file, child)
-        except OSError as err:
+        except TomatoError:
             _kill(child)  # as runc: the process is not left running unaccounted for
             if master is not None:
                 os.close(master)
-            raise TomatoError(f"cannot write --pid-file {opts.pid_file}: "
-                              f"{(err.strerror or str(err)).lower()}") from err
+            raise
     return Execed(child, master)
 
 

@@ -14,11 +14,12 @@ those, with those types, is corrupt for both.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
 from tomato import fastjson as json
-from tomato.errors import AlreadyExists, NotFound
+from tomato.errors import AlreadyExists, NotFound, TomatoError
 from tomato.oci.state import validate_id
 from tomato.records import as_dict, field, record
 
@@ -126,11 +127,38 @@ def alive(pid: int, start: int) -> bool:
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    """--pid-file: written whole under a temporary name, then renamed (as runc)."""
+    """--pid-file: written whole under a temporary name beside it, then renamed (as
+    runc).  The temporary name is made, never opened: O_EXCL|O_NOFOLLOW, so whatever
+    was planted there (a symlink to a file of the host's) is neither followed nor
+    truncated, and the write fails ("file exists", as runc's); what we made is removed
+    on any failure.  Mode 0666 less the umask, as runc's (front/exec.c does the same).
+    Raises TomatoError "cannot write --pid-file PATH: REASON" (exec's words in C too)."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o666)
+    except OSError as err:
+        raise _pid_file_error(path, err) from err
+    try:
+        try:
+            data = str(pid).encode()
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.EIO, os.strerror(errno.EIO), tmp)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)  # ours: made above
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise _pid_file_error(path, err) from err
+        raise
+
+
+def _pid_file_error(path: str, err: OSError) -> TomatoError:
+    return TomatoError(f"cannot write --pid-file {path}: {(err.strerror or str(err)).lower()}")
 
 
 def oci_state(rec: Record, status: str) -> dict[str, Any]:

@@ -4,12 +4,16 @@ front end alone (TOMATO_RUNTIME_FRONT_ONLY=1: a hand-over exits 3) and Python al
 
 - HOME from a hostile image's /etc/passwd (bytes that are not UTF-8) is read as bytes,
   as runc and the front end read it: the same HOME, byte for byte, never a traceback.
+- --pid-file's temporary name (PATH.PID.tmp, beside it) is made with O_EXCL|O_NOFOLLOW:
+  a symlink planted there is never followed (the file it names is never truncated), the
+  command fails as runc's does ("file exists"), and what the runtime made is removed.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,8 +53,13 @@ def both(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 @pytest.fixture
 def running(root: Path, bundle: Path) -> Iterator[int]:
     pid = run_detached(root, bundle, C, "sleep", "600")
+    ADOPTED.clear()
     yield pid
-    delete_reaping(root, C, [])
+    delete_reaping(root, C, ADOPTED)
+
+
+#: Host pids of detached exec'd processes (adopted by the suite, reaped at delete).
+ADOPTED: list[int] = []
 
 
 # ---- HOME from a hostile /etc/passwd ----
@@ -96,3 +105,102 @@ def test_run_home_from_a_passwd_that_is_not_utf8(root: Path, bundle: Path) -> No
                           capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
     runtime(root, "delete", "--force", C, check=False)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"/home/\xe9t\xe9\n", b"")
+
+
+# ---- --pid-file's temporary name ----
+
+#: Runs the runtime in the very process that planted a symlink at PIDFILE.$$.tmp
+#: (exec keeps the pid; the front end hands over to Python by exec too).
+PLANT = 'ln -s "$1" "$2.$$.tmp" && shift 2 && exec "$@"'
+
+
+def planted(root: Path, target: Path, pid_file: Path, *args: str,
+            path: str = "") -> subprocess.CompletedProcess[bytes]:
+    # to files: a process it did start would hold a pipe open as long as it lives
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.run(["sh", "-c", PLANT, "sh", str(target), str(pid_file), RUNTIME,
+                               "--root", str(root), *args], stdout=out, stderr=err,
+                              stdin=subprocess.DEVNULL, timeout=60,
+                              env={**os.environ, **PATHS.get(path, {})})
+        out.seek(0)
+        err.seek(0)
+        proc.stdout, proc.stderr = out.read(), err.read()
+    return proc
+
+
+def _in_container(init: int) -> list[int]:
+    """Host pids of the processes in init's pid namespace but init."""
+    ns = os.readlink(f"/proc/{init}/ns/pid")
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            if name.isdigit() and int(name) != init and \
+                    os.readlink(f"/proc/{name}/ns/pid") == ns:
+                found.append(int(name))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def test_exec_pid_file_never_follows_a_planted_temporary_name(root: Path, running: int,
+                                                               workdir: Path) -> None:
+    victim = workdir / "victim"
+    pid_file = workdir / "exec.pid"
+    answers = {}
+    for path in PATHS:
+        victim.write_bytes(b"precious")
+        proc = planted(root, victim, pid_file, "exec", "-d", "--pid-file", str(pid_file), C,
+                       "sleep", "600", path=path)
+        assert victim.read_bytes() == b"precious", path  # neither truncated nor written
+        assert not pid_file.exists() and not pid_file.is_symlink(), path
+        answers[path] = (proc.returncode, proc.stdout, proc.stderr)
+        links = list(workdir.glob("exec.pid.*.tmp"))
+        assert len(links) == 1 and links[0].is_symlink(), links  # the planted link, not ours
+        links[0].unlink()
+        assert _in_container(running) == [], path  # as runc: killed, not left unaccounted
+    assert answers["front"] == answers["python"], answers
+    assert answers["front"] == (255, b"", f"tomato-runtime: cannot write --pid-file "
+                                          f"{pid_file}: file exists\n".encode()), answers
+
+
+def test_exec_pid_file_failures_leave_no_temporary_file(root: Path, running: int,
+                                                        workdir: Path) -> None:
+    """The rename fails (the pid file's name is a directory): the temporary file the
+    runtime made is gone, both ways."""
+    taken = workdir / "taken"
+    (taken / "inside").mkdir(parents=True)
+    proc = both(root, "exec", "-d", "--pid-file", str(taken), C, "true")  # (killed)
+    assert proc.returncode == 255 and b"is a directory" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in workdir.iterdir()) == ["bundle", "state", "taken"]
+
+
+def test_pid_file_mode_is_runcs(root: Path, running: int, workdir: Path) -> None:
+    """0666 less the umask (runc's O_CREATE 0o666), both ways."""
+    for path in PATHS:
+        pid_file = workdir / f"{path}.pid"
+        proc = call(root, "exec", "-d", "--pid-file", str(pid_file), C, "true", path=path,
+                    preexec_fn=lambda: os.umask(0o002), stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE)
+        assert proc.returncode == 0, proc.stderr
+        ADOPTED.append(int(pid_file.read_text()))
+        assert (pid_file.stat().st_mode & 0o777) == 0o664, path
+
+
+def test_create_pid_file_never_follows_a_planted_temporary_name(root: Path, bundle: Path,
+                                                                 workdir: Path) -> None:
+    """create and run (Python's): the same; the container is not left behind."""
+    victim = workdir / "victim"
+    for verb in ("create", "run"):
+        victim.write_bytes(b"precious")
+        pid_file = workdir / f"{verb}.pid"
+        args = (verb, "--bundle", str(bundle), "--pid-file", str(pid_file))
+        proc = planted(root, victim, pid_file, *args, *(("-d",) if verb == "run" else ()), C)
+        assert victim.read_bytes() == b"precious", verb
+        assert not pid_file.exists() and not pid_file.is_symlink(), verb
+        assert (proc.returncode, proc.stderr) == (1, f"tomato-runtime: cannot write "
+                                                     f"--pid-file {pid_file}: file exists\n"
+                                                     .encode()), proc.stderr
+        assert runtime(root, "list", "-q").stdout == ""
+        for tmp in workdir.glob(f"{verb}.pid.*.tmp"):
+            assert tmp.is_symlink()
+            tmp.unlink()
