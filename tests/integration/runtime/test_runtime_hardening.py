@@ -7,6 +7,9 @@ front end alone (TOMATO_RUNTIME_FRONT_ONLY=1: a hand-over exits 3) and Python al
 - --pid-file's temporary name (PATH.PID.tmp, beside it) is made with O_EXCL|O_NOFOLLOW:
   a symlink planted there is never followed (the file it names is never truncated), the
   command fails as runc's does ("file exists"), and what the runtime made is removed.
+- An exec failure longer than the front end's old 4 KB buffer comes out whole, and one
+  that is not UTF-8 (the container's bytes) as Python prints it (U+FFFD for each bad
+  sequence).
 """
 
 from __future__ import annotations
@@ -204,3 +207,35 @@ def test_create_pid_file_never_follows_a_planted_temporary_name(root: Path, bund
         for tmp in workdir.glob(f"{verb}.pid.*.tmp"):
             assert tmp.is_symlink()
             tmp.unlink()
+
+
+# ---- long (and not UTF-8) exec failures ----
+
+@pytest.mark.parametrize("length", [4094, 4095, 4096, 5000, 8000])
+def test_exec_failure_longer_than_4k_comes_out_whole(root: Path, running: int,
+                                                     length: int) -> None:
+    path = "/" + "a" * (length - 1)  # no such file: the child's words, over the error pipe
+    proc = both(root, "exec", C, path)
+    assert (proc.returncode, proc.stderr) == (
+        255, f'tomato-runtime: exec: "{path}": no such file or directory\n'.encode())
+
+
+#: #! lines naming interpreters that are not there, with bytes that are not UTF-8: the
+#: dmz's words (both ways) hold the container's bytes; Python prints them decoded with
+#: errors="replace".
+BAD_UTF8 = [b"\xff", b"\xc3", b"\xc3(", b"\xe2\x82", b"\xe2\x82(", b"\xf0\x9f\x98",
+            b"\xf4\x90\x80\x80", b"\xed\xa0\x80", b"\xc0\xaf", b"\xe0\x80\xaf",
+            b"\xf8\x88\x80\x80\x80", b"caf\xc3\xa9", b"\xf0\x9f\x98\x80", b"\xc2\x85x"]
+
+
+def test_exec_failure_not_utf8_printed_as_python_does(root: Path, running: int,
+                                                      bundle: Path) -> None:
+    tmp = bundle / "rootfs" / "tmp"
+    for i, name in enumerate(BAD_UTF8):
+        script = tmp / f"s{i}"
+        script.write_bytes(b"#!/no/" + name + b"sh\necho hi\n")
+        script.chmod(0o755)
+        proc = both(root, "exec", C, f"/tmp/s{i}")
+        assert proc.returncode == 255 and proc.stderr.startswith(
+            f"tomato-runtime: exec /tmp/s{i}: interpreter".encode()), proc.stderr
+        assert proc.stderr.decode("utf-8").count("\n") == 1  # valid UTF-8, one line

@@ -528,22 +528,15 @@ int verb_exec(const char *root, int argc, char **argv) {
     if (moved < 0)
         return 255;
     log_debug("exec: process %d joined container %s", (int)child, id);
-    char failure[4096];
-    size_t got = 0;
-    for (;;) {
-        ssize_t r = read(err_pipe[0], failure + got, sizeof failure - 1 - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0 || (got += (size_t)r) == sizeof failure - 1)
-            break;
-    }
+    size_t got;
+    char *failure = read_failure(err_pipe[0], &got); /* whole, as Python prints it */
     close(err_pipe[0]);
     if (got > 0) {
-        failure[got] = '\0';
         while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
             ;
-        return fail("%s", failure), 255;
+        return fail("%s", failure ? failure : "unknown error"), 255;
     }
+    free(failure);
     if (console >= 0)
         close(console);
     if (f.pid_file && *f.pid_file) { /* "" is no pid file, as Python's */

@@ -211,6 +211,9 @@ void seccomp_save_for_exec(const char *state_dir, const struct exec_proc *p);
 
 /* ---- exec.c ---- */
 int verb_exec(const char *root, int argc, char **argv);
+/* errpipe.c: what was written to exec's error pipe, to its end, decoded as Python's
+ * bytes.decode(errors="replace") (malloc'd, NUL-terminated; NULL and 0 when nothing) */
+char *read_failure(int fd, size_t *len);
 
 /* ---- create_check.c: whether create/run is ordinary (see its header) ---- */
 struct create_flags {
