@@ -215,6 +215,14 @@ static int write_value(const char *path, const char *value) {
                 err == EBUSY ? " (below current usage, or in use by a child cgroup)" : "");
 }
 
+int cg_write_file(const char *path, const char *value) {
+    return write_value(path, value);
+}
+
+int cg_read_file(const char *path, char *buf, size_t size) {
+    return read_stripped(path, buf, size);
+}
+
 static long long read_int(const char *path) {
     char buf[64], *end;
     if (read_stripped(path, buf, sizeof buf) < 0 || buf[0] == '\0')

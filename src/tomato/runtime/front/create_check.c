@@ -471,9 +471,16 @@ const char *config_not_ordinary(const struct json *j, int last_cap, int *termina
 /* The hand-over's words under FRONT_ONLY: why this create or run is Python's. */
 static char reason[256];
 
+/* create.c answers the ordinary ones under TOMATO_RUNTIME_FRONT_CREATE=1 (until it is
+ * proven everywhere); else they are Python's, and under FRONT_ONLY the hand-over says why. */
+static int answered_here(void) {
+    const char *on = getenv("TOMATO_RUNTIME_FRONT_CREATE");
+    return on && strcmp(on, "1") == 0;
+}
+
 int verb_create_or_run(const char *root, int argc, char **argv, int is_run) {
-    if (!getenv("TOMATO_RUNTIME_FRONT_ONLY"))
-        return ASK_PYTHON; /* nothing answered yet: the check would only cost time */
+    if (!getenv("TOMATO_RUNTIME_FRONT_ONLY") && !answered_here())
+        return ASK_PYTHON; /* the check would only cost time */
     struct create_flags f;
     const char *not_ordinary = NULL;
     long long last_cap = -1;
@@ -506,6 +513,12 @@ int verb_create_or_run(const char *root, int argc, char **argv, int is_run) {
         if (!not_ordinary && terminal != (f.console_socket != NULL))
             not_ordinary = terminal ? "process.terminal without --console-socket"
                                     : "--console-socket without process.terminal";
+        if (!not_ordinary && answered_here()) {
+            int code = create_in_c(root, &f, &js, (int)last_cap, is_run);
+            if (code != ASK_PYTHON)
+                return code;
+            not_ordinary = "an ordinary config create.c leaves to Python (see create.c)";
+        }
     }
     snprintf(reason, sizeof reason, "%s",
              not_ordinary ? not_ordinary : "an ordinary config (not answered here yet)");

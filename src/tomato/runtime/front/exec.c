@@ -322,7 +322,7 @@ static void kill_child(pid_t pid) {
 /* statedir.write_pid_file: the temporary name made with O_EXCL|O_NOFOLLOW (what was
  * planted there is never followed nor truncated: EEXIST, as runc's), mode 0666 less the
  * umask (runc's), renamed over PATH; what we made is removed on failure.  0 or -errno */
-static int write_pid_file(const char *path, pid_t pid) {
+int write_pid_file(const char *path, pid_t pid) {
     char *tmp = NULL, text[32];
     if (asprintf(&tmp, "%s.%d.tmp", path, (int)getpid()) < 0)
         return -ENOMEM;

@@ -95,12 +95,19 @@ int cg_destroy(const struct cgroup_rec *cg);
 /* exec: 1 when apply would only write cgroup.procs; then apply (0, or -1 after fail()). */
 int cg_ready_for_exec(const struct cgroup_rec *cg);
 int cg_apply(const struct cgroup_rec *cg, int pid);
+/* base.write (write_error's words on failure: 0, or -1 after fail()) and base.read
+ * (stripped; 0 or -errno), for create_cgroup.c */
+int cg_write_file(const char *path, const char *value);
+int cg_read_file(const char *path, char *buf, size_t size);
 
 /* ---- main.c ---- */
 /* Record a failure: the message as the Python CLI words it (one line). Returns -1. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fail_os(int err, const char *path); /* as the CLI prints an OSError */
+/* The failure recorded so far (a copy to free), or NULL: kept across a rollback */
+char *failure_copy(void);
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sleep_ms(double ms);
 /* From a verb's point of no return on: the held-back --log/--debug records go out. */
 void commit_now(void);
@@ -214,6 +221,8 @@ int verb_exec(const char *root, int argc, char **argv);
 /* errpipe.c: what was written to exec's error pipe, to its end, decoded as Python's
  * bytes.decode(errors="replace") (malloc'd, NUL-terminated; NULL and 0 when nothing) */
 char *read_failure(int fd, size_t *len);
+/* statedir.write_pid_file (O_EXCL|O_NOFOLLOW temp + rename); 0 or -errno */
+int write_pid_file(const char *path, pid_t pid);
 
 /* ---- create_check.c: whether create/run is ordinary (see its header) ---- */
 struct create_flags {
@@ -226,6 +235,10 @@ int create_parse_flags(int argc, char **argv, int is_run, struct create_flags *f
  * makes it Python's */
 const char *config_not_ordinary(const struct json *j, int last_cap, int *terminal);
 int verb_create(const char *root, int argc, char **argv);
+/* create.c: an ordinary create (IS_RUN: run) answered here; an exit code, or ASK_PYTHON
+ * before anything was made */
+int create_in_c(const char *root, const struct create_flags *f, const struct json *j,
+                int last_cap, int is_run);
 int verb_run(const char *root, int argc, char **argv);
 
 /* ---- verbs.c ---- */

@@ -234,6 +234,19 @@ void log_debug(const char *fmt, ...) {
     free(msg);
 }
 
+/* RuntimeLog.warning: to --log, or to stderr (held back until the command is ours). */
+void log_warning(const char *fmt, ...) {
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    if (msg)
+        log_record("warning", msg, committed);
+    free(msg);
+}
+
 /* str.splitlines()[0]: Python's line boundaries, in UTF-8. */
 static void first_line(char *s) {
     for (unsigned char *p = (unsigned char *)s; *p; p++) {
@@ -255,6 +268,10 @@ int fail(const char *fmt, ...) {
         failure = NULL;
     va_end(ap);
     return -1;
+}
+
+char *failure_copy(void) {
+    return failure ? strdup(failure) : NULL;
 }
 
 int fail_os(int err, const char *path) {
