@@ -31,8 +31,6 @@
 
 #include "create_cgroup.h"
 
-#define MAX_JOINED 8
-
 /* ---- the config, as Python's json.dumps writes it again ---- */
 
 /* Python's dict keeps a key's first place and its last value, and prints floats its own
@@ -257,14 +255,7 @@ static void parse_options(const struct json *j, int options, struct init_mount *
     m->data = data;
 }
 
-static const char *join_bundle(const char *bundle, const char *source) {
-    char *p = NULL;
-    if (source[0] == '/')
-        return source;
-    return asprintf(&p, "%s/%s", bundle, source) < 0 ? NULL : p;
-}
-
-static int take_mounts(const struct json *j, int v, struct init_config *c) {
+static void take_mounts(const struct json *j, int v, struct init_config *c) {
     c->nmounts = absent(j, v) ? 0 : json_len(j, v);
     c->mounts = calloc((size_t)c->nmounts + 1, sizeof *c->mounts);
     int i = 0;
@@ -275,11 +266,9 @@ static int take_mounts(const struct json *j, int v, struct init_config *c) {
         parse_options(j, json_get(j, e, "options"), m);
         m->bind = strcmp(m->type, "bind") == 0 || (m->flags & MS_BIND);
         const char *source = str_or(j, e, "source", "");
-        m->source = m->bind ? join_bundle(c->bundle, source) : (*source ? source : m->type);
-        if (!m->source)
-            return -1;
+        m->source = m->bind ? source : (*source ? source : m->type); /* the init joins a
+                                                                      * relative bind's */
     }
-    return 0;
 }
 
 static void take_devices(const struct json *j, int v, struct init_config *c) {
@@ -305,23 +294,16 @@ static void take_devices(const struct json *j, int v, struct init_config *c) {
     }
 }
 
-struct joined {
-    int fd, flag;
-    const char *path;
-};
-
-/* The namespaces: clone flags for the new ones, the joined ones opened (create.py joins
- * pid before the clone; init.py the others, here the runtime does, as the clone then
- * inherits them). */
+/* The namespaces: clone flags for the new ones; those given by path joined by the init
+ * (create.h), but pid, which this process joins for its child alone (create.py). */
 static int take_namespaces(const struct json *j, int v, struct init_config *c, int *flags,
-                           struct joined *joined, int *njoined) {
+                           int *pid_ns_fd, const char **pid_ns_path) {
     static const struct {
         const char *type;
         int flag;
     } KINDS[] = {{"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"ipc", CLONE_NEWIPC},
                  {"uts", CLONE_NEWUTS}, {"mount", CLONE_NEWNS},    {"cgroup", CLONE_NEWCGROUP}};
     *flags = 0;
-    *njoined = 0;
     for (int e = absent(j, v) ? -1 : j->n[v].child; e >= 0; e = j->n[e].next) {
         const char *type = str_or(j, e, "type", ""), *path = str_or(j, e, "path", "");
         int flag = 0;
@@ -329,27 +311,43 @@ static int take_namespaces(const struct json *j, int v, struct init_config *c, i
             if (strcmp(type, KINDS[k].type) == 0)
                 flag = KINDS[k].flag;
         if (!flag)
-            return ASK_PYTHON;
+            return ASK_PYTHON; /* user, time: Python's */
         c->has_network_ns |= flag == CLONE_NEWNET;
         c->has_ipc_ns |= flag == CLONE_NEWIPC;
         c->has_uts_ns |= flag == CLONE_NEWUTS;
+        c->cgroupns |= flag == CLONE_NEWCGROUP;
         if (!*path) {
             if (flag == CLONE_NEWCGROUP)
                 c->new_cgroupns = 1;
             else
                 *flags |= flag;
-            continue;
+        } else if (flag == CLONE_NEWPID) {
+            *pid_ns_fd = open(path, O_RDONLY | O_CLOEXEC);
+            *pid_ns_path = path;
+            if (*pid_ns_fd < 0)
+                return ASK_PYTHON; /* Python words it */
+        } else {
+            if (c->njoined >= MAX_JOINED)
+                return ASK_PYTHON;
+            c->joined[c->njoined].kind = type;
+            c->joined[c->njoined].path = path;
+            c->joined[c->njoined++].flag = flag;
         }
-        if (*njoined >= MAX_JOINED)
-            return ASK_PYTHON;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return ASK_PYTHON; /* Python words it */
-        joined[*njoined].fd = fd;
-        joined[*njoined].flag = flag;
-        joined[(*njoined)++].path = path;
     }
     return 0;
+}
+
+/* The caller is in the initial user namespace (a user namespace's root: Python's). */
+static int initial_userns(void) {
+    size_t len;
+    char *map = read_small("/proc/self/uid_map", 4096, &len);
+    if (!map)
+        return 0;
+    unsigned long a, b, n;
+    int ok = sscanf(map, " %lu %lu %lu", &a, &b, &n) == 3 && a == 0 && b == 0 &&
+             n == 4294967295UL && !strchr(strchr(map, '\n') ? strchr(map, '\n') + 1 : "", ' ');
+    free(map);
+    return ok;
 }
 
 /* ---- after the first change ---- */
@@ -531,9 +529,8 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
     c.rootfs = real;
     c.propagation = absent(j, linux_) ? "" : str_or(j, linux_, "rootfsPropagation", "");
     c.no_pivot = f->no_pivot;
-    if (f->no_pivot && (strcmp(c.propagation, "private") == 0 ||
-                        strcmp(c.propagation, "rprivate") == 0))
-        return ASK_PYTHON;
+    if (f->no_pivot || !initial_userns())
+        return ASK_PYTHON; /* the init in C pivots, and knows no user namespace */
     int ro = json_get(j, rootv, "readonly");
     c.root_readonly = ro >= 0 && j->n[ro].type == J_TRUE;
     c.proc.last_cap = last_cap;
@@ -545,8 +542,7 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
         cg_plan_check(j, lx < 0 ? -1 : json_get(j, lx, "resources"),
                       lx < 0 ? -1 : json_get(j, lx, "devices"), &plan, &res) != 0)
         return ASK_PYTHON;
-    if (take_mounts(j, json_get(j, 0, "mounts"), &c) < 0)
-        return ASK_PYTHON;
+    take_mounts(j, json_get(j, 0, "mounts"), &c);
     take_devices(j, lx < 0 ? -1 : json_get(j, lx, "devices"), &c);
     c.masked = strings(j, lx < 0 ? -1 : json_get(j, lx, "maskedPaths"), &c.nmasked);
     c.readonly = strings(j, lx < 0 ? -1 : json_get(j, lx, "readonlyPaths"), &c.nreadonly);
@@ -560,11 +556,10 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
     }
     c.hostname = str_or(j, 0, "hostname", NULL);
     c.domainname = str_or(j, 0, "domainname", NULL);
-    int clone_flags;
-    struct joined joined[MAX_JOINED];
-    int njoined;
+    int clone_flags, pid_ns = -1;
+    const char *pid_ns_path = NULL;
     if (take_namespaces(j, lx < 0 ? -1 : json_get(j, lx, "namespaces"), &c, &clone_flags,
-                        joined, &njoined) != 0)
+                        &pid_ns, &pid_ns_path) != 0)
         return ASK_PYTHON;
     int annotations = json_get(j, 0, "annotations");
     s.annotations = absent(j, annotations) ? strdup("{}") : dumps(j, annotations);
@@ -636,22 +631,31 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
     c.fifo_fd = open(fifo, O_RDWR | O_CLOEXEC);
     if (c.fifo_fd < 0)
         return fail_os(errno, fifo), roll_back(&m);
-    for (int i = 0; i < njoined; i++)
-        if (setns(joined[i].fd, joined[i].flag) < 0)
-            return fail_os(errno, joined[i].path), roll_back(&m);
+    int own_pid_ns = -1;
+    if (pid_ns >= 0) { /* for the child alone; we go back right after the clone */
+        own_pid_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (own_pid_ns < 0 || setns(pid_ns, CLONE_NEWPID) < 0)
+            return fail_os(errno, own_pid_ns < 0 ? "/proc/self/ns/pid" : pid_ns_path),
+                   roll_back(&m);
+        close(pid_ns);
+    }
     pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)clone_flags | SIGCHLD, 0, 0, 0, 0);
-    if (pid < 0)
-        return fail("cannot create namespaces: %s", strerror(errno)), roll_back(&m);
     if (pid == 0) {
         close(sv[0]);
         container_init_c(&c);
     }
+    int clone_err = errno;
+    if (own_pid_ns >= 0) {
+        if (setns(own_pid_ns, CLONE_NEWPID) < 0 && pid > 0)
+            return m.pid = pid, fail_os(errno, "/proc/self/ns/pid"), roll_back(&m);
+        close(own_pid_ns);
+    }
+    if (pid < 0)
+        return fail("cannot create namespaces: %s", strerror(clone_err)), roll_back(&m);
     m.pid = pid;
     close(sv[1]);
     close(c.fifo_fd);
     close(dmz);
-    for (int i = 0; i < njoined; i++)
-        close(joined[i].fd);
     if (cg_apply(m.cg, pid) < 0 || set_oom_score_adj(pid, j, process) < 0)
         return roll_back(&m);
     s.pid = pid;

@@ -42,7 +42,7 @@ static char *dupf(const char *fmt, const char *a, const char *b) {
 }
 
 /* os.path.normpath of an absolute path without "..": one slash, no "." parts. */
-static char *normpath(const char *path) {
+static char *cg_normpath(const char *path) {
     char *out = malloc(strlen(path) + 2), *o = out;
     if (!out)
         return NULL;
@@ -105,7 +105,7 @@ static int by_name(const void *a, const void *b) {
 
 /* Hierarchy.directory(own): the directory of our cgroup under this mount, or NULL. */
 static char *hierarchy_dir(const char *mountpoint, const char *root, const char *own) {
-    char *cg = normpath(own), *rt = normpath(root);
+    char *cg = cg_normpath(own), *rt = cg_normpath(root);
     const char *rel = NULL;
     size_t n = strlen(rt);
     if (strcmp(rt, "/") == 0)
@@ -133,7 +133,7 @@ static char *cgroup_for(const char *mountpoint, const char *root, const char *ow
                                         : hierarchy_dir(mountpoint, root, own);
     if (!base)
         return NULL;
-    char *joined = dupf("%s/%s", base, cgroups_path), *out = normpath(joined);
+    char *joined = dupf("%s/%s", base, cgroups_path), *out = cg_normpath(joined);
     free(base);
     free(joined);
     return out;
@@ -172,7 +172,7 @@ int cg_plan_new(const char *config_path, const char *id, struct cg_plan *p) {
     }
     free(check);
     if (path[0] == '/') {
-        char *n = normpath(path);
+        char *n = cg_normpath(path);
         int root_itself = strcmp(n, "/") == 0;
         free(n);
         if (root_itself)
