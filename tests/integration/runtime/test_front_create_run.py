@@ -1,0 +1,351 @@
+"""`create` and `run` answered by the front end (front/create.c, init.c) and by Python alike.
+
+Each case runs both ways: "front" (TOMATO_RUNTIME_FRONT_CREATE=1 with FRONT_ONLY=1, so a
+hand-over would exit 3: the proof it was answered in C) and "python"
+(TOMATO_RUNTIME_PYTHON=1), one after the other under the same id, and the answers are
+compared: exit codes, stdout, stderr, state.json (its members, its modes), the pid file,
+the cgroups' values, and that a failure leaves nothing behind (state directory, cgroups,
+processes; the suite's leak check adds mounts).  Errors Python words before anything is
+made (a missing bundle, a bad rootfs, an id that exists) are handed to Python by design:
+there the front end's answer (FRONT_CREATE=1 alone) is Python's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .rt import RUNTIME
+from .rt_extra import ConsoleListener, cid, edit, read_until
+
+FRONT = Path(RUNTIME).parent / "tomato-runtime-front"
+pytestmark = pytest.mark.skipif(not FRONT.exists(),
+                                reason="tomato-runtime-front is not installed (no C compiler?)")
+
+PATHS = {"front": {"TOMATO_RUNTIME_FRONT_CREATE": "1", "TOMATO_RUNTIME_FRONT_ONLY": "1"},
+         "python": {"TOMATO_RUNTIME_PYTHON": "1"}}
+C = cid("fcr")
+#: state.json's members that differ from one create to the next
+VARYING = ("created", "pid", "pid_start", "creator_pid", "creator_start")
+
+
+def call(root: Path, *args: str, path: str = "", env: dict[str, str] | None = None,
+         ) -> subprocess.CompletedProcess[bytes]:
+    # files, not pipes: a detached container inherits them
+    full = {**os.environ, **PATHS.get(path, {}), **(env or {})}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.run([RUNTIME, "--root", str(root), *args], stdout=out, stderr=err,
+                              stdin=subprocess.DEVNULL, env=full, timeout=60)
+        out.seek(0)
+        err.seek(0)
+        proc.stdout, proc.stderr = out.read(), err.read()
+    assert b"Traceback" not in proc.stderr, proc.stderr
+    if path == "front":
+        assert proc.returncode != 3, (args, proc.stderr)  # answered in C, never handed over
+    return proc
+
+
+def cgroup_dirs(container_id: str) -> list[str]:
+    """Where the container's cgroups are (cgroupsPath empty: tomato/<id> below ours)."""
+    from tomato import cgroups
+
+    return sorted(set(cgroups.new_manager("", container_id).paths.values()))
+
+
+def gone(root: Path, container_id: str) -> None:
+    """Nothing of the container is left: no state directory, no cgroup."""
+    assert not (root / container_id).exists()
+    assert [d for d in cgroup_dirs(container_id) if os.path.exists(d)] == []
+
+
+def answer(proc: subprocess.CompletedProcess[bytes]) -> tuple[int, bytes, bytes]:
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def record(root: Path) -> tuple[dict[str, Any], int, int]:
+    """state.json without what varies, its mode and its directory's."""
+    path = root / C / "state.json"
+    doc = json.loads(path.read_text())
+    for key in VARYING:
+        doc.pop(key)
+    return doc, stat.S_IMODE(path.stat().st_mode), stat.S_IMODE((root / C).stat().st_mode)
+
+
+def each_way(fn: Any) -> dict[str, Any]:
+    return {path: fn(path) for path in PATHS}
+
+
+def test_create_start_state_delete(root: Path, bundle: Path, workdir: Path) -> None:
+    edit(bundle, lambda cfg: cfg["process"].update(args=["sh", "-c", "echo out; echo err >&2"]))
+
+    def way(path: str) -> Any:
+        pid_file = workdir / f"{path}.pid"
+        created = call(root, "create", "--bundle", str(bundle), "--pid-file", str(pid_file), C,
+                       path=path)
+        assert created.returncode == 0, created.stderr
+        rec, mode, dir_mode = record(root)
+        fifo = stat.S_IMODE((root / C / "exec.fifo").stat().st_mode)
+        state = json.loads(call(root, "state", C, path=path).stdout)
+        pid = json.loads((root / C / "state.json").read_text())["pid"]
+        assert pid_file.read_text() == str(pid) == str(state.pop("pid"))
+        state.pop("created")
+        dirs = cgroup_dirs(C)
+        assert dirs and all(str(pid) in Path(d, "cgroup.procs").read_text().split()
+                            for d in dirs)
+        started = call(root, "start", C, path=path)
+        for _ in range(500):  # until the init has exited (bounded)
+            if json.loads(call(root, "state", C, path=path).stdout)["status"] == "stopped":
+                break
+            time.sleep(0.01)
+        deleted = call(root, "delete", C, path=path)
+        gone(root, C)
+        return (answer(created), rec, mode, dir_mode, fifo, state, answer(started),
+                answer(deleted))
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"]
+    rec = ways["front"][1]
+    assert rec["status"] == "created" and rec["cgroup"]["container_id"] == C
+    assert ways["front"][2:4] == (0o600, 0o711)
+
+
+@pytest.mark.parametrize("script, code", [("exit 0", 0), ("exit 7", 7)])
+def test_run_exit_codes(root: Path, bundle: Path, script: str, code: int) -> None:
+    edit(bundle, lambda cfg: cfg["process"].update(args=["sh", "-c", f"echo hi; {script}"]))
+
+    def way(path: str) -> Any:
+        proc = call(root, "--debug", "run", "--bundle", str(bundle), C, path=path)
+        gone(root, C)
+        return proc.returncode, proc.stdout, proc.stderr.replace(
+            f"init pid {_pid(proc.stderr)}".encode(), b"init pid N").replace(
+            f"(pid {_pid(proc.stderr)})".encode(), b"(pid N)")
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"]
+    assert ways["front"][:2] == (code, b"hi\n")
+
+
+def test_run_forwards_signals_and_reports_a_kill(root: Path, bundle: Path,
+                                                 workdir: Path) -> None:
+    """SIGTERM to `run` reaches the init (its trap answers); a SIGKILL of the init is
+    run's 128+9."""
+    script = 'trap "echo got; exit 5" TERM; echo ready; while :; do sleep 0.05; done'
+    edit(bundle, lambda cfg: cfg["process"].update(args=["sh", "-c", script]))
+
+    def way(path: str) -> Any:
+        codes = []
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            out = workdir / f"{path}-{sig}.out"
+            with open(out, "wb") as f:
+                proc = subprocess.Popen([RUNTIME, "--root", str(root), "run", "--bundle",
+                                         str(bundle), C], stdout=f, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL,
+                                        env={**os.environ, **PATHS[path]})
+            try:
+                for _ in range(1000):  # until the trap is set (bounded)
+                    if b"ready" in out.read_bytes():
+                        break
+                    time.sleep(0.01)
+                if sig == signal.SIGTERM:
+                    proc.send_signal(sig)
+                else:
+                    state = json.loads((root / C / "state.json").read_text())
+                    os.kill(state["pid"], sig)
+                codes.append((proc.wait(timeout=30), out.read_bytes()))
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                call(root, "delete", "--force", C, path=path)
+            gone(root, C)
+        return codes
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"] == [(5, b"ready\ngot\n"), (137, b"ready\n")]
+
+
+def _pid(debug: bytes) -> int:
+    for line in debug.decode().splitlines():
+        if "init pid " in line:
+            return int(line.rsplit(" ", 1)[1])
+    return -1
+
+
+def test_run_detach_and_keep(root: Path, bundle: Path, workdir: Path) -> None:
+    def way(path: str) -> Any:
+        edit(bundle, lambda cfg: cfg["process"].update(args=["sleep", "600"]))
+        pid_file = workdir / f"{path}.pid"
+        detached = call(root, "run", "-d", "--pid-file", str(pid_file), "--bundle",
+                        str(bundle), C, path=path)
+        status = json.loads(call(root, "state", C, path=path).stdout)["status"]
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGKILL)
+        deleted = call(root, "delete", "--force", C, path=path)
+        try:
+            os.waitpid(pid, 0)  # (a detached init of ours is our grandchild: not reaped here)
+        except ChildProcessError:
+            pass
+        gone(root, C)
+        edit(bundle, lambda cfg: cfg["process"].update(args=["true"]))
+        kept = call(root, "run", "--keep", "--bundle", str(bundle), C, path=path)
+        rec = record(root)[0]
+        after = json.loads(call(root, "state", C, path=path).stdout)["status"]
+        call(root, "delete", C, path=path)
+        gone(root, C)
+        return answer(detached), status, answer(deleted), answer(kept), rec["status"], after
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"]
+    assert ways["front"][1] == "running" and ways["front"][4:] == ("running", "stopped")
+
+
+def test_console_socket(root: Path, bundle: Path, workdir: Path) -> None:
+    edit(bundle, lambda cfg: cfg["process"].update(terminal=True,
+                                                   args=["sh", "-c", "tty; sleep 600"]))
+
+    def way(path: str) -> Any:
+        sock = workdir / f"{path}.sock"
+        listener = ConsoleListener(sock)
+        try:
+            created = call(root, "create", "--console-socket", str(sock), "--bundle",
+                           str(bundle), C, path=path)
+            assert created.returncode == 0, created.stderr
+            master, _name = listener.receive()
+            call(root, "start", C, path=path)
+            seen = read_until(master, b"/dev/pts/0")
+            os.close(master)
+        finally:
+            listener.close()
+            call(root, "delete", "--force", C, path=path)
+        gone(root, C)
+        return answer(created), b"/dev/pts/0" in seen
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"] == ((0, b"", b""), True)
+
+
+def test_resources_written_alike(root: Path, bundle: Path) -> None:
+    resources = {"devices": [{"allow": False, "access": "rwm"},
+                             {"allow": True, "type": "c", "major": 1, "minor": 3,
+                              "access": "rw"}],
+                 "memory": {"limit": 67108864, "reservation": 33554432},
+                 "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+                 "pids": {"limit": 64}}
+    files = ("cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us", "memory.limit_in_bytes",
+             "memory.soft_limit_in_bytes", "pids.max", "devices.list")
+
+    def fn(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["resources"] = resources
+        cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10,
+                                    "minor": 229, "fileMode": 0o666}]
+
+    edit(bundle, fn)
+
+    def way(path: str) -> Any:
+        created = call(root, "create", "--bundle", str(bundle), C, path=path)
+        paths = json.loads((root / C / "state.json").read_text())["cgroup"]["paths"]
+        values = {}
+        for name in files:
+            ctrl = name.split(".")[0]
+            values[name] = Path(paths[ctrl], name).read_text()
+        call(root, "delete", "--force", C, path=path)
+        gone(root, C)
+        return answer(created), values
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"]
+    assert ways["front"][1]["pids.max"] == "64\n"
+
+
+def _escaping_mount(bundle: Path, workdir: Path) -> None:
+    outside = workdir / "outside"
+    outside.mkdir()
+    (bundle / "rootfs" / "evil").symlink_to(outside)
+
+    def fn(cfg: dict[str, Any]) -> None:
+        cfg["mounts"].append({"destination": "/evil", "type": "tmpfs", "source": "tmpfs"})
+
+    edit(bundle, fn)
+
+
+def test_a_mount_onto_an_escaping_symlink_stays_inside(root: Path, bundle: Path,
+                                                      workdir: Path) -> None:
+    """/evil -> a host directory: the mount lands inside the rootfs, both ways."""
+    _escaping_mount(bundle, workdir)
+
+    def way(path: str) -> Any:
+        created = call(root, "create", "--bundle", str(bundle), C, path=path)
+        outside = workdir / "outside"
+        untouched = not os.path.ismount(outside) and not any(outside.iterdir())
+        call(root, "delete", "--force", C, path=path)
+        gone(root, C)
+        return answer(created), untouched
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"] == ((0, b"", b""), True)
+
+
+@pytest.mark.parametrize("case", ["missing executable", "a bind source that does not exist"])
+def test_init_failures(root: Path, bundle: Path, workdir: Path, case: str) -> None:
+    if case == "missing executable":
+        edit(bundle, lambda cfg: cfg["process"].update(args=["/no/such/program"]))
+    else:
+        edit(bundle, lambda cfg: cfg["mounts"].append(
+            {"destination": "/mnt", "type": "bind", "source": "no-such-dir",
+             "options": ["rbind"]}))
+
+    def way(path: str) -> Any:
+        created = call(root, "create", "--bundle", str(bundle), C, path=path)
+        gone(root, C)
+        ran = call(root, "run", "--bundle", str(bundle), C, path=path)
+        gone(root, C)
+        return answer(created), answer(ran)
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"]
+    assert ways["front"][0][0] == 1 and ways["front"][0][2].startswith(b"tomato-runtime: ")
+
+
+@pytest.mark.parametrize("case", ["missing bundle", "missing rootfs", "existing id"])
+def test_errors_before_anything_is_made_are_pythons(root: Path, bundle: Path,
+                                                    case: str) -> None:
+    """Python words these (before anything is made, the front end hands over): the
+    answer with the C path on is Python's own, and FRONT_ONLY shows the hand-over."""
+    args = ["create", "--bundle", str(bundle), C]
+    if case == "missing bundle":
+        args[2] = str(bundle) + "-missing"
+    elif case == "missing rootfs":
+        edit(bundle, lambda cfg: cfg["root"].update(path="no-rootfs"))
+    else:
+        assert call(root, *args, path="python").returncode == 0
+    on = call(root, *args, env={"TOMATO_RUNTIME_FRONT_CREATE": "1"})
+    python = call(root, *args, path="python")
+    only = call(root, *args, env=PATHS["front"])
+    assert answer(on) == answer(python)
+    assert on.returncode == 1 and on.stderr.startswith(b"tomato-runtime: ")
+    assert only.returncode == 3
+    if case == "existing id":
+        call(root, "delete", "--force", C, path="python")
+    gone(root, C)
+
+
+def test_a_config_create_check_refuses_is_pythons(root: Path, bundle: Path) -> None:
+    edit(bundle, lambda cfg: cfg["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}))
+    only = call(root, "create", "--bundle", str(bundle), C, env=PATHS["front"])
+    assert (only.returncode, only.stderr) == (
+        3, b"tomato-runtime-front: handed over to Python: linux.seccomp\n")
+    gone(root, C)
+    on = call(root, "create", "--bundle", str(bundle), C,
+              env={"TOMATO_RUNTIME_FRONT_CREATE": "1"})
+    assert on.returncode == 0, on.stderr
+    call(root, "delete", "--force", C)
+    gone(root, C)
