@@ -19,6 +19,7 @@ from tomato.oci.spec import Process, parse_process, parse_spec
 from tomato.oci.state import Status
 from tomato.records import record
 from tomato.runtime import process as proc_mod
+from tomato.runtime import statedir
 from tomato.runtime.lifecycle import load, manager_of
 from tomato.runtime.log import RuntimeLog
 from tomato.runtime.statedir import Record, StateDir
@@ -109,15 +110,7 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
 
     pid = rec.pid
     kinds = {ns.type for ns in spec.linux.namespaces}
-    ns_fds: list[tuple[str, int]] = []
-    try:
-        for kind in _ORDER:
-            if kind in kinds:
-                ns_fds.append((kind, os.open(f"/proc/{pid}/ns/{c.NAMESPACE_PROC_NAMES[kind]}",
-                                             os.O_RDONLY | os.O_CLOEXEC)))
-        root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NotFound(f"container {container_id} is not running") from None
+    ns_fds, for_children, root_fd = _open_init(rec, kinds, container_id)
     console_sock = master_side = None
     if opts.console_socket:
         from tomato.runtime import console
@@ -148,12 +141,15 @@ def exec_process(states: StateDir, container_id: str, opts: ExecOptions,
     # fork server, a monitor, a reaper: all trusted by the host -- is ever born inside
     # the container's pid namespace (issue 13: a fork server planted by exec).
     try:
-        with _children_in(pid, [k for k in ("pid", "time") if k in kinds]):
+        with _children_in(for_children, pid):
             child = os.fork()
     except BaseException:
         if dmz is not None:
             os.close(dmz)
         raise
+    finally:
+        for _, fd in for_children:  # (in the child too: it needs them no more)
+            os.close(fd)
     if child == 0:
         os.close(err_r)
         os.close(go_w)
@@ -227,31 +223,81 @@ def _kill(pid: int) -> None:
         pass
 
 
-class _children_in:
-    """Within it, this process's children are born in the pid (and time) namespaces of
-    ``pid``; on leaving (in the parent), they are ours again.  Joining back our own is
-    always allowed: it is still the namespace we are active in."""
+def _open_init(rec: Record, kinds: set[str], container_id: str,
+               ) -> tuple[list[tuple[str, int]], list[tuple[str, int]], int]:
+    """The init's namespaces to join (in _ORDER), its pid and time namespaces (for our
+    one fork), and its root: opened while its pid is pinned.
 
-    def __init__(self, pid: int, kinds: list[str]) -> None:
-        self.pid, self.kinds = pid, kinds
+    A pidfd taken once the start time matched the record's names that very process;
+    if it can still be signalled after the opens, the process never died in between,
+    so its pid was never reused and every /proc/PID/... opened was the container's
+    init's -- never those of a process that got the pid after it (a host process: the
+    host's namespaces and root).  Otherwise, as any exec into a dead container:
+    "not running"."""
+    import _signal
+
+    pid = rec.pid
+    gone = NotFound(f"container {container_id} is not running")
+    try:
+        pin: int | None = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise gone from None
+    except OSError:  # a kernel before 5.3: the start time, checked again after the opens
+        pin = None
+    opened: list[tuple[str, int]] = []
+    try:
+        if statedir.proc_start_time(pid) != rec.pid_start:
+            raise gone
+        for kind in (*_ORDER, "pid", "time"):
+            if kind in kinds:
+                opened.append((kind, os.open(f"/proc/{pid}/ns/{c.NAMESPACE_PROC_NAMES[kind]}",
+                                             os.O_RDONLY | os.O_CLOEXEC)))
+        opened.append(("root", os.open(f"/proc/{pid}/root",
+                                       os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)))
+        if pin is None:
+            if statedir.proc_start_time(pid) != rec.pid_start:
+                raise gone
+        else:
+            try:
+                _signal.pidfd_send_signal(pin, 0)
+            except ProcessLookupError:
+                raise gone from None
+            except PermissionError:
+                pass  # there to be refused: alive
+    except FileNotFoundError:
+        for _, fd in opened:
+            os.close(fd)
+        raise gone from None
+    except BaseException:
+        for _, fd in opened:
+            os.close(fd)
+        raise
+    finally:
+        if pin is not None:
+            os.close(pin)
+    root_fd = opened.pop()[1]
+    return ([(k, fd) for k, fd in opened if k not in ("pid", "time")],
+            [(k, fd) for k, fd in opened if k in ("pid", "time")], root_fd)
+
+
+class _children_in:
+    """Within it, this process's children are born in the namespaces ``fds`` (the
+    container's pid and time namespaces, opened by _open_init); on leaving (in the
+    parent), they are ours again.  Joining back our own is always allowed: it is
+    still the namespace we are active in."""
+
+    def __init__(self, fds: list[tuple[str, int]], pid: int) -> None:
+        self.fds, self.pid = fds, pid
         self.parent = os.getpid()
         self.own: list[tuple[str, int]] = []
 
     def __enter__(self) -> _children_in:
         try:
-            for kind in self.kinds:
+            for kind, fd in self.fds:
                 name = c.NAMESPACE_PROC_NAMES[kind]
                 self.own.append((kind, os.open(f"/proc/self/ns/{name}",
                                                os.O_RDONLY | os.O_CLOEXEC)))
-                path = f"/proc/{self.pid}/ns/{name}"
-                try:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    raise NotFound(f"container process {self.pid} is gone") from None
-                try:
-                    c.setns(fd, c.NAMESPACE_FLAGS[kind], path)
-                finally:
-                    os.close(fd)
+                c.setns(fd, c.NAMESPACE_FLAGS[kind], f"/proc/{self.pid}/ns/{name}")
         except BaseException:
             self.__exit__()
             raise

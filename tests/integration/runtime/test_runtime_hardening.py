@@ -10,11 +10,17 @@ front end alone (TOMATO_RUNTIME_FRONT_ONLY=1: a hand-over exits 3) and Python al
 - An exec failure longer than the front end's old 4 KB buffer comes out whole, and one
   that is not UTF-8 (the container's bytes) as Python prints it (U+FFFD for each bad
   sequence).
+- exec opens the init's /proc/PID/ns/* and root while its pid is pinned (a pidfd): an
+  init that dies meanwhile and whose pid a host process gets is "not running", never
+  an exec into the host's namespaces and root.
 """
 
 from __future__ import annotations
 
 import os
+import select
+import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -239,3 +245,178 @@ def test_exec_failure_not_utf8_printed_as_python_does(root: Path, running: int,
         assert proc.returncode == 255 and proc.stderr.startswith(
             f"tomato-runtime: exec /tmp/s{i}: interpreter".encode()), proc.stderr
         assert proc.stderr.decode("utf-8").count("\n") == 1  # valid UTF-8, one line
+
+
+# ---- the init's /proc/PID opens, pinned ----
+
+#: LD_PRELOAD: before the process opens $HOLD_PATH (once), it says so on the FIFO
+#: $HOLD_READY and waits for a byte on the FIFO $HOLD_GO -- the window between the
+#: runtime's liveness check and its opens, held open for the test.
+HOLD_C = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void hold(const char *path) {
+    const char *want = getenv("HOLD_PATH");
+    if (!want || !path || strcmp(path, want) != 0)
+        return;
+    unsetenv("HOLD_PATH"); /* once: not again in Python after a hand-over */
+    char byte = '1';
+    int ready = (int)syscall(SYS_openat, AT_FDCWD, getenv("HOLD_READY"), O_WRONLY | O_CLOEXEC);
+    if (ready < 0 || write(ready, &byte, 1) != 1)
+        _exit(99);
+    close(ready);
+    int go = (int)syscall(SYS_openat, AT_FDCWD, getenv("HOLD_GO"), O_RDONLY | O_CLOEXEC);
+    if (go < 0 || read(go, &byte, 1) != 1)
+        _exit(99);
+    close(go);
+}
+
+#define MODE(flags) ({ mode_t m = 0; if ((flags) & (O_CREAT | O_TMPFILE)) { va_list ap; \
+    va_start(ap, flags); m = va_arg(ap, mode_t); va_end(ap); } m; })
+int open(const char *p, int flags, ...) {
+    mode_t m = MODE(flags); hold(p);
+    return (int)syscall(SYS_openat, AT_FDCWD, p, flags, m);
+}
+int open64(const char *p, int flags, ...) {
+    mode_t m = MODE(flags); hold(p);
+    return (int)syscall(SYS_openat, AT_FDCWD, p, flags, m);
+}
+int openat(int dir, const char *p, int flags, ...) {
+    mode_t m = MODE(flags); hold(p);
+    return (int)syscall(SYS_openat, dir, p, flags, m);
+}
+int openat64(int dir, const char *p, int flags, ...) {
+    mode_t m = MODE(flags); hold(p);
+    return (int)syscall(SYS_openat, dir, p, flags, m);
+}
+int __open_2(const char *p, int flags) {
+    hold(p);
+    return (int)syscall(SYS_openat, AT_FDCWD, p, flags, 0);
+}
+int __open64_2(const char *p, int flags) {
+    hold(p);
+    return (int)syscall(SYS_openat, AT_FDCWD, p, flags, 0);
+}
+"""
+
+#: spawn_at PID PROGRAM ARGS...: PROGRAM as process PID of our pid namespace (clone3's
+#: set_tid, root's), printed; waits for it (this machine's pid 1 reaps nobody).
+SPAWN_AT_C = r"""
+#define _GNU_SOURCE
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    pid_t want = (pid_t)atoi(argv[1]);
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.exit_signal = SIGCHLD;
+    args.set_tid = (uint64_t)(uintptr_t)&want;
+    args.set_tid_size = 1;
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0) {
+        perror("clone3");
+        return 1;
+    }
+    if (pid == 0) {
+        execv(argv[2], argv + 2);
+        _exit(127);
+    }
+    printf("%ld\n", pid);
+    fflush(stdout);
+    waitpid((pid_t)pid, NULL, 0);
+    return 0;
+}
+"""
+
+
+@pytest.fixture
+def hold_tools(workdir: Path) -> tuple[Path, Path]:
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler for the test's helpers")
+    for name, source in (("hold", HOLD_C), ("spawn_at", SPAWN_AT_C)):
+        (workdir / f"{name}.c").write_text(source)
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(workdir / "hold.so"),
+                    str(workdir / "hold.c")], check=True)
+    subprocess.run([cc, "-o", str(workdir / "spawn_at"), str(workdir / "spawn_at.c")],
+                   check=True)
+    return workdir / "hold.so", workdir / "spawn_at"
+
+
+def _wait_readable(fd: int, what: str) -> None:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    assert poller.poll(30_000), f"never reached: {what}"
+
+
+@pytest.mark.parametrize("path", ["front", "python", "installed"])
+def test_exec_never_enters_a_process_that_got_the_dead_inits_pid(
+        root: Path, bundle: Path, workdir: Path, hold_tools: tuple[Path, Path],
+        path: str) -> None:
+    """The runtime is held right before it opens the init's first namespace; meanwhile
+    the init is killed and reaped, and a host process is made with its pid.  The exec
+    must not run (in the host's namespaces and root, it would make ESCAPED), and says
+    what an exec into a dead container says."""
+    hold_so, spawn_at = hold_tools
+    init = run_detached(root, bundle, C, "sleep", "600")
+    escaped = workdir / "escaped"
+    ready, go = workdir / "ready", workdir / "go"
+    os.mkfifo(ready)
+    os.mkfifo(go)
+    ready_fd = os.open(ready, os.O_RDONLY | os.O_NONBLOCK)
+    env = {**os.environ, **PATHS.get(path, {}), "LD_PRELOAD": str(hold_so),
+           "HOLD_PATH": f"/proc/{init}/ns/ipc", "HOLD_READY": str(ready),
+           "HOLD_GO": str(go)}
+    out, err = (open(workdir / name, "w+b") for name in ("out", "err"))
+    runner = subprocess.Popen([RUNTIME, "--root", str(root), "exec", C, "/bin/sh", "-c",
+                               f"touch {escaped}"], env=env, stdin=subprocess.DEVNULL,
+                              stdout=out, stderr=err)
+    impostor = None
+    try:
+        _wait_readable(ready_fd, "the runtime's open of the init's namespace")
+        os.kill(init, signal.SIGKILL)
+        os.waitpid(init, 0)  # the suite is the subreaper: the pid is free
+        impostor = subprocess.Popen([str(spawn_at), str(init), "/bin/sleep", "600"],
+                                    stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        assert impostor.stdout is not None
+        assert impostor.stdout.readline().strip() == str(init).encode()
+        go_fd = os.open(go, os.O_WRONLY)  # the runtime waits there for it
+        os.write(go_fd, b"1")
+        os.close(go_fd)
+        code = runner.wait(timeout=60)
+    finally:
+        os.close(ready_fd)
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        if impostor is not None:
+            os.kill(init, signal.SIGKILL)  # ours: the helper still waits for it
+            impostor.wait(timeout=30)
+        runtime(root, "delete", "--force", C, check=False)
+    out.seek(0)
+    err.seek(0)
+    answer = (code, out.read(), err.read())
+    out.close()
+    err.close()
+    assert not escaped.exists(), answer  # it ran in the host's namespaces and root
+    expected = {
+        "front": (3, b"", b"tomato-runtime-front: handed over to Python\n"),
+        "python": (255, b"", f"tomato-runtime: container {C} is not running\n".encode()),
+        "installed": (255, b"", f"tomato-runtime: cannot exec in a stopped container "
+                                f"{C}\n".encode()),
+    }
+    assert answer == expected[path]

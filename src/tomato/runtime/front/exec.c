@@ -39,6 +39,12 @@
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 #define MAX_NS 8
 
@@ -419,7 +425,14 @@ int verb_exec(const char *root, int argc, char **argv) {
     if (!can_hand_out(&p, holds_sys_admin) || (rec.cg && !cg_ready_for_exec(rec.cg)))
         return ASK_PYTHON;
 
-    /* The container's namespaces and root, opened while it still runs. */
+    /* The container's namespaces and root, opened while its init is pinned (exec.py's
+     * _open_init): a pidfd taken once the start time matched the record's names that
+     * very process, and if it can still be signalled after the opens, its pid was never
+     * another's in between -- so nothing opened is a later process's (the host's
+     * namespaces and root).  Gone, reused, or no pidfds: Python's to word. */
+    int pin = (int)syscall(SYS_pidfd_open, (pid_t)rec.pid, 0);
+    if (pin < 0 || proc_start_time(rec.pid) != rec.pid_start)
+        return ASK_PYTHON;
     int ns_fds[MAX_NS], ns_types[MAX_NS], nns = 0;
     const char *ns_names[MAX_NS];
     for (int i = 0; NAMESPACES[i].kind; i++) {
@@ -437,11 +450,28 @@ int verb_exec(const char *root, int argc, char **argv) {
         ns_names[nns] = NAMESPACES[i].proc_name;
         ns_fds[nns++] = fd;
     }
+    /* pid and time namespaces apply to our children: joined for the one fork below */
+    static const struct {
+        const char *name;
+        int flag;
+    } FOR_CHILDREN[] = {{"pid", CLONE_NEWPID}, {"time", CLONE_NEWTIME}};
+    int theirs[2] = {-1, -1};
+    for (int k = 0; k < 2; k++) {
+        if (!(k == 0 ? ct.pid_ns : ct.time_ns))
+            continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%lld/ns/%s", rec.pid, FOR_CHILDREN[k].name);
+        if ((theirs[k] = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            return ASK_PYTHON;
+    }
     char path[64];
     snprintf(path, sizeof path, "/proc/%lld/root", rec.pid);
     int root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0)
         return ASK_PYTHON;
+    if (syscall(SYS_pidfd_send_signal, pin, 0, NULL, 0) < 0 && errno != EPERM)
+        return ASK_PYTHON; /* it died meanwhile: its pid may be another's by now */
+    close(pin);
     p.dmz = dmz_sealed(); /* the host's file: copied before anything is entered */
     if (p.dmz < 0)
         return ASK_PYTHON; /* Python says it is missing, and goes on without */
@@ -461,30 +491,25 @@ int verb_exec(const char *root, int argc, char **argv) {
     if (pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(go_pipe, O_CLOEXEC) < 0)
         return fail_os(errno, NULL), 255;
 
-    /* pid and time namespaces apply to our children: joined for this one fork and left
-     * right after it, so nothing else we fork is ever born in the container's. */
-    static const struct {
-        const char *name;
-        int flag;
-    } FOR_CHILDREN[] = {{"pid", CLONE_NEWPID}, {"time", CLONE_NEWTIME}};
+    /* The pid and time namespaces: joined for this one fork and left right after it,
+     * so nothing else we fork is ever born in the container's. */
     int own[2] = {-1, -1};
     for (int k = 0; k < 2; k++) {
-        if (!(k == 0 ? ct.pid_ns : ct.time_ns))
+        if (theirs[k] < 0)
             continue;
-        char mine[64], theirs[64];
+        char mine[64];
         snprintf(mine, sizeof mine, "/proc/self/ns/%s", FOR_CHILDREN[k].name);
-        snprintf(theirs, sizeof theirs, "/proc/%lld/ns/%s", rec.pid, FOR_CHILDREN[k].name);
         own[k] = open(mine, O_RDONLY | O_CLOEXEC);
-        int fd = open(theirs, O_RDONLY | O_CLOEXEC);
-        if (own[k] < 0 || fd < 0 || setns(fd, FOR_CHILDREN[k].flag) < 0) {
+        if (own[k] < 0 || setns(theirs[k], FOR_CHILDREN[k].flag) < 0) {
             int err = errno;
             for (int b = k; b >= 0; b--)
                 if (own[b] >= 0 && setns(own[b], FOR_CHILDREN[b].flag) < 0)
                     _exit(1); /* cannot happen: our active namespace is always ours */
-            return fd < 0 ? fail("container process %lld is gone", rec.pid), 255
-                          : (fail_os(err, theirs), 255);
+            if (own[k] >= 0) /* (else Python's words name /proc/self/ns/NAME too) */
+                snprintf(mine, sizeof mine, "/proc/%lld/ns/%s", rec.pid, FOR_CHILDREN[k].name);
+            return fail_os(err, mine), 255;
         }
-        close(fd);
+        close(theirs[k]);
     }
     pid_t child = fork();
     int fork_err = errno;
