@@ -31,6 +31,8 @@
 
 #include "create_runtime.h"
 
+const char *create_why = NULL;
+
 /* ---- after the first change ---- */
 
 struct made {
@@ -194,7 +196,7 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
     const char *pid_ns_path = NULL;
     struct config_extra x;
     if (create_config(j, f, last_cap, &c, &x) != 0)
-        return ASK_PYTHON;
+        return ASK_PYTHON; /* (it said why) */
     lx = x.linux_;
     process = x.process;
     clone_flags = x.clone_flags;
@@ -204,14 +206,14 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
     if (cg_plan_new(lx < 0 ? "" : str_or(j, lx, "cgroupsPath", ""), f->id, &plan) != 0 ||
         cg_plan_check(j, lx < 0 ? -1 : json_get(j, lx, "resources"),
                       lx < 0 ? -1 : json_get(j, lx, "devices"), &plan, &res) != 0)
-        return ASK_PYTHON;
+        return ASK_PYTHON; /* (they said why) */
     int annotations = json_get(j, 0, "annotations");
     s.annotations = absent(j, annotations) ? strdup("{}") : json_dumps_py(j, annotations);
     s.config = json_dumps_py(j, 0);
     s.cgroup = cg_plan_json(&plan, f->id);
     int dmz = dmz_sealed();
     if (dmz < 0)
-        return ASK_PYTHON; /* Python warns dmz_exec.MISSING and goes on without */
+        return PYTHONS("no tomato-dmz to seal"); /* Python warns (dmz_exec.MISSING) */
     c.proc.dmz = dmz;
     c.console_fd = -1;
 

@@ -163,13 +163,13 @@ static char *own_path(const char *cgroup_text, const char *ctrls, int v2) {
 int cg_plan_new(const char *config_path, const char *id, struct cg_plan *p) {
     memset(p, 0, sizeof *p);
     if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0)
-        return ASK_PYTHON; /* cgroup v2: the device program is Python's (devices_bpf.py) */
+        return PYTHONS("cgroup v2"); /* cgroup v2: the device program is Python's (devices_bpf.py) */
     char *path = config_path && *config_path ? strdup(config_path)
                                              : dupf("tomato/%s%s", id, "");
     char *check = dupf("/%s/%s", path, "");
     if (strstr(check, "/../") || strchr(path, ':')) {
         free(check);
-        return ASK_PYTHON;
+        return PYTHONS("linux.cgroupsPath");
     }
     free(check);
     if (path[0] == '/') {
@@ -177,14 +177,14 @@ int cg_plan_new(const char *config_path, const char *id, struct cg_plan *p) {
         int root_itself = strcmp(n, "/") == 0;
         free(n);
         if (root_itself)
-            return ASK_PYTHON; /* the hierarchy's root: never ours to make or remove */
+            return PYTHONS("linux.cgroupsPath (the root)"); /* the hierarchy's root: never ours to make or remove */
     }
     p->cgroups_path = path;
     size_t len;
     char *mountinfo = read_small("/proc/self/mountinfo", 1 << 22, &len);
     char *cgroups = read_small("/proc/self/cgroup", 1 << 20, &len);
     if (!mountinfo || !cgroups)
-        return ASK_PYTHON;
+        return PYTHONS("/proc/self/mountinfo");
     char *save = NULL;
     char *seen_v1[MAX_CGROUP_DIRS];
     int nseen = 0, seen_v2 = 0;
@@ -243,7 +243,7 @@ int cg_plan_new(const char *config_path, const char *id, struct cg_plan *p) {
         char *d = cgroup_for(mountpoint, root, own, path);
         free(own);
         if (!d)
-            return ASK_PYTHON;
+            return PYTHONS("linux.cgroupsPath");
         if (v2) {
             seen_v2 = 1;
             if (!p->unified)
@@ -251,7 +251,7 @@ int cg_plan_new(const char *config_path, const char *id, struct cg_plan *p) {
             continue;
         }
         if (nseen >= MAX_CGROUP_DIRS || p->nhier >= MAX_CGROUP_DIRS)
-            return ASK_PYTHON;
+            return PYTHONS("cgroup hierarchies (too many)");
         seen_v1[nseen++] = strdup(keys);
         /* paths.setdefault(c, d) for c in sorted(h.controllers) */
         const char *names[16];
@@ -267,7 +267,7 @@ int cg_plan_new(const char *config_path, const char *id, struct cg_plan *p) {
                 have |= strcmp(p->ctrl[i], names[k]) == 0;
             if (!have) {
                 if (p->npaths >= MAX_CG_PATHS)
-                    return ASK_PYTHON;
+                    return PYTHONS("cgroup controllers (too many)");
                 p->ctrl[p->npaths] = strdup(names[k]);
                 p->path[p->npaths++] = d;
             }
@@ -281,7 +281,7 @@ int cg_plan_new(const char *config_path, const char *id, struct cg_plan *p) {
         p->hier_dir[p->nhier++] = first_with_path;
     }
     if (p->npaths == 0)
-        return ASK_PYTHON; /* v2 alone, or no hierarchy: Python's */
+        return PYTHONS("no cgroup v1 hierarchy"); /* v2 alone, or no hierarchy: Python's */
     /* _dirs(): the paths' directories (and the unified one) once each, in order */
     for (int i = 0; i <= p->npaths; i++) {
         const char *d = i < p->npaths ? p->path[i] : p->unified;

@@ -182,7 +182,7 @@ static int take_namespaces(const struct json *j, int v, struct init_config *c, i
             if (strcmp(type, KINDS[k].type) == 0)
                 flag = KINDS[k].flag;
         if (!flag)
-            return ASK_PYTHON; /* user, time: Python's */
+            return PYTHONS("linux.namespaces[].type"); /* user, time: Python's */
         c->has_network_ns |= flag == CLONE_NEWNET;
         c->has_ipc_ns |= flag == CLONE_NEWIPC;
         c->has_uts_ns |= flag == CLONE_NEWUTS;
@@ -196,10 +196,10 @@ static int take_namespaces(const struct json *j, int v, struct init_config *c, i
             *pid_ns_fd = open(path, O_RDONLY | O_CLOEXEC);
             *pid_ns_path = path;
             if (*pid_ns_fd < 0)
-                return ASK_PYTHON; /* Python words it */
+                return PYTHONS("linux.namespaces[].path (pid)"); /* Python words it */
         } else {
             if (c->njoined >= MAX_JOINED)
-                return ASK_PYTHON;
+                return PYTHONS("linux.namespaces (too many joined)");
             c->joined[c->njoined].kind = type;
             c->joined[c->njoined].path = path;
             c->joined[c->njoined++].flag = flag;
@@ -231,10 +231,10 @@ int create_config(const struct json *j, const struct create_flags *f, int last_c
     x->pid_ns = -1;
     c->console_fd = -1;
     if (!config_plain(j, 0))
-        return ASK_PYTHON;
+        return PYTHONS("a config.json with a float or a key twice");
     char *bundle = abspath(f->bundle);
     if (!bundle || strncmp(f->bundle, "//", 2) == 0 || !is_dir(bundle))
-        return ASK_PYTHON;
+        return PYTHONS("the bundle");
     c->bundle = bundle;
     x->bundle = bundle;
     int rootv = json_get(j, 0, "root"), linux_ = json_get(j, 0, "linux");
@@ -243,21 +243,26 @@ int create_config(const struct json *j, const struct create_flags *f, int last_c
     char *rootfs = NULL;
     if (asprintf(&rootfs, "%s%s%s", root_path[0] == '/' ? "" : bundle,
                  root_path[0] == '/' ? "" : "/", root_path) < 0 || !is_dir(rootfs))
-        return ASK_PYTHON;
+        return PYTHONS("root.path");
     char *real = realpath(rootfs, NULL);
     if (!real)
-        return ASK_PYTHON;
+        return PYTHONS("root.path");
     c->rootfs = real;
     c->propagation = absent(j, linux_) ? "" : str_or(j, linux_, "rootfsPropagation", "");
     c->no_pivot = f->no_pivot;
     if (f->no_pivot || !initial_userns())
-        return ASK_PYTHON; /* the init in C pivots, and knows no user namespace */
+        return PYTHONS("--no-pivot, or a caller in a user namespace"); /* the init in C pivots, and knows no user namespace */
     int ro = json_get(j, rootv, "readonly");
     c->root_readonly = ro >= 0 && j->n[ro].type == J_TRUE;
     c->proc.last_cap = last_cap;
     if (take_process(j, process, &c->proc, NULL, NULL, 0) < 0)
-        return ASK_PYTHON;
+        return PYTHONS("process");
     c->proc.preserve_fds = f->preserve_fds;
+    /* the preserved fds are the caller's: a gap there would hand the container one of
+     * ours (the sync socket, exec.fifo, the dmz), which open at the lowest free number */
+    for (int fd = 3; fd < 3 + f->preserve_fds; fd++)
+        if (fcntl(fd, F_GETFD) < 0)
+            return PYTHONS("--preserve-fds (a preserved fd is not open)");
     int lx = absent(j, linux_) ? -1 : linux_;
     x->linux_ = lx;
     x->process = process;
@@ -277,6 +282,6 @@ int create_config(const struct json *j, const struct create_flags *f, int last_c
     c->domainname = str_or(j, 0, "domainname", NULL);
     if (take_namespaces(j, lx < 0 ? -1 : json_get(j, lx, "namespaces"), c, &x->clone_flags,
                         &x->pid_ns, &x->pid_ns_path) != 0)
-        return ASK_PYTHON;
+        return PYTHONS("linux.namespaces");
     return 0;
 }

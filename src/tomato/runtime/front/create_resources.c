@@ -45,32 +45,32 @@ int cg_plan_check(const struct json *j, int resources, int linux_devices,
     int blkio = json_get(j, resources, "blockIO"), net = json_get(j, resources, "network");
     if ((!absent(j, blkio) && !cg_plan_dir(p, "blkio")) ||
         (!absent(j, net) && j->n[net].child >= 0))
-        return ASK_PYTHON; /* a warning, or writes create.c does not make */
+        return PYTHONS("linux.resources (blockIO without blkio, network)"); /* a warning, or writes create.c does not make */
     if (!absent(j, cpu)) {
         for (int k = 0; k < 2; k++) {
             int s = json_get(j, cpu, k ? "mems" : "cpus");
             if (!absent(j, s) && j->n[s].s[strspn(j->n[s].s, " \t\n")])
-                return ASK_PYTHON; /* checked against the parent's: Python's */
+                return PYTHONS("linux.resources.cpu.cpus"); /* checked against the parent's: Python's */
         }
         if (int_of(j, cpu, "shares", &r->shares) < 0 || int_of(j, cpu, "quota", &r->quota) < 0 ||
             int_of(j, cpu, "period", &r->period) < 0)
-            return ASK_PYTHON;
+            return PYTHONS("linux.resources.cpu");
         if ((r->period && (r->period < 1000 || r->period > 1000000)) ||
             (r->quota && r->quota != -1 && r->quota < 1000) ||
             ((r->shares || r->quota || r->period) && !cg_plan_dir(p, "cpu")))
-            return ASK_PYTHON;
+            return PYTHONS("linux.resources.cpu");
     }
     if (!absent(j, mem)) {
         if (int_of(j, mem, "limit", &r->mem_limit) < 0 ||
             int_of(j, mem, "reservation", &r->mem_reservation) < 0 ||
             int_of(j, mem, "swap", &r->mem_swap) < 0)
-            return ASK_PYTHON;
+            return PYTHONS("linux.resources.memory");
         const char *d = cg_plan_dir(p, "memory");
         if ((r->mem_limit || r->mem_swap || r->mem_reservation) && !d)
-            return ASK_PYTHON;
+            return PYTHONS("linux.resources.memory");
         if (r->mem_limit && r->mem_limit != -1 && r->mem_swap && r->mem_swap != -1 &&
             r->mem_swap < r->mem_limit)
-            return ASK_PYTHON; /* Python's error */
+            return PYTHONS("linux.resources.memory.swap"); /* Python's error */
         r->has_swap = r->mem_swap != 0;
         if (r->mem_limit == -1 && !r->has_swap) {
             r->has_swap = 1;
@@ -80,15 +80,15 @@ int cg_plan_check(const struct json *j, int resources, int linux_devices,
     if (!absent(j, pids)) {
         r->has_pids = int_of(j, pids, "limit", &r->pids_limit);
         if (r->has_pids < 0 || (r->has_pids && !cg_plan_dir(p, "pids")))
-            return ASK_PYTHON;
+            return PYTHONS("linux.resources.pids");
     }
     if (!absent(j, dev)) {
         if (!cg_plan_dir(p, "devices"))
-            return ASK_PYTHON;
+            return PYTHONS("linux.resources.devices");
         r->has_devices = 1;
         for (int e = j->n[dev].child; e >= 0; e = j->n[e].next) {
             if (r->nrules >= MAX_DEVICE_RULES)
-                return ASK_PYTHON;
+                return PYTHONS("linux.resources.devices (too many)");
             struct cg_rule *rule = &r->rules[r->nrules++];
             int t = json_get(j, e, "type"), a = json_get(j, e, "access");
             long long major = -1, minor = -1;
@@ -99,7 +99,7 @@ int cg_plan_check(const struct json *j, int resources, int linux_devices,
             for (const char *c = "rwm"; *c; c++) {
                 const char *at = strchr(access, *c);
                 if (at && strchr(at + 1, *c))
-                    return ASK_PYTHON; /* "rr": Python's error */
+                    return PYTHONS("linux.resources.devices[].access"); /* "rr": Python's error */
                 if (at)
                     canon[strlen(canon)] = *c; /* (canon is zeroed: stays terminated) */
             }
@@ -119,7 +119,7 @@ int cg_plan_check(const struct json *j, int resources, int linux_devices,
         };
         for (size_t k = 0; k < sizeof DEFAULTS / sizeof *DEFAULTS; k++) {
             if (r->nrules >= MAX_DEVICE_RULES)
-                return ASK_PYTHON;
+                return PYTHONS("linux.resources.devices (too many)");
             RULE_SET(&r->rules[r->nrules], 1, DEFAULTS[k].type, DEFAULTS[k].major,
                      DEFAULTS[k].minor, DEFAULTS[k].access);
             r->nrules++;
@@ -130,7 +130,7 @@ int cg_plan_check(const struct json *j, int resources, int linux_devices,
             if (t[0] == 'p')
                 continue;
             if (r->nrules >= MAX_DEVICE_RULES)
-                return ASK_PYTHON;
+                return PYTHONS("linux.resources.devices (too many)");
             long long major = -1, minor = -1;
             int_of(j, e, "major", &major);
             int_of(j, e, "minor", &minor);

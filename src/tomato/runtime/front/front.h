@@ -239,6 +239,9 @@ int verb_create(const char *root, int argc, char **argv);
  * before anything was made */
 int create_in_c(const char *root, const struct create_flags *f, const struct json *j,
                 int last_cap, int is_run);
+/* why create.c left an ordinary config to Python (the hand-over's words under FRONT_ONLY) */
+extern const char *create_why;
+#define PYTHONS(why) (create_why = (why), ASK_PYTHON)
 int verb_run(const char *root, int argc, char **argv);
 
 /* ---- verbs.c ---- */
