@@ -1,13 +1,13 @@
 """`create` and `run` answered by the front end (front/create.c, init.c) and by Python alike.
 
-Each case runs both ways: "front" (TOMATO_RUNTIME_FRONT_CREATE=1 with FRONT_ONLY=1, so a
-hand-over would exit 3: the proof it was answered in C) and "python"
+Each case runs both ways: "front" (TOMATO_RUNTIME_FRONT_ONLY=1, so a hand-over would
+exit 3: the proof it was answered in C) and "python"
 (TOMATO_RUNTIME_PYTHON=1), one after the other under the same id, and the answers are
 compared: exit codes, stdout, stderr, state.json (its members, its modes), the pid file,
 the cgroups' values, and that a failure leaves nothing behind (state directory, cgroups,
 processes; the suite's leak check adds mounts).  Errors Python words before anything is
 made (a missing bundle, a bad rootfs, an id that exists) are handed to Python by design:
-there the front end's answer (FRONT_CREATE=1 alone) is Python's own.
+there the front end's answer (as installed) is Python's own.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ FRONT = Path(RUNTIME).parent / "tomato-runtime-front"
 pytestmark = pytest.mark.skipif(not FRONT.exists(),
                                 reason="tomato-runtime-front is not installed (no C compiler?)")
 
-PATHS = {"front": {"TOMATO_RUNTIME_FRONT_CREATE": "1", "TOMATO_RUNTIME_FRONT_ONLY": "1"},
-         "python": {"TOMATO_RUNTIME_PYTHON": "1"}}
+PATHS = {"front": {"TOMATO_RUNTIME_FRONT_ONLY": "1"}, "python": {"TOMATO_RUNTIME_PYTHON": "1"}}
 C = cid("fcr")
 #: state.json's members that differ from one create to the next
 VARYING = ("created", "pid", "pid_start", "creator_pid", "creator_start")
@@ -334,7 +333,7 @@ def test_errors_before_anything_is_made_are_pythons(root: Path, bundle: Path,
         edit(bundle, lambda cfg: cfg["root"].update(path="no-rootfs"))
     else:
         assert call(root, *args, path="python").returncode == 0
-    on = call(root, *args, env={"TOMATO_RUNTIME_FRONT_CREATE": "1"})
+    on = call(root, *args)
     python = call(root, *args, path="python")
     only = call(root, *args, env=PATHS["front"])
     assert answer(on) == answer(python)
@@ -346,13 +345,44 @@ def test_errors_before_anything_is_made_are_pythons(root: Path, bundle: Path,
 
 
 def test_a_config_create_check_refuses_is_pythons(root: Path, bundle: Path) -> None:
-    edit(bundle, lambda cfg: cfg["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}))
+    edit(bundle, lambda cfg: cfg.update(hooks={"poststop": [{"path": "/bin/true"}]}))
     only = call(root, "create", "--bundle", str(bundle), C, env=PATHS["front"])
     assert (only.returncode, only.stderr) == (
-        3, b"tomato-runtime-front: handed over to Python: linux.seccomp\n")
+        3, b"tomato-runtime-front: handed over to Python: hooks\n")
     gone(root, C)
-    on = call(root, "create", "--bundle", str(bundle), C,
-              env={"TOMATO_RUNTIME_FRONT_CREATE": "1"})
+    on = call(root, "create", "--bundle", str(bundle), C)
     assert on.returncode == 0, on.stderr
     call(root, "delete", "--force", C)
+    gone(root, C)
+
+
+def test_preserve_fds(root: Path, bundle: Path, workdir: Path) -> None:
+    """--preserve-fds 1: the caller's fd 3 reaches the container, nothing of ours does;
+    with fd 3 not open, the front end hands over (it would be one of ours)."""
+    edit(bundle, lambda cfg: cfg["process"].update(args=["sh", "-c", "ls /proc/self/fd; cat <&3"]))
+    given = workdir / "given"
+    given.write_text("through fd 3\n")
+
+    def way(path: str) -> Any:
+        # fd 3 given by a shell's redirection (never this process's own fd 3)
+        proc = subprocess.run(["sh", "-c", 'exec "$@" 3<"$0"', str(given), RUNTIME, "--root",
+                               str(root), "run", "--preserve-fds", "1", "--bundle",
+                               str(bundle), C], capture_output=True,
+                              stdin=subprocess.DEVNULL, timeout=60,
+                              env={**os.environ, **PATHS[path]})
+        gone(root, C)
+        return answer(proc)
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"]
+    code, out, err = ways["front"]
+    assert code == 0 and out.split() == [b"0", b"1", b"2", b"3", b"4", b"through", b"fd",
+                                         b"3"], (out, err)
+    missing = subprocess.run(["sh", "-c", 'exec "$@" 3<&-', "sh", RUNTIME, "--root",
+                              str(root), "run", "--preserve-fds", "1", "--bundle",
+                              str(bundle), C], capture_output=True,
+                             stdin=subprocess.DEVNULL, timeout=60,
+                             env={**os.environ, **PATHS["front"]})
+    assert missing.returncode == 3 and missing.stderr.endswith(
+        b"--preserve-fds (a preserved fd is not open)\n"), missing.stderr
     gone(root, C)

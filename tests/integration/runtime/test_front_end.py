@@ -339,13 +339,14 @@ def test_delete_kills_what_an_init_without_a_pid_namespace_left(root: Path, bund
 
 def test_the_front_end_primes_cgroup_moves_and_leaves_nothing(root: Path, bundle: Path,
                                                               workdir: Path) -> None:
-    """create starts the primer (front/primer.c) before Python; Python stops and reaps
-    it, and neither its variable nor its pipe reaches the container."""
+    """A create handed to Python starts the primer (front/primer.c) before Python
+    (--no-pivot: one create.c leaves to Python); Python stops and reaps it, and neither
+    its variable nor its pipe reaches the container."""
     edit(bundle, lambda cfg: cfg["process"].update(args=["sh", "-c", "env; ls /proc/self/fd"]))
     out = workdir / "out"
     with open(out, "w") as f:
-        proc = subprocess.run([RUNTIME, "--root", str(root), "--debug", "run", "--bundle",
-                               str(bundle), C], stdout=f, stderr=subprocess.PIPE,
+        proc = subprocess.run([RUNTIME, "--root", str(root), "--debug", "run", "--no-pivot",
+                               "--bundle", str(bundle), C], stdout=f, stderr=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, timeout=60)
     assert proc.returncode == 0, proc.stderr
     primed = re.search(rb"primed since before Python started \(pid (\d+)\)", proc.stderr)

@@ -1,10 +1,10 @@
 /* create_check.c: whether a `create` or `run` is an ordinary one, the front end's to
  * answer, or Python's (issue 14's last speed target).
  *
- * The first step of create in C: the decision alone.  Until create.c answers the
- * ordinary case, every create and run still goes to Python; the check runs only
- * under TOMATO_RUNTIME_FRONT_ONLY=1 (the tests' window, where the hand-over names
- * why), so the real path pays nothing for it.
+ * The first step of create in C: the decision.  An ordinary one goes on to create.c
+ * (which may still leave it to Python, before anything is made: create_why says why);
+ * any other is handed to Python, and under TOMATO_RUNTIME_FRONT_ONLY=1 the hand-over
+ * names the member that made it Python's.
  *
  * "Ordinary" is a whitelist, never a blacklist: every flag, member and value below is
  * one create.c will mirror; anything else (a member this file does not name, a type
@@ -471,16 +471,7 @@ const char *config_not_ordinary(const struct json *j, int last_cap, int *termina
 /* The hand-over's words under FRONT_ONLY: why this create or run is Python's. */
 static char reason[256];
 
-/* create.c answers the ordinary ones under TOMATO_RUNTIME_FRONT_CREATE=1 (until it is
- * proven everywhere); else they are Python's, and under FRONT_ONLY the hand-over says why. */
-static int answered_here(void) {
-    const char *on = getenv("TOMATO_RUNTIME_FRONT_CREATE");
-    return on && strcmp(on, "1") == 0;
-}
-
 int verb_create_or_run(const char *root, int argc, char **argv, int is_run) {
-    if (!getenv("TOMATO_RUNTIME_FRONT_ONLY") && !answered_here())
-        return ASK_PYTHON; /* the check would only cost time */
     struct create_flags f;
     const char *not_ordinary = NULL;
     long long last_cap = -1;
@@ -513,15 +504,14 @@ int verb_create_or_run(const char *root, int argc, char **argv, int is_run) {
         if (!not_ordinary && terminal != (f.console_socket != NULL))
             not_ordinary = terminal ? "process.terminal without --console-socket"
                                     : "--console-socket without process.terminal";
-        if (!not_ordinary && answered_here()) {
+        if (!not_ordinary) {
             int code = create_in_c(root, &f, &js, (int)last_cap, is_run);
             if (code != ASK_PYTHON)
                 return code;
-            not_ordinary = "an ordinary config create.c leaves to Python (see create.c)";
+            not_ordinary = create_why ? create_why : "create.c";
         }
     }
-    snprintf(reason, sizeof reason, "%s",
-             not_ordinary ? not_ordinary : "an ordinary config (not answered here yet)");
+    snprintf(reason, sizeof reason, "%s", not_ordinary);
     handover_reason = reason;
     return ASK_PYTHON;
 }

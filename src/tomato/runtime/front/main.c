@@ -11,13 +11,14 @@
  * delete, pause, resume and list are answered here when the case is an ordinary
  * one, and so is exec (exec.c: containerd's `exec --process F --detach --pid-file P`
  * and `exec ID cmd...` into a container without a user namespace, whose seccomp
- * program create left in its state directory), and everything else is handed to
- * Python by exec'ing
+ * program create left in its state directory), and so are create and run of the
+ * configs create_check.c calls ordinary (create.c, the container's side init.c),
+ * and everything else is handed to Python by exec'ing
  *
  *     PYTHON -I -S LAUNCHER ARGS...       (PYTHON: python3 beside LAUNCHER)
  *
  * which is what the launcher's sh line did before us.  Handed over, always
- * before anything was changed: any other command (create, run, update,
+ * before anything was changed: any other command (update,
  * ps, events, spec, features), flags we do not know, --systemd-cgroup,
  * --explain, --help, --version, a caller that is not root (rootless), argv
  * bytes beyond ASCII, an id that is not valid, a state.json this parser does
@@ -27,8 +28,7 @@
  * meets in ordinary use.  TOMATO_RUNTIME_PYTHON=1 hands over everything (the
  * tests run every verb both ways and compare); TOMATO_RUNTIME_FRONT_ONLY=1 makes
  * a hand-over exit 3 instead (the tests' proof that the ordinary cases are ours);
- * for create and run it also says why (create_check.c: which ones are ordinary,
- * the next verbs to be answered here).
+ * for create and run it also says why (create_check.c, create.c's create_why).
  *
  * What is answered here is answered as Python would, byte for byte: stdout,
  * stderr, exit codes, and the --log/--log-format/--debug records.
