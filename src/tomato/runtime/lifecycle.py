@@ -16,7 +16,7 @@ from tomato import fastjson as json
 from tomato.errors import Conflict, NotFound, TomatoError
 from tomato.oci.state import Status, check_transition
 from tomato.runtime.log import RuntimeLog
-from tomato.runtime.statedir import Record, StateDir, alive, oci_state
+from tomato.runtime.statedir import Record, StateDir, alive, oci_state, signal_pinned
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms on the start path
 if TYPE_CHECKING:
@@ -209,7 +209,10 @@ def kill(states: StateDir, container_id: str, sig: int, all_processes: bool = Fa
     if all_processes and mgr is not None:
         mgr.kill_all(sig)
         return
-    os.kill(rec.pid, sig)
+    if not signal_pinned(rec.pid, rec.pid_start, sig):  # died since load(): its pid is
+        if sig == 0:                                     # not its own any more
+            return
+        raise Conflict(f"container not running: {container_id}")
     if status == Status.PAUSED and mgr is not None and sig == SIGKILL:
         mgr.thaw()
 
@@ -246,11 +249,7 @@ def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
     if status != Status.STOPPED:
         if mgr is not None and (shares_pid_ns(rec) or status == Status.PAUSED):
             mgr.kill_all(SIGKILL)
-        if alive(rec.pid, rec.pid_start):
-            try:
-                os.kill(rec.pid, SIGKILL)
-            except ProcessLookupError:
-                pass
+        signal_pinned(rec.pid, rec.pid_start, SIGKILL)  # (gone already: as well)
         if mgr is not None and status == Status.PAUSED:
             mgr.thaw()
         if not _wait_gone(rec):

@@ -126,6 +126,38 @@ def alive(pid: int, start: int) -> bool:
     return pid > 0 and proc_start_time(pid) == start
 
 
+def signal_pinned(pid: int, start: int, sig: int) -> bool:
+    """kill(pid, sig) of the process that has this start time, through a pidfd taken
+    before the start time was read: a pid reused after the caller's check (its
+    process died, another got the number) is never signalled.  False when that process
+    is gone (or not there to begin with).  A kernel without pidfds: checked, then kill."""
+    import _signal
+
+    if pid <= 0:
+        return False
+    try:
+        pin = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except OSError:  # before Linux 5.3
+        if not alive(pid, start):
+            return False
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        if proc_start_time(pid) != start:
+            return False
+        _signal.pidfd_send_signal(pin, sig)
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pin)
+    return True
+
+
 def write_pid_file(path: str, pid: int) -> None:
     """--pid-file: written whole under a temporary name beside it, then renamed (as
     runc).  The temporary name is made, never opened: O_EXCL|O_NOFOLLOW, so whatever

@@ -249,11 +249,13 @@ def test_exec_failure_not_utf8_printed_as_python_does(root: Path, running: int,
 
 # ---- the init's /proc/PID opens, pinned ----
 
-#: LD_PRELOAD: before the process opens $HOLD_PATH (once), it says so on the FIFO
-#: $HOLD_READY and waits for a byte on the FIFO $HOLD_GO -- the window between the
-#: runtime's liveness check and its opens, held open for the test.
+#: LD_PRELOAD: before the process opens $HOLD_PATH (once), or sends its first signal
+#: ($HOLD_SIGNAL), it says so on the FIFO $HOLD_READY and waits for a byte on the FIFO
+#: $HOLD_GO -- the window between the runtime's liveness check and its opens or its
+#: signal, held open for the test.
 HOLD_C = r"""
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -261,11 +263,7 @@ HOLD_C = r"""
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static void hold(const char *path) {
-    const char *want = getenv("HOLD_PATH");
-    if (!want || !path || strcmp(path, want) != 0)
-        return;
-    unsetenv("HOLD_PATH"); /* once: not again in Python after a hand-over */
+static void wait_go(void) {
     char byte = '1';
     int ready = (int)syscall(SYS_openat, AT_FDCWD, getenv("HOLD_READY"), O_WRONLY | O_CLOEXEC);
     if (ready < 0 || write(ready, &byte, 1) != 1)
@@ -275,6 +273,43 @@ static void hold(const char *path) {
     if (go < 0 || read(go, &byte, 1) != 1)
         _exit(99);
     close(go);
+}
+
+static void hold(const char *path) {
+    const char *want = getenv("HOLD_PATH");
+    if (!want || !path || strcmp(path, want) != 0)
+        return;
+    unsetenv("HOLD_PATH"); /* once: not again in Python after a hand-over */
+    wait_go();
+}
+
+/* HOLD_SIGNAL: before the first signal sent (kill, or pidfd_send_signal through
+ * syscall(), as Python's signal module and the front end call it) */
+static void hold_signal(long sig) {
+    if (sig == 0 || !getenv("HOLD_SIGNAL"))
+        return;
+    unsetenv("HOLD_SIGNAL");
+    wait_go();
+}
+
+long syscall(long n, ...) {
+    static long (*real)(long, ...);
+    if (!real)
+        real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+    va_list ap;
+    long a[6];
+    va_start(ap, n);
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (n == SYS_pidfd_send_signal)
+        hold_signal(a[1]);
+    return real(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+int kill(pid_t pid, int sig) {
+    hold_signal(sig);
+    return (int)syscall(SYS_kill, pid, sig);
 }
 
 #define MODE(flags) ({ mode_t m = 0; if ((flags) & (O_CREAT | O_TMPFILE)) { va_list ap; \
@@ -306,7 +341,8 @@ int __open64_2(const char *p, int flags) {
 """
 
 #: spawn_at PID PROGRAM ARGS...: PROGRAM as process PID of our pid namespace (clone3's
-#: set_tid, root's), printed; waits for it (this machine's pid 1 reaps nobody).
+#: set_tid, root's), printed; waits for it (this machine's pid 1 reaps nobody) and
+#: prints the signal that ended it.
 SPAWN_AT_C = r"""
 #define _GNU_SOURCE
 #include <linux/sched.h>
@@ -337,7 +373,9 @@ int main(int argc, char **argv) {
     }
     printf("%ld\n", pid);
     fflush(stdout);
-    waitpid((pid_t)pid, NULL, 0);
+    int status = 0;
+    waitpid((pid_t)pid, &status, 0);
+    printf("%d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1); /* what ended it */
     return 0;
 }
 """
@@ -363,37 +401,33 @@ def _wait_readable(fd: int, what: str) -> None:
     assert poller.poll(30_000), f"never reached: {what}"
 
 
-@pytest.mark.parametrize("path", ["front", "python", "installed"])
-def test_exec_never_enters_a_process_that_got_the_dead_inits_pid(
-        root: Path, bundle: Path, workdir: Path, hold_tools: tuple[Path, Path],
-        path: str) -> None:
-    """The runtime is held right before it opens the init's first namespace; meanwhile
-    the init is killed and reaped, and a host process is made with its pid.  The exec
-    must not run (in the host's namespaces and root, it would make ESCAPED), and says
-    what an exec into a dead container says."""
-    hold_so, spawn_at = hold_tools
+def _race(root: Path, bundle: Path, workdir: Path, tools: tuple[Path, Path], path: str,
+          hold: dict[str, str], *argv: str) -> tuple[int, bytes, bytes, bool]:
+    """Runs the runtime with ARGV, held where HOLD says; meanwhile the init is killed
+    and reaped, and a host process (sleep) is made with its pid.  The runtime's answer,
+    and whether that process is still alive."""
+    hold_so, spawn_at = tools
     init = run_detached(root, bundle, C, "sleep", "600")
-    escaped = workdir / "escaped"
     ready, go = workdir / "ready", workdir / "go"
     os.mkfifo(ready)
     os.mkfifo(go)
     ready_fd = os.open(ready, os.O_RDONLY | os.O_NONBLOCK)
     env = {**os.environ, **PATHS.get(path, {}), "LD_PRELOAD": str(hold_so),
-           "HOLD_PATH": f"/proc/{init}/ns/ipc", "HOLD_READY": str(ready),
-           "HOLD_GO": str(go)}
+           "HOLD_READY": str(ready), "HOLD_GO": str(go)}
+    env.update({k: v.replace("INIT", str(init)) for k, v in hold.items()})
     out, err = (open(workdir / name, "w+b") for name in ("out", "err"))
-    runner = subprocess.Popen([RUNTIME, "--root", str(root), "exec", C, "/bin/sh", "-c",
-                               f"touch {escaped}"], env=env, stdin=subprocess.DEVNULL,
-                              stdout=out, stderr=err)
-    impostor = None
+    runner = subprocess.Popen([RUNTIME, "--root", str(root), *argv], env=env,
+                              stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+    impostor, pin = None, -1
     try:
-        _wait_readable(ready_fd, "the runtime's open of the init's namespace")
+        _wait_readable(ready_fd, "the runtime's hold")
         os.kill(init, signal.SIGKILL)
         os.waitpid(init, 0)  # the suite is the subreaper: the pid is free
         impostor = subprocess.Popen([str(spawn_at), str(init), "/bin/sleep", "600"],
                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         assert impostor.stdout is not None
         assert impostor.stdout.readline().strip() == str(init).encode()
+        pin = os.pidfd_open(init)  # the impostor's, for our own signal below
         go_fd = os.open(go, os.O_WRONLY)  # the runtime waits there for it
         os.write(go_fd, b"1")
         os.close(go_fd)
@@ -404,19 +438,63 @@ def test_exec_never_enters_a_process_that_got_the_dead_inits_pid(
             runner.kill()
             runner.wait()
         if impostor is not None:
-            os.kill(init, signal.SIGKILL)  # ours: the helper still waits for it
+            # Ended by us (SIGTERM), unless a SIGKILL of the runtime's came first: a
+            # group already dying of SIGKILL dies of it, whatever is sent after.
+            try:
+                if pin >= 0:
+                    signal.pidfd_send_signal(pin, signal.SIGTERM)
+                elif impostor.poll() is None:
+                    impostor.kill()  # (spawn_at itself: the test failed before the pin)
+            except ProcessLookupError:
+                pass
             impostor.wait(timeout=30)
         runtime(root, "delete", "--force", C, check=False)
+    assert impostor.stdout is not None
+    survived = impostor.stdout.read().strip() == str(int(signal.SIGTERM)).encode()
+    impostor.stdout.close()
+    os.close(pin)
     out.seek(0)
     err.seek(0)
-    answer = (code, out.read(), err.read())
+    answer = (code, out.read(), err.read(), survived)
     out.close()
     err.close()
-    assert not escaped.exists(), answer  # it ran in the host's namespaces and root
+    return answer
+
+
+@pytest.mark.parametrize("path", ["front", "python", "installed"])
+def test_exec_never_enters_a_process_that_got_the_dead_inits_pid(
+        root: Path, bundle: Path, workdir: Path, hold_tools: tuple[Path, Path],
+        path: str) -> None:
+    """Held right before its first open of the init's namespaces: the exec must not run
+    (in the host's namespaces and root, it would make ESCAPED), and says what an exec
+    into a dead container says."""
+    escaped = workdir / "escaped"
+    code, out, err, _ = _race(root, bundle, workdir, hold_tools, path,
+                              {"HOLD_PATH": "/proc/INIT/ns/ipc"},
+                              "exec", C, "/bin/sh", "-c", f"touch {escaped}")
+    assert not escaped.exists(), (code, out, err)  # it ran in the host's ns and root
     expected = {
         "front": (3, b"", b"tomato-runtime-front: handed over to Python\n"),
         "python": (255, b"", f"tomato-runtime: container {C} is not running\n".encode()),
         "installed": (255, b"", f"tomato-runtime: cannot exec in a stopped container "
                                 f"{C}\n".encode()),
     }
-    assert answer == expected[path]
+    assert (code, out, err) == expected[path]
+
+
+@pytest.mark.parametrize("path", ["front", "python", "installed"])
+def test_kill_never_signals_a_process_that_got_the_dead_inits_pid(
+        root: Path, bundle: Path, workdir: Path, hold_tools: tuple[Path, Path],
+        path: str) -> None:
+    """Held right before it signals: the process that got the pid is not killed, and
+    the answer is runc's for a container gone ("container not running", containerd's
+    shim matches it)."""
+    code, out, err, survived = _race(root, bundle, workdir, hold_tools, path,
+                                     {"HOLD_SIGNAL": "1"}, "kill", C, "KILL")
+    assert survived, (code, out, err)
+    expected = {
+        "front": (3, b"", b"tomato-runtime-front: handed over to Python\n"),
+        "python": (1, b"", f"tomato-runtime: container not running: {C}\n".encode()),
+        "installed": (1, b"", f"tomato-runtime: container not running: {C}\n".encode()),
+    }
+    assert (code, out, err) == expected[path]

@@ -13,11 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 
 #include "front.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 /* cli.flags.parse for a verb's own flags: BOOL ones, and VALUE ones (value set).
  * Returns the index of the first positional argument, or -1 (Python's error). */
@@ -234,6 +242,26 @@ static int parse_signal(const char *value) {
     return -1;
 }
 
+/* kill(2) of the init through a pidfd taken before its start time was read again
+ * (statedir.signal_pinned): a pid reused since the status check -- the init died,
+ * another process got the number -- is never signalled.  0; -1 with errno (ESRCH: it
+ * is gone). */
+static int signal_init(const struct record *rec, int sig) {
+    int pin = (int)syscall(SYS_pidfd_open, (pid_t)rec->pid, 0);
+    if (pin < 0 && errno == ENOSYS) /* before Linux 5.3: checked, then kill */
+        return alive(rec->pid, rec->pid_start) ? kill((pid_t)rec->pid, sig)
+                                               : (errno = ESRCH, -1);
+    if (pin < 0)
+        return -1;
+    int r = proc_start_time(rec->pid) == rec->pid_start
+                ? (int)syscall(SYS_pidfd_send_signal, pin, sig, NULL, 0)
+                : (errno = ESRCH, -1);
+    int err = errno;
+    close(pin);
+    errno = err;
+    return r;
+}
+
 int verb_kill(const char *root, int argc, char **argv) {
     struct vflag flags[] = {{"all", "a", 0, NULL}, {NULL, NULL, 0, NULL}};
     struct record rec;
@@ -269,8 +297,8 @@ int verb_kill(const char *root, int argc, char **argv) {
         return 1;
     if (all && rec.cg)
         return cg_kill_all(rec.cg, sig) < 0 ? 1 : 0;
-    if (kill((pid_t)rec.pid, sig) < 0)
-        return fail_os(errno, NULL), 1;
+    if (signal_init(&rec, sig) < 0)
+        return errno == ESRCH ? ASK_PYTHON : (fail_os(errno, NULL), 1); /* gone: Python's */
     if (strcmp(status, "paused") == 0 && rec.cg && sig == SIGKILL && cg_thaw(rec.cg) < 0)
         return 1;
     return 0;
@@ -299,7 +327,7 @@ int verb_delete(const char *root, int argc, char **argv) {
     if (!stopped) {
         if (cg && (shares_pid_ns(&rec) || paused) && cg_kill_all(cg, SIGKILL) < 0)
             return 1;
-        if (alive(rec.pid, rec.pid_start) && kill((pid_t)rec.pid, SIGKILL) < 0 && errno != ESRCH)
+        if (signal_init(&rec, SIGKILL) < 0 && errno != ESRCH)
             return fail_os(errno, NULL), 1;
         if (cg && paused && cg_thaw(cg) < 0)
             return 1;
