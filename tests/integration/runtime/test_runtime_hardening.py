@@ -100,8 +100,9 @@ def test_exec_home_from_a_passwd_that_is_not_utf8(root: Path, bundle: Path, uid:
         delete_reaping(root, C, [])
 
 
-def test_run_home_from_a_passwd_that_is_not_utf8(root: Path, bundle: Path) -> None:
-    """The container's own process (create's init, Python's): the same bytes."""
+@pytest.mark.parametrize("path", PATHS)
+def test_run_home_from_a_passwd_that_is_not_utf8(root: Path, bundle: Path, path: str) -> None:
+    """The container's own process (create's init, C's or Python's): the same bytes."""
     _hostile_passwd(bundle)
 
     def fn(cfg: dict[str, Any]) -> None:
@@ -110,8 +111,7 @@ def test_run_home_from_a_passwd_that_is_not_utf8(root: Path, bundle: Path) -> No
         cfg["process"]["env"] = [e for e in cfg["process"]["env"] if not e.startswith("HOME=")]
 
     edit(bundle, fn)
-    proc = subprocess.run([RUNTIME, "--root", str(root), "run", "--bundle", str(bundle), C],
-                          capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    proc = call(root, "run", "--bundle", str(bundle), C, path=path)
     runtime(root, "delete", "--force", C, check=False)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"/home/\xe9t\xe9\n", b"")
 
@@ -195,15 +195,18 @@ def test_pid_file_mode_is_runcs(root: Path, running: int, workdir: Path) -> None
         assert (pid_file.stat().st_mode & 0o777) == 0o664, path
 
 
+@pytest.mark.parametrize("path", PATHS)
 def test_create_pid_file_never_follows_a_planted_temporary_name(root: Path, bundle: Path,
-                                                                 workdir: Path) -> None:
-    """create and run (Python's): the same; the container is not left behind."""
+                                                                 workdir: Path,
+                                                                 path: str) -> None:
+    """create and run (C's and Python's): the same; the container is not left behind."""
     victim = workdir / "victim"
     for verb in ("create", "run"):
         victim.write_bytes(b"precious")
         pid_file = workdir / f"{verb}.pid"
         args = (verb, "--bundle", str(bundle), "--pid-file", str(pid_file))
-        proc = planted(root, victim, pid_file, *args, *(("-d",) if verb == "run" else ()), C)
+        proc = planted(root, victim, pid_file, *args, *(("-d",) if verb == "run" else ()), C,
+                       path=path)
         assert victim.read_bytes() == b"precious", verb
         assert not pid_file.exists() and not pid_file.is_symlink(), verb
         assert (proc.returncode, proc.stderr) == (1, f"tomato-runtime: cannot write "
