@@ -160,8 +160,9 @@ ORDINARY_CASES: dict[str, tuple[Callable[[dict[str, Any], Path], dict[str, Any]]
 #: name -> (change, flags, the member the hand-over names)
 PYTHONS_CASES: dict[str, tuple[Callable[[dict[str, Any], Path], dict[str, Any]],
                                tuple[str, ...], str]] = {
-    "seccomp": (_set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW"}), (),
-                "linux.seccomp"),
+    "seccomp not compiled yet": (_set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW"}),
+                                 (), "linux.seccomp (not compiled yet)"),
+    "seccomp not an object": (_set("linux.seccomp", ["SCMP_ACT_ALLOW"]), (), "linux.seccomp"),
     "user namespace": (_set("linux.namespaces", [{"type": "mount"}, {"type": "user"}]), (),
                        "linux.namespaces[].type"),
     "time namespace": (_set("linux.namespaces", [{"type": "mount"}, {"type": "time"}]), (),

@@ -386,3 +386,30 @@ def test_preserve_fds(root: Path, bundle: Path, workdir: Path) -> None:
     assert missing.returncode == 3 and missing.stderr.endswith(
         b"--preserve-fds (a preserved fd is not open)\n"), missing.stderr
     gone(root, C)
+
+
+def test_seccomp_from_pythons_cache(root: Path, bundle: Path) -> None:
+    """A profile: the first create is Python's (it compiles and caches the program), the
+    next ones C's, loading that program; the filter works alike, and exec's seccomp.bpf
+    is left alike."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                             "errnoRet": 18}]}  # EXDEV
+    edit(bundle, lambda cfg: (cfg["linux"].update(seccomp=profile),
+                              cfg["process"].update(args=["mkdir", "/tmp/x"])))
+    first = call(root, "create", "--bundle", str(bundle), C, env=PATHS["front"])
+    assert (first.returncode, first.stderr) == (
+        3, b"tomato-runtime-front: handed over to Python: linux.seccomp (not compiled yet)\n")
+    gone(root, C)
+
+    def way(path: str) -> Any:
+        created = call(root, "create", "--bundle", str(bundle), C, path=path)
+        program = (root / C / "seccomp.bpf").read_bytes()
+        call(root, "delete", "--force", C, path=path)
+        ran = call(root, "run", "--bundle", str(bundle), C, path=path)
+        gone(root, C)
+        return answer(created), program, answer(ran)
+
+    ways = {"python": way("python"), "front": way("front")}  # Python's fills the cache
+    assert ways["front"] == ways["python"]
+    assert ways["front"][2][0] == 1 and b"Invalid cross-device link" in ways["front"][2][2]

@@ -211,6 +211,9 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
     s.annotations = absent(j, annotations) ? strdup("{}") : json_dumps_py(j, annotations);
     s.config = json_dumps_py(j, 0);
     s.cgroup = cg_plan_json(&plan, f->id);
+    int profile = lx < 0 ? -1 : json_get(j, lx, "seccomp");
+    if (!absent(j, profile) && seccomp_from_cache(root, j, profile, &c.proc) < 0)
+        return PYTHONS("linux.seccomp (not compiled yet)");
     int dmz = dmz_sealed();
     if (dmz < 0)
         return PYTHONS("no tomato-dmz to seal"); /* Python warns (dmz_exec.MISSING) */
@@ -252,6 +255,8 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
     now_rfc3339(s.created, sizeof s.created);
     if (record_save(&s) < 0)
         return roll_back(&m);
+    if (!absent(j, profile)) /* for the front end's exec (front/exec.c), as create.py */
+        seccomp_save_for_exec(dir, &c.proc);
     char *fifo = NULL;
     if (asprintf(&fifo, "%s/exec.fifo", dir) < 0 || mkfifo(fifo, 0622) < 0)
         return fail_os(errno, fifo), roll_back(&m);

@@ -375,12 +375,18 @@ static int check_resources(const struct json *j, int v) {
 static int check_linux(const struct json *j, int v, int *has_mount, int *has_uts) {
     static const char *const keys[] = {
         "namespaces", "uidMappings", "gidMappings", "devices", "cgroupsPath", "resources",
-        "sysctl", "maskedPaths", "readonlyPaths", "rootfsPropagation", "mountLabel", NULL,
+        "sysctl", "maskedPaths", "readonlyPaths", "rootfsPropagation", "mountLabel",
+        "seccomp", NULL,
     };
     if (absent(j, v))
         return 0;
     if (only(j, v, keys, "linux") < 0)
         return -1;
+    /* a profile: create.c takes the program Python compiled (seccomp_cache.c), whole-key
+     * compared; a miss is Python's, which compiles and caches it */
+    int profile = json_get(j, v, "seccomp");
+    if (!absent(j, profile) && j->n[profile].type != J_OBJ)
+        return python("linux.seccomp");
     if (!empty_or_absent(j, json_get(j, v, "uidMappings")) ||
         !empty_or_absent(j, json_get(j, v, "gidMappings")))
         return python("linux.uidMappings");
