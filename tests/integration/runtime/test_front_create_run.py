@@ -413,3 +413,35 @@ def test_seccomp_from_pythons_cache(root: Path, bundle: Path) -> None:
     ways = {"python": way("python"), "front": way("front")}  # Python's fills the cache
     assert ways["front"] == ways["python"]
     assert ways["front"][2][0] == 1 and b"Invalid cross-device link" in ways["front"][2][2]
+
+
+def test_warnings_and_log_records_alike(root: Path, bundle: Path, workdir: Path) -> None:
+    """--log records (json) and warnings (the runtime's own: oomScoreAdj, where it is not
+    permitted; the init's: an rlimit clamped) come out alike, a failure's too."""
+    def fn(cfg: dict[str, Any]) -> None:
+        cfg["process"].update(args=["true"], oomScoreAdj=-1000,
+                              rlimits=[{"type": "RLIMIT_NOFILE", "soft": 1 << 40,
+                                        "hard": 1 << 40}])
+
+    edit(bundle, fn)
+
+    def way(path: str) -> Any:
+        records = []
+        for args in (["true"], ["/no/such/program"]):
+            edit(bundle, lambda cfg: cfg["process"].update(args=args))
+            log = workdir / f"{path}.log"
+            log.unlink(missing_ok=True)
+            proc = call(root, "--log", str(log), "--log-format", "json", "--debug", "run",
+                        "--bundle", str(bundle), C, path=path)
+            gone(root, C)
+            lines = [json.loads(line) for line in log.read_text().splitlines()]
+            for line in lines:
+                line.pop("time")
+                line["msg"] = " ".join("N" if w.rstrip(")").isdigit() else w
+                                       for w in line["msg"].split())
+            records.append((answer(proc), lines))
+        return records
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"]
+    assert ways["front"][1][0][0] == 1
