@@ -296,12 +296,16 @@ def test_a_mount_onto_an_escaping_symlink_stays_inside(root: Path, bundle: Path,
 
 
 @pytest.mark.parametrize("case", ["missing executable", "a bind source that does not exist",
-                                  "a pid file that cannot be written"])
+                                  "a pid file that cannot be written",
+                                  "a console socket nobody listens on"])
 def test_init_failures(root: Path, bundle: Path, workdir: Path, case: str) -> None:
     """Failures once things are made: Python's words, everything rolled back."""
     flags = []
     if case == "a pid file that cannot be written":
         flags = ["--pid-file", str(workdir / "no-such-dir" / "pid")]
+    elif case == "a console socket nobody listens on":
+        flags = ["--console-socket", str(workdir / "nobody.sock")]
+        edit(bundle, lambda cfg: cfg["process"].update(terminal=True))
     elif case == "missing executable":
         edit(bundle, lambda cfg: cfg["process"].update(args=["/no/such/program"]))
     else:
@@ -445,3 +449,24 @@ def test_warnings_and_log_records_alike(root: Path, bundle: Path, workdir: Path)
     ways = each_way(way)
     assert ways["front"] == ways["python"]
     assert ways["front"][1][0][0] == 1
+
+
+def test_an_absolute_cgroups_path(root: Path, bundle: Path) -> None:
+    """cgroupsPath "/<parent>/<id>" (CRI's "/k8s.io/<id>"): below each hierarchy's root,
+    the parent made and, as its creator, removed again; the records alike."""
+    parent = f"tomato-test-{C}"
+    edit(bundle, lambda cfg: cfg["linux"].update(cgroupsPath=f"/{parent}/{C}"))
+
+    def way(path: str) -> Any:
+        created = call(root, "create", "--bundle", str(bundle), C, path=path)
+        rec = record(root)[0]
+        dirs = sorted(set(rec["cgroup"]["paths"].values()))
+        made = all(os.path.isdir(d) for d in dirs)
+        deleted = call(root, "delete", "--force", C, path=path)
+        left = [d for d in dirs if os.path.exists(d) or os.path.exists(os.path.dirname(d))]
+        return answer(created), rec, made, answer(deleted), left
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"]
+    assert ways["front"][2] is True and ways["front"][4] == []
+    assert all(f"/{parent}/{C}" in d for d in ways["front"][1]["cgroup"]["paths"].values())

@@ -281,7 +281,14 @@ int cg_plan_new(const char *config_path, const char *id, struct cg_plan *p) {
         p->hier_dir[p->nhier++] = first_with_path;
     }
     if (p->npaths == 0)
-        return PYTHONS("no cgroup v1 hierarchy"); /* v2 alone, or no hierarchy: Python's */
+        return PYTHONS("no cgroup v1 hierarchy");
+    for (int i = 0; i < p->npaths; i++) {
+        int depth = 0;
+        for (const char *c = p->path[i]; *c; c++)
+            depth += *c == '/';
+        if (depth > 48) /* mkdir_p's and fill_cpuset's bounds */
+            return PYTHONS("linux.cgroupsPath (too deep)");
+    } /* v2 alone, or no hierarchy: Python's */
     /* _dirs(): the paths' directories (and the unified one) once each, in order */
     for (int i = 0; i <= p->npaths; i++) {
         const char *d = i < p->npaths ? p->path[i] : p->unified;

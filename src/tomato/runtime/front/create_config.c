@@ -258,6 +258,8 @@ int create_config(const struct json *j, const struct create_flags *f, int last_c
     if (take_process(j, process, &c->proc, NULL, NULL, 0) < 0)
         return PYTHONS("process");
     c->proc.preserve_fds = f->preserve_fds;
+    if (f->console_socket && strlen(f->console_socket) >= 108) /* sun_path */
+        return PYTHONS("--console-socket (a path longer than a socket's)");
     /* the preserved fds are the caller's: a gap there would hand the container one of
      * ours (the sync socket, exec.fifo, the dmz), which open at the lowest free number */
     for (int fd = 3; fd < 3 + f->preserve_fds; fd++)
