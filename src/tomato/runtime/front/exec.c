@@ -325,33 +325,6 @@ static void kill_child(pid_t pid) {
         ;
 }
 
-/* statedir.write_pid_file: the temporary name made with O_EXCL|O_NOFOLLOW (what was
- * planted there is never followed nor truncated: EEXIST, as runc's), mode 0666 less the
- * umask (runc's), renamed over PATH; what we made is removed on failure.  0 or -errno */
-int write_pid_file(const char *path, pid_t pid) {
-    char *tmp = NULL, text[32];
-    if (asprintf(&tmp, "%s.%d.tmp", path, (int)getpid()) < 0)
-        return -ENOMEM;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-    int err = 0;
-    if (fd < 0) {
-        err = errno;
-    } else {
-        int n = snprintf(text, sizeof text, "%d", (int)pid);
-        errno = 0;
-        if (write(fd, text, (size_t)n) != n)
-            err = errno ? errno : EIO;
-        if (close(fd) < 0 && !err)
-            err = errno;
-        if (!err && rename(tmp, path) < 0)
-            err = errno;
-        if (err)
-            unlink(tmp); /* ours: made above */
-    }
-    free(tmp);
-    return -err;
-}
-
 static int lower_fail(const char *prefix, int err) {
     char reason[256];
     snprintf(reason, sizeof reason, "%s", strerror(err));

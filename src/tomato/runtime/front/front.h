@@ -221,7 +221,7 @@ int verb_exec(const char *root, int argc, char **argv);
 /* errpipe.c: what was written to exec's error pipe, to its end, decoded as Python's
  * bytes.decode(errors="replace") (malloc'd, NUL-terminated; NULL and 0 when nothing) */
 char *read_failure(int fd, size_t *len);
-/* statedir.write_pid_file (O_EXCL|O_NOFOLLOW temp + rename); 0 or -errno */
+/* pidfile.c: statedir.write_pid_file (O_EXCL|O_NOFOLLOW temp + rename); 0 or -errno */
 int write_pid_file(const char *path, pid_t pid);
 
 /* ---- create_check.c: whether create/run is ordinary (see its header) ---- */
