@@ -429,7 +429,8 @@ def _race(root: Path, bundle: Path, workdir: Path, tools: tuple[Path, Path], pat
         impostor = subprocess.Popen([str(spawn_at), str(init), "/bin/sleep", "600"],
                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         assert impostor.stdout is not None
-        assert impostor.stdout.readline().strip() == str(init).encode()
+        assert impostor.stdout.readline().strip() == str(init).encode(), \
+            "clone3 could not give the pid to our process (taken by another meanwhile?)"
         pin = os.pidfd_open(init)  # the impostor's, for our own signal below
         go_fd = os.open(go, os.O_WRONLY)  # the runtime waits there for it
         os.write(go_fd, b"1")
