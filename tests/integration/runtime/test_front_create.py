@@ -208,7 +208,6 @@ def _flags(flags: tuple[str, ...], workdir: Path) -> list[str]:
 
 #: ordinary configs create.c still leaves to Python (before anything is made), and why
 LEFT_TO_PYTHON = {
-    "resources": "linux.resources.cpu.cpus",  # checked against the parent's cpuset
     "--pid-file --no-pivot --preserve-fds": "--no-pivot, or a caller in a user namespace",
 }
 

@@ -239,10 +239,12 @@ def test_resources_written_alike(root: Path, bundle: Path) -> None:
                              {"allow": True, "type": "c", "major": 1, "minor": 3,
                               "access": "rw"}],
                  "memory": {"limit": 67108864, "reservation": 33554432},
-                 "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+                 "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0",
+                         "mems": "0"},
                  "pids": {"limit": 64}}
     files = ("cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us", "memory.limit_in_bytes",
-             "memory.soft_limit_in_bytes", "pids.max", "devices.list")
+             "memory.soft_limit_in_bytes", "pids.max", "devices.list", "cpuset.cpus",
+             "cpuset.mems")
 
     def fn(cfg: dict[str, Any]) -> None:
         cfg["linux"]["resources"] = resources
@@ -265,6 +267,7 @@ def test_resources_written_alike(root: Path, bundle: Path) -> None:
     ways = each_way(way)
     assert ways["front"] == ways["python"]
     assert ways["front"][1]["pids.max"] == "64\n"
+    assert ways["front"][1]["cpuset.cpus"] == "0\n"
 
 
 def _escaping_mount(bundle: Path, workdir: Path) -> None:
@@ -297,12 +300,15 @@ def test_a_mount_onto_an_escaping_symlink_stays_inside(root: Path, bundle: Path,
 
 @pytest.mark.parametrize("case", ["missing executable", "a bind source that does not exist",
                                   "a pid file that cannot be written",
-                                  "a console socket nobody listens on"])
+                                  "a console socket nobody listens on",
+                                  "cpus the parent does not have"])
 def test_init_failures(root: Path, bundle: Path, workdir: Path, case: str) -> None:
     """Failures once things are made: Python's words, everything rolled back."""
     flags = []
     if case == "a pid file that cannot be written":
         flags = ["--pid-file", str(workdir / "no-such-dir" / "pid")]
+    elif case == "cpus the parent does not have":
+        edit(bundle, lambda cfg: cfg["linux"].update(resources={"cpu": {"cpus": "0,8000"}}))
     elif case == "a console socket nobody listens on":
         flags = ["--console-socket", str(workdir / "nobody.sock")]
         edit(bundle, lambda cfg: cfg["process"].update(terminal=True))

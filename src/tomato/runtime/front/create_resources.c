@@ -34,6 +34,70 @@ static int int_of(const struct json *j, int obj, const char *key, long long *out
     ((r)->allow = (a), (r)->type = (t), (r)->major = (ma), (r)->minor = (mi), \
      snprintf((r)->access, sizeof (r)->access, "%s", (acc)))
 
+static int put(const struct cg_plan *p, const char *ctrl, const char *name, const char *value);
+
+/* resources.parse_cpuset: "0-3,5" into BITS; -1 for what Python refuses (or too large) */
+static int cpuset_bits(const char *text, unsigned char *bits) {
+    memset(bits, 0, MAX_CPUSET / 8);
+    const char *t = text;
+    for (;;) {
+        char *end;
+        if (*t < '0' || *t > '9')
+            return -1;
+        unsigned long lo = strtoul(t, &end, 10), hi = lo;
+        if (*end == '-') {
+            if (end[1] < '0' || end[1] > '9')
+                return -1;
+            hi = strtoul(end + 1, &end, 10);
+        }
+        if (hi < lo || hi >= MAX_CPUSET)
+            return -1; /* a reversed range: Python's error; beyond ours: Python's case */
+        for (unsigned long i = lo; i <= hi; i++)
+            bits[i / 8] |= (unsigned char)(1u << (i % 8));
+        if (*end == '\0')
+            return 0;
+        if (*end != ',')
+            return -1;
+        t = end + 1;
+    }
+}
+
+/* base.check_cpuset against what the parent has (V1Manager._plan_cpu), then the write */
+static int put_cpuset(const struct cg_plan *p, const char *key, const char *value) {
+    static unsigned char want[MAX_CPUSET / 8], have[MAX_CPUSET / 8];
+    char *dir = strdup(cg_plan_dir(p, "cpuset")), *slash = strrchr(dir, '/'), avail[4096] = "";
+    if (slash)
+        *slash = '\0';
+    const char *kind = strcmp(key, "cpus") == 0 ? "cpu" : "node";
+    char *effective = NULL, *plain = NULL, *online = NULL;
+    if (asprintf(&effective, "%s/cpuset.effective_%s", dir, key) < 0 ||
+        asprintf(&plain, "%s/cpuset.%s", dir, key) < 0 ||
+        asprintf(&online, "/sys/devices/system/%s/online", kind) < 0)
+        return fail_os(ENOMEM, NULL);
+    const char *files[] = {effective, plain, online};
+    for (int i = 0; i < 3 && !avail[0]; i++)
+        if (cg_read_file(files[i], avail, sizeof avail) < 0)
+            avail[0] = '\0';
+    free(effective);
+    free(plain);
+    free(online);
+    free(dir);
+    if (avail[0] && cpuset_bits(value, want) == 0 && cpuset_bits(avail, have) == 0) {
+        char missing[4096] = "";
+        size_t n = 0;
+        for (int i = 0; i < MAX_CPUSET; i++)
+            if ((want[i / 8] >> (i % 8) & 1) && !(have[i / 8] >> (i % 8) & 1) &&
+                n < sizeof missing - 16)
+                n += (size_t)snprintf(missing + n, sizeof missing - n, "%s%d", n ? "," : "", i);
+        if (n)
+            return fail("linux.resources.cpu.%s: %s not available (available: %s)", key, missing,
+                        avail);
+    }
+    char name[32];
+    snprintf(name, sizeof name, "cpuset.%s", key);
+    return put(p, "cpuset", name, value);
+}
+
 /* The writes' values, checked before anything is made: 0, or ASK_PYTHON. */
 int cg_plan_check(const struct json *j, int resources, int linux_devices,
                   const struct cg_plan *p, struct cg_res *r) {
@@ -47,10 +111,16 @@ int cg_plan_check(const struct json *j, int resources, int linux_devices,
         (!absent(j, net) && j->n[net].child >= 0))
         return PYTHONS("linux.resources (blockIO without blkio, network)"); /* a warning, or writes create.c does not make */
     if (!absent(j, cpu)) {
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < 2; k++) { /* (create_check: digits, "," and "-", not empty) */
             int s = json_get(j, cpu, k ? "mems" : "cpus");
-            if (!absent(j, s) && j->n[s].s[strspn(j->n[s].s, " \t\n")])
-                return PYTHONS("linux.resources.cpu.cpus"); /* checked against the parent's: Python's */
+            if (absent(j, s))
+                continue;
+            static unsigned char bits[MAX_CPUSET / 8];
+            if (cpuset_bits(j->n[s].s, bits) < 0) /* a bad list: Python's error */
+                return PYTHONS(k ? "linux.resources.cpu.mems" : "linux.resources.cpu.cpus");
+            if (!cg_plan_dir(p, "cpuset")) /* a warning */
+                return PYTHONS("linux.resources.cpu.cpus (no cpuset controller)");
+            *(k ? &r->mems : &r->cpus) = j->n[s].s;
         }
         if (int_of(j, cpu, "shares", &r->shares) < 0 || int_of(j, cpu, "quota", &r->quota) < 0 ||
             int_of(j, cpu, "period", &r->period) < 0)
@@ -241,6 +311,9 @@ int cg_plan_set(const struct cg_plan *p, struct cg_res *r) {
     if (r->period && put_int(p, "cpu", "cpu.cfs_period_us", r->period) < 0)
         return -1;
     if (r->quota && r->quota != -1 && put_int(p, "cpu", "cpu.cfs_quota_us", r->quota) < 0)
+        return -1;
+    if ((r->cpus && put_cpuset(p, "cpus", r->cpus) < 0) ||
+        (r->mems && put_cpuset(p, "mems", r->mems) < 0))
         return -1;
     int sw = r->has_swap;
     if (sw) { /* (the directory exists now) */

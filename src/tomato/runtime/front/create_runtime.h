@@ -7,6 +7,7 @@
 
 #define MAX_CG_PATHS 32
 #define MAX_DEVICE_RULES 512
+#define MAX_CPUSET 8192     /* cpus and memory nodes create.c checks (more: Python's) */
 
 /* new_manager's V1Manager: its paths (controller -> directory, in its order), the
  * cgroup2 directory of a hybrid host, the directories made and how many levels each. */
@@ -32,6 +33,7 @@ struct cg_rule {
 /* linux.resources as create.c writes them (0: none, as Python's falsy values) */
 struct cg_res {
     long long shares, quota, period;
+    const char *cpus, *mems;  /* cpuset lists, NULL for none */
     long long mem_limit, mem_reservation, mem_swap;
     int has_swap, swap_ignored;
     int has_pids;
