@@ -45,6 +45,15 @@ def docker_mounts(shm_size: int = 64 << 20) -> list[dict[str, Any]]:
     ]
 
 
+def _atoi(text: str) -> int:
+    """A passwd/group id field as docker's user library reads it (Go's Atoi, its error
+    ignored): anything but an ASCII decimal integer is 0."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits or not digits.isascii() or not digits.isdigit():
+        return 0
+    return int(text)
+
+
 def lookup_user(rootfs: Path, user: str) -> tuple[int, int, list[int]]:
     """USER as docker resolves it: name or uid, optional :group, from the image's files."""
     from tomato._sys.paths import read_in_root
@@ -62,33 +71,33 @@ def lookup_user(rootfs: Path, user: str) -> tuple[int, int, list[int]]:
 
     passwd, groups = read("/etc/passwd"), read("/etc/group")
     uid = gid = None
-    if name.isdigit():
+    if name.isascii() and name.isdigit():
         uid = int(name)
         for p in passwd:
             if len(p) > 3 and p[2] == name:
-                gid = int(p[3])
+                gid = _atoi(p[3])
         gid = 0 if gid is None else gid
     else:
         for p in passwd:
             if len(p) > 3 and p[0] == name:
-                uid, gid = int(p[2]), int(p[3])
+                uid, gid = _atoi(p[2]), _atoi(p[3])
                 break
         if uid is None:
             raise NotFound(f"unable to find user {name}: no matching entries in passwd file")
     if group:
-        if group.isdigit():
+        if group.isascii() and group.isdigit():
             gid = int(group)
         else:
             match = [g for g in groups if len(g) > 2 and g[0] == group]
             if not match:
                 raise NotFound(f"unable to find group {group}: no matching entries in group "
                                "file")
-            gid = int(match[0][2])
+            gid = _atoi(match[0][2])
     member_name = name if not name.isdigit() else next(
         (p[0] for p in passwd if len(p) > 2 and p[2] == name), "")
-    extra = sorted({int(g[2]) for g in groups
+    extra = sorted({_atoi(g[2]) for g in groups
                     if len(g) > 3 and member_name and member_name in g[3].split(",")
-                    and g[2].isdigit() and int(g[2]) != gid})
+                    and _atoi(g[2]) != gid})
     assert uid is not None and gid is not None
     return uid, gid, extra
 

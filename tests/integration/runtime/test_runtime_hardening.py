@@ -116,6 +116,37 @@ def test_run_home_from_a_passwd_that_is_not_utf8(root: Path, bundle: Path, path:
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"/home/\xe9t\xe9\n", b"")
 
 
+#: A blank line before the user's (C's scan once stopped there) and a HOME longer than
+#: C's old 4 KiB buffer, after 70 KiB of other users (its old 64 KiB read).
+LONG_HOME = b"/home/" + b"h" * 5000
+LONG_PASSWD = (b"root:x:0:0:root:/root:/bin/sh\n\n"
+               + b"".join(b"u%d:x:%d:%d::/home/u:/bin/sh\n" % (n, n, n)
+                          for n in range(1000, 3500))
+               + b"long:x:11:11::" + LONG_HOME + b":/bin/sh\n")
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_home_past_a_blank_line_and_longer_than_4k(root: Path, bundle: Path,
+                                                    path: str) -> None:
+    (bundle / "rootfs" / "etc" / "passwd").write_bytes(LONG_PASSWD)
+
+    def fn(cfg: dict[str, Any]) -> None:
+        cfg["process"]["user"] = {"uid": 11, "gid": 11}
+        cfg["process"]["args"] = ["sh", "-c", "echo \"$HOME\""]
+        cfg["process"]["env"] = [e for e in cfg["process"]["env"] if not e.startswith("HOME=")]
+
+    edit(bundle, fn)
+    proc = call(root, "run", "--bundle", str(bundle), C, path=path)
+    runtime(root, "delete", "--force", C, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, LONG_HOME + b"\n", b"")
+    run_detached(root, bundle, C, "sleep", "600")
+    try:
+        got = both(root, "exec", "-u", "11", C, "sh", "-c", "echo \"$HOME\"")
+        assert (got.returncode, got.stdout) == (0, LONG_HOME + b"\n")
+    finally:
+        delete_reaping(root, C, [])
+
+
 # ---- --pid-file's temporary name ----
 
 #: Runs the runtime in the very process that planted a symlink at PIDFILE.$$.tmp
@@ -220,7 +251,7 @@ def test_create_pid_file_never_follows_a_planted_temporary_name(root: Path, bund
 
 # ---- long (and not UTF-8) exec failures ----
 
-@pytest.mark.parametrize("length", [4094, 4095, 4096, 5000, 8000])
+@pytest.mark.parametrize("length", [4094, 4095, 4096, 5000, 8000, 9000, 20000])
 def test_exec_failure_longer_than_4k_comes_out_whole(root: Path, running: int,
                                                      length: int) -> None:
     path = "/" + "a" * (length - 1)  # no such file: the child's words, over the error pipe

@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -59,16 +60,24 @@ void child_reports_to(int fd, int init) {
 void child_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(message + 1, sizeof message - 1, fmt, ap);
+    char *text = NULL;
+    int n = vasprintf(&text, fmt, ap); /* whole: the parent reads the pipe to its end */
     va_end(ap);
-    if (n > (int)sizeof message - 2)
-        n = (int)sizeof message - 2;
-    message[0] = 'E';
-    if (for_init == INIT_STARTED) /* after "ready": on stderr, as Python's init then */
-        dprintf(2, "tomato-runtime: %s\n", message + 1);
-    else if (n > 0 && (for_init ? send(err_fd, message, (size_t)n + 1, MSG_NOSIGNAL)
-                                : write(err_fd, message + 1, (size_t)n)) < 0) {
-        /* the parent is gone: nobody to tell */
+    if (n < 0) {
+        text = message + 1;
+        n = snprintf(text, sizeof message - 1, "out of memory");
+    }
+    if (for_init == INIT_STARTED) { /* after "ready": on stderr, as Python's init then */
+        dprintf(2, "tomato-runtime: %s\n", text);
+    } else if (for_init) { /* one packet: 'E' and the words */
+        char kind = 'E';
+        struct iovec iov[2] = {{&kind, 1}, {text, (size_t)n}};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+        sendmsg(err_fd, &msg, MSG_NOSIGNAL); /* the parent gone: nobody to tell */
+    } else {
+        for (ssize_t done = 0, w; done < n; done += w)
+            if ((w = write(err_fd, text + done, (size_t)(n - done))) <= 0)
+                break;
     }
     _exit(for_init ? 1 : 126);
 }
@@ -333,27 +342,33 @@ static void apply_rlimits(const struct exec_proc *p) {
     }
 }
 
-/* process.home_of: the uid's directory in the container's /etc/passwd, else "/". */
-static const char *home_of(uid_t uid, char *buf, size_t size) {
-    static char text[1 << 16];
-    snprintf(buf, size, "/");
+/* process.home_of: the uid's directory in the container's /etc/passwd, else "/"; the
+ * whole file, as bytes, lines split on "\n" alone, a NUL ending the scan (malloc'd). */
+static char *home_of(uid_t uid) {
+    char *text = NULL;
+    size_t n = 0, cap = 0;
     int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return buf;
-    size_t n = 0;
-    while (n < sizeof text - 1) { /* to its end, as Python's lines (a FIFO too) */
-        ssize_t r = read(fd, text + n, sizeof text - 1 - n);
+    while (fd >= 0) { /* to its end, as Python's read() (a FIFO too) */
+        if (n + 1 >= cap) {
+            char *more = realloc(text, cap = cap ? 2 * cap : 1 << 16);
+            if (!more)
+                die_os(ENOMEM);
+            text = more;
+        }
+        ssize_t r = read(fd, text + n, cap - 1 - n);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             break;
         n += (size_t)r;
     }
-    close(fd);
-    text[n] = '\0';
+    if (fd >= 0)
+        close(fd);
     char want[16];
     snprintf(want, sizeof want, "%u", (unsigned)uid);
-    for (char *line = text; line && *line;) {
+    if (text)
+        text[n] = '\0';
+    for (char *line = text; line;) {
         char *next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
@@ -369,13 +384,11 @@ static const char *home_of(uid_t uid, char *buf, size_t size) {
             *colon = '\0';
             s = colon + 1;
         }
-        if (count >= 6 && strcmp(field[2], want) == 0) {
-            snprintf(buf, size, "%s", field[5][0] ? field[5] : "/");
-            return buf;
-        }
+        if (count >= 6 && strcmp(field[2], want) == 0)
+            return field[5][0] ? field[5] : "/";
         line = next;
     }
-    return buf;
+    return "/";
 }
 
 static const char *find_executable(const struct exec_proc *p, const char *name, char *buf,
@@ -415,10 +428,11 @@ void process_prepare(struct exec_proc *p, int console_fd, struct prepared *out) 
     if (console_fd >= 0)
         close(console_fd);
     apply_rlimits(p);
-    static char home[4096 + 8], path_buf[8192];
+    static char path_buf[8192];
     if (!p->has_home) {
-        char dir[4096];
-        snprintf(home, sizeof home, "HOME=%s", home_of(p->uid, dir, sizeof dir));
+        char *home = NULL;
+        if (asprintf(&home, "HOME=%s", home_of(p->uid)) < 0)
+            die_os(ENOMEM);
         int n = 0;
         while (p->env[n])
             n++;
