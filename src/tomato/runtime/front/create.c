@@ -320,6 +320,8 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
     if (res.swap_ignored) /* the manager's warnings, after the placement (create.py) */
         log_warning("linux.resources.memory.swap: this kernel has no swap accounting (memsw); "
                     "ignored");
+    for (int i = 0; i < plan.nwarnings; i++)
+        log_warning("%s", plan.warnings[i]);
     s.status = "created";
     if (record_save(&s) < 0)
         return roll_back(&m);

@@ -8,8 +8,10 @@
  *   manager.set(Resources)      -> cg_plan_set (create_resources.c: v1.py's plan)
  *   rootfs.cgroup_mount_dirs    -> cg_plan_mount_dirs
  *
+ * On a cgroup v2 host (no v1 hierarchy) the V2Manager's: create_cgroup2.c.
+ *
  * Whatever Python would warn about or refuse (a controller a limit needs is missing, a
- * value out of Resources.from_oci's range, cpusets to check, cgroup v2) is found by
+ * value out of Resources.from_oci's range) is found by
  * cg_plan_new (and create_resources.c's cg_plan_check) before anything is made, and the
  * create is then Python's.
  */
@@ -158,12 +160,10 @@ static char *own_path(const char *cgroup_text, const char *ctrls, int v2) {
     return found;
 }
 
-/* new_manager(cgroupsPath, id, hierarchies()) for the v1 cgroupfs driver: 0, or
- * ASK_PYTHON (cgroup v2 alone, no hierarchy, a path Python refuses). */
+/* new_manager(cgroupsPath, id, hierarchies()) for the cgroupfs driver: 0, or ASK_PYTHON
+ * (no hierarchy, a path Python refuses). */
 int cg_plan_new(const char *config_path, const char *id, struct cg_plan *p) {
     memset(p, 0, sizeof *p);
-    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0)
-        return PYTHONS("cgroup v2"); /* cgroup v2: the device program is Python's (devices_bpf.py) */
     char *path = config_path && *config_path ? strdup(config_path)
                                              : dupf("tomato/%s%s", id, "");
     char *check = dupf("/%s/%s", path, "");
@@ -246,8 +246,10 @@ int cg_plan_new(const char *config_path, const char *id, struct cg_plan *p) {
             return PYTHONS("linux.cgroupsPath");
         if (v2) {
             seen_v2 = 1;
-            if (!p->unified)
+            if (!p->unified) {
                 p->unified = d;
+                p->mountpoint = strdup(mountpoint);
+            }
             continue;
         }
         if (nseen >= MAX_CGROUP_DIRS || p->nhier >= MAX_CGROUP_DIRS)
@@ -280,8 +282,21 @@ int cg_plan_new(const char *config_path, const char *id, struct cg_plan *p) {
         p->hier_name[p->nhier] = strdup(base);
         p->hier_dir[p->nhier++] = first_with_path;
     }
+    if (p->npaths == 0 && p->unified) { /* cgroups.mode() "unified": V2Manager */
+        p->version = 2;
+        p->dirs[p->ndirs++] = p->unified;
+        int depth = 0;
+        for (const char *c = p->unified; *c; c++)
+            depth += *c == '/';
+        if (depth > 48)
+            return PYTHONS("linux.cgroupsPath (too deep)");
+        if (is_dir(p->unified)) /* its device programs would be Python's to replace */
+            return PYTHONS("linux.cgroupsPath (a cgroup v2 directory that exists)");
+        return 0;
+    }
     if (p->npaths == 0)
-        return PYTHONS("no cgroup v1 hierarchy");
+        return PYTHONS("no cgroup hierarchy");
+    p->version = 1;
     for (int i = 0; i < p->npaths; i++) {
         int depth = 0;
         for (const char *c = p->path[i]; *c; c++)
@@ -312,6 +327,18 @@ const char *cg_plan_dir(const struct cg_plan *p, const char *ctrl) {
 char *cg_plan_json(const struct cg_plan *p, const char *id) {
     char *b = NULL;
     size_t len = 0, cap = 0;
+    if (p->version == 2) { /* V2Manager.to_dict() */
+        buf_printf(&b, &len, &cap, "{\"version\": 2, \"cgroups_path\": ");
+        json_put_string(&b, &len, &cap, p->cgroups_path, 1);
+        buf_printf(&b, &len, &cap, ", \"container_id\": ");
+        json_put_string(&b, &len, &cap, id, 1);
+        buf_printf(&b, &len, &cap, ", \"path\": ");
+        json_put_string(&b, &len, &cap, p->unified, 1);
+        buf_printf(&b, &len, &cap, ", \"mountpoint\": ");
+        json_put_string(&b, &len, &cap, p->mountpoint, 1);
+        buf_printf(&b, &len, &cap, ", \"created\": %d}", p->made[0]);
+        return b;
+    }
     buf_printf(&b, &len, &cap, "{\"version\": 1, \"cgroups_path\": ");
     json_put_string(&b, &len, &cap, p->cgroups_path, 1);
     buf_printf(&b, &len, &cap, ", \"container_id\": ");
@@ -435,12 +462,23 @@ int cg_plan_create(struct cg_plan *p) {
             return -1;
         p->made_known[i] = 1;
     }
+    if (p->version == 2) {
+        cg2_enable(p);
+        return 0;
+    }
     const char *cs = cg_plan_dir(p, "cpuset");
     return cs ? fill_cpuset(cs) : 0;
 }
 
 void cg_plan_mount_dirs(const struct cg_plan *p, struct init_config *c) {
     c->ncgroup_dirs = 0;
+    if (p->version == 2) { /* list(manager.paths.items())[:1]: ("", path) */
+        c->cgroup_dirs[0].name = "";
+        c->cgroup_dirs[0].host_dir = p->unified;
+        c->ncgroup_dirs = 1;
+        c->cgroup_unified = 1;
+        return;
+    }
     for (int i = 0; i < p->nhier && c->ncgroup_dirs < MAX_CGROUP_DIRS; i++) {
         c->cgroup_dirs[c->ncgroup_dirs].name = p->hier_name[i];
         c->cgroup_dirs[c->ncgroup_dirs++].host_dir = p->hier_dir[i];

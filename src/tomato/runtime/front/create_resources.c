@@ -62,9 +62,25 @@ static int cpuset_bits(const char *text, unsigned char *bits) {
     }
 }
 
-/* base.check_cpuset against what the parent has (V1Manager._plan_cpu), then the write */
-static int put_cpuset(const struct cg_plan *p, const char *key, const char *value) {
+/* base.check_cpuset: VALUE within AVAILABLE (nothing to check when that is unknown) */
+int cpuset_check(const char *key, const char *value, const char *available) {
     static unsigned char want[MAX_CPUSET / 8], have[MAX_CPUSET / 8];
+    if (!available[0] || cpuset_bits(value, want) < 0 || cpuset_bits(available, have) < 0)
+        return 0;
+    char missing[4096] = "";
+    size_t n = 0;
+    for (int i = 0; i < MAX_CPUSET; i++)
+        if ((want[i / 8] >> (i % 8) & 1) && !(have[i / 8] >> (i % 8) & 1) &&
+            n < sizeof missing - 16)
+            n += (size_t)snprintf(missing + n, sizeof missing - n, "%s%d", n ? "," : "", i);
+    if (n)
+        return fail("linux.resources.cpu.%s: %s not available (available: %s)", key, missing,
+                    available);
+    return 0;
+}
+
+/* V1Manager._plan_cpu's cpuset: checked against what the parent has, then written */
+static int put_cpuset(const struct cg_plan *p, const char *key, const char *value) {
     char *dir = strdup(cg_plan_dir(p, "cpuset")), *slash = strrchr(dir, '/'), avail[4096] = "";
     if (slash)
         *slash = '\0';
@@ -82,17 +98,8 @@ static int put_cpuset(const struct cg_plan *p, const char *key, const char *valu
     free(plain);
     free(online);
     free(dir);
-    if (avail[0] && cpuset_bits(value, want) == 0 && cpuset_bits(avail, have) == 0) {
-        char missing[4096] = "";
-        size_t n = 0;
-        for (int i = 0; i < MAX_CPUSET; i++)
-            if ((want[i / 8] >> (i % 8) & 1) && !(have[i / 8] >> (i % 8) & 1) &&
-                n < sizeof missing - 16)
-                n += (size_t)snprintf(missing + n, sizeof missing - n, "%s%d", n ? "," : "", i);
-        if (n)
-            return fail("linux.resources.cpu.%s: %s not available (available: %s)", key, missing,
-                        avail);
-    }
+    if (cpuset_check(key, value, avail) < 0)
+        return -1;
     char name[32];
     snprintf(name, sizeof name, "cpuset.%s", key);
     return put(p, "cpuset", name, value);
@@ -104,10 +111,11 @@ int cg_plan_check(const struct json *j, int resources, int linux_devices,
     memset(r, 0, sizeof *r);
     if (absent(j, resources))
         return 0;
+    int v1 = p->version == 1; /* (v2's controllers are known once its directory exists) */
     int cpu = json_get(j, resources, "cpu"), mem = json_get(j, resources, "memory");
     int pids = json_get(j, resources, "pids"), dev = json_get(j, resources, "devices");
     int blkio = json_get(j, resources, "blockIO"), net = json_get(j, resources, "network");
-    if ((!absent(j, blkio) && !cg_plan_dir(p, "blkio")) ||
+    if ((!absent(j, blkio) && v1 && !cg_plan_dir(p, "blkio")) ||
         (!absent(j, net) && j->n[net].child >= 0))
         return PYTHONS("linux.resources (blockIO without blkio, network)"); /* a warning, or writes create.c does not make */
     if (!absent(j, cpu)) {
@@ -118,7 +126,7 @@ int cg_plan_check(const struct json *j, int resources, int linux_devices,
             static unsigned char bits[MAX_CPUSET / 8];
             if (cpuset_bits(j->n[s].s, bits) < 0) /* a bad list: Python's error */
                 return PYTHONS(k ? "linux.resources.cpu.mems" : "linux.resources.cpu.cpus");
-            if (!cg_plan_dir(p, "cpuset")) /* a warning */
+            if (v1 && !cg_plan_dir(p, "cpuset")) /* a warning */
                 return PYTHONS("linux.resources.cpu.cpus (no cpuset controller)");
             *(k ? &r->mems : &r->cpus) = j->n[s].s;
         }
@@ -127,7 +135,7 @@ int cg_plan_check(const struct json *j, int resources, int linux_devices,
             return PYTHONS("linux.resources.cpu");
         if ((r->period && (r->period < 1000 || r->period > 1000000)) ||
             (r->quota && r->quota != -1 && r->quota < 1000) ||
-            ((r->shares || r->quota || r->period) && !cg_plan_dir(p, "cpu")))
+            ((r->shares || r->quota || r->period) && v1 && !cg_plan_dir(p, "cpu")))
             return PYTHONS("linux.resources.cpu");
     }
     if (!absent(j, mem)) {
@@ -136,24 +144,27 @@ int cg_plan_check(const struct json *j, int resources, int linux_devices,
             int_of(j, mem, "swap", &r->mem_swap) < 0)
             return PYTHONS("linux.resources.memory");
         const char *d = cg_plan_dir(p, "memory");
-        if ((r->mem_limit || r->mem_swap || r->mem_reservation) && !d)
+        if ((r->mem_limit || r->mem_swap || r->mem_reservation) && v1 && !d)
             return PYTHONS("linux.resources.memory");
+        if (!v1 && r->mem_swap && r->mem_swap != -1 &&
+            (r->mem_limit == 0 || r->mem_limit == -1 || r->mem_swap < r->mem_limit))
+            return PYTHONS("linux.resources.memory.swap"); /* convert.swap_to_v2's error */
         if (r->mem_limit && r->mem_limit != -1 && r->mem_swap && r->mem_swap != -1 &&
             r->mem_swap < r->mem_limit)
             return PYTHONS("linux.resources.memory.swap"); /* Python's error */
         r->has_swap = r->mem_swap != 0;
-        if (r->mem_limit == -1 && !r->has_swap) {
+        if (v1 && r->mem_limit == -1 && !r->has_swap) {
             r->has_swap = 1;
             r->mem_swap = -1;
         }
     }
     if (!absent(j, pids)) {
         r->has_pids = int_of(j, pids, "limit", &r->pids_limit);
-        if (r->has_pids < 0 || (r->has_pids && !cg_plan_dir(p, "pids")))
+        if (r->has_pids < 0 || (r->has_pids && v1 && !cg_plan_dir(p, "pids")))
             return PYTHONS("linux.resources.pids");
     }
     if (!absent(j, dev)) {
-        if (!cg_plan_dir(p, "devices"))
+        if (v1 && !cg_plan_dir(p, "devices"))
             return PYTHONS("linux.resources.devices");
         r->has_devices = 1;
         for (int e = j->n[dev].child; e >= 0; e = j->n[e].next) {
@@ -303,7 +314,9 @@ static int plan_devices(const struct cg_plan *p, const struct cg_res *res) {
 }
 
 /* V1Manager.set: the writes of its plan, in its order.  0, or -1 after fail(). */
-int cg_plan_set(const struct cg_plan *p, struct cg_res *r) {
+int cg_plan_set(struct cg_plan *p, struct cg_res *r) {
+    if (p->version == 2)
+        return cg2_set(p, r);
     if (r->shares && put_int(p, "cpu", "cpu.shares", r->shares) < 0)
         return -1;
     if (r->quota == -1 && put(p, "cpu", "cpu.cfs_quota_us", "-1") < 0)

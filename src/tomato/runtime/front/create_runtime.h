@@ -11,7 +11,13 @@
 
 /* new_manager's V1Manager: its paths (controller -> directory, in its order), the
  * cgroup2 directory of a hybrid host, the directories made and how many levels each. */
+#define MAX_CG_WARNINGS 32
+
 struct cg_plan {
+    int version;                          /* 1, or 2 on a unified host (path: unified) */
+    const char *mountpoint;               /* v2: the cgroup2 mount */
+    char *warnings[MAX_CG_WARNINGS];      /* the manager's, logged once the init is ready */
+    int nwarnings;
     const char *cgroups_path;             /* "tomato/<id>" for an empty cgroupsPath */
     int npaths;
     const char *ctrl[MAX_CG_PATHS], *path[MAX_CG_PATHS];
@@ -50,7 +56,12 @@ const char *cg_plan_dir(const struct cg_plan *p, const char *ctrl); /* or NULL *
 /* create_resources.c: 0 or ASK_PYTHON (before anything is made); then 0, or -1 after fail() */
 int cg_plan_check(const struct json *j, int resources, int linux_devices,
                   const struct cg_plan *p, struct cg_res *r);
-int cg_plan_set(const struct cg_plan *p, struct cg_res *r);
+int cg_plan_set(struct cg_plan *p, struct cg_res *r);
+/* base.check_cpuset: 0, or -1 after fail() in its words */
+int cpuset_check(const char *key, const char *value, const char *available);
+/* create_cgroup2.c: V2Manager's create (after the mkdir) and set */
+void cg2_enable(struct cg_plan *p);
+int cg2_set(struct cg_plan *p, struct cg_res *r);
 
 /* ---- create_config.c ---- */
 struct config_extra {

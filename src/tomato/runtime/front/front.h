@@ -106,6 +106,8 @@ int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fail_os(int err, const char *path); /* as the CLI prints an OSError */
 /* The failure recorded so far (a copy to free), or NULL: kept across a rollback */
 char *failure_copy(void);
+/* ... and the failure taken back (a warning after all: the caller frees it) */
+char *failure_take(void);
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sleep_ms(double ms);

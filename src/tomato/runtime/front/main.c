@@ -274,6 +274,12 @@ char *failure_copy(void) {
     return failure ? strdup(failure) : NULL;
 }
 
+char *failure_take(void) {
+    char *taken = failure;
+    failure = NULL;
+    return taken;
+}
+
 int fail_os(int err, const char *path) {
     return path ? fail("%s %s", strerror(err), path) : fail("%s", strerror(err));
 }
