@@ -64,7 +64,8 @@ def load_bundle(bundle: str,
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            raw = json.loads(f.read())
+            data = f.read()
+        raw = json.loads(data)
     except FileNotFoundError:
         raise NotFound(f"config.json not found in bundle {bundle}") from None
     except ValueError as err:
@@ -75,6 +76,11 @@ def load_bundle(bundle: str,
         raise InvalidArgument(f"config.json in {bundle} is not valid JSON: nested too "
                               "deeply" if isinstance(err, RecursionError) else
                               f"config.json in {bundle} is not valid JSON") from err
+    from tomato.runtime.statedir import lone_surrogate
+
+    if b"\\u" in data and lone_surrogate(raw):  # valid JSON, but no text: the record
+        # made of it could then be neither read nor deleted (state.json's own test)
+        raise InvalidArgument(f"config.json in {bundle} holds a lone surrogate")
     if explain is not None:  # --explain's summary draws its [security] group from it
         explain.config(raw)
     return raw, parse_spec(raw)

@@ -53,6 +53,13 @@ def preload(proc: Process, hooks: bool = False) -> None:
         from tomato.runtime import hooks as _hooks  # noqa: F401
 
 
+def _lower(a: int, b: int) -> int:
+    """The lower of two rlimit values, RLIM_INFINITY (-1 here) the highest."""
+    if a == resource.RLIM_INFINITY:
+        return b
+    return a if b == resource.RLIM_INFINITY else min(a, b)
+
+
 def apply_rlimits(proc: Process, warn: Callable[[str], None]) -> None:
     """Set each rlimit; where we may not raise the hard limit, clamp to it and warn.
 
@@ -64,12 +71,15 @@ def apply_rlimits(proc: Process, warn: Callable[[str], None]) -> None:
         if kind is None:
             warn(f"rlimit {rl.type} is not known to this kernel; ignored")
             continue
+        # 2^64-1 is docker's --ulimit core=-1 (Go's RLIM_INFINITY; runc: unlimited), more
+        # than setrlimit's C long takes: from 2^63 up, RLIM_INFINITY (front/exec_process.c)
+        soft, hard = (v if v < 1 << 63 else resource.RLIM_INFINITY for v in (rl.soft, rl.hard))
         try:
-            resource.setrlimit(kind, (rl.soft, rl.hard))
+            resource.setrlimit(kind, (soft, hard))
         except (ValueError, OSError):
-            _soft, hard = resource.getrlimit(kind)
-            new_hard = min(rl.hard, hard) if hard != resource.RLIM_INFINITY else rl.hard
-            new_soft = min(rl.soft, new_hard)
+            _soft, cur = resource.getrlimit(kind)
+            new_hard = _lower(hard, cur)
+            new_soft = _lower(soft, new_hard)
             resource.setrlimit(kind, (new_soft, new_hard))
             warn(f"rlimit {rl.type} {rl.soft}:{rl.hard} clamped to {new_soft}:{new_hard} "
                  "(cannot raise the hard limit)")

@@ -39,10 +39,6 @@ OPEN: dict[tuple[str, str], str] = {
     ("test_device_refused_words", "front"): "#2",
     ("test_passwd_fifo_does_not_hang_create", "python"): "#4",
     ("test_passwd_fifo_does_not_hang_create", "front"): "#4",
-    ("test_unlimited_rlimit", "python"): "#5",
-    ("test_unlimited_rlimit", "front"): "#5",
-    ("test_lone_surrogate_container_is_deleted_whole", "python"): "#6",
-    ("test_lone_surrogate_container_is_deleted_whole", "front"): "#6",
 }
 
 
@@ -209,15 +205,14 @@ def test_passwd_fifo_does_not_hang_create(root: Path, bundle: Path, way: str) ->
 
 @WAYS
 def test_unlimited_rlimit(root: Path, bundle: Path, way: str) -> None:
-    """EQUALLY WRONG IN PYTHON (the C path hands this config over): `docker run
-    --ulimit core=-1` writes RLIMIT_CORE hard and soft 18446744073709551615 (RLIM_INFINITY
-    as Go's uint64); runc sets unlimited.  Python fails the whole create with
-    "tomato-runtime: Python int too large to convert to C long", exit 1."""
+    """`docker run --ulimit core=-1` writes RLIMIT_CORE hard and soft
+    18446744073709551615 (RLIM_INFINITY as Go's uint64); runc sets unlimited, and so do
+    we, both ways (Python failed the whole create with "Python int too large to convert
+    to C long"; C handed the config over)."""
     edit(bundle, lambda cfg: cfg["process"].update(
         args=["sh", "-c", "ulimit -c"],
         rlimits=[{"type": "RLIMIT_CORE", "hard": 2**64 - 1, "soft": 2**64 - 1}]))
-    proc = call(root, "run", "--bundle", str(bundle), C,
-                way="python" if way == "front" else way)  # (handed over either way)
+    proc = call(root, "run", "--bundle", str(bundle), C, way=way)
     assert (proc.returncode, proc.stdout) == (0, b"unlimited\n"), proc.stderr
 
 

@@ -41,9 +41,31 @@ struct made {
     pid_t pid;               /* the init, once cloned */
 };
 
-/* Roll back in reverse (create.py's Undo), keeping the failure's words. */
-static int roll_back(struct made *m) {
-    char *why = failure_copy();
+/* SIGINT, SIGTERM or SIGHUP while things are made: everything is rolled back, as
+ * Python's Undo does on KeyboardInterrupt, before we go (130 for SIGINT, as Python's
+ * CLI; else the signal's own death). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig) {
+    stop_signal = sig;
+}
+
+static void undo(struct made *m);
+
+static int interrupted(struct made *m) {
+    undo(m);
+    char *why = failure_take();
+    free(why);
+    if (stop_signal != SIGINT) {
+        signal(stop_signal, SIG_DFL);
+        raise(stop_signal);
+    }
+    return 130;
+}
+
+#define STOPPED_YET(m) do { if (stop_signal) return interrupted(m); } while (0)
+
+static void undo(struct made *m) {
     if (m->pid > 0) {
         kill(m->pid, SIGKILL);
         while (waitpid(m->pid, NULL, 0) < 0 && errno == EINTR)
@@ -52,6 +74,14 @@ static int roll_back(struct made *m) {
     if (m->cg)
         cg_destroy(m->cg);
     remove_state_dir(m->s->root, m->s->id);
+}
+
+/* Roll back in reverse (create.py's Undo), keeping the failure's words. */
+static int roll_back(struct made *m) {
+    if (stop_signal)
+        return interrupted(m);
+    char *why = failure_copy();
+    undo(m);
     fail("%s", why ? why : "unknown error");
     free(why);
     return 1;
@@ -113,6 +143,8 @@ static int await_ready(int fd) {
     static char msg[65536];
     for (;;) {
         ssize_t n = recv(fd, msg, sizeof msg - 1, 0);
+        if (n < 0 && errno == EINTR && stop_signal)
+            return fail("interrupted");
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -222,6 +254,10 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
 
     /* ---- the point of no return: the state directory ---- */
     commit_now();
+    struct sigaction stop = {.sa_handler = on_stop}; /* (no SA_RESTART: recv returns) */
+    sigaction(SIGINT, &stop, NULL);
+    sigaction(SIGTERM, &stop, NULL);
+    sigaction(SIGHUP, &stop, NULL);
     s.root = root;
     s.id = f->id;
     s.bundle = bundle;
@@ -257,6 +293,7 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
         return roll_back(&m);
     if (!absent(j, profile)) /* for the front end's exec (front/exec.c), as create.py */
         seccomp_save_for_exec(dir, &c.proc);
+    STOPPED_YET(&m);
     char *fifo = NULL;
     if (asprintf(&fifo, "%s/exec.fifo", dir) < 0 || mkfifo(fifo, 0622) < 0)
         return fail_os(errno, fifo), roll_back(&m);
@@ -268,6 +305,7 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
         return roll_back(&m);
     free(s.cgroup);
     s.cgroup = cg_plan_json(&plan, f->id);
+    STOPPED_YET(&m);
     cg_plan_mount_dirs(&plan, &c);
     if (c.proc.terminal && f->console_socket) {
         c.console_fd = connect_console(f->console_socket);
@@ -309,6 +347,7 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
     close(dmz);
     if (cg_apply(m.cg, pid) < 0 || set_oom_score_adj(pid, j, process) < 0)
         return roll_back(&m);
+    STOPPED_YET(&m);
     s.pid = pid;
     s.pid_start = proc_start_time(pid);
     if (record_save(&s) < 0)
@@ -322,6 +361,7 @@ int create_in_c(const char *root, const struct create_flags *f, const struct jso
                     "ignored");
     for (int i = 0; i < plan.nwarnings; i++)
         log_warning("%s", plan.warnings[i]);
+    STOPPED_YET(&m);
     s.status = "created";
     if (record_save(&s) < 0)
         return roll_back(&m);

@@ -18,8 +18,8 @@
  * way: documents with either are Python's. */
 int config_plain(const struct json *j, int v) {
     const struct jnode *n = &j->n[v];
-    if (n->type == J_NUM)
-        return n->is_int;
+    if (n->type == J_NUM) /* an integer (of any size: its digits, as Python's), not a float */
+        return n->is_int || (n->rawlen > 0 && strspn(n->raw, "-0123456789") >= n->rawlen);
     if (n->type == J_OBJ && json_has_duplicates(j, v))
         return 0;
     if (n->type == J_OBJ || n->type == J_ARR)
@@ -35,7 +35,12 @@ static void dump(const struct json *j, int v, char **b, size_t *len, size_t *cap
     case J_NULL: buf_printf(b, len, cap, "null"); break;
     case J_TRUE: buf_printf(b, len, cap, "true"); break;
     case J_FALSE: buf_printf(b, len, cap, "false"); break;
-    case J_NUM: buf_printf(b, len, cap, "%lld", n->i); break;
+    case J_NUM:
+        if (n->is_int)
+            buf_printf(b, len, cap, "%lld", n->i);
+        else
+            buf_put(b, len, cap, n->raw, n->rawlen);
+        break;
     case J_STR: json_put_string(b, len, cap, n->s, 1); break;
     case J_ARR:
     case J_OBJ:

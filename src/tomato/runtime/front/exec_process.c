@@ -189,6 +189,33 @@ static int take_user(const struct json *j, int v, struct exec_proc *p) {
     return 0;
 }
 
+/* An rlimit's value: an integer of 0 .. 2^64-1 (docker's --ulimit core=-1 writes
+ * 18446744073709551615, Go's RLIM_INFINITY); from 2^63 up it is RLIM_INFINITY, as
+ * process.apply_rlimits reads it. */
+static int rlim_value(const struct json *j, int v, unsigned long long *out) {
+    if (j->n[v].type != J_NUM)
+        return -1;
+    if (j->n[v].is_int) {
+        if (j->n[v].i < 0)
+            return -1;
+        *out = (unsigned long long)j->n[v].i;
+        return 0;
+    }
+    const char *raw = j->n[v].raw;
+    size_t n = j->n[v].rawlen;
+    if (n == 0 || n > 20 || strspn(raw, "0123456789") < n)
+        return -1; /* a float, or a negative one */
+    char digits[24];
+    memcpy(digits, raw, n);
+    digits[n] = '\0';
+    errno = 0;
+    unsigned long long x = strtoull(digits, NULL, 10);
+    if (errno == ERANGE)
+        return -1;
+    *out = x >= (1ULL << 63) ? (unsigned long long)RLIM_INFINITY : x;
+    return 0;
+}
+
 static int take_rlimits(const struct json *j, int v, struct exec_proc *p) {
     static const char *const keys[] = {"type", "soft", "hard", NULL};
     p->nrlimits = 0;
@@ -200,10 +227,9 @@ static int take_rlimits(const struct json *j, int v, struct exec_proc *p) {
         if (only_members(j, e, keys) < 0 || p->nrlimits >= MAX_RLIMITS)
             return -1;
         int t = json_get(j, e, "type"), s = json_get(j, e, "soft"), h = json_get(j, e, "hard");
-        long long soft, hard;
-        if (t < 0 || j->n[t].type != J_STR || s < 0 || h < 0 ||
-            int_in(j, s, 0, LLONG_MAX, &soft) < 0 || int_in(j, h, 0, LLONG_MAX, &hard) < 0 ||
-            soft > hard)
+        unsigned long long soft, hard;
+        if (t < 0 || j->n[t].type != J_STR || s < 0 || h < 0 || rlim_value(j, s, &soft) < 0 ||
+            rlim_value(j, h, &hard) < 0 || soft > hard)
             return -1;
         int found = -1;
         for (int i = 0; RLIMITS[i].name; i++)
@@ -216,8 +242,7 @@ static int take_rlimits(const struct json *j, int v, struct exec_proc *p) {
             return -1;
         p->rlimits[p->nrlimits++] = (struct exec_rlimit){RLIMITS[found].resource,
                                                          RLIMITS[found].name,
-                                                         (unsigned long long)soft,
-                                                         (unsigned long long)hard};
+                                                         soft, hard};
     }
     return 0;
 }
