@@ -232,8 +232,10 @@ def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
         rec, status = load(states, container_id, rec)
     except NotFound:
         if force:
-            # No record, or one nobody can read (corrupt): what it held is unknown,
-            # but its directory must not keep the id taken forever.
+            # No record, or one nobody can read (corrupt): what it still names is
+            # stopped and removed as far as it can be, and its directory must not keep
+            # the id taken forever.
+            _delete_unreadable(states, container_id)
             states.remove(container_id)
             return
         raise
@@ -278,6 +280,47 @@ def delete(states: StateDir, container_id: str, force: bool, log: RuntimeLog,
         hostmounts.remove(rec.host_mounts, log.warning)
     states.remove(container_id)
     log.debug(f"delete: container {container_id} removed")
+
+
+def _delete_unreadable(states: StateDir, container_id: str) -> None:
+    """delete --force of a record statedir.load refuses (a member it does not know, a
+    lone surrogate, a wrong type): the init it names (with its start time) is killed
+    and the cgroups it names removed, when those parts can be read; else nothing, as
+    before.  Otherwise an init waiting on exec.fifo and its cgroups stay, and no
+    command can reach them any more (review 14, #6)."""
+    from tomato.runtime.statedir import MAX_STATE_SIZE, STATE_FILE
+
+    try:
+        fd = os.open(os.path.join(states.path(container_id), STATE_FILE),
+                     os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            import stat
+
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return
+            data = os.read(fd, MAX_STATE_SIZE + 1)
+        finally:
+            os.close(fd)
+        raw = json.loads(data)
+    except (OSError, ValueError, RecursionError, SystemError):
+        return
+    if not isinstance(raw, dict):
+        return
+    pid, start = raw.get("pid"), raw.get("pid_start")
+    if type(pid) is int and type(start) is int and pid > 0 and signal_pinned(pid, start, SIGKILL):
+        _wait_gone(Record(id=container_id, bundle="", rootfs="", created="", pid=pid,
+                          pid_start=start))
+    cgroup = raw.get("cgroup")
+    if isinstance(cgroup, dict):
+        from tomato import cgroups
+
+        try:
+            mgr = cgroups.load_manager(cgroup)
+            if mgr.exists():
+                mgr.kill_all(SIGKILL)
+                mgr.destroy()
+        except (TomatoError, OSError, KeyError, TypeError, ValueError, AttributeError):
+            pass  # a part that cannot be read: left, as before
 
 
 def pause(states: StateDir, container_id: str, explain: Explainer | None = None) -> None:

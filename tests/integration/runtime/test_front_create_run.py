@@ -524,3 +524,35 @@ def test_a_signal_during_create_rolls_back(root: Path, bundle: Path, sig: int) -
     answers = {p: way(p) for p in ways}
     want = (130 if sig == signal.SIGINT else -sig, False, False)
     assert all(a == want for a in answers.values()), answers
+
+
+@pytest.mark.parametrize("corruption", ["an unknown member", "a lone surrogate"])
+def test_delete_force_of_an_unreadable_record_stops_what_it_names(
+        root: Path, bundle: Path, corruption: str) -> None:
+    """A record statedir refuses (a member it does not know, a lone surrogate): delete
+    --force still kills the init and removes the cgroups it names (review 14, #6: they
+    were left, out of every command's reach).  The front end hands such a record to
+    Python; both ways alike."""
+    edit(bundle, lambda cfg: cfg["process"].update(args=["sleep", "600"]))
+
+    def way(path: str) -> Any:
+        assert call(root, "create", "--bundle", str(bundle), C, path=path).returncode == 0
+        state = root / C / "state.json"
+        pid = json.loads(state.read_text())["pid"]
+        text = state.read_text()
+        state.write_text(text[:-1] + ', "evil": 1}' if corruption == "an unknown member"
+                         else text.replace('"annotations": {}', '"annotations": {"k": "\\ud800"}'))
+        stated = call(root, "state", C)
+        deleted = call(root, "delete", "--force", C, path="python" if path == "python" else "")
+        try:
+            os.waitpid(pid, os.WNOHANG)  # (not ours: the runtime's child, reparented)
+        except ChildProcessError:
+            pass
+        alive = os.path.exists(f"/proc/{pid}") and \
+            Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+        gone(root, C)
+        return stated.returncode, answer(deleted), alive
+
+    ways = each_way(way)
+    assert ways["front"] == ways["python"]
+    assert ways["front"][0] == 1 and ways["front"][1] == (0, b"", b"") and not ways["front"][2]
