@@ -148,8 +148,45 @@ def is_within(root: str, path: str) -> bool:
     return root == "/" or path == root or path.startswith(root + "/")
 
 
+def open_root(root: str) -> int:
+    """An O_PATH fd of the directory ``root``, for the ``*_at`` helpers below."""
+    return os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def mkdir_all_at(root_fd: int, path: str, mode: int = 0o777) -> int:
+    """"mkdir -p" of ``path`` inside the directory ``root_fd``; an O_PATH fd of it.
+
+    Never by name through the host's root: each existing prefix is opened by the
+    kernel inside the root (``open_in_root``), each missing component is made with
+    mkdirat relative to its pinned parent and opened O_NOFOLLOW right after.  A
+    directory that another container sharing a volume swaps for a symlink to a host
+    directory meanwhile is then followed inside the root, or refused: nothing is
+    made on the host (a resolved path *string* made by name was, issue 13/14).
+    Errors are the kernel's words for the step that failed, as os.makedirs's."""
+    fd = os.dup(root_fd)
+    done: list[str] = []
+    try:
+        for part in (p for p in path.split("/") if p and p != "."):
+            done.append(part)
+            try:
+                nxt = open_in_root(root_fd, "/".join(done), os.O_PATH | os.O_DIRECTORY)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(part, mode, dir_fd=fd)
+                except FileExistsError:
+                    pass  # made meanwhile (or a dangling link): the open below decides
+                nxt = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY |
+                              os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def mkdir_all_in_root(root: str, path: str, mode: int = 0o755) -> str:
-    """Create ``path`` (and parents) inside ``root``; return its host path.
+    """Create ``path`` (and parents) inside ``root`` (``mkdir_all_at``); its host path.
 
     Errors name ``path`` as the container sees it, not the host path it
     resolved to (a cwd of /proc/self/fd/N resolves through the container's
@@ -157,22 +194,35 @@ def mkdir_all_in_root(root: str, path: str, mode: int = 0o755) -> str:
     """
     try:
         host = resolve_in_root(root, path)
-        os.makedirs(host, mode=mode, exist_ok=True)
+        root_fd = open_root(root)
+        try:
+            os.close(mkdir_all_at(root_fd, os.path.relpath(host, os.path.abspath(root)), mode))
+        finally:
+            os.close(root_fd)
     except OSError as err:
         raise OSError(err.errno, f"cannot create it: {err.strerror or err}", path) from err
-    # A racing symlink swap after resolution would show up here.
-    if not is_within(root, os.path.realpath(host)):
-        raise OSError(errno.EXDEV, "path escapes the root", path)
     return host
 
 
 def create_file_in_root(root: str, path: str, mode: int = 0o644) -> str:
-    """Make sure ``path`` exists inside ``root`` as a file (for file bind mounts)."""
+    """Make sure ``path`` exists inside ``root`` as a file (for file bind mounts): its
+    directory made and pinned by ``mkdir_all_at``, the file made relative to that fd
+    (O_CREAT|O_EXCL|O_NOFOLLOW: an existing entry, even a symlink, is left as it is)."""
     host = resolve_in_root(root, path)
-    os.makedirs(os.path.dirname(host), exist_ok=True)
-    if not os.path.lexists(host):
-        fd = os.open(host, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    rel = os.path.relpath(host, os.path.abspath(root))
+    if rel == ".":
+        return host  # the root itself: the caller's bind refuses it
+    root_fd = open_root(root)
+    try:
+        parent = mkdir_all_at(root_fd, os.path.dirname(rel))
+    finally:
+        os.close(root_fd)
+    try:
+        fd = os.open(os.path.basename(rel), os.O_CREAT | os.O_EXCL | os.O_WRONLY |
+                     os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=parent)
         os.close(fd)
-    if not is_within(root, os.path.realpath(host)):
-        raise OSError(errno.EXDEV, "path escapes the root", path)
+    except FileExistsError:
+        pass
+    finally:
+        os.close(parent)
     return host

@@ -9,7 +9,7 @@ import os
 import stat
 
 from tomato._sys import libc as c
-from tomato._sys.paths import is_within, resolve_in_root
+from tomato._sys.paths import is_within, mkdir_all_at, open_in_root, open_root, resolve_in_root
 from tomato.errors import InvalidArgument
 from tomato.oci.spec import Device
 
@@ -38,33 +38,72 @@ def make_device(rootfs: str, dev: Device, in_userns: bool) -> None:
     host = os.path.join(resolve_in_root(rootfs, os.path.dirname(path)), os.path.basename(path))
     if not is_within(rootfs, host) or host == rootfs:
         raise InvalidArgument(f"device path {dev.path} escapes the rootfs")
-    os.makedirs(os.path.dirname(host), exist_ok=True)
-    if os.path.lexists(host):
-        os.unlink(host)
+    # Made through an fd of its directory, made and opened inside the rootfs: by name,
+    # a directory of a shared volume swapped for a link to the host meanwhile put the
+    # node on the host (issue 13/14).  Errors still name the path as they did.
+    root_fd = open_root(rootfs)
+    try:
+        parent = mkdir_all_at(root_fd, os.path.relpath(os.path.dirname(host), rootfs))
+    finally:
+        os.close(root_fd)
+    try:
+        _make_node_at(parent, os.path.basename(host), host, dev, in_userns)
+    finally:
+        os.close(parent)
+
+
+def _make_node_at(parent: int, name: str, host: str, dev: Device, in_userns: bool) -> None:
+    try:
+        os.unlink(name, dir_fd=parent)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, host) from None
     mode = dev.file_mode if dev.file_mode is not None else 0o666
     if in_userns:
         # mknod is not allowed in a user namespace: bind the host's node instead.
-        fd = os.open(host, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o000)
-        os.close(fd)
-        c.mount(dev.path, host, None, c.MS_BIND)
+        try:
+            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW |
+                         os.O_CLOEXEC, 0o000, dir_fd=parent)
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, host) from None
+        try:  # on the file just made, through its fd
+            c.mount(dev.path, f"/proc/self/fd/{fd}", None, c.MS_BIND)
+        finally:
+            os.close(fd)
         return
     kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev.type]
     old = os.umask(0)
     try:
-        os.mknod(host, kind | mode, os.makedev(dev.major, dev.minor))
+        os.mknod(name, kind | mode, os.makedev(dev.major, dev.minor), dir_fd=parent)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror) from None  # as os.mknod(host): no name
     finally:
         os.umask(old)
-    os.chown(host, dev.uid or 0, dev.gid or 0)
+    try:
+        os.chown(name, dev.uid or 0, dev.gid or 0, dir_fd=parent, follow_symlinks=False)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, host) from None
 
 
 def make_default_devices(rootfs: str, in_userns: bool) -> None:
     for dev in DEFAULT_DEVICES:
         make_device(rootfs, dev, in_userns)
-    for target, link in DEV_LINKS:
-        host = resolve_in_root(rootfs, link)
-        if not os.path.lexists(host):
-            os.symlink(target, host)
-    ptmx = resolve_in_root(rootfs, "/dev/ptmx")
-    if os.path.lexists(ptmx):
-        os.unlink(ptmx)
-    os.symlink("pts/ptmx", ptmx)
+    root_fd = open_root(rootfs)
+    try:
+        dev_fd = open_in_root(root_fd, "/dev", os.O_PATH | os.O_DIRECTORY)
+    finally:
+        os.close(root_fd)
+    try:  # /dev is the container's fresh tmpfs: each link made right in it
+        for target, link in DEV_LINKS:
+            try:
+                os.symlink(target, os.path.basename(link), dir_fd=dev_fd)
+            except FileExistsError:
+                pass
+        try:
+            os.unlink("ptmx", dir_fd=dev_fd)
+        except FileNotFoundError:
+            pass
+        os.symlink("pts/ptmx", "ptmx", dir_fd=dev_fd)
+    finally:
+        os.close(dev_fd)

@@ -166,16 +166,38 @@ def home_of(uid: int) -> str:
     surrogate-escaped, so execve hands the very bytes on).  A NUL ends the scan, as
     in C: no HOME can hold one."""
     want = str(uid).encode()
-    try:
-        with open("/etc/passwd", "rb") as f:
-            data = f.read().split(b"\0", 1)[0]
-    except OSError:
+    data = _read_passwd()
+    if data is None:
         return "/"
     for line in data.split(b"\n"):
         parts = line.split(b":", 6)
         if len(parts) >= 6 and parts[2] == want:
             return os.fsdecode(parts[5]) or "/"
     return "/"
+
+
+def _read_passwd() -> bytes | None:
+    """The container's /etc/passwd up to its first NUL, if it is a regular file.
+
+    Opened O_NONBLOCK (a FIFO there would block the open until a writer came: create
+    and run never returned, issue 13/14 #4) and read only if fstat says it is a
+    regular file, as runc's user lookup; a symlink is followed, we are inside the
+    container's root already."""
+    try:
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks).split(b"\0", 1)[0]
 
 
 def find_executable(name: str, env: dict[str, str]) -> str:

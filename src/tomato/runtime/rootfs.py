@@ -25,7 +25,13 @@ import os
 import stat
 
 from tomato._sys import libc as c
-from tomato._sys.paths import create_file_in_root, is_within, resolve_in_root
+from tomato._sys.paths import (
+    create_file_in_root,
+    is_within,
+    mkdir_all_at,
+    open_root,
+    resolve_in_root,
+)
 from tomato.errors import InvalidArgument, NotFound
 from tomato.oci.spec import Mount, Spec
 from tomato.runtime.devices import make_default_devices, make_device
@@ -92,6 +98,17 @@ def mount_destination(rootfs: str, mnt: Mount, proc_source: bool = False) -> str
     return host
 
 
+def _make_dirs(rootfs: str, dest: str) -> None:
+    """os.makedirs of a mount destination, but through fds inside the rootfs
+    (``mkdir_all_at``): by name, a directory of a shared volume swapped for a link to
+    the host meanwhile made them on the host (issue 13/14)."""
+    root_fd = open_root(rootfs)
+    try:
+        os.close(mkdir_all_at(root_fd, os.path.relpath(dest, rootfs)))
+    finally:
+        os.close(root_fd)
+
+
 class _Pinned:
     """A mount destination opened O_PATH and checked to be inside the rootfs.
 
@@ -117,6 +134,15 @@ class _Pinned:
 
     def __exit__(self, *_exc: object) -> None:
         os.close(self.fd)
+
+
+class _PinnedBelow(_Pinned):
+    """The directory ``name`` right below ``dir_fd`` (a tmpfs of ours), opened O_NOFOLLOW."""
+
+    def __init__(self, dir_fd: int, name: str) -> None:  # (not super's: no path check)
+        self.fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC,
+                          dir_fd=dir_fd)
+        self.path = f"/proc/self/fd/{self.fd}"
 
 
 def _remount(target: str, flags: int) -> None:
@@ -147,7 +173,7 @@ def _bind_mount(rootfs: str, bundle: str, mnt: Mount, flags: int,
         c.fs_type(source) == c.PROC_SUPER_MAGIC
     dest = mount_destination(rootfs, mnt, proc_source)
     if os.path.isdir(source):
-        os.makedirs(dest, exist_ok=True)
+        _make_dirs(rootfs, dest)
     else:
         create_file_in_root(rootfs, mnt.destination)
     with _Pinned(rootfs, dest, mnt.destination) as target:
@@ -163,7 +189,7 @@ def _mount_cgroup(rootfs: str, mnt: Mount, flags: int, cgroup_dirs: list[tuple[s
                   unified: bool, cgroupns: bool) -> str:
     """/sys/fs/cgroup inside: the container's own cgroups, not the host's tree."""
     dest = mount_destination(rootfs, mnt)
-    os.makedirs(dest, exist_ok=True)
+    _make_dirs(rootfs, dest)
     if unified:
         if cgroupns:
             with _Pinned(rootfs, dest, mnt.destination) as target:
@@ -176,22 +202,30 @@ def _mount_cgroup(rootfs: str, mnt: Mount, flags: int, cgroup_dirs: list[tuple[s
                     _remount(target, flags & _LOCKABLE)
         return dest
     # v1: a tmpfs holding one bind mount per hierarchy, read-only last.  Inside
-    # that fresh tmpfs, nothing but us can have made a symlink.
+    # that fresh tmpfs, nothing but us can have made a symlink; the tmpfs itself is
+    # held by an fd (its path could be swapped too), everything made relative to it.
     with _Pinned(rootfs, dest, mnt.destination) as target:
         c.mount("tmpfs", target, "tmpfs", c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC, "mode=755")
-    for name, host_dir in cgroup_dirs:
-        sub = os.path.join(dest, name)
-        os.makedirs(sub, exist_ok=True)
-        c.mount(host_dir, sub, None, c.MS_BIND | c.MS_REC)
-        _remount(sub, (flags & _LOCKABLE) | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC)
-        if "," in name:  # co-mounted controllers: cpu -> cpu,cpuacct as runc links them
-            for part in name.split(","):
-                link = os.path.join(dest, part)
-                if not os.path.lexists(link):
-                    os.symlink(name, link)
-    if flags & c.MS_RDONLY:
-        c.mount(None, dest, None, c.MS_REMOUNT | c.MS_RDONLY | c.MS_NOSUID | c.MS_NODEV |
-                c.MS_NOEXEC, "mode=755")
+    pin = _Pinned(rootfs, dest, mnt.destination)  # now the new tmpfs
+    with pin as tmpfs:
+        for name, host_dir in cgroup_dirs:
+            try:
+                os.mkdir(name, 0o755, dir_fd=pin.fd)
+            except FileExistsError:
+                pass
+            with _PinnedBelow(pin.fd, name) as sub:
+                c.mount(host_dir, sub, None, c.MS_BIND | c.MS_REC)
+            with _PinnedBelow(pin.fd, name) as sub:  # now the bind
+                _remount(sub, (flags & _LOCKABLE) | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC)
+            if "," in name:  # co-mounted controllers: cpu -> cpu,cpuacct as runc links them
+                for part in name.split(","):
+                    try:
+                        os.symlink(name, part, dir_fd=pin.fd)
+                    except FileExistsError:
+                        pass
+        if flags & c.MS_RDONLY:
+            c.mount(None, tmpfs, None, c.MS_REMOUNT | c.MS_RDONLY | c.MS_NOSUID | c.MS_NODEV |
+                    c.MS_NOEXEC, "mode=755")
     return dest
 
 
@@ -303,7 +337,7 @@ def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str,
                 dest = _mount_cgroup(rootfs, mnt, opts.flags, cgroup_dirs, unified, cgroupns)
             else:
                 dest = mount_destination(rootfs, mnt)
-                os.makedirs(dest, exist_ok=True)
+                _make_dirs(rootfs, dest)
                 flags = mount_flags & ~c.MS_REMOUNT
                 if mnt.type == "sysfs" and in_userns and (
                         spec.linux.namespace("network") is None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.passwd_hold import build_passwd_hold
 
 from .rt import RUNTIME, run_in, runtime
 from .rt_extra import (
@@ -233,7 +234,8 @@ def test_kcore_cannot_be_read(root: Path, bundle: Path) -> None:
 # The container's init waits for a runtime process to show up in its pid
 # namespace, attacks it through /proc/PID/exe, then releases it.  The exec'd
 # runtime blocks on the container's /etc/passwd, a FIFO, while it looks up
-# HOME: so the attack runs, deterministically, while that process is still the
+# HOME (held there by helpers/passwd_hold: the lookup itself no longer blocks):
+# so the attack runs, deterministically, while that process is still the
 # runtime's own interpreter inside the container.
 ATTACKER = r"""
 i=0
@@ -297,7 +299,8 @@ def test_exec_runtime_exe_is_not_reachable_from_inside(root: Path, bundle: Path,
         spec = workdir / "process.json"
         spec.write_text(json.dumps(process))
         # the plain case is the front end's own (front/exec.c): proven, not assumed
-        env = {**os.environ, "TOMATO_RUNTIME_FRONT_ONLY": "1"} if not userns else None
+        env = {**os.environ, "LD_PRELOAD": str(build_passwd_hold(workdir)),
+               **({} if userns else {"TOMATO_RUNTIME_FRONT_ONLY": "1"})}
         out = runtime(root, "exec", "--process", str(spec), C1, timeout=30, env=env).stdout
         lines = out.splitlines()
         assert lines[0] == "found", out

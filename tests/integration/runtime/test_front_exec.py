@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.passwd_hold import build_passwd_hold
 
 from .rt import RUNTIME, runtime
 from .rt_extra import ConsoleListener, cid, delete_reaping, edit, read_until, reap, run_detached
@@ -365,7 +366,7 @@ def test_the_exec_child_is_not_dumpable_while_it_enters(root: Path, bundle: Path
     """CVE-2019-5736: the runtime's child is non-dumpable from its first step, so a
     process with its very credentials but no CAP_SYS_PTRACE cannot reach its
     /proc/PID/exe.  The child is held where it reads the container's /etc/passwd (a
-    FIFO: no HOME); the runtime, and the prober, run with CAP_SYS_PTRACE out of
+    FIFO: no HOME; opened blocking through helpers/passwd_hold); the runtime, and the prober, run with CAP_SYS_PTRACE out of
     their bounding sets, so only dumpability tells them apart: the (dumpable)
     runtime parent's exe is readable by the same prober."""
     if shutil.which("setpriv") is None:
@@ -381,7 +382,9 @@ def test_the_exec_child_is_not_dumpable_while_it_enters(root: Path, bundle: Path
         spec.write_text(json.dumps({"args": ["true"], "cwd": "/", "env": ["PATH=/bin"]}))
         runner = subprocess.Popen([*no_ptrace, RUNTIME, "--root", str(root), "exec",
                                    "--process", str(spec), C],
-                                  env={**os.environ, **PATHS[path]}, stdin=subprocess.DEVNULL,
+                                  env={**os.environ, **PATHS[path],
+                                       "LD_PRELOAD": str(build_passwd_hold(workdir))},
+                                  stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         init_mnt = os.readlink(f"/proc/{json.loads(runtime(root, 'state', C).stdout)['pid']}"
                                "/ns/mnt")
