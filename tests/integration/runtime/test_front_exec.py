@@ -366,9 +366,10 @@ def test_the_exec_child_is_not_dumpable_while_it_enters(root: Path, bundle: Path
     """CVE-2019-5736: the runtime's child is non-dumpable from its first step, so a
     process with its very credentials but no CAP_SYS_PTRACE cannot reach its
     /proc/PID/exe.  The child is held where it reads the container's /etc/passwd (a
-    FIFO: no HOME; opened blocking through helpers/passwd_hold); the runtime, and the prober, run with CAP_SYS_PTRACE out of
-    their bounding sets, so only dumpability tells them apart: the (dumpable)
-    runtime parent's exe is readable by the same prober."""
+    FIFO: no HOME; opened blocking through helpers/passwd_hold); the runtime, and
+    the prober, run with CAP_SYS_PTRACE out of their bounding sets, so only
+    dumpability tells them apart: the (dumpable) runtime parent's exe is readable by
+    the same prober."""
     if shutil.which("setpriv") is None:
         pytest.skip("no setpriv (util-linux)")
     passwd = bundle / "rootfs" / "etc" / "passwd"
