@@ -97,6 +97,7 @@ def _exchange_forever(a: bytes, b: bytes, stop: Any) -> None:
         libc.renameat2(-100, a, -100, b, 2)  # RENAME_EXCHANGE: d <-> a link to the host
 
 
+@pytest.mark.slow  # a fixed way races for its whole 20 s each
 @WAYS
 @pytest.mark.parametrize("what", ["device", "file-bind", "mount-dir"])
 def test_nothing_made_on_the_host_through_a_swapped_volume(root: Path, bundle: Path,
