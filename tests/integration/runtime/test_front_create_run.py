@@ -479,33 +479,35 @@ def test_an_absolute_cgroups_path(root: Path, bundle: Path) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_during_create_rolls_back(root: Path, bundle: Path, sig: int) -> None:
-    """Ctrl-C (or SIGTERM) while the init is being made: everything made is undone, as
-    Python's Undo does on KeyboardInterrupt (exit 130); SIGTERM then ends the front end
-    by its signal.  The init is held before "ready" by a FIFO at the image's /etc/passwd
-    (review 14's finding #4: while that hangs, it is the hold this test needs)."""
-    passwd = bundle / "rootfs" / "etc" / "passwd"
-    passwd.unlink()
-    os.mkfifo(passwd)
-    edit(bundle, lambda cfg: cfg["process"].update(args=["true"]))
+def test_a_signal_during_create_rolls_back(root: Path, bundle: Path, workdir: Path,
+                                           sig: int) -> None:
+    """Ctrl-C (or SIGTERM) while create has made its state directory and cgroups:
+    everything made is undone, as Python's Undo does on KeyboardInterrupt (exit 130);
+    SIGTERM then ends the front end by its signal.  The hold: --console-socket's connect,
+    blocked on a listener whose one-place backlog another connection fills."""
+    import socket
+
+    edit(bundle, lambda cfg: cfg["process"].update(args=["true"], terminal=True))
     ways = ["front", "python"] if sig == signal.SIGINT else ["front"]
 
     def way(path: str) -> Any:
-        proc = subprocess.Popen([RUNTIME, "--root", str(root), "create", "--bundle",
-                                 str(bundle), C], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env={**os.environ, **PATHS[path]})
+        sock_path = workdir / f"{path}-{sig}.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(sock_path))
+        listener.listen(0)
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        filler.connect(str(sock_path))  # the backlog's one place: the next connect waits
+        proc = subprocess.Popen([RUNTIME, "--root", str(root), "create", "--console-socket",
+                                 str(sock_path), "--bundle", str(bundle), C],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env={**os.environ, **PATHS[path]})
         try:
-            for _ in range(1000):  # until the init is there (bounded: 10 s)
-                state = root / C / "state.json"
-                if proc.poll() is not None or (
-                        state.exists() and json.loads(state.read_text() or "{}").get("pid")):
+            for _ in range(1000):  # until its cgroups are made (bounded: 10 s)
+                if proc.poll() is not None or all(os.path.isdir(d) for d in cgroup_dirs(C)):
                     break
                 time.sleep(0.01)
-            if proc.poll() is not None:
-                pytest.skip("create did not hold on the FIFO (finding #4 fixed): no hold")
-            time.sleep(0.2)
-            init = json.loads((root / C / "state.json").read_text())["pid"]
+            time.sleep(0.2)  # (in the connect now)
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
             proc.send_signal(sig)
             code = proc.wait(timeout=30)
             err = proc.stderr.read() if proc.stderr else b""
@@ -515,8 +517,9 @@ def test_a_signal_during_create_rolls_back(root: Path, bundle: Path, sig: int) -
                 proc.wait()
             if proc.stderr:
                 proc.stderr.close()
-        left = (root / C).exists() or os.path.exists(f"/proc/{init}") or \
-            any(os.path.exists(d) for d in cgroup_dirs(C))
+            filler.close()
+            listener.close()
+        left = (root / C).exists() or any(os.path.exists(d) for d in cgroup_dirs(C))
         call(root, "delete", "--force", C, path="python")
         gone(root, C)
         return code, left, b"Traceback" in err
