@@ -162,21 +162,35 @@ def mkdir_all_at(root_fd: int, path: str, mode: int = 0o777) -> int:
     directory that another container sharing a volume swaps for a symlink to a host
     directory meanwhile is then followed inside the root, or refused: nothing is
     made on the host (a resolved path *string* made by name was, issue 13/14).
-    Errors are the kernel's words for the step that failed, as os.makedirs's."""
+    Errors are os.makedirs's, naming the relative path it would have named: a last
+    component that is not a directory "exists", an earlier one is "not a directory"
+    for the component after it."""
+    parts = [p for p in path.split("/") if p and p != "."]
     fd = os.dup(root_fd)
     done: list[str] = []
     try:
-        for part in (p for p in path.split("/") if p and p != "."):
+        for part in parts:
             done.append(part)
             try:
                 nxt = open_in_root(root_fd, "/".join(done), os.O_PATH | os.O_DIRECTORY)
+            except NotADirectoryError as err:
+                if len(done) == len(parts):
+                    raise OSError(errno.EEXIST, os.strerror(errno.EEXIST),
+                                  "/".join(done)) from err
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR),
+                              "/".join(parts[:len(done) + 1])) from err
             except FileNotFoundError:
                 try:
                     os.mkdir(part, mode, dir_fd=fd)
                 except FileExistsError:
                     pass  # made meanwhile (or a dangling link): the open below decides
-                nxt = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY |
-                              os.O_CLOEXEC, dir_fd=fd)
+                except OSError as err:
+                    raise OSError(err.errno, err.strerror, "/".join(done)) from None
+                try:
+                    nxt = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY |
+                                  os.O_CLOEXEC, dir_fd=fd)
+                except OSError as err:
+                    raise OSError(err.errno, err.strerror, "/".join(done)) from None
             os.close(fd)
             fd = nxt
     except BaseException:

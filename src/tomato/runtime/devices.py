@@ -44,6 +44,9 @@ def make_device(rootfs: str, dev: Device, in_userns: bool) -> None:
     root_fd = open_root(rootfs)
     try:
         parent = mkdir_all_at(root_fd, os.path.relpath(os.path.dirname(host), rootfs))
+    except OSError as err:  # named as os.makedirs(host path) named it
+        raise OSError(err.errno, err.strerror, os.path.join(rootfs, err.filename or "")
+                      ) from None
     finally:
         os.close(root_fd)
     try:
