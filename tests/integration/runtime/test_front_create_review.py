@@ -34,9 +34,6 @@ C = cid("r14")
 #: Findings not fixed yet, by test and way: strict xfails, so a fix shows (remove the
 #: entry with it).  Each is a bug, not a wish.
 OPEN: dict[tuple[str, str], str] = {
-    ("test_nothing_made_on_the_host_through_a_swapped_volume", "front"): "issue 13/14: #3",
-    ("test_device_refused_words", "front"): "#2",
-    ("test_passwd_fifo_does_not_hang_create", "front"): "#4",
 }
 
 

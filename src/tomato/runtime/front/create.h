@@ -107,6 +107,11 @@ int is_within(const char *root, const char *path);
 int resolve_in_root(const char *root, const char *path, int strict, char *out, size_t size);
 int make_dirs(const char *path, mode_t mode); /* os.makedirs(exist_ok=True) */
 int real_within(const char *root, const char *path); /* its realpath is inside ROOT */
+/* Directory HOST (resolved inside ROOT) made component by component through directory
+ * fds, a symlink swapped in meanwhile refused: open_dirs_in gives its O_PATH fd (the
+ * parent for mknodat/openat/symlinkat), make_dirs_in closes it.  -1 with errno. */
+int open_dirs_in(const char *root, const char *host, mode_t mode);
+int make_dirs_in(const char *root, const char *host, mode_t mode);
 
 /* ---- init_devices.c: /dev (devices.py) ---- */
 void init_make_device(const char *rootfs, const char *path, char type, long long major,

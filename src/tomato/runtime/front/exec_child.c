@@ -342,13 +342,19 @@ static void apply_rlimits(const struct exec_proc *p) {
     }
 }
 
-/* process.home_of: the uid's directory in the container's /etc/passwd, else "/"; the
- * whole file, as bytes, lines split on "\n" alone, a NUL ending the scan (malloc'd). */
+/* process.home_of: the uid's directory in the container's /etc/passwd (a regular file),
+ * else "/"; the whole file, as bytes, lines split on "\n" alone, a NUL ending the scan. */
 static char *home_of(uid_t uid) {
     char *text = NULL;
     size_t n = 0, cap = 0;
-    int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
-    while (fd >= 0) { /* to its end, as Python's read() (a FIFO too) */
+    /* a FIFO there would block us before "ready" (review 14): a regular file only */
+    int fd = open("/etc/passwd", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -1;
+    }
+    while (fd >= 0) { /* to its end, as Python's read() */
         if (n + 1 >= cap) {
             char *more = realloc(text, cap = cap ? 2 * cap : 1 << 16);
             if (!more)

@@ -59,7 +59,8 @@ static void await_go(void) {
 static void make_cwd(const char *rootfs, const char *cwd) {
     char host[PATH_MAX];
     char low[256];
-    if (resolve_in_root(rootfs, cwd, 0, host, sizeof host) < 0 || make_dirs(host, 0755) < 0)
+    if (resolve_in_root(rootfs, cwd, 0, host, sizeof host) < 0 ||
+        make_dirs_in(rootfs, host, 0755) < 0)
         die("%s: cannot create it: %s", cwd, lower(strerror(errno), low, sizeof low));
     if (!real_within(rootfs, host))
         die("%s: path escapes the root", cwd);

@@ -147,18 +147,22 @@ static int file_in_root(const struct init_mount *m) {
         return -1;
     snprintf(dir, sizeof dir, "%s", host);
     char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        if (make_dirs(dir, 0777) < 0)
-            return -1;
-    }
+    *slash = '\0'; /* host is below the rootfs (a mount destination, not the root) */
+    int parent = open_dirs_in(rootfs, dir, 0777); /* the file made in its pinned parent */
+    if (parent < 0)
+        return -1;
     struct stat st;
-    if (lstat(host, &st) < 0) {
-        int fd = open(host, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0)
+    if (fstatat(parent, slash + 1, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        int fd = openat(parent, slash + 1, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            int err = errno;
+            close(parent);
+            errno = err;
             return -1;
+        }
         close(fd);
     }
+    close(parent);
     if (!real_within(rootfs, host))
         die("mount %s (%s): path escapes the root", destination, m->type[0] ? m->type : "bind");
     return 0;
@@ -179,7 +183,7 @@ static int bind_mount(const struct init_mount *m, unsigned long flags, char *des
     int proc_source = strcmp(norm, "/proc") == 0 && statfs(source, &fs) == 0 &&
                       fs.f_type == PROC_SUPER_MAGIC;
     mount_destination(m, proc_source, dest, size);
-    if (S_ISDIR(st.st_mode) ? make_dirs(dest, 0777) < 0 : file_in_root(m) < 0)
+    if (S_ISDIR(st.st_mode) ? make_dirs_in(rootfs, dest, 0777) < 0 : file_in_root(m) < 0)
         return -1;
     if (mount_pinned(dest, m->destination, source, NULL, MS_BIND | (flags & MS_REC), NULL) < 0)
         return -1;
@@ -192,7 +196,7 @@ static int bind_mount(const struct init_mount *m, unsigned long flags, char *des
 /* _mount_cgroup: /sys/fs/cgroup inside, the container's own cgroups, not the host's tree */
 static int mount_cgroup(const struct init_mount *m, char *dest, size_t size) {
     mount_destination(m, 0, dest, size);
-    if (make_dirs(dest, 0777) < 0)
+    if (make_dirs_in(rootfs, dest, 0777) < 0)
         return -1;
     unsigned long flags = m->flags;
     if (cfg->cgroup_unified) {
@@ -385,11 +389,12 @@ int init_mount_all(const struct init_config *c, struct later *later) {
         const struct init_mount *m = &cfg->mounts[i];
         unsigned long flags = m->flags;
         char norm[PATH_MAX], dest[PATH_MAX];
+        int ro_later = 0;
         normpath(m->destination, norm, sizeof norm);
         if (flags & MS_RDONLY && (strcmp(m->type, "tmpfs") == 0 || strcmp(norm, "/dev") == 0)) {
             /* read-only once its submounts and devices are in (runc) */
             flags &= ~(unsigned long)MS_RDONLY;
-            later[nlater++] = (struct later){m->destination, m->flags};
+            ro_later = 1;
         }
         int rc;
         if (m->bind) {
@@ -398,7 +403,7 @@ int init_mount_all(const struct init_config *c, struct later *later) {
             rc = mount_cgroup(m, dest, sizeof dest);
         } else {
             mount_destination(m, 0, dest, sizeof dest);
-            rc = make_dirs(dest, 0777);
+            rc = make_dirs_in(rootfs, dest, 0777);
             if (rc == 0)
                 rc = mount_pinned(dest, m->destination, m->source, m->type,
                                   flags & ~(unsigned long)MS_REMOUNT, m->data);
@@ -412,6 +417,10 @@ int init_mount_all(const struct init_config *c, struct later *later) {
         if (rc < 0)
             die("mount %s (%s): %s", m->destination, m->type[0] ? m->type : "bind",
                 strerror(errno));
+        if (ro_later) /* by where it went, as the container will see it ("/a/../b": "/b") */
+            later[nlater++] = (struct later){strdup(dest[strlen(rootfs)] ? dest + strlen(rootfs)
+                                                                      : "/"),
+                                             m->flags};
     }
     if (dev_is_ours)
         init_default_devices(rootfs);

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,4 +169,51 @@ int make_dirs(const char *path, mode_t mode) {
 int real_within(const char *root, const char *path) {
     char real[PATH_MAX];
     return realpath(path, real) && is_within(root, real);
+}
+
+/* An O_PATH fd of directory HOST, a host path at or below ROOT that resolve_in_root gave
+ * (so without symlinks, but one a racer swaps in), made where missing as os.makedirs
+ * would (intermediates 0777, the last MODE; the umask applies) -- one component at a
+ * time, each made with mkdirat in its parent's fd and opened O_NOFOLLOW.  Made by name
+ * through the host's root instead, a directory of a volume another container shares,
+ * swapped for a symlink to the host between resolution and creation, put the node, file
+ * or directory on the host (review 14).  Here a swapped component fails (ENOTDIR).
+ * -1 with errno: os.makedirs's (EEXIST for a last component that is not a directory). */
+int open_dirs_in(const char *root, const char *host, mode_t mode) {
+    if (!is_within(root, host)) {
+        errno = EXDEV;
+        return -1;
+    }
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof rel, "%s", host + strlen(root));
+    int cur = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    for (char *save = NULL, *c = strtok_r(rel, "/", &save); c && cur >= 0;) {
+        char *next = strtok_r(NULL, "/", &save);
+        int fd = openat(cur, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+            if (mkdirat(cur, c, next ? 0777 : mode) < 0 && errno != EEXIST) {
+                int err = errno;
+                close(cur);
+                errno = err;
+                return -1;
+            }
+            fd = openat(cur, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        int err = errno;
+        if (fd < 0 && err == ENOTDIR && !next) /* a file there: makedirs' "File exists" */
+            err = EEXIST;
+        close(cur);
+        errno = err;
+        cur = fd;
+        c = next;
+    }
+    return cur;
+}
+
+int make_dirs_in(const char *root, const char *host, mode_t mode) {
+    int fd = open_dirs_in(root, host, mode);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
 }
