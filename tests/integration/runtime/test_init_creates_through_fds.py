@@ -3,8 +3,8 @@ review 14 #3), proved without a race: an LD_PRELOAD swaps a volume's directory f
 to a host directory right before the creating call itself, the worst moment a racing
 container could pick.  (test_front_create_review.py races for it; this one cannot miss.)
 
-Python's init only (TOMATO_RUNTIME_PYTHON=1): the C init (front/init_devices.c,
-init_rootfs.c) is being moved to the same design separately."""
+Both inits: Python's (TOMATO_RUNTIME_PYTHON=1) and the front end's in C
+(TOMATO_RUNTIME_FRONT_ONLY=1: front/inroot.c open_dirs_in, init_devices.c)."""
 
 from __future__ import annotations
 
@@ -103,9 +103,13 @@ def swap_so(workdir: Path) -> Path:
     return workdir / "swap.so"
 
 
+WAYS = {"python": {"TOMATO_RUNTIME_PYTHON": "1"}, "front": {"TOMATO_RUNTIME_FRONT_ONLY": "1"}}
+
+
+@pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("what", ["device", "file-bind", "mount-dir", "cwd"])
 def test_a_swap_right_before_the_creation_makes_nothing_on_the_host(
-        root: Path, bundle: Path, workdir: Path, swap_so: Path, what: str) -> None:
+        root: Path, bundle: Path, workdir: Path, swap_so: Path, what: str, way: str) -> None:
     volume, host = workdir / "vol", workdir / "host-target"
     (volume / "d").mkdir(parents=True)
     host.mkdir()
@@ -130,7 +134,7 @@ def test_a_swap_right_before_the_creation_makes_nothing_on_the_host(
             cfg["process"]["cwd"] = f"/data/d/{name}"
 
     edit(bundle, setup)
-    env = {**os.environ, "TOMATO_RUNTIME_PYTHON": "1", "LD_PRELOAD": str(swap_so),
+    env = {**os.environ, **WAYS[way], "LD_PRELOAD": str(swap_so),
            "SWAP_ON": name, "SWAP_A": str(volume / "d"), "SWAP_B": str(volume / "lnk")}
     try:
         proc = subprocess.run([RUNTIME, "--root", str(root), "run", "--bundle", str(bundle), C],
