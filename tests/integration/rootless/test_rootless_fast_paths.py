@@ -49,8 +49,11 @@ def test_client_fork_server_and_shim_as_a_user(user: RootlessUser, busybox_tar: 
                                                                   "tomato-shim")]]
     assert any(cid in " ".join(_argv(pid)) for pid in shims), [_argv(p) for p in user.pids()]
     # the server itself is outside the user's namespace, the shim inside
-    server = [pid for pid in user.pids() if "serve_commands" in " ".join(_argv(pid))]
-    assert len(server) == 1
+    # (by the pid its lock names: a command's child of the server, still finishing,
+    # carries the server's argv too)
+    lock = Path(user.data_root) / "locks" / "cli-server.lock"
+    server = [int(lock.read_text().split()[0])]
+    assert server[0] in user.pids() and "serve_commands" in " ".join(_argv(server[0]))
     own = os.readlink("/proc/self/ns/user")
     assert os.readlink(f"/proc/{server[0]}/ns/user") == own
     assert all(os.readlink(f"/proc/{pid}/ns/user") != own for pid in shims)

@@ -443,10 +443,20 @@ def test_review_findings_both_ways(root: Path, running: int, bundle: Path,
     closer = threading.Thread(target=close_each, daemon=True)
     closer.start()
     try:
-        answers = [call(root, "exec", "-t", "-d", "--console-socket", str(sock_path), C,
-                        "sleep", "1", path=p) for p in ("front", "python")]
-        for proc in answers:
-            assert proc.returncode == 255, proc.stderr
+        for p in ("front", "python"):
+            # The pty's master goes out after the connect; whether the closer's close
+            # comes first is the scheduler's choice: an error (255), or a success whose
+            # process is alive -- never a success with a dead pid (the review's case).
+            pid_file = workdir / f"closer-{p}.pid"
+            proc = call(root, "exec", "-t", "-d", "--pid-file", str(pid_file),
+                        "--console-socket", str(sock_path), C, "sleep", "30", path=p)
+            assert proc.returncode in (0, 255), proc.stderr
+            if proc.returncode == 0:
+                pid = int(pid_file.read_text())
+                ADOPTED.append(pid)  # reaped at delete: the pid namespace waits for it
+                assert Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+            else:
+                assert proc.stderr.startswith(b"tomato-runtime: "), proc.stderr
     finally:
         server.close()
         closer.join(timeout=5)
