@@ -328,7 +328,7 @@ def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str,
             # Read-only once its submounts (devpts, mqueue, shm) and devices are in:
             # mounted read-write now, remounted read-only after the switch (runc).
             mount_flags &= ~c.MS_RDONLY
-            later.append((mnt.destination, opts.flags))
+        ro_later = mount_flags != opts.flags
         try:
             if mnt.type == "bind" or opts.is_bind:
                 dest = _bind_mount(rootfs, bundle, mnt, mount_flags,
@@ -363,6 +363,11 @@ def mount_all(spec: Spec, rootfs: str, bundle: str, cgroup_dirs: list[tuple[str,
         except OSError as err:
             raise InvalidArgument(f"mount {mnt.destination} ({mnt.type or 'bind'}): "
                                   f"{err.strerror}") from err
+        if ro_later:
+            # by where it went, as the container will see it ("/a/../b" is "/b" when /a
+            # is missing: the destination as written would not be found after the switch)
+            rel = os.path.relpath(dest, rootfs)
+            later.append(("/" if rel == "." else "/" + rel, opts.flags))
     if dev_is_ours:
         make_default_devices(rootfs, in_userns)
     for dev in spec.linux.devices:

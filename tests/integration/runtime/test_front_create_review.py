@@ -248,3 +248,22 @@ def test_lone_surrogate_container_is_deleted_whole(root: Path, bundle: Path, way
             if os.path.isdir(d):
                 os.rmdir(d)
     assert not alive and left == [] and not (root / C).exists(), (alive, left)
+
+
+# ---- minor: a read-only tmpfs whose destination climbs through a missing directory ------
+
+@WAYS
+def test_read_only_tmpfs_through_dot_dot(root: Path, bundle: Path, way: str) -> None:
+    """"/missing/../ro" is mounted at /ro; its read-only remount after the switch once
+    looked for the destination as written (ENOENT), both ways."""
+    def fn(cfg: dict[str, Any]) -> None:
+        cfg["root"]["readonly"] = False
+        cfg["mounts"].append({"destination": "/missing/../ro", "type": "tmpfs",
+                              "source": "tmpfs", "options": ["ro", "nosuid"]})
+        cfg["process"]["args"] = ["sh", "-c", "grep ' /ro ' /proc/self/mounts; "
+                                  "touch /ro/x 2>/dev/null && echo WRITABLE; exit 0"]
+    edit(bundle, fn)
+    proc = run(root, bundle, way)
+    call(root, "delete", "--force", C, way="python")
+    assert proc.returncode == 0, proc.stderr
+    assert b"tmpfs /ro tmpfs ro," in proc.stdout and b"WRITABLE" not in proc.stdout, proc.stdout
