@@ -132,11 +132,6 @@ int cgroup_from_state(struct record *rec, int node) {
     return 0;
 }
 
-static int is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static int exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;

@@ -30,20 +30,6 @@ static const char *const V1_CONTROLLERS[] = {
     "net_cls", "net_prio", "perf_event", "pids", "rdma", "misc", NULL,
 };
 
-static int is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static char *dupf(const char *fmt, const char *a, const char *b) {
-    char *s = NULL;
-    if (asprintf(&s, fmt, a, b) < 0) {
-        perror("tomato-runtime");
-        exit(1);
-    }
-    return s;
-}
-
 /* os.path.normpath of an absolute path without "..": one slash, no "." parts. */
 static char *cg_normpath(const char *path) {
     char *out = malloc(strlen(path) + 2), *o = out;

@@ -42,11 +42,6 @@ static char *abspath(const char *path) {
     return out;
 }
 
-static int is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* ---- the config into struct init_config ---- */
 
 int absent(const struct json *j, int v) {

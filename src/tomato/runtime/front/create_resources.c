@@ -11,15 +11,6 @@
 
 #include "create_runtime.h"
 
-static char *dupf(const char *fmt, const char *a, const char *b) {
-    char *s = NULL;
-    if (asprintf(&s, fmt, a, b) < 0) {
-        perror("tomato-runtime");
-        exit(1);
-    }
-    return s;
-}
-
 static int int_of(const struct json *j, int obj, const char *key, long long *out) {
     int v = obj < 0 ? -1 : json_get(j, obj, key);
     if (absent(j, v))

@@ -418,3 +418,19 @@ int read_int_file(const char *path, long long *out) {
     return ok ? 0 : -1;
 }
 
+
+int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* FMT with two strings, malloc'd; out of memory ends the command (nothing to roll back
+ * can be done without memory either) */
+char *dupf(const char *fmt, const char *a, const char *b) {
+    char *s = NULL;
+    if (asprintf(&s, fmt, a, b) < 0) {
+        perror("tomato-runtime");
+        exit(1);
+    }
+    return s;
+}

@@ -207,6 +207,8 @@ int take_seccomp(const char *root, const char *id, struct exec_proc *p);
 /* A regular file of at most MAX bytes, whole (NUL-terminated), or NULL */
 char *read_small(const char *path, size_t max, size_t *len);
 int read_int_file(const char *path, long long *out);
+int is_dir(const char *path); /* stat follows links */
+char *dupf(const char *fmt, const char *a, const char *b);
 const char *cap_name(int number, char *buf, size_t size); /* caps.cap_name */
 
 /* ---- seccomp_cache.c: linux.seccomp from Python's compiled cache (never compiled here) ---- */
@@ -269,5 +271,12 @@ void dmz_execve(int dmz, const char *mode, int report_fd, const char *executable
 char *beside_launcher(const char *name);
 
 #define ASK_PYTHON (-2)
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 #endif

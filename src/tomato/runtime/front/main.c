@@ -220,31 +220,29 @@ static void commit(void) {
     }
 }
 
+static void log_formatted(const char *level, const char *fmt, va_list ap) {
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        return;
+    log_record(level, msg, committed);
+    free(msg);
+}
+
 void log_debug(const char *fmt, ...) {
     if (!log_debug_on)
         return;
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
+    log_formatted("debug", fmt, ap);
     va_end(ap);
-    if (msg)
-        log_record("debug", msg, committed);
-    free(msg);
 }
 
 /* RuntimeLog.warning: to --log, or to stderr (held back until the command is ours). */
 void log_warning(const char *fmt, ...) {
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
+    log_formatted("warning", fmt, ap);
     va_end(ap);
-    if (msg)
-        log_record("warning", msg, committed);
-    free(msg);
 }
 
 /* str.splitlines()[0]: Python's line boundaries, in UTF-8. */

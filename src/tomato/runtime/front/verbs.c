@@ -20,12 +20,6 @@
 
 #include "front.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
 
 /* cli.flags.parse for a verb's own flags: BOOL ones, and VALUE ones (value set).
  * Returns the index of the first positional argument, or -1 (Python's error). */
